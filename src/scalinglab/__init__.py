@@ -1,0 +1,44 @@
+"""scalinglab: fit scaling laws to training ladders, check they extrapolate, plan the big run.
+
+The public API is imported lazily so that ``import scalinglab`` stays fast and never pulls
+in torch or ray.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "load_runs": "scalinglab.data.readers",
+    "RunTable": "scalinglab.data.readers",
+    "RunDataError": "scalinglab.data.schema",
+    "validate_runs": "scalinglab.data.schema",
+    "synthetic_ladder": "scalinglab.data.builtin",
+    "get_law": "scalinglab.laws",
+    "LAWS": "scalinglab.laws",
+    "fit": "scalinglab.fitting.engine",
+    "FitResult": "scalinglab.fitting.result",
+    "bootstrap": "scalinglab.fitting.bootstrap",
+    "isoflop_approach2": "scalinglab.fitting.isoflop",
+    "isoflop_approach1": "scalinglab.fitting.isoflop",
+    "validate_holdout": "scalinglab.fitting.validation",
+    "validate_rollout": "scalinglab.fitting.validation",
+    "plan": "scalinglab.planning.plan",
+    "compute_optimal_allocation": "scalinglab.planning.allocation",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'scalinglab' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return __all__
