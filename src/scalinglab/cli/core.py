@@ -1,0 +1,223 @@
+"""Core commands: demo, fit, isoflop, plan, validate, plot.
+
+Every command is a thin shell: parse options, call the public API, render the result
+(rich for people, ``--json`` for programs). No fitting or planning logic lives here.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from scalinglab.cli.app import app
+from scalinglab.cli.render import (
+    console,
+    emit_json,
+    err_console,
+    fail,
+    parse_budgets,
+    parse_mapping,
+    print_text_block,
+)
+
+MAP_HELP = ('Column mapping canonical=source, repeatable, e.g. --map params="Model Size" '
+            '--map flops="Training FLOP". Canonical names: params, tokens, flops, loss, run_id, '
+            'step, unique_tokens, epochs, lr, batch_size, precision_bits, group.')
+SourceArg = typer.Argument(..., help="Runs: a .csv, .parquet, .jsonl/.json file or a sweep store (.db).")
+
+
+def _load(source: str, mapping: List[str], drop_top_loss: int, where: Optional[str],
+          flops_tolerance: Optional[float] = None):
+    from scalinglab.data.readers import load_runs
+
+    kwargs = {}
+    if flops_tolerance is not None:
+        kwargs["flops_tolerance"] = flops_tolerance
+    runs = load_runs(source, mapping=parse_mapping(mapping), drop_top_loss=drop_top_loss,
+                     where=where, **kwargs)
+    if len(runs.dropped):
+        err_console.print(f"[yellow]dropped {len(runs.dropped)} row(s) from {runs.source} on request:[/]")
+        for _, row in runs.dropped.iterrows():
+            err_console.print(f"  row {int(row.get('source_row', -1))}: loss={row['loss']:.4g} "
+                              f"params={row['params']:.4g} ({row['reason']})", markup=False)
+    return runs
+
+
+@app.command()
+def fit(
+    source: str = SourceArg,
+    law: str = typer.Option("chinchilla", help="Law to fit: chinchilla, kaplan, power_n, power_d, power_c."),
+    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
+    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
+    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset, e.g. \"config == 'a'\"."),
+    loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
+    delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
+    method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
+    bootstrap: int = typer.Option(0, help="Bootstrap resamples for confidence intervals (0 = none)."),
+    unit: str = typer.Option("point", help="Bootstrap resampling unit: point, run or size."),
+    level: float = typer.Option(0.9, help="Confidence level of the intervals."),
+    budget: List[float] = typer.Option([], help="FLOP budget(s) at which to report N*, D*, loss with CIs."),
+    workers: Optional[int] = typer.Option(None, help="Bootstrap worker processes (default: all cores)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fit (JSON) here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    seed: int = typer.Option(0, help="Random seed for the bootstrap."),
+):
+    """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss)."""
+    with fail():
+        runs = _load(source, map, drop_top_loss, where)
+        fit_kwargs = dict(loss=loss, delta=delta, method=method)
+        if bootstrap > 0:
+            from scalinglab.fitting.bootstrap import bootstrap as run_bootstrap
+
+            result = run_bootstrap(runs, law, n=bootstrap, unit=unit, level=level, workers=workers,
+                                   seed=seed, progress=not as_json, budgets=tuple(budget) or None,
+                                   **fit_kwargs)
+        else:
+            from scalinglab.fitting.engine import fit as run_fit
+
+            result = run_fit(runs, law, **fit_kwargs)
+        if output:
+            result.to_json(output)
+        if as_json:
+            payload = result.to_dict()
+            emit_json({**result.params, "objective": result.objective, **payload})
+        else:
+            print_text_block(result.summary(), title=f"{law} fit to {runs.source} ({len(runs)} runs)")
+            if output:
+                console.print(f"fit written to {output}")
+
+
+@app.command()
+def isoflop(
+    source: str = SourceArg,
+    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
+    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
+    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset."),
+    method: str = typer.Option("parabola", help="Per-budget minimum by parabola in log N, or akima."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the exponent CIs."),
+    level: float = typer.Option(0.9, help="Confidence level."),
+    keep_edge: bool = typer.Option(False, help="Keep budgets whose minimum lies at the edge of the sampled sizes."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    seed: int = typer.Option(0, help="Random seed for the bootstrap."),
+):
+    """Hoffmann approach 2: per FLOP budget, the loss-minimising N; power laws N*(C), D*(C)."""
+    from scalinglab.fitting.isoflop import isoflop_approach2
+
+    with fail():
+        runs = _load(source, map, drop_top_loss, where)
+        result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
+                                   keep_edge=keep_edge)
+        if as_json:
+            emit_json(result.to_dict())
+        else:
+            print_text_block(result.summary(), title=f"IsoFLOP approach 2 on {runs.source}")
+
+
+@app.command()
+def plan(
+    fit_json: Path = typer.Argument(..., help="A fit written by `scalinglab fit ... -o fit.json`."),
+    budget: Optional[float] = typer.Option(None, help="Training compute budget in FLOPs, e.g. 1e23."),
+    target_loss: Optional[float] = typer.Option(None, help="Instead of a budget: the loss to reach."),
+    gpu: str = typer.Option("h100", help="GPU type for wall-clock (see the table in the docs)."),
+    mfu: float = typer.Option(0.4, help="Model FLOPs utilisation in (0, 1]."),
+    gpus: int = typer.Option(1, help="Number of GPUs."),
+    runs: Optional[str] = typer.Option(None, help="Runs of an IsoFLOP ladder: compare approach 2's N* with the law's."),
+    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
+    prefer: str = typer.Option("auto", help="When approaches 2 and 3 disagree: auto, approach2 or approach3."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+):
+    """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
+    from scalinglab.fitting.result import FitResult
+    from scalinglab.planning.plan import plan as make_plan
+
+    with fail():
+        if (budget is None) == (target_loss is None):
+            raise typer.BadParameter("give exactly one of --budget or --target-loss")
+        fit_result = FitResult.from_json(fit_json)
+        iso = None
+        if runs:
+            from scalinglab.fitting.isoflop import isoflop_approach2
+
+            iso = isoflop_approach2(_load(runs, map, 0, None), n_bootstrap=400)
+        kwargs = {} if prefer == "auto" else {"prefer": prefer}
+        result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
+                           isoflop=iso, **kwargs)
+        if as_json:
+            emit_json(result.to_dict())
+        else:
+            print_text_block(result.summary(), title="Plan")
+
+
+@app.command()
+def validate(
+    source: str = SourceArg,
+    law: str = typer.Option("chinchilla", help="Law to fit on the training part."),
+    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
+    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
+    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset."),
+    holdout: str = typer.Option("largest", help="'largest': hold out the largest budget (or size)."),
+    threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
+    by: str = typer.Option("flops", help="Split by flops or params."),
+    rollout: bool = typer.Option(False, help="Repeat over increasing thresholds and show how errors shrink."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+):
+    """Fit on the small runs, predict the large ones, report the errors (loss and N*)."""
+    from scalinglab.fitting.validation import validate_holdout, validate_rollout
+
+    with fail():
+        runs = _load(source, map, drop_top_loss, where)
+        if rollout:
+            result = validate_rollout(runs, law, by=by)
+        else:
+            result = validate_holdout(runs, law, holdout=holdout, threshold=threshold, by=by)
+        if as_json:
+            emit_json(result.to_dict())
+        else:
+            print_text_block(result.summary(), title=f"Hold-out validation of {law} on {runs.source}")
+
+
+@app.command()
+def plot(
+    source: str = SourceArg,
+    output: Path = typer.Option(Path("plots"), "-o", "--output", help="Directory for the PNG files."),
+    law: str = typer.Option("chinchilla", help="Law to fit and draw."),
+    fit_json: Optional[Path] = typer.Option(None, "--fit", help="Use this fit instead of fitting again."),
+    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
+    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
+    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset."),
+    bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CI bands."),
+):
+    """PNG figures: fit vs data with residuals, IsoFLOP parabolas with minima, N*(C) frontier with CI band."""
+    from scalinglab.report.plots import make_all_plots
+
+    with fail():
+        runs = _load(source, map, drop_top_loss, where)
+        fit_result = None
+        if fit_json is not None:
+            from scalinglab.fitting.result import FitResult
+
+            fit_result = FitResult.from_json(fit_json)
+        paths = make_all_plots(runs, output, law=law, fit=fit_result, n_bootstrap=bootstrap)
+        for path in paths:
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def demo(
+    budget: float = typer.Option(1e23, help="Budget to plan for, in FLOPs."),
+    bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CIs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+):
+    """Fit the built-in ladder and print a compute-optimal plan (no files needed)."""
+    from scalinglab.demo import run_demo
+
+    with fail():
+        report = run_demo(budget=budget, n_bootstrap=bootstrap, progress=not as_json)
+        if as_json:
+            emit_json(report.to_dict())
+        else:
+            for title, text in report.sections():
+                print_text_block(text, title=title)
