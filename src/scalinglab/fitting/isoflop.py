@@ -28,6 +28,7 @@ __all__ = [
     "PowerLaw",
     "isoflop_approach2",
     "isoflop_approach1",
+    "budget_minima",
     "cluster_levels",
     "as_run_frame",
 ]
@@ -398,30 +399,19 @@ def _single_experiment(df: pd.DataFrame, what: str) -> None:
             )
 
 
-def isoflop_approach2(runs, *, method: str = "parabola", n_bootstrap: int = 1000, level: float = 0.9,
-                      seed: int = 0, budget_column: str = "flops", budget_rtol: float = 0.02,
-                      keep_edge: bool = False, min_sizes: int = MIN_SIZES) -> IsoflopResult:
-    """Hoffmann approach 2: the loss-minimising N at each FLOP budget, and power laws in C.
+def budget_minima(runs, *, method: str = "parabola", budget_column: str = "flops", budget_rtol: float = 0.02,
+                  keep_edge: bool = False, min_sizes: int = MIN_SIZES, n_bootstrap: int = 0, level: float = 0.9,
+                  seed: int = 0) -> pd.DataFrame:
+    """The per-budget table of approach 2 without the power law (works for a single budget).
 
-    Budgets: with ``budget_column="flops"`` (default) runs whose C agree within ``budget_rtol``
-    (relative, anchored on the smallest C of the budget) form one budget; any other column (e.g.
-    ``"group"`` when the labels name budgets) groups runs by its distinct values. A budget's C is
-    the geometric mean of its runs' C. If the runs carry several ``group`` labels and budgets are
-    formed by flops, this raises: IsoFLOP valleys of different experiments must not be pooled.
-
-    Per budget the minimum of loss vs log N is located by ``method``:
-    "parabola" — a least-squares quadratic (np.polyfit-equivalent); a fit curving down is flagged
-    (convex = False) and excluded; "akima" — Akima interpolation of log loss vs log N, minimum on
-    a grid of (n_sizes − 1)·25 + 1 points (as Porian et al. 2024). Repeated sizes within a budget
-    (seeds) are averaged, with a warning. A minimum outside, at, or within one grid step of the
-    sampled range is flagged ``at_edge`` — the valley is not bracketed — and excluded from the
-    power-law fit unless ``keep_edge``. Budgets with fewer than ``min_sizes`` distinct sizes are
-    excluded with that reason. Every exclusion is a row of ``budgets`` with its reason.
-
-    Uncertainty: ``n_bootstrap`` resamples of the points within each budget (redrawing the rare
-    resample with fewer than 3 distinct sizes), minima refitted, power laws refitted; percentile
-    CIs at ``level``. ``n_bootstrap=0`` skips it (CIs are NaN).
+    Hold-out validation uses it to read the observed N* at the held-out budgets.
     """
+    return _budget_minima(runs, method=method, n_bootstrap=n_bootstrap, level=level, seed=seed,
+                          budget_column=budget_column, budget_rtol=budget_rtol, keep_edge=keep_edge,
+                          min_sizes=min_sizes)[0]
+
+
+def _budget_minima(runs, *, method, n_bootstrap, level, seed, budget_column, budget_rtol, keep_edge, min_sizes):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     _check_level(level)
@@ -493,6 +483,37 @@ def isoflop_approach2(runs, *, method: str = "parabola", n_bootstrap: int = 1000
         rows.append(row)
 
     budgets = pd.DataFrame(rows)
+    boot = np.stack(boot_logn, axis=1) if boot_logn else None  # (B, n_used) bootstrap log N*
+    return budgets, boot, warnings
+
+
+def isoflop_approach2(runs, *, method: str = "parabola", n_bootstrap: int = 1000, level: float = 0.9,
+                      seed: int = 0, budget_column: str = "flops", budget_rtol: float = 0.02,
+                      keep_edge: bool = False, min_sizes: int = MIN_SIZES) -> IsoflopResult:
+    """Hoffmann approach 2: the loss-minimising N at each FLOP budget, and power laws in C.
+
+    Budgets: with ``budget_column="flops"`` (default) runs whose C agree within ``budget_rtol``
+    (relative, anchored on the smallest C of the budget) form one budget; any other column (e.g.
+    ``"group"`` when the labels name budgets) groups runs by its distinct values. A budget's C is
+    the geometric mean of its runs' C. If the runs carry several ``group`` labels and budgets are
+    formed by flops, this raises: IsoFLOP valleys of different experiments must not be pooled.
+
+    Per budget the minimum of loss vs log N is located by ``method``:
+    "parabola" — a least-squares quadratic (np.polyfit-equivalent); a fit curving down is flagged
+    (convex = False) and excluded; "akima" — Akima interpolation of log loss vs log N, minimum on
+    a grid of (n_sizes − 1)·25 + 1 points (as Porian et al. 2024). Repeated sizes within a budget
+    (seeds) are averaged, with a warning. A minimum outside, at, or within one grid step of the
+    sampled range is flagged ``at_edge`` — the valley is not bracketed — and excluded from the
+    power-law fit unless ``keep_edge``. Budgets with fewer than ``min_sizes`` distinct sizes are
+    excluded with that reason. Every exclusion is a row of ``budgets`` with its reason.
+
+    Uncertainty: ``n_bootstrap`` resamples of the points within each budget (redrawing the rare
+    resample with fewer than 3 distinct sizes), minima refitted, power laws refitted; percentile
+    CIs at ``level``. ``n_bootstrap=0`` skips it (CIs are NaN).
+    """
+    budgets, boot_logn, warnings = _budget_minima(
+        runs, method=method, n_bootstrap=n_bootstrap, level=level, seed=seed, budget_column=budget_column,
+        budget_rtol=budget_rtol, keep_edge=keep_edge, min_sizes=min_sizes)
     used = budgets[budgets["used"]]
     if len(used) < 2:
         table = "\n".join(f"  C={r.flops:.3g}: {r.excluded or 'used'}" for r in budgets.itertuples())
@@ -507,7 +528,7 @@ def isoflop_approach2(runs, *, method: str = "parabola", n_bootstrap: int = 1000
     d_law = PowerLaw(b, float(np.exp(ib)), n_points=len(used))
     boot_a = None
     if n_bootstrap > 0:
-        bl = np.stack(boot_logn, axis=1)  # (B, n_used)
+        bl = boot_logn
         sa, si = _loglog_regression(logc, bl)
         # D* = C / (6 N*) per resample, so b = 1 - a and k' = 1 / (6 k) hold resample by resample
         sb, sib = _loglog_regression(logc, logc - np.log(6.0) - bl)
