@@ -257,8 +257,7 @@ def _n_opt_table(fit_result, test: pd.DataFrame, df: pd.DataFrame, law, fit_kwar
     else:
         notes.append("held-out runs form no IsoFLOP budget with >= 3 sizes and an interior minimum; "
                      "N* is compared with the same law fitted on all runs")
-        c = np.exp(np.unique(np.round(np.log(test["flops"].to_numpy(float)), 6)))
-        c = minima["flops"].to_numpy(float) if len(minima) else c
+        c = minima["flops"].to_numpy(float)  # the held-out budgets' C, whatever their size count
         full = _fit(df, law, fit_kwargs)
         ref, _ = law_n_opt(full, c)
         reference = "law fitted on all runs"
