@@ -193,24 +193,25 @@ def chinchilla_derived(E, A, B, alpha, beta, budgets: Sequence[float] = DEFAULT_
     ``planning.allocation.compute_optimal_allocation`` so that the plan and its interval
     come from one formula.
     """
-    from scalinglab.planning.allocation import compute_optimal_allocation
+    from scalinglab.planning.allocation import (allocation_coefficient, allocation_exponents,
+                                                compute_optimal_allocation)
 
     E, A, B, alpha, beta = (np.asarray(v, dtype=float) for v in (E, A, B, alpha, beta))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        s = alpha + beta
-        out: dict[str, np.ndarray] = {
-            "a": beta / s,
-            "b": alpha / s,
-            "G": (alpha * A / (beta * B)) ** (1.0 / s),
-        }
-        for C in budgets:
-            n_opt, d_opt, loss_opt = compute_optimal_allocation(E, A, B, alpha, beta, float(C))
-            n_opt, d_opt = np.asarray(n_opt, dtype=float), np.asarray(d_opt, dtype=float)
-            tag = _budget_tag(C)
-            out[f"N_opt@{tag}"] = n_opt
-            out[f"D_opt@{tag}"] = d_opt
+    a, b = allocation_exponents(alpha, beta)
+    out: dict[str, np.ndarray] = {
+        "a": np.asarray(a, dtype=float),
+        "b": np.asarray(b, dtype=float),
+        "G": np.asarray(allocation_coefficient(A, B, alpha, beta), dtype=float),
+    }
+    for C in budgets:
+        n_opt, d_opt, loss_opt = (np.asarray(v, dtype=float) for v in
+                                  compute_optimal_allocation(E, A, B, alpha, beta, float(C)))
+        tag = _budget_tag(C)
+        out[f"N_opt@{tag}"] = n_opt
+        out[f"D_opt@{tag}"] = d_opt
+        with np.errstate(divide="ignore", invalid="ignore"):
             out[f"tokens_per_param@{tag}"] = d_opt / n_opt
-            out[f"loss@{tag}"] = np.asarray(loss_opt, dtype=float)
+        out[f"loss@{tag}"] = loss_opt
     return out
 
 
@@ -345,11 +346,46 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(state: dict[str, Any]) -> None:
-    # A pool of processes each running multi-threaded BLAS on 200-row problems only
-    # oversubscribes the cores.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _limit_blas_threads(1)
     _STATE.clear()
     _STATE.update(state)
+
+
+_BLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                 "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                 "MKL_Set_Num_Threads")
+
+
+def _limit_blas_threads(n: int) -> int:
+    """Set every loaded OpenBLAS/MKL to ``n`` threads; returns how many libraries were set.
+
+    Why: each worker fits 200-row problems, where BLAS threads only spin; two processes
+    with two spinning BLAS threads each on two cores ran 3x slower than one process.  The
+    workers are forked with BLAS already loaded, so environment variables come too late
+    and the thread count is set through the libraries themselves (what threadpoolctl
+    does; Linux only, a no-op elsewhere).
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh
+                     if ".so" in line and ("blas" in line.lower() or "mkl" in line.lower())}
+    except OSError:
+        return 0
+    done = 0
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _BLAS_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(n))
+                done += 1
+                break
+    return done
 
 
 def _fit_resamples(indices: Sequence[int], seeds: Sequence[np.random.SeedSequence]):
@@ -392,7 +428,8 @@ def run_resamples(state: dict[str, Any], n: int, seed: int, *, workers: int = 1,
     chunks = _chunks(n, workers)
     with _progress_bar(progress, description, n) as advance:
         if workers <= 1:
-            _init_worker(state)
+            _STATE.clear()                   # in-process: the caller's BLAS settings stay
+            _STATE.update(state)
             try:
                 for chunk in chunks:
                     for r in _fit_resamples(list(chunk), [seeds[i] for i in chunk]):
