@@ -1,1 +1,38 @@
+"""Planning: compute-optimal allocation, hardware cost, model shape, and the plan for a big run.
 
+Submodules are imported lazily so that ``import scalinglab.planning`` stays light (the bootstrap
+imports ``planning.allocation`` without pulling in the plan or the shape search).
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "compute_optimal_allocation": "scalinglab.planning.allocation",
+    "compute_for_loss": "scalinglab.planning.allocation",
+    "allocation_exponents": "scalinglab.planning.allocation",
+    "tokens_per_param": "scalinglab.planning.allocation",
+    "optimal_n_numeric": "scalinglab.planning.allocation",
+    "GPUS": "scalinglab.planning.hardware",
+    "gpu_spec": "scalinglab.planning.hardware",
+    "wall_clock": "scalinglab.planning.hardware",
+    "ShapeRules": "scalinglab.planning.shape",
+    "search_shape": "scalinglab.planning.shape",
+    "shape_for_params": "scalinglab.planning.shape",
+    "Plan": "scalinglab.planning.plan",
+    "plan": "scalinglab.planning.plan",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'scalinglab.planning' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,575 @@
+"""The plan for a big run: N*, D*, expected loss, compute, wall-clock and a model shape.
+
+``plan`` turns a fitted law (a FitResult, or the JSON a `scalinglab fit -o` wrote) and a
+budget — or a target loss — into the numbers a team decides with, each with its unit and, when
+the fit was bootstrapped, a percentile interval from the same resamples (so the interval of
+N* and of the loss are consistent with each other and with the fit's parameter CIs).
+
+Two sources of N*(C) can disagree. Approach 3 (the law) minimises the fitted L(N, D) along
+6ND = C; approach 2 (IsoFLOP valleys) locates the minimum at each measured budget directly and
+fits a power law through the minima. On real IsoFLOP ladders the law's α and β are often poorly
+identified — log N and log D are nearly collinear along a budget line, so a = β/(α+β) can swing
+while the fit quality barely moves — whereas approach 2 measures where the valley is. So when
+an IsoflopResult is given and the two disagree beyond their intervals, the plan says so and
+allocates with approach 2's N* by default (``prefer`` overrides); the loss is still the law's
+prediction at the chosen (N, D), the only source of a loss.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.planning.allocation import (FLOPS_PER_PARAM_TOKEN, allocation_exponents, compute_for_loss,
+                                            compute_optimal_allocation, optimal_n_numeric)
+from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
+from scalinglab.planning.shape import ShapeRules, ShapeSearch, search_shape
+
+__all__ = ["Plan", "Approach2Comparison", "plan"]
+
+CHINCHILLA = ("E", "A", "B", "alpha", "beta")
+PREFER_CHOICES = ("auto", "approach2", "approach3")
+
+UNITS = {
+    "budget_flops": "FLOPs (C = 6·N·D)",
+    "n_opt": "parameters (the fit's N convention)",
+    "d_opt": "tokens",
+    "tokens_per_param": "tokens per parameter",
+    "loss": "nats/token",
+    "target_loss": "nats/token",
+    "compute_for_target": "FLOPs",
+    "peak_flops": "FLOP/s per device (dense BF16)",
+    "seconds": "s",
+    "days": "days",
+    "gpu_hours": "device-hours",
+    "data_max_flops": "FLOPs",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# result objects
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Approach2Comparison:
+    """N*(C) from the IsoFLOP power law (approach 2) next to the law's (approach 3)."""
+
+    n_opt_approach2: float
+    n_opt_approach2_ci: tuple[float, float] | None
+    n_opt_approach3: float
+    n_opt_approach3_ci: tuple[float, float] | None
+    a_approach2: float
+    a_approach2_ci: tuple[float, float] | None
+    a_approach3: float | None
+    ratio: float  # approach 3 / approach 2
+    disagree: bool
+    criterion: str
+    used: str  # "approach2" | "approach3"
+
+    def to_dict(self) -> dict:
+        return {k: _json(v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Plan:
+    """Everything the plan decided, with units (``UNITS``) and, where available, CIs."""
+
+    law: str
+    budget_flops: float
+    n_opt: float
+    d_opt: float
+    tokens_per_param: float
+    loss: float
+    allocation_source: str
+    level: float | None = None
+    n_opt_ci: tuple[float, float] | None = None
+    d_opt_ci: tuple[float, float] | None = None
+    tokens_per_param_ci: tuple[float, float] | None = None
+    loss_ci: tuple[float, float] | None = None
+    exponents: dict[str, float] | None = None
+    exponents_ci: dict[str, tuple[float, float]] | None = None
+    target_loss: float | None = None
+    compute_for_target: float | None = None
+    compute_for_target_ci: tuple[float, float] | None = None
+    unreachable_share: float | None = None
+    gpu: str | None = None
+    peak_flops: float = float("nan")
+    hardware_source: str = ""
+    mfu: float = float("nan")
+    gpus: int = 1
+    seconds: float = float("nan")
+    gpu_hours: float = float("nan")
+    gpu_hours_ci: tuple[float, float] | None = None
+    shape: ShapeSearch | None = None
+    shape_flops_per_token: float | None = None
+    comparison: Approach2Comparison | None = None
+    data_max_flops: float | None = None
+    extrapolation_factor: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def days(self) -> float:
+        return self.seconds / 86400.0
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            if key in ("shape", "comparison"):
+                out[key] = None if value is None else value.to_dict()
+            else:
+                out[key] = _json(value)
+        out["days"] = _json(self.days)
+        out["units"] = dict(UNITS)
+        return out
+
+    def summary(self) -> str:
+        pct = f"{100 * self.level:g}% CI" if self.level is not None else None
+
+        def ci(interval, fmt="{:.3g}") -> str:
+            if interval is None:
+                return ""
+            return f"   [{pct} {fmt.format(interval[0])} – {fmt.format(interval[1])}]"
+
+        lines = []
+        if self.target_loss is not None:
+            lines.append(f"Target loss {self.target_loss:.4g} nats/token needs compute "
+                         f"C = {self.compute_for_target:.3g} FLOPs{ci(self.compute_for_target_ci)}")
+            if self.unreachable_share:
+                lines.append(f"  {100 * self.unreachable_share:.1f}% of bootstrap resamples put the "
+                             f"irreducible loss E at or above the target (never reached)")
+        lines += [
+            f"Budget C            {self.budget_flops:.3g} FLOPs",
+            f"Parameters N*       {self.n_opt:.3g}{ci(self.n_opt_ci)}   ({self.allocation_source})",
+            f"Tokens D*           {self.d_opt:.3g}{ci(self.d_opt_ci)}",
+            f"Tokens per param    {self.tokens_per_param:.3g}{ci(self.tokens_per_param_ci)}",
+            f"Predicted loss      {self.loss:.4f} nats/token{ci(self.loss_ci, '{:.4f}')}",
+        ]
+        if self.exponents:
+            parts = []
+            for k, v in self.exponents.items():
+                c = (self.exponents_ci or {}).get(k)
+                parts.append(f"{k} = {v:.3f}" + (f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""))
+            lines.append("Allocation exponents " + ", ".join(parts) + "   (N* ∝ C^a, D* ∝ C^b)")
+        lines.append(
+            f"Wall-clock          {self.days:.3g} days on {self.gpus} × {self.gpu or 'custom device'} at "
+            f"MFU {self.mfu:g} ({self.peak_flops:.4g} FLOP/s peak each)")
+        lines.append(f"GPU-hours           {self.gpu_hours:.3g} device-hours{ci(self.gpu_hours_ci)}")
+        lines.append(f"  peak from {self.hardware_source}")
+        if self.shape is not None:
+            lines.append("Model shape")
+            lines += ["  " + line for line in self.shape.summary().splitlines()]
+            if self.shape_flops_per_token:
+                six_n = FLOPS_PER_PARAM_TOKEN * self.shape.non_embedding
+                lines.append(f"  training FLOPs/token of this shape {self.shape_flops_per_token:.3g} vs 6N = "
+                             f"{six_n:.3g} (attention and LM head add {100 * (self.shape_flops_per_token / six_n - 1):.0f}%)")
+        if self.comparison is not None:
+            c = self.comparison
+            lines.append("Approach 2 (IsoFLOP) vs approach 3 (law)")
+            lines.append(f"  N* approach 2 {c.n_opt_approach2:.3g}{ci(c.n_opt_approach2_ci)};  "
+                         f"approach 3 {c.n_opt_approach3:.3g}{ci(c.n_opt_approach3_ci)};  ratio 3/2 = {c.ratio:.2f}")
+            a3 = f"{c.a_approach3:.3f}" if c.a_approach3 is not None else "n/a"
+            lines.append(f"  a approach 2 {c.a_approach2:.3f}{ci(c.a_approach2_ci, '{:.3f}')};  approach 3 {a3}")
+            lines.append(f"  {'DISAGREE' if c.disagree else 'agree'} ({c.criterion}); allocation uses {c.used}")
+        if self.data_max_flops is not None:
+            lines.append(f"Largest compute in the fit's data {self.data_max_flops:.3g} FLOPs "
+                         f"(budget is {self.extrapolation_factor:.3g}× beyond)")
+        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"WARNING: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# plan
+# ----------------------------------------------------------------------------------------------
+
+def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None = None, gpu: str | None = "h100",
+         mfu: float = 0.4, gpus: int = 1, peak_flops: float | None = None, isoflop=None, prefer: str = "auto",
+         disagree_factor: float = 1.5, data_max_flops: float | None = None, extrapolation_limit: float = 100.0,
+         shape_rules: ShapeRules | None = None, **shape_kwargs) -> Plan:
+    """Plan a run from a fitted law: give exactly one of ``budget`` (FLOPs) or ``target_loss``.
+
+    fit_or_path: a FitResult or a path to its JSON. gpu / peak_flops / mfu / gpus: hardware for
+    the wall-clock (see ``hardware``). isoflop: an approach-2 IsoflopResult to compare N* with;
+    prefer: "auto" (approach 2 when the two disagree, else the law), "approach2" or "approach3".
+    disagree_factor: when either side lacks a CI, a ratio of N* beyond this counts as
+    disagreement (with CIs: non-overlapping intervals). data_max_flops: the largest compute in
+    the fit's data (taken from the fit when it records one); a budget more than
+    ``extrapolation_limit`` times beyond it is warned about. shape_rules / shape_kwargs: rules
+    for the model shape (``ShapeRules`` fields: vocab_size, context_length, aspect_ratio,
+    head_dim, ffn_ratio, ffn_multiple, aspect_tolerance, count_tolerance, tie_embeddings).
+    """
+    fit = _load_fit(fit_or_path)
+    if (budget is None) == (target_loss is None):
+        raise ValueError("give exactly one of budget (FLOPs, e.g. 1e23) or target_loss (nats/token)")
+    if prefer not in PREFER_CHOICES:
+        raise ValueError(f"prefer must be one of {', '.join(PREFER_CHOICES)}; got {prefer!r}")
+    if not (disagree_factor > 1):
+        raise ValueError(f"disagree_factor must be a ratio > 1 (e.g. 1.5); got {disagree_factor!r}")
+    rules = _shape_rules(shape_rules, shape_kwargs)
+    model = _LawView(fit)
+    peak, hardware_source = resolve_peak_flops(gpu, peak_flops)
+    wall_clock(1.0, gpu, mfu, gpus, peak_flops=peak)  # validate mfu and gpus before any work
+
+    warnings: list[str] = [f"fit: {w}" for w in getattr(fit, "warnings", []) or []]
+    notes: list[str] = []
+    boot = model.bootstrap
+    level = float(boot.level) if boot is not None else None
+    if boot is None:
+        notes.append("no CI: fit without --bootstrap (run `scalinglab fit --bootstrap N` for intervals)")
+
+    # ---- compute: the budget, or the compute for the target loss
+    compute_ci, unreachable_share = None, None
+    if target_loss is not None:
+        C = model.compute_for_loss(float(target_loss))
+        samples = model.compute_for_loss_samples(float(target_loss))
+        if samples is not None:
+            compute_ci = _interval(samples, level)
+            unreachable_share = float(np.mean(np.isinf(samples)))
+            if unreachable_share > (1 - level) / 2:
+                warnings.append(f"{100 * unreachable_share:.0f}% of resamples cannot reach target_loss="
+                                f"{target_loss:g} at any compute (E's interval reaches it): the upper end of the "
+                                f"compute interval is unbounded")
+        elif boot is not None:
+            notes.append(f"no CI for the compute of a target loss with law {model.law!r} (closed form only for chinchilla)")
+    else:
+        C = float(budget)
+        if not (math.isfinite(C) and C > 0):
+            raise ValueError(f"budget must be a positive, finite number of FLOPs (e.g. 1e23); got {budget!r}")
+
+    # ---- allocation from the law (approach 3)
+    n3, d3, loss3 = model.allocation(C)
+    n3_s, d3_s, loss3_s = model.allocation_samples(C)
+    n3_ci = _interval(n3_s, level) if n3_s is not None else None
+
+    # ---- compare with approach 2 and choose
+    comparison = None
+    n_opt, source = n3, "approach 3: minimum of the fitted law along 6ND = C"
+    n_s, d_s, loss_s = n3_s, d3_s, loss3_s
+    n_ci_override = None
+    use_approach2 = False
+    if isoflop is not None:
+        comparison = _compare(isoflop, C, n3, n3_ci, model, level, disagree_factor, prefer)
+        if comparison.used == "approach2":
+            use_approach2 = True
+            n_opt = comparison.n_opt_approach2
+            source = "approach 2: IsoFLOP power law N*(C)" + (" (approaches disagree)" if comparison.disagree else "")
+            n_ci_override = comparison.n_opt_approach2_ci
+            d_s = None
+            n_s = None
+            loss_s = model.loss_samples(n_opt, C / (FLOPS_PER_PARAM_TOKEN * n_opt))
+            if comparison.disagree:
+                warnings.append(
+                    f"approach 2 and the law disagree on N* at C={C:.3g} (ratio {comparison.ratio:.2f}); "
+                    f"allocating with approach 2, which locates the IsoFLOP minima directly, while the law's "
+                    f"α, β are often poorly identified (pass prefer='approach3' to use the law)")
+        elif comparison.disagree:
+            warnings.append(f"approach 2 and the law disagree on N* at C={C:.3g} (ratio {comparison.ratio:.2f}); "
+                            f"allocating with the law because prefer='approach3'")
+    if use_approach2:
+        d_opt = C / (FLOPS_PER_PARAM_TOKEN * n_opt)
+        loss = model.loss_at(n_opt, d_opt)
+    else:
+        d_opt, loss = d3, loss3
+
+    n_ci = n_ci_override if use_approach2 else n3_ci
+    d_ci = _interval(d_s, level) if d_s is not None else _reciprocal_ci(C, n_ci)
+    tpp_ci = None
+    if n_s is not None and d_s is not None:
+        tpp_ci = _interval(np.asarray(d_s) / np.asarray(n_s), level)
+    elif n_ci is not None:
+        tpp_ci = (d_ci[0] / n_ci[1], d_ci[1] / n_ci[0])
+    loss_ci = _interval(loss_s, level) if loss_s is not None else None
+
+    # ---- hardware
+    seconds, gpu_hours = wall_clock(C, gpu, mfu, gpus, peak_flops=peak)
+    gpu_hours_ci = None
+    if compute_ci is not None:
+        gpu_hours_ci = tuple(float(x) for x in (np.asarray(compute_ci) / (peak * float(mfu)) / 3600.0))
+
+    # ---- extrapolation
+    data_max = data_max_flops if data_max_flops is not None else _fit_data_max_flops(fit)
+    if data_max is None and isoflop is not None:
+        data_max = float(np.max(isoflop.budgets["flops"]))
+        notes.append("largest compute in the data taken from the IsoFLOP budgets")
+    factor = None
+    if data_max is not None:
+        factor = C / float(data_max)
+        if factor > extrapolation_limit:
+            warnings.append(f"the budget is {factor:.3g}× the largest compute in the fit's data ({data_max:.3g} "
+                            f"FLOPs), beyond the {extrapolation_limit:g}× this plan treats as a checked "
+                            f"extrapolation: validate with `scalinglab validate` (hold out the largest runs)")
+    else:
+        notes.append("largest compute in the fit's data unknown: pass data_max_flops to check extrapolation")
+
+    # ---- shape
+    shape = search_shape(n_opt, rules)
+    from scalinglab.train.counting import training_flops_per_token
+
+    notes.append("N is in the fit's parameter convention; the shape matches it as non-embedding parameters "
+                 "(if the data counted embeddings, add them back: see total params)")
+
+    a_b = model.exponents()
+    return Plan(
+        law=model.law, budget_flops=C, n_opt=float(n_opt), d_opt=float(d_opt),
+        tokens_per_param=float(d_opt / n_opt), loss=float(loss), allocation_source=source, level=level,
+        n_opt_ci=n_ci, d_opt_ci=d_ci, tokens_per_param_ci=tpp_ci, loss_ci=loss_ci,
+        exponents=a_b[0], exponents_ci=a_b[1],
+        target_loss=None if target_loss is None else float(target_loss),
+        compute_for_target=C if target_loss is not None else None, compute_for_target_ci=compute_ci,
+        unreachable_share=unreachable_share, gpu=None if peak_flops is not None else gpu, peak_flops=peak,
+        hardware_source=hardware_source, mfu=float(mfu), gpus=int(gpus), seconds=float(seconds),
+        gpu_hours=float(gpu_hours), gpu_hours_ci=gpu_hours_ci, shape=shape,
+        shape_flops_per_token=float(training_flops_per_token(shape.shape)), comparison=comparison,
+        data_max_flops=None if data_max is None else float(data_max), extrapolation_factor=factor,
+        warnings=warnings, notes=notes,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# the law, point estimate and bootstrap samples, behind one small interface
+# ----------------------------------------------------------------------------------------------
+
+class _LawView:
+    """What the plan needs from a fit: allocation, loss, inverse — point and per resample.
+
+    Chinchilla uses the closed forms of ``allocation``; other laws of (params, tokens) are
+    minimised numerically (point: bounded search on ``fit.predict``; resamples: a log-N grid
+    through the law's vectorised ``log_predict``, refined by a parabola).
+    """
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.law = str(fit.law)
+        self.params = {k: float(v) for k, v in fit.params.items()}
+        self.bootstrap = getattr(fit, "bootstrap", None)
+        self.closed_form = set(CHINCHILLA) <= set(self.params)
+        variables = tuple(getattr(fit, "variables", ()) or ())
+        if not self.closed_form and set(variables) != {"params", "tokens"}:
+            raise ValueError(
+                f"law {self.law!r} (variables {variables}) does not model loss in N and D, so it has no "
+                f"compute-optimal allocation; fit a law of params and tokens (law='chinchilla' or 'kaplan')")
+        self._samples = None
+        if self.bootstrap is not None:
+            s = np.atleast_2d(np.asarray(self.bootstrap.samples, dtype=float))
+            self._samples = {name: s[:, i] for i, name in enumerate(self.bootstrap.names)}
+
+    # -- chinchilla helpers
+    def _cols(self, source) -> tuple:
+        return tuple(source[k] for k in CHINCHILLA)
+
+    # -- point
+    def allocation(self, C: float) -> tuple[float, float, float]:
+        if self.closed_form:
+            return compute_optimal_allocation(*self._cols(self.params), C)
+        return optimal_n_numeric(lambda n, d: self.loss_at(n, d), C)
+
+    def loss_at(self, n, d):
+        if self.closed_form:
+            E, A, B, alpha, beta = self._cols(self.params)
+            return E + A * np.asarray(n, dtype=float) ** -alpha + B * np.asarray(d, dtype=float) ** -beta
+        import pandas as pd
+
+        n, d = np.atleast_1d(np.asarray(n, dtype=float)), np.atleast_1d(np.asarray(d, dtype=float))
+        out = np.asarray(self.fit.predict(pd.DataFrame({"params": n, "tokens": d, "flops": 6 * n * d})), dtype=float)
+        return float(out[0]) if out.size == 1 else out
+
+    def compute_for_loss(self, target: float) -> float:
+        if self.closed_form:
+            return compute_for_loss(*self._cols(self.params), target)
+        return _numeric_compute_for_loss(lambda C: self.allocation(C)[2], target)
+
+    def exponents(self):
+        if not self.closed_form:
+            return None, None
+        a, b = allocation_exponents(self.params["alpha"], self.params["beta"])
+        est = {"a": float(a), "b": float(b)}
+        if self._samples is None:
+            return est, None
+        a_s, b_s = allocation_exponents(self._samples["alpha"], self._samples["beta"])
+        lvl = float(self.bootstrap.level)
+        return est, {"a": _interval(a_s, lvl), "b": _interval(b_s, lvl)}
+
+    # -- resamples
+    def allocation_samples(self, C: float):
+        if self._samples is None:
+            return None, None, None
+        if self.closed_form:
+            return compute_optimal_allocation(*self._cols(self._samples), C)
+        logn, loss = self._grid_minimum(C)
+        if logn is None:
+            return None, None, None
+        n = np.exp(logn)
+        return n, C / (FLOPS_PER_PARAM_TOKEN * n), loss
+
+    def loss_samples(self, n: float, d: float):
+        if self._samples is None:
+            return None
+        if self.closed_form:
+            E, A, B, alpha, beta = self._cols(self._samples)
+            return E + A * n ** -alpha + B * d ** -beta
+        out = self._log_predict_samples(np.array([[n, d]]))
+        return None if out is None else np.exp(out[:, 0])
+
+    def compute_for_loss_samples(self, target: float):
+        if self._samples is None or not self.closed_form:
+            return None
+        return np.asarray(compute_for_loss(*self._cols(self._samples), target, on_unreachable="inf"), dtype=float)
+
+    def _log_predict_samples(self, X: np.ndarray):
+        """(B, n) log-loss of every resample at X (columns params, tokens), via the law registry."""
+        try:
+            from scalinglab.laws import get_law
+
+            law = get_law(self.law)
+            names = list(self.bootstrap.names)
+            thetas = np.stack([law.from_public(dict(zip(names, row))) for row in self.bootstrap.samples])
+            cols = [X[:, ["params", "tokens"].index(v)] if v in ("params", "tokens") else
+                    FLOPS_PER_PARAM_TOKEN * X[:, 0] * X[:, 1] for v in law.variables]
+            return np.atleast_2d(law.log_predict(thetas, np.column_stack(cols)))
+        except (ImportError, AttributeError, KeyError, ValueError):
+            return None
+
+    def _grid_minimum(self, C: float, n_grid: int = 1601):
+        x = C / FLOPS_PER_PARAM_TOKEN
+        logn = np.linspace(np.log(1e3), np.log(x / 1e3), n_grid)
+        n = np.exp(logn)
+        lp = self._log_predict_samples(np.column_stack([n, x / n]))
+        if lp is None:
+            return None, None
+        j = np.clip(np.nanargmin(np.where(np.isfinite(lp), lp, np.inf), axis=1), 1, n_grid - 2)
+        rows = np.arange(lp.shape[0])
+        y0, y1, y2 = lp[rows, j - 1], lp[rows, j], lp[rows, j + 1]
+        h = logn[1] - logn[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(y0 - 2 * y1 + y2 > 0, 0.5 * h * (y0 - y2) / (y0 - 2 * y1 + y2), 0.0)
+        return logn[j] + np.clip(shift, -h, h), np.exp(y1)
+
+
+def _numeric_compute_for_loss(frontier, target: float) -> float:
+    """C with frontier(C) = target by bisection in log C (the frontier falls with C)."""
+    from scipy.optimize import brentq
+
+    lo, hi = math.log(1e12), math.log(1e35)
+    f = lambda logc: frontier(math.exp(logc)) - target  # noqa: E731
+    if f(hi) > 0:
+        raise ValueError(f"target_loss={target:g} is not reached below 1e35 FLOPs by this law; choose a higher target_loss")
+    if f(lo) < 0:
+        return math.exp(lo)
+    return math.exp(brentq(f, lo, hi, xtol=1e-10))
+
+
+# ----------------------------------------------------------------------------------------------
+# approach 2
+# ----------------------------------------------------------------------------------------------
+
+def _compare(iso, C: float, n3: float, n3_ci, model: _LawView, level, factor: float, prefer: str
+             ) -> Approach2Comparison:
+    n2 = float(np.asarray(iso.predict_n_opt(C), dtype=float))
+    a2 = float(iso.a)
+    a2_ci = tuple(float(v) for v in iso.a_ci) if iso.a_ci is not None else None
+    if a2_ci is not None and not all(np.isfinite(a2_ci)):
+        a2_ci = None
+    n2_ci = None
+    if a2_ci is not None:
+        # Rotate the power law about the centre of the fitted budgets (where its intercept is
+        # pinned by data) through the exponent's interval: far outside the fitted range this
+        # dominates the interval; it ignores the smaller spread of the minima at the centre.
+        used = iso.budgets[iso.budgets["used"]] if "used" in iso.budgets else iso.budgets
+        centre = float(np.exp(np.mean(np.log(np.asarray(used["flops"], dtype=float)))))
+        r = math.log(C / centre)
+        ends = sorted(n2 * math.exp((a - a2) * r) for a in a2_ci)
+        n2_ci = (ends[0], ends[1])
+    ratio = n3 / n2
+    if n2_ci is not None and n3_ci is not None:
+        disagree = n3_ci[1] < n2_ci[0] or n2_ci[1] < n3_ci[0]
+        criterion = "intervals do not overlap" if disagree else "intervals overlap"
+    else:
+        disagree = max(ratio, 1 / ratio) > factor
+        criterion = f"ratio {'beyond' if disagree else 'within'} the factor {factor:g} (no CI on both sides)"
+    used = prefer if prefer != "auto" else ("approach2" if disagree else "approach3")
+    a3 = model.exponents()[0]
+    return Approach2Comparison(n_opt_approach2=n2, n_opt_approach2_ci=n2_ci, n_opt_approach3=float(n3),
+                               n_opt_approach3_ci=n3_ci, a_approach2=a2, a_approach2_ci=a2_ci,
+                               a_approach3=None if a3 is None else a3["a"], ratio=float(ratio),
+                               disagree=bool(disagree), criterion=criterion, used=used)
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+def _load_fit(fit_or_path):
+    if isinstance(fit_or_path, (str, Path)):
+        from scalinglab.fitting.result import FitResult
+
+        path = Path(fit_or_path)
+        if not path.exists():
+            raise ValueError(f"fit file {str(path)!r} does not exist; pass a FitResult or the JSON written by "
+                             f"`scalinglab fit ... -o fit.json`")
+        return FitResult.from_json(path)
+    if not hasattr(fit_or_path, "params") or not hasattr(fit_or_path, "law"):
+        raise ValueError(f"fit_or_path must be a FitResult or a path to fit JSON; got {type(fit_or_path).__name__}")
+    return fit_or_path
+
+
+def _shape_rules(rules: ShapeRules | None, kwargs: dict) -> ShapeRules:
+    if rules is not None and kwargs:
+        raise ValueError("give shape_rules=ShapeRules(...) or shape keyword options, not both")
+    if rules is not None:
+        return rules
+    valid = set(ShapeRules.__dataclass_fields__)
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        raise ValueError(f"unknown plan option(s) {', '.join(unknown)}; shape options are: {', '.join(sorted(valid))}")
+    return ShapeRules(**kwargs)
+
+
+def _fit_data_max_flops(fit) -> float | None:
+    for attr in ("data_max_flops", "max_flops"):
+        value = getattr(fit, attr, None)
+        if value is not None and np.isfinite(value):
+            return float(value)
+    data_range = getattr(fit, "data_range", None)
+    if isinstance(data_range, dict):
+        flops = data_range.get("flops")
+        if flops is not None:
+            return float(np.max(flops))
+    return None
+
+
+def _interval(values, level: float | None) -> tuple[float, float] | None:
+    """Percentile interval at ``level`` keeping +inf (an unreachable target is information)."""
+    if values is None or level is None:
+        return None
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return None
+    big = np.finfo(float).max
+    q = np.quantile(np.where(np.isinf(v) & (v > 0), big, v), [(1 - level) / 2, (1 + level) / 2])
+    return tuple(float(np.inf) if x >= big else float(x) for x in q)
+
+
+def _reciprocal_ci(C: float, n_ci):
+    if n_ci is None:
+        return None
+    return (C / (FLOPS_PER_PARAM_TOKEN * n_ci[1]), C / (FLOPS_PER_PARAM_TOKEN * n_ci[0]))
+
+
+def _json(value):
+    if isinstance(value, tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else (None if math.isnan(f) else ("inf" if f > 0 else "-inf"))
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
