@@ -1,0 +1,317 @@
+"""The fitting engine: minimise a summed robust objective on log-loss residuals for ANY law.
+
+The engine never knows which law it fits; it uses only the Law protocol (log_predict for
+many thetas at once, log_predict_and_jac, bounds, initial_grid, to_public, and the optional
+variable-projection hook).
+
+Multi-start done right:
+1. evaluate the objective on the WHOLE initial grid at once - a (k, n) residual matrix in
+   chunks that bound memory - which costs about as much as one L-BFGS-B iteration per start;
+2. refine only the ``n_refine`` best starts with L-BFGS-B and the analytic gradient
+   (sum_i rho'(r_i) * d log L_i / d theta);
+3. count how many refined starts reached the best basin, so a fragile optimum is visible.
+
+``method="varpro"`` proposes starts by variable projection instead (``fitting/varpro.py``);
+``method="auto"`` runs both when the law supports it and warns when they disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from scalinglab.fitting.objectives import Objective, make_objective
+from scalinglab.fitting.result import FitResult
+from scalinglab.fitting.varpro import supports_varpro, varpro_starts
+from scalinglab.laws import Law, get_law
+
+METHODS = ("auto", "multistart", "varpro")
+_CHUNK_ELEMENTS = 2_000_000          # residual-matrix entries per grid chunk (~16 MB float64)
+
+
+@dataclass(frozen=True)
+class Refined:
+    """One L-BFGS-B run."""
+
+    theta: np.ndarray
+    objective: float
+    success: bool
+    message: str
+    nit: int
+    nfev: int
+    origin: str                      # "multistart" or "varpro"
+
+
+# ------------------------------------------------------------------------------ public API
+
+
+def fit(runs, law="chinchilla", *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
+        n_refine=32, method="auto", seed=0, x0=None, **options) -> FitResult:
+    """Fit ``law`` to runs (a RunTable, or a DataFrame validated through ``load_runs``).
+
+    See ``fit_arrays`` for the options.
+    """
+    law = get_law(law)
+    if hasattr(runs, "df") and hasattr(runs, "dropped"):
+        table = runs                                         # already validated at the door
+    else:
+        from scalinglab.data.readers import load_runs
+
+        table = load_runs(runs)
+    df = table.df
+    missing = [v for v in (*law.variables, "loss") if v not in df.columns]
+    if missing:
+        raise ValueError(f"{table.source}: law {law.name!r} needs columns {list(law.variables)} and 'loss'; "
+                         f"missing {missing}")
+    X = df[list(law.variables)].to_numpy(dtype=float)
+    y = df["loss"].to_numpy(dtype=float)
+    return fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
+                      n_refine=n_refine, method=method, seed=seed, x0=x0, **options)
+
+
+def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
+               n_refine=32, method="auto", seed=0, x0=None, basin_rtol=1e-4, basin_ptol=1e-2,
+               maxiter=1000) -> FitResult:
+    """Fit ``law`` to arrays: X (n, len(law.variables)) in raw units, y_loss (n,) in nats.
+
+    Parameters
+    ----------
+    loss, delta, asymmetry : the objective on log residuals, summed (``fitting/objectives``).
+    init_grid : (k, p) starts in the law's internal parametrisation; default the law's grid.
+    n_refine : how many of the best grid starts L-BFGS-B refines; None refines all.
+    method : "multistart", "varpro" (laws with linear coefficients) or "auto" (both when
+        supported, keep the better, warn when they disagree).
+    x0 : warm start, one theta (p,) or a few (m, p): skips the grid and refines every row
+        (the bootstrap refits resamples from the full-data optimum this way).
+    seed : accepted for API symmetry with the bootstrap; the engine is deterministic.
+    basin_rtol, basin_ptol : a refined start is in the best basin when its objective is
+        within ``basin_rtol`` (relative) of the best and every internal parameter within
+        ``basin_ptol * (1 + |theta_best|)``.
+    maxiter : L-BFGS-B iteration limit per start.
+    """
+    law = get_law(law)
+    X, y = _check_arrays(law, X, y_loss)
+    objective = make_objective(loss, delta, asymmetry)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not known; valid: {', '.join(METHODS)}")
+    if n_refine is not None and (int(n_refine) != n_refine or n_refine < 1):
+        raise ValueError(f"n_refine={n_refine!r} must be a positive integer or None (refine every start)")
+    if method == "varpro" and not supports_varpro(law):
+        raise ValueError(f"method='varpro' needs a law with linear coefficients; {law.name!r} has none. "
+                         f"Use method='multistart' or 'auto'")
+    if method == "varpro" and x0 is not None:
+        raise ValueError("x0 (warm starts) applies to method='multistart' or 'auto', not 'varpro'")
+
+    logy = np.log(y)
+    refined: list[Refined] = []
+    n_starts = 0
+    run_multistart = method == "multistart" or method == "auto" or x0 is not None
+    run_varpro = method == "varpro" or (method == "auto" and x0 is None and supports_varpro(law))
+
+    if run_multistart:
+        if x0 is not None:
+            starts = _check_starts(law, x0, "x0")
+        else:
+            grid = law.initial_grid(X) if init_grid is None else _check_starts(law, init_grid, "init_grid")
+            values = grid_objective(law, objective, grid, X, logy)
+            order = np.argsort(values, kind="stable")
+            order = order[np.isfinite(values[order])]
+            if order.size == 0:
+                raise ValueError(f"law {law.name!r}: the objective is not finite at any of the "
+                                 f"{len(grid)} starting points; pass init_grid= or x0= near the data")
+            starts = grid[order[: (len(order) if n_refine is None else int(n_refine))]]
+        n_starts += len(starts) if x0 is not None else len(grid)
+        refined += [refine(law, objective, s, X, logy, maxiter=maxiter, origin="multistart") for s in starts]
+    if run_varpro:
+        vp = varpro_starts(law, objective, X, y)
+        n_starts += vp.n_grid
+        refined += [refine(law, objective, s, X, logy, maxiter=maxiter, origin="varpro") for s in vp.thetas]
+
+    return _assemble(law, objective, X, y, refined, n_starts, method, basin_rtol, basin_ptol)
+
+
+# ------------------------------------------------------------------------------ building blocks
+
+
+def grid_objective(law: Law, objective: Objective, grid: np.ndarray, X: np.ndarray,
+                   logy: np.ndarray) -> np.ndarray:
+    """Objective at every start, vectorised: (k,) from (k, n) residual blocks; non-finite
+    predictions (overflow at extreme starts) give +inf, never an error."""
+    n = max(1, X.shape[0])
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    out = np.empty(len(grid))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for lo in range(0, len(grid), chunk):
+            r = law.log_predict(grid[lo:lo + chunk], X) - logy
+            out[lo:lo + chunk] = objective.value(r)
+    out[~np.isfinite(out)] = np.inf
+    return out
+
+
+def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
+           maxiter: int = 1000, origin: str = "multistart") -> Refined:
+    """L-BFGS-B from one start with the analytic gradient.
+
+    The objective is divided by its value at the start so that L-BFGS-B's absolute
+    tolerances mean the same thing whatever the data's scale (a summed Huber objective
+    with delta = 1e-3 is ~1e-3, below the default gradient tolerance).
+    """
+    lo, hi = law.bounds_arrays()
+    theta0 = np.clip(np.asarray(theta0, dtype=float), lo, hi)
+    f0 = _value(law, objective, theta0, X, logy)
+    scale = f0 if np.isfinite(f0) and f0 > 0 else 1.0
+
+    def fun(theta):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            pred, jac = law.log_predict_and_jac(theta, X)
+            r = pred - logy
+            f = objective.value(r)
+            g = objective.derivative(r) @ jac
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            return np.inf, np.zeros_like(theta)
+        return f / scale, g / scale
+
+    bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b) for a, b in zip(lo, hi)]
+    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-10, "maxcor": 20})
+    theta = np.asarray(res.x, dtype=float)
+    return Refined(theta=theta, objective=_value(law, objective, theta, X, logy), success=bool(res.success),
+                   message=str(res.message), nit=int(res.nit), nfev=int(res.nfev), origin=origin)
+
+
+def in_best_basin(refined: list[Refined], best: Refined, rtol: float, ptol: float) -> np.ndarray:
+    """Which refined starts ended at the best optimum (objective and parameters)."""
+    f = np.array([r.objective for r in refined])
+    th = np.array([r.theta for r in refined])
+    close_f = f - best.objective <= rtol * abs(best.objective) + 1e-300
+    close_p = np.all(np.abs(th - best.theta) <= ptol * (1.0 + np.abs(best.theta)), axis=1)
+    return close_f & close_p
+
+
+# ------------------------------------------------------------------------------ internals
+
+
+def _value(law, objective, theta, X, logy) -> float:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        v = float(objective.value(law.log_predict(theta, X) - logy))
+    return v if np.isfinite(v) else np.inf
+
+
+def _check_arrays(law: Law, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """X as (n, len(variables)) and y as (n,), both positive and finite; errors name the
+    row (1-based) and column."""
+    names = list(law.variables)
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1 and len(names) == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.shape[1] != len(names):
+        raise ValueError(f"X has shape {X.shape}; law {law.name!r} needs (n, {len(names)}) with columns {names}")
+    y = np.asarray(y, dtype=float).reshape(-1)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y_loss has {y.shape[0]}")
+    n_params = len(law.param_names)
+    if X.shape[0] < n_params:
+        raise ValueError(f"law {law.name!r} has {n_params} parameters but only {X.shape[0]} runs were given; "
+                         f"need at least {n_params}")
+    for j, name in enumerate(names):
+        bad = ~(np.isfinite(X[:, j]) & (X[:, j] > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"row {i + 1}, column {name!r}: {X[i, j]!r} is not a positive finite number "
+                             f"({int(bad.sum())} such rows); scaling laws need N, D, C > 0")
+    bad = ~(np.isfinite(y) & (y > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"row {i + 1}, column 'loss': {y[i]!r} is not a positive finite number "
+                         f"({int(bad.sum())} such rows); losses are fitted in log space")
+    return X, y
+
+
+def _check_starts(law: Law, starts, what: str) -> np.ndarray:
+    s = np.atleast_2d(np.asarray(starts, dtype=float))
+    p = len(law.param_names)
+    if s.ndim != 2 or s.shape[1] != p:
+        raise ValueError(f"{what} has shape {np.shape(starts)}; law {law.name!r} needs (k, {p}) rows of "
+                         f"internal parameters {list(law.param_names)}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{what} has non-finite values; every start must be finite")
+    return s
+
+
+def _assemble(law, objective, X, y, refined, n_starts, method, rtol, ptol) -> FitResult:
+    finite = [r for r in refined if np.isfinite(r.objective)]
+    if not finite:
+        raise RuntimeError(f"law {law.name!r}: every one of {len(refined)} L-BFGS-B runs ended with a "
+                           f"non-finite objective")
+    best = min(finite, key=lambda r: r.objective)
+    basin = in_best_basin(finite, best, rtol, ptol)
+    residuals = law.log_predict(best.theta, X) - np.log(y)
+    warnings = _warnings(law, best, finite, basin)
+    comparison = None
+    label = method
+    origins = {r.origin for r in finite}
+    if method == "auto" and origins == {"multistart", "varpro"}:
+        comparison, disagree = _compare(law, finite, rtol, ptol)
+        label = f"auto({best.origin})"
+        if disagree:
+            warnings.append(disagree)
+    elif method == "auto":
+        label = "auto(multistart)"
+    return FitResult(
+        law=law.name, params=law.to_public(best.theta), theta=best.theta, objective=float(best.objective),
+        loss=objective.loss, delta=objective.delta, n_points=int(len(y)), variables=tuple(law.variables),
+        converged=best.success, n_starts=int(n_starts), n_starts_in_best_basin=int(basin.sum()),
+        message=best.message, residuals=residuals, warnings=warnings, asymmetry=objective.asymmetry,
+        n_refined=len(refined), method=label, param_names=tuple(law.param_names),
+        nit=best.nit, nfev=best.nfev, diagnostics=_diagnostics(law, X, residuals), comparison=comparison,
+        _law=law)
+
+
+def _warnings(law, best: Refined, refined: list[Refined], basin: np.ndarray) -> list[str]:
+    out = []
+    lo, hi = law.bounds_arrays()
+    for j, name in enumerate(law.param_names):
+        for side, b in (("lower", lo[j]), ("upper", hi[j])):
+            if np.isfinite(b) and abs(best.theta[j] - b) <= 1e-6 * (1.0 + abs(b)):
+                out.append(f"parameter {name} is at its {side} bound {b:g}: the bound, not the data, "
+                           f"sets it; the law may be the wrong form or the ladder too narrow")
+    n_ref, n_basin = len(refined), int(basin.sum())
+    if n_ref >= 2 and (n_basin < 2 or n_basin < 0.1 * n_ref):
+        out.append(f"only {n_basin} of {n_ref} refined starts reached the best optimum: it is fragile; "
+                   f"refine more starts (n_refine=None) or widen init_grid")
+    if not best.success:
+        out.append(f"L-BFGS-B did not report convergence at the best start: {best.message}")
+    return out
+
+
+def _compare(law, refined: list[Refined], rtol: float, ptol: float) -> tuple[dict, str | None]:
+    """Best of each method; a message when their objectives or parameters differ."""
+    by = {o: min((r for r in refined if r.origin == o), key=lambda r: r.objective)
+          for o in ("multistart", "varpro")}
+    ms, vp = by["multistart"], by["varpro"]
+    comparison = {o: {"objective": r.objective, "params": law.to_public(r.theta)} for o, r in by.items()}
+    f_gap = abs(ms.objective - vp.objective) / max(abs(ms.objective), abs(vp.objective), 1e-300)
+    p_gap = np.abs(ms.theta - vp.theta) / (1.0 + np.abs(ms.theta))
+    comparison["objective_rel_gap"] = float(f_gap)
+    comparison["max_param_rel_gap"] = float(p_gap.max())
+    if f_gap <= rtol and p_gap.max() <= ptol:
+        return comparison, None
+    pm, pv = law.to_public(ms.theta), law.to_public(vp.theta)
+    diffs = ", ".join(f"{k} {pm[k]:.4g} vs {pv[k]:.4g}" for k in pm)
+    winner = "multistart" if ms.objective <= vp.objective else "varpro"
+    return comparison, (f"multistart and varpro disagree (objective {ms.objective:.6g} vs {vp.objective:.6g}, "
+                        f"relative gap {f_gap:.2g}; {diffs}); kept {winner}, the lower objective")
+
+
+def _diagnostics(law, X, residuals) -> dict:
+    """Residual summary; the slope of r against log x shows a systematic misfit."""
+    r = np.asarray(residuals, dtype=float)
+    d = {"rmse_log": float(np.sqrt(np.mean(r * r))), "max_abs_residual": float(np.max(np.abs(r))),
+         "mean_residual": float(np.mean(r)), "residual_trend": {}}
+    for j, name in enumerate(law.variables):
+        lx = np.log(X[:, j])
+        v = np.var(lx)
+        if v > 0:
+            d["residual_trend"][name] = float(np.mean((lx - lx.mean()) * (r - r.mean())) / v)
+    return d

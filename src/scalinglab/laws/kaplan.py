@@ -1,0 +1,67 @@
+"""Kaplan et al. 2020's joint law L(N, D) = [(Nc/N)^(alphaN/alphaD) + Dc/D]^alphaD (eq. 1.5).
+
+Fitted in log space: log L = alphaD * LSE((alphaN/alphaD)(nc - log N), dc - log D) with
+Nc = exp(nc), Dc = exp(dc).  Kaplan's published values: alphaN = 0.076, alphaD = 0.103,
+Nc = 6.4e13, Dc = 1.8e13 (Table 2 / eq. 1.5).  There is no irreducible term.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scalinglab.laws.base import Law, as_theta_2d, softmax_lse
+
+
+@dataclass(frozen=True, repr=False)
+class KaplanLaw(Law):
+    name: str = "kaplan"
+    formula: str = "L = [(Nc/N)^(alpha_n/alpha_d) + Dc/D]^alpha_d"
+    variables: tuple[str, ...] = ("params", "tokens")
+    param_names: tuple[str, ...] = ("nc", "dc", "alpha_n", "alpha_d")
+    public_names: tuple[str, ...] = ("Nc", "Dc", "alpha_n", "alpha_d")
+    # alpha_d divides; keep it away from zero.
+    bounds: tuple = ((None, None), (None, None), (1e-4, None), (1e-3, None))
+
+    def log_predict(self, theta, X):
+        t, single = as_theta_2d(theta)
+        X = np.asarray(X, dtype=float)
+        logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
+        nc, dc, an, ad = (t[:, j:j + 1] for j in range(4))
+        u1 = (an / ad) * (nc - logn)
+        u2 = dc - logd + 0.0 * u1
+        m = np.maximum(u1, u2)
+        out = ad * (m + np.log(np.exp(u1 - m) + np.exp(u2 - m)))
+        return out[0] if single else out
+
+    def log_predict_and_jac(self, theta, X):
+        nc, dc, an, ad = np.asarray(theta, dtype=float).reshape(-1)
+        X = np.asarray(X, dtype=float)
+        logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
+        u1 = (an / ad) * (nc - logn)
+        u2 = dc - logd
+        s, w = softmax_lse(np.stack([u1, u2]), axis=0)
+        jac = np.column_stack([an * w[0], ad * w[1], w[0] * (nc - logn), s - w[0] * u1])
+        return ad * s, jac
+
+    def log_predict_jac(self, theta, X):
+        return self.log_predict_and_jac(theta, X)[1]
+
+    def initial_grid(self, X=None):
+        """Exponents over {0.025, 0.05, 0.1, 0.2, 0.4, 0.8}; log Nc, log Dc over
+        {10, 15, ..., 45} (Kaplan's Nc ~ 6e13 and Dc ~ 2e13 sit near 31): 2,304 points."""
+        exps = np.array([0.025, 0.05, 0.1, 0.2, 0.4, 0.8])
+        logs = np.arange(10.0, 45.0 + 1e-9, 5.0)
+        nc, dc, an, ad = np.meshgrid(logs, logs, exps, exps, indexing="ij")
+        return np.column_stack([nc.ravel(), dc.ravel(), an.ravel(), ad.ravel()])
+
+    def to_public(self, theta):
+        nc, dc, an, ad = (float(v) for v in np.asarray(theta, dtype=float).reshape(-1))
+        return {"Nc": float(np.exp(nc)), "Dc": float(np.exp(dc)), "alpha_n": an, "alpha_d": ad}
+
+    def from_public(self, params):
+        return np.array([np.log(params["Nc"]), np.log(params["Dc"]), params["alpha_n"],
+                         params["alpha_d"]], dtype=float)
+
+
+KAPLAN = KaplanLaw()
