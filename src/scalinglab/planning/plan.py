@@ -422,9 +422,11 @@ class _LawView:
     def _log_predict_samples(self, X: np.ndarray):
         """(B, n) log-loss of every resample at X (columns params, tokens), via the law registry."""
         try:
-            from scalinglab.laws import get_law
+            law = getattr(self.fit, "law_object", None)
+            if law is None:
+                from scalinglab.laws import get_law
 
-            law = get_law(self.law)
+                law = get_law(self.law)
             names = list(self.bootstrap.names)
             thetas = np.stack([law.from_public(dict(zip(names, row))) for row in self.bootstrap.samples])
             cols = [X[:, ["params", "tokens"].index(v)] if v in ("params", "tokens") else
@@ -506,13 +508,10 @@ def _load_fit(fit_or_path):
     if isinstance(fit_or_path, (str, Path)):
         from scalinglab.fitting.result import FitResult
 
-        path = Path(fit_or_path)
-        if not path.exists():
-            raise ValueError(f"fit file {str(path)!r} does not exist; pass a FitResult or the JSON written by "
-                             f"`scalinglab fit ... -o fit.json`")
-        return FitResult.from_json(path)
+        return FitResult.from_json(fit_or_path)  # a path or JSON text; names the file when missing
     if not hasattr(fit_or_path, "params") or not hasattr(fit_or_path, "law"):
-        raise ValueError(f"fit_or_path must be a FitResult or a path to fit JSON; got {type(fit_or_path).__name__}")
+        raise ValueError(f"fit_or_path must be a FitResult or a path to fit JSON (written by "
+                         f"`scalinglab fit ... -o fit.json`); got {type(fit_or_path).__name__}")
     return fit_or_path
 
 
@@ -529,15 +528,18 @@ def _shape_rules(rules: ShapeRules | None, kwargs: dict) -> ShapeRules:
 
 
 def _fit_data_max_flops(fit) -> float | None:
-    for attr in ("data_max_flops", "max_flops"):
-        value = getattr(fit, attr, None)
-        if value is not None and np.isfinite(value):
+    """The largest compute among the fitted runs, where the fit records it: an attribute
+    ``data_max_flops``, or ``diagnostics["data_max_flops"]`` / ``diagnostics["data_range"]["flops"]``."""
+    candidates = [getattr(fit, "data_max_flops", None)]
+    diagnostics = getattr(fit, "diagnostics", None)
+    if isinstance(diagnostics, dict):
+        candidates.append(diagnostics.get("data_max_flops"))
+        data_range = diagnostics.get("data_range")
+        if isinstance(data_range, dict) and data_range.get("flops") is not None:
+            candidates.append(np.max(np.asarray(data_range["flops"], dtype=float)))
+    for value in candidates:
+        if value is not None and np.isfinite(float(value)) and float(value) > 0:
             return float(value)
-    data_range = getattr(fit, "data_range", None)
-    if isinstance(data_range, dict):
-        flops = data_range.get("flops")
-        if flops is not None:
-            return float(np.max(flops))
     return None
 
 
