@@ -1,0 +1,341 @@
+"""Train one small model on a prepared corpus: one clear loop, resumable, with WSD branches.
+
+``train(config, corpus, workdir=...)`` trains ``config.shape`` for ``config.tokens`` tokens and
+returns the (N, D, validation loss) points it measured. Everything needed to continue lives in
+``workdir/ckpt.pt`` (written atomically); calling ``train`` again with the same workdir resumes
+and reproduces the uninterrupted run's losses exactly (bitwise on CPU), because the data a step
+sees depends only on (seed, step) and the checkpoint holds model, optimizer and RNG states.
+
+WSD branches (Hägele et al. 2024): with ``schedule="wsd"`` the run keeps a constant learning
+rate and, for every extra token count D_b in ``wsd_branch_tokens``, saves the stable-phase state
+at step S_b·(1 - cooldown_fraction), runs the cooldown of a D_b-token WSD run, records its point,
+then restores the saved state and carries on. One run yields one point per branch plus the
+final one, each equal to what a separate WSD run of that length would have measured.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from scalinglab.train import schedules
+from scalinglab.train.corpus import TokenData
+from scalinglab.train.counting import ModelShape, ParamCount, count_params, training_flops_per_token
+from scalinglab.train.model import Transformer
+
+__all__ = ["TrainConfig", "TrainResult", "train"]
+
+# config fields that may change between an interrupted run and its resume
+_RESUME_MAY_CHANGE = ("device", "compile", "log_every", "checkpoint_every")
+
+
+@dataclass
+class TrainConfig:
+    shape: ModelShape
+    tokens: int                        # training tokens of the main run (rounded down to whole steps)
+    batch_size: int                    # sequences per step
+    seq_len: int
+    lr: float                          # peak learning rate
+    schedule: str = "cosine"           # "cosine" | "wsd"
+    warmup_tokens: int | None = None   # None: 2% of tokens (at least one step)
+    cooldown_fraction: float = 0.2     # WSD: share of each run's (or branch's) steps spent decaying
+    wsd_branch_tokens: tuple[int, ...] = ()   # extra token counts measured by cooldown branches
+    seed: int = 0
+    device: str = "auto"               # "auto" (cuda if available, else cpu) | "cpu" | "cuda[:i]"
+    compile: bool = False              # torch.compile the model
+    optimizer: str = "adamw"           # "adamw" | "muon" (Muon on hidden matrices, AdamW elsewhere)
+    weight_decay: float = 0.1
+    eval_every: int | None = None      # steps between validation evaluations; None: ~10 per run
+    eval_tokens: int = 65_536          # size of the fixed validation set (capped by the split)
+    # beyond the contract
+    min_lr_ratio: float = 0.1          # cosine: final lr / peak lr
+    cooldown_decay: str = "linear"     # WSD: "linear" | "1-sqrt"
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0             # max global grad norm (0: off)
+    loss_chunk: int | None = None      # positions per cross-entropy chunk; None: auto (on at vocab > 16384)
+    log_every: int | None = None       # steps between curve events; None: ~500 per run
+    checkpoint_every: int | None = None   # steps between checkpoints; None: at every evaluation
+
+    def __post_init__(self):
+        def need(cond, msg):
+            if not cond:
+                raise ValueError(f"TrainConfig: {msg}")
+        need(isinstance(self.shape, ModelShape), "shape must be a ModelShape")
+        for name in ("tokens", "batch_size", "seq_len"):
+            need(int(getattr(self, name)) > 0, f"{name} must be a positive integer")
+        need(self.seq_len <= self.shape.context_length,
+             f"seq_len ({self.seq_len}) must be <= shape.context_length ({self.shape.context_length})")
+        need(math.isfinite(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr}")
+        need(self.schedule in ("cosine", "wsd"), f"schedule must be 'cosine' or 'wsd', got {self.schedule!r}")
+        need(self.optimizer in ("adamw", "muon"),
+             f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+        need(0 < self.cooldown_fraction <= 1, "cooldown_fraction must be in (0, 1]")
+        need(self.cooldown_decay in ("linear", "1-sqrt"), "cooldown_decay must be 'linear' or '1-sqrt'")
+        self.wsd_branch_tokens = tuple(sorted({int(t) for t in self.wsd_branch_tokens}))
+        need(not self.wsd_branch_tokens or self.schedule == "wsd",
+             "wsd_branch_tokens needs schedule='wsd'")
+        need(all(0 < t < self.tokens for t in self.wsd_branch_tokens),
+             f"wsd_branch_tokens must lie strictly between 0 and tokens ({self.tokens})")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.tokens // self.tokens_per_step)
+
+    @property
+    def warmup_steps(self) -> int:
+        wt = 0.02 * self.tokens if self.warmup_tokens is None else self.warmup_tokens
+        return max(1, round(wt / self.tokens_per_step)) if wt > 0 else 0
+
+    def cooldown_steps(self, total_steps: int) -> int:
+        return max(1, round(self.cooldown_fraction * total_steps))
+
+    def branches(self) -> list[tuple[int, int]]:
+        """(start step, end step) of each WSD cooldown branch, in the order they are taken."""
+        out = []
+        for t in self.wsd_branch_tokens:
+            end = max(1, t // self.tokens_per_step)
+            start = end - self.cooldown_steps(end)
+            if end >= self.total_steps:
+                raise ValueError(f"TrainConfig: WSD branch at {t} tokens rounds to {end} steps, not "
+                                 f"fewer than the main run's {self.total_steps}")
+            if start < self.warmup_steps:
+                raise ValueError(f"TrainConfig: WSD branch at {t} tokens would start its cooldown at "
+                                 f"step {start}, inside the {self.warmup_steps}-step warmup; use "
+                                 "larger branch token counts or a shorter warmup")
+            out.append((start, end))
+        return sorted(out)
+
+    def lr_at(self, step: int, branch_end: int | None = None) -> float:
+        if self.schedule == "cosine":
+            mult = schedules.cosine(step, self.total_steps, self.warmup_steps, self.min_lr_ratio)
+        else:
+            total = self.total_steps if branch_end is None else branch_end
+            mult = schedules.wsd(step, total, self.warmup_steps, self.cooldown_steps(total),
+                                 self.cooldown_decay)
+        return self.lr * mult
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["wsd_branch_tokens"] = list(self.wsd_branch_tokens)
+        return d
+
+
+@dataclass
+class TrainResult:
+    points: list[dict]        # one per WSD branch, then the final point
+    curve: list[dict]         # the curve events, in training order
+    params: ParamCount
+    flops_per_token: float    # training_flops_per_token at the trained seq_len
+    wall_seconds: float
+    hardware: dict
+    status: str               # "done" | "diverged"
+    message: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
+          on_event: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``config`` on the token file ``corpus``; resume from ``workdir/ckpt.pt`` if present.
+
+    Events (``on_event``): {"type": "curve", "step", "tokens", "train_loss", "val_loss" (or None),
+    "lr", "branch"} and {"type": "point", "tokens", "val_loss", "branch", ...} (branch: the WSD
+    branch index, None for the main run). A NaN/inf loss ends the run with status "diverged".
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, base_path = workdir / "ckpt.pt", workdir / "branch_base.pt"
+    emit = on_event or (lambda event: None)
+
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                          if config.device == "auto" else config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"TrainConfig.device={config.device!r} but CUDA is not available; use 'cpu' or 'auto'")
+    data = TokenData(corpus, seed=config.seed)
+    if data.info.vocab_size > config.shape.vocab_size:
+        raise ValueError(f"corpus {corpus} has vocab {data.info.vocab_size}, larger than the model's "
+                         f"shape.vocab_size {config.shape.vocab_size}")
+    data._split("train", config.seq_len), data._split("val", config.seq_len)   # early, clear errors
+
+    S, tps = config.total_steps, config.tokens_per_step
+    branches = config.branches()
+    eval_every = config.eval_every or max(1, S // 10)
+    log_every = config.log_every or max(1, S // 500)
+    ckpt_every = config.checkpoint_every or eval_every
+    loss_chunk = config.loss_chunk if config.loss_chunk is not None else (
+        8192 if config.shape.vocab_size > 16384 else None)
+    params = count_params(config.shape)
+    fpt = training_flops_per_token(replace(config.shape, context_length=config.seq_len))
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+           else contextlib.nullcontext())
+    hardware = {"device": str(device), "name": torch.cuda.get_device_name(device)
+                if device.type == "cuda" else platform.processor() or platform.machine(),
+                "precision": "bf16" if device.type == "cuda" else "fp32", "compile": config.compile,
+                "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+    # no torch.use_deterministic_algorithms: the CPU kernels used here are deterministic already
+    # (tested: a resumed run matches bitwise) and the switch costs seconds of torch._inductor import
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model = Transformer(config.shape).to(device)
+        optimizers = _make_optimizers(model, config, device)
+        fwd = torch.compile(model) if config.compile else model
+
+        # the run's bookkeeping; everything here goes into the checkpoint
+        st = {"step": 0, "branch": None, "branches_done": 0, "points": [], "curve": [],
+              "wall": 0.0, "status": "running", "message": ""}
+        if ckpt_path.exists():
+            st = _load(ckpt_path, model, optimizers, config, device)
+            if st["status"] != "running":
+                return _result(st, params, fpt, hardware)
+
+        def checkpoint(path=ckpt_path):
+            _save(path, model, optimizers, config, st)
+
+        def evaluate() -> float:
+            model.eval()
+            total, n = 0.0, 0
+            with torch.no_grad(), amp:
+                for x, y in data.val_batches(config.batch_size, config.seq_len, config.eval_tokens):
+                    x, y = _to(x, device), _to(y, device)
+                    total += fwd(x, y, loss_chunk=loss_chunk).item() * y.numel()
+                    n += y.numel()
+            model.train()
+            return total / n
+
+        def record_point(tokens: int, branch):
+            val = evaluate()
+            point = {"tokens": tokens, "val_loss": val, "branch": branch, "step": tokens // tps,
+                     "params": params.non_embedding, "params_total": params.total,
+                     "flops": fpt * tokens, "flops_6nd": 6.0 * params.non_embedding * tokens}
+            st["points"].append(point)
+            emit({"type": "point", **point})
+            return val
+
+        t0 = time.perf_counter() - st["wall"]
+        while True:
+            step, b = st["step"], st["branch"]
+            if b is None and st["branches_done"] < len(branches) and step == branches[st["branches_done"]][0]:
+                st["branch"] = b = st["branches_done"]          # enter a cooldown branch
+                checkpoint(base_path)
+            if b is not None and step == branches[b][1]:        # branch finished: point, restore
+                record_point(step * tps, b)
+                base = _load(base_path, model, optimizers, config, device)
+                st.update(step=base["step"], branch=None, branches_done=b + 1)
+                st["wall"] = time.perf_counter() - t0
+                checkpoint()
+                continue
+            if b is None and step == S:
+                val = record_point(S * tps, None)
+                st["status"] = "done" if math.isfinite(val) else "diverged"
+                break
+
+            lr = config.lr_at(step, None if b is None else branches[b][1])
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            x, y = (_to(a, device) for a in data.batch(step, config.batch_size, config.seq_len))
+            with amp:
+                loss = fwd(x, y, loss_chunk=loss_chunk)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            for opt in optimizers:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            st["step"] = step = step + 1
+
+            last_of_phase = step == (S if b is None else branches[b][1])
+            is_eval = step % eval_every == 0 and not last_of_phase
+            if step % log_every == 0 or is_eval or last_of_phase:
+                train_loss = loss.item()
+                val_loss = evaluate() if is_eval else None
+                event = {"type": "curve", "step": step, "tokens": step * tps, "train_loss": train_loss,
+                         "val_loss": val_loss, "lr": lr, "branch": b}
+                st["curve"].append(event)
+                emit(event)
+                if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
+                    st["status"], st["message"] = "diverged", (
+                        f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} "
+                        f"at step {step} (lr {lr:.3g}); lower the learning rate")
+                    break
+            if step % ckpt_every == 0:
+                st["wall"] = time.perf_counter() - t0
+                checkpoint()
+        st["wall"] = time.perf_counter() - t0
+        checkpoint()
+        if base_path.exists():
+            base_path.unlink()
+    return _result(st, params, fpt, hardware)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _to(a, device):
+    t = torch.from_numpy(a)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t
+
+
+def _make_optimizers(model: Transformer, config: TrainConfig, device) -> list[torch.optim.Optimizer]:
+    """AdamW (decay on matrices, none on norm gains); with "muon", Muon takes the block matrices."""
+    kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    hidden = [p for n, p in model.named_parameters() if p.ndim == 2 and n.startswith("blocks.")]
+    if config.optimizer == "muon":
+        if not hasattr(torch.optim, "Muon"):
+            raise ValueError("optimizer='muon' needs torch.optim.Muon (torch >= 2.9); use 'adamw'")
+        # match_rms_adamw (Liu et al. 2025, "Muon is Scalable"): the AdamW lr and decay carry over
+        muon = torch.optim.Muon(hidden, lr=config.lr, weight_decay=config.weight_decay,
+                                adjust_lr_fn="match_rms_adamw")
+        ids = {id(p) for p in hidden}
+        rest = [p for p in model.parameters() if id(p) not in ids]
+    else:
+        muon, rest = None, list(model.parameters())
+    groups = [{"params": [p for p in rest if p.ndim >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in rest if p.ndim < 2], "weight_decay": 0.0}]
+    adamw = torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), eps=1e-8, **kw)
+    return [adamw] + ([muon] if muon is not None else [])
+
+
+def _save(path: Path, model, optimizers, config: TrainConfig, st: dict) -> None:
+    blob = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "config": config.to_dict(), "state": st}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path, model, optimizers, config: TrainConfig, device) -> dict:
+    blob = torch.load(path, map_location=device, weights_only=False)
+    mine, theirs = config.to_dict(), blob["config"]
+    diff = [k for k in mine if k not in _RESUME_MAY_CHANGE and mine[k] != theirs.get(k)]
+    if diff:
+        raise ValueError(f"workdir checkpoint {path} belongs to a different run (differs in "
+                         f"{', '.join(diff)}); use a fresh workdir or the original config")
+    model.load_state_dict(blob["model"])
+    for opt, sd in zip(optimizers, blob["optimizers"]):
+        opt.load_state_dict(sd)
+    torch.set_rng_state(blob["rng_cpu"])
+    if blob["rng_cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(blob["rng_cuda"])
+    return blob["state"]
+
+
+def _result(st: dict, params: ParamCount, fpt: float, hardware: dict) -> TrainResult:
+    return TrainResult(points=list(st["points"]), curve=list(st["curve"]), params=params,
+                       flops_per_token=fpt, wall_seconds=st["wall"], hardware=hardware,
+                       status=st["status"], message=st["message"])
