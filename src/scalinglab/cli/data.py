@@ -1,0 +1,50 @@
+"""`scalinglab data prepare`: tokenize documents into a training token file (thin shell)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from scalinglab.cli.app import data_app
+from scalinglab.cli.render import console, emit_json, err_console, fail
+
+
+@data_app.command("prepare")
+def prepare(
+    files: List[Path] = typer.Argument(None, help="Text files (.txt/.md/.py, one document each), "
+                                       ".jsonl ('text' field per line), .parquet ('text' column) or "
+                                       "directories. None: the Python sources installed with this "
+                                       "interpreter (offline built-in corpus)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Token file to write, e.g. corpus.bin "
+                             "(a JSON sidecar corpus.bin.json is written beside it)."),
+    tokenizer: str = typer.Option("byte", help="byte (UTF-8 bytes + end-of-text, vocab 257), bpe "
+                                  "(byte-level BPE trained on these documents) or a tokenizer JSON path."),
+    vocab_size: int = typer.Option(8192, help="BPE vocabulary size (with --tokenizer bpe)."),
+    max_bytes: Optional[int] = typer.Option(None, help="Stop after this many bytes of text "
+                                            "(built-in corpus default: 50,000,000)."),
+    val_fraction: float = typer.Option(0.01, help="Share of documents held out for validation."),
+    seed: int = typer.Option(0, help="Seed of the deterministic by-document split."),
+    json_out: bool = typer.Option(False, "--json", help="Print the corpus info as JSON."),
+) -> None:
+    """Tokenize documents into a flat token file with a by-document train/validation split."""
+    from scalinglab.train.corpus import prepare_corpus
+
+    with fail(), Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                          transient=True, disable=json_out) as progress:
+        task = progress.add_task("reading", total=len(files) if files else None)
+
+        def on_file(path: Path) -> None:
+            progress.update(task, advance=1, description=f"reading {path.name}")
+
+        info = prepare_corpus(files or None, out, tokenizer=tokenizer, vocab_size=vocab_size,
+                              val_fraction=val_fraction, seed=seed, max_bytes=max_bytes,
+                              on_file=on_file)
+    if json_out:
+        emit_json({**info.__dict__, "n_tokens": info.n_tokens})
+        return
+    console.print(f"wrote {info.path}: {info.summary()}", markup=False)
+    if info.n_duplicates:
+        console.print(f"skipped {info.n_duplicates:,} duplicate document(s)", markup=False)
