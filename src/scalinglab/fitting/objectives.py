@@ -40,7 +40,8 @@ class Objective:
         if self.loss == "mse":
             return r * r
         a = np.abs(r)
-        h = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        c = np.minimum(a, self.delta)          # c(a - c/2) is r^2/2 inside delta, delta(|r| - delta/2) beyond
+        h = c * (a - 0.5 * c)
         if self.loss == "asymmetric":
             h = np.where(r > 0, self.asymmetry * h, h)
         return h

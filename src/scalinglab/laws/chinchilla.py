@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalinglab.laws.base import Law, as_theta_2d, log_floor, softmax_lse
+from scalinglab.laws.base import Law, as_theta_2d, log_floor
 
 
 @dataclass(frozen=True, repr=False)
@@ -41,11 +41,22 @@ class ChinchillaLaw(Law):
         return out[0] if single else out
 
     def log_predict_and_jac(self, theta, X):
+        # Written out term by term (no stacking): this is the L-BFGS-B inner loop.
+        a, b, e, al, be = np.asarray(theta, dtype=float).reshape(-1)
         X = np.asarray(X, dtype=float)
-        u, logn, logd = self._terms(np.asarray(theta, dtype=float).reshape(-1), X)
-        lse, w = softmax_lse(u[:, 0, :], axis=0)          # w: (3, n) softmax weights
-        jac = np.column_stack([w[0], w[1], w[2], -w[0] * logn, -w[1] * logd])
-        return lse, jac
+        logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
+        u0 = a - al * logn
+        u1 = b - be * logd
+        m = np.maximum(np.maximum(u0, u1), e)
+        e0, e1, e2 = np.exp(u0 - m), np.exp(u1 - m), np.exp(e - m)
+        s = e0 + e1 + e2
+        jac = np.empty((X.shape[0], 5))
+        jac[:, 0] = e0 / s                      # softmax weights = d LSE / d term
+        jac[:, 1] = e1 / s
+        jac[:, 2] = e2 / s
+        jac[:, 3] = -jac[:, 0] * logn
+        jac[:, 4] = -jac[:, 1] * logd
+        return m + np.log(s), jac
 
     def log_predict_jac(self, theta, X):
         return self.log_predict_and_jac(theta, X)[1]
