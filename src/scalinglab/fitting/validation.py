@@ -66,10 +66,19 @@ def _check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ..
                              "train on at least 2 budgets")
 
 
+def _as_table(df: pd.DataFrame, source: str):
+    """Wrap an already-validated slice so that the engine does not validate (and renumber) it again."""
+    try:
+        from scalinglab.data.readers import RunTable
+    except ImportError:  # the data area has not landed: the engine accepts any .df/.dropped pair
+        from types import SimpleNamespace as RunTable
+    return RunTable(df=df, source=source, dropped=pd.DataFrame(columns=list(df.columns) + ["reason"]))
+
+
 def _fit(train: pd.DataFrame, law, fit_kwargs: dict):
     from scalinglab.fitting.engine import fit
 
-    return fit(train, law, **fit_kwargs)
+    return fit(_as_table(train, "<training part>"), law, **fit_kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
