@@ -207,48 +207,52 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
     def col_name(c: str) -> str:
         return f"column '{c}'" if origins.get(c, c) == c else f"column '{c}' (from '{origins[c]}')"
 
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []          # (source row, message), sorted by row at the end
+
+    def add(idx, text: str) -> None:
+        errors.append((int(rows[idx]), f"{label(rows[idx])}, {text}"))
+
     out: dict[str, pd.Series] = {}
     for column in NUMERIC_COLUMNS:
         if column not in df.columns:
             continue
         values, unparsable = coerce_numeric(df[column])
         for idx in df.index[unparsable.to_numpy()]:
-            errors.append(f"{label(rows[idx])}, {col_name(column)}: {df.at[idx, column]!r} is not a "
-                          f"number; expected {COLUMN_HELP[column]}")
+            add(idx, f"{col_name(column)}: {df.at[idx, column]!r} is not a number; "
+                     f"expected {COLUMN_HELP[column]}")
         finite = np.isfinite(values.to_numpy())
         missing = values.isna().to_numpy() & ~unparsable.to_numpy()
         infinite = ~finite & ~values.isna().to_numpy()
         for idx in df.index[infinite]:
-            errors.append(f"{label(rows[idx])}, {col_name(column)}: {values[idx]!r} is not finite; "
-                          f"expected {COLUMN_HELP[column]}")
+            add(idx, f"{col_name(column)}: {_fmt(values[idx])} is not finite; expected {COLUMN_HELP[column]}")
         if column in REQUIRED_COLUMNS:
             for idx in df.index[missing]:
-                errors.append(f"{label(rows[idx])}, {col_name(column)}: value is missing (empty or NaN); "
-                              f"expected {COLUMN_HELP[column]}")
+                add(idx, f"{col_name(column)}: value is missing (empty or NaN); "
+                         f"expected {COLUMN_HELP[column]}")
         if column == "step":
             invalid = finite & ((values.to_numpy() < 0) | (np.mod(np.where(finite, values, 0), 1) != 0))
         else:
             invalid = finite & (values.to_numpy() <= 0)
         for idx in df.index[invalid]:
-            errors.append(f"{label(rows[idx])}, {col_name(column)}: {_fmt(values[idx])} is not valid; "
-                          f"expected {COLUMN_HELP[column]}")
+            add(idx, f"{col_name(column)}: {_fmt(values[idx])} is not valid; expected {COLUMN_HELP[column]}")
         out[column] = values
 
-    flops_errors = _fill_tokens_flops(out, df.index, rows, label, col_name, flops_tolerance)
-    errors.extend(flops_errors)
+    n_before = len(errors)
+    _fill_tokens_flops(out, df.index, add, col_name, flops_tolerance)
+    inconsistent = any("C/(6N) =" in e for _, e in errors[n_before:])
 
     for column in TEXT_COLUMNS:
         if column not in df.columns:
             continue
         text, missing = _as_text(df[column])
         for idx in df.index[missing.to_numpy()]:
-            errors.append(f"{label(rows[idx])}, {col_name(column)}: value is missing; expected "
-                          f"{COLUMN_HELP[column]} on every row (or leave the column out)")
+            add(idx, f"{col_name(column)}: value is missing; expected "
+                     f"{COLUMN_HELP[column]} on every row (or leave the column out)")
         out[column] = text
 
     if errors:
-        raise _collect(source, errors, (FLOPS_HINT,) if any("C/(6N) =" in e for e in flops_errors) else ())
+        errors.sort(key=lambda pair: pair[0])      # stable: within a row, columns keep their order
+        raise _collect(source, [e for _, e in errors], (FLOPS_HINT,) if inconsistent else ())
 
     result = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS if c in out}, index=df.index)
     result["source_row"] = source_row
@@ -284,30 +288,29 @@ def _check_structure(df: pd.DataFrame, source: str, origins: Mapping[str, str]) 
             "(CLI: --map params=\"Model Size\"). Canonical names: " + ", ".join(CANONICAL_COLUMNS))
 
 
-def _fill_tokens_flops(out, index, rows, label, col_name, tolerance) -> list[str]:
-    """Fill flops = 6·N·D / tokens = C/(6N) per row and check the two agree where both given."""
-    errors: list[str] = []
+def _fill_tokens_flops(out, index, add, col_name, tolerance) -> None:
+    """Fill flops = 6·N·D / tokens = C/(6N) per row and check the two agree where both given;
+    problems go to ``add(index, message)``."""
     params = out["params"]
     tokens = out.get("tokens", pd.Series(np.nan, index=index))
     flops = out.get("flops", pd.Series(np.nan, index=index))
     neither = tokens.isna() & flops.isna()
     both_missing_cols = "tokens" if "tokens" in out else "flops"
     for idx in index[neither.to_numpy()]:
-        errors.append(f"{label(rows[idx])}, {col_name(both_missing_cols)}: value is missing and so is "
-                      "the other of tokens/flops; give D (tokens) or C (flops) for every row")
+        add(idx, f"{col_name(both_missing_cols)}: value is missing and so is the other of "
+                 "tokens/flops; give D (tokens) or C (flops) for every row")
     implied_tokens = flops / (6.0 * params)
     if tolerance is not None and "tokens" in out and "flops" in out:
         ratio = tokens / implied_tokens
         off = (ratio - 1.0).abs() > tolerance
         off = off.fillna(False).to_numpy() & np.isfinite(ratio.to_numpy())
         for idx in index[off]:
-            errors.append(
-                f"{label(rows[idx])}, {col_name('tokens')} vs {col_name('flops')}: D = {_fmt(tokens[idx])} but "
+            add(idx,
+                f"{col_name('tokens')} vs {col_name('flops')}: D = {_fmt(tokens[idx])} but "
                 f"C/(6N) = {_fmt(flops[idx])}/(6·{_fmt(params[idx])}) = {_fmt(implied_tokens[idx])} "
                 f"(ratio {ratio[idx]:.4g}, tolerance {tolerance:g})")
     out["tokens"] = tokens.where(tokens.notna(), implied_tokens).astype("float64")
     out["flops"] = flops.where(flops.notna(), 6.0 * params * out["tokens"]).astype("float64")
-    return errors
 
 
 def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
