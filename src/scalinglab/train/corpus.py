@@ -104,15 +104,24 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 # ---------------------------------------------------------------- reading documents
 
-def default_corpus_files() -> list[Path]:
-    """Python sources installed under the interpreter's prefix (stdlib + site-packages), sorted."""
+def default_corpus_files() -> Iterator[Path]:
+    """Python sources installed under the interpreter's prefix (stdlib, then site-packages).
+
+    A lazy walk in sorted order (directories and files sorted by name at every level), so the
+    order is deterministic and a byte cap stops the walk early instead of listing every file.
+    """
     paths = sysconfig.get_paths()
-    roots = sorted({Path(paths[k]) for k in ("stdlib", "purelib", "platlib") if k in paths})
-    files: set[Path] = set()
+    roots: list[Path] = []
+    for key in ("stdlib", "purelib", "platlib"):
+        root = Path(paths[key]) if key in paths else None
+        if root and root.is_dir() and not any(root == r or r in root.parents for r in roots):
+            roots.append(root)
     for root in roots:
-        if root.is_dir():
-            files.update(p for p in root.rglob("*.py") if p.is_file())
-    return sorted(files)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.endswith(".py"):
+                    yield Path(dirpath) / name
 
 
 def _expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -170,7 +179,7 @@ def iter_documents(path: Path, *, strict: bool = True) -> Iterator[str]:
                                   f"({'/'.join(TEXT_SUFFIXES)}), .jsonl or .parquet") from None
 
 
-def _documents(files: list[Path], max_bytes: int | None, strict: bool,
+def _documents(files: Iterable[Path], max_bytes: int | None, strict: bool,
                on_file: Callable[[Path], None] | None, stats: dict) -> Iterator[str]:
     """Deduplicated (by content hash), non-empty documents, stopping once ``max_bytes`` is read."""
     seen: set[bytes] = set()
@@ -313,11 +322,8 @@ def prepare_corpus(inputs: list[Path] | None, out: str | Path, *, tokenizer: str
         raise CorpusError(f"--max-bytes must be a positive number of bytes, got {max_bytes}")
     builtin = not inputs
     if builtin:
-        files = default_corpus_files()
+        files = None    # walked afresh on each pass (BPE reads the documents twice)
         max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
-        if not files:
-            raise CorpusError("no inputs given and the built-in corpus (Python sources under "
-                              f"{sysconfig.get_paths()['stdlib']}) is empty; pass input files")
     else:
         files = _expand_inputs(inputs)
     if not out.parent.exists():
@@ -328,7 +334,7 @@ def prepare_corpus(inputs: list[Path] | None, out: str | Path, *, tokenizer: str
     stats: dict = {}
 
     def docs(on_file=None):
-        return _documents(files, max_bytes, strict=not builtin, on_file=on_file, stats=stats)
+        return _documents(default_corpus_files() if builtin else files, max_bytes, strict=not builtin, on_file=on_file, stats=stats)
 
     tokenizer_file = None
     if tokenizer == "byte":
