@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scalinglab.data.readers import load_runs
 from scalinglab.fitting.isoflop import isoflop_approach2
 
 # (config string in the data, published exponent a) — Porian et al. 2024, as listed in
@@ -44,7 +45,7 @@ def reproduce(data: Path, n_bootstrap: int = 1000, level: float = 0.9, seed: int
         raise ValueError(f"{data}: configs without a published exponent: {sorted(unknown)}")
     rows = []
     for config, theirs in PUBLISHED.items():
-        runs = df[df["config"] == config].drop(columns="config")
+        runs = load_runs(data, where=f"config == '{config}'")  # validated at the one door
         res = isoflop_approach2(runs, method="akima", n_bootstrap=n_bootstrap, level=level, seed=seed)
         rows.append({"config": config, "ours": res.a, "theirs": theirs, "diff": res.a - theirs,
                      "ci_lo": res.a_ci[0], "ci_hi": res.a_ci[1],
