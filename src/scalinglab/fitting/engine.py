@@ -44,6 +44,7 @@ class Refined:
     nit: int
     nfev: int
     origin: str                      # "multistart" or "varpro"
+    joined: bool = False             # stopped early on reaching an earlier start's optimum
 
 
 # ------------------------------------------------------------------------------ public API
@@ -75,7 +76,7 @@ def fit(runs, law="chinchilla", *, loss="huber", delta=1e-3, asymmetry=None, ini
 
 def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
                n_refine=32, method="auto", seed=0, x0=None, basin_rtol=1e-4, basin_ptol=1e-2,
-               maxiter=1000) -> FitResult:
+               maxiter=1000, join_basins=True) -> FitResult:
     """Fit ``law`` to arrays: X (n, len(law.variables)) in raw units, y_loss (n,) in nats.
 
     Parameters
@@ -92,6 +93,10 @@ def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init
         within ``basin_rtol`` (relative) of the best and every internal parameter within
         ``basin_ptol * (1 + |theta_best|)``.
     maxiter : L-BFGS-B iteration limit per start.
+    join_basins : stop a start once it is inside the optimum an earlier start converged to
+        (objective within ``basin_rtol``, parameters within ``basin_ptol / 10``): it has
+        reached that basin, and polishing it again is wasted work.  Starts are refined best
+        grid value first; the reported optimum is always a fully converged run.
     """
     law = get_law(law)
     X, y = _check_arrays(law, X, y_loss)
@@ -125,13 +130,13 @@ def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init
                                  f"{len(grid)} starting points; pass init_grid= or x0= near the data")
             starts = grid[order[: (len(order) if n_refine is None else int(n_refine))]]
         n_starts += len(starts) if x0 is not None else len(grid)
-        with single_threaded_blas():
-            refined += [refine(law, objective, s, X, logy, maxiter=maxiter, origin="multistart") for s in starts]
+        refined += refine_all(law, objective, starts, X, logy, maxiter=maxiter, origin="multistart",
+                              join=join_basins, rtol=basin_rtol, ptol=basin_ptol)
     if run_varpro:
         vp = varpro_starts(law, objective, X, y)
         n_starts += vp.n_grid
-        with single_threaded_blas():
-            refined += [refine(law, objective, s, X, logy, maxiter=maxiter, origin="varpro") for s in vp.thetas]
+        refined += refine_all(law, objective, vp.thetas, X, logy, maxiter=maxiter, origin="varpro",
+                              join=join_basins, rtol=basin_rtol, ptol=basin_ptol)
 
     return _assemble(law, objective, X, y, refined, n_starts, method, basin_rtol, basin_ptol)
 
@@ -154,8 +159,22 @@ def grid_objective(law: Law, objective: Objective, grid: np.ndarray, X: np.ndarr
     return out
 
 
+def refine_all(law: Law, objective: Objective, starts: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
+               maxiter: int, origin: str, join: bool, rtol: float, ptol: float) -> list[Refined]:
+    """Refine every start in order, one BLAS thread; with ``join``, later starts stop once
+    they reach an optimum an earlier start converged to."""
+    done: list[Refined] = []
+    with single_threaded_blas():
+        for s in starts:
+            known = [r for r in done if r.success and not r.joined] if join else []
+            done.append(refine(law, objective, s, X, logy, maxiter=maxiter, origin=origin,
+                               known=known, rtol=rtol, ptol=0.1 * ptol))
+    return done
+
+
 def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
-           maxiter: int = 1000, origin: str = "multistart") -> Refined:
+           maxiter: int = 1000, origin: str = "multistart", known: list[Refined] = (),
+           rtol: float = 1e-4, ptol: float = 1e-3) -> Refined:
     """L-BFGS-B from one start with the analytic gradient.
 
     The objective is divided by its value at the start so that L-BFGS-B's absolute
@@ -177,12 +196,24 @@ def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, lo
             return np.inf, np.zeros_like(theta)
         return f / scale, g / scale
 
+    targets = [(k.theta, k.objective * (1.0 + rtol) + 1e-300, ptol * (1.0 + np.abs(k.theta))) for k in known]
+
+    def callback(intermediate_result):
+        if targets:
+            theta, f = intermediate_result.x, intermediate_result.fun * scale
+            for t, f_max, tol in targets:
+                if f <= f_max and np.all(np.abs(theta - t) <= tol):
+                    raise StopIteration
+
     bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b) for a, b in zip(lo, hi)]
-    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
                    options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-10, "maxcor": 20})
     theta = np.asarray(res.x, dtype=float)
-    return Refined(theta=theta, objective=_value(law, objective, theta, X, logy), success=bool(res.success),
-                   message=str(res.message), nit=int(res.nit), nfev=int(res.nfev), origin=origin)
+    joined = "StopIteration" in str(res.message)
+    return Refined(theta=theta, objective=_value(law, objective, theta, X, logy),
+                   success=bool(res.success) or joined,
+                   message="reached an earlier start's optimum" if joined else str(res.message),
+                   nit=int(res.nit), nfev=int(res.nfev), origin=origin, joined=joined)
 
 
 def in_best_basin(refined: list[Refined], best: Refined, rtol: float, ptol: float) -> np.ndarray:
@@ -299,7 +330,8 @@ def _assemble(law, objective, X, y, refined, n_starts, method, rtol, ptol) -> Fi
     if not finite:
         raise RuntimeError(f"law {law.name!r}: every one of {len(refined)} L-BFGS-B runs ended with a "
                            f"non-finite objective")
-    best = min(finite, key=lambda r: r.objective)
+    # the reported optimum is a fully converged run (a joined start stopped within rtol of one)
+    best = min([r for r in finite if not r.joined] or finite, key=lambda r: r.objective)
     basin = in_best_basin(finite, best, rtol, ptol)
     residuals = law.log_predict(best.theta, X) - np.log(y)
     warnings = _warnings(law, best, finite, basin)
