@@ -444,7 +444,8 @@ def test_synthetic_ladder_reproduces_its_law_at_zero_noise():
     np.testing.assert_allclose(6 * df["params"] * df["tokens"], df["flops"], rtol=1e-13)
     assert sorted(df["flops"].unique()) == [1e17, 3e17, 1e18, 3e18, 1e19]
     assert np.log10(df["params"].max() / df["params"].min()) >= 2
-    assert df["group"].iloc[0] == "budget=1e17" and df["run_id"].is_unique
+    # one experiment: no group labels that approach 2 would refuse to pool
+    assert "group" not in df.columns and df["run_id"].is_unique
     table = load_runs(df)
     assert len(table) == 45
     # each budget's middle size is the valley bottom, found here by direct minimisation

@@ -84,7 +84,9 @@ def synthetic_ladder(*, law_params: dict | None = None, budgets=DEFAULT_BUDGETS,
     to whole parameters; D = C/(6N) so that flops = 6·N·D = C exactly. Loss = L(N, D)·exp(σz),
     z ~ N(0, 1) i.i.d. — multiplicative log-normal noise with σ = ``noise`` on log-loss.
 
-    Columns: params, tokens, flops, loss, run_id ('c1e17-n0'), group ('budget=1e17').
+    Columns: params, tokens, flops, loss, run_id ('c1e17-n0'). No ``group``: in the canonical
+    schema a group is an experiment, and the budgets of one IsoFLOP ladder are one experiment
+    (approach 2 refuses to pool several groups); the budget is the ``flops`` column.
     """
     law = _law(law_params)
     _check_common(noise, seed)
@@ -101,7 +103,7 @@ def synthetic_ladder(*, law_params: dict | None = None, budgets=DEFAULT_BUDGETS,
         sizes = np.round(n_opt * np.logspace(-1.0, 1.0, sizes_per_budget))
         for i, n in enumerate(sizes):
             rows.append({"params": float(n), "tokens": c / (6.0 * n), "flops": float(c),
-                         "run_id": f"c{_compact(c)}-n{i}", "group": f"budget={_compact(c)}"})
+                         "run_id": f"c{_compact(c)}-n{i}"})
     frame = pd.DataFrame(rows)
     clean = chinchilla_loss(frame["params"], frame["tokens"], law)
     frame.insert(3, "loss", clean * np.exp(noise * rng.standard_normal(len(frame))))
