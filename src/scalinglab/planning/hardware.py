@@ -98,7 +98,7 @@ def gpu_spec(name: str) -> GpuSpec:
         raise ValueError(
             f"gpu={name!r} is not in the hardware table; valid names: {valid} "
             f"(aliases: {', '.join(sorted(ALIASES))}). For another accelerator pass its peak dense "
-            f"BF16 FLOP/s directly with peak_flops (CLI: --peak-flops)."
+            f"BF16 FLOP/s directly as peak_flops."
         )
     return GPUS[key]
 

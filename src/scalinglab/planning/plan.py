@@ -143,7 +143,8 @@ class Plan:
                              f"irreducible loss E at or above the target (never reached)")
         lines += [
             f"Budget C            {self.budget_flops:.3g} FLOPs",
-            f"Parameters N*       {self.n_opt:.3g}{ci(self.n_opt_ci)}   ({self.allocation_source})",
+            f"Parameters N*       {self.n_opt:.3g}{ci(self.n_opt_ci)}",
+            f"  N* from {self.allocation_source}",
             f"Tokens D*           {self.d_opt:.3g}{ci(self.d_opt_ci)}",
             f"Tokens per param    {self.tokens_per_param:.3g}{ci(self.tokens_per_param_ci)}",
             f"Predicted loss      {self.loss:.4f} nats/token{ci(self.loss_ci, '{:.4f}')}",
