@@ -1,0 +1,292 @@
+"""The sweep's run store: one SQLite file (WAL, busy timeout), written only by the sweep driver.
+
+Tables
+  meta    key/value: schema_version, created, sweep (the plan's settings and rules as JSON)
+  runs    run_id PK, budget, config JSON, status pending|running|done|failed, attempts, error,
+          created/started/finished timestamps, wall_seconds, hardware JSON, workdir
+  points  (run_id, branch) UNIQUE: tokens, loss, flops (exact), flops_6nd, params, params_total;
+          branch -1 is the run's final point (NULLs would not collide in UNIQUE)
+  curves  (run_id, branch, step) UNIQUE: tokens, train_loss, val_loss, lr
+
+Every write is one transaction and idempotent (ON CONFLICT ... DO UPDATE), and a run's points,
+curve and ``status='done'`` go in together, so a sweep killed at any instant and run again
+never duplicates or half-records a run.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pandas as pd
+
+__all__ = ["SCHEMA_VERSION", "StoreError", "RunRecord", "SweepStore", "create_store", "runs_frame",
+           "curves_frame", "export", "STATUSES", "FINAL_BRANCH"]
+
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "failed")
+FINAL_BRANCH = -1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, budget REAL NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','running','done','failed')),
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, created REAL NOT NULL, started REAL,
+    finished REAL, wall_seconds REAL, hardware TEXT, workdir TEXT, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS points (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), branch INTEGER NOT NULL, tokens REAL NOT NULL,
+    loss REAL NOT NULL, flops REAL NOT NULL, flops_6nd REAL NOT NULL, params REAL NOT NULL,
+    params_total REAL, step INTEGER, UNIQUE (run_id, branch));
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, branch INTEGER NOT NULL,
+    tokens REAL NOT NULL, train_loss REAL, val_loss REAL, lr REAL, UNIQUE (run_id, branch, step));
+"""
+
+
+class StoreError(ValueError):
+    """A sweep store that cannot be used; the message names the file and what would be valid."""
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    budget: float
+    config: dict
+    status: str
+    attempts: int
+    error: str | None
+    wall_seconds: float | None
+    workdir: str | None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)   # explicit BEGIN below
+    con.execute("PRAGMA busy_timeout = 30000")
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = NORMAL")
+    con.execute("PRAGMA foreign_keys = ON")
+    return con
+
+
+class SweepStore:
+    """An open sweep store. ``SweepStore(path)`` checks the file exists and its schema version."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"sweep store {self.path} does not exist; create it with "
+                             f"`scalinglab sweep plan --budgets ... -o {self.path}`")
+        try:
+            self.con = _connect(self.path)
+            rows = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a scalinglab sweep store ({exc}); create one with "
+                             "`scalinglab sweep plan`") from None
+        version = rows.get("schema_version")
+        if version is None:
+            raise StoreError(f"{self.path} has no schema_version in its meta table; not a scalinglab sweep store")
+        if int(version) != SCHEMA_VERSION:
+            raise StoreError(f"sweep store {self.path} has schema version {version}, but this scalinglab "
+                             f"reads schema version {SCHEMA_VERSION}; use the scalinglab version that "
+                             "wrote it, or re-plan the sweep into a new file")
+        self.meta = rows
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def sweep(self) -> dict:
+        return json.loads(self.meta.get("sweep", "{}"))
+
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        sql = ("SELECT run_id, budget, config, status, attempts, error, wall_seconds, workdir FROM runs"
+               + (" WHERE status = ?" if status else "") + " ORDER BY position")
+        rows = self.con.execute(sql, (status,) if status else ()).fetchall()
+        return [RunRecord(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATUSES}
+        for status, n in self.con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"):
+            out[status] = n
+        return out
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ writing
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                        "value = excluded.value", (key, value))
+
+    def reset_running(self) -> list[str]:
+        """Runs a killed sweep left ``running`` go back to ``pending`` (they resume from checkpoint)."""
+        with self.transaction() as con:
+            ids = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE status = 'running'")]
+            con.execute("UPDATE runs SET status = 'pending' WHERE status = 'running'")
+        return ids
+
+    def reset_failed(self) -> list[str]:
+        with self.transaction() as con:
+            ids = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE status = 'failed'")]
+            con.execute("UPDATE runs SET status = 'pending', error = NULL WHERE status = 'failed'")
+        return ids
+
+    def mark_running(self, run_id: str, workdir: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET status = 'running', attempts = attempts + 1, started = ?, "
+                        "workdir = ?, error = NULL WHERE run_id = ?", (time.time(), str(workdir), run_id))
+
+    def mark_pending(self, run_id: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
+
+    def record_failed(self, run_id: str, error: str, *, wall_seconds: float | None = None,
+                      hardware: dict | None = None) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET status = 'failed', error = ?, finished = ?, wall_seconds = ?, "
+                        "hardware = ? WHERE run_id = ?",
+                        (error, time.time(), wall_seconds, json.dumps(hardware) if hardware else None, run_id))
+
+    def record_done(self, run_id: str, points: Iterable[dict], curve: Iterable[dict], *,
+                    wall_seconds: float, hardware: dict) -> None:
+        """The run's points, its curve and status 'done' in ONE transaction (idempotent)."""
+        points, curve = list(points), list(curve)
+        if not points:
+            raise StoreError(f"run {run_id}: a finished run must have at least one point")
+        with self.transaction() as con:
+            con.executemany(
+                "INSERT INTO points(run_id, branch, tokens, loss, flops, flops_6nd, params, params_total, step) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, branch) DO UPDATE SET "
+                "tokens = excluded.tokens, loss = excluded.loss, flops = excluded.flops, "
+                "flops_6nd = excluded.flops_6nd, params = excluded.params, "
+                "params_total = excluded.params_total, step = excluded.step",
+                [(run_id, _branch(p.get("branch")), p["tokens"], p["val_loss"], p["flops"], p["flops_6nd"],
+                  p["params"], p.get("params_total"), p.get("step")) for p in points])
+            con.executemany(
+                "INSERT INTO curves(run_id, step, branch, tokens, train_loss, val_loss, lr) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, branch, step) DO UPDATE SET "
+                "tokens = excluded.tokens, train_loss = excluded.train_loss, "
+                "val_loss = excluded.val_loss, lr = excluded.lr",
+                [(run_id, c["step"], _branch(c.get("branch")), c["tokens"], c.get("train_loss"),
+                  c.get("val_loss"), c.get("lr")) for c in curve])
+            con.execute("UPDATE runs SET status = 'done', error = NULL, finished = ?, wall_seconds = ?, "
+                        "hardware = ? WHERE run_id = ?",
+                        (time.time(), wall_seconds, json.dumps(hardware), run_id))
+
+
+def _branch(branch) -> int:
+    return FINAL_BRANCH if branch is None else int(branch)
+
+
+def create_store(path: str | Path, runs: Iterable[dict], sweep: dict, *, overwrite: bool = False) -> SweepStore:
+    """Write a new store with ``runs`` (dicts with run_id, budget, config) all pending.
+
+    An existing file is an error unless ``overwrite``: it may hold finished runs.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".db", ".sqlite"):
+        raise StoreError(f"-o {path}: a sweep store must end in .db or .sqlite (so `scalinglab fit` "
+                         "can read it), e.g. -o ladder.db")
+    if not path.parent.exists():
+        raise StoreError(f"-o {path}: directory {path.parent} does not exist")
+    if path.exists():
+        if not overwrite:
+            raise StoreError(f"-o {path} already exists; it may hold finished runs. Choose another file, "
+                             "or pass --overwrite to replace it")
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    con = _connect(path)
+    try:
+        con.executescript(_SCHEMA)
+        now = time.time()
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                        [("schema_version", str(SCHEMA_VERSION)), ("created", str(now)),
+                         ("sweep", json.dumps(sweep))])
+        con.executemany("INSERT INTO runs(run_id, budget, config, created, position) VALUES (?, ?, ?, ?, ?)",
+                        [(r["run_id"], float(r["budget"]), json.dumps(r["config"]), now, i)
+                         for i, r in enumerate(runs)])
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    return SweepStore(path)
+
+
+# ---------------------------------------------------------------------- frames and export
+
+def runs_frame(path: str | Path) -> pd.DataFrame:
+    """One row per point of the done runs, in canonical columns.
+
+    ``flops`` is 6·N·D (scalinglab's canonical convention; N non-embedding), ``flops_exact`` the
+    exact training count, ``budget`` the planned FLOP budget (exact-count convention; not called
+    ``group``, so IsoFLOP analysis can cluster on it: ``budget_column="budget"``), ``batch_size``
+    in tokens, ``branch`` -1 for a run's final point.
+    """
+    with SweepStore(path) as store:
+        df = pd.read_sql_query(
+            "SELECT p.run_id, p.branch, p.step, p.params, p.params_total, p.tokens, p.flops_6nd, p.flops, "
+            "p.loss, r.budget, r.config FROM points p JOIN runs r USING (run_id) "
+            "WHERE r.status = 'done' ORDER BY r.position, p.tokens", store.con)
+    if df.empty:
+        raise StoreError(f"sweep store {path} has no finished runs yet; run `scalinglab sweep run {path}` "
+                         "(see `scalinglab sweep status`)")
+    configs = [json.loads(c) for c in df.pop("config")]
+    train = [c.get("train", c) for c in configs]
+    df = df.rename(columns={"flops": "flops_exact"}).rename(columns={"flops_6nd": "flops"})
+    df["lr"] = [float(t["lr"]) for t in train]
+    df["batch_size"] = [float(t["batch_size"] * t["seq_len"]) for t in train]
+    df["seed"] = [int(t.get("seed", 0)) for t in train]
+    df["schedule"] = [t.get("schedule", "cosine") for t in train]
+    df["params_kind"] = "non_embedding"
+    cols = ["params", "tokens", "flops", "loss", "run_id", "step", "lr", "batch_size", "params_kind",
+            "budget", "flops_exact", "params_total", "branch", "seed", "schedule"]
+    return df[cols].reset_index(drop=True)
+
+
+def curves_frame(path: str | Path) -> pd.DataFrame:
+    with SweepStore(path) as store:
+        return pd.read_sql_query(
+            "SELECT c.run_id, r.budget, c.branch, c.step, c.tokens, c.train_loss, c.val_loss, c.lr "
+            "FROM curves c JOIN runs r USING (run_id) ORDER BY r.position, c.branch, c.step", store.con)
+
+
+def export(path: str | Path, out: str | Path, *, curves: bool = False) -> pd.DataFrame:
+    """Write the runs (or, with ``curves``, the loss curves) to ``out`` (.csv or .parquet)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise StoreError(f"-o {out}: export writes .csv or .parquet; got {out.suffix or 'no suffix'!r}")
+    if not out.parent.exists():
+        raise StoreError(f"-o {out}: directory {out.parent} does not exist")
+    frame = curves_frame(path) if curves else runs_frame(path)
+    if suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    return frame
