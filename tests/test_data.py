@@ -275,6 +275,13 @@ def test_tokens_filled_per_row_where_only_flops_given():
     assert table.df["flops"].tolist() == pytest.approx([1.2e17, 6e17], rel=1e-15)
 
 
+def test_frame_with_repeated_index_labels_is_validated_by_position():
+    df = small_runs().set_axis([7, 7, 7, 7])
+    df.loc[:, "loss"] = [3.9, -1.0, 3.4, 3.5]
+    with pytest.raises(RunDataError, match=r"row 2, column 'loss': -1 is not valid"):
+        load_runs(df)
+
+
 def test_validate_runs_returns_new_frame_and_leaves_input_alone():
     df = small_runs()
     before = df.copy()

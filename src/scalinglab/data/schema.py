@@ -192,6 +192,7 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
     origins = dict(column_origins or {})
     label = row_label or row_label_for(source)
     _check_structure(df, source, origins)
+    df = df.reset_index(drop=True)      # positions, not the caller's labels, identify rows here
 
     n = len(df)
     if "source_row" in df.columns:
@@ -320,8 +321,8 @@ def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     def to_text(cell):
         if _is_missing(cell):
             return None
-        if isinstance(cell, (float, np.floating)) and float(cell).is_integer():
-            return str(int(cell))
+        if isinstance(cell, (float, np.floating)):
+            return str(int(cell)) if float(cell).is_integer() and abs(cell) < 1e15 else f"{cell:g}"
         return str(cell).strip()
 
     return values.map(to_text).astype("str").where(~missing, None), missing
