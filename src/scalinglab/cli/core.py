@@ -127,6 +127,12 @@ def plan(
     runs: Optional[str] = typer.Option(None, help="Runs of an IsoFLOP ladder: compare approach 2's N* with the law's."),
     map: List[str] = typer.Option([], "--map", help=MAP_HELP),
     prefer: str = typer.Option("auto", help="When approaches 2 and 3 disagree: auto, approach2 or approach3."),
+    peak_flops: Optional[float] = typer.Option(None, help="Peak FLOP/s per device, instead of the --gpu table."),
+    data_max_flops: Optional[float] = typer.Option(None, help="Largest compute in the fit's data (for the extrapolation check; read from the fit when it records it)."),
+    vocab_size: int = typer.Option(32768, help="Vocabulary of the planned model (model-shape search)."),
+    context_length: int = typer.Option(2048, help="Context length of the planned model."),
+    head_dim: int = typer.Option(64, help="Attention head dimension; d_model is a multiple of it."),
+    aspect_ratio: Optional[float] = typer.Option(None, help="d_model / n_layers (default: scale-dependent, 64 -> 128)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
@@ -142,9 +148,10 @@ def plan(
             from scalinglab.fitting.isoflop import isoflop_approach2
 
             iso = isoflop_approach2(_load(runs, map, 0, None), n_bootstrap=400)
-        kwargs = {} if prefer == "auto" else {"prefer": prefer}
         result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
-                           isoflop=iso, **kwargs)
+                           peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
+                           vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
+                           aspect_ratio=aspect_ratio)
         if as_json:
             emit_json(result.to_dict())
         else:

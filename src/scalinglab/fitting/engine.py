@@ -401,4 +401,9 @@ def _diagnostics(law, X, residuals) -> dict:
         v = np.var(lx)
         if v > 0:
             d["residual_trend"][name] = float(np.mean((lx - lx.mean()) * (r - r.mean())) / v)
+    # the range the law was fitted on: a planner measures its extrapolation against it
+    d["data_range"] = {name: [float(X[:, j].min()), float(X[:, j].max())] for j, name in enumerate(law.variables)}
+    if "flops" not in d["data_range"] and {"params", "tokens"} <= set(law.variables):
+        c = 6.0 * X[:, law.variables.index("params")] * X[:, law.variables.index("tokens")]
+        d["data_range"]["flops"] = [float(c.min()), float(c.max())]
     return d
