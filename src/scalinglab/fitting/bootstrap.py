@@ -17,10 +17,12 @@ Three resampling units:
   correlated; resampling sizes is the honest choice and usually gives the widest (and most
   truthful) interval for α.
 
-Each resample is refitted with warm starts from the full-data optimum, a few perturbed
-copies of it and the few best *distinct* points of the law's initial grid, so that a
-resample whose optimum moved to another basin still finds it without paying for the full
-grid.  Per-resample seeds come from ``np.random.SeedSequence(seed).spawn(n)``, which makes
+Each resample is refitted with a warm start from the full-data optimum, and also from any
+other local optimum of the full-data objective (found once by refining a few perturbed copies
+of the optimum and the best few *distinct* points of the law's initial grid) that is
+competitive on that resample, so that a resample whose optimum moved to another basin still
+finds it without paying for the full 4,500-point grid (≈ 0.03 s per resample instead of
+≈ 1–3 s on Epoch's Chinchilla data).  Per-resample seeds come from ``np.random.SeedSequence(seed).spawn(n)``, which makes
 the samples identical whatever the number of worker processes.  A resample whose fit
 raises or returns non-finite parameters is counted in ``n_failed`` and its message kept in
 ``failures``; nothing is dropped silently.
@@ -281,35 +283,64 @@ def resample_keys(df, unit: str) -> np.ndarray:
 # --------------------------------------------------------------------------- warm starts
 
 
-def warm_starts(law, theta_full: np.ndarray, X: np.ndarray, y: np.ndarray, *,
-                n_perturbed: int = 3, n_grid: int = 3, scale: float = 0.1,
-                delta: float = 1e-3, seed: int = 0) -> np.ndarray:
-    """Starting points shared by every resample: the full-data optimum, a few perturbed
-    copies of it, and the best few mutually distant points of the law's initial grid (so a
-    resample whose optimum sits in another basin can still reach it)."""
+def alternative_optima(law, objective, theta_full: np.ndarray, X: np.ndarray, y: np.ndarray, *,
+                       n_perturbed: int = 2, n_grid: int = 3, scale: float = 0.1, seed: int = 0,
+                       ptol: float = 1e-2) -> np.ndarray:
+    """Local optima of the full-data objective other than the best one, (k, p).
+
+    Found once, in the parent, by refining a few perturbed copies of the optimum and the
+    best few mutually distant points of the law's initial grid, then dropping those that
+    fell back into the best basin (parameters within ``ptol·(1 + |θ|)``) or duplicate
+    one another.  Each resample refines from the full-data optimum and additionally from
+    every alternative that is competitive on *that* resample (see :func:`screen_starts`):
+    a resample whose optimum moved basin still finds it, without refining seven starts
+    for each of a thousand resamples.
+    """
+    from scalinglab.fitting.engine import refine
+
     theta_full = np.asarray(theta_full, dtype=float)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB007]))
-    starts = [theta_full]
     step = scale * np.maximum(np.abs(theta_full), 0.1)
-    for _ in range(n_perturbed):
-        starts.append(_clip_to_bounds(law, theta_full + step * rng.standard_normal(theta_full.size)))
+    raw = [_clip_to_bounds(law, theta_full + step * rng.standard_normal(theta_full.size))
+           for _ in range(n_perturbed)]
     if n_grid > 0:
-        starts.extend(_best_distinct_grid_points(law, X, y, n_grid, delta))
-    return np.vstack(starts)
-
-
-def _best_distinct_grid_points(law, X, y, k: int, delta: float) -> list[np.ndarray]:
-    grid = np.asarray(law.initial_grid(), dtype=float)
+        raw.extend(_best_distinct_grid_points(law, objective, X, np.log(y), n_grid))
+    found: list[np.ndarray] = []
     logy = np.log(y)
-    obj = np.empty(grid.shape[0])
-    for lo in range(0, grid.shape[0], 512):                 # bounded memory for big data
-        r = law.log_predict(grid[lo:lo + 512], X) - logy
-        a = np.abs(r)
-        obj[lo:lo + 512] = np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(axis=1)
+    for start in raw:
+        r = refine(law, objective, start, X, logy)
+        if not np.isfinite(r.objective):
+            continue
+        if all(np.any(np.abs(r.theta - t) > ptol * (1.0 + np.abs(t))) for t in [theta_full, *found]):
+            found.append(r.theta)
+    p = theta_full.size
+    return np.array(found, dtype=float).reshape(-1, p)
+
+
+def screen_starts(law, objective, theta_full: np.ndarray, alternatives: np.ndarray,
+                  X: np.ndarray, logy: np.ndarray, margin: float = 0.25) -> np.ndarray:
+    """Warm starts for one resample: the full-data optimum, plus each alternative optimum
+    whose objective on this resample is within ``(1 + margin)`` of the optimum's.  A basin
+    that is far worse before refinement does not overtake the best one by refining."""
+    if alternatives.shape[0] == 0:
+        return theta_full[None, :]
+    from scalinglab.fitting.engine import grid_objective
+
+    cand = np.vstack([theta_full, alternatives])
+    f = grid_objective(law, objective, cand, X, logy)
+    keep = f[1:] <= (1.0 + margin) * f[0]
+    return np.vstack([theta_full, alternatives[keep]])
+
+
+def _best_distinct_grid_points(law, objective, X, logy, k: int) -> list[np.ndarray]:
+    from scalinglab.fitting.engine import grid_objective
+
+    grid = np.asarray(law.initial_grid(X), dtype=float)
+    obj = grid_objective(law, objective, grid, X, logy)
     span = np.ptp(grid, axis=0)
     span[span == 0] = 1.0
     chosen: list[np.ndarray] = []
-    for i in np.argsort(obj):
+    for i in np.argsort(obj, kind="stable"):
         if not np.isfinite(obj[i]):
             break
         if all(np.max(np.abs(grid[i] - c) / span) > 0.2 for c in chosen):
@@ -351,19 +382,25 @@ def _init_worker(state: dict[str, Any]) -> None:
     _STATE.update(state)
 
 
-_BLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
-                 "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                 "MKL_Set_Num_Threads")
+_BLAS_THREAD_FUNCS = (  # (setter, getter) pairs of the OpenBLAS builds numpy/scipy ship, and MKL
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("MKL_Set_Num_Threads", "MKL_Get_Max_Threads"),
+)
 
 
-def _limit_blas_threads(n: int) -> int:
-    """Set every loaded OpenBLAS/MKL to ``n`` threads; returns how many libraries were set.
+def _limit_blas_threads(n: int) -> list[tuple[Any, int]]:
+    """Set every loaded OpenBLAS/MKL to ``n`` threads; returns ``(setter, previous)`` pairs
+    so that :func:`_restore_blas_threads` can undo it.
 
-    Why: each worker fits 200-row problems, where BLAS threads only spin; two processes
-    with two spinning BLAS threads each on two cores ran 3x slower than one process.  The
-    workers are forked with BLAS already loaded, so environment variables come too late
-    and the thread count is set through the libraries themselves (what threadpoolctl
-    does; Linux only, a no-op elsewhere).
+    Why: a fit is a 5-parameter L-BFGS-B on a few hundred rows, where BLAS threads only
+    spin.  Measured on a busy 2-core machine: one L-BFGS-B refine took 0.02 s with one
+    BLAS thread and 0.3-1 s with the default two; two worker processes with two spinning
+    threads each ran 3x slower than one process.  Workers are forked with BLAS already
+    loaded, so environment variables come too late: the count is set through the
+    libraries themselves, as threadpoolctl does (Linux; a no-op elsewhere).
     """
     import ctypes
 
@@ -372,20 +409,41 @@ def _limit_blas_threads(n: int) -> int:
             paths = {line.split()[-1] for line in fh
                      if ".so" in line and ("blas" in line.lower() or "mkl" in line.lower())}
     except OSError:
-        return 0
-    done = 0
+        return []
+    changed = []
     for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in _BLAS_SETTERS:
-            setter = getattr(lib, name, None)
-            if setter is not None:
+        for set_name, get_name in _BLAS_THREAD_FUNCS:
+            setter, getter = getattr(lib, set_name, None), getattr(lib, get_name, None)
+            if setter is not None and getter is not None:
+                previous = int(getter())
                 setter(ctypes.c_int(n))
-                done += 1
+                changed.append((setter, previous))
                 break
-    return done
+    return changed
+
+
+def _restore_blas_threads(changed: list[tuple[Any, int]]) -> None:
+    import ctypes
+
+    for setter, previous in changed:
+        setter(ctypes.c_int(previous))
+
+
+class _single_blas_thread:
+    """``with _single_blas_thread():`` runs the block with one BLAS thread, then restores
+    the caller's setting (no hidden global state left behind)."""
+
+    def __enter__(self):
+        self._changed = _limit_blas_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        _restore_blas_threads(self._changed)
+        return False
 
 
 def _fit_resamples(indices: Sequence[int], seeds: Sequence[np.random.SeedSequence]):
@@ -394,16 +452,22 @@ def _fit_resamples(indices: Sequence[int], seeds: Sequence[np.random.SeedSequenc
     from scalinglab.fitting.engine import fit_arrays
     from scalinglab.laws import get_law
 
+    from scalinglab.fitting.objectives import make_objective
+
     st = _STATE
     law = get_law(st["law"])
     X, y, clusters = st["X"], st["y"], st["clusters"]
+    objective = make_objective(*st["objective"])
     out = []
     for b, ss in zip(indices, seeds):
         rng = np.random.default_rng(ss)
         rows = clusters.draw(rng)
         try:
-            res = fit_arrays(law, X[rows], y[rows], x0=st["starts"],
-                             seed=int(ss.generate_state(1)[0]), **st["fit_kwargs"])
+            Xb, yb = X[rows], y[rows]
+            x0 = screen_starts(law, objective, st["theta_full"], st["alternatives"], Xb,
+                               np.log(yb), st["margin"])
+            res = fit_arrays(law, Xb, yb, x0=x0, seed=int(ss.generate_state(1)[0]),
+                             **st["fit_kwargs"])
             theta = np.asarray(res.theta, dtype=float)
             if not np.all(np.isfinite(theta)):
                 out.append((b, None, False, f"resample {b}: non-finite parameters {theta.tolist()}"))
@@ -428,7 +492,7 @@ def run_resamples(state: dict[str, Any], n: int, seed: int, *, workers: int = 1,
     chunks = _chunks(n, workers)
     with _progress_bar(progress, description, n) as advance:
         if workers <= 1:
-            _STATE.clear()                   # in-process: the caller's BLAS settings stay
+            _STATE.clear()
             _STATE.update(state)
             try:
                 for chunk in chunks:
@@ -480,8 +544,8 @@ class _progress_bar:
 
 def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", level: float = 0.9,
               workers: int | None = None, seed: int = 0, progress: bool = True, fit=None,
-              budgets: Sequence[float] | None = DEFAULT_BUDGETS, n_perturbed: int = 3, n_grid: int = 3,
-              **fit_kwargs):
+              budgets: Sequence[float] | None = DEFAULT_BUDGETS, n_perturbed: int = 2, n_grid: int = 3,
+              screen_margin: float = 0.25, **fit_kwargs):
     """Fit ``law`` to ``runs`` and bootstrap it.
 
     Returns the full-data ``FitResult`` with ``.bootstrap`` (a :class:`BootstrapResult`)
@@ -495,13 +559,16 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", lev
     workers : processes (default ``os.cpu_count()``); results do not depend on it.
     fit : an existing full-data FitResult of the same law, to skip the full-data fit.
     budgets : compute budgets (FLOPs) at which N*, D*, D*/N* and the loss are derived.
-    n_perturbed, n_grid : extra warm starts per resample (perturbed optimum, distinct
-        best grid points).
+    n_perturbed, n_grid, screen_margin : how alternative basins are found (perturbed copies
+        of the optimum, distinct best grid points, refined once on the full data) and when
+        a resample also refines from one (its objective within ``1 + screen_margin`` of the
+        optimum's on that resample); see :func:`alternative_optima`.
     **fit_kwargs : passed to the fitting engine (loss, delta, asymmetry, method, ...).
     """
     from scalinglab.data.readers import load_runs
     from scalinglab.fitting.engine import fit as fit_runs
     from scalinglab.fitting.identifiability import identifiability_warnings
+    from scalinglab.fitting.objectives import make_objective
     from scalinglab.laws import get_law
 
     if not 0.0 < level < 1.0:
@@ -516,25 +583,24 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", lev
     X = df[list(law.variables)].to_numpy(dtype=float)
     y = df["loss"].to_numpy(dtype=float)
 
-    if fit is None:
-        full = fit_runs(table, law, seed=seed, **fit_kwargs)
-    else:
-        if fit.law != law.name:
-            raise ValueError(f"fit= is a {fit.law!r} fit but law is {law.name!r}")
-        full = fit
-    theta_full = np.asarray(full.theta, dtype=float)
-    delta = float(fit_kwargs.get("delta", getattr(full, "delta", 1e-3)))
-    starts = warm_starts(law, theta_full, X, y, n_perturbed=n_perturbed, n_grid=n_grid,
-                         delta=delta, seed=seed)
-    clusters = ClusterIndex.from_keys(keys)
-    state = {"law": law.name if _registered(law) else law, "X": X, "y": y,
-             "clusters": clusters, "starts": starts, "fit_kwargs": _resample_kwargs(fit_kwargs)}
+    with _single_blas_thread():              # the parent's fits too; restored on exit
+        full = _full_fit(fit_runs, table, law, fit, seed, fit_kwargs)
+        theta_full = np.asarray(full.theta, dtype=float)
+        objective_spec = (full.loss, full.delta, getattr(full, "asymmetry", None))
+        objective = make_objective(*objective_spec)
+        alternatives = alternative_optima(law, objective, theta_full, X, y, n_perturbed=n_perturbed,
+                                          n_grid=n_grid, seed=seed)
+        clusters = ClusterIndex.from_keys(keys)
+        state = {"law": law.name if _registered(law) else law, "X": X, "y": y,
+                 "clusters": clusters, "theta_full": theta_full, "alternatives": alternatives,
+                 "margin": screen_margin, "objective": objective_spec,
+                 "fit_kwargs": _resample_kwargs(fit_kwargs)}
 
-    t0 = time.perf_counter()
-    workers = max(1, min(int(workers or os.cpu_count() or 1), n))
-    results = run_resamples(state, n, seed, workers=workers, progress=progress,
-                            description=f"bootstrap {law.name} by {unit}")
-    wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        workers = max(1, min(int(workers or os.cpu_count() or 1), n))
+        results = run_resamples(state, n, seed, workers=workers, progress=progress,
+                                description=f"bootstrap {law.name} by {unit}")
+        wall = time.perf_counter() - t0
 
     boot = summarise_resamples(law, results, theta_full, level=level, unit=unit, budgets=budgets,
                                seed=seed, n_clusters=clusters.n_clusters if unit != "point" else 0)
@@ -544,6 +610,16 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", lev
            if w not in full.warnings]
     full.warnings = list(full.warnings) + new
     return full
+
+
+def _full_fit(fit_runs, table, law, fit, seed, fit_kwargs):
+    """The full-data fit: run it, or check the one given."""
+    if fit is None:
+        return fit_runs(table, law, seed=seed, **fit_kwargs)
+    else:
+        if fit.law != law.name:
+            raise ValueError(f"fit= is a {fit.law!r} fit but law is {law.name!r}")
+        return fit
 
 
 def _resample_kwargs(fit_kwargs: dict) -> dict:
