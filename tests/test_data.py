@@ -142,6 +142,15 @@ def test_non_numeric_value_names_row_column_value(tmp_path):
     message = str(info.value)
     assert "runs.csv" in message
     assert "data row 2 (line 3 of the file), column 'params': 'abc' is not a number" in message
+    assert len(info.value.errors) == 1
+
+
+def test_unparsable_tokens_is_one_error_not_two(tmp_path):
+    path = write_csv(tmp_path, "params,tokens,loss\n1e7,abc,3.9\n")
+    with pytest.raises(RunDataError) as info:
+        load_runs(path)
+    assert info.value.errors == ["data row 1 (line 2 of the file), column 'tokens': 'abc' is not a number; "
+                                 "expected a positive token count, e.g. 2.4e10 or '24B'"]
 
 
 def test_mapped_column_is_named_by_its_source_name_too(tmp_path):

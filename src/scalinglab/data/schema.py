@@ -214,6 +214,7 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
         errors.append((int(rows[idx]), f"{label(rows[idx])}, {text}"))
 
     out: dict[str, pd.Series] = {}
+    flagged = np.zeros(len(df), dtype=bool)     # rows whose tokens/flops already have an error
     for column in NUMERIC_COLUMNS:
         if column not in df.columns:
             continue
@@ -236,10 +237,12 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
             invalid = finite & (values.to_numpy() <= 0)
         for idx in df.index[invalid]:
             add(idx, f"{col_name(column)}: {_fmt(values[idx])} is not valid; expected {COLUMN_HELP[column]}")
+        if column in ("tokens", "flops"):
+            flagged |= unparsable.to_numpy() | infinite
         out[column] = values
 
     n_before = len(errors)
-    _fill_tokens_flops(out, df.index, add, col_name, flops_tolerance)
+    _fill_tokens_flops(out, df.index, add, col_name, flops_tolerance, flagged)
     inconsistent = any("C/(6N) =" in e for _, e in errors[n_before:])
 
     for column in TEXT_COLUMNS:
@@ -289,7 +292,7 @@ def _check_structure(df: pd.DataFrame, source: str, origins: Mapping[str, str]) 
             "(CLI: --map params=\"Model Size\"). Canonical names: " + ", ".join(CANONICAL_COLUMNS))
 
 
-def _fill_tokens_flops(out, index, add, col_name, tolerance) -> None:
+def _fill_tokens_flops(out, index, add, col_name, tolerance, flagged) -> None:
     """Fill flops = 6·N·D / tokens = C/(6N) per row and check the two agree where both given;
     problems go to ``add(index, message)``."""
     params = out["params"]
@@ -297,7 +300,7 @@ def _fill_tokens_flops(out, index, add, col_name, tolerance) -> None:
     flops = out.get("flops", pd.Series(np.nan, index=index))
     neither = tokens.isna() & flops.isna()
     both_missing_cols = "tokens" if "tokens" in out else "flops"
-    for idx in index[neither.to_numpy()]:
+    for idx in index[neither.to_numpy() & ~flagged]:
         add(idx, f"{col_name(both_missing_cols)}: value is missing and so is the other of "
                  "tokens/flops; give D (tokens) or C (flops) for every row")
     implied_tokens = flops / (6.0 * params)
