@@ -142,8 +142,8 @@ def test_size_bootstrap_is_wider_when_errors_are_shared_within_a_size():
     rng = np.random.default_rng(2)
     offsets = dict(zip(np.unique(df["params"]), rng.normal(0, 0.02, 7)))
     df["loss"] *= np.exp(df["params"].map(offsets).to_numpy())
-    point = bootstrap(df, n=40, unit="point", workers=2, progress=False, **FAST).bootstrap
-    size = bootstrap(df, n=40, unit="size", workers=2, progress=False, **FAST).bootstrap
+    point = bootstrap(df, n=30, unit="point", workers=2, progress=False, **FAST).bootstrap
+    size = bootstrap(df, n=30, unit="size", workers=2, progress=False, **FAST).bootstrap
     assert size.n_clusters == 7 and size.unit == "size"
     width = lambda b: np.subtract(*b.ci["alpha"][::-1])
     assert width(size) > 2 * width(point)
@@ -192,7 +192,7 @@ def test_json_round_trip_keeps_the_bootstrap():
 def test_identifiability_warning_fires_on_one_decade_ladder_not_on_a_wide_one():
     narrow = fixed_size_ladder(np.geomspace(1e8, 8e8, 4), noise=0.01, seed=7)
     wide = isoflop_ladder(budgets=np.geomspace(1e17, 1e21, 5), noise=0.005, seed=7)
-    res_narrow = bootstrap(narrow, n=40, workers=2, progress=False, **FAST)
+    res_narrow = bootstrap(narrow, n=20, workers=2, progress=False, **FAST)
     res_wide = bootstrap(wide, n=40, workers=2, progress=False, **FAST)
     text = "\n".join(res_narrow.warnings)
     assert "decades" in text and "α" in text, text

@@ -131,7 +131,7 @@ def bootstrap_warnings(boot, *, thresholds: Thresholds = Thresholds()) -> list[s
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], reaching zero: {sym} is "
                        f"not identified by these runs; {FIX_RANGE}.")
         elif hi / lo > t.ci_ratio:
-            out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], a factor {hi / lo:.1f} "
+            out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], a factor {hi / lo:.3g} "
                        f"wide (> {t.ci_ratio:g}): {sym} is poorly identified; {FIX_RANGE}.")
         elif exponent and np.isfinite(est) and hi - lo > abs(est):
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], wider than {sym} itself "
