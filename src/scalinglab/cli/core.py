@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,30 +30,51 @@ MAP_HELP = ('Column mapping canonical=source, repeatable, e.g. --map params="Mod
 SourceArg = typer.Argument(..., help="Runs: a .csv, .parquet, .jsonl/.json file or a sweep store (.db).")
 
 
-def _load(source: str, mapping: List[str], drop_top_loss: int, where: Optional[str],
-          flops_tolerance: Optional[float] = None):
+def _load(source: str, options: "RunOptions"):
     from scalinglab.data.readers import load_runs
 
-    kwargs = {}
-    if flops_tolerance is not None:
-        kwargs["flops_tolerance"] = flops_tolerance
-    runs = load_runs(source, mapping=parse_mapping(mapping), drop_top_loss=drop_top_loss,
-                     where=where, **kwargs)
+    runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
+                     where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
+                     drop_outliers=options.drop_outliers)
     if len(runs.dropped):
         err_console.print(f"[yellow]dropped {len(runs.dropped)} row(s) from {runs.source} on request:[/]")
         for _, row in runs.dropped.iterrows():
+            detail = row.get("detail") or row["reason"]
             err_console.print(f"  row {int(row.get('source_row', -1))}: loss={row['loss']:.4g} "
-                              f"params={row['params']:.4g} ({row['reason']})", markup=False)
+                              f"params={row['params']:.4g} ({detail})", markup=False)
     return runs
+
+
+@dataclass
+class RunOptions:
+    """How a command reads its runs (the same options on every command that reads runs)."""
+
+    mapping: List[str]
+    drop_top_loss: int = 0
+    where: Optional[str] = None
+    group: Optional[str] = None
+    flops_tolerance: float = 0.05
+    drop_outliers: Optional[float] = None
+
+
+MapOpt = typer.Option([], "--map", help=MAP_HELP)
+DropTopOpt = typer.Option(0, help="Drop the K highest-loss rows (each reported).")
+WhereOpt = typer.Option(None, help="pandas query selecting a subset, e.g. \"config == 'a'\".")
+GroupOpt = typer.Option(None, help="Column that names the experiment of each row (copied into `group`).")
+FlopsTolOpt = typer.Option(0.05, help="Allowed relative gap between flops and 6*params*tokens.")
+OutlierOpt = typer.Option(None, help="Drop rows more than Z robust z-scores above the trend (each reported).")
 
 
 @app.command()
 def fit(
     source: str = SourceArg,
     law: str = typer.Option("chinchilla", help="Law to fit: chinchilla, kaplan, power_n, power_d, power_c."),
-    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
-    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
-    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset, e.g. \"config == 'a'\"."),
+    map: List[str] = MapOpt,
+    drop_top_loss: int = DropTopOpt,
+    where: Optional[str] = WhereOpt,
+    group: Optional[str] = GroupOpt,
+    flops_tolerance: float = FlopsTolOpt,
+    drop_outliers: Optional[float] = OutlierOpt,
     loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
@@ -67,7 +89,7 @@ def fit(
 ):
     """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss)."""
     with fail():
-        runs = _load(source, map, drop_top_loss, where)
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         fit_kwargs = dict(loss=loss, delta=delta, method=method)
         if bootstrap > 0:
             from scalinglab.fitting.bootstrap import bootstrap as run_bootstrap
@@ -93,9 +115,12 @@ def fit(
 @app.command()
 def isoflop(
     source: str = SourceArg,
-    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
-    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
-    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset."),
+    map: List[str] = MapOpt,
+    drop_top_loss: int = DropTopOpt,
+    where: Optional[str] = WhereOpt,
+    group: Optional[str] = GroupOpt,
+    flops_tolerance: float = FlopsTolOpt,
+    drop_outliers: Optional[float] = OutlierOpt,
     method: str = typer.Option("parabola", help="Per-budget minimum by parabola in log N, or akima."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the exponent CIs."),
     level: float = typer.Option(0.9, help="Confidence level."),
@@ -107,7 +132,7 @@ def isoflop(
     from scalinglab.fitting.isoflop import isoflop_approach2
 
     with fail():
-        runs = _load(source, map, drop_top_loss, where)
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
                                    keep_edge=keep_edge)
         if as_json:
@@ -125,7 +150,7 @@ def plan(
     mfu: float = typer.Option(0.4, help="Model FLOPs utilisation in (0, 1]."),
     gpus: int = typer.Option(1, help="Number of GPUs."),
     runs: Optional[str] = typer.Option(None, help="Runs of an IsoFLOP ladder: compare approach 2's N* with the law's."),
-    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
+    map: List[str] = MapOpt,
     prefer: str = typer.Option("auto", help="When approaches 2 and 3 disagree: auto, approach2 or approach3."),
     peak_flops: Optional[float] = typer.Option(None, help="Peak FLOP/s per device, instead of the --gpu table."),
     data_max_flops: Optional[float] = typer.Option(None, help="Largest compute in the fit's data (for the extrapolation check; read from the fit when it records it)."),
@@ -147,7 +172,7 @@ def plan(
         if runs:
             from scalinglab.fitting.isoflop import isoflop_approach2
 
-            iso = isoflop_approach2(_load(runs, map, 0, None), n_bootstrap=400)
+            iso = isoflop_approach2(_load(runs, RunOptions(map)), n_bootstrap=400)
         result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
                            peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
                            vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
@@ -162,9 +187,12 @@ def plan(
 def validate(
     source: str = SourceArg,
     law: str = typer.Option("chinchilla", help="Law to fit on the training part."),
-    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
-    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
-    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset."),
+    map: List[str] = MapOpt,
+    drop_top_loss: int = DropTopOpt,
+    where: Optional[str] = WhereOpt,
+    group: Optional[str] = GroupOpt,
+    flops_tolerance: float = FlopsTolOpt,
+    drop_outliers: Optional[float] = OutlierOpt,
     holdout: str = typer.Option("largest", help="'largest': hold out the largest budget (or size)."),
     threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
     by: str = typer.Option("flops", help="Split by flops or params."),
@@ -175,7 +203,7 @@ def validate(
     from scalinglab.fitting.validation import validate_holdout, validate_rollout
 
     with fail():
-        runs = _load(source, map, drop_top_loss, where)
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         if rollout:
             result = validate_rollout(runs, law, by=by)
         else:
@@ -192,16 +220,19 @@ def plot(
     output: Path = typer.Option(Path("plots"), "-o", "--output", help="Directory for the PNG files."),
     law: str = typer.Option("chinchilla", help="Law to fit and draw."),
     fit_json: Optional[Path] = typer.Option(None, "--fit", help="Use this fit instead of fitting again."),
-    map: List[str] = typer.Option([], "--map", help=MAP_HELP),
-    drop_top_loss: int = typer.Option(0, help="Drop the K highest-loss rows (reported)."),
-    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset."),
+    map: List[str] = MapOpt,
+    drop_top_loss: int = DropTopOpt,
+    where: Optional[str] = WhereOpt,
+    group: Optional[str] = GroupOpt,
+    flops_tolerance: float = FlopsTolOpt,
+    drop_outliers: Optional[float] = OutlierOpt,
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CI bands."),
 ):
     """PNG figures: fit vs data with residuals, IsoFLOP parabolas with minima, N*(C) frontier with CI band."""
     from scalinglab.report.plots import make_all_plots
 
     with fail():
-        runs = _load(source, map, drop_top_loss, where)
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         fit_result = None
         if fit_json is not None:
             from scalinglab.fitting.result import FitResult

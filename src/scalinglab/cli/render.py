@@ -45,15 +45,20 @@ def print_text_block(text: str, title: str | None = None) -> None:
     console.print(Panel(Text(text), title=title, expand=False, title_align="left"))
 
 
-def parse_mapping(items: Iterable[str]) -> dict[str, str] | None:
-    """``["params=Model Size", ...]`` -> ``{"params": "Model Size"}``; bad syntax names the option."""
-    mapping: dict[str, str] = {}
+def parse_mapping(items: Iterable[str]) -> dict[str, str | None] | None:
+    """``["params=Model Size", "flops="]`` -> ``{"params": "Model Size", "flops": None}``.
+
+    An empty source (``--map flops=``) ignores the file's own column of that name (e.g. a
+    ``flops`` column that is not the compute of the run); bad syntax names the option.
+    """
+    mapping: dict[str, str | None] = {}
     for item in items:
         canonical, sep, source = item.partition("=")
-        if not sep or not canonical.strip() or not source.strip():
+        if not sep or not canonical.strip():
             raise typer.BadParameter(
-                f"--map {item!r}: expected canonical=source, e.g. --map params=\"Model Size\"")
-        mapping[canonical.strip()] = source.strip()
+                f"--map {item!r}: expected canonical=source, e.g. --map params=\"Model Size\" "
+                "(or canonical= to ignore the file's own column of that name)")
+        mapping[canonical.strip()] = source.strip() or None
     return mapping or None
 
 

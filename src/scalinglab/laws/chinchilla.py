@@ -20,9 +20,11 @@ class ChinchillaLaw(Law):
     variables: tuple[str, ...] = ("params", "tokens")
     param_names: tuple[str, ...] = ("a", "b", "e", "alpha", "beta")
     public_names: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
-    # Exponents are kept non-negative (a negative exponent makes loss grow with scale); the
-    # log-coefficients are free.
-    bounds: tuple = ((None, None), (None, None), (None, None), (0.0, None), (0.0, None))
+    # Exponents are kept in [0, 5]: a negative exponent makes loss grow with scale, and one far
+    # above any published value (0.3-0.8) means a term has vanished from the data (A -> inf,
+    # alpha -> 60 was seen on checkpoints of repeated-data runs); at the bound the fit warns
+    # instead of printing A = inf. The log-coefficients are free.
+    bounds: tuple = ((None, None), (None, None), (None, None), (0.0, 5.0), (0.0, 5.0))
     varpro_names: tuple[str, ...] = ("alpha", "beta")
 
     def _terms(self, theta: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,155 @@
+"""`scalinglab sweep plan | run | status | export`: a thin layer over ``scalinglab.sweep``."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from scalinglab.cli.app import sweep_app
+from scalinglab.cli.render import console, emit_json, err_console, fail, parse_budgets
+
+
+def _seconds(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+@sweep_app.command("plan")
+def plan_command(
+    budgets: str = typer.Option(..., "--budgets", help="FLOP budgets, comma-separated, e.g. 1e15,3e15,1e16"),
+    sizes_per_budget: int = typer.Option(5, "--sizes-per-budget", help="model sizes per budget (IsoFLOP profile)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="the sweep store to write (.db)"),
+    min_params: Optional[float] = typer.Option(None, "--min-params", help="smallest non-embedding size"),
+    max_params: Optional[float] = typer.Option(None, "--max-params", help="largest non-embedding size"),
+    spread: float = typer.Option(0.5, "--spread", help="half-width of the size grid in decades around sqrt(C/120)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="token file (scalinglab data prepare); "
+                                          "default: the built-in corpus, byte tokenizer"),
+    context: int = typer.Option(128, "--context", help="sequence length of every run"),
+    schedule: str = typer.Option("cosine", "--schedule", help="cosine (one point per run) or wsd (+ branches)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the first run; run i gets seed + i"),
+    throughput: float = typer.Option(4e9, "--throughput", help="FLOP/s assumed for the time estimate "
+                                     "(4e9: one CPU thread, measured)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, write nothing"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing store"),
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+) -> None:
+    """Plan an IsoFLOP ladder: sizes around the rough optimum of each budget, tokens from the exact FLOP count."""
+    from scalinglab.sweep.plan import plan_sweep, write_plan
+    with fail():
+        if output is None and not dry_run:
+            raise ValueError("-o/--output: give the sweep store to write, e.g. -o ladder.db (or --dry-run)")
+        plan = plan_sweep(parse_budgets(budgets), sizes_per_budget=sizes_per_budget, min_params=min_params,
+                          max_params=max_params, spread_decades=spread, corpus=corpus,
+                          context_length=context, schedule=schedule, seed=seed, throughput=throughput)
+        if not dry_run:
+            write_plan(plan, output, overwrite=overwrite).close()
+    if as_json:
+        emit_json(dict(plan.to_dict(), written=None if dry_run else str(output)))
+        return
+    table = Table(title=f"IsoFLOP sweep: {len(plan.runs)} runs", title_justify="left")
+    for col in ("run id", "budget", "N (non-emb)", "layers×width/heads", "tokens", "tok/param",
+                "FLOPs (exact)", "6ND", "batch", "lr", "epochs", "est. time"):
+        table.add_column(col, justify="left" if col in ("run id", "layers×width/heads") else "right")
+    for r in plan.runs:
+        epochs = "?" if r.epochs is None else (f"[yellow]{r.epochs:.2f}[/yellow]" if r.epochs > 1 else f"{r.epochs:.2f}")
+        table.add_row(r.run_id, f"{r.budget:.3g}", f"{r.params:,}",
+                      f"{r.shape.n_layers}×{r.shape.d_model}/{r.shape.n_heads}", f"{r.tokens:,}",
+                      f"{r.tokens_per_param:.1f}", f"{r.flops:.3g}", f"{r.flops_6nd:.3g}",
+                      f"{r.batch_size}×{r.seq_len}", f"{r.lr:.2e}", epochs, _seconds(plan.estimated_seconds(r)))
+    console.print(table)
+    console.print(f"total {plan.total_flops:.3g} FLOPs, about {_seconds(plan.total_seconds)} at "
+                  f"{plan.throughput:.2g} FLOP/s (--throughput)")
+    for key, rule in plan.rules.items():
+        console.print(f"[dim]{key}: {rule}[/dim]")
+    for w in plan.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {w}")
+    if dry_run:
+        console.print("dry run: nothing written")
+    else:
+        console.print(f"wrote {output}; train it with `scalinglab sweep run {output}`")
+
+
+@sweep_app.command("run")
+def run_command(
+    db: Path = typer.Argument(..., help="the sweep store (from `scalinglab sweep plan`)"),
+    executor: str = typer.Option("local", "--executor", help="local (child processes) or ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: local Ray)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="token file; default: the plan's, else the "
+                                          "built-in corpus prepared once into <db>.d/corpus.bin (10 MB)"),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="checkpoints (default <db>.d/runs)"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="stop after this many runs"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run failed runs again"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads per run"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
+) -> None:
+    """Train every pending run; safe to interrupt (Ctrl-C) or kill and run again."""
+    from scalinglab.sweep.runner import run_sweep
+    with fail(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        summary = run_sweep(db, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
+                            progress=not no_progress, address=address, retry_failed=retry_failed,
+                            device=device, threads=threads)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            err_console.print(f"[yellow]warning:[/yellow] {w.message}")
+    if summary.resumed:
+        console.print(f"resumed {len(summary.resumed)} run(s) a stopped sweep left running")
+    for run_id, reason in summary.failed.items():
+        err_console.print(f"[red]{run_id} failed:[/red] {reason}")
+    c = summary.counts
+    console.print(f"{len(summary.done)} run(s) finished now; store: {c['done']} done, {c['failed']} failed, "
+                  f"{c['pending']} pending")
+    if summary.interrupted:
+        err_console.print("interrupted: runs in flight are pending again; `scalinglab sweep run` resumes them")
+        raise typer.Exit(code=130)
+
+
+@sweep_app.command("status")
+def status_command(
+    db: Path = typer.Argument(..., help="the sweep store"),
+    as_json: bool = typer.Option(False, "--json", help="print the status as JSON"),
+) -> None:
+    """Done, running, failed and pending runs of a sweep."""
+    from scalinglab.sweep.store import SweepStore
+    with fail():
+        with SweepStore(db) as store:
+            counts, runs = store.counts(), store.runs()
+            losses = dict(store.con.execute("SELECT run_id, loss FROM points WHERE branch = -1").fetchall())
+    if as_json:
+        emit_json({"counts": counts, "runs": [
+            {"run_id": r.run_id, "budget": r.budget, "status": r.status, "attempts": r.attempts,
+             "params": r.config.get("plan", {}).get("params"), "tokens": r.config["train"]["tokens"],
+             "loss": losses.get(r.run_id), "wall_seconds": r.wall_seconds, "error": r.error} for r in runs]})
+        return
+    colour = {"done": "green", "running": "cyan", "failed": "red", "pending": "white"}
+    table = Table(title=f"{db}: " + ", ".join(f"{n} {s}" for s, n in counts.items()), title_justify="left")
+    for col in ("run id", "budget", "N", "tokens", "status", "attempts", "loss", "wall", "error"):
+        table.add_column(col)
+    for r in runs:
+        loss = losses.get(r.run_id)
+        table.add_row(r.run_id, f"{r.budget:.3g}", f"{r.config.get('plan', {}).get('params', 0):,}",
+                      f"{r.config['train']['tokens']:,}", f"[{colour[r.status]}]{r.status}[/]", str(r.attempts),
+                      "" if loss is None else f"{loss:.4f}",
+                      "" if r.wall_seconds is None else _seconds(r.wall_seconds),
+                      (r.error or "").splitlines()[-1][:80] if r.error else "")
+    console.print(table)
+
+
+@sweep_app.command("export")
+def export_command(
+    db: Path = typer.Argument(..., help="the sweep store"),
+    output: Path = typer.Option(..., "-o", "--output", help="runs.csv or runs.parquet"),
+    curves: bool = typer.Option(False, "--curves", help="export the loss curves instead of the points"),
+) -> None:
+    """Write the finished runs' points (canonical columns) or loss curves to CSV/Parquet."""
+    from scalinglab.sweep.store import export
+    with fail():
+        frame = export(db, output, curves=curves)
+    console.print(f"wrote {len(frame)} rows to {output}")
