@@ -22,6 +22,7 @@ Rules (each one is also written into the plan's ``rules`` so a stored sweep says
 * Schedule: cosine (one point per run) by default; ``schedule="wsd"`` adds cooldown branches at
   ``wsd_fractions`` of each run's tokens (one extra point each, Hägele et al. 2024).
 * Seeds: ``seed + index`` of the run in the plan.
+* Evaluation: every steps/4 steps on a fixed validation set of clip(D/8, 8192, 32768) tokens.
 * A budget whose every size is too small to train (the smallest shape for MIN_STEPS steps of
   one sequence) is an error that states the smallest workable budget.
 """
@@ -97,7 +98,21 @@ class PlannedRun:
         return {"shape": asdict(self.shape), "tokens": self.tokens, "batch_size": self.batch_size,
                 "seq_len": self.seq_len, "lr": self.lr, "schedule": self.schedule,
                 "wsd_branch_tokens": list(self.wsd_branch_tokens), "seed": self.seed,
-                "eval_tokens": 16_384}
+                "eval_tokens": self.eval_tokens, "eval_every": self.eval_every}
+
+    @property
+    def steps(self) -> int:
+        return self.tokens // self.batch_tokens
+
+    @property
+    def eval_every(self) -> int:
+        return max(1, self.steps // 4)          # 3 evaluations on the way plus the final point
+
+    @property
+    def eval_tokens(self) -> int:
+        # the validation set is fixed, so runs are compared on the same tokens; 8k-32k keeps the
+        # evaluations below ~half the cost of the shortest runs
+        return int(min(32_768, max(8_192, self.tokens // 8)))
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -1,0 +1,327 @@
+"""Where a sweep's runs are trained: local child processes, or one Ray task per run.
+
+A *job* is a plain dict: run_id, config (``TrainConfig`` keyword arguments, shape as a dict),
+corpus, workdir, device, threads. Every executor turns jobs into *outcomes*, plain dicts:
+
+    {"run_id", "status": "done" | "diverged" | "crashed" | "interrupted", "points", "curve",
+     "wall_seconds", "hardware", "message"}
+
+and hands them to the driver (``runner.run_sweep``), which alone writes the store. Training
+resumes from ``workdir`` (the trainer's checkpoint), so a run cut short anywhere starts again
+where it stopped. torch is imported only in the process that trains; ray only in ``RayExecutor``.
+
+Local: each run is a child process ``python -m scalinglab.sweep.executors`` reading its job as
+JSON on stdin and writing events as JSON lines (prefixed ``@@scalinglab``) on stdout; its stderr
+goes to ``workdir/worker.log`` (a crash's traceback tail becomes the run's error). One child at a
+time on CPU; with several GPUs, one child per GPU (``CUDA_VISIBLE_DEVICES``). Children stay in
+the sweep's process group, so a kill of the group stops them too, and a child whose parent died
+exits at its next event instead of training on unobserved. The next run's child is started while
+the current one trains (a warm spare), so its torch import is off the critical path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterable
+
+__all__ = ["train_job", "LocalExecutor", "RayExecutor", "gpu_count", "worker_main", "EVENT_PREFIX"]
+
+EVENT_PREFIX = "@@scalinglab "
+_TAIL_LINES = 15
+
+
+# ---------------------------------------------------------------------- training one job
+
+def train_job(job: dict, on_event: Callable[[dict], None] | None = None) -> dict:
+    """Train one job in this process and return its outcome (exceptions become 'crashed')."""
+    t0 = time.perf_counter()
+    try:
+        import torch
+        from dataclasses import asdict
+        from scalinglab.train.counting import ModelShape
+        from scalinglab.train.trainer import TrainConfig, train
+
+        if job.get("threads") and not (job.get("device", "auto") != "cpu" and torch.cuda.is_available()):
+            torch.set_num_threads(int(job["threads"]))
+        kwargs = dict(job["config"])
+        kwargs["shape"] = ModelShape(**kwargs["shape"])
+        kwargs["wsd_branch_tokens"] = tuple(kwargs.get("wsd_branch_tokens", ()))
+        kwargs["device"] = job.get("device", "auto")
+        config = TrainConfig(**kwargs)
+        result = train(config, job["corpus"], workdir=job["workdir"], on_event=on_event)
+        return {"run_id": job["run_id"], "status": result.status, "points": result.points,
+                "curve": result.curve, "wall_seconds": result.wall_seconds,
+                "hardware": result.hardware, "message": result.message,
+                "params": asdict(result.params)}
+    except KeyboardInterrupt:
+        return _outcome(job, "interrupted", "interrupted", t0)
+    except Exception:
+        return _outcome(job, "crashed", _tail(traceback.format_exc()), t0)
+
+
+def _outcome(job: dict, status: str, message: str, t0: float | None = None) -> dict:
+    return {"run_id": job["run_id"], "status": status, "points": [], "curve": [],
+            "wall_seconds": None if t0 is None else time.perf_counter() - t0, "hardware": {},
+            "message": message}
+
+
+def _tail(text: str, n: int = _TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+def worker_main() -> None:
+    """Child-process entry: job JSON on stdin, events and the outcome as JSON lines on stdout.
+
+    torch is imported BEFORE the job is read, so a spare child started while another run trains
+    pays its import (seconds on a loaded CPU) in parallel; EOF without a job exits quietly.
+    """
+    parent = os.getppid()
+    out = sys.stdout
+    sys.stdout = sys.stderr              # stray prints must not corrupt the event stream
+    try:
+        import torch
+        import scalinglab.train.trainer  # noqa: F401  (warm-up, see above)
+        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])   # imports torch._dynamo (seconds)
+        text = sys.stdin.read()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    if not text.strip():
+        sys.exit(0)
+    job = json.loads(text)
+
+    def send(message: dict) -> None:
+        out.write(EVENT_PREFIX + json.dumps(message, default=float) + "\n")
+        out.flush()
+
+    def on_event(event: dict) -> None:
+        if os.getppid() != parent:      # the sweep died: stop instead of training unobserved
+            os._exit(3)
+        send({"kind": "event", **event})
+
+    outcome = train_job(job, on_event)
+    if outcome["status"] == "crashed":
+        sys.stderr.write(outcome["message"] + "\n")
+    send({"kind": "outcome", **outcome})
+    sys.exit(130 if outcome["status"] == "interrupted" else 0)
+
+
+# ---------------------------------------------------------------------- local executor
+
+def gpu_count() -> int:
+    """GPUs this machine offers without importing torch: CUDA_VISIBLE_DEVICES, else nvidia-smi."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+class _Child:
+    """One worker process; started (and importing torch) before it is given its job."""
+
+    def __init__(self, slot: int | None, threads: int):
+        env = dict(os.environ)
+        if slot is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(slot)
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+        env.setdefault("MKL_NUM_THREADS", str(threads))
+        self.slot = slot
+        self.proc = subprocess.Popen([sys.executable, "-m", "scalinglab.sweep.executors"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, text=True)
+        self.stderr: deque[str] = deque(maxlen=200)
+        self.err_thread = threading.Thread(target=self._read_err, daemon=True)
+        self.err_thread.start()
+        self.job: dict | None = None
+        self.outcome: dict | None = None
+        self.thread: threading.Thread | None = None
+
+    def _read_err(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr.append(line.rstrip("\n"))
+        self.proc.stderr.close()
+
+    def assign(self, job: dict, messages: queue.Queue) -> None:
+        self.job = job
+        Path(job["workdir"]).mkdir(parents=True, exist_ok=True)
+        try:
+            self.proc.stdin.write(json.dumps(job))
+            self.proc.stdin.close()
+        except BrokenPipeError:        # died while warming up; final_outcome reports it
+            pass
+        self.thread = threading.Thread(target=self._read, args=(messages,), daemon=True)
+        self.thread.start()
+
+    def _read(self, messages: queue.Queue) -> None:
+        for line in self.proc.stdout:
+            if not line.startswith(EVENT_PREFIX):
+                continue
+            try:
+                message = json.loads(line[len(EVENT_PREFIX):])
+            except json.JSONDecodeError:
+                continue
+            if message.pop("kind") == "outcome":
+                self.outcome = message
+            else:
+                messages.put(("event", self.job["run_id"], message))
+        self.proc.wait()
+        self.proc.stdout.close()
+        messages.put(("exit", self.job["run_id"], None))
+
+    def final_outcome(self) -> dict:
+        self.thread.join()
+        self.err_thread.join(timeout=5)
+        log_path = Path(self.job["workdir"]) / "worker.log"
+        with open(log_path, "a") as log:
+            log.write("\n".join(self.stderr) + "\n")
+        if self.outcome is not None:
+            return self.outcome
+        code = self.proc.returncode
+        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return _outcome(self.job, "crashed", f"worker process ended without a result ({how}); "
+                        f"log {log_path}:\n{_tail(chr(10).join(self.stderr))}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def dismiss(self) -> None:
+        """A spare that got no job: close its stdin so it exits."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.err_thread.join(timeout=5)
+
+
+class LocalExecutor:
+    """Runs each job in its own child process: one at a time on CPU (with the next child already
+    started as a warm spare), one per GPU when there are several."""
+
+    name = "local"
+
+    def __init__(self, slots: int | None = None, threads: int = 1):
+        gpus = gpu_count()
+        self.gpu_slots = list(range(gpus)) if gpus > 1 else None
+        self.slots = slots or (gpus if gpus > 1 else 1)
+        self.threads = threads
+
+    def run(self, jobs: Iterable[dict], *, on_start: Callable[[dict], None],
+            on_event: Callable[[str, dict], None], on_outcome: Callable[[dict], None]) -> None:
+        """Train ``jobs``; callbacks run in the calling thread. KeyboardInterrupt stops every child
+        (each reported with status 'interrupted' unless it had finished) and is re-raised."""
+        pending = list(jobs)
+        messages: queue.Queue = queue.Queue()
+        active: dict[str, _Child] = {}
+        free = list(self.gpu_slots) if self.gpu_slots else [None] * self.slots
+        spares: list[_Child] = []
+        try:
+            while pending or active:
+                while pending and free:
+                    job, slot = pending.pop(0), free.pop(0)
+                    spare = next((c for c in spares if c.slot == slot), None)
+                    child = spare or _Child(slot, self.threads)
+                    if spare is not None:
+                        spares.remove(spare)
+                    on_start(job)
+                    child.assign(job, messages)
+                    active[job["run_id"]] = child
+                    if pending and not spares and self.gpu_slots is None:
+                        spares.append(_Child(None, self.threads))
+                kind, run_id, payload = messages.get()
+                if kind == "event":
+                    on_event(run_id, payload)
+                    continue
+                child = active.pop(run_id)
+                free.append(child.slot)
+                on_outcome(child.final_outcome())
+        except BaseException:
+            for child in active.values():
+                child.stop()
+            for child in active.values():
+                child.thread.join(timeout=5)
+                done = child.outcome is not None and child.outcome["status"] == "done"
+                on_outcome(child.outcome if done else _outcome(child.job, "interrupted", "interrupted"))
+            raise
+        finally:
+            for spare in spares:
+                spare.dismiss()
+
+
+# ---------------------------------------------------------------------- ray executor
+
+def _ray_task(job: dict) -> dict:
+    return train_job(job)
+
+
+class RayExecutor:
+    """One Ray task per run (``max_retries=2``: a dead worker is retried; the trainer resumes from
+    the run's checkpoint). The driver alone writes the store. Uses a running Ray instance if one is
+    initialised, else ``ray.init(address)`` (local when ``address`` is None)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None):
+        self.address = address
+
+    def run(self, jobs: Iterable[dict], *, on_start: Callable[[dict], None],
+            on_event: Callable[[str, dict], None], on_outcome: Callable[[dict], None]) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--executor ray needs the ray package (pip install 'scalinglab[ray]'); "
+                             "or use --executor local") from None
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        remote = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=2)(_ray_task)
+        refs = {}
+        for job in jobs:
+            job = dict(job, device="auto" if gpus else "cpu")
+            on_start(job)
+            refs[remote.remote(job)] = job
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for ref in ready:
+                    job = refs.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except Exception as exc:   # worker died more than max_retries times, or Ray error
+                        outcome = _outcome(job, "crashed", _tail(f"{type(exc).__name__}: {exc}"))
+                    on_outcome(outcome)
+        except BaseException:
+            for ref, job in refs.items():
+                ray.cancel(ref, force=True)
+                on_outcome(_outcome(job, "interrupted", "interrupted"))
+            raise
+
+
+if __name__ == "__main__":
+    worker_main()

@@ -1,0 +1,234 @@
+"""Drive a stored sweep to completion: every pending run trained once, results written once.
+
+``run_sweep(db)`` is safe to call again after anything — Ctrl-C, SIGKILL, a crashed worker:
+runs a killed sweep left ``running`` go back to ``pending`` and resume from their checkpoint
+(``<db>.d/runs/<run_id>/ckpt.pt``), and a run's points and ``status='done'`` are written in one
+transaction, so no run is recorded twice or half. A diverged run is marked failed with the
+trainer's reason, a crashing one with its traceback tail; the sweep goes on either way.
+
+Corpus: ``corpus`` if given, else the one the sweep was planned with, else the built-in default
+(the Python sources installed with this interpreter, byte tokenizer, capped at
+``DEFAULT_CORPUS_BYTES`` = 10 MB so it is prepared in seconds) written once to ``<db>.d/corpus.bin``.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalinglab.sweep.store import SweepStore
+
+__all__ = ["run_sweep", "SweepSummary", "sweep_dir", "default_corpus", "DEFAULT_CORPUS_BYTES"]
+
+DEFAULT_CORPUS_BYTES = 10_000_000
+_EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class SweepSummary:
+    done: list[str] = field(default_factory=list)       # finished in this call
+    failed: dict[str, str] = field(default_factory=dict)   # run_id -> reason, in this call
+    resumed: list[str] = field(default_factory=list)    # left running by a killed sweep
+    interrupted: bool = False
+    counts: dict[str, int] = field(default_factory=dict)   # the store's totals afterwards
+    corpus: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def sweep_dir(db_path: str | Path) -> Path:
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".d")
+
+
+def default_corpus(db_path: str | Path) -> Path:
+    """The built-in corpus for this sweep, prepared once into ``<db>.d/corpus.bin``."""
+    from scalinglab.train.corpus import load_corpus_info, prepare_corpus
+    out = sweep_dir(db_path) / "corpus.bin"
+    try:
+        load_corpus_info(out)
+        return out
+    except ValueError:                    # missing or half-written (killed mid-prepare): redo
+        out.parent.mkdir(parents=True, exist_ok=True)
+        prepare_corpus(None, out, max_bytes=DEFAULT_CORPUS_BYTES, val_fraction=0.02)
+        return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Path | None = None,
+              workdir: str | Path | None = None, max_runs: int | None = None, progress: bool = True,
+              address: str | None = None, retry_failed: bool = False, device: str = "auto",
+              threads: int = 1) -> SweepSummary:
+    """Train every pending run of the sweep store ``db_path``; see the module docstring.
+
+    executor: "local" (child processes) or "ray" (one task per run; ``address`` of a cluster, else
+    a local Ray). workdir: where run checkpoints go (default ``<db>.d/runs``). max_runs: stop after
+    this many runs. retry_failed: put failed runs back to pending first. threads: torch CPU
+    threads per run (1 is fastest for these small models). KeyboardInterrupt stops cleanly: the
+    runs in flight go back to pending and ``summary.interrupted`` is True.
+    """
+    if executor not in _EXECUTORS:
+        raise ValueError(f"--executor must be one of {', '.join(_EXECUTORS)}; got {executor!r}")
+    if max_runs is not None and max_runs < 1:
+        raise ValueError(f"--max-runs must be a positive integer; got {max_runs}")
+    if threads < 1:
+        raise ValueError(f"--threads must be a positive integer; got {threads}")
+    db_path = Path(db_path)
+    store = SweepStore(db_path)
+    summary = SweepSummary()
+    try:
+        _claim(store)
+        summary.resumed = store.reset_running()
+        if retry_failed:
+            store.reset_failed()
+        runs = store.runs("pending")
+        if max_runs is not None:
+            runs = runs[:max_runs]
+        corpus_path = _resolve_corpus(db_path, store, corpus, runs)
+        summary.corpus = str(corpus_path)
+        summary.warnings = _repetition_warnings(runs, corpus_path)
+        for message in summary.warnings:
+            warnings.warn(message, UserWarning, stacklevel=2)
+        runs_dir = Path(workdir) if workdir is not None else sweep_dir(db_path) / "runs"
+        jobs = [{"run_id": r.run_id, "config": r.config["train"], "corpus": str(corpus_path.resolve()),
+                 "workdir": str((runs_dir / r.run_id).resolve()), "device": device, "threads": threads}
+                for r in runs]
+        if executor == "ray":
+            from scalinglab.sweep.executors import RayExecutor
+            runner = RayExecutor(address)
+        else:
+            from scalinglab.sweep.executors import LocalExecutor
+            runner = LocalExecutor(threads=threads)
+        display = _Display(len(jobs), {j["run_id"]: j["config"]["tokens"] for j in jobs}, enabled=progress)
+
+        def on_start(job):
+            store.mark_running(job["run_id"], job["workdir"])
+            display.start(job["run_id"])
+
+        def on_outcome(outcome):
+            run_id, status = outcome["run_id"], outcome["status"]
+            if status == "done":
+                store.record_done(run_id, outcome["points"], outcome["curve"],
+                                  wall_seconds=outcome["wall_seconds"], hardware=outcome["hardware"])
+                summary.done.append(run_id)
+            elif status == "interrupted":
+                store.mark_pending(run_id)
+            else:
+                reason = (f"diverged: {outcome['message']}" if status == "diverged"
+                          else f"crashed: {outcome['message']}")
+                store.record_failed(run_id, reason, wall_seconds=outcome["wall_seconds"],
+                                    hardware=outcome["hardware"] or None)
+                summary.failed[run_id] = reason
+            display.finish(run_id, status)
+
+        with display:
+            try:
+                runner.run(jobs, on_start=on_start, on_event=display.event, on_outcome=on_outcome)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+                store.reset_running()
+        summary.counts = store.counts()
+        return summary
+    finally:
+        _release(store)
+        store.close()
+
+
+def _claim(store: SweepStore) -> None:
+    """One driver per store: refuse while another live process is running this sweep."""
+    owner = store.get_meta("runner_pid")
+    if owner and int(owner) != os.getpid() and _pid_alive(int(owner)):
+        raise ValueError(f"sweep store {store.path} is being run by process {owner}; wait for it or stop "
+                         "it (Ctrl-C) before starting another `scalinglab sweep run`")
+    store.set_meta("runner_pid", str(os.getpid()))
+
+
+def _release(store: SweepStore) -> None:
+    try:
+        if store.get_meta("runner_pid") == str(os.getpid()):
+            store.set_meta("runner_pid", "")
+    except Exception:  # never mask the real error on the way out
+        pass
+
+
+def _resolve_corpus(db_path: Path, store: SweepStore, corpus, runs) -> Path:
+    from scalinglab.train.corpus import load_corpus_info
+    planned = store.sweep.get("settings", {}).get("corpus")
+    if corpus is None and planned:
+        corpus = planned
+    path = Path(corpus) if corpus is not None else default_corpus(db_path)
+    info = load_corpus_info(path)          # a clear error naming the file when it is not a corpus
+    too_big = [r.run_id for r in runs if r.config["train"]["shape"]["vocab_size"] < info.vocab_size]
+    if too_big:
+        raise ValueError(f"--corpus {path}: its vocabulary ({info.vocab_size}) is larger than the planned "
+                         f"models' ({too_big[0]} and {len(too_big) - 1} more); plan the sweep with "
+                         f"--corpus {path} so the models get its vocabulary")
+    return path
+
+
+def _repetition_warnings(runs, corpus: Path) -> list[str]:
+    from scalinglab.train.corpus import load_corpus_info
+    info = load_corpus_info(corpus)
+    over = [(r.config["train"]["tokens"] / info.n_train, r.run_id) for r in runs
+            if r.config["train"]["tokens"] > info.n_train]
+    if not over:
+        return []
+    epochs, run_id = max(over)
+    return [f"{len(over)} run(s) repeat the corpus {corpus} ({info.n_train:,} training tokens), up to "
+            f"{epochs:.2f} epochs ({run_id}); repeated tokens are worth less than fresh ones "
+            "(Muennighoff et al. 2023); give a larger --corpus for data-unconstrained points"]
+
+
+class _Display:
+    """Rich progress: runs overall, plus tokens of each run in flight."""
+
+    def __init__(self, n_runs: int, tokens: dict[str, int], enabled: bool):
+        self.enabled, self.tokens, self.tasks = enabled, tokens, {}
+        if not enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), transient=False)
+        self.overall = self.progress.add_task("runs", total=n_runs)
+
+    def __enter__(self):
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.stop()
+
+    def start(self, run_id: str) -> None:
+        if self.enabled:
+            self.tasks[run_id] = self.progress.add_task(f"  {run_id} tokens", total=self.tokens[run_id])
+
+    def event(self, run_id: str, event: dict) -> None:
+        if self.enabled and event.get("type") == "curve" and event.get("branch") is None \
+                and run_id in self.tasks:
+            self.progress.update(self.tasks[run_id], completed=event["tokens"])
+
+    def finish(self, run_id: str, status: str) -> None:
+        if not self.enabled:
+            return
+        task = self.tasks.pop(run_id, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        if status != "interrupted":
+            self.progress.advance(self.overall)
+            if status != "done":
+                self.progress.console.print(f"[red]{run_id}: {status}[/red]")

@@ -1,0 +1,146 @@
+"""Running sweeps for real: SIGKILL mid-sweep and resume, failures recorded, Ray executor."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scalinglab.data.readers import load_runs
+from scalinglab.sweep.plan import plan_sweep, write_plan
+from scalinglab.sweep.runner import run_sweep
+from scalinglab.sweep.store import SweepStore, runs_frame
+
+CLI = [sys.executable, "-c", "from scalinglab.cli import main; main()"]
+
+
+def _cli(*args, cwd, check=True, timeout=300):
+    proc = subprocess.run(CLI + list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
+def _query(db, sql):
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _live_members(pgid):
+    """Non-zombie processes of a process group (a container's pid 1 may never reap zombies)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(stat.parent.name)
+    return live
+
+
+def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
+    db = tmp_path / "ladder.db"
+    _cli("sweep", "plan", "--budgets", "6e9,1.2e10", "--sizes-per-budget", "3", "-o", str(db), cwd=tmp_path)
+    planned = [r[0] for r in _query(db, "SELECT run_id FROM runs")]
+    assert len(planned) == 6
+
+    sweep = subprocess.Popen(CLI + ["sweep", "run", str(db), "--no-progress"], cwd=tmp_path,
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_run = None
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and sweep.poll() is None:
+            rows = _query(db, "SELECT run_id, status, workdir FROM runs") if db.exists() else []
+            done = [r for r in rows if r[1] == "done"]
+            running = [r for r in rows if r[1] == "running" and r[2] and (Path(r[2]) / "ckpt.pt").exists()]
+            if done and running:
+                killed_run = running[0][0]
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)          # the whole group: driver and its child
+        sweep.wait()
+    assert killed_run is not None, "never saw one run done and another mid-way (with a checkpoint)"
+    time.sleep(0.5)
+    assert _live_members(sweep.pid) == []              # nothing of the killed sweep survives
+    before = dict(_query(db, "SELECT run_id, status FROM runs"))
+    assert before[killed_run] == "running" and "pending" in before.values()
+    points_before = _query(db, "SELECT run_id, loss FROM points")
+
+    rerun = _cli("sweep", "run", str(db), "--no-progress", cwd=tmp_path)
+    assert "resumed 1 run" in rerun.stdout
+
+    rows = _query(db, "SELECT run_id, status, attempts FROM runs")
+    assert {r[1] for r in rows} == {"done"}
+    attempts = {r[0]: r[2] for r in rows}
+    assert attempts[killed_run] == 2
+    assert all(attempts[r] == 1 for r in planned if r != killed_run)
+    points = _query(db, "SELECT run_id, branch FROM points")
+    assert sorted(p[0] for p in points) == sorted(planned)          # one final point per run, no duplicates
+    assert set(points_before) <= set(_query(db, "SELECT run_id, loss FROM points"))  # done runs untouched
+    steps = [s for (s,) in _query(db, f"SELECT step FROM curves WHERE run_id = '{killed_run}' ORDER BY rowid")]
+    assert len(steps) == len(set(steps)) and sorted(steps) == steps  # the resumed curve has no repeats
+    config = json.loads(_query(db, f"SELECT config FROM runs WHERE run_id = '{killed_run}'")[0][0])["train"]
+    assert max(steps) == config["tokens"] // (config["batch_size"] * config["seq_len"])
+
+    table = load_runs(db)
+    assert len(table) == 6 and set(table.df["run_id"]) == set(planned)
+    fit = _cli("fit", str(db), "--law", "chinchilla", "--json", cwd=tmp_path)
+    assert set(json.loads(fit.stdout)["params"]) == {"E", "A", "B", "alpha", "beta"}
+    status = json.loads(_cli("sweep", "status", str(db), "--json", cwd=tmp_path).stdout)
+    assert status["counts"] == {"pending": 0, "running": 0, "done": 6, "failed": 0}
+    _cli("sweep", "export", str(db), "-o", str(tmp_path / "runs.csv"), cwd=tmp_path)
+    assert len((tmp_path / "runs.csv").read_text().strip().splitlines()) == 7
+
+
+def test_crashing_and_diverging_runs_fail_with_reasons_and_the_sweep_goes_on(tmp_path):
+    from scalinglab.train.corpus import synthetic_corpus
+    corpus = tmp_path / "c.bin"
+    synthetic_corpus(corpus, n_tokens=200_000, vocab_size=64)
+    plan = plan_sweep([3e9], sizes_per_budget=2, corpus=corpus)
+    plan.runs[0].seq_len = plan.runs[0].shape.context_length * 2    # TrainConfig rejects it: a crash
+    plan.runs[1].lr = 1e30                                          # blows up: diverged
+    write_plan(plan, tmp_path / "s.db").close()
+    summary = run_sweep(tmp_path / "s.db", progress=False)
+    assert summary.counts == {"pending": 0, "running": 0, "done": 0, "failed": 2}
+    with SweepStore(tmp_path / "s.db") as store:
+        errors = {r.run_id: r.error for r in store.runs()}
+    crash, diverge = errors[plan.runs[0].run_id], errors[plan.runs[1].run_id]
+    assert crash.startswith("crashed:") and "seq_len" in crash and "Traceback" in crash
+    assert diverge.startswith("diverged:") and "lower the learning rate" in diverge
+
+
+def test_bad_inputs_are_clear(tmp_path):
+    proc = _cli("sweep", "plan", "--budgets", "1e7", "-o", str(tmp_path / "x.db"), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Use budgets >=" in proc.stderr and not (tmp_path / "x.db").exists()
+    proc = _cli("sweep", "run", str(tmp_path / "missing.db"), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    write_plan(plan_sweep([1e10], sizes_per_budget=1), tmp_path / "s.db").close()
+    with pytest.raises(ValueError, match="--executor"):
+        run_sweep(tmp_path / "s.db", executor="slurm")
+
+
+@pytest.mark.ray
+def test_ray_executor_runs_a_two_run_sweep(tmp_path):
+    ray = pytest.importorskip("ray")
+    from scalinglab.train.corpus import synthetic_corpus
+    corpus = tmp_path / "c.bin"
+    synthetic_corpus(corpus, n_tokens=200_000, vocab_size=64)
+    write_plan(plan_sweep([3e9], sizes_per_budget=2, corpus=corpus), tmp_path / "r.db").close()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = run_sweep(tmp_path / "r.db", executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert summary.failed == {} and summary.counts["done"] == 2
+    df = runs_frame(tmp_path / "r.db")
+    assert len(df) == 2 and df["loss"].between(0.5, 5).all()
+    assert _query(tmp_path / "r.db", "SELECT COUNT(*) FROM points")[0][0] == 2
