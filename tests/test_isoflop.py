@@ -273,3 +273,19 @@ def test_parabola_bootstrap_ci_has_nominal_coverage():
         widths.append(res.a_ci[1] - res.a_ci[0])
     assert np.mean(hits) >= 0.8
     assert np.mean(widths) < 0.05  # and not by being uninformative
+
+
+def test_a_budget_column_groups_runs_whose_6nd_spreads_within_a_budget():
+    # A sweep store's flops is 6ND while its budgets are exact FLOP counts: for small models
+    # attention and the LM head make 6ND spread by tens of percent inside one budget. With a
+    # numeric `budget` column, approach 2 must group by it and use it as C.
+    runs = ladder()
+    rng = np.random.default_rng(0)
+    tokens = runs["tokens"] * rng.uniform(0.6, 0.95, len(runs))
+    spread = runs.assign(budget=runs["flops"], tokens=tokens, flops=6 * runs["params"] * tokens)
+    result = isoflop_approach2(spread, n_bootstrap=0)
+    np.testing.assert_allclose(result.budgets["flops"], np.sort(runs["flops"].unique()), rtol=1e-12)
+    assert (result.budgets["n_sizes"] == 9).all()
+    # clustering the spread 6ND within 2% instead tears the budgets apart
+    by_flops = budget_minima(spread.drop(columns="budget"), budget_column="flops")
+    assert len(by_flops) > 7 and (by_flops["n_sizes"] < 9).all()

@@ -362,7 +362,14 @@ class IsoflopResult:
 
 
 def _budget_ids(df: pd.DataFrame, budget_column: str, budget_rtol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Budget id per row and the budget's C (geometric mean of its members' flops)."""
+    """Budget id per row and the budget's C.
+
+    ``flops`` clusters C within ``budget_rtol``; any other column groups by its labels (a sweep
+    store records each run's nominal budget in ``budget``, counted with the exact FLOP counter,
+    while its ``flops`` is the canonical 6·N·D, which for small models spreads widely within one
+    budget: ``budget_column="auto"`` picks ``budget`` when present). A numeric budget column is C
+    itself; otherwise C is the geometric mean of the budget's flops.
+    """
     if budget_column not in df.columns:
         raise ValueError(f"budget_column {budget_column!r} is not a column of the runs; "
                          f"valid: 'flops' (cluster by C within budget_rtol) or one of {list(df.columns)}")
@@ -375,6 +382,9 @@ def _budget_ids(df: pd.DataFrame, budget_column: str, budget_rtol: float) -> tup
             raise ValueError(f"budget_column {budget_column!r} is empty in row {_row_label(df, row)}; "
                              "every run needs a budget label")
         _, ids = np.unique(col.astype(str).to_numpy(), return_inverse=True)
+        if pd.api.types.is_numeric_dtype(col) and (col > 0).all():
+            c = np.exp(np.bincount(ids, np.log(col.to_numpy(float))) / np.bincount(ids))
+            return ids, c
     logc = np.log(df["flops"].to_numpy(float))
     c = np.exp(np.bincount(ids, logc) / np.bincount(ids))
     return ids, c
@@ -399,7 +409,7 @@ def _single_experiment(df: pd.DataFrame, what: str) -> None:
             )
 
 
-def budget_minima(runs, *, method: str = "parabola", budget_column: str = "flops", budget_rtol: float = 0.02,
+def budget_minima(runs, *, method: str = "parabola", budget_column: str = "auto", budget_rtol: float = 0.02,
                   keep_edge: bool = False, min_sizes: int = MIN_SIZES, n_bootstrap: int = 0, level: float = 0.9,
                   seed: int = 0) -> pd.DataFrame:
     """The per-budget table of approach 2 without the power law (works for a single budget).
@@ -422,7 +432,9 @@ def _budget_minima(runs, *, method, n_bootstrap, level, seed, budget_column, bud
     df = as_run_frame(runs)
     if len(df) == 0:
         raise ValueError("isoflop_approach2: no runs")
-    if budget_column == "flops":
+    if budget_column == "auto":
+        budget_column = "budget" if "budget" in df.columns else "flops"
+    if budget_column != "group":
         _single_experiment(df, "isoflop_approach2")
     ids, budget_c = _budget_ids(df, budget_column, budget_rtol)
     rng = np.random.default_rng(seed)
@@ -488,7 +500,7 @@ def _budget_minima(runs, *, method, n_bootstrap, level, seed, budget_column, bud
 
 
 def isoflop_approach2(runs, *, method: str = "parabola", n_bootstrap: int = 1000, level: float = 0.9,
-                      seed: int = 0, budget_column: str = "flops", budget_rtol: float = 0.02,
+                      seed: int = 0, budget_column: str = "auto", budget_rtol: float = 0.02,
                       keep_edge: bool = False, min_sizes: int = MIN_SIZES) -> IsoflopResult:
     """Hoffmann approach 2: the loss-minimising N at each FLOP budget, and power laws in C.
 
