@@ -108,6 +108,8 @@ def fit(
             emit_json({**result.params, "objective": result.objective, **payload})
         else:
             print_text_block(result.summary(), title=f"{law} fit to {runs.source} ({len(runs)} runs)")
+            if result.bootstrap is not None:
+                print_text_block(result.bootstrap.summary(), title="Bootstrap: derived quantities")
             if output:
                 console.print(f"fit written to {output}")
 
