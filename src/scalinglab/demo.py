@@ -29,8 +29,8 @@ class DemoReport:
                 "plan": self.plan.to_dict()}
 
 
-def run_demo(*, budget: float = 1e23, n_bootstrap: int = 200, progress: bool = True,
-             seed: int = 0) -> DemoReport:
+def run_demo(*, budget: float = 1e21, n_bootstrap: int = 200, progress: bool = True,
+             seed: int = 0, gpu: str = "h100", gpus: int = 8) -> DemoReport:
     from scalinglab.data.builtin import DEMO_DESCRIPTION, synthetic_ladder
     from scalinglab.data.readers import load_runs
     from scalinglab.fitting.bootstrap import bootstrap
@@ -41,5 +41,5 @@ def run_demo(*, budget: float = 1e23, n_bootstrap: int = 200, progress: bool = T
     fit = bootstrap(runs, "chinchilla", n=n_bootstrap, unit="point", seed=seed, progress=progress,
                     budgets=(budget,))
     iso = isoflop_approach2(runs, n_bootstrap=max(n_bootstrap, 200), seed=seed)
-    result = plan(fit, budget, isoflop=iso)
+    result = plan(fit, budget, isoflop=iso, gpu=gpu, gpus=gpus)
     return DemoReport(description=DEMO_DESCRIPTION, fit=fit, isoflop=iso, plan=result)

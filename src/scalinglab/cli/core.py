@@ -247,7 +247,9 @@ def plot(
 
 @app.command()
 def demo(
-    budget: float = typer.Option(1e23, help="Budget to plan for, in FLOPs."),
+    budget: float = typer.Option(1e21, help="Budget to plan for, in FLOPs (the built-in ladder reaches 1e19)."),
+    gpu: str = typer.Option("h100", help="GPU type for wall-clock."),
+    gpus: int = typer.Option(8, help="Number of GPUs."),
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CIs."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
@@ -255,7 +257,7 @@ def demo(
     from scalinglab.demo import run_demo
 
     with fail():
-        report = run_demo(budget=budget, n_bootstrap=bootstrap, progress=not as_json)
+        report = run_demo(budget=budget, n_bootstrap=bootstrap, progress=not as_json, gpu=gpu, gpus=gpus)
         if as_json:
             emit_json(report.to_dict())
         else:
