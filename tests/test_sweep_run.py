@@ -144,3 +144,26 @@ def test_ray_executor_runs_a_two_run_sweep(tmp_path):
     df = runs_frame(tmp_path / "r.db")
     assert len(df) == 2 and df["loss"].between(0.5, 5).all()
     assert _query(tmp_path / "r.db", "SELECT COUNT(*) FROM points")[0][0] == 2
+
+
+def test_ctrl_c_stops_cleanly_and_puts_the_run_back_to_pending(tmp_path):
+    from scalinglab.train.corpus import synthetic_corpus
+    synthetic_corpus(tmp_path / "c.bin", n_tokens=400_000, vocab_size=64)
+    db = tmp_path / "s.db"
+    _cli("sweep", "plan", "--budgets", "2e10", "--sizes-per-budget", "2", "--corpus", str(tmp_path / "c.bin"),
+         "-o", str(db), cwd=tmp_path)
+    sweep = subprocess.Popen(CLI + ["sweep", "run", str(db), "--no-progress"], cwd=tmp_path,
+                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sweep.poll() is None:
+        if _query(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'")[0][0]:
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(sweep.pid, signal.SIGINT)               # what Ctrl-C in a terminal sends
+    out, err = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130, out + err
+    assert "interrupted" in err
+    rows = _query(db, "SELECT status, attempts FROM runs ORDER BY position")
+    assert [r[0] for r in rows] == ["pending", "pending"] and rows[0][1] == 1
+    assert _live_members(sweep.pid) == []
