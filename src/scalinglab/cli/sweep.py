@@ -10,6 +10,7 @@ from rich.table import Table
 
 from scalinglab.cli.app import sweep_app
 from scalinglab.cli.render import console, emit_json, err_console, fail, parse_budgets
+from scalinglab.sweep.plan import DEFAULT_THROUGHPUT
 
 
 def _seconds(s: float) -> str:
@@ -33,8 +34,8 @@ def plan_command(
     context: int = typer.Option(128, "--context", help="sequence length of every run"),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine (one point per run) or wsd (+ branches)"),
     seed: int = typer.Option(0, "--seed", help="seed of the first run; run i gets seed + i"),
-    throughput: float = typer.Option(4e9, "--throughput", help="FLOP/s assumed for the time estimate "
-                                     "(4e9: one CPU thread, measured)"),
+    throughput: float = typer.Option(DEFAULT_THROUGHPUT, "--throughput", help="FLOP/s assumed for the time "
+                                     "estimate (default: one CPU thread, measured 6e9-2.8e10 on small models)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, write nothing"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing store"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),

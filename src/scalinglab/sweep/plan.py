@@ -43,7 +43,9 @@ __all__ = ["PlannedRun", "SweepPlan", "plan_sweep", "write_plan", "smallest_work
 BYTE_VOCAB = 257                 # the byte tokenizer: 256 bytes + end-of-text
 DEFAULT_CONTEXT = 128
 MIN_STEPS = 50                   # a run shorter than this measures warmup, not a trained model
-DEFAULT_THROUGHPUT = 4e9         # FLOP/s: measured 3.6e9-6.3e9 on one CPU thread (2-core box, 3e4-3e5 params)
+# FLOP/s for the time estimate: one CPU thread of a 2-core box trains 1e4-1.5e5-parameter models at
+# 6e9-2.8e10 FLOP/s (measured, training only, quiet machine); evaluations and a loaded box cost more
+DEFAULT_THROUGHPUT = 1e10
 DEFAULT_CORPUS_TOKENS = 9_800_000  # the built-in sweep corpus: 10 MB of Python sources, byte tokens, 98% train
 LR_RANGE = (3e-4, 1e-2)
 BATCH_SEQS_RANGE = (1, 512)
