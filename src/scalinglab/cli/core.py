@@ -199,6 +199,7 @@ def validate(
     threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
     by: str = typer.Option("flops", help="Split by flops or params."),
     rollout: bool = typer.Option(False, help="Repeat over increasing thresholds and show how errors shrink."),
+    steps: Optional[int] = typer.Option(10, help="Rollout: at most this many thresholds, spread over the feasible ones (0 = all)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Fit on the small runs, predict the large ones, report the errors (loss and N*)."""
@@ -207,7 +208,7 @@ def validate(
     with fail():
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         if rollout:
-            result = validate_rollout(runs, law, by=by)
+            result = validate_rollout(runs, law, by=by, n_steps=steps or None)
         else:
             result = validate_holdout(runs, law, holdout=holdout, threshold=threshold, by=by)
         if as_json:
