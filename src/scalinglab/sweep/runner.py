@@ -64,7 +64,10 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:                                   # a killed but unreaped driver is a zombie: not alive
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Path | None = None,

@@ -245,8 +245,9 @@ def runs_frame(path: str | Path) -> pd.DataFrame:
 
     ``flops`` is 6·N·D (scalinglab's canonical convention; N non-embedding), ``flops_exact`` the
     exact training count, ``budget`` the planned FLOP budget (exact-count convention; not called
-    ``group``, so IsoFLOP analysis can cluster on it: ``budget_column="budget"``), ``batch_size``
-    in tokens, ``branch`` -1 for a run's final point.
+    ``group``, so IsoFLOP analysis can cluster on it: ``budget_column="budget"``) for a run's final
+    point and the exact FLOPs spent for a WSD branch point (``run_budget``: the run's budget),
+    ``batch_size`` in tokens, ``branch`` -1 for a run's final point.
     """
     with SweepStore(path) as store:
         df = pd.read_sql_query(
@@ -259,13 +260,17 @@ def runs_frame(path: str | Path) -> pd.DataFrame:
     configs = [json.loads(c) for c in df.pop("config")]
     train = [c.get("train", c) for c in configs]
     df = df.rename(columns={"flops": "flops_exact"}).rename(columns={"flops_6nd": "flops"})
+    # a WSD branch point did not spend the run's budget: its budget is the exact FLOPs it did spend
+    df["run_budget"] = df["budget"]
+    branch_rows = df["branch"] != FINAL_BRANCH
+    df.loc[branch_rows, "budget"] = df.loc[branch_rows, "flops_exact"]
     df["lr"] = [float(t["lr"]) for t in train]
     df["batch_size"] = [float(t["batch_size"] * t["seq_len"]) for t in train]
     df["seed"] = [int(t.get("seed", 0)) for t in train]
     df["schedule"] = [t.get("schedule", "cosine") for t in train]
     df["params_kind"] = "non_embedding"
     cols = ["params", "tokens", "flops", "loss", "run_id", "step", "lr", "batch_size", "params_kind",
-            "budget", "flops_exact", "params_total", "branch", "seed", "schedule"]
+            "budget", "run_budget", "flops_exact", "params_total", "branch", "seed", "schedule"]
     return df[cols].reset_index(drop=True)
 
 
