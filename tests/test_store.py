@@ -77,7 +77,7 @@ def test_runs_frame_is_canonical_and_loads(store, tmp_path):
             "flops_exact"} <= set(df.columns)
     assert "group" not in df.columns
     assert list(df["flops"]) == pytest.approx(list(6 * df["params"] * df["tokens"]))
-    assert set(df["budget"]) == {r.budget for r in runs[:4]}
+    assert set(df["run_budget"]) == {r.budget for r in runs[:4]}
     final, branch = df[df["branch"] == -1], df[df["branch"] != -1]
     assert list(final["budget"]) == list(final["run_budget"])
     assert list(branch["budget"]) == list(branch["flops_exact"])        # what the branch point spent
