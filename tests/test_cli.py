@@ -68,6 +68,19 @@ def test_isoflop_and_validate_json(ladder_csv):
     assert json.loads(result.stdout)
 
 
+def test_isoflop_approach_1_on_training_curves(tmp_path):
+    from scalinglab.data.builtin import synthetic_training_curves
+
+    path = tmp_path / "curves.csv"
+    synthetic_training_curves().to_csv(path, index=False)
+    result = invoke("isoflop", path, "--approach", "1", "--bootstrap", "50", "--json")
+    assert result.exit_code == 0, result.output
+    # curves from Epoch's law: the envelope's exponent estimates a = 0.3658/(0.3478+0.3658)
+    assert abs(json.loads(result.stdout)["a"] - 0.5126) < 0.05
+    result = runner.invoke(app, ["isoflop", str(path), "--approach", "3"])
+    assert result.exit_code == 2 and "--approach" in result.output
+
+
 def test_plot_writes_three_pngs(ladder_csv, tmp_path):
     result = invoke("plot", ladder_csv, "-o", tmp_path / "plots", "--bootstrap", "0")
     assert result.exit_code == 0, result.output

@@ -123,24 +123,30 @@ def isoflop(
     group: Optional[str] = GroupOpt,
     flops_tolerance: float = FlopsTolOpt,
     drop_outliers: Optional[float] = OutlierOpt,
-    method: str = typer.Option("parabola", help="Per-budget minimum by parabola in log N, or akima."),
+    approach: int = typer.Option(2, help="2: IsoFLOP valleys (final losses per budget); 1: lower envelope of training curves (rows sharing a run_id)."),
+    method: str = typer.Option("parabola", help="Approach 2: per-budget minimum by parabola in log N, or akima."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the exponent CIs."),
     level: float = typer.Option(0.9, help="Confidence level."),
     keep_edge: bool = typer.Option(False, help="Keep budgets whose minimum lies at the edge of the sampled sizes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
 ):
-    """Hoffmann approach 2: per FLOP budget, the loss-minimising N; power laws N*(C), D*(C)."""
-    from scalinglab.fitting.isoflop import isoflop_approach2
+    """Hoffmann approaches 2 (IsoFLOP valleys) and 1 (training-curve envelope): N*(C), D*(C) with CIs."""
+    from scalinglab.fitting.isoflop import isoflop_approach1, isoflop_approach2
 
     with fail():
+        if approach not in (1, 2):
+            raise typer.BadParameter(f"--approach {approach}: valid values are 1 (envelope) and 2 (IsoFLOP)")
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
-        result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
-                                   keep_edge=keep_edge)
+        if approach == 2:
+            result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
+                                       keep_edge=keep_edge)
+        else:
+            result = isoflop_approach1(runs, n_bootstrap=bootstrap, level=level, seed=seed, keep_edge=keep_edge)
         if as_json:
             emit_json(result.to_dict())
         else:
-            print_text_block(result.summary(), title=f"IsoFLOP approach 2 on {runs.source}")
+            print_text_block(result.summary(), title=f"Hoffmann approach {approach} on {runs.source}")
 
 
 @app.command()
