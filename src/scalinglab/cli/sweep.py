@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from scalinglab.cli.app import sweep_app
@@ -19,6 +20,13 @@ def _seconds(s: float) -> str:
     if s < 7200:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.1f} h"
+
+
+def _short(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.0f}"
 
 
 @sweep_app.command("plan")
@@ -53,16 +61,17 @@ def plan_command(
     if as_json:
         emit_json(dict(plan.to_dict(), written=None if dry_run else str(output)))
         return
-    table = Table(title=f"IsoFLOP sweep: {len(plan.runs)} runs", title_justify="left")
-    for col in ("run id", "budget", "N (non-emb)", "layers×width/heads", "tokens", "tok/param",
-                "FLOPs (exact)", "6ND", "batch", "lr", "epochs", "est. time"):
-        table.add_column(col, justify="left" if col in ("run id", "layers×width/heads") else "right")
+    table = Table(title=f"IsoFLOP sweep: {len(plan.runs)} runs (each within half a step of C, exact "
+                  "FLOP count; 6ND and more with --json)",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    for col in ("run id", "C", "N", "L×d/h", "D", "D/N", "batch", "lr", "epochs", "time"):
+        table.add_column(col, justify="left" if col in ("run id", "L×d/h") else "right", no_wrap=True)
     for r in plan.runs:
         epochs = "?" if r.epochs is None else (f"[yellow]{r.epochs:.2f}[/yellow]" if r.epochs > 1 else f"{r.epochs:.2f}")
-        table.add_row(r.run_id, f"{r.budget:.3g}", f"{r.params:,}",
-                      f"{r.shape.n_layers}×{r.shape.d_model}/{r.shape.n_heads}", f"{r.tokens:,}",
-                      f"{r.tokens_per_param:.1f}", f"{r.flops:.3g}", f"{r.flops_6nd:.3g}",
-                      f"{r.batch_size}×{r.seq_len}", f"{r.lr:.2e}", epochs, _seconds(plan.estimated_seconds(r)))
+        table.add_row(r.run_id, f"{r.budget:.2g}", _short(r.params),
+                      f"{r.shape.n_layers}×{r.shape.d_model}/{r.shape.n_heads}", _short(r.tokens),
+                      f"{r.tokens_per_param:.3g}", f"{r.batch_size}×{r.seq_len}",
+                      f"{r.lr:.1e}", epochs, _seconds(plan.estimated_seconds(r)))
     console.print(table)
     console.print(f"total {plan.total_flops:.3g} FLOPs, about {_seconds(plan.total_seconds)} at "
                   f"{plan.throughput:.2g} FLOP/s (--throughput)")
@@ -130,13 +139,14 @@ def status_command(
              "loss": losses.get(r.run_id), "wall_seconds": r.wall_seconds, "error": r.error} for r in runs]})
         return
     colour = {"done": "green", "running": "cyan", "failed": "red", "pending": "white"}
-    table = Table(title=f"{db}: " + ", ".join(f"{n} {s}" for s, n in counts.items()), title_justify="left")
-    for col in ("run id", "budget", "N", "tokens", "status", "attempts", "loss", "wall", "error"):
-        table.add_column(col)
+    table = Table(title=f"{db}: " + ", ".join(f"{n} {s}" for s, n in counts.items()), title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    for col in ("run id", "C", "N", "D", "status", "tries", "loss", "wall", "error"):
+        table.add_column(col, no_wrap=col != "error")
     for r in runs:
         loss = losses.get(r.run_id)
-        table.add_row(r.run_id, f"{r.budget:.3g}", f"{r.config.get('plan', {}).get('params', 0):,}",
-                      f"{r.config['train']['tokens']:,}", f"[{colour[r.status]}]{r.status}[/]", str(r.attempts),
+        table.add_row(r.run_id, f"{r.budget:.2g}", _short(r.config.get("plan", {}).get("params", 0)),
+                      _short(r.config["train"]["tokens"]), f"[{colour[r.status]}]{r.status}[/]", str(r.attempts),
                       "" if loss is None else f"{loss:.4f}",
                       "" if r.wall_seconds is None else _seconds(r.wall_seconds),
                       (r.error or "").splitlines()[-1][:80] if r.error else "")
