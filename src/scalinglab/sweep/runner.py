@@ -99,6 +99,9 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
         runs = store.runs("pending")
         if max_runs is not None:
             runs = runs[:max_runs]
+        if not runs:                      # nothing to train: do not prepare a corpus for it
+            summary.counts = store.counts()
+            return summary
         corpus_path = _resolve_corpus(db_path, store, corpus, runs)
         summary.corpus = str(corpus_path)
         summary.warnings = _repetition_warnings(runs, corpus_path)
@@ -114,7 +117,8 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
         else:
             from scalinglab.sweep.executors import LocalExecutor
             runner = LocalExecutor(threads=threads)
-        display = _Display(len(jobs), {j["run_id"]: j["config"]["tokens"] for j in jobs}, enabled=progress)
+        display = _Display(len(jobs), {j["run_id"]: j["config"]["tokens"] for j in jobs}, enabled=progress,
+                           per_run=executor == "local")    # Ray tasks report only when they finish
 
         def on_start(job):
             store.mark_running(job["run_id"], job["workdir"])
@@ -197,8 +201,8 @@ def _repetition_warnings(runs, corpus: Path) -> list[str]:
 class _Display:
     """Rich progress: runs overall, plus tokens of each run in flight."""
 
-    def __init__(self, n_runs: int, tokens: dict[str, int], enabled: bool):
-        self.enabled, self.tokens, self.tasks = enabled, tokens, {}
+    def __init__(self, n_runs: int, tokens: dict[str, int], enabled: bool, per_run: bool = True):
+        self.enabled, self.tokens, self.tasks, self.per_run = enabled, tokens, {}, per_run
         if not enabled:
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -217,7 +221,7 @@ class _Display:
             self.progress.stop()
 
     def start(self, run_id: str) -> None:
-        if self.enabled:
+        if self.enabled and self.per_run:
             self.tasks[run_id] = self.progress.add_task(f"  {run_id} tokens", total=self.tokens[run_id])
 
     def event(self, run_id: str, event: dict) -> None:
