@@ -19,6 +19,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +80,7 @@ def fit(runs, law="chinchilla", *, loss="huber", delta=1e-3, asymmetry=None, ini
 
 def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
                n_refine=32, method="auto", seed=0, x0=None, basin_rtol=1e-4, basin_ptol=1e-2,
-               maxiter=1000, join_basins=True) -> FitResult:
+               maxiter=1000, join_basins=True, workers=None) -> FitResult:
     """Fit ``law`` to arrays: X (n, len(law.variables)) in raw units, y_loss (n,) in nats.
 
     Parameters
@@ -97,6 +101,10 @@ def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init
         (objective within ``basin_rtol``, parameters within ``basin_ptol / 10``): it has
         reached that basin, and polishing it again is wasted work.  Starts are refined best
         grid value first; the reported optimum is always a fully converged run.
+    workers : processes that share the multistart refinements (default: up to 2 when there are
+        at least ``PARALLEL_MIN_STARTS`` starts and the platform forks; 1 = in this process).
+        Each worker refines every ``workers``-th start, best first, so the result depends on the
+        worker count only through which starts stop early on joining a known optimum.
     """
     law = get_law(law)
     X, y = _check_arrays(law, X, y_loss)
@@ -112,11 +120,20 @@ def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init
         raise ValueError("x0 (warm starts) applies to method='multistart' or 'auto', not 'varpro'")
 
     logy = np.log(y)
-    refined: list[Refined] = []
     n_starts = 0
     run_multistart = method == "multistart" or method == "auto" or x0 is not None
     run_varpro = method == "varpro" or (method == "auto" and x0 is None and supports_varpro(law))
 
+    # every start to refine, with where it came from; variable projection's first: its profile
+    # over (alpha, beta) lands in the global basin cheaply, so multistart runs that reach the
+    # same optimum can stop as soon as they are inside it
+    starts_all: list[np.ndarray] = []
+    origins: list[str] = []
+    if run_varpro:
+        vp = varpro_starts(law, objective, X, y)
+        n_starts += vp.n_grid
+        starts_all += list(vp.thetas)
+        origins += ["varpro"] * len(vp.thetas)
     if run_multistart:
         if x0 is not None:
             starts = _check_starts(law, x0, "x0")
@@ -130,13 +147,10 @@ def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init
                                  f"{len(grid)} starting points; pass init_grid= or x0= near the data")
             starts = grid[order[: (len(order) if n_refine is None else int(n_refine))]]
         n_starts += len(starts) if x0 is not None else len(grid)
-        refined += refine_all(law, objective, starts, X, logy, maxiter=maxiter, origin="multistart",
-                              join=join_basins, rtol=basin_rtol, ptol=basin_ptol)
-    if run_varpro:
-        vp = varpro_starts(law, objective, X, y)
-        n_starts += vp.n_grid
-        refined += refine_all(law, objective, vp.thetas, X, logy, maxiter=maxiter, origin="varpro",
-                              join=join_basins, rtol=basin_rtol, ptol=basin_ptol)
+        starts_all += list(starts)
+        origins += ["multistart"] * len(starts)
+    refined = refine_starts(law, objective, np.array(starts_all), X, logy, origins=origins, maxiter=maxiter,
+                            join=join_basins, rtol=basin_rtol, ptol=basin_ptol, workers=workers)
 
     return _assemble(law, objective, X, y, refined, n_starts, method, basin_rtol, basin_ptol)
 
@@ -160,16 +174,50 @@ def grid_objective(law: Law, objective: Objective, grid: np.ndarray, X: np.ndarr
 
 
 def refine_all(law: Law, objective: Objective, starts: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
-               maxiter: int, origin: str, join: bool, rtol: float, ptol: float) -> list[Refined]:
+               origins: list[str], maxiter: int, join: bool, rtol: float, ptol: float) -> list[Refined]:
     """Refine every start in order, one BLAS thread; with ``join``, later starts stop once
     they reach an optimum an earlier start converged to."""
     done: list[Refined] = []
     with single_threaded_blas():
-        for s in starts:
+        for s, origin in zip(starts, origins):
             known = [r for r in done if r.success and not r.joined] if join else []
             done.append(refine(law, objective, s, X, logy, maxiter=maxiter, origin=origin,
                                known=known, rtol=rtol, ptol=0.1 * ptol))
     return done
+
+
+PARALLEL_MIN_STARTS = 16
+
+
+def refine_starts(law: Law, objective: Objective, starts: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
+                  origins: list[str], workers: int | None, **kwargs) -> list[Refined]:
+    """``refine_all`` over worker processes: the refinements are independent, and each costs
+    ~100 L-BFGS-B evaluations whose per-call overhead is Python, so two cores halve the fit."""
+    if workers is None:
+        workers = _default_workers(len(starts))
+    if workers < 1:
+        raise ValueError(f"workers={workers!r} must be >= 1 (or None for automatic)")
+    if workers == 1 or len(starts) < 2:
+        return refine_all(law, objective, starts, X, logy, origins=origins, **kwargs)
+    workers = min(workers, len(starts))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        # every worker takes every workers-th start, so each begins with good ones
+        futures = [pool.submit(refine_all, law, objective, starts[i::workers], X, logy,
+                               origins=origins[i::workers], **kwargs) for i in range(workers)]
+        parts = [f.result() for f in futures]
+    out: list[Refined] = [None] * len(starts)  # back to the order of the starts
+    for i, part in enumerate(parts):
+        out[i::workers] = part
+    return out
+
+
+def _default_workers(n_starts: int) -> int:
+    """2 where it pays and is safe: enough starts, two cores, a forking platform, and not inside
+    a daemon worker (the bootstrap's), which may not have children."""
+    if (n_starts < PARALLEL_MIN_STARTS or sys.platform != "linux" or (os.cpu_count() or 1) < 2
+            or multiprocessing.current_process().daemon):
+        return 1
+    return 2
 
 
 def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
@@ -186,13 +234,15 @@ def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, lo
     f0 = _value(law, objective, theta0, X, logy)
     scale = f0 if np.isfinite(f0) and f0 > 0 else 1.0
 
+    logX = np.log(X)
+
     def fun(theta):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            pred, jac = law.log_predict_and_jac(theta, X)
+            pred, jac = law.log_predict_and_jac(theta, X, logX)
             r = pred - logy
             f = objective.value(r)
             g = objective.derivative(r) @ jac
-        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+        if not (np.isfinite(f) and np.isfinite(g).all()):
             return np.inf, np.zeros_like(theta)
         return f / scale, g / scale
 
@@ -202,7 +252,7 @@ def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, lo
         if targets:
             theta, f = intermediate_result.x, intermediate_result.fun * scale
             for t, f_max, tol in targets:
-                if f <= f_max and np.all(np.abs(theta - t) <= tol):
+                if f <= f_max and (np.abs(theta - t) <= tol).all():
                     raise StopIteration
 
     bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b) for a, b in zip(lo, hi)]

@@ -49,8 +49,10 @@ class Law:
         """d log L / d theta at one theta (p,): shape (n, p)."""
         raise NotImplementedError
 
-    def log_predict_and_jac(self, theta: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Both at once; laws override this to share the expensive exponentials."""
+    def log_predict_and_jac(self, theta: np.ndarray, X: np.ndarray,
+                            logX: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Both at once; laws override this to share the expensive exponentials. ``logX``
+        (= log X, optional) lets the L-BFGS-B inner loop take the logarithms once per fit."""
         return self.log_predict(theta, X), self.log_predict_jac(theta, X)
 
     def predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:

@@ -42,11 +42,13 @@ class ChinchillaLaw(Law):
         out = m + np.log(np.exp(u[0] - m) + np.exp(u[1] - m) + np.exp(u[2] - m))
         return out[0] if single else out
 
-    def log_predict_and_jac(self, theta, X):
+    def log_predict_and_jac(self, theta, X, logX=None):
         # Written out term by term (no stacking): this is the L-BFGS-B inner loop.
         a, b, e, al, be = np.asarray(theta, dtype=float).reshape(-1)
         X = np.asarray(X, dtype=float)
-        logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
+        if logX is None:
+            logX = np.log(X)
+        logn, logd = logX[:, 0], logX[:, 1]
         u0 = a - al * logn
         u1 = b - be * logd
         m = np.maximum(np.maximum(u0, u1), e)

@@ -34,7 +34,7 @@ class KaplanLaw(Law):
         out = ad * (m + np.log(np.exp(u1 - m) + np.exp(u2 - m)))
         return out[0] if single else out
 
-    def log_predict_and_jac(self, theta, X):
+    def log_predict_and_jac(self, theta, X, logX=None):  # Kaplan's form works on ratios, not logs
         nc, dc, an, ad = np.asarray(theta, dtype=float).reshape(-1)
         X = np.asarray(X, dtype=float)
         logn, logd = np.log(X[:, 0]), np.log(X[:, 1])

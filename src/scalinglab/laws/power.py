@@ -32,9 +32,9 @@ class SaturatingPowerLaw(Law):
         out = m + np.log(np.exp(u1 - m) + np.exp(e - m))
         return out[0] if single else out
 
-    def log_predict_and_jac(self, theta, X):
+    def log_predict_and_jac(self, theta, X, logX=None):
         e, a, al = np.asarray(theta, dtype=float).reshape(-1)
-        logx = np.log(np.asarray(X, dtype=float).reshape(-1))
+        logx = (np.log(np.asarray(X, dtype=float)) if logX is None else logX).reshape(-1)
         u = np.stack([np.full_like(logx, e), a - al * logx])
         lse, w = softmax_lse(u, axis=0)
         return lse, np.column_stack([w[0], w[1], -w[1] * logx])
