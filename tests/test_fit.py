@@ -314,3 +314,16 @@ def test_parallel_refinement_finds_the_same_optimum_as_serial():
     assert parallel.n_refined == serial.n_refined
     with pytest.raises(ValueError, match="workers"):
         fit_arrays("chinchilla", X, loss, workers=0)
+
+
+def test_fit_on_runs_warns_about_a_ladder_that_cannot_pin_the_law_down():
+    import pandas as pd
+
+    # 6 runs over less than a decade of N, D = 20 N (so log N and log D are collinear):
+    # 5 parameters cannot be identified from this, and the fit must say so.
+    n = np.geomspace(1e7, 5e7, 6)
+    runs = pd.DataFrame({"params": n, "tokens": 20 * n,
+                         "loss": 1.8 + 480 / n ** 0.35 + 2000 / (20 * n) ** 0.37})
+    text = " ".join(fit(runs, "chinchilla", n_refine=4).warnings)
+    assert "6 runs for 5 parameters" in text
+    assert "decades" in text and "collinear" in text

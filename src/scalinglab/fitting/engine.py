@@ -74,8 +74,28 @@ def fit(runs, law="chinchilla", *, loss="huber", delta=1e-3, asymmetry=None, ini
                          f"missing {missing}")
     X = df[list(law.variables)].to_numpy(dtype=float)
     y = df["loss"].to_numpy(dtype=float)
-    return fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
-                      n_refine=n_refine, method=method, seed=seed, x0=x0, **options)
+    result = fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
+                        n_refine=n_refine, method=method, seed=seed, x0=x0, **options)
+    result.warnings.extend(ladder_warnings(law, X))
+    return result
+
+
+def ladder_warnings(law: Law, X: np.ndarray) -> list[str]:
+    """What the ladder itself cannot pin down, said before anyone reads the parameters: too few
+    runs for the parameters, too narrow a range of N or D, N and D varied together."""
+    from scalinglab.fitting.identifiability import design_warnings
+
+    out = []
+    n, p = X.shape[0], len(law.param_names)
+    if n < 3 * p:
+        out.append(f"{n} runs for {p} parameters: the fit nearly interpolates them and its residuals say "
+                   f"little; aim for at least {3 * p} runs (several sizes at each of several budgets)")
+    cols = list(law.variables)
+    params = X[:, cols.index("params")] if "params" in cols else None
+    tokens = X[:, cols.index("tokens")] if "tokens" in cols else None
+    if params is not None or tokens is not None:
+        out += design_warnings(params, tokens)
+    return out
 
 
 def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
@@ -413,6 +433,10 @@ def _warnings(law, best: Refined, refined: list[Refined], basin: np.ndarray) -> 
             if np.isfinite(b) and abs(best.theta[j] - b) <= 1e-6 * (1.0 + abs(b)):
                 out.append(f"parameter {name} is at its {side} bound {b:g}: the bound, not the data, "
                            f"sets it; the law may be the wrong form or the ladder too narrow")
+    for name, value in law.to_public(best.theta).items():
+        if 0.0 < value < 1e-12:
+            out.append(f"{name} = {value:.3g}: its term has vanished from the fit (the data show no such "
+                       f"contribution); the law may be the wrong form for these runs or the ladder too narrow")
     n_ref, n_basin = len(refined), int(basin.sum())
     if n_ref >= 2 and (n_basin < 2 or n_basin < 0.1 * n_ref):
         out.append(f"only {n_basin} of {n_ref} refined starts reached the best optimum: it is fragile; "
