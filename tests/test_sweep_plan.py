@@ -73,3 +73,19 @@ def test_write_plan_refuses_to_overwrite(tmp_path):
         write_plan(plan, tmp_path / "s.db")
     with pytest.raises(ValueError, match=r"\.db or \.sqlite"):
         write_plan(plan, tmp_path / "s.txt")
+
+
+def test_rough_optimum_counts_the_budget_exactly():
+    from scalinglab.planning.shape import shape_for_params
+    from scalinglab.sweep.plan import head_dim_for, rough_optimal_size
+    from scalinglab.train.counting import training_flops_per_token
+
+    # N0 solves C = F(N0) * 20 * N0 with F the exact FLOPs per token; F >= 6N, so N0 <= sqrt(C/120),
+    # and at large N (head and attention negligible) it approaches sqrt(C/120).
+    for budget, vocab in ((1e12, 257), (1e21, 32768)):
+        n0 = rough_optimal_size(budget, vocab, 128 if budget < 1e15 else 2048)
+        assert n0 <= (budget / 120) ** 0.5
+        shape = shape_for_params(n0, vocab_size=vocab, context_length=128 if budget < 1e15 else 2048,
+                                 head_dim=head_dim_for(n0), ffn_multiple=16)
+        assert training_flops_per_token(shape) * 20 * n0 == pytest.approx(budget, rel=0.05)
+    assert rough_optimal_size(1e21, 32768, 2048) > 0.8 * (1e21 / 120) ** 0.5

@@ -2,8 +2,12 @@
 
 Rules (each one is also written into the plan's ``rules`` so a stored sweep says how it was made):
 
-* Sizes. Per budget C the rough compute-optimal size is N0 = sqrt(C / 120), i.e. the
-  Chinchilla rule of thumb D = 20 N with C = 6 N D (Hoffmann et al. 2022). ``sizes_per_budget``
+* Sizes. Per budget C the rough compute-optimal size N0 is the Chinchilla rule of thumb
+  D = 20 N (Hoffmann et al. 2022) with the budget counted exactly: C = F(N) · 20 N, where F(N)
+  is the exact training FLOPs per token of the shape planned for N. At large N, F ≈ 6N and
+  N0 ≈ sqrt(C / 120); at CPU scale the LM head and attention make F several times 6N, and
+  sqrt(C / 120) would put the whole grid above the valley (seen: a 3e11 ladder planned that way
+  had its lowest loss at its smallest size). ``sizes_per_budget``
   K target sizes are log-spaced over N0 · 10^[-spread, +spread] (spread 0.5 decades by default,
   so the IsoFLOP valley's minimum lies inside the grid), clipped to ``min_params/max_params``.
 * Shapes. ``scalinglab.planning.shape.shape_for_params`` with the corpus's vocabulary (the byte
@@ -51,7 +55,8 @@ LR_RANGE = (3e-4, 1e-2)
 BATCH_SEQS_RANGE = (1, 512)
 
 RULES = {
-    "sizes": "N0 = sqrt(C/120) (D = 20 N, C = 6 N D; Hoffmann et al. 2022); K sizes log-spaced over "
+    "sizes": "N0 solves C = F(N0) * 20 N0 with F the exact training FLOPs per token (D = 20 N, Hoffmann "
+             "et al. 2022; ~sqrt(C/120) at scale); K sizes log-spaced over "
              "N0 * 10^[-spread, +spread]",
     "shape": "planning.shape.shape_for_params; vocab from the corpus (byte: 257); context 128; "
              "head_dim 16 below 3e5 params, 32 below 1e7, else 64",
@@ -169,6 +174,28 @@ def _check_positive(name: str, value, integer: bool = False):
         raise ValueError(f"{name} must be {kind}; got {value!r}")
 
 
+TOKENS_PER_PARAM = 20.0
+
+
+def rough_optimal_size(budget: float, vocab: int, context_length: int) -> float:
+    """N0 with exact_flops_per_token(shape(N0)) · 20 · N0 = C, by bisection in log N.
+
+    The exact cost per token is at least 6N, so N0 <= sqrt(C/120), which brackets the root.
+    """
+    def cost(n: float) -> float:
+        shape = shape_for_params(n, vocab_size=vocab, context_length=context_length,
+                                 head_dim=head_dim_for(n), ffn_multiple=16)
+        return training_flops_per_token(shape) * TOKENS_PER_PARAM * n
+
+    lo, hi = math.log(1.0), math.log(math.sqrt(budget / (6.0 * TOKENS_PER_PARAM)))
+    if hi <= lo or cost(math.exp(lo)) >= budget:
+        return math.exp(max(hi, lo))
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if cost(math.exp(mid)) < budget else (lo, mid)
+    return math.exp(0.5 * (lo + hi))
+
+
 def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None = None,
                max_params: float | None = None, spread_decades: float = 0.5,
                corpus: str | Path | None = None, context_length: int = DEFAULT_CONTEXT,
@@ -214,7 +241,7 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
 
     runs: list[PlannedRun] = []
     for budget in sorted(set(float(b) for b in budgets)):
-        n0 = math.sqrt(budget / 120.0)
+        n0 = rough_optimal_size(budget, vocab, context_length)
         targets = n0 * 10 ** np.linspace(-spread_decades, spread_decades, int(sizes_per_budget)) \
             if sizes_per_budget > 1 else np.array([n0])
         if min_params is not None or max_params is not None:
