@@ -17,23 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from scalinglab.data.published import PORIAN_N_OPT_EXPONENTS
 from scalinglab.data.readers import load_runs
 from scalinglab.fitting.isoflop import isoflop_approach2
 
-# (config string in the data, published exponent a) — Porian et al. 2024, as listed in
-# ../shared/data/README.md; the config encodes warmup, LR decay and parameter-count convention.
-PUBLISHED = {
-    "rw/base/warmup=long/decay=kaplan/count=kaplan": 0.834,
-    "rw/base/warmup=long/decay=kaplan/count=standard": 0.701,
-    "rw/base/warmup=short/decay=kaplan/count=standard": 0.604,
-    "rw/base/warmup=short/decay=chinchilla/count=standard": 0.571,
-    "rw/tuned/warmup=short/decay=const/count=standard": 0.497,
-    "owt2/base/warmup=long/decay=kaplan/count=kaplan": 0.870,
-    "owt2/base/warmup=long/decay=kaplan/count=standard": 0.700,
-    "owt2/base/warmup=short/decay=kaplan/count=standard": 0.602,
-    "owt2/base/warmup=short/decay=chinchilla/count=standard": 0.569,
-    "owt2/tuned/warmup=short/decay=const/count=standard": 0.518,
-}
+PUBLISHED = PORIAN_N_OPT_EXPONENTS  # Porian et al. 2024 (source in scalinglab.data.published)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "porian_isoflops.csv"
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.data.published import PORIAN_N_OPT_EXPONENTS
 from scalinglab.fitting.isoflop import (
     _akima_minima_batch,
     budget_minima,
@@ -215,23 +216,7 @@ def test_envelope_needs_curves():
 
 PORIAN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "porian_isoflops.csv"
 
-# Porian et al. 2024, "Resolving Discrepancies in Compute-Optimal Scaling of Language Models":
-# exponent a of N*(C) from their IsoFLOP analysis, as listed in ../shared/data/README.md
-# (RefinedWeb = rw, OpenWebText2 = owt2). The config strings encode the step of their
-# Kaplan -> Chinchilla progression: long warmup + Kaplan decay + Kaplan count; standard count;
-# short warmup; Chinchilla (cosine) decay; tuned hyperparameters with constant LR.
-PORIAN_PUBLISHED = {
-    "rw/base/warmup=long/decay=kaplan/count=kaplan": 0.834,
-    "rw/base/warmup=long/decay=kaplan/count=standard": 0.701,
-    "rw/base/warmup=short/decay=kaplan/count=standard": 0.604,
-    "rw/base/warmup=short/decay=chinchilla/count=standard": 0.571,
-    "rw/tuned/warmup=short/decay=const/count=standard": 0.497,
-    "owt2/base/warmup=long/decay=kaplan/count=kaplan": 0.870,
-    "owt2/base/warmup=long/decay=kaplan/count=standard": 0.700,
-    "owt2/base/warmup=short/decay=kaplan/count=standard": 0.602,
-    "owt2/base/warmup=short/decay=chinchilla/count=standard": 0.569,
-    "owt2/tuned/warmup=short/decay=const/count=standard": 0.518,
-}
+PORIAN_PUBLISHED = PORIAN_N_OPT_EXPONENTS  # Porian et al. 2024 (source in scalinglab.data.published)
 
 
 def load_porian() -> pd.DataFrame:
