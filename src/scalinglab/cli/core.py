@@ -5,8 +5,6 @@ Every command is a thin shell: parse options, call the public API, render the re
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -19,7 +17,6 @@ from scalinglab.cli.render import (
     emit_json,
     err_console,
     fail,
-    parse_budgets,
     parse_mapping,
     print_text_block,
 )
@@ -28,21 +25,6 @@ MAP_HELP = ('Column mapping canonical=source, repeatable, e.g. --map params="Mod
             '--map flops="Training FLOP". Canonical names: params, tokens, flops, loss, run_id, '
             'step, unique_tokens, epochs, lr, batch_size, precision_bits, group.')
 SourceArg = typer.Argument(..., help="Runs: a .csv, .parquet, .jsonl/.json file or a sweep store (.db).")
-
-
-def _load(source: str, options: "RunOptions"):
-    from scalinglab.data.readers import load_runs
-
-    runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
-                     where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
-                     drop_outliers=options.drop_outliers)
-    if len(runs.dropped):
-        err_console.print(f"[yellow]dropped {len(runs.dropped)} row(s) from {runs.source} on request:[/]")
-        for _, row in runs.dropped.iterrows():
-            detail = row.get("detail") or row["reason"]
-            err_console.print(f"  row {int(row.get('source_row', -1))}: loss={row['loss']:.4g} "
-                              f"params={row['params']:.4g} ({detail})", markup=False)
-    return runs
 
 
 @dataclass
@@ -55,6 +37,21 @@ class RunOptions:
     group: Optional[str] = None
     flops_tolerance: float = 0.05
     drop_outliers: Optional[float] = None
+
+
+def _load(source: str, options: RunOptions):
+    from scalinglab.data.readers import load_runs
+
+    runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
+                     where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
+                     drop_outliers=options.drop_outliers)
+    if len(runs.dropped):
+        err_console.print(f"[yellow]dropped {len(runs.dropped)} row(s) from {runs.source} on request:[/]")
+        for _, row in runs.dropped.iterrows():
+            detail = row.get("detail") or row["reason"]
+            err_console.print(f"  row {int(row.get('source_row', -1))}: loss={row['loss']:.4g} "
+                              f"params={row['params']:.4g} ({detail})", markup=False)
+    return runs
 
 
 MapOpt = typer.Option([], "--map", help=MAP_HELP)

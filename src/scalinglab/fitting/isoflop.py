@@ -29,6 +29,8 @@ __all__ = [
     "isoflop_approach2",
     "isoflop_approach1",
     "budget_minima",
+    "budget_ids",
+    "resolve_budget_column",
     "cluster_levels",
     "as_run_frame",
 ]
@@ -361,13 +363,25 @@ class IsoflopResult:
         }
 
 
+def resolve_budget_column(df: pd.DataFrame, budget_column: str = "auto") -> str:
+    """``"auto"``: a sweep store's ``budget`` column when the runs have one, else ``flops``."""
+    if budget_column == "auto":
+        return "budget" if "budget" in df.columns else "flops"
+    return budget_column
+
+
+def budget_ids(df: pd.DataFrame, budget_column: str = "auto", budget_rtol: float = 0.02) -> np.ndarray:
+    """Which budget each run belongs to, by the same rule approach 2 uses (plots draw with it)."""
+    return _budget_ids(df, resolve_budget_column(df, budget_column), budget_rtol)[0]
+
+
 def _budget_ids(df: pd.DataFrame, budget_column: str, budget_rtol: float) -> tuple[np.ndarray, np.ndarray]:
     """Budget id per row and the budget's C.
 
     ``flops`` clusters C within ``budget_rtol``; any other column groups by its labels (a sweep
     store records each run's nominal budget in ``budget``, counted with the exact FLOP counter,
     while its ``flops`` is the canonical 6·N·D, which for small models spreads widely within one
-    budget: ``budget_column="auto"`` picks ``budget`` when present). A numeric budget column is C
+    budget, hence ``budget_column="auto"``, resolved by the caller). A numeric budget column is C
     itself; otherwise C is the geometric mean of the budget's flops.
     """
     if budget_column not in df.columns:
@@ -432,8 +446,7 @@ def _budget_minima(runs, *, method, n_bootstrap, level, seed, budget_column, bud
     df = as_run_frame(runs)
     if len(df) == 0:
         raise ValueError("isoflop_approach2: no runs")
-    if budget_column == "auto":
-        budget_column = "budget" if "budget" in df.columns else "flops"
+    budget_column = resolve_budget_column(df, budget_column)
     if budget_column != "group":
         _single_experiment(df, "isoflop_approach2")
     ids, budget_c = _budget_ids(df, budget_column, budget_rtol)
@@ -504,11 +517,13 @@ def isoflop_approach2(runs, *, method: str = "parabola", n_bootstrap: int = 1000
                       keep_edge: bool = False, min_sizes: int = MIN_SIZES) -> IsoflopResult:
     """Hoffmann approach 2: the loss-minimising N at each FLOP budget, and power laws in C.
 
-    Budgets: with ``budget_column="flops"`` (default) runs whose C agree within ``budget_rtol``
-    (relative, anchored on the smallest C of the budget) form one budget; any other column (e.g.
-    ``"group"`` when the labels name budgets) groups runs by its distinct values. A budget's C is
-    the geometric mean of its runs' C. If the runs carry several ``group`` labels and budgets are
-    formed by flops, this raises: IsoFLOP valleys of different experiments must not be pooled.
+    Budgets: with ``budget_column="flops"`` runs whose C agree within ``budget_rtol`` (relative,
+    anchored on the smallest C of the budget) form one budget; any other column (e.g. ``"group"``
+    when the labels name budgets) groups runs by its distinct values, and a numeric one is C
+    itself (otherwise a budget's C is the geometric mean of its runs' C). The default ``"auto"``
+    takes a sweep store's ``budget`` column when present, else ``flops``. If the runs carry
+    several ``group`` labels and budgets are not formed by ``group``, this raises: IsoFLOP valleys
+    of different experiments must not be pooled.
 
     Per budget the minimum of loss vs log N is located by ``method``:
     "parabola" — a least-squares quadratic (np.polyfit-equivalent); a fit curving down is flagged

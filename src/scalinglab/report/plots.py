@@ -17,10 +17,10 @@ import numpy as np  # noqa: E402
 __all__ = ["plot_fit", "plot_isoflop", "plot_frontier", "make_all_plots"]
 
 
-def _budget_levels(df, rtol: float = 0.02):
-    from scalinglab.fitting.isoflop import cluster_levels
+def _budget_levels(df):
+    from scalinglab.fitting.isoflop import budget_ids
 
-    return cluster_levels(df["flops"].to_numpy(float), rtol)
+    return budget_ids(df)
 
 
 def _colors(n: int):
