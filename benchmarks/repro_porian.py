@@ -19,7 +19,7 @@ import pandas as pd
 
 from scalinglab.data.published import PORIAN_N_OPT_EXPONENTS
 from scalinglab.data.readers import load_runs
-from scalinglab.fitting.isoflop import isoflop_approach2
+from scalinglab.fitting.approach2 import isoflop_approach2
 
 PUBLISHED = PORIAN_N_OPT_EXPONENTS  # Porian et al. 2024 (source in scalinglab.data.published)
 

@@ -25,14 +25,14 @@ def isoflop_ladder(budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20), n_sizes=9):
 def noisy(law, theta, X, sigma, seed):
     """Multiplicative log-normal noise: log L_obs = log L_true + sigma * z."""
     rng = np.random.default_rng(seed)
-    return np.exp(law.log_predict(theta, X) + sigma * rng.standard_normal(X.shape[0]))
+    return np.exp(law.predict_z(theta, X) + sigma * rng.standard_normal(X.shape[0]))
 
 
 def standard_errors(law, theta, X, sigma, efficiency=1.0):
     """Asymptotic standard errors of the internal parameters: sigma^2 (J'J)^-1 for least
     squares; times pi/2 in variance for an L1-like (Huber, tiny delta) fit of Gaussian noise
     (the median's asymptotic efficiency is 2/pi)."""
-    J = law.log_predict_jac(theta, X)
+    J = law.predict_z_and_jac(theta, X)[1]
     cov = sigma ** 2 * efficiency * np.linalg.inv(J.T @ J)
     return np.sqrt(np.diag(cov))
 

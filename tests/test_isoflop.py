@@ -15,13 +15,10 @@ import pandas as pd
 import pytest
 
 from scalinglab.data.published import PORIAN_N_OPT_EXPONENTS
-from scalinglab.fitting.isoflop import (
-    _akima_minima_batch,
-    budget_minima,
-    cluster_levels,
-    isoflop_approach1,
-    isoflop_approach2,
-)
+from scalinglab.data.grouping import cluster_levels
+from scalinglab.fitting.approach1 import isoflop_approach1
+from scalinglab.fitting.approach2 import isoflop_approach2
+from scalinglab.fitting.valleys import _akima_minima_batch, budget_minima
 
 E, A, B, ALPHA, BETA = 1.817, 482.01, 2085.43, 0.3478, 0.3658
 A_TRUE = BETA / (ALPHA + BETA)

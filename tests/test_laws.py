@@ -6,26 +6,23 @@ from scalinglab.laws import LAWS, Law, get_law
 
 
 def _X(law, n=25, seed=0):
+    """The law's features for random runs with every canonical input it may read."""
     rng = np.random.default_rng(seed)
     cols = {"params": 10 ** rng.uniform(6, 10, n), "tokens": 10 ** rng.uniform(8, 12, n)}
     cols["flops"] = 6 * cols["params"] * cols["tokens"]
-    return np.column_stack([cols[v] for v in law.variables])
+    cols["unique_tokens"] = cols["tokens"] / 10 ** rng.uniform(0, 1.5, n)     # 1-30 epochs
+    return law.features(cols)
 
 
 def _theta(law, seed=0):
-    """A realistic interior point: near Chinchilla / Kaplan published values, jittered."""
+    """A realistic interior point: the law's published reference constants, jittered by 5%."""
     rng = np.random.default_rng(seed)
-    base = {"chinchilla": law.from_public({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28})
-            if law.name == "chinchilla" else None,
-            "kaplan": np.array([np.log(6.4e13), np.log(1.8e13), 0.076, 0.103]),
-            "power_n": np.array([np.log(1.7), np.log(400.0), 0.34]),
-            "power_d": np.array([np.log(1.7), np.log(400.0), 0.28]),
-            "power_c": np.array([np.log(1.7), np.log(30.0), 0.05])}[law.name]
+    base = law.from_public(dict(law.reference))
     return base * (1 + 0.05 * rng.standard_normal(base.size))
 
 
 def test_registry_has_the_contract_laws_and_rejects_unknown_names():
-    assert set(LAWS) == {"power_n", "power_d", "power_c", "kaplan", "chinchilla"}
+    assert set(LAWS) >= {"power_n", "power_d", "power_c", "kaplan", "chinchilla", "data_constrained"}
     assert get_law("chinchilla") is LAWS["chinchilla"]
     assert get_law(LAWS["kaplan"]) is LAWS["kaplan"]
     with pytest.raises(ValueError) as err:
@@ -52,26 +49,26 @@ def test_analytic_jacobian_matches_central_differences(name):
     X = _X(law)
     for seed in range(3):
         theta = _theta(law, seed)
-        pred, jac = law.log_predict_and_jac(theta, X)
+        pred, jac = law.predict_z_and_jac(theta, X)
         assert jac.shape == (X.shape[0], theta.size)
-        np.testing.assert_allclose(pred, law.log_predict(theta, X), rtol=1e-12)
-        np.testing.assert_allclose(jac, law.log_predict_jac(theta, X), rtol=1e-12)
+        np.testing.assert_allclose(pred, law.predict_z(theta, X), rtol=1e-12)
+        np.testing.assert_allclose(jac, law.predict_z_and_jac(theta, X)[1], rtol=1e-12)
         h = 1e-6
-        fd = np.column_stack([(law.log_predict(theta + h * e, X) - law.log_predict(theta - h * e, X)) / (2 * h)
+        fd = np.column_stack([(law.predict_z(theta + h * e, X) - law.predict_z(theta - h * e, X)) / (2 * h)
                               for e in np.eye(theta.size)])
         # central differences are accurate to O(h^2 * f''') ~ 1e-9 here
         np.testing.assert_allclose(jac, fd, atol=1e-7, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(LAWS))
-def test_log_predict_vectorises_over_parameter_sets(name):
+def test_predict_z_vectorises_over_parameter_sets(name):
     law = LAWS[name]
     X = _X(law)
     thetas = np.array([_theta(law, s) for s in range(4)])
-    many = law.log_predict(thetas, X)
+    many = law.predict_z(thetas, X)
     assert many.shape == (4, X.shape[0])
     for k in range(4):
-        np.testing.assert_allclose(many[k], law.log_predict(thetas[k], X), rtol=1e-13)
+        np.testing.assert_allclose(many[k], law.predict_z(thetas[k], X), rtol=1e-13)
 
 
 @pytest.mark.parametrize("name", sorted(LAWS))

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.planning.allocation import (allocation_exponents, compute_for_loss, compute_optimal_allocation,
-                                            loss_at_optimum_coefficients, optimal_n_numeric, tokens_per_param)
+from scalinglab.laws.allocation import (allocation_exponents, compute_for_loss, compute_optimal_allocation,
+                                       loss_at_optimum_coefficients, optimal_n_numeric, tokens_per_param)
 from scalinglab.planning.hardware import GPUS, gpu_spec, wall_clock
 from scalinglab.planning.shape import ShapeRules, default_aspect_ratio, search_shape, shape_for_params
 from scalinglab.train.counting import ModelShape, count_params
@@ -219,7 +219,7 @@ def test_plan_point_estimates_and_cis_bracket_them(tmp_path):
     n, d, loss = compute_optimal_allocation(*EPOCH_T, C)
     assert (p.n_opt, p.d_opt, p.loss) == pytest.approx((n, d, loss), rel=1e-12)
     for value, ci in [(p.n_opt, p.n_opt_ci), (p.d_opt, p.d_opt_ci), (p.loss, p.loss_ci),
-                      (p.tokens_per_param, p.tokens_per_param_ci), (p.exponents["a"], p.exponents_ci["a"])]:
+                      (p.tokens_per_param, p.tokens_per_param_ci), (p.derived["a"], p.derived_ci["a"])]:
         assert ci[0] < value < ci[1]
     assert p.gpu_hours == pytest.approx(C / (989.5e12 * 0.4) / 3600)
     assert p.shape.non_embedding == count_params(p.shape.shape).non_embedding
@@ -278,7 +278,7 @@ def _isoflop_ladder(params, budgets=np.geomspace(1e17, 1e20, 6), span=6.0, n_siz
 
 
 def test_plan_compares_with_approach2_and_prefers_it_when_they_disagree():
-    from scalinglab.fitting.isoflop import isoflop_approach2
+    from scalinglab.fitting.approach2 import isoflop_approach2
     from scalinglab.planning.plan import plan
 
     iso = isoflop_approach2(_isoflop_ladder(EPOCH), n_bootstrap=0)

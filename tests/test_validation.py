@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from scalinglab.fitting.validation import law_n_opt, validate_holdout, validate_rollout
+from scalinglab.laws import get_law
+from scalinglab.laws.chinchilla import ChinchillaLaw
 
 E, A, B, ALPHA, BETA = 1.817, 482.01, 2085.43, 0.3478, 0.3658
 A_TRUE = BETA / (ALPHA + BETA)
@@ -49,19 +51,27 @@ class _FakeFit(SimpleNamespace):
 
 # ------------------------------------------------------------------- without the fitting engine
 
+class _NumericChinchilla(ChinchillaLaw):
+    """The Chinchilla law without its closed form: the frontier module minimises it numerically."""
+
+    def closed_form_allocation(self, public, C, constraints=None):
+        return None
+
+
 def test_law_n_opt_closed_form_matches_numeric_minimum():
     c = np.array([1e18, 1e21, 1e24])
     params = {"E": E, "A": A, "B": B, "alpha": ALPHA, "beta": BETA}
-    closed, how = law_n_opt(_FakeFit(law="chinchilla", params=params, variables=("params", "tokens")), c)
+    closed, how = law_n_opt(_FakeFit(law="chinchilla", params=params, law_object=ChinchillaLaw()), c)
+    assert "closed form" in how
     np.testing.assert_allclose(closed, G_TRUE * (c / 6) ** A_TRUE, rtol=1e-9)
-    # the same law under another name takes the numerical route along the IsoFLOP line
-    numeric, how2 = law_n_opt(_FakeFit(law="my_law", params=params, variables=("params", "tokens")), c)
+    # the same law without its closed form takes the numerical route along the budget line
+    numeric, how2 = law_n_opt(_FakeFit(law="my_law", params=params, law_object=_NumericChinchilla()), c)
     assert "numerical" in how2
-    np.testing.assert_allclose(numeric, closed, rtol=0.005)  # grid step in log N is 0.75% at most
+    np.testing.assert_allclose(numeric, closed, rtol=1e-6)   # Brent polish after the log-N grid
 
 
 def test_law_n_opt_undefined_for_a_law_of_compute_alone():
-    values, how = law_n_opt(_FakeFit(law="power_c", params={}, variables=("flops",)), [1e20])
+    values, how = law_n_opt(_FakeFit(law="power_c", params={}, law_object=get_law("power_c")), [1e20])
     assert np.isnan(values).all() and "no compute-optimal N" in how
 
 

@@ -34,7 +34,7 @@ def run_demo(*, budget: float = 1e21, n_bootstrap: int = 200, progress: bool = T
     from scalinglab.data.builtin import DEMO_DESCRIPTION, synthetic_ladder
     from scalinglab.data.readers import load_runs
     from scalinglab.fitting.bootstrap import bootstrap
-    from scalinglab.fitting.isoflop import isoflop_approach2
+    from scalinglab.fitting.approach2 import isoflop_approach2
     from scalinglab.planning.plan import plan
 
     runs = load_runs(synthetic_ladder(seed=seed))

@@ -12,7 +12,9 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.lawopts import BOUND_HELP, FIX_HELP, LAW_HELP, LOGP_HELP, VAR_HELP, resolve_law
 from scalinglab.cli.render import (
+    RegistryHelpCommand,
     console,
     emit_json,
     err_console,
@@ -21,9 +23,9 @@ from scalinglab.cli.render import (
     print_text_block,
 )
 
+# {columns} and {laws} are filled in from the registries when help is shown (render.fill_help)
 MAP_HELP = ('Column mapping canonical=source, repeatable, e.g. --map params="Model Size" '
-            '--map flops="Training FLOP". Canonical names: params, tokens, flops, loss, run_id, '
-            'step, unique_tokens, epochs, lr, batch_size, precision_bits, group.')
+            '--map flops="Training FLOP". Canonical names: {columns}.')
 SourceArg = typer.Argument(..., help="Runs: a .csv, .parquet, .jsonl/.json file or a sweep store (.db).")
 
 
@@ -60,12 +62,21 @@ WhereOpt = typer.Option(None, help="pandas query selecting a subset, e.g. \"conf
 GroupOpt = typer.Option(None, help="Column that names the experiment of each row (copied into `group`).")
 FlopsTolOpt = typer.Option(0.05, help="Allowed relative gap between flops and 6*params*tokens.")
 OutlierOpt = typer.Option(None, help="Drop rows more than Z robust z-scores above the trend (each reported).")
+LawOpt = typer.Option("chinchilla", help=LAW_HELP)
+VarOpt = typer.Option([], "--var", help=VAR_HELP)
+FixOpt = typer.Option([], "--fix", help=FIX_HELP)
+BoundOpt = typer.Option([], "--bound", help=BOUND_HELP)
+LogParamOpt = typer.Option([], "--log-param", help=LOGP_HELP)
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def fit(
     source: str = SourceArg,
-    law: str = typer.Option("chinchilla", help="Law to fit: chinchilla, kaplan, power_n, power_d, power_c."),
+    law: str = LawOpt,
+    var: List[str] = VarOpt,
+    fix: List[str] = FixOpt,
+    bound: List[str] = BoundOpt,
+    log_param: List[str] = LogParamOpt,
     map: List[str] = MapOpt,
     drop_top_loss: int = DropTopOpt,
     where: Optional[str] = WhereOpt,
@@ -86,32 +97,33 @@ def fit(
 ):
     """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss)."""
     with fail():
+        law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         fit_kwargs = dict(loss=loss, delta=delta, method=method)
         if bootstrap > 0:
             from scalinglab.fitting.bootstrap import bootstrap as run_bootstrap
 
-            result = run_bootstrap(runs, law, n=bootstrap, unit=unit, level=level, workers=workers,
+            result = run_bootstrap(runs, law_obj, n=bootstrap, unit=unit, level=level, workers=workers,
                                    seed=seed, progress=not as_json, budgets=tuple(budget) or None,
                                    **fit_kwargs)
         else:
             from scalinglab.fitting.engine import fit as run_fit
 
-            result = run_fit(runs, law, **fit_kwargs)
+            result = run_fit(runs, law_obj, **fit_kwargs)
         if output:
             result.to_json(output)
         if as_json:
             payload = result.to_dict()
             emit_json({**result.params, "objective": result.objective, **payload})
         else:
-            print_text_block(result.summary(), title=f"{law} fit to {runs.source} ({len(runs)} runs)")
+            print_text_block(result.summary(), title=f"{law_obj.name} fit to {runs.source} ({len(runs)} runs)")
             if result.bootstrap is not None:
                 print_text_block(result.bootstrap.summary(), title="Bootstrap: derived quantities")
             if output:
                 console.print(f"fit written to {output}")
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def isoflop(
     source: str = SourceArg,
     map: List[str] = MapOpt,
@@ -129,7 +141,8 @@ def isoflop(
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
 ):
     """Hoffmann approaches 2 (IsoFLOP valleys) and 1 (training-curve envelope): N*(C), D*(C) with CIs."""
-    from scalinglab.fitting.isoflop import isoflop_approach1, isoflop_approach2
+    from scalinglab.fitting.approach1 import isoflop_approach1
+    from scalinglab.fitting.approach2 import isoflop_approach2
 
     with fail():
         if approach not in (1, 2):
@@ -146,7 +159,7 @@ def isoflop(
             print_text_block(result.summary(), title=f"Hoffmann approach {approach} on {runs.source}")
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def plan(
     fit_json: Path = typer.Argument(..., help="A fit written by `scalinglab fit ... -o fit.json`."),
     budget: Optional[float] = typer.Option(None, help="Training compute budget in FLOPs, e.g. 1e23."),
@@ -163,6 +176,7 @@ def plan(
     context_length: int = typer.Option(2048, help="Context length of the planned model."),
     head_dim: int = typer.Option(64, help="Attention head dimension; d_model is a multiple of it."),
     aspect_ratio: Optional[float] = typer.Option(None, help="d_model / n_layers (default: scale-dependent, 64 -> 128)."),
+    unique_tokens: Optional[float] = typer.Option(None, help="Unique tokens available (data-constrained laws): the plan repeats data beyond them."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
@@ -175,23 +189,28 @@ def plan(
         fit_result = FitResult.from_json(fit_json)
         iso = None
         if runs:
-            from scalinglab.fitting.isoflop import isoflop_approach2
+            from scalinglab.fitting.approach2 import isoflop_approach2
 
             iso = isoflop_approach2(_load(runs, RunOptions(map)), n_bootstrap=400)
         result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
                            peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
                            vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
-                           aspect_ratio=aspect_ratio)
+                           aspect_ratio=aspect_ratio,
+                           constraints=None if unique_tokens is None else {"unique_tokens": unique_tokens})
         if as_json:
             emit_json(result.to_dict())
         else:
             print_text_block(result.summary(), title="Plan")
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def validate(
     source: str = SourceArg,
-    law: str = typer.Option("chinchilla", help="Law to fit on the training part."),
+    law: str = LawOpt,
+    var: List[str] = VarOpt,
+    fix: List[str] = FixOpt,
+    bound: List[str] = BoundOpt,
+    log_param: List[str] = LogParamOpt,
     map: List[str] = MapOpt,
     drop_top_loss: int = DropTopOpt,
     where: Optional[str] = WhereOpt,
@@ -209,22 +228,27 @@ def validate(
     from scalinglab.fitting.validation import validate_holdout, validate_rollout
 
     with fail():
+        law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         if rollout:
-            result = validate_rollout(runs, law, by=by, n_steps=steps or None)
+            result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None)
         else:
-            result = validate_holdout(runs, law, holdout=holdout, threshold=threshold, by=by)
+            result = validate_holdout(runs, law_obj, holdout=holdout, threshold=threshold, by=by)
         if as_json:
             emit_json(result.to_dict())
         else:
-            print_text_block(result.summary(), title=f"Hold-out validation of {law} on {runs.source}")
+            print_text_block(result.summary(), title=f"Hold-out validation of {law_obj.name} on {runs.source}")
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def plot(
     source: str = SourceArg,
     output: Path = typer.Option(Path("plots"), "-o", "--output", help="Directory for the PNG files."),
-    law: str = typer.Option("chinchilla", help="Law to fit and draw."),
+    law: str = LawOpt,
+    var: List[str] = VarOpt,
+    fix: List[str] = FixOpt,
+    bound: List[str] = BoundOpt,
+    log_param: List[str] = LogParamOpt,
     fit_json: Optional[Path] = typer.Option(None, "--fit", help="Use this fit instead of fitting again."),
     map: List[str] = MapOpt,
     drop_top_loss: int = DropTopOpt,
@@ -238,18 +262,19 @@ def plot(
     from scalinglab.report.plots import make_all_plots
 
     with fail():
+        law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         fit_result = None
         if fit_json is not None:
             from scalinglab.fitting.result import FitResult
 
             fit_result = FitResult.from_json(fit_json)
-        paths = make_all_plots(runs, output, law=law, fit=fit_result, n_bootstrap=bootstrap)
+        paths = make_all_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap)
         for path in paths:
             console.print(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def demo(
     budget: float = typer.Option(1e21, help="Budget to plan for, in FLOPs (the built-in ladder reaches 1e19)."),
     gpu: str = typer.Option("h100", help="GPU type for wall-clock."),
@@ -267,3 +292,32 @@ def demo(
         else:
             for title, text in report.sections():
                 print_text_block(text, title=title)
+
+
+@app.command("laws")
+def laws_command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")):
+    """The registered laws: formula, features, target, parameters with roles, frontier."""
+    from scalinglab.laws import LAWS
+    from scalinglab.laws.base import Law
+
+    def describe(law: Law) -> dict:
+        return {"name": law.name, "formula": law.formula, "features": list(law.variables), "target": law.target,
+                "transform": law.target_transform, "resample_unit": law.resample_unit,
+                "frontier": law.budget, "frontier_constraints": list(law.frontier_constraints()),
+                "params": [{"name": p.name, "role": p.role, "fitted_as": p.transform, "bounds": list(p.bounds)}
+                           for p in law.all_params]}
+
+    with fail():
+        rows = [describe(law) for law in LAWS.values()]
+        if as_json:
+            emit_json(rows)
+            return
+        lines = []
+        for r in rows:
+            params = ", ".join(f"{p['name']} ({p['role']})" for p in r["params"])
+            lines.append(f"{r['name']:<18}{r['formula']}")
+            lines.append(f"{'':<18}features {', '.join(r['features'])}; target {r['transform']}({r['target']}); "
+                         f"frontier {r['frontier'] or 'none'}"
+                         + (f" under {', '.join(r['frontier_constraints'])}" if r["frontier_constraints"] else ""))
+            lines.append(f"{'':<18}parameters {params}")
+        print_text_block("\n".join(lines), title="Registered laws")

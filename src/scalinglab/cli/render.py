@@ -2,42 +2,67 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from typing import Iterable, Iterator, List
 
-import numpy as np
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
+
+from scalinglab.util import jsonio
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def _jsonable(value):
-    """Make numpy scalars/arrays and non-finite floats JSON-safe (NaN -> null)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 def emit_json(payload) -> None:
-    """Print JSON on stdout, nothing else, so programs can parse it."""
-    sys.stdout.write(json.dumps(_jsonable(payload), indent=2) + "\n")
+    """Print JSON on stdout, nothing else, so programs can parse it (``scalinglab.util.jsonio``:
+    NaN -> null, +-inf -> "Infinity"/"-Infinity", numpy and ``to_dict`` objects made plain)."""
+    sys.stdout.write(jsonio.dumps(payload, indent=2) + "\n")
+
+
+# Help texts that list a registry name it by a placeholder, filled in only when help is shown:
+# the registries (scalinglab.laws, scalinglab.data.schema) import numpy, scipy and pandas,
+# which `scalinglab --help` and a command that does not need them should not pay for.
+def _law_names() -> str:
+    import scalinglab.laws as laws
+
+    load_entry_points = getattr(laws, "_load_entry_points", None)
+    if load_entry_points is not None:  # laws other packages declare, as --law accepts them
+        load_entry_points()
+    return ", ".join(laws.LAWS)
+
+
+def _canonical_columns() -> str:
+    from scalinglab.data.schema import CANONICAL_COLUMNS
+
+    return ", ".join(CANONICAL_COLUMNS)
+
+
+HELP_PLACEHOLDERS = {"{laws}": _law_names, "{columns}": _canonical_columns}
+
+
+def fill_help(text: str | None) -> str | None:
+    """``text`` with each registry placeholder ({laws}, {columns}) replaced by the names."""
+    if text:
+        for token, names in HELP_PLACEHOLDERS.items():
+            if token in text:
+                text = text.replace(token, names())
+    return text
+
+
+class RegistryHelpCommand(TyperCommand):
+    """A command whose help texts may name a registry by placeholder (see ``fill_help``)."""
+
+    def format_help(self, ctx, formatter) -> None:
+        self.help = fill_help(self.help)
+        for param in self.params:
+            if getattr(param, "help", None):
+                param.help = fill_help(param.help)
+        return super().format_help(ctx, formatter)
 
 
 def print_text_block(text: str, title: str | None = None) -> None:

@@ -39,27 +39,33 @@ def _law(law_params: dict | None) -> dict[str, float]:
         raise ValueError(f"law_params must have exactly the keys {list(EPOCH_LAW)}; "
                          f"unknown {unknown}, missing {missing}")
     law = {k: float(v) for k, v in law_params.items()}
-    bad = [k for k, v in law.items() if not (math.isfinite(v) and (v > 0 or (k == "E" and v >= 0)))]
+    from scalinglab.laws.chinchilla import CHINCHILLA
+
+    floors = set(CHINCHILLA.names_with_role("irreducible"))      # the floor may be 0, nothing else
+    bad = [k for k, v in law.items() if not (math.isfinite(v) and (v > 0 or (k in floors and v >= 0)))]
     if bad:
-        raise ValueError(f"law_params {bad} must be positive finite numbers (E may be 0), got "
+        raise ValueError(f"law_params {bad} must be positive finite numbers ({', '.join(sorted(floors))} may be 0), got "
                          + ", ".join(f"{k}={law[k]!r}" for k in bad))
     return law
 
 
 def chinchilla_loss(params, tokens, law_params: dict | None = None) -> np.ndarray:
-    """L(N, D) = E + A/N^α + B/D^β, elementwise."""
+    """L(N, D) = E + A/N^α + B/D^β, elementwise (the registered Chinchilla law's prediction)."""
+    from scalinglab.laws.chinchilla import CHINCHILLA
+
     law = _law(law_params)
-    n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
-    return law["E"] + law["A"] / n ** law["alpha"] + law["B"] / d ** law["beta"]
+    n, d = np.broadcast_arrays(np.asarray(params, dtype=float), np.asarray(tokens, dtype=float))
+    X = np.column_stack([n.ravel(), d.ravel()])
+    return CHINCHILLA.predict(CHINCHILLA.from_public(law), X).reshape(n.shape)
 
 
 def compute_optimal_params(flops, law_params: dict | None = None) -> np.ndarray:
-    """N*(C) minimising L under C = 6ND: N* = G (C/6)^(β/(α+β)), G = (αA/(βB))^(1/(α+β))
-    (Hoffmann et al. 2022, eq. 4)."""
-    law = _law(law_params)
-    a, b = law["alpha"], law["beta"]
-    g = (a * law["A"] / (b * law["B"])) ** (1.0 / (a + b))
-    return g * (np.asarray(flops, dtype=float) / 6.0) ** (b / (a + b))
+    """N*(C) minimising L under C = 6ND (the Chinchilla law's frontier, Hoffmann et al. 2022,
+    eq. 4)."""
+    from scalinglab.laws.chinchilla import CHINCHILLA
+    from scalinglab.laws.frontier import allocate
+
+    return allocate(CHINCHILLA, _law(law_params), np.asarray(flops, dtype=float))[0]
 
 
 def _check_common(noise, seed, name: str = "synthetic_ladder") -> None:

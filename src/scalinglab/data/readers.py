@@ -27,7 +27,7 @@ from scalinglab.data.schema import (
     validate_runs,
 )
 
-__all__ = ["RunTable", "load_runs", "read_table", "SUPPORTED_SUFFIXES", "ORIGINAL_PREFIX"]
+__all__ = ["RunTable", "as_runtable", "load_runs", "read_table", "SUPPORTED_SUFFIXES", "ORIGINAL_PREFIX"]
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json", ".db", ".sqlite")
 # A source column whose name is canonical but which a mapping replaces (or ignores with
@@ -59,6 +59,14 @@ class RunTable:
 
     def __repr__(self) -> str:
         return f"RunTable({len(self)} runs from {self.source}, {len(self.dropped)} dropped)"
+
+
+def as_runtable(runs, **load_options) -> RunTable:
+    """The one door for runs: a RunTable passes through (it was validated when it came in);
+    anything else (path, DataFrame, sweep store) goes through ``load_runs``."""
+    if isinstance(runs, RunTable) and not load_options:
+        return runs
+    return load_runs(runs, **load_options)
 
 
 def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_loss: int = 0,

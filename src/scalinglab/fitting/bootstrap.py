@@ -33,203 +33,28 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from scalinglab.fitting.result import BootstrapResult
+from scalinglab.laws.frontier import DEFAULT_BUDGETS, frontier_quantities
+from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.threads import single_threaded_blas
+
 UNITS = ("point", "run", "size")
-DEFAULT_BUDGETS = (1e21, 1e23, 1e25)
-CHINCHILLA_PUBLIC = ("E", "A", "B", "alpha", "beta")
 _MAX_FAILURE_MESSAGES = 20
 
 
-# --------------------------------------------------------------------------- result
-
-
-@dataclass
-class BootstrapResult:
-    """Bootstrap distribution of a fit's public parameters and of quantities derived from them.
-
-    Attributes
-    ----------
-    samples : (B, p) array of public parameters, one row per successful resample.
-    names : public parameter names, the columns of ``samples``.
-    level : coverage of the percentile intervals in ``ci`` (e.g. 0.9).
-    ci : ``name -> (lo, hi)`` percentile interval, for parameters *and* derived quantities.
-    derived : ``name -> (B,) array``; for Chinchilla-form laws ``a``, ``b``, ``G`` and, per
-        budget C, ``N_opt@C``, ``D_opt@C``, ``tokens_per_param@C``, ``loss@C``.
-    estimate : full-data value of every parameter and derived quantity.
-    unit, n_requested, n_failed, failures, n_not_converged, at_bound, budgets, seed,
-    n_clusters : how the bootstrap was run and what went wrong in it.  ``at_bound`` is the
-        fraction of resamples in which each *internal* parameter sits on one of its bounds.
-    """
-
-    samples: np.ndarray
-    names: tuple[str, ...]
-    level: float
-    ci: dict[str, tuple[float, float]]
-    derived: dict[str, np.ndarray] = field(default_factory=dict)
-    estimate: dict[str, float] = field(default_factory=dict)
-    unit: str = "point"
-    n_requested: int = 0
-    n_failed: int = 0
-    failures: list[str] = field(default_factory=list)
-    n_not_converged: int = 0
-    at_bound: dict[str, float] = field(default_factory=dict)
-    budgets: tuple[float, ...] = ()
-    seed: int = 0
-    n_clusters: int = 0
-    wall_seconds: float = float("nan")
-
-    @property
-    def n_ok(self) -> int:
-        return int(self.samples.shape[0])
-
-    def values(self, name: str) -> np.ndarray:
-        """Samples of one parameter or derived quantity, by name."""
-        if name in self.names:
-            return self.samples[:, self.names.index(name)]
-        if name in self.derived:
-            return self.derived[name]
-        raise KeyError(f"{name!r} is neither a parameter {self.names} nor a derived quantity "
-                       f"{tuple(self.derived)}")
-
-    def interval(self, values: np.ndarray, level: float | None = None) -> tuple[float, float]:
-        """Percentile interval of ``values`` (any per-resample array) at ``level``."""
-        return percentile_interval(values, self.level if level is None else level)
-
-    def correlation(self, transform_scale: bool = True) -> np.ndarray:
-        """Correlation matrix of the parameter samples (log of positive scale parameters,
-        because A and B span orders of magnitude across resamples)."""
-        return np.corrcoef(_corr_columns(self.samples, self.names, transform_scale), rowvar=False)
-
-    def summary(self) -> str:
-        """A fixed-width table: estimate, interval and relative width for every quantity."""
-        pct = f"{100 * self.level:g}%"
-        head = f"{'quantity':<24}{'estimate':>13}{pct + ' lo':>13}{pct + ' hi':>13}{'hi/lo':>9}"
-        lines = [
-            f"Bootstrap: {self.n_ok} of {self.n_requested} resamples by {self.unit}"
-            + (f" ({self.n_clusters} clusters)" if self.n_clusters else "")
-            + f", {self.n_failed} failed, {self.n_not_converged} not converged, seed {self.seed}",
-            head,
-            "-" * len(head),
-        ]
-        for name in list(self.names) + list(self.derived):
-            lo, hi = self.ci.get(name, (math.nan, math.nan))
-            est = self.estimate.get(name, math.nan)
-            ratio = hi / lo if lo > 0 and math.isfinite(hi) else math.nan
-            lines.append(f"{name:<24}{_fmt(est):>13}{_fmt(lo):>13}{_fmt(hi):>13}"
-                         f"{('%.2f' % ratio) if math.isfinite(ratio) else '':>9}")
-        for msg in self.failures[:5]:
-            lines.append(f"failed: {msg}")
-        return "\n".join(lines)
-
-    # JSON ---------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict (non-finite numbers become None)."""
-        return {
-            "samples": _json_array(self.samples),
-            "names": list(self.names),
-            "level": self.level,
-            "ci": {k: [_json_float(lo), _json_float(hi)] for k, (lo, hi) in self.ci.items()},
-            "derived": {k: _json_array(v) for k, v in self.derived.items()},
-            "estimate": {k: _json_float(v) for k, v in self.estimate.items()},
-            "unit": self.unit,
-            "n_requested": self.n_requested,
-            "n_failed": self.n_failed,
-            "failures": list(self.failures),
-            "n_not_converged": self.n_not_converged,
-            "at_bound": dict(self.at_bound),
-            "budgets": [float(c) for c in self.budgets],
-            "seed": self.seed,
-            "n_clusters": self.n_clusters,
-            "wall_seconds": _json_float(self.wall_seconds),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BootstrapResult":
-        names = tuple(d["names"])
-        samples = _from_json_array(d["samples"]).reshape(-1, len(names))
-        return cls(
-            samples=samples,
-            names=names,
-            level=float(d["level"]),
-            ci={k: (_from_json_float(lo), _from_json_float(hi)) for k, (lo, hi) in d["ci"].items()},
-            derived={k: _from_json_array(v) for k, v in d.get("derived", {}).items()},
-            estimate={k: _from_json_float(v) for k, v in d.get("estimate", {}).items()},
-            unit=d.get("unit", "point"),
-            n_requested=int(d.get("n_requested", samples.shape[0])),
-            n_failed=int(d.get("n_failed", 0)),
-            failures=list(d.get("failures", [])),
-            n_not_converged=int(d.get("n_not_converged", 0)),
-            at_bound={k: float(v) for k, v in d.get("at_bound", {}).items()},
-            budgets=tuple(float(c) for c in d.get("budgets", ())),
-            seed=int(d.get("seed", 0)),
-            n_clusters=int(d.get("n_clusters", 0)),
-            wall_seconds=_from_json_float(d.get("wall_seconds")),
-        )
-
-
-def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    """Equal-tailed percentile interval, ignoring non-finite values (they are counted as
-    failures upstream, not here)."""
-    v = np.asarray(values, dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return (math.nan, math.nan)
-    tail = 100.0 * (1.0 - level) / 2.0
-    lo, hi = np.percentile(v, [tail, 100.0 - tail])
-    return (float(lo), float(hi))
-
-
-# --------------------------------------------------------------------------- derived
-
-
-def chinchilla_derived(E, A, B, alpha, beta, budgets: Sequence[float] = DEFAULT_BUDGETS
+def derived_quantities(law, samples: np.ndarray, budgets: Sequence[float] = DEFAULT_BUDGETS
                        ) -> dict[str, np.ndarray]:
-    """Compute-optimal quantities of L = E + A/N^α + B/D^β, vectorised over parameter arrays.
-
-    a = β/(α+β) and b = α/(α+β) are the exponents of N*(C) ∝ C^a and D*(C) ∝ C^b;
-    G = (αA/(βB))^(1/(α+β)) sets N*(C) = G (C/6)^a.  The allocation itself is delegated to
-    ``planning.allocation.compute_optimal_allocation`` so that the plan and its interval
-    come from one formula.
-    """
-    from scalinglab.planning.allocation import (allocation_coefficient, allocation_exponents,
-                                                compute_optimal_allocation)
-
-    E, A, B, alpha, beta = (np.asarray(v, dtype=float) for v in (E, A, B, alpha, beta))
-    a, b = allocation_exponents(alpha, beta)
-    out: dict[str, np.ndarray] = {
-        "a": np.asarray(a, dtype=float),
-        "b": np.asarray(b, dtype=float),
-        "G": np.asarray(allocation_coefficient(A, B, alpha, beta), dtype=float),
-    }
-    for C in budgets:
-        n_opt, d_opt, loss_opt = (np.asarray(v, dtype=float) for v in
-                                  compute_optimal_allocation(E, A, B, alpha, beta, float(C)))
-        tag = _budget_tag(C)
-        out[f"N_opt@{tag}"] = n_opt
-        out[f"D_opt@{tag}"] = d_opt
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"tokens_per_param@{tag}"] = d_opt / n_opt
-        out[f"loss@{tag}"] = loss_opt
-    return out
-
-
-def derived_quantities(names: Sequence[str], samples: np.ndarray,
-                       budgets: Sequence[float] = DEFAULT_BUDGETS) -> dict[str, np.ndarray]:
-    """Derived quantities for any law whose public parameters include E, A, B, alpha, beta;
-    empty for other laws (their parameters are the quantities of interest)."""
+    """The law's derived and frontier quantities for (B, p) public samples (columns in
+    ``law.public_names`` order, fixed parameters included)."""
     samples = np.atleast_2d(np.asarray(samples, dtype=float))
-    if not set(CHINCHILLA_PUBLIC) <= set(names):
-        return {}
-    cols = [samples[:, list(names).index(k)] for k in CHINCHILLA_PUBLIC]
-    return chinchilla_derived(*cols, budgets=budgets)
-
-
-def _budget_tag(C: float) -> str:
-    return f"{float(C):.3g}"
+    public = {k: samples[:, j] for j, k in enumerate(law.all_public_names)}
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return frontier_quantities(law, public, budgets)
 
 
 # --------------------------------------------------------------------------- resampling
@@ -298,15 +123,15 @@ def alternative_optima(law, objective, theta_full: np.ndarray, X: np.ndarray, y:
     """
     from scalinglab.fitting.engine import refine
 
+    logy = law.transform.forward(y)
     theta_full = np.asarray(theta_full, dtype=float)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB007]))
     step = scale * np.maximum(np.abs(theta_full), 0.1)
     raw = [_clip_to_bounds(law, theta_full + step * rng.standard_normal(theta_full.size))
            for _ in range(n_perturbed)]
     if n_grid > 0:
-        raw.extend(_best_distinct_grid_points(law, objective, X, np.log(y), n_grid))
+        raw.extend(_best_distinct_grid_points(law, objective, X, logy, n_grid))
     found: list[np.ndarray] = []
-    logy = np.log(y)
     for start in raw:
         r = refine(law, objective, start, X, logy)
         if not np.isfinite(r.objective):
@@ -377,85 +202,21 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(state: dict[str, Any]) -> None:
-    _limit_blas_threads(1)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")      # for the life of this worker process
     _STATE.clear()
     _STATE.update(state)
-
-
-_BLAS_THREAD_FUNCS = (  # (setter, getter) pairs of the OpenBLAS builds numpy/scipy ship, and MKL
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("MKL_Set_Num_Threads", "MKL_Get_Max_Threads"),
-)
-
-
-def _limit_blas_threads(n: int) -> list[tuple[Any, int]]:
-    """Set every loaded OpenBLAS/MKL to ``n`` threads; returns ``(setter, previous)`` pairs
-    so that :func:`_restore_blas_threads` can undo it.
-
-    Why: a fit is a 5-parameter L-BFGS-B on a few hundred rows, where BLAS threads only
-    spin.  Measured on a busy 2-core machine: one L-BFGS-B refine took 0.02 s with one
-    BLAS thread and 0.3-1 s with the default two; two worker processes with two spinning
-    threads each ran 3x slower than one process.  Workers are forked with BLAS already
-    loaded, so environment variables come too late: the count is set through the
-    libraries themselves, as threadpoolctl does (Linux; a no-op elsewhere).
-    """
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = {line.split()[-1] for line in fh
-                     if ".so" in line and ("blas" in line.lower() or "mkl" in line.lower())}
-    except OSError:
-        return []
-    changed = []
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for set_name, get_name in _BLAS_THREAD_FUNCS:
-            setter, getter = getattr(lib, set_name, None), getattr(lib, get_name, None)
-            if setter is not None and getter is not None:
-                previous = int(getter())
-                setter(ctypes.c_int(n))
-                changed.append((setter, previous))
-                break
-    return changed
-
-
-def _restore_blas_threads(changed: list[tuple[Any, int]]) -> None:
-    import ctypes
-
-    for setter, previous in changed:
-        setter(ctypes.c_int(previous))
-
-
-class _single_blas_thread:
-    """``with _single_blas_thread():`` runs the block with one BLAS thread, then restores
-    the caller's setting (no hidden global state left behind)."""
-
-    def __enter__(self):
-        self._changed = _limit_blas_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        _restore_blas_threads(self._changed)
-        return False
 
 
 def _fit_resamples(indices: Sequence[int], seeds: Sequence[np.random.SeedSequence]):
     """Fit the resamples ``indices`` (their seeds in the same order).  Returns per resample
     (index, theta or None, converged, error message or None)."""
     from scalinglab.fitting.engine import fit_arrays
-    from scalinglab.laws import get_law
-
     from scalinglab.fitting.objectives import make_objective
 
     st = _STATE
-    law = get_law(st["law"])
+    law = st["law"]
     X, y, clusters = st["X"], st["y"], st["clusters"]
     objective = make_objective(*st["objective"])
     out = []
@@ -465,7 +226,7 @@ def _fit_resamples(indices: Sequence[int], seeds: Sequence[np.random.SeedSequenc
         try:
             Xb, yb = X[rows], y[rows]
             x0 = screen_starts(law, objective, st["theta_full"], st["alternatives"], Xb,
-                               np.log(yb), st["margin"])
+                               law.transform.forward(yb), st["margin"])
             res = fit_arrays(law, Xb, yb, x0=x0, seed=int(ss.generate_state(1)[0]),
                              **st["fit_kwargs"])
             theta = np.asarray(res.theta, dtype=float)
@@ -542,7 +303,7 @@ class _progress_bar:
 # --------------------------------------------------------------------------- entry point
 
 
-def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", level: float = 0.9,
+def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None, level: float = 0.9,
               workers: int | None = None, seed: int = 0, progress: bool = True, fit=None,
               budgets: Sequence[float] | None = DEFAULT_BUDGETS, n_perturbed: int = 2, n_grid: int = 3,
               screen_margin: float = 0.25, **fit_kwargs):
@@ -554,7 +315,8 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", lev
     Parameters
     ----------
     runs : RunTable, DataFrame or path (anything ``load_runs`` accepts).
-    n : number of resamples.  unit : "point", "run" or "size" (see the module docstring).
+    n : number of resamples.  unit : "point", "run" or "size" (see the module docstring);
+        default the law's own ``resample_unit``.
     level : coverage of the percentile intervals.
     workers : processes (default ``os.cpu_count()``); results do not depend on it.
     fit : an existing full-data FitResult of the same law, to skip the full-data fit.
@@ -565,7 +327,7 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", lev
         optimum's on that resample); see :func:`alternative_optima`.
     **fit_kwargs : passed to the fitting engine (loss, delta, asymmetry, method, ...).
     """
-    from scalinglab.data.readers import load_runs
+    from scalinglab.data.readers import as_runtable
     from scalinglab.fitting.engine import fit as fit_runs
     from scalinglab.fitting.identifiability import identifiability_warnings
     from scalinglab.fitting.objectives import make_objective
@@ -575,15 +337,18 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", lev
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n < 2:
         raise ValueError(f"n must be at least 2 resamples, got {n}")
-    law = get_law(law)
+    law = get_law(law, fixed=fit_kwargs.pop("fixed", None))
+    if fit is not None:
+        law = fit.law_object
+    unit = law.resample_unit if unit is None else unit
     budgets = DEFAULT_BUDGETS if budgets is None else tuple(budgets)
-    table = load_runs(runs)
+    table = as_runtable(runs)
     df = table.df
     keys = resample_keys(df, unit)                      # fail fast on a bad unit
-    X = df[list(law.variables)].to_numpy(dtype=float)
-    y = df["loss"].to_numpy(dtype=float)
+    X = law.features(df)
+    y = law.target_values(df)
 
-    with _single_blas_thread():              # the parent's fits too; restored on exit
+    with single_threaded_blas():              # the parent's fits too; restored on exit
         full = _full_fit(fit_runs, table, law, fit, seed, fit_kwargs)
         theta_full = np.asarray(full.theta, dtype=float)
         objective_spec = (full.loss, full.delta, getattr(full, "asymmetry", None))
@@ -591,7 +356,7 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str = "point", lev
         alternatives = alternative_optima(law, objective, theta_full, X, y, n_perturbed=n_perturbed,
                                           n_grid=n_grid, seed=seed)
         clusters = ClusterIndex.from_keys(keys)
-        state = {"law": law.name if _registered(law) else law, "X": X, "y": y,
+        state = {"law": law, "X": X, "y": y,
                  "clusters": clusters, "theta_full": theta_full, "alternatives": alternatives,
                  "margin": screen_margin, "objective": objective_spec,
                  "fit_kwargs": _resample_kwargs(fit_kwargs)}
@@ -616,10 +381,7 @@ def _full_fit(fit_runs, table, law, fit, seed, fit_kwargs):
     """The full-data fit: run it, or check the one given."""
     if fit is None:
         return fit_runs(table, law, seed=seed, **fit_kwargs)
-    else:
-        if fit.law != law.name:
-            raise ValueError(f"fit= is a {fit.law!r} fit but law is {law.name!r}")
-        return fit
+    return fit
 
 
 def _resample_kwargs(fit_kwargs: dict) -> dict:
@@ -632,27 +394,21 @@ def _resample_kwargs(fit_kwargs: dict) -> dict:
     return kw
 
 
-def _registered(law) -> bool:
-    from scalinglab.laws import LAWS
-
-    return LAWS.get(law.name) is law
-
-
 def summarise_resamples(law, results, theta_full: np.ndarray, *, level: float, unit: str,
                         budgets: Sequence[float], seed: int, n_clusters: int = 0
                         ) -> BootstrapResult:
     """Collect per-resample fits into a :class:`BootstrapResult` (intervals, derived
     quantities, failure counts, bound hits)."""
-    names = tuple(law.public_names)
+    names = tuple(law.all_public_names)
     ok = [r for r in results if r[1] is not None]
     failures = [r[3] for r in results if r[1] is None]
     thetas = np.array([r[1] for r in ok], dtype=float).reshape(-1, len(law.param_names))
-    samples = np.array([[law.to_public(t)[k] for k in names] for t in thetas],
-                       dtype=float).reshape(-1, len(names))
+    public = law.public_arrays(thetas)
+    samples = np.column_stack([public[k] for k in names]).reshape(-1, len(names))
     full_public = law.to_public(theta_full)
     estimate = {k: float(full_public[k]) for k in names}
-    derived = derived_quantities(names, samples, budgets)
-    for k, v in derived_quantities(names, np.array([[estimate[k] for k in names]]), budgets).items():
+    derived = derived_quantities(law, samples, budgets)
+    for k, v in derived_quantities(law, np.array([[estimate[k] for k in names]]), budgets).items():
         estimate[k] = float(v[0])
     ci = {k: percentile_interval(samples[:, j], level) for j, k in enumerate(names)}
     ci.update({k: percentile_interval(v, level) for k, v in derived.items()})
@@ -666,39 +422,3 @@ def summarise_resamples(law, results, theta_full: np.ndarray, *, level: float, u
     )
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _corr_columns(samples: np.ndarray, names: Sequence[str], log_scale: bool) -> np.ndarray:
-    cols = np.array(samples, dtype=float, copy=True)
-    if log_scale:
-        for j, k in enumerate(names):
-            if k in ("A", "B") and np.all(cols[:, j] > 0):
-                cols[:, j] = np.log(cols[:, j])
-    return cols
-
-
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return "nan"
-    return f"{x:.4g}" if 1e-3 <= abs(x) < 1e5 or x == 0 else f"{x:.3e}"
-
-
-def _json_float(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _from_json_float(x) -> float:
-    return math.nan if x is None else float(x)
-
-
-def _json_array(a: np.ndarray) -> list:
-    a = np.asarray(a, dtype=float)
-    if a.ndim == 2:
-        return [[_json_float(v) for v in row] for row in a]
-    return [_json_float(v) for v in a.ravel()]
-
-
-def _from_json_array(a: list) -> np.ndarray:
-    return np.array(a, dtype=float) if len(a) else np.empty((0,))

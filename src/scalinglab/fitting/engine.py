@@ -1,8 +1,8 @@
-"""The fitting engine: minimise a summed robust objective on log-loss residuals for ANY law.
+"""The fitting engine: minimise a summed robust objective on transformed residuals for ANY law.
 
-The engine never knows which law it fits; it uses only the Law protocol (log_predict for
-many thetas at once, log_predict_and_jac, bounds, initial_grid, to_public, and the optional
-variable-projection hook).
+The engine never knows which law it fits; it uses only the Law protocol (features and target
+from the run table, the target transform, predict_z for many thetas at once,
+predict_z_and_jac, bounds, initial_grid, to_public, and the optional variable-projection hook).
 
 Multi-start done right:
 1. evaluate the objective on the WHOLE initial grid at once - a (k, n) residual matrix in
@@ -16,9 +16,6 @@ Multi-start done right:
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
 import multiprocessing
 import os
 import sys
@@ -32,6 +29,7 @@ from scalinglab.fitting.objectives import Objective, make_objective
 from scalinglab.fitting.result import FitResult
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
 from scalinglab.laws import Law, get_law
+from scalinglab.util.threads import single_threaded_blas
 
 METHODS = ("auto", "multistart", "varpro")
 _CHUNK_ELEMENTS = 2_000_000          # residual-matrix entries per grid chunk (~16 MB float64)
@@ -54,54 +52,71 @@ class Refined:
 # ------------------------------------------------------------------------------ public API
 
 
-def fit(runs, law="chinchilla", *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
+def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
         n_refine=32, method="auto", seed=0, x0=None, **options) -> FitResult:
-    """Fit ``law`` to runs (a RunTable, or a DataFrame validated through ``load_runs``).
+    """Fit ``law`` to runs (a RunTable, or anything ``load_runs`` reads).
 
-    See ``fit_arrays`` for the options.
+    ``law``: a registered name, a Law, or a spec dict.  ``fixed``: public parameters held at
+    given values (``{"E": 1.69}``), leaving fewer to fit.  The law computes its features and
+    target from the run table.  See ``fit_arrays`` for the other options.
     """
-    law = get_law(law)
-    if hasattr(runs, "df") and hasattr(runs, "dropped"):
-        table = runs                                         # already validated at the door
-    else:
-        from scalinglab.data.readers import load_runs
+    from scalinglab.data.readers import as_runtable
 
-        table = load_runs(runs)
+    law = get_law(law, fixed=fixed)
+    table = as_runtable(runs)
     df = table.df
-    missing = [v for v in (*law.variables, "loss") if v not in df.columns]
-    if missing:
-        raise ValueError(f"{table.source}: law {law.name!r} needs columns {list(law.variables)} and 'loss'; "
-                         f"missing {missing}")
-    X = df[list(law.variables)].to_numpy(dtype=float)
-    y = df["loss"].to_numpy(dtype=float)
+    try:
+        X = law.features(df)
+        y = law.target_values(df)
+    except ValueError as err:
+        raise ValueError(f"{table.source}: {err}") from None
     result = fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
                         n_refine=n_refine, method=method, seed=seed, x0=x0, **options)
-    result.warnings.extend(ladder_warnings(law, X))
+    result.warnings.extend(ladder_warnings(law, df))
+    result.diagnostics["data_range"] = data_range(df)
     return result
 
 
-def ladder_warnings(law: Law, X: np.ndarray) -> list[str]:
+def data_range(df) -> dict[str, list[float]]:
+    """[min, max] of every canonical numeric column of the fitted runs: a planner measures
+    its extrapolation against it."""
+    from scalinglab.data.schema import CANONICAL_COLUMNS
+
+    out = {}
+    for col in CANONICAL_COLUMNS:
+        if col in df.columns and col not in ("run_id", "group"):
+            try:
+                v = np.asarray(df[col], dtype=float)
+            except (TypeError, ValueError):
+                continue
+            v = v[np.isfinite(v)]
+            if v.size:
+                out[col] = [float(v.min()), float(v.max())]
+    return out
+
+
+def ladder_warnings(law: Law, df) -> list[str]:
     """What the ladder itself cannot pin down, said before anyone reads the parameters: too few
     runs for the parameters, too narrow a range of N or D, N and D varied together."""
     from scalinglab.fitting.identifiability import design_warnings
 
     out = []
-    n, p = X.shape[0], len(law.param_names)
+    n, p = len(df), len(law.param_names)
     if n < 3 * p:
         out.append(f"{n} runs for {p} parameters: the fit nearly interpolates them and its residuals say "
                    f"little; aim for at least {3 * p} runs (several sizes at each of several budgets)")
-    cols = list(law.variables)
-    params = X[:, cols.index("params")] if "params" in cols else None
-    tokens = X[:, cols.index("tokens")] if "tokens" in cols else None
+    params = df["params"].to_numpy(float) if "params" in law.variables else None
+    tokens = df["tokens"].to_numpy(float) if "tokens" in law.variables else None
     if params is not None or tokens is not None:
         out += design_warnings(params, tokens)
     return out
 
 
-def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
+def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
                n_refine=32, method="auto", seed=0, x0=None, basin_rtol=1e-4, basin_ptol=1e-2,
                maxiter=1000, join_basins=True, workers=None) -> FitResult:
-    """Fit ``law`` to arrays: X (n, len(law.variables)) in raw units, y_loss (n,) in nats.
+    """Fit ``law`` to arrays: X (n, len(law.variables)) the law's features, y_loss (n,) its
+    target in its own units (nats for a loss); residuals are taken in the law's transform.
 
     Parameters
     ----------
@@ -126,7 +141,7 @@ def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init
         Each worker refines every ``workers``-th start, best first, so the result depends on the
         worker count only through which starts stop early on joining a known optimum.
     """
-    law = get_law(law)
+    law = get_law(law, fixed=fixed)
     X, y = _check_arrays(law, X, y_loss)
     objective = make_objective(loss, delta, asymmetry)
     if method not in METHODS:
@@ -139,7 +154,7 @@ def fit_arrays(law, X, y_loss, *, loss="huber", delta=1e-3, asymmetry=None, init
     if method == "varpro" and x0 is not None:
         raise ValueError("x0 (warm starts) applies to method='multistart' or 'auto', not 'varpro'")
 
-    logy = np.log(y)
+    logy = law.transform.forward(y)          # the transformed target ("logy" for the log laws)
     n_starts = 0
     run_multistart = method == "multistart" or method == "auto" or x0 is not None
     run_varpro = method == "varpro" or (method == "auto" and x0 is None and supports_varpro(law))
@@ -187,7 +202,7 @@ def grid_objective(law: Law, objective: Objective, grid: np.ndarray, X: np.ndarr
     out = np.empty(len(grid))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for lo in range(0, len(grid), chunk):
-            r = law.log_predict(grid[lo:lo + chunk], X) - logy
+            r = law.predict_z(grid[lo:lo + chunk], X) - logy
             out[lo:lo + chunk] = objective.value(r)
     out[~np.isfinite(out)] = np.inf
     return out
@@ -254,11 +269,11 @@ def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, lo
     f0 = _value(law, objective, theta0, X, logy)
     scale = f0 if np.isfinite(f0) and f0 > 0 else 1.0
 
-    logX = np.log(X)
+    cache = law.precompute(X)
 
     def fun(theta):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            pred, jac = law.log_predict_and_jac(theta, X, logX)
+            pred, jac = law.predict_z_and_jac(theta, X, cache)
             r = pred - logy
             f = objective.value(r)
             g = objective.derivative(r) @ jac
@@ -276,8 +291,21 @@ def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, lo
                     raise StopIteration
 
     bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b) for a, b in zip(lo, hi)]
-    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
-                   options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-10, "maxcor": 20})
+    options = {"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-10, "maxcor": 20}
+    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback, options=options)
+    if not res.success and "ABNORMAL" in str(res.message):
+        # the line search failed with a stale curvature memory (flat valleys of LSE laws): one
+        # restart from the point it reached, with fresh memory, usually converges properly
+        again = minimize(fun, res.x, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
+                         options=options)
+        stuck = not again.success and again.fun >= res.fun * (1.0 - 1e-12)
+        if again.fun <= res.fun:
+            again.nit, again.nfev = again.nit + res.nit, again.nfev + res.nfev
+            res = again
+        if stuck and float(np.max(np.abs(fun(res.x)[1]))) < 1e-3:
+            # no descent direction left at machine precision, with a gradient ~0 relative to
+            # the objective: a minimum, reported as such
+            res.success, res.message = True, "converged to machine precision (line search finds no decrease)"
     theta = np.asarray(res.x, dtype=float)
     joined = "StopIteration" in str(res.message)
     return Refined(theta=theta, objective=_value(law, objective, theta, X, logy),
@@ -297,66 +325,15 @@ def in_best_basin(refined: list[Refined], best: Refined, rtol: float, ptol: floa
 
 # ------------------------------------------------------------------------------ internals
 
-_BLAS_THREAD_FUNCS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                      "openblas_set_num_threads64_", "openblas_set_num_threads", "MKL_Set_Num_Threads")
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_thread_controls() -> tuple:
-    """(setter, getter) pairs for every OpenBLAS/MKL the process has loaded (Linux; empty
-    elsewhere).  Looked up once: the libraries are loaded with numpy/scipy at import."""
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({line.split()[-1] for line in fh
-                            if ".so" in line and ("openblas" in line.lower() or "mkl_rt" in line.lower())})
-    except OSError:
-        return ()
-    controls = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _BLAS_THREAD_FUNCS:
-            setter = getattr(lib, name, None)
-            getter = getattr(lib, name.replace("set", "get").replace("Set", "Get"), None)
-            if setter is not None and getter is not None:
-                getter.restype = ctypes.c_int
-                controls.append((setter, getter))
-                break
-    return tuple(controls)
-
-
-@contextlib.contextmanager
-def single_threaded_blas():
-    """Run the block with one BLAS thread, then restore the previous count.
-
-    Why: scipy's L-BFGS-B calls BLAS on 5-vectors every iteration; multi-threaded OpenBLAS
-    then spends its time waking and spinning threads - measured 200 us per call with one
-    thread vs 9 ms with the default on a loaded 2-core machine.  (Process-wide setting: do
-    not run fits in several threads of one process.)
-    """
-    controls = _blas_thread_controls()
-    previous = [int(get()) for _, get in controls]
-    try:
-        for set_, _ in controls:
-            set_(ctypes.c_int(1))
-        yield
-    finally:
-        for (set_, _), n in zip(controls, previous):
-            set_(ctypes.c_int(max(1, n)))
-
-
-
 def _value(law, objective, theta, X, logy) -> float:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        v = float(objective.value(law.log_predict(theta, X) - logy))
+        v = float(objective.value(law.predict_z(theta, X) - logy))
     return v if np.isfinite(v) else np.inf
 
 
 def _check_arrays(law: Law, X, y) -> tuple[np.ndarray, np.ndarray]:
-    """X as (n, len(variables)) and y as (n,), both positive and finite; errors name the
-    row (1-based) and column."""
+    """X as (n, len(variables)) and y as (n,), in the law's domain; errors name the row
+    (1-based) and column."""
     names = list(law.variables)
     X = np.asarray(X, dtype=float)
     if X.ndim == 1 and len(names) == 1:
@@ -370,17 +347,8 @@ def _check_arrays(law: Law, X, y) -> tuple[np.ndarray, np.ndarray]:
     if X.shape[0] < n_params:
         raise ValueError(f"law {law.name!r} has {n_params} parameters but only {X.shape[0]} runs were given; "
                          f"need at least {n_params}")
-    for j, name in enumerate(names):
-        bad = ~(np.isfinite(X[:, j]) & (X[:, j] > 0))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"row {i + 1}, column {name!r}: {X[i, j]!r} is not a positive finite number "
-                             f"({int(bad.sum())} such rows); scaling laws need N, D, C > 0")
-    bad = ~(np.isfinite(y) & (y > 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"row {i + 1}, column 'loss': {y[i]!r} is not a positive finite number "
-                         f"({int(bad.sum())} such rows); losses are fitted in log space")
+    law.check_features(X)
+    law.check_target(y)
     return X, y
 
 
@@ -403,7 +371,7 @@ def _assemble(law, objective, X, y, refined, n_starts, method, rtol, ptol) -> Fi
     # the reported optimum is a fully converged run (a joined start stopped within rtol of one)
     best = min([r for r in finite if not r.joined] or finite, key=lambda r: r.objective)
     basin = in_best_basin(finite, best, rtol, ptol)
-    residuals = law.log_predict(best.theta, X) - np.log(y)
+    residuals = law.predict_z(best.theta, X) - law.transform.forward(y)
     warnings = _warnings(law, best, finite, basin)
     comparison = None
     label = method
@@ -416,7 +384,7 @@ def _assemble(law, objective, X, y, refined, n_starts, method, rtol, ptol) -> Fi
     elif method == "auto":
         label = "auto(multistart)"
     return FitResult(
-        law=law.name, params=law.to_public(best.theta), theta=best.theta, objective=float(best.objective),
+        law=law.name, law_spec=law.spec(), params=law.to_public(best.theta), theta=best.theta, objective=float(best.objective),
         loss=objective.loss, delta=objective.delta, n_points=int(len(y)), variables=tuple(law.variables),
         converged=best.success, n_starts=int(n_starts), n_starts_in_best_basin=int(basin.sum()),
         message=best.message, residuals=residuals, warnings=warnings, asymmetry=objective.asymmetry,
@@ -433,8 +401,9 @@ def _warnings(law, best: Refined, refined: list[Refined], basin: np.ndarray) -> 
             if np.isfinite(b) and abs(best.theta[j] - b) <= 1e-6 * (1.0 + abs(b)):
                 out.append(f"parameter {name} is at its {side} bound {b:g}: the bound, not the data, "
                            f"sets it; the law may be the wrong form or the ladder too narrow")
+    coefficients = set(law.names_with_role("scale")) | set(law.names_with_role("irreducible"))
     for name, value in law.to_public(best.theta).items():
-        if 0.0 < value < 1e-12:
+        if name in coefficients and name not in law.fixed_params and 0.0 < value < 1e-12:
             out.append(f"{name} = {value:.3g}: its term has vanished from the fit (the data show no such "
                        f"contribution); the law may be the wrong form for these runs or the ladder too narrow")
     n_ref, n_basin = len(refined), int(basin.sum())
@@ -471,13 +440,10 @@ def _diagnostics(law, X, residuals) -> dict:
     d = {"rmse_log": float(np.sqrt(np.mean(r * r))), "max_abs_residual": float(np.max(np.abs(r))),
          "mean_residual": float(np.mean(r)), "residual_trend": {}}
     for j, name in enumerate(law.variables):
-        lx = np.log(X[:, j])
+        lx = np.log(X[:, j]) if np.all(X[:, j] > 0) else X[:, j]
         v = np.var(lx)
         if v > 0:
             d["residual_trend"][name] = float(np.mean((lx - lx.mean()) * (r - r.mean())) / v)
-    # the range the law was fitted on: a planner measures its extrapolation against it
+    # the range the law was fitted on (``fit`` adds every canonical column of the run table)
     d["data_range"] = {name: [float(X[:, j].min()), float(X[:, j].max())] for j, name in enumerate(law.variables)}
-    if "flops" not in d["data_range"] and {"params", "tokens"} <= set(law.variables):
-        c = 6.0 * X[:, law.variables.index("params")] * X[:, law.variables.index("tokens")]
-        d["data_range"]["flops"] = [float(c.min()), float(c.max())]
     return d

@@ -22,12 +22,25 @@ from typing import Sequence
 
 import numpy as np
 
-EXPONENT_PREFIXES = ("alpha", "beta")
-# Pairs whose near-perfect correlation across resamples means "the data cannot separate
-# these two".  log A–α and log B–β are deliberately absent: with log N ≈ 20 far from zero
-# they correlate at ≈ 0.999 even in well-identified fits (Epoch's Chinchilla data: +0.999,
-# +0.9996), an artefact of the uncentred parametrisation, not of the data.
-CORRELATED_PAIRS = (("alpha", "beta"), ("E", "alpha"), ("E", "beta"))
+# Pairs whose near-perfect correlation across resamples means "the data cannot separate these
+# two" are read off the law's parameter roles: exponent–exponent and irreducible–exponent.
+# scale–exponent pairs (log A–α) are deliberately absent: with log N ≈ 20 far from zero they
+# correlate at ≈ 0.999 even in well-identified fits (Epoch's Chinchilla data: +0.999, +0.9996),
+# an artefact of the uncentred parametrisation, not of the data.
+
+
+def _roles(law) -> dict[str, str]:
+    return {} if law is None else {p.name: p.role for p in law.all_params}
+
+
+def fix_hint(law) -> str:
+    """How to pin the least identified parameter: the law's irreducible term, by the API and
+    the CLI option that exist for it."""
+    names = law.names_with_role("irreducible") if law is not None else ()
+    if not names:
+        return "or fix a parameter you know from a larger run (fixed={name: value}, CLI --fix name=value)"
+    k = names[0]
+    return f"or fix {k} from a larger run (fixed={{'{k}': value}}, CLI --fix {k}=value)"
 
 
 @dataclass(frozen=True)
@@ -45,8 +58,8 @@ class Thresholds:
     fail_fraction: float = 0.05
 
 
-FIX_RANGE = ("add model sizes so that N spans at least a decade (two is better) — "
-             "or fix E from a larger run, or read N*(C) from isoflop_approach2, which needs no α")
+FIX_RANGE = ("add model sizes so that N spans at least a decade (two is better), "
+             "or read N*(C) from isoflop_approach2, which needs no law")
 
 
 def identifiability_warnings(source, runs=None, *, bootstrap=None, variables: Sequence[str] | None = None,
@@ -61,11 +74,12 @@ def identifiability_warnings(source, runs=None, *, bootstrap=None, variables: Se
     design = _design_columns(source, runs, variables)
     if bootstrap is None:
         bootstrap = getattr(source, "bootstrap", None)
+    law = getattr(source, "law_object", None)
     out: list[str] = []
     if design:
         out += design_warnings(design.get("params"), design.get("tokens"), thresholds=thresholds)
     if bootstrap is not None:
-        out += bootstrap_warnings(bootstrap, thresholds=thresholds)
+        out += bootstrap_warnings(bootstrap, law=law, thresholds=thresholds)
     return out
 
 
@@ -107,10 +121,14 @@ def design_warnings(params: np.ndarray | None, tokens: np.ndarray | None = None,
     return out
 
 
-def bootstrap_warnings(boot, *, thresholds: Thresholds = Thresholds()) -> list[str]:
-    """Warnings read off a BootstrapResult: wide intervals, bound hits, near-perfect
-    correlations, failed resamples."""
+def bootstrap_warnings(boot, *, law=None, thresholds: Thresholds = Thresholds()) -> list[str]:
+    """Warnings read off a BootstrapResult: wide intervals of the exponents and the
+    irreducible term (roles from ``law``), bound hits, near-perfect correlations, failed
+    resamples."""
     t = thresholds
+    roles = _roles(law)
+    fixed = set(law.fixed_params) if law is not None else set()
+    fix = f"{FIX_RANGE}, {fix_hint(law)}"
     out: list[str] = []
     pct = f"{100 * boot.level:g}%"
     if boot.n_requested and boot.n_failed / boot.n_requested > t.fail_fraction:
@@ -123,47 +141,53 @@ def bootstrap_warnings(boot, *, thresholds: Thresholds = Thresholds()) -> list[s
     for name in boot.names:
         lo, hi = boot.ci.get(name, (np.nan, np.nan))
         est = boot.estimate.get(name, np.nan)
-        exponent = name.startswith(EXPONENT_PREFIXES)
-        if not (exponent or name == "E") or not np.isfinite(lo) or not np.isfinite(hi):
+        exponent = roles.get(name) == "exponent"
+        if name in fixed or not (exponent or roles.get(name) == "irreducible") \
+                or not np.isfinite(lo) or not np.isfinite(hi):
             continue
         sym = _symbol(name)
         if lo <= 0:
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], reaching zero: {sym} is "
-                       f"not identified by these runs; {FIX_RANGE}.")
+                       f"not identified by these runs; {fix}.")
         elif hi / lo > t.ci_ratio:
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], a factor {hi / lo:.3g} "
-                       f"wide (> {t.ci_ratio:g}): {sym} is poorly identified; {FIX_RANGE}.")
+                       f"wide (> {t.ci_ratio:g}): {sym} is poorly identified; {fix}.")
         elif exponent and np.isfinite(est) and hi - lo > abs(est):
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], wider than {sym} itself "
-                       f"({est:.3g}): {FIX_RANGE}.")
+                       f"({est:.3g}): {fix}.")
     for name, frac in boot.at_bound.items():
         if frac > t.bound_fraction:
             out.append(f"{100 * frac:.0f}% of bootstrap fits end on a bound of {name}; the optimum "
                        f"wants to leave the allowed region, so the interval is cut off there: widen "
                        f"the ladder (more sizes and tokens) or fix that parameter.")
-    out += _correlation_warnings(boot, t.corr)
+    out += _correlation_warnings(boot, roles, law, t.corr)
     return out
 
 
-def _correlation_warnings(boot, threshold: float) -> list[str]:
+def correlated_pairs(roles: dict[str, str]) -> list[tuple[str, str]]:
+    """exponent–exponent and irreducible–exponent pairs: the ones whose near-perfect
+    correlation means the data cannot separate them."""
+    exps = [k for k, r in roles.items() if r == "exponent"]
+    floors = [k for k, r in roles.items() if r == "irreducible"]
+    return [(p, q) for i, p in enumerate(exps) for q in exps[i + 1:]] + [(f, e) for f in floors for e in exps]
+
+
+def _correlation_warnings(boot, roles: dict[str, str], law, threshold: float) -> list[str]:
     names = list(boot.names)
     out = []
-    cols = {}
-    for k in names:
-        v = boot.samples[:, names.index(k)]
-        if k in ("A", "B") and np.all(v > 0):
-            v = np.log(v)
-        cols[k] = v
-    for p, q in CORRELATED_PAIRS:
+    cols = {k: boot.samples[:, names.index(k)] for k in names}
+    for p, q in correlated_pairs(roles):
         if p not in cols or q not in cols or np.std(cols[p]) == 0 or np.std(cols[q]) == 0:
             continue
         r = float(np.corrcoef(cols[p], cols[q])[0, 1])
         if abs(r) > threshold:
-            fix = ("α and β are not separated: vary N and D independently (several token counts "
-                   "per size), or use isoflop_approach2 for N*(C)") if {p, q} == {"alpha", "beta"} else (
-                   f"{_symbol(p)} and {_symbol(q)} move together so only a combination of them is "
-                   f"determined: extend the range of sizes/tokens, or fix E")
-            out.append(f"bootstrap correlation of {_scaled(p)} and {_scaled(q)} is {r:+.4f} "
+            if roles[p] == roles[q] == "exponent":
+                fix = (f"{_symbol(p)} and {_symbol(q)} are not separated: vary N and D independently (several "
+                       f"token counts per size), or use isoflop_approach2 for N*(C)")
+            else:
+                fix = (f"{_symbol(p)} and {_symbol(q)} move together so only a combination of them is "
+                       f"determined: extend the range of sizes/tokens, {fix_hint(law)}")
+            out.append(f"bootstrap correlation of {_symbol(p)} and {_symbol(q)} is {r:+.4f} "
                        f"(|r| > {threshold:g}): {fix}.")
     return out
 
@@ -195,6 +219,3 @@ def _decades(x: np.ndarray) -> float:
 def _symbol(name: str) -> str:
     return {"alpha": "α", "beta": "β"}.get(name, name)
 
-
-def _scaled(name: str) -> str:
-    return f"log {name}" if name in ("A", "B") else _symbol(name)

@@ -1,5 +1,6 @@
-"""FitResult: what a fit knows about itself - parameters, objective, how the optimiser got
-there, residual diagnostics, warnings - and how to predict, print and round-trip as JSON."""
+"""FitResult and BootstrapResult: what a fit knows about itself - parameters, objective, how
+the optimiser got there, residual diagnostics, warnings, bootstrap distribution - and how to
+predict, print and round-trip as JSON (``util/jsonio``'s convention for non-finite numbers)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from scalinglab.util.formatting import fmt_num
+from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.jsonio import float_array, from_json_float, from_jsonable, json_float, to_jsonable
 
 
 @dataclass
@@ -37,7 +42,8 @@ class FitResult:
     diagnostics : residual summary: rmse_log, max_abs_residual, mean_residual and the slope
         of the residuals against log of each variable (a trend means the form misfits).
     comparison : for method="auto", both methods' objectives and parameters.
-    bootstrap : a ``fitting.bootstrap.BootstrapResult`` once the bootstrap has run.
+    bootstrap : a :class:`BootstrapResult` once the bootstrap has run.
+    law_spec : what rebuilds the law (``laws.law_from_spec``): name, fixed parameters, formula.
     """
 
     law: str
@@ -63,22 +69,50 @@ class FitResult:
     nfev: int = 0
     diagnostics: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
+    law_spec: dict[str, Any] | None = None
     _law: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ prediction
     @property
     def law_object(self):
-        if self._law is not None:
-            return self._law
-        from scalinglab.laws import get_law
+        if self._law is None:
+            from scalinglab.laws import get_law
 
-        return get_law(self.law)
+            self._law = get_law(self.law_spec or self.law)
+        return self._law
+
+    @property
+    def fixed(self) -> dict[str, float]:
+        return dict((self.law_spec or {}).get("fixed") or {})
+
+    def design(self, runs_or_X) -> np.ndarray:
+        """The law's features for a RunTable, a DataFrame / dict of canonical columns, or an
+        array (n, len(variables)) taken as the features themselves."""
+        obj = getattr(runs_or_X, "df", runs_or_X)          # RunTable -> its frame
+        if hasattr(obj, "columns") or isinstance(obj, dict):
+            return self.law_object.features(obj)
+        X = np.asarray(runs_or_X, dtype=float)
+        if X.ndim == 1 and len(self.variables) == 1:
+            X = X[:, None]
+        if X.ndim != 2 or X.shape[1] != len(self.variables):
+            raise ValueError(f"X has shape {X.shape}; expected (n, {len(self.variables)}) with columns "
+                             f"{list(self.variables)}")
+        return X
 
     def predict(self, runs_or_X) -> np.ndarray:
-        """Predicted loss (nats) for a RunTable, a DataFrame / dict with the law's columns,
-        or an array (n, len(variables)) (1-D for one-variable laws)."""
-        X = design_matrix(runs_or_X, self.variables)
-        return self.law_object.predict(np.asarray(self.theta, dtype=float), X)
+        """Predicted target (nats for a loss) for a RunTable, a DataFrame / dict with the
+        law's columns, or a feature array (n, len(variables)) (1-D for one-variable laws)."""
+        return self.law_object.predict(np.asarray(self.theta, dtype=float), self.design(runs_or_X))
+
+    def predict_samples(self, runs_or_X) -> np.ndarray | None:
+        """(B, n) predictions of every bootstrap resample, or None without a bootstrap."""
+        if self.bootstrap is None or self.bootstrap.n_ok == 0:
+            return None
+        law = self.law_object
+        public = {k: self.bootstrap.samples[:, j] for j, k in enumerate(self.bootstrap.names)}
+        thetas = np.atleast_2d(law.from_public(public))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.atleast_2d(law.predict(thetas, self.design(runs_or_X)))
 
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
@@ -105,11 +139,14 @@ class FitResult:
         if ci:
             head += f"{'lo':>14}{'hi':>14}   ({100 * level:.0f}% bootstrap CI)"
         lines.append(head)
+        fixed = self.fixed
         for name, value in self.params.items():
-            row = f"    {name:<10}{_fmt(value):>14}"
-            if name in ci:
+            row = f"    {name:<10}{fmt_num(value, 6):>14}"
+            if name in fixed:
+                row += "   (fixed)"
+            elif name in ci:
                 lo, hi = ci[name]
-                row += f"{_fmt(lo):>14}{_fmt(hi):>14}"
+                row += f"{fmt_num(lo, 6):>14}{fmt_num(hi, 6):>14}"
             lines.append(row)
         if self.warnings:
             lines.append("[[Warnings]]")
@@ -121,16 +158,16 @@ class FitResult:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
-        """A plain JSON-able dict; arrays become lists, non-finite floats become the strings
-        "NaN" / "Infinity" / "-Infinity" so that they survive strict JSON."""
-        return {
+        """A plain JSON-able dict (``util/jsonio``: NaN -> null, inf -> "Infinity")."""
+        return to_jsonable({
             "law": self.law,
-            "params": {k: _enc(v) for k, v in self.params.items()},
-            "theta": [_enc(v) for v in np.asarray(self.theta, dtype=float).tolist()],
-            "objective": _enc(self.objective),
+            "law_spec": self.law_spec or {"name": self.law},
+            "params": self.params,
+            "theta": np.asarray(self.theta, dtype=float),
+            "objective": self.objective,
             "loss": self.loss,
-            "delta": _enc(self.delta),
-            "asymmetry": None if self.asymmetry is None else _enc(self.asymmetry),
+            "delta": self.delta,
+            "asymmetry": self.asymmetry,
             "n_points": int(self.n_points),
             "variables": list(self.variables),
             "converged": bool(self.converged),
@@ -142,45 +179,42 @@ class FitResult:
             "param_names": list(self.param_names),
             "nit": int(self.nit),
             "nfev": int(self.nfev),
-            "residuals": [_enc(v) for v in np.asarray(self.residuals, dtype=float).tolist()],
+            "residuals": np.asarray(self.residuals, dtype=float),
             "warnings": list(self.warnings),
-            "diagnostics": _enc_tree(self.diagnostics),
-            "comparison": _enc_tree(self.comparison),
+            "diagnostics": self.diagnostics,
+            "comparison": self.comparison,
             "bootstrap": None if self.bootstrap is None else self.bootstrap.to_dict(),
-        }
+        })
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitResult":
         boot = d.get("bootstrap")
-        if boot is not None:
-            from scalinglab.fitting.bootstrap import BootstrapResult   # lazy: optional area
-
-            boot = BootstrapResult.from_dict(boot)
         asym = d.get("asymmetry")
         return cls(
             law=d["law"],
-            params={k: _dec(v) for k, v in d["params"].items()},
-            theta=np.array([_dec(v) for v in d["theta"]], dtype=float),
-            objective=_dec(d["objective"]),
+            law_spec=d.get("law_spec"),
+            params={k: from_json_float(v) for k, v in d["params"].items()},
+            theta=float_array(d["theta"]),
+            objective=from_json_float(d["objective"]),
             loss=d["loss"],
-            delta=_dec(d["delta"]),
+            delta=from_json_float(d["delta"]),
             n_points=int(d["n_points"]),
             variables=tuple(d["variables"]),
             converged=bool(d["converged"]),
             n_starts=int(d["n_starts"]),
             n_starts_in_best_basin=int(d["n_starts_in_best_basin"]),
             message=d.get("message", ""),
-            residuals=np.array([_dec(v) for v in d.get("residuals", [])], dtype=float),
+            residuals=float_array(d.get("residuals", [])),
             warnings=list(d.get("warnings", [])),
-            bootstrap=boot,
-            asymmetry=None if asym is None else _dec(asym),
+            bootstrap=None if boot is None else BootstrapResult.from_dict(boot),
+            asymmetry=None if asym is None else from_json_float(asym),
             n_refined=int(d.get("n_refined", 0)),
             method=d.get("method", "multistart"),
             param_names=tuple(d.get("param_names", ())),
             nit=int(d.get("nit", 0)),
             nfev=int(d.get("nfev", 0)),
-            diagnostics=_dec_tree(d.get("diagnostics") or {}),
-            comparison=_dec_tree(d.get("comparison")),
+            diagnostics=from_jsonable(d.get("diagnostics") or {}, null_as_nan=True),
+            comparison=from_jsonable(d.get("comparison")),
         )
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -210,82 +244,130 @@ class FitResult:
         return cls.from_dict(d)
 
 
-# ---------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------- bootstrap result
 
 
-def design_matrix(runs_or_X, variables: tuple[str, ...]) -> np.ndarray:
-    """X (n, len(variables)) from a RunTable, DataFrame, dict of columns or array.
+@dataclass
+class BootstrapResult:
+    """Bootstrap distribution of a fit's public parameters and of quantities derived from them.
 
-    ``flops`` is filled as 6*N*D when a frame has params and tokens but no flops column.
+    Attributes
+    ----------
+    samples : (B, p) array of public parameters (fixed ones included, constant), one row per
+        successful resample.
+    names : public parameter names, the columns of ``samples``.
+    level : coverage of the percentile intervals in ``ci`` (e.g. 0.9).
+    ci : ``name -> (lo, hi)`` percentile interval, for parameters *and* derived quantities.
+    derived : ``name -> (B,) array``: the law's own derived quantities (e.g. Chinchilla's
+        ``a``, ``b``, ``G``) and, for a law with a frontier, per budget C ``N_opt@C``,
+        ``D_opt@C``, ``tokens_per_param@C``, ``loss@C`` (``laws/frontier.py``).
+    estimate : full-data value of every parameter and derived quantity.
+    unit, n_requested, n_failed, failures, n_not_converged, at_bound, budgets, seed,
+    n_clusters : how the bootstrap was run and what went wrong in it.  ``at_bound`` is the
+        fraction of resamples in which each *internal* parameter sits on one of its bounds.
     """
-    obj = getattr(runs_or_X, "df", runs_or_X)          # RunTable -> its frame
-    if hasattr(obj, "columns") or isinstance(obj, dict):
-        cols = {}
-        for v in variables:
-            if v in obj:
-                cols[v] = np.asarray(obj[v], dtype=float)
-            elif v == "flops" and "params" in obj and "tokens" in obj:
-                cols[v] = 6.0 * np.asarray(obj["params"], dtype=float) * np.asarray(obj["tokens"], dtype=float)
-            else:
-                have = list(obj.columns) if hasattr(obj, "columns") else list(obj)
-                raise ValueError(f"column {v!r} is missing; the law needs {list(variables)}, got {have}")
-        return np.column_stack([cols[v] for v in variables])
-    X = np.asarray(runs_or_X, dtype=float)
-    if X.ndim == 1 and len(variables) == 1:
-        X = X[:, None]
-    if X.ndim != 2 or X.shape[1] != len(variables):
-        raise ValueError(f"X has shape {X.shape}; expected (n, {len(variables)}) with columns {list(variables)}")
-    return X
+
+    samples: np.ndarray
+    names: tuple[str, ...]
+    level: float
+    ci: dict[str, tuple[float, float]]
+    derived: dict[str, np.ndarray] = field(default_factory=dict)
+    estimate: dict[str, float] = field(default_factory=dict)
+    unit: str = "point"
+    n_requested: int = 0
+    n_failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    n_not_converged: int = 0
+    at_bound: dict[str, float] = field(default_factory=dict)
+    budgets: tuple[float, ...] = ()
+    seed: int = 0
+    n_clusters: int = 0
+    wall_seconds: float = float("nan")
+
+    @property
+    def n_ok(self) -> int:
+        return int(self.samples.shape[0])
+
+    def values(self, name: str) -> np.ndarray:
+        """Samples of one parameter or derived quantity, by name."""
+        if name in self.names:
+            return self.samples[:, self.names.index(name)]
+        if name in self.derived:
+            return self.derived[name]
+        raise KeyError(f"{name!r} is neither a parameter {self.names} nor a derived quantity "
+                       f"{tuple(self.derived)}")
+
+    def public_samples(self) -> dict[str, np.ndarray]:
+        """name -> (B,) samples of every public parameter."""
+        return {k: self.samples[:, j] for j, k in enumerate(self.names)}
+
+    def interval(self, values: np.ndarray, level: float | None = None) -> tuple[float, float]:
+        """Percentile interval of ``values`` (any per-resample array) at ``level``."""
+        return percentile_interval(values, self.level if level is None else level)
+
+    def correlation(self, log_columns: tuple[str, ...] = ()) -> np.ndarray:
+        """Correlation matrix of the parameter samples; ``log_columns`` (positive scale
+        parameters spanning decades) are correlated in log."""
+        cols = np.array(self.samples, dtype=float, copy=True)
+        for j, k in enumerate(self.names):
+            if k in log_columns and np.all(cols[:, j] > 0):
+                cols[:, j] = np.log(cols[:, j])
+        return np.corrcoef(cols, rowvar=False)
+
+    def summary(self) -> str:
+        """A fixed-width table: estimate, interval and relative width for every quantity."""
+        pct = f"{100 * self.level:g}%"
+        head = f"{'quantity':<24}{'estimate':>13}{pct + ' lo':>13}{pct + ' hi':>13}{'hi/lo':>9}"
+        lines = [
+            f"Bootstrap: {self.n_ok} of {self.n_requested} resamples by {self.unit}"
+            + (f" ({self.n_clusters} clusters)" if self.n_clusters else "")
+            + f", {self.n_failed} failed, {self.n_not_converged} not converged, seed {self.seed}",
+            head,
+            "-" * len(head),
+        ]
+        for name in list(self.names) + list(self.derived):
+            lo, hi = self.ci.get(name, (math.nan, math.nan))
+            est = self.estimate.get(name, math.nan)
+            ratio = hi / lo if lo > 0 and math.isfinite(hi) else math.nan
+            lines.append(f"{name:<24}{fmt_num(est):>13}{fmt_num(lo):>13}{fmt_num(hi):>13}"
+                         f"{('%.2f' % ratio) if math.isfinite(ratio) else '':>9}")
+        for msg in self.failures[:5]:
+            lines.append(f"failed: {msg}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return to_jsonable({
+            "samples": self.samples, "names": list(self.names), "level": self.level,
+            "ci": {k: list(v) for k, v in self.ci.items()}, "derived": self.derived,
+            "estimate": self.estimate, "unit": self.unit, "n_requested": self.n_requested,
+            "n_failed": self.n_failed, "failures": list(self.failures),
+            "n_not_converged": self.n_not_converged, "at_bound": self.at_bound,
+            "budgets": [float(c) for c in self.budgets], "seed": self.seed, "n_clusters": self.n_clusters,
+            "wall_seconds": self.wall_seconds,
+        })
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BootstrapResult":
+        names = tuple(d["names"])
+        samples = float_array(d["samples"]).reshape(-1, len(names))
+        return cls(
+            samples=samples, names=names, level=float(d["level"]),
+            ci={k: (from_json_float(lo), from_json_float(hi)) for k, (lo, hi) in d["ci"].items()},
+            derived={k: float_array(v) for k, v in d.get("derived", {}).items()},
+            estimate={k: from_json_float(v) for k, v in d.get("estimate", {}).items()},
+            unit=d.get("unit", "point"), n_requested=int(d.get("n_requested", samples.shape[0])),
+            n_failed=int(d.get("n_failed", 0)), failures=list(d.get("failures", [])),
+            n_not_converged=int(d.get("n_not_converged", 0)),
+            at_bound={k: float(v) for k, v in d.get("at_bound", {}).items()},
+            budgets=tuple(float(c) for c in d.get("budgets", ())), seed=int(d.get("seed", 0)),
+            n_clusters=int(d.get("n_clusters", 0)), wall_seconds=from_json_float(d.get("wall_seconds")),
+        )
+
+
+# ---------------------------------------------------------------------- helpers
 
 
 def _describe_loss(r: FitResult) -> str:
     from scalinglab.fitting.objectives import Objective
 
     return Objective(r.loss, r.delta, r.asymmetry).describe()
-
-
-def _fmt(x) -> str:
-    x = float(x)
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:.6g}" if 1e-3 <= abs(x) < 1e6 or x == 0 else f"{x:.5e}"
-
-
-def _enc(x):
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return x
-
-
-def _dec(x):
-    if x is None:
-        return float("nan")
-    return float(x)          # float("NaN"), float("Infinity") parse the strings
-
-
-def _enc_tree(obj):
-    if obj is None or isinstance(obj, (str, bool)):
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): _enc_tree(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_enc_tree(v) for v in np.asarray(obj).tolist()] if isinstance(obj, np.ndarray) \
-            else [_enc_tree(v) for v in obj]
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _enc(obj)
-    return str(obj)
-
-
-def _dec_tree(obj):
-    if isinstance(obj, dict):
-        return {k: _dec_tree(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_dec_tree(v) for v in obj]
-    if obj in ("NaN", "Infinity", "-Infinity"):
-        return float(obj)
-    return obj

@@ -13,36 +13,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalinglab.fitting.isoflop import as_run_frame, budget_minima, cluster_levels
+from scalinglab.data.grouping import cluster_levels
+from scalinglab.data.readers import RunTable, as_runtable
+from scalinglab.fitting.valleys import budget_minima
 
 __all__ = ["ValidationResult", "RolloutResult", "validate_holdout", "validate_rollout", "law_n_opt"]
 
 BY_COLUMNS = ("flops", "params", "tokens")
 
-# Used only when scalinglab.laws is not importable; the registry is the source of truth.
-_FALLBACK_LAWS = {
-    "chinchilla": (("params", "tokens"), 5),
-    "kaplan": (("params", "tokens"), 4),
-    "power_n": (("params",), 3),
-    "power_d": (("tokens",), 3),
-    "power_c": (("flops",), 3),
-}
+def _law_spec(law, fixed=None) -> tuple[str, tuple[str, ...], int]:
+    """(name, features, number of free parameters) of a law name, spec or Law object."""
+    from scalinglab.laws import get_law
 
-
-def _law_spec(law) -> tuple[str, tuple[str, ...], int]:
-    """(name, variables, number of parameters) of a law name or Law object."""
-    try:
-        from scalinglab.laws import get_law
-    except ImportError:
-        get_law = None
-    if get_law is not None:
-        obj = get_law(law)
-        return obj.name, tuple(obj.variables), len(obj.param_names)
-    name = law if isinstance(law, str) else getattr(law, "name", str(law))
-    if name not in _FALLBACK_LAWS:
-        raise ValueError(f"unknown law {name!r}; valid: {', '.join(_FALLBACK_LAWS)}")
-    variables, n_params = _FALLBACK_LAWS[name]
-    return name, variables, n_params
+    obj = get_law(law, fixed=fixed)
+    return obj.name, tuple(obj.variables), len(obj.param_names)
 
 
 def _check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ...], n_params: int,
@@ -53,11 +37,13 @@ def _check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ..
         raise ValueError(f"{what}: the training part has {len(train)} points; law {law_name!r} has "
                          f"{n_params} parameters and needs at least {needs}")
     for v in variables:
+        if v not in train.columns:
+            continue                            # a derived feature: the law checks it when fitting
         k = train[v].nunique()
         if k < 3:
             raise ValueError(f"{what}: the training part has {k} distinct {v} values; law {law_name!r} "
                              f"needs at least 3 to fit an offset, a scale and an exponent in {v}")
-    if len(variables) > 1:
+    if len(variables) > 1 and all(v in train.columns and (train[v] > 0).all() for v in variables):
         # on a single IsoFLOP budget log D = log(C/6) − log N: the two terms cannot be told apart
         X = np.column_stack([np.ones(len(train))] + [np.log(train[v].to_numpy(float)) for v in variables])
         if np.linalg.matrix_rank(X, tol=1e-8 * np.abs(X).max()) < X.shape[1]:
@@ -68,11 +54,7 @@ def _check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ..
 
 def _as_table(df: pd.DataFrame, source: str):
     """Wrap an already-validated slice so that the engine does not validate (and renumber) it again."""
-    try:
-        from scalinglab.data.readers import RunTable
-    except ImportError:  # the data area has not landed: the engine accepts any .df/.dropped pair
-        from types import SimpleNamespace as RunTable
-    return RunTable(df=df, source=source, dropped=pd.DataFrame(columns=list(df.columns) + ["reason"]))
+    return RunTable(df=df, source=source, dropped=pd.DataFrame(columns=list(df.columns) + ["reason", "detail"]))
 
 
 def _fit(train: pd.DataFrame, law, fit_kwargs: dict):
@@ -85,37 +67,21 @@ def _fit(train: pd.DataFrame, law, fit_kwargs: dict):
 # N*(C) of a fitted law
 # ----------------------------------------------------------------------------------------------
 
-def law_n_opt(fit_result, flops) -> tuple[np.ndarray, str]:
-    """The fitted law's compute-optimal N at each C (C = 6ND), and how it was obtained.
+def law_n_opt(fit_result, flops, constraints=None) -> tuple[np.ndarray, str]:
+    """The fitted law's compute-optimal N at each budget C, and how it was obtained: the law's
+    frontier (``laws/frontier.py``: its closed form where it has one, else a numerical minimum
+    along the budget line); NaN with the reason for a law without a frontier."""
+    from scalinglab.laws.frontier import NoFrontierError, allocate
 
-    Chinchilla has the closed form N* = G (C/6)^a, G = (αA/(βB))^(1/(α+β)), a = β/(α+β)
-    (through scalinglab.planning.allocation when present). Other laws in N and D are minimised
-    numerically along the IsoFLOP line on a fine log-N grid; laws of C, N or D alone have no N*
-    (NaN, with the reason).
-    """
     flops = np.atleast_1d(np.asarray(flops, dtype=float))
-    variables = tuple(getattr(fit_result, "variables", ()))
-    p = fit_result.params
-    if fit_result.law == "chinchilla":
-        try:
-            from scalinglab.planning.allocation import compute_optimal_allocation
-        except ImportError:
-            G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))
-            a = p["beta"] / (p["alpha"] + p["beta"])
-            return G * (flops / 6.0) ** a, "closed form G·(C/6)^a (computed inline)"
-        n_opt, _, _ = compute_optimal_allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], flops)
-        return np.asarray(n_opt, dtype=float), "closed form (planning.allocation)"
-    if set(variables) != {"params", "tokens"}:
-        return np.full(flops.shape, np.nan), f"law {fit_result.law!r} has no compute-optimal N (variables {variables})"
-    out = np.empty(flops.shape)
-    for i, c in enumerate(flops):
-        logn = np.linspace(np.log(1e3), np.log(c / 6.0 / 1e3), 4001)  # N and D both at least 1e3
-        n = np.exp(logn)
-        grid = pd.DataFrame({"params": n, "tokens": c / (6.0 * n), "flops": np.full_like(n, c)})
-        pred = np.asarray(fit_result.predict(grid), dtype=float)
-        j = int(np.nanargmin(pred))
-        out[i] = n[j] if 0 < j < len(n) - 1 else np.nan  # a minimum at the grid end is no minimum
-    return out, "numerical minimum along the IsoFLOP line"
+    law = fit_result.law_object
+    try:
+        n_opt, _, _ = allocate(law, fit_result.params, flops, constraints)
+    except NoFrontierError as err:
+        return np.full(flops.shape, np.nan), str(err)
+    how = "closed form" if law.closed_form_allocation(fit_result.params, float(flops[0]), constraints) is not None \
+        else "numerical minimum along the budget line"
+    return np.asarray(n_opt, dtype=float).reshape(flops.shape), f"the law's frontier ({how})"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,10 +219,19 @@ def _n_opt_table(fit_result, test: pd.DataFrame, df: pd.DataFrame, law, fit_kwar
                  budget_rtol: float, notes: list[str]) -> pd.DataFrame:
     """Law N* at the held-out budgets vs approach 2 there, or vs the law fitted on all runs."""
     cols = ["flops", "n_opt_law", "n_opt_ref", "rel_error", "reference"]
-    _, probe_note = law_n_opt(fit_result, [float(test["flops"].median())])
-    if "no compute-optimal" in probe_note:
-        notes.append(probe_note + "; N* is not compared")
+    if not fit_result.law_object.has_frontier:
+        notes.append(f"law {fit_result.law!r} has no compute-optimal N (no frontier); N* is not compared")
         return pd.DataFrame(columns=cols)
+    needs = fit_result.law_object.frontier_constraints()
+    missing = [k for k in needs if k not in test.columns]
+    if missing:
+        notes.append(f"law {fit_result.law!r} plans under {missing}, which the held-out runs lack; N* is not compared")
+        return pd.DataFrame(columns=cols)
+    # the frontier's other inputs (e.g. the unique-token limit) as the held-out runs had them
+    constraints = {k: float(test[k].median()) for k in needs}
+    if constraints:
+        notes.append("law N* under " + ", ".join(f"{k}={v:.3g} (median of the held-out runs)"
+                                                for k, v in constraints.items()))
     minima = budget_minima(test, method=isoflop_method, budget_rtol=budget_rtol)
     interior = minima[minima["used"]]
     if len(interior):
@@ -268,9 +243,9 @@ def _n_opt_table(fit_result, test: pd.DataFrame, df: pd.DataFrame, law, fit_kwar
                      "N* is compared with the same law fitted on all runs")
         c = minima["flops"].to_numpy(float)  # the held-out budgets' C, whatever their size count
         full = _fit(df, law, fit_kwargs)
-        ref, _ = law_n_opt(full, c)
+        ref, _ = law_n_opt(full, c, constraints)
         reference = "law fitted on all runs"
-    law_n, how = law_n_opt(fit_result, c)
+    law_n, how = law_n_opt(fit_result, c, constraints)
     notes.append(f"law N*: {how}")
     return pd.DataFrame({"flops": c, "n_opt_law": law_n, "n_opt_ref": ref,
                          "rel_error": np.abs(law_n / ref - 1.0), "reference": reference})
@@ -278,7 +253,7 @@ def _n_opt_table(fit_result, test: pd.DataFrame, df: pd.DataFrame, law, fit_kwar
 
 def _validate_split(df, levels, train_mask, law, by, *, what, fit_kwargs, isoflop_method, budget_rtol,
                     compare_n_opt=True) -> ValidationResult:
-    name, variables, n_params = _law_spec(law)
+    name, variables, n_params = _law_spec(law, fit_kwargs.get("fixed"))
     train, test = df[train_mask], df[~train_mask]
     if len(test) == 0:
         raise ValueError(f"{what}: nothing is held out (every run has {by} <= the threshold)")
@@ -308,7 +283,7 @@ def validate_holdout(runs, law="chinchilla", *, holdout: str = "largest", thresh
     law's N*(C) is compared with approach 2's minimum there; otherwise with the N* of the same
     law fitted on all runs. ``fit_kwargs`` go to ``scalinglab.fitting.engine.fit``.
     """
-    df = as_run_frame(runs).reset_index(drop=True)
+    df = as_runtable(runs).df.reset_index(drop=True)
     levels = _levels(df, by, level_rtol)
     values = df[by].to_numpy(float)
     if threshold is None:
@@ -337,9 +312,9 @@ def validate_rollout(runs, law="chinchilla", *, by: str = "flops", n_steps: int 
     and always including the largest. Errors that shrink as k grows are the sign of a law that
     extrapolates; see ``RolloutResult.final_level_error`` for the error on one fixed target.
     """
-    df = as_run_frame(runs).reset_index(drop=True)
+    df = as_runtable(runs).df.reset_index(drop=True)
     levels = _levels(df, by, level_rtol)
-    name, variables, n_params = _law_spec(law)
+    name, variables, n_params = _law_spec(law, fit_kwargs.get("fixed"))
     if levels.max() < 1:
         raise ValueError(f"validate_rollout: all runs share one {by} level; nothing to hold out")
     feasible, skipped = [], []

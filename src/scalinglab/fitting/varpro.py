@@ -28,7 +28,7 @@ class VarproStarts:
 
 
 def supports_varpro(law) -> bool:
-    return bool(getattr(law, "varpro_names", ()))
+    return bool(getattr(law, "varpro_names", ())) and law.target_transform == "log"
 
 
 def profile_thetas(law, X: np.ndarray, y: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
@@ -56,7 +56,7 @@ def varpro_starts(law, objective, X: np.ndarray, y: np.ndarray, *, grid: np.ndar
     thetas = profile_thetas(law, X, y, grid)
     logy = np.log(y)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        obj = objective.value(law.log_predict(thetas, X) - logy)
+        obj = objective.value(law.predict_z(thetas, X) - logy)
     obj = np.where(np.isfinite(obj), obj, np.inf)
     idx = [j for j, n in enumerate(law.param_names) if n in law.varpro_names]
     chosen: list[int] = []

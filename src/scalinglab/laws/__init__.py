@@ -1,24 +1,87 @@
-"""Law registry.  Adding a law is one module and one line in ``LAWS``."""
+"""Law registry.  Adding a law is one module and one line in ``_BUILTIN``; users add theirs
+with :func:`register_law` or the ``scalinglab.laws`` entry-point group, or as a formula string
+(``laws/formula.py``)."""
 from __future__ import annotations
 
-from scalinglab.laws.base import Law
+from typing import Mapping
+
+from scalinglab.laws.base import FixedLaw, Law, Param
 from scalinglab.laws.chinchilla import CHINCHILLA, ChinchillaLaw
+from scalinglab.laws.data_constrained import DATA_CONSTRAINED
 from scalinglab.laws.kaplan import KAPLAN, KaplanLaw
 from scalinglab.laws.power import POWER_C, POWER_D, POWER_N, SaturatingPowerLaw
 
-LAWS: dict[str, Law] = {law.name: law for law in (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA)}
+_BUILTIN: tuple[Law, ...] = (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA, DATA_CONSTRAINED)
+LAWS: dict[str, Law] = {law.name: law for law in _BUILTIN}
+ENTRY_POINT_GROUP = "scalinglab.laws"
+_entry_points_loaded = False
 
 
-def get_law(name_or_law) -> Law:
-    """The registered law of that name, or the Law object itself.
+def register_law(law: Law | type, *, replace: bool = False) -> Law:
+    """Add a law (an instance, or a Law subclass that needs no arguments) to the registry so
+    that every command finds it by name.  Returns the instance."""
+    if isinstance(law, type):
+        if not issubclass(law, Law):
+            raise TypeError(f"register_law needs a Law subclass or instance; got class {law.__name__}")
+        law = law()
+    if not isinstance(law, Law):
+        raise TypeError(f"register_law needs a Law subclass or instance; got {type(law).__name__}")
+    if not law.name or not isinstance(law.name, str):
+        raise ValueError("a law needs a non-empty string name to be registered")
+    if law.name in LAWS and LAWS[law.name] is not law and not replace:
+        raise ValueError(f"a law named {law.name!r} is already registered; pass replace=True to replace it")
+    LAWS[law.name] = law
+    return law
 
-    Raises ValueError naming the valid laws for an unknown name.
-    """
+
+def _load_entry_points() -> None:
+    """Laws other packages declare under the ``scalinglab.laws`` entry-point group."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        obj = ep.load()
+        law = register_law(obj, replace=True)
+        if law.name != ep.name:
+            LAWS[ep.name] = law
+
+
+def get_law(name_or_law, *, fixed: Mapping[str, float] | None = None) -> Law:
+    """The law of that registry name, spec dict (``law_from_spec``) or Law object, with
+    ``fixed`` public parameters held at their values.  An unknown name raises ValueError
+    naming the valid laws."""
     if isinstance(name_or_law, Law):
-        return name_or_law
-    if isinstance(name_or_law, str) and name_or_law in LAWS:
-        return LAWS[name_or_law]
-    raise ValueError(f"unknown law {name_or_law!r}; valid laws: {', '.join(LAWS)}")
+        law = name_or_law
+    elif isinstance(name_or_law, Mapping):
+        law = law_from_spec(name_or_law)
+    elif isinstance(name_or_law, str):
+        if name_or_law not in LAWS:
+            _load_entry_points()
+        if name_or_law not in LAWS:
+            raise ValueError(f"unknown law {name_or_law!r}; valid laws: {', '.join(LAWS)} "
+                             f"(or a formula, e.g. law=\"E + A/N**alpha\" with variables={{'N': 'params'}})")
+        law = LAWS[name_or_law]
+    else:
+        raise ValueError(f"law must be a registered name ({', '.join(LAWS)}), a Law or a spec dict; "
+                         f"got {type(name_or_law).__name__}")
+    return law.fix(fixed) if fixed else law
 
 
-__all__ = ["LAWS", "Law", "get_law", "ChinchillaLaw", "KaplanLaw", "SaturatingPowerLaw"]
+def law_from_spec(spec: Mapping) -> Law:
+    """Rebuild a law from ``Law.spec()`` (as stored in fit JSON)."""
+    spec = dict(spec)
+    fixed = spec.pop("fixed", None)
+    if "formula" in spec:
+        from scalinglab.laws.formula import FormulaLaw
+
+        law = FormulaLaw.from_spec(spec)
+    else:
+        law = get_law(spec["name"])
+    return law.fix(fixed) if fixed else law
+
+
+__all__ = ["LAWS", "Law", "Param", "FixedLaw", "get_law", "register_law", "law_from_spec", "ChinchillaLaw",
+           "KaplanLaw", "SaturatingPowerLaw"]

@@ -1,8 +1,9 @@
 """Chinchilla's parametric loss L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2).
 
-Fitted in log space as log L = LSE(a - alpha log N, b - beta log D, e) with E = exp(e),
+Fitted in log space as log L = LSE(e, a - alpha log N, b - beta log D) with E = exp(e),
 A = exp(a), B = exp(b), as Hoffmann et al. (App. D.2) and Besiroglu et al. 2024 do: the
 log-sum-exp keeps every term positive without bounds on a, b, e and conditions the problem.
+Its frontier along C = 6ND is closed form (``laws/allocation.py``).
 """
 from __future__ import annotations
 
@@ -10,7 +11,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalinglab.laws.base import Law, as_theta_2d, log_floor
+import scalinglab.laws.allocation as allocation
+from scalinglab.laws.base import Law, Param, as_theta_2d, log_floor
+
+# Exponents are kept in [0, 5]: a negative exponent makes loss grow with scale, and one far above
+# any published value (0.3-0.8) means a term has vanished from the data (A -> inf, alpha -> 60 was
+# seen on checkpoints of repeated-data runs); at the bound the fit warns instead of printing
+# A = inf.  The log-coefficients are free.
+CHINCHILLA_PARAMS = (
+    Param("E", "e", "log", role="irreducible", description="irreducible loss (nats/token)"),
+    Param("A", "a", "log", role="scale", description="parameter-term coefficient"),
+    Param("B", "b", "log", role="scale", description="data-term coefficient"),
+    Param("alpha", bounds=(0.0, 5.0), role="exponent", description="parameter exponent"),
+    Param("beta", bounds=(0.0, 5.0), role="exponent", description="data exponent"),
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -18,52 +32,43 @@ class ChinchillaLaw(Law):
     name: str = "chinchilla"
     formula: str = "L = E + A/N^alpha + B/D^beta"
     variables: tuple[str, ...] = ("params", "tokens")
-    param_names: tuple[str, ...] = ("a", "b", "e", "alpha", "beta")
-    public_names: tuple[str, ...] = ("E", "A", "B", "alpha", "beta")
-    # Exponents are kept in [0, 5]: a negative exponent makes loss grow with scale, and one far
-    # above any published value (0.3-0.8) means a term has vanished from the data (A -> inf,
-    # alpha -> 60 was seen on checkpoints of repeated-data runs); at the bound the fit warns
-    # instead of printing A = inf. The log-coefficients are free.
-    bounds: tuple = ((None, None), (None, None), (None, None), (0.0, 5.0), (0.0, 5.0))
+    params: tuple[Param, ...] = CHINCHILLA_PARAMS
+    budget: str | None = "6ND"
     varpro_names: tuple[str, ...] = ("alpha", "beta")
+    description: str = "Hoffmann et al. 2022, eq. 2"
+    reference: tuple = (("E", 1.8172), ("A", 482.01), ("B", 2085.43), ("alpha", 0.3478), ("beta", 0.3658))
+    reference_source: str = "Besiroglu et al. 2024 (Epoch AI's refit of Chinchilla), arXiv:2404.10102"
 
-    def _terms(self, theta: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        t, _ = as_theta_2d(theta)
-        logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
-        a, b, e, al, be = (t[:, j:j + 1] for j in range(5))
-        u = np.stack(np.broadcast_arrays(a - al * logn, b - be * logd, e + 0.0 * logn))  # (3, k, n)
-        return u, logn, logd
+    def precompute(self, X):
+        return np.log(np.asarray(X, dtype=float))
 
-    def log_predict(self, theta, X):
-        X = np.asarray(X, dtype=float)
-        _, single = as_theta_2d(theta)
-        u, _, _ = self._terms(theta, X)
-        m = np.max(u, axis=0)
-        out = m + np.log(np.exp(u[0] - m) + np.exp(u[1] - m) + np.exp(u[2] - m))
+    def predict_z(self, theta, X):
+        t, single = as_theta_2d(theta)
+        logX = np.log(np.asarray(X, dtype=float))
+        e, a, b, al, be = (t[:, j:j + 1] for j in range(5))
+        u0 = a - al * logX[:, 0]
+        u1 = b - be * logX[:, 1]
+        m = np.maximum(np.maximum(u0, u1), e)
+        out = m + np.log(np.exp(u0 - m) + np.exp(u1 - m) + np.exp(e - m))
         return out[0] if single else out
 
-    def log_predict_and_jac(self, theta, X, logX=None):
-        # Written out term by term (no stacking): this is the L-BFGS-B inner loop.
-        a, b, e, al, be = np.asarray(theta, dtype=float).reshape(-1)
-        X = np.asarray(X, dtype=float)
-        if logX is None:
-            logX = np.log(X)
+    def predict_z_and_jac(self, theta, X, cache=None):
+        # written out term by term (no stacking): this is the L-BFGS-B inner loop
+        e, a, b, al, be = np.asarray(theta, dtype=float).reshape(-1)
+        logX = self.precompute(X) if cache is None else cache
         logn, logd = logX[:, 0], logX[:, 1]
         u0 = a - al * logn
         u1 = b - be * logd
         m = np.maximum(np.maximum(u0, u1), e)
         e0, e1, e2 = np.exp(u0 - m), np.exp(u1 - m), np.exp(e - m)
         s = e0 + e1 + e2
-        jac = np.empty((X.shape[0], 5))
-        jac[:, 0] = e0 / s                      # softmax weights = d LSE / d term
-        jac[:, 1] = e1 / s
-        jac[:, 2] = e2 / s
-        jac[:, 3] = -jac[:, 0] * logn
-        jac[:, 4] = -jac[:, 1] * logd
+        jac = np.empty((logX.shape[0], 5))
+        jac[:, 0] = e2 / s                      # softmax weights = d LSE / d term
+        jac[:, 1] = e0 / s
+        jac[:, 2] = e1 / s
+        jac[:, 3] = -jac[:, 1] * logn
+        jac[:, 4] = -jac[:, 2] * logd
         return m + np.log(s), jac
-
-    def log_predict_jac(self, theta, X):
-        return self.log_predict_and_jac(theta, X)[1]
 
     def initial_grid(self, X=None):
         """Epoch AI's grid (Besiroglu et al. 2024): alpha, beta in {0, 0.5, ..., 2},
@@ -72,27 +77,33 @@ class ChinchillaLaw(Law):
         es = np.arange(-1.0, 1.0 + 1e-9, 0.5)
         ls = np.arange(0.0, 25.0 + 1e-9, 5.0)
         a, b, e, al, be = np.meshgrid(ls, ls, es, ab, ab, indexing="ij")
-        return np.column_stack([a.ravel(), b.ravel(), e.ravel(), al.ravel(), be.ravel()])
+        return np.column_stack([e.ravel(), a.ravel(), b.ravel(), al.ravel(), be.ravel()])
 
-    def to_public(self, theta):
-        a, b, e, al, be = (float(v) for v in np.asarray(theta, dtype=float).reshape(-1))
-        return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
-                "alpha": al, "beta": be}
+    # ------------------------------------------------------------ frontier (closed form)
+    def closed_form_allocation(self, public, C, constraints=None):
+        return allocation.compute_optimal_allocation(public["E"], public["A"], public["B"], public["alpha"],
+                                                     public["beta"], C)
 
-    def from_public(self, params):
-        return np.array([np.log(params["A"]), np.log(params["B"]), np.log(params["E"]),
-                         params["alpha"], params["beta"]], dtype=float)
+    def closed_form_compute_for_target(self, public, target, constraints=None):
+        return allocation.compute_for_loss(public["E"], public["A"], public["B"], public["alpha"],
+                                           public["beta"], target, on_unreachable="inf")
 
-    # variable projection: with (alpha, beta) fixed, L = A*N^-alpha + B*D^-beta + E*1
+    def derived(self, public):
+        a, b = allocation.allocation_exponents(public["alpha"], public["beta"])
+        G = allocation.allocation_coefficient(public["A"], public["B"], public["alpha"], public["beta"])
+        return {"a": np.asarray(a, dtype=float), "b": np.asarray(b, dtype=float), "G": np.asarray(G, dtype=float)}
+
+    # ------------------------------------------------------------ variable projection
+    # with (alpha, beta) fixed, L = E*1 + A*N^-alpha + B*D^-beta
     def varpro_basis(self, nonlinear, X):
         al, be = np.asarray(nonlinear, dtype=float)
         X = np.asarray(X, dtype=float)
-        return np.column_stack([X[:, 0] ** -al, X[:, 1] ** -be, np.ones(X.shape[0])])
+        return np.column_stack([np.ones(X.shape[0]), X[:, 0] ** -al, X[:, 1] ** -be])
 
     def varpro_theta(self, nonlinear, coefs):
-        A, B, E = log_floor(coefs)
+        e, a, b = log_floor(coefs)
         al, be = np.asarray(nonlinear, dtype=float)
-        return np.array([A, B, E, al, be])
+        return np.array([e, a, b, al, be])
 
     def varpro_grid(self):
         g = np.linspace(0.05, 1.5, 30)

@@ -2,7 +2,8 @@
 
 Fitted in log space: log L = alphaD * LSE((alphaN/alphaD)(nc - log N), dc - log D) with
 Nc = exp(nc), Dc = exp(dc).  Kaplan's published values: alphaN = 0.076, alphaD = 0.103,
-Nc = 6.4e13, Dc = 1.8e13 (Table 2 / eq. 1.5).  There is no irreducible term.
+Nc = 6.4e13, Dc = 1.8e13 (Table 2 / eq. 1.5).  There is no irreducible term; its frontier
+along C = 6ND is found numerically (``laws/frontier.py``).
 """
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scalinglab.laws.base import Law, as_theta_2d, softmax_lse
+from scalinglab.laws.base import Law, Param, as_theta_2d, softmax_lse
+
+KAPLAN_PARAMS = (
+    Param("Nc", "nc", "log", role="scale", description="parameter scale"),
+    Param("Dc", "dc", "log", role="scale", description="data scale"),
+    Param("alpha_n", bounds=(1e-4, None), role="exponent", description="parameter exponent"),
+    Param("alpha_d", bounds=(1e-3, None), role="exponent", description="data exponent (divides; kept from 0)"),
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -18,12 +26,13 @@ class KaplanLaw(Law):
     name: str = "kaplan"
     formula: str = "L = [(Nc/N)^(alpha_n/alpha_d) + Dc/D]^alpha_d"
     variables: tuple[str, ...] = ("params", "tokens")
-    param_names: tuple[str, ...] = ("nc", "dc", "alpha_n", "alpha_d")
-    public_names: tuple[str, ...] = ("Nc", "Dc", "alpha_n", "alpha_d")
-    # alpha_d divides; keep it away from zero.
-    bounds: tuple = ((None, None), (None, None), (1e-4, None), (1e-3, None))
+    params: tuple[Param, ...] = KAPLAN_PARAMS
+    budget: str | None = "6ND"
+    description: str = "Kaplan et al. 2020, eq. 1.5"
+    reference: tuple = (("Nc", 6.4e13), ("Dc", 1.8e13), ("alpha_n", 0.076), ("alpha_d", 0.103))
+    reference_source: str = "Kaplan et al. 2020, Table 2 / eq. 1.5"
 
-    def log_predict(self, theta, X):
+    def predict_z(self, theta, X):
         t, single = as_theta_2d(theta)
         X = np.asarray(X, dtype=float)
         logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
@@ -34,7 +43,7 @@ class KaplanLaw(Law):
         out = ad * (m + np.log(np.exp(u1 - m) + np.exp(u2 - m)))
         return out[0] if single else out
 
-    def log_predict_and_jac(self, theta, X, logX=None):  # Kaplan's form works on ratios, not logs
+    def predict_z_and_jac(self, theta, X, cache=None):
         nc, dc, an, ad = np.asarray(theta, dtype=float).reshape(-1)
         X = np.asarray(X, dtype=float)
         logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
@@ -44,9 +53,6 @@ class KaplanLaw(Law):
         jac = np.column_stack([an * w[0], ad * w[1], w[0] * (nc - logn), s - w[0] * u1])
         return ad * s, jac
 
-    def log_predict_jac(self, theta, X):
-        return self.log_predict_and_jac(theta, X)[1]
-
     def initial_grid(self, X=None):
         """Exponents over {0.025, 0.05, 0.1, 0.2, 0.4, 0.8}; log Nc, log Dc over
         {10, 15, ..., 45} (Kaplan's Nc ~ 6e13 and Dc ~ 2e13 sit near 31): 2,304 points."""
@@ -54,14 +60,6 @@ class KaplanLaw(Law):
         logs = np.arange(10.0, 45.0 + 1e-9, 5.0)
         nc, dc, an, ad = np.meshgrid(logs, logs, exps, exps, indexing="ij")
         return np.column_stack([nc.ravel(), dc.ravel(), an.ravel(), ad.ravel()])
-
-    def to_public(self, theta):
-        nc, dc, an, ad = (float(v) for v in np.asarray(theta, dtype=float).reshape(-1))
-        return {"Nc": float(np.exp(nc)), "Dc": float(np.exp(dc)), "alpha_n": an, "alpha_d": ad}
-
-    def from_public(self, params):
-        return np.array([np.log(params["Nc"]), np.log(params["Dc"]), params["alpha_n"],
-                         params["alpha_d"]], dtype=float)
 
 
 KAPLAN = KaplanLaw()

@@ -1,18 +1,13 @@
-"""Planning: compute-optimal allocation, hardware cost, model shape, and the plan for a big run.
+"""Planning: hardware cost, model shape, and the plan for a big run (the compute-optimal
+frontier itself lives with the laws, ``laws/frontier.py``).
 
-Submodules are imported lazily so that ``import scalinglab.planning`` stays light (the bootstrap
-imports ``planning.allocation`` without pulling in the plan or the shape search).
+Submodules are imported lazily so that ``import scalinglab.planning`` stays light.
 """
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "compute_optimal_allocation": "scalinglab.planning.allocation",
-    "compute_for_loss": "scalinglab.planning.allocation",
-    "allocation_exponents": "scalinglab.planning.allocation",
-    "tokens_per_param": "scalinglab.planning.allocation",
-    "optimal_n_numeric": "scalinglab.planning.allocation",
     "GPUS": "scalinglab.planning.hardware",
     "gpu_spec": "scalinglab.planning.hardware",
     "wall_clock": "scalinglab.planning.hardware",

@@ -23,14 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.planning.allocation import (FLOPS_PER_PARAM_TOKEN, allocation_exponents, compute_for_loss,
-                                            compute_optimal_allocation, optimal_n_numeric)
+from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
+from scalinglab.laws.frontier import allocate, compute_for_target
 from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
 from scalinglab.planning.shape import ShapeRules, ShapeSearch, search_shape
+from scalinglab.util.formatting import fmt_interval, fmt_num
+from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.jsonio import to_jsonable
 
 __all__ = ["Plan", "Approach2Comparison", "plan"]
 
-CHINCHILLA = ("E", "A", "B", "alpha", "beta")
 PREFER_CHOICES = ("auto", "approach2", "approach3")
 
 UNITS = {
@@ -89,8 +91,9 @@ class Plan:
     d_opt_ci: tuple[float, float] | None = None
     tokens_per_param_ci: tuple[float, float] | None = None
     loss_ci: tuple[float, float] | None = None
-    exponents: dict[str, float] | None = None
-    exponents_ci: dict[str, tuple[float, float]] | None = None
+    derived: dict[str, float] | None = None
+    derived_ci: dict[str, tuple[float, float]] | None = None
+    constraints: dict[str, float] | None = None
     target_loss: float | None = None
     compute_for_target: float | None = None
     compute_for_target_ci: tuple[float, float] | None = None
@@ -149,12 +152,14 @@ class Plan:
             f"Tokens per param    {self.tokens_per_param:.3g}{ci(self.tokens_per_param_ci)}",
             f"Predicted loss      {self.loss:.4f} nats/token{ci(self.loss_ci, '{:.4f}')}",
         ]
-        if self.exponents:
+        if self.constraints:
+            lines.append("Constraints         " + ", ".join(f"{k} = {fmt_num(v)}" for k, v in self.constraints.items()))
+        if self.derived:
             parts = []
-            for k, v in self.exponents.items():
-                c = (self.exponents_ci or {}).get(k)
-                parts.append(f"{k} = {v:.3f}" + (f" [{c[0]:.3f}, {c[1]:.3f}]" if c else ""))
-            lines.append("Allocation exponents " + ", ".join(parts) + "   (N* ∝ C^a, D* ∝ C^b)")
+            for k, v in self.derived.items():
+                c = (self.derived_ci or {}).get(k)
+                parts.append(f"{k} = {fmt_num(v, 3)}" + (f" {fmt_interval(c)}" if c else ""))
+            lines.append(f"Law's derived       {', '.join(parts)}")
         lines.append(
             f"Wall-clock          {self.days:.3g} days on {self.gpus} × {self.gpu or 'custom device'} at "
             f"MFU {self.mfu:g} ({self.peak_flops:.4g} FLOP/s peak each)")
@@ -190,7 +195,8 @@ class Plan:
 def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None = None, gpu: str | None = "h100",
          mfu: float = 0.4, gpus: int = 1, peak_flops: float | None = None, isoflop=None, prefer: str = "auto",
          disagree_factor: float = 1.5, data_max_flops: float | None = None, extrapolation_limit: float = 100.0,
-         shape_rules: ShapeRules | None = None, **shape_kwargs) -> Plan:
+         shape_rules: ShapeRules | None = None, constraints: dict[str, float] | None = None,
+         **shape_kwargs) -> Plan:
     """Plan a run from a fitted law: give exactly one of ``budget`` (FLOPs) or ``target_loss``.
 
     fit_or_path: a FitResult or a path to its JSON. gpu / peak_flops / mfu / gpus: hardware for
@@ -202,6 +208,8 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     ``extrapolation_limit`` times beyond it is warned about. shape_rules / shape_kwargs: rules
     for the model shape (``ShapeRules`` fields: vocab_size, context_length, aspect_ratio,
     head_dim, ffn_ratio, ffn_multiple, aspect_tolerance, count_tolerance, tie_embeddings).
+    constraints: the law's other frontier inputs (``Law.frontier_constraints()``), e.g.
+    ``{"unique_tokens": 1e11}`` for a data-constrained law.
     """
     fit = _load_fit(fit_or_path)
     if (budget is None) == (target_loss is None):
@@ -211,7 +219,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     if not (disagree_factor > 1):
         raise ValueError(f"disagree_factor must be a ratio > 1 (e.g. 1.5); got {disagree_factor!r}")
     rules = _shape_rules(shape_rules, shape_kwargs)
-    model = _LawView(fit)
+    model = _LawView(fit, constraints)
     peak, hardware_source = resolve_peak_flops(gpu, peak_flops)
     wall_clock(1.0, gpu, mfu, gpus, peak_flops=peak)  # validate mfu and gpus before any work
 
@@ -234,8 +242,6 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
                 warnings.append(f"{100 * unreachable_share:.0f}% of resamples cannot reach target_loss="
                                 f"{target_loss:g} at any compute (E's interval reaches it): the upper end of the "
                                 f"compute interval is unbounded")
-        elif boot is not None:
-            notes.append(f"no CI for the compute of a target loss with law {model.law!r} (closed form only for chinchilla)")
     else:
         C = float(budget)
         if not (math.isfinite(C) and C > 0):
@@ -313,12 +319,18 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     notes.append("N is in the fit's parameter convention; the shape matches it as non-embedding parameters "
                  "(if the data counted embeddings, add them back: see total params)")
 
-    a_b = model.exponents()
+    gain = model.doubling_gain(C, loss)
+    if gain is not None and gain < 5e-4:
+        warnings.append(f"doubling the compute beyond C={C:.3g} lowers the predicted loss by only {100 * gain:.3f}%: "
+                        f"under these constraints extra compute no longer buys loss"
+                        + (f" ({', '.join(f'{k}={v:.3g}' for k, v in model.constraints.items())})"
+                           if model.constraints else ""))
+    derived, derived_ci = model.derived()
     return Plan(
         law=model.law, budget_flops=C, n_opt=float(n_opt), d_opt=float(d_opt),
         tokens_per_param=float(d_opt / n_opt), loss=float(loss), allocation_source=source, level=level,
         n_opt_ci=n_ci, d_opt_ci=d_ci, tokens_per_param_ci=tpp_ci, loss_ci=loss_ci,
-        exponents=a_b[0], exponents_ci=a_b[1],
+        derived=derived, derived_ci=derived_ci, constraints=model.constraints or None,
         target_loss=None if target_loss is None else float(target_loss),
         compute_for_target=C if target_loss is not None else None, compute_for_target_ci=compute_ci,
         unreachable_share=unreachable_share, gpu=None if peak_flops is not None else gpu, peak_flops=peak,
@@ -335,134 +347,97 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
 # ----------------------------------------------------------------------------------------------
 
 class _LawView:
-    """What the plan needs from a fit: allocation, loss, inverse — point and per resample.
+    """What the plan needs from a fit: allocation, loss, inverse — point and per resample —
+    all through the law's frontier (``laws/frontier.py``)."""
 
-    Chinchilla uses the closed forms of ``allocation``; other laws of (params, tokens) are
-    minimised numerically (point: bounded search on ``fit.predict``; resamples: a log-N grid
-    through the law's vectorised ``log_predict``, refined by a parabola).
-    """
-
-    def __init__(self, fit):
+    def __init__(self, fit, constraints=None):
         self.fit = fit
         self.law = str(fit.law)
+        self.obj = fit.law_object
         self.params = {k: float(v) for k, v in fit.params.items()}
         self.bootstrap = getattr(fit, "bootstrap", None)
-        self.closed_form = set(CHINCHILLA) <= set(self.params)
-        variables = tuple(getattr(fit, "variables", ()) or ())
-        if not self.closed_form and set(variables) != {"params", "tokens"}:
-            raise ValueError(
-                f"law {self.law!r} (variables {variables}) does not model loss in N and D, so it has no "
-                f"compute-optimal allocation; fit a law of params and tokens (law='chinchilla' or 'kaplan')")
-        self._samples = None
-        if self.bootstrap is not None:
-            s = np.atleast_2d(np.asarray(self.bootstrap.samples, dtype=float))
-            self._samples = {name: s[:, i] for i, name in enumerate(self.bootstrap.names)}
+        self.constraints = dict(constraints or {})
+        if not self.obj.has_frontier:
+            raise ValueError(f"law {self.law!r} (features {list(self.obj.variables)}) has no budget to split, so no "
+                             f"compute-optimal allocation; fit a law of params and tokens (e.g. law='chinchilla')")
+        missing = [c for c in self.obj.frontier_constraints() if c not in self.constraints]
+        if missing:
+            raise ValueError(f"law {self.law!r} plans under a limit on {missing}; give it (constraints="
+                             f"{{'{missing[0]}': ...}}, CLI --{missing[0].replace('_', '-')})")
+        self._samples = self.bootstrap.public_samples() if self.bootstrap is not None else None
 
-    # -- chinchilla helpers
-    def _cols(self, source) -> tuple:
-        return tuple(source[k] for k in CHINCHILLA)
+    def _frame(self, n, d) -> dict:
+        n, d = np.atleast_1d(np.asarray(n, dtype=float)), np.atleast_1d(np.asarray(d, dtype=float))
+        frame = {"params": n, "tokens": d, "flops": FLOPS_PER_PARAM_TOKEN * n * d}
+        frame.update({k: np.full(n.shape, float(v)) for k, v in self.constraints.items()})
+        return frame
 
     # -- point
     def allocation(self, C: float) -> tuple[float, float, float]:
-        if self.closed_form:
-            return compute_optimal_allocation(*self._cols(self.params), C)
-        return optimal_n_numeric(lambda n, d: self.loss_at(n, d), C)
+        n, d, loss = allocate(self.obj, self.params, C, self.constraints)
+        if not np.isfinite(n):
+            raise ValueError(f"law {self.law!r} has no interior optimum along 6ND = {C:.3g} for N in "
+                             f"[1e3, C/6e3]: it does not define a compute-optimal N at this budget")
+        return n, d, loss
 
     def loss_at(self, n, d):
-        if self.closed_form:
-            E, A, B, alpha, beta = self._cols(self.params)
-            return E + A * np.asarray(n, dtype=float) ** -alpha + B * np.asarray(d, dtype=float) ** -beta
-        import pandas as pd
-
-        n, d = np.atleast_1d(np.asarray(n, dtype=float)), np.atleast_1d(np.asarray(d, dtype=float))
-        out = np.asarray(self.fit.predict(pd.DataFrame({"params": n, "tokens": d, "flops": 6 * n * d})), dtype=float)
+        out = np.asarray(self.fit.predict(self._frame(n, d)), dtype=float)
         return float(out[0]) if out.size == 1 else out
 
     def compute_for_loss(self, target: float) -> float:
-        if self.closed_form:
-            return compute_for_loss(*self._cols(self.params), target)
-        return _numeric_compute_for_loss(lambda C: self.allocation(C)[2], target)
+        C = float(compute_for_target(self.obj, self.params, target, self.constraints))
+        if not math.isfinite(C):
+            floors = {k: self.params[k] for k in self.obj.names_with_role("irreducible") if k in self.params}
+            raise ValueError(
+                f"target_loss={target:.4g} is not reached by the law's frontier at any compute"
+                + (f" (its irreducible term {', '.join(f'{k}={v:.4g}' for k, v in floors.items())})" if floors else "")
+                + "; choose a higher target_loss, and check the irreducible term's interval (fit with --bootstrap)")
+        return C
 
-    def exponents(self):
-        if not self.closed_form:
+    def derived(self):
+        est = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in self.obj.derived(self.params).items()}
+        if not est:
             return None, None
-        a, b = allocation_exponents(self.params["alpha"], self.params["beta"])
-        est = {"a": float(a), "b": float(b)}
         if self._samples is None:
             return est, None
-        a_s, b_s = allocation_exponents(self._samples["alpha"], self._samples["beta"])
         lvl = float(self.bootstrap.level)
-        return est, {"a": _interval(a_s, lvl), "b": _interval(b_s, lvl)}
+        with np.errstate(all="ignore"):
+            samples = self.obj.derived(self._samples)
+        return est, {k: _interval(v, lvl) for k, v in samples.items()}
+
+    def local_exponent(self, C: float) -> float | None:
+        """d log N* / d log C of the law's frontier at C (Chinchilla's a = β/(α+β))."""
+        try:
+            n_lo = self.allocation(C / 1.05)[0]
+            n_hi = self.allocation(C * 1.05)[0]
+        except ValueError:
+            return None
+        return float(math.log(n_hi / n_lo) / (2 * math.log(1.05)))
+
+    def doubling_gain(self, C: float, loss: float) -> float | None:
+        """Relative loss reduction from doubling the compute along the frontier."""
+        try:
+            loss2 = self.allocation(2 * C)[2]
+        except ValueError:
+            return None
+        return float((loss - loss2) / loss) if math.isfinite(loss2) else None
 
     # -- resamples
     def allocation_samples(self, C: float):
         if self._samples is None:
             return None, None, None
-        if self.closed_form:
-            return compute_optimal_allocation(*self._cols(self._samples), C)
-        logn, loss = self._grid_minimum(C)
-        if logn is None:
-            return None, None, None
-        n = np.exp(logn)
-        return n, C / (FLOPS_PER_PARAM_TOKEN * n), loss
+        with np.errstate(all="ignore"):
+            return allocate(self.obj, self._samples, C, self.constraints)
 
     def loss_samples(self, n: float, d: float):
-        if self._samples is None:
-            return None
-        if self.closed_form:
-            E, A, B, alpha, beta = self._cols(self._samples)
-            return E + A * n ** -alpha + B * d ** -beta
-        out = self._log_predict_samples(np.array([[n, d]]))
-        return None if out is None else np.exp(out[:, 0])
+        out = self.fit.predict_samples(self._frame(n, d))
+        return None if out is None else out[:, 0]
 
     def compute_for_loss_samples(self, target: float):
-        if self._samples is None or not self.closed_form:
+        if self._samples is None:
             return None
-        return np.asarray(compute_for_loss(*self._cols(self._samples), target, on_unreachable="inf"), dtype=float)
-
-    def _log_predict_samples(self, X: np.ndarray):
-        """(B, n) log-loss of every resample at X (columns params, tokens), via the law registry."""
-        try:
-            law = getattr(self.fit, "law_object", None)
-            if law is None:
-                from scalinglab.laws import get_law
-
-                law = get_law(self.law)
-            names = list(self.bootstrap.names)
-            thetas = np.stack([law.from_public(dict(zip(names, row))) for row in self.bootstrap.samples])
-            cols = [X[:, ["params", "tokens"].index(v)] if v in ("params", "tokens") else
-                    FLOPS_PER_PARAM_TOKEN * X[:, 0] * X[:, 1] for v in law.variables]
-            return np.atleast_2d(law.log_predict(thetas, np.column_stack(cols)))
-        except (ImportError, AttributeError, KeyError, ValueError):
-            return None
-
-    def _grid_minimum(self, C: float, n_grid: int = 1601):
-        x = C / FLOPS_PER_PARAM_TOKEN
-        logn = np.linspace(np.log(1e3), np.log(x / 1e3), n_grid)
-        n = np.exp(logn)
-        lp = self._log_predict_samples(np.column_stack([n, x / n]))
-        if lp is None:
-            return None, None
-        j = np.clip(np.nanargmin(np.where(np.isfinite(lp), lp, np.inf), axis=1), 1, n_grid - 2)
-        rows = np.arange(lp.shape[0])
-        y0, y1, y2 = lp[rows, j - 1], lp[rows, j], lp[rows, j + 1]
-        h = logn[1] - logn[0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shift = np.where(y0 - 2 * y1 + y2 > 0, 0.5 * h * (y0 - y2) / (y0 - 2 * y1 + y2), 0.0)
-        return logn[j] + np.clip(shift, -h, h), np.exp(y1)
-
-
-def _numeric_compute_for_loss(frontier, target: float) -> float:
-    """C with frontier(C) = target by bisection in log C (the frontier falls with C)."""
-    from scipy.optimize import brentq
-
-    lo, hi = math.log(1e12), math.log(1e35)
-    f = lambda logc: frontier(math.exp(logc)) - target  # noqa: E731
-    if f(hi) > 0:
-        raise ValueError(f"target_loss={target:g} is not reached below 1e35 FLOPs by this law; choose a higher target_loss")
-    if f(lo) < 0:
-        return math.exp(lo)
-    return math.exp(brentq(f, lo, hi, xtol=1e-10))
+        with np.errstate(all="ignore"):
+            return np.asarray(compute_for_target(self.obj, self._samples, target, self.constraints), dtype=float)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -494,10 +469,10 @@ def _compare(iso, C: float, n3: float, n3_ci, model: _LawView, level, factor: fl
         disagree = max(ratio, 1 / ratio) > factor
         criterion = f"ratio {'beyond' if disagree else 'within'} the factor {factor:g} (no CI on both sides)"
     used = prefer if prefer != "auto" else ("approach2" if disagree else "approach3")
-    a3 = model.exponents()[0]
+    a3 = model.local_exponent(C)
     return Approach2Comparison(n_opt_approach2=n2, n_opt_approach2_ci=n2_ci, n_opt_approach3=float(n3),
                                n_opt_approach3_ci=n3_ci, a_approach2=a2, a_approach2_ci=a2_ci,
-                               a_approach3=None if a3 is None else a3["a"], ratio=float(ratio),
+                               a_approach3=a3, ratio=float(ratio),
                                disagree=bool(disagree), criterion=criterion, used=used)
 
 
@@ -548,13 +523,8 @@ def _interval(values, level: float | None) -> tuple[float, float] | None:
     """Percentile interval at ``level`` keeping +inf (an unreachable target is information)."""
     if values is None or level is None:
         return None
-    v = np.asarray(values, dtype=float).ravel()
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return None
-    big = np.finfo(float).max
-    q = np.quantile(np.where(np.isinf(v) & (v > 0), big, v), [(1 - level) / 2, (1 + level) / 2])
-    return tuple(float(np.inf) if x >= big else float(x) for x in q)
+    lo, hi = percentile_interval(values, level, keep_inf=True)
+    return None if math.isnan(lo) else (lo, hi)
 
 
 def _reciprocal_ci(C: float, n_ci):
@@ -564,15 +534,4 @@ def _reciprocal_ci(C: float, n_ci):
 
 
 def _json(value):
-    if isinstance(value, tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        return f if math.isfinite(f) else (None if math.isnan(f) else ("inf" if f > 0 else "-inf"))
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    return to_jsonable(value)

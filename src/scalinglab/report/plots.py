@@ -13,12 +13,16 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from scalinglab.util.formatting import fmt_interval  # noqa: E402
+from scalinglab.util.intervals import percentile_interval  # noqa: E402
 
 __all__ = ["plot_fit", "plot_isoflop", "plot_frontier", "make_all_plots"]
 
 
 def _budget_levels(df):
-    from scalinglab.fitting.isoflop import budget_ids
+    from scalinglab.data.grouping import budget_ids
 
     return budget_ids(df)
 
@@ -44,19 +48,23 @@ def plot_fit(fit, runs, path: str | Path) -> Path:
         if sel.sum() >= 3 and "tokens" in fit.variables:
             c = float(np.exp(np.mean(np.log(part["flops"]))))
             n = np.geomspace(part["params"].min() / 1.5, part["params"].max() * 1.5, 100)
-            X = np.column_stack([n, c / (6.0 * n)])
-            ax.plot(n, fit.predict(X), color=color, lw=1)
+            # the budget's other inputs (e.g. unique tokens) at their median
+            frame = {k: np.full(n.size, float(part[k].median())) for k in part.columns
+                     if k not in ("params", "tokens", "flops", "loss") and pd.api.types.is_numeric_dtype(part[k])}
+            frame.update({"params": n, "tokens": c / (6.0 * n), "flops": np.full(n.size, c)})
+            ax.plot(n, fit.predict(frame), color=color, lw=1)
     ax.set_xscale("log")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(f"{fit.law} fit: " + ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items()))
     if len(unique) <= 12:
         ax.legend(fontsize=7, ncol=2)
-    resid = np.log(predicted) - np.log(df["loss"].to_numpy(float))
+    law = fit.law_object
+    resid = law.transform.forward(predicted) - law.transform.forward(law.target_values(df))
     axr.scatter(df["params"], resid, s=8, color="k")
     axr.axhline(0, color="grey", lw=0.8)
     axr.set_xscale("log")
     axr.set_xlabel("N (parameters)")
-    axr.set_ylabel("log pred − log obs")
+    axr.set_ylabel(f"{law.target_transform} pred − {law.target_transform} obs")
     return _save(fig, path)
 
 
@@ -87,8 +95,7 @@ def plot_isoflop(iso, runs, path: str | Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("N (parameters)")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title(f"IsoFLOP profiles ({iso.method}); a = {iso.a:.3f} "
-                 f"[{iso.a_ci[0]:.3f}, {iso.a_ci[1]:.3f}]")
+    ax.set_title(f"IsoFLOP profiles ({iso.method}); a = {iso.a:.3f} {fmt_interval(iso.a_ci, 3)}")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -106,20 +113,17 @@ def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] |
                 fmt="o", color="crimson", label="approach 2 minima")
     ax.plot(c, iso.predict_n_opt(c), color="crimson", lw=1,
             label=f"approach 2: N* ∝ C^{iso.a:.3f}")
-    if fit is not None and fit.law == "chinchilla":
-        from scalinglab.planning.allocation import compute_optimal_allocation
+    law = fit.law_object if fit is not None else None
+    if law is not None and law.has_frontier and not law.frontier_constraints():
+        from scalinglab.laws.frontier import allocate
 
-        p = fit.params
-        n_opt, _, _ = compute_optimal_allocation(p["E"], p["A"], p["B"], p["alpha"], p["beta"], c)
+        n_opt, _, _ = allocate(law, fit.params, c)
         ax.plot(c, n_opt, color="navy", lw=1.5, label="approach 3 (law) N*(C)")
         boot = getattr(fit, "bootstrap", None)
-        if boot is not None:
-            names = list(boot.names)
-            s = np.asarray(boot.samples)
-            cols = [s[:, names.index(k)][:, None] for k in ("E", "A", "B", "alpha", "beta")]
-            n_samples, _, _ = compute_optimal_allocation(*cols, c[None, :])
-            q = (1 - boot.level) / 2
-            band = np.nanquantile(n_samples, [q, 1 - q], axis=0)
+        if boot is not None and boot.n_ok:
+            with np.errstate(all="ignore"):
+                n_samples = np.column_stack([allocate(law, boot.public_samples(), float(ci))[0] for ci in c])
+            band = np.array([percentile_interval(n_samples[:, j], boot.level) for j in range(len(c))]).T
             ax.fill_between(c, band[0], band[1], color="navy", alpha=0.2,
                             label=f"approach 3 {int(round(boot.level * 100))}% bootstrap band")
     ax.set_xscale("log")
@@ -134,7 +138,7 @@ def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] |
 def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=None,
                    n_bootstrap: int = 200, seed: int = 0) -> list[Path]:
     """fit.png, isoflop.png and frontier.png for a ladder; fits what it is not given."""
-    from scalinglab.fitting.isoflop import isoflop_approach2
+    from scalinglab.fitting.approach2 import isoflop_approach2
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ __all__ = [
     "optimal_n_numeric",
 ]
 
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6·N·D: forward 2ND + backward 4ND (Kaplan et al. 2020, §2.1)
+from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
 
 
 def _arr(x) -> np.ndarray:

@@ -1,0 +1,477 @@
+"""Laws users bring as a formula string: ``FormulaLaw("E + A/N**alpha + B/D**beta",
+{"N": "params", "D": "tokens"}, log_params=("E", "A", "B"))``.
+
+Safety model.  User text is never evaluated: no ``eval``, ``exec`` or ``compile`` runs on it.
+It is read by ``ast.parse(text, mode="eval")`` and the syntax tree is walked with a whitelist:
+numbers, names, parentheses, unary + and -, binary + - * / ** (``^`` is read as ``**``), and
+calls of :data:`FUNCTIONS` with one positional argument.  Anything else (attribute access,
+subscripts, lambdas, comprehensions, strings, other calls, keywords...) raises ValueError
+naming the offending piece.  What survives becomes a small immutable tree of tuples
+(``("const", 2.0)``, ``("sym", "N")``, ``("neg", x)``, ``("add"|"sub"|"mul"|"div"|"pow", a, b)``,
+``("call", "exp", x)``), picklable, that only this module's numpy code walks.
+
+Symbols.  Names mapped in ``variables`` are features (canonical run columns); every other name
+is a parameter, in order of first appearance.  ``log_params`` are fitted as their logarithm
+(internal name ``log_A``): positive scales are far better conditioned that way.
+
+Differentiation is forward mode: each node returns its value together with a sparse gradient
+{parameter index: d value / d internal theta_j}, combined by the chain rule at every node
+(d a**b = b a**(b-1) da + a**b log(a) db, ...).  Values broadcast as (k, 1) parameters against
+(n,) features, so the same walk evaluates many parameter vectors at once.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from scalinglab.laws.base import TRANSFORMS, Law, Param, as_theta_2d
+
+FUNCTIONS = ("exp", "log", "log10", "sqrt")
+ALLOWED = ("numbers, names, parentheses, unary + and -, binary + - * / ** (^ is read as **), "
+           "and the functions " + ", ".join(f"{f}(x)" for f in FUNCTIONS) + " of one argument")
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
+_KINDS = {ast.Attribute: "attribute access", ast.Subscript: "subscript", ast.Lambda: "lambda",
+          ast.Call: "function call", ast.Constant: "constant", ast.Compare: "comparison",
+          ast.BoolOp: "boolean operator", ast.IfExp: "conditional expression", ast.ListComp: "comprehension",
+          ast.GeneratorExp: "comprehension", ast.SetComp: "comprehension", ast.DictComp: "comprehension",
+          ast.BinOp: "operator", ast.UnaryOp: "operator", ast.Starred: "starred argument"}
+_MAX_LENGTH = 2000
+_LN10 = math.log(10.0)
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def parse_formula(text: str) -> tuple:
+    """The expression tree of ``text`` (an optional ``L = `` prefix is dropped), or ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"formula must be a non-empty string, e.g. 'E + A/N**alpha'; got {text!r}")
+    if len(text) > _MAX_LENGTH:
+        raise ValueError(f"formula is {len(text)} characters long; at most {_MAX_LENGTH} are accepted")
+    src = " ".join(text.split()).replace("^", "**")
+    m = re.fullmatch(r"([A-Za-z_]\w*)\s*=(?!=)(.*)", src)
+    src = m.group(2).strip() if m else src
+    try:
+        body = ast.parse(src, mode="eval").body
+    except SyntaxError as exc:
+        raise ValueError(f"formula {text!r} is not a valid expression ({exc.msg}); a formula may use {ALLOWED}") \
+            from None
+    except (RecursionError, MemoryError):
+        raise ValueError(f"formula {text!r} is nested too deeply") from None
+    return _convert(body, src, text)
+
+
+def _convert(node, src: str, text: str) -> tuple:
+    def bad(why: str):
+        piece = ast.get_source_segment(src, node) or type(node).__name__
+        return ValueError(f"formula {text!r}: {piece!r} ({why}) is not allowed; a formula may use {ALLOWED}")
+
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(f"a {type(v).__name__} constant")
+        if not math.isfinite(float(v)):
+            raise bad("a non-finite number")
+        return ("const", float(v))
+    if isinstance(node, ast.Name):
+        if node.id in FUNCTIONS:
+            raise bad(f"the function {node.id} used without an argument")
+        return ("sym", node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        inner = _convert(node.operand, src, text)
+        return inner if isinstance(node.op, ast.UAdd) else ("neg", inner)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        return (_BINOPS[type(node.op)], _convert(node.left, src, text), _convert(node.right, src, text))
+    if isinstance(node, ast.Call):
+        fname = node.func.id if isinstance(node.func, ast.Name) else None
+        if fname not in FUNCTIONS:
+            raise bad("a call of something other than " + ", ".join(FUNCTIONS))
+        if len(node.args) != 1 or node.keywords or isinstance(node.args[0], ast.Starred):
+            raise bad(f"{fname} takes exactly one positional argument")
+        return ("call", fname, _convert(node.args[0], src, text))
+    raise bad(_KINDS.get(type(node), type(node).__name__))
+
+
+def _symbols(node: tuple, out: list | None = None) -> list[str]:
+    """Names in order of first appearance (left to right)."""
+    out = [] if out is None else out
+    if node[0] == "sym":
+        if node[1] not in out:
+            out.append(node[1])
+    elif node[0] != "const":
+        for child in node[1:]:
+            if isinstance(child, tuple):
+                _symbols(child, out)
+    return out
+
+
+def _infer_roles(tree: tuple, params: Sequence[str]) -> dict[str, str]:
+    """exponent: appears only in exponents; irreducible: a bare top-level summand; scale: a
+    numerator factor of a top-level summand; other: anything else."""
+    def summands(n):
+        return summands(n[1]) + summands(n[2]) if n[0] in ("add", "sub") else \
+            summands(n[1]) if n[0] == "neg" else [n]
+
+    def factors(n):
+        return factors(n[1]) + factors(n[2]) if n[0] == "mul" else \
+            factors(n[1]) if n[0] in ("div", "neg") else [n]
+
+    def count(n, in_exp, acc):
+        if n[0] == "sym":
+            total, exp_ = acc.get(n[1], (0, 0))
+            acc[n[1]] = (total + 1, exp_ + in_exp)
+        elif n[0] == "pow":
+            count(n[1], in_exp, acc)
+            count(n[2], 1, acc)
+        elif n[0] != "const":
+            for child in n[1:]:
+                if isinstance(child, tuple):
+                    count(child, in_exp, acc)
+        return acc
+
+    seen = count(tree, 0, {})
+    tops = summands(tree)
+    roles = {}
+    for p in params:
+        total, in_exp = seen[p]
+        if in_exp == total:
+            roles[p] = "exponent"
+        elif total == 1 and ("sym", p) in tops:
+            roles[p] = "irreducible"
+        elif total == 1 and any(("sym", p) in factors(s) for s in tops):
+            roles[p] = "scale"
+        else:
+            roles[p] = "other"
+    return roles
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def _scale(g: dict, c) -> dict:
+    return {j: d * c for j, d in g.items()}
+
+
+def _merge(ga: dict, ca, gb: dict, cb) -> dict:
+    out = _scale(ga, ca) if ga else {}
+    for j, d in gb.items():
+        out[j] = out[j] + d * cb if j in out else d * cb
+    return out
+
+
+def _forward(node: tuple, env: Mapping[str, tuple], logs: Mapping[str, Any]) -> tuple[Any, dict]:
+    """(value, {j: d value / d theta_j}) of ``node``; ``env`` maps symbols to (value, gradient),
+    ``logs`` the logarithms of the features (reused when a feature is raised to a parameter)."""
+    op = node[0]
+    if op == "const":
+        return node[1], {}
+    if op == "sym":
+        return env[node[1]]
+    if op == "neg":
+        v, g = _forward(node[1], env, logs)
+        return -v, _scale(g, -1.0)
+    if op == "call":
+        v, g = _forward(node[2], env, logs)
+        fname = node[1]
+        out = np.exp(v) if fname == "exp" else np.log(v) if fname == "log" else \
+            np.log10(v) if fname == "log10" else np.sqrt(v)
+        if not g:
+            return out, {}
+        d = out if fname == "exp" else 1.0 / v if fname == "log" else \
+            1.0 / (v * _LN10) if fname == "log10" else 0.5 / out
+        return out, _scale(g, d)
+    a, ga = _forward(node[1], env, logs)
+    b, gb = _forward(node[2], env, logs)
+    if op == "add":
+        return a + b, _merge(ga, 1.0, gb, 1.0)
+    if op == "sub":
+        return a - b, _merge(ga, 1.0, gb, -1.0)
+    if op == "mul":
+        return a * b, _merge(ga, b, gb, a)
+    if op == "div":
+        v = a / b
+        return v, _merge(ga, 1.0 / b, gb, -v / b) if (ga or gb) else {}
+    v = np.power(a, b)                                            # pow
+    if not (ga or gb):
+        return v, {}
+    log_a = (logs[node[1][1]] if node[1][0] == "sym" and node[1][1] in logs else np.log(a)) if gb else 0.0
+    return v, _merge(ga, b * np.power(a, b - 1.0) if ga else 0.0, gb, v * log_a)
+
+
+class _Columns:
+    """The features of one X by symbol, and their logarithms (``FormulaLaw.precompute``)."""
+
+    def __init__(self, symbols: Sequence[str], X):
+        X = np.asarray(X, dtype=float)
+        X = X.reshape(-1, 1) if X.ndim == 1 and len(symbols) == 1 else X
+        if X.ndim != 2 or X.shape[1] != len(symbols):
+            raise ValueError(f"X has shape {X.shape}; this formula needs (n, {len(symbols)}) columns "
+                             f"for {list(symbols)}")
+        self.n = X.shape[0]
+        self.values = {s: X[:, i] for i, s in enumerate(symbols)}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.logs = {s: np.log(X[:, i]) for i, s in enumerate(symbols)}
+
+
+# ------------------------------------------------------------------------------ the law
+
+# default candidates per inferred role, public values (log parameters: their logs, see _candidates)
+_ROLE_CANDIDATES = {
+    "exponent": (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0),
+    "irreducible": (-1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+    "scale": (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
+    "other": (-1.0, 0.0, 0.1, 0.3, 0.5, 1.0, 2.0, 10.0, 100.0, 1e3),
+}
+_LOG_SCALE_CANDIDATES = tuple(float(v) for v in np.arange(-2.0, 12.0 + 1e-9, 1.0))
+GRID_SIZE = 4096
+
+
+def _identifier(s) -> bool:
+    return isinstance(s, str) and s.isidentifier()
+
+
+class FormulaLaw(Law):
+    """A law given as a formula string; see the module docstring.
+
+    formula : e.g. ``"E + A/N**alpha + B/D**beta"``.
+    variables : symbol -> canonical run column (``{"N": "params", "D": "tokens"}``); the order
+        of this mapping is the column order of X.
+    bounds : parameter -> (lo, hi) on the fitted (internal) coordinate, i.e. on log A for a
+        parameter in ``log_params``; None or inf for open.  Keys: public or internal names.
+    starts : parameter -> start values on the internal coordinate; they replace that
+        parameter's default candidates in :meth:`initial_grid`.
+    log_params : parameters fitted as their logarithm (positive scales: conditioning).
+    budget : "auto" ("6ND" when the columns include params and tokens), "6ND" or None.
+    """
+
+    def __init__(self, formula: str, variables: Mapping[str, str], *, name: str | None = None,
+                 bounds: Mapping[str, Sequence] | None = None, starts: Mapping[str, Sequence] | None = None,
+                 log_params: Sequence[str] = (), target: str = "loss", target_transform: str = "log",
+                 budget: str | None = "auto", positive_features: bool = True, description: str = ""):
+        self.tree = parse_formula(formula)
+        self.formula = formula
+        self.name = "formula" if name is None else name
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name={name!r} must be a non-empty string")
+        symbols = _symbols(self.tree)
+        vmap = dict(variables or {})
+        if not vmap:
+            raise ValueError(f"formula {formula!r}: variables must map at least one symbol to a run column, "
+                             f"e.g. {{'N': 'params'}}; its symbols are {symbols}")
+        for sym, col in vmap.items():
+            if sym not in symbols:
+                raise ValueError(f"variables maps {sym!r} -> {col!r}, but {sym!r} is not in formula {formula!r} "
+                                 f"(its symbols are {symbols})")
+            if not _identifier(col):
+                raise ValueError(f"variables maps {sym!r} -> {col!r}: the column must be a run column name "
+                                 f"such as params, tokens, flops, unique_tokens, epochs, lr, batch_size, "
+                                 f"precision_bits, step")
+        dup = sorted({c for c in vmap.values() if list(vmap.values()).count(c) > 1})
+        if dup:
+            raise ValueError(f"variables maps several symbols to the same column(s) {dup}: {vmap}")
+        names = [s for s in symbols if s not in vmap]
+        if not names:
+            raise ValueError(f"formula {formula!r} has no parameters to fit (every symbol is a variable)")
+        logs = tuple(dict.fromkeys(log_params or ()))
+        self._check_known(logs, names, "log_params")
+        internal = {p: f"log_{p}" if p in logs else p for p in names}
+        clash = [p for p in logs if internal[p] in names]
+        if clash:
+            raise ValueError(f"log_params {clash}: the internal names {[internal[p] for p in clash]} are "
+                             f"also parameters of formula {formula!r}; rename one")
+        alias = {**{v: k for k, v in internal.items()}, **{p: p for p in names}}
+        self._check_known(bounds or {}, list(alias), "bounds")
+        self._check_known(starts or {}, list(alias), "starts")
+        self._bounds = {alias[k]: self._clean_bounds(k, v) for k, v in (bounds or {}).items()}
+        self._starts = {alias[k]: self._clean_starts(k, v) for k, v in (starts or {}).items()}
+        if target_transform not in TRANSFORMS:
+            raise ValueError(f"target_transform={target_transform!r} is not one of {list(TRANSFORMS)}")
+        if not _identifier(target):
+            raise ValueError(f"target={target!r} must be a run column name, e.g. 'loss'")
+        if budget == "auto":
+            budget = "6ND" if {"params", "tokens"} <= set(vmap.values()) else None
+        elif budget not in ("6ND", None):
+            raise ValueError(f"budget={budget!r} must be 'auto', '6ND' or None")
+        roles = _infer_roles(self.tree, names)
+        self.symbol_map = vmap
+        self.variables = tuple(vmap.values())
+        self.log_params = logs
+        self.target, self.target_transform, self.budget = target, target_transform, budget
+        self.positive_features = bool(positive_features)
+        self.description = description
+        self.varpro_names = ()
+        self.params = tuple(Param(p, internal[p], "log" if p in logs else "identity",
+                                  self._bounds.get(p, (None, None)), roles[p]) for p in names)
+
+    def _check_known(self, keys, known, what: str) -> None:
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ValueError(f"{what} names {unknown}, not parameter(s) of formula {self.formula!r}; "
+                             f"its parameters are {known}")
+
+    @staticmethod
+    def _clean_bounds(key, v) -> tuple:
+        try:
+            lo, hi = (None if b is None else float(b) for b in v)
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds[{key!r}]={v!r} must be a pair (lo, hi) of numbers or None") from None
+        lo = None if lo == -math.inf else lo
+        hi = None if hi == math.inf else hi
+        if any(b is not None and not math.isfinite(b) for b in (lo, hi)) or \
+                (lo is not None and hi is not None and lo > hi):
+            raise ValueError(f"bounds[{key!r}]={v!r} must be a pair lo <= hi (None or inf for open)")
+        return (lo, hi)
+
+    @staticmethod
+    def _clean_starts(key, v) -> tuple:
+        arr = np.atleast_1d(np.asarray(v, dtype=float)).ravel()
+        if arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise ValueError(f"starts[{key!r}]={v!r} must be one or more finite numbers (internal coordinate)")
+        return tuple(float(x) for x in arr)
+
+    # ---------------------------------------------------------------- prediction
+    def precompute(self, X):
+        return _Columns(tuple(self.symbol_map), X)
+
+    def _env(self, t, cols: _Columns, grad: bool) -> dict:
+        env = {s: (v, {}) for s, v in cols.values.items()}
+        for j, p in enumerate(self.params):
+            v = np.exp(t[..., j:j + 1]) if p.transform == "log" else t[..., j:j + 1]
+            if t.ndim == 1:
+                v = v[0]
+            env[p.name] = (v, {j: (v if p.transform == "log" else 1.0)} if grad else {})
+        return env
+
+    def _f(self, theta, X) -> tuple[np.ndarray, bool]:
+        t, single = as_theta_2d(theta)
+        cols = X if isinstance(X, _Columns) else self.precompute(X)
+        with np.errstate(all="ignore"):
+            f, _ = _forward(self.tree, self._env(t, cols, False), cols.logs)
+        return np.broadcast_to(f, (t.shape[0], cols.n)).astype(float), single
+
+    def predict_z(self, theta, X):
+        f, single = self._f(theta, X)
+        with np.errstate(all="ignore"):
+            z = self.transform.forward(f)
+        return z[0] if single else z
+
+    def predict_z_and_jac(self, theta, X, cache=None):
+        t = np.asarray(theta, dtype=float).reshape(-1)
+        cols = cache if isinstance(cache, _Columns) else self.precompute(X)
+        jac = np.zeros((cols.n, t.size))
+        with np.errstate(all="ignore"):
+            f, grads = _forward(self.tree, self._env(t, cols, True), cols.logs)
+            f = np.broadcast_to(np.asarray(f, dtype=float), (cols.n,))
+            for j, d in grads.items():
+                jac[:, j] = d
+            if self.target_transform == "log":
+                return np.log(f), jac / f[:, None]
+            if self.target_transform == "logit":
+                return np.log(f) - np.log1p(-f), jac / (f * (1.0 - f))[:, None]
+        return f.copy(), jac
+
+    def check_prediction(self, theta, X) -> None:
+        """ValueError naming the rows (1-based) where the formula's value at ``theta`` is not a
+        valid target (non-finite; non-positive for 'log'; outside (0, 1) for 'logit')."""
+        f = self._f(np.asarray(theta, dtype=float).reshape(-1), X)[0][0]
+        bad = np.flatnonzero(~self.transform.valid(f))
+        if bad.size:
+            rows = ", ".join(str(i + 1) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+            params = ", ".join(f"{k}={v:.6g}" for k, v in self.to_public(theta).items())
+            raise ValueError(f"formula {self.formula!r} with {params} gives invalid predictions at rows {rows} "
+                             f"({bad.size} of {f.size} rows, e.g. {float(f[bad[0]]):.6g}); each must be "
+                             f"{self.transform.domain}")
+
+    # ---------------------------------------------------------------- starts
+    def _candidates(self, p: Param) -> np.ndarray:
+        if p.name in self._starts:
+            return np.array(self._starts[p.name])
+        if p.transform == "log" and p.role in ("scale", "other"):
+            return np.array(_LOG_SCALE_CANDIDATES)
+        vals = np.array(_ROLE_CANDIDATES[p.role])
+        return np.log(vals[vals > 0]) if p.transform == "log" else vals
+
+    def initial_grid(self, X=None):
+        """Per parameter a candidate set (its ``starts``, else by inferred role: exponents
+        {0, 0.05, ..., 2}; irreducible terms {-1, 0, ..., 10}; scales {0.1, 1, ..., 1e5}, or
+        log-scales {-2, -1, ..., 12}; others {-1, 0, 0.1, ..., 1000}; log parameters take the
+        logs of the positive values).  The full product when it has at most ``GRID_SIZE`` rows,
+        else ``GRID_SIZE`` rows where every parameter cycles through its candidates in a
+        fixed-seed shuffled order (each candidate equally often).  Clipped to bounds.  ``X`` is
+        not used."""
+        cands = [self._candidates(p) for p in self.params]
+        if math.prod(len(c) for c in cands) <= GRID_SIZE:
+            grid = np.stack(np.meshgrid(*cands, indexing="ij"), axis=-1).reshape(-1, len(cands))
+        else:
+            rng = np.random.default_rng(0)
+            grid = np.column_stack([rng.permutation(np.resize(c, GRID_SIZE)) for c in cands])
+        lo, hi = self.bounds_arrays()
+        return np.unique(np.clip(grid, lo, hi), axis=0)
+
+    # ---------------------------------------------------------------- frontier and identity
+    def frontier_constraints(self):
+        if self.budget is None:
+            return ()
+        return tuple(v for v in self.variables if v not in ("params", "tokens", "flops"))
+
+    def spec(self) -> dict:
+        return {"name": self.name, "formula": self.formula, "variables": dict(self.symbol_map),
+                "bounds": {k: list(v) for k, v in self._bounds.items()},
+                "starts": {k: list(v) for k, v in self._starts.items()}, "log_params": list(self.log_params),
+                "target": self.target, "target_transform": self.target_transform, "budget": self.budget,
+                "positive_features": self.positive_features, "description": self.description}
+
+    _SPEC_KEYS = ("name", "formula", "variables", "bounds", "starts", "log_params", "target", "target_transform",
+                  "budget", "positive_features", "description")
+
+    @classmethod
+    def from_spec(cls, spec: Mapping) -> "FormulaLaw":
+        spec = dict(spec)
+        unknown = [k for k in spec if k not in cls._SPEC_KEYS]
+        if unknown or "formula" not in spec or "variables" not in spec:
+            raise ValueError(f"a formula law spec needs 'formula' and 'variables' and may have "
+                             f"{list(cls._SPEC_KEYS)}; got keys {list(spec)}"
+                             + (" (held-fixed values: use scalinglab.laws.law_from_spec)" if "fixed" in spec else ""))
+        return cls(spec.pop("formula"), spec.pop("variables"), **spec)
+
+    def __reduce__(self):
+        return (_from_spec, (self.spec(),))
+
+    def __eq__(self, other):
+        return isinstance(other, FormulaLaw) and self.spec() == other.spec()
+
+    def __hash__(self):
+        return hash(json.dumps(self.spec(), sort_keys=True))
+
+
+def _from_spec(spec):
+    return FormulaLaw.from_spec(spec)
+
+
+def parse_variable_map(items: Sequence[str] | str) -> dict[str, str]:
+    """``["N=params", "D=tokens"]`` (or ``"N=params,D=tokens"``) -> {"N": "params", "D": "tokens"}."""
+    parts = [items] if isinstance(items, str) else list(items)
+    out: dict[str, str] = {}
+    for part in parts:
+        for item in str(part).split(","):
+            if not item.strip():
+                continue
+            sym, eq, col = (s.strip() for s in item.partition("="))
+            if not eq or not _identifier(sym) or not _identifier(col):
+                raise ValueError(f"variable mapping {item.strip()!r} must look like SYMBOL=column, "
+                                 f"e.g. N=params or D=tokens")
+            if sym in out:
+                raise ValueError(f"variable mapping {item.strip()!r}: symbol {sym!r} is already mapped to "
+                                 f"{out[sym]!r}")
+            out[sym] = col
+    if not out:
+        raise ValueError("no variable mappings given; expected items like N=params D=tokens")
+    return out
+
+
+__all__ = ["FUNCTIONS", "FormulaLaw", "parse_formula", "parse_variable_map"]

@@ -1,0 +1,1 @@
+"""Small helpers with one job each: intervals, JSON, number formatting, BLAS threads."""
