@@ -1,5 +1,5 @@
 """The data-constrained law of Muennighoff et al. 2023, "Scaling Data-Constrained Language Models"
-(NeurIPS 2023, arXiv:2305.16264, section 3.1 and appendix A, eqs. 5-7 and 16-17).
+(NeurIPS 2023, arXiv:2305.16264, section 3.1 and appendix A).
 
     L(N, D, U) = E + A / N'^alpha + B / D'^beta
 
@@ -13,7 +13,7 @@ Repeated tokens and excess parameters are worth less than fresh ones; both decay
     R_N = N / U_N - 1                     excess-parameter "repetitions" (0 when N <= N_opt(U_D))
     N'  = U_N + U_N R*_N (1 - exp(-R_N / R*_N))          effective parameters, at most U_N (1 + R*_N)
 
-N_opt(U_D) is the paper's own definition (appendix A, eq. 7): set D_opt = U_D in Chinchilla's
+N_opt(U_D) is the paper's own definition (appendix A): set D_opt = U_D in Chinchilla's
 closed form along C = 6ND (``laws/allocation.py``) and map it back to N_opt, with the law's OWN
 Chinchilla-part parameters (A, B, alpha, beta):
 
@@ -42,9 +42,10 @@ alpha = beta tied on 54 points read off Chinchilla's C4 IsoFLOP figure (Huber de
 log loss, LSE, L-BFGS from a grid a, b in linspace(0, 25, 5), e in linspace(-1, 1, 4), alpha
 in linspace(0, 2, 4)): a, b, e, alpha = 6.255414, 7.3049974, 0.6254804, 0.3526596, i.e.
 E = 1.869, A = 520.8, B = 1487.7, alpha = beta = 0.3527 (U_N = 0.051 U_D).  Then, with those
-five fixed, R*_D and R*_N by the same Huber/LSE objective on 182 final losses of their own runs
-(7M-9B parameters, 1-500 epochs; runs where excess epochs/parameters raised the loss removed),
-torch L-BFGS started from R*_D, R*_N in linspace(0, 20, 4): R*_D = 15.387756, R*_N = 5.309743,
+five fixed, R*_D and R*_N by the same Huber/LSE objective on 182 losses of their own runs
+(final losses plus a few checkpoints; 7M-9B parameters, 1-500 epochs; runs where excess epochs
+or parameters raised the loss removed), torch L-BFGS started from R*_D, R*_N in
+linspace(0, 20, 4) (the paper's text says {0, 4, ..., 20}): R*_D = 15.387756, R*_N = 5.309743,
 objective 0.015826.  See ``benchmarks/repro_datablations.py`` for what the shared data give.
 """
 from __future__ import annotations
@@ -61,7 +62,7 @@ from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, Param, as_theta_2d
 __all__ = ["DataConstrainedLaw", "DATA_CONSTRAINED", "MUENNIGHOFF_2023", "effective_tokens",
            "effective_params", "unique_params", "loss_limit"]
 
-# Muennighoff et al. 2023, appendix A (eq. 17) and their notebook: the C4 base fit and the decay
+# Muennighoff et al. 2023, appendix A, and their notebook (utils/parametric_fit.ipynb): the C4 base fit and the decay
 # constants.  A = exp(6.255414), B = exp(7.3049974), E = exp(0.6254804).
 MUENNIGHOFF_2023 = {
     "E": math.exp(0.6254804),
@@ -99,7 +100,7 @@ def _decayed_log(log_u, R, s):
 
 
 def effective_tokens(tokens, unique_tokens, R_D_star):
-    """D' of ``tokens`` seen from a pool of ``unique_tokens`` (U_D = min(U, D), eq. 5)."""
+    """D' of ``tokens`` seen from a pool of ``unique_tokens`` (U_D = min(U, D))."""
     D = np.asarray(tokens, dtype=float)
     UD = np.minimum(np.asarray(unique_tokens, dtype=float), D)
     R = np.maximum(D / UD - 1.0, 0.0)
@@ -115,7 +116,7 @@ def unique_params(unique_tokens, A, B, alpha, beta):
 
 
 def effective_params(params, tokens, unique_tokens, A, B, alpha, beta, R_N_star):
-    """N' of a model of ``params`` trained on ``tokens`` from a pool of ``unique_tokens`` (eq. 6)."""
+    """N' of a model of ``params`` trained on ``tokens`` from a pool of ``unique_tokens``."""
     N = np.asarray(params, dtype=float)
     UD = np.minimum(np.asarray(unique_tokens, dtype=float), np.asarray(tokens, dtype=float))
     UN = np.minimum(N, unique_params(UD, A, B, alpha, beta))
@@ -152,9 +153,9 @@ class DataConstrainedLaw(Law):
     variables: tuple[str, ...] = ("params", "tokens", "unique_tokens")
     params: tuple[Param, ...] = DATA_CONSTRAINED_PARAMS
     budget: str | None = "6ND"
-    description: str = "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', eqs. 5-7"
+    description: str = "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', section 3.1"
     reference: tuple = tuple(MUENNIGHOFF_2023.items())
-    reference_source: str = ("Muennighoff et al. 2023, arXiv:2305.16264, appendix A eq. 17 (C4 base fit with "
+    reference_source: str = ("Muennighoff et al. 2023, arXiv:2305.16264, appendix A (C4 base fit with "
                              "alpha = beta tied; R*_D, R*_N fitted with it held fixed)")
 
     # ---------------------------------------------------------------- data
