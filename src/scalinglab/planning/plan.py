@@ -154,6 +154,9 @@ class Plan:
         ]
         if self.constraints:
             lines.append("Constraints         " + ", ".join(f"{k} = {fmt_num(v)}" for k, v in self.constraints.items()))
+            if self.constraints.get("unique_tokens"):
+                lines.append(f"Epochs              {self.d_opt / self.constraints['unique_tokens']:.3g} over the "
+                             f"unique tokens")
         if self.derived:
             parts = []
             for k, v in self.derived.items():
