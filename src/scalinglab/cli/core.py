@@ -187,6 +187,10 @@ def plan(
         if (budget is None) == (target_loss is None):
             raise typer.BadParameter("give exactly one of --budget or --target-loss")
         fit_result = FitResult.from_json(fit_json)
+        needs = fit_result.law_object.frontier_constraints()
+        if "unique_tokens" in needs and unique_tokens is None:
+            raise typer.BadParameter(f"law {fit_result.law!r} plans under a unique-token limit: give --unique-tokens "
+                                     f"(e.g. --unique-tokens 1e10)")
         iso = None
         if runs:
             from scalinglab.fitting.approach2 import isoflop_approach2

@@ -365,8 +365,8 @@ class _LawView:
                              f"compute-optimal allocation; fit a law of params and tokens (e.g. law='chinchilla')")
         missing = [c for c in self.obj.frontier_constraints() if c not in self.constraints]
         if missing:
-            raise ValueError(f"law {self.law!r} plans under a limit on {missing}; give it (constraints="
-                             f"{{'{missing[0]}': ...}}, CLI --{missing[0].replace('_', '-')})")
+            raise ValueError(f"law {self.law!r} plans under a limit on {missing}; give it as "
+                             f"constraints={{'{missing[0]}': ...}}")
         self._samples = self.bootstrap.public_samples() if self.bootstrap is not None else None
 
     def _frame(self, n, d) -> dict:
