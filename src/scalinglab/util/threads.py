@@ -9,12 +9,35 @@ numpy is imported) and restores it on exit.
 from __future__ import annotations
 
 import contextlib
+import functools
+
+_depth = 0          # blocks of this process already inside single_threaded_blas
+
+
+@functools.lru_cache(maxsize=1)
+def _controller():
+    """threadpoolctl's view of the loaded BLAS libraries, scanned once (the scan costs ~1 ms;
+    numpy and scipy load their BLAS at import, before any fit)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """Run the block with one BLAS thread, then restore the previous count."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    """Run the block with one BLAS thread, then restore the previous count.  Nested blocks
+    (each bootstrap resample's fit inside the bootstrap's own block) cost nothing."""
+    global _depth
+    if _depth:
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+        return
+    with _controller().limit(limits=1, user_api="blas"):
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
