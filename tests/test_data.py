@@ -199,6 +199,7 @@ def test_inconsistent_tokens_and_flops(tmp_path):
     message = str(info.value)
     assert "data row 2 (line 3 of the file), column 'tokens' vs column 'flops'" in message
     assert "flops_tolerance" in message and "'flops': None" in message
+    assert "map it to budget instead of flops" in message and "--map budget=" in message
     assert len(info.value.errors) == 1                # row 1 agrees exactly
     loose = load_runs(path, flops_tolerance=0.25)     # the documented ways out
     assert loose.df["tokens"].iloc[1] == 1.2e9 and loose.df["flops"].iloc[1] == 6e17
@@ -437,6 +438,151 @@ def test_datablations_loads_with_its_flops_column_ignored():
     assert len(table) == len(raw)
     assert set(table.df["params"]) == {2.8e9, 4.2e9, 8.7e9}
     assert set(table.df["group"]) == {"c4", "oscar"}
+
+
+# ----------------------------------------------------------------------------------------------
+# budget: the nominal IsoFLOP budget a run belongs to (a label, not a FLOP count of the run)
+# ----------------------------------------------------------------------------------------------
+
+def test_budget_is_canonical_numeric_and_documented():
+    from scalinglab.data import schema
+
+    assert "budget" in CANONICAL_COLUMNS and "budget" in schema.NUMERIC_COLUMNS
+    assert "budget" in schema.COLUMN_HELP and "``budget``" in schema.__doc__
+    # a label, not where a run sits: it must not split one run entered twice into two
+    assert "budget" not in schema._COORDINATE_COLUMNS
+
+
+def test_budget_bad_values_name_file_row_column_value(tmp_path):
+    # 6·N·D = 1e19 on every row but the last (6·1e6·1e6 = 6e12, labelled '6T')
+    path = write_csv(tmp_path, "params,tokens,FLOP budget,loss\n"
+                               "1e8,1.6666666666666666e10,1e19,3.0\n"
+                               "2e8,8.333333333333333e9,abc,3.0\n"
+                               "5e7,3.3333333333333332e10,-1e19,3.0\n"
+                               "4e8,4.166666666666667e9,inf,3.0\n"
+                               "1e9,1.6666666666666667e9,,3.0\n"
+                               "1e6,1e6,6T,3.0\n")
+    with pytest.raises(RunDataError) as info:
+        load_runs(path, mapping={"budget": "FLOP budget"})
+    expected = "the run's positive nominal FLOP budget in FLOPs, e.g. 1e19"
+    assert info.value.errors == [
+        f"data row 2 (line 3 of the file), column 'budget' (from 'FLOP budget'): 'abc' is not a number; "
+        f"expected {expected}",
+        f"data row 3 (line 4 of the file), column 'budget' (from 'FLOP budget'): -1e+19 is not valid; "
+        f"expected {expected}",
+        f"data row 4 (line 5 of the file), column 'budget' (from 'FLOP budget'): inf is not finite; "
+        f"expected {expected}",
+    ]
+    assert str(info.value).startswith(f"{path}: 3 problem(s)")
+    # the same cells fixed: '1e19' strings and suffixes parse as flops do; an empty label is allowed
+    # (optional column) when tokens are given
+    text = path.read_text().replace("abc", "1e19").replace("-1e19", "1e19").replace("inf", "1e19")
+    table = load_runs(write_csv(tmp_path, text, "fixed.csv"), mapping={"budget": "FLOP budget"})
+    assert table.df["budget"].dtype == np.float64
+    assert table.df["budget"].tolist()[:4] == [1e19] * 4 and table.df["budget"].iloc[5] == 6e12
+    assert np.isnan(table.df["budget"].iloc[4])
+
+
+def test_budget_in_another_unit_is_rejected_naming_the_row(tmp_path):
+    # 6·N·D = 6·1e8·2e10 = 1.2e19 on both rows; row 2 gives the budget in exaFLOPs
+    path = write_csv(tmp_path, "params,tokens,FLOP budget,loss\n1e8,2e10,1e19,3.0\n1e8,2e10,12,3.1\n")
+    for tolerance in (0.05, None):          # flops_tolerance has nothing to do with it
+        with pytest.raises(RunDataError) as info:
+            load_runs(path, mapping={"budget": "FLOP budget"}, flops_tolerance=tolerance)
+        assert len(info.value.errors) == 1
+        message = info.value.errors[0]
+        assert message.startswith("data row 2 (line 3 of the file), column 'budget' (from 'FLOP budget'): 12 is ")
+        assert "6·N·D = 6·1e+08·2e+10 = 1.2e+19" in message and "factor of 10" in message
+        assert "the budget column should be the run's FLOP budget in FLOPs" in message
+
+
+@pytest.mark.parametrize("label,ok", [(1.1e20, True), (1.3e20, False), (1.3e18, True), (1.1e18, False)])
+def test_budget_may_differ_from_6ND_by_up_to_a_factor_of_10_either_way(label, ok):
+    df = pd.DataFrame({"params": [1e8], "tokens": [2e10], "budget": [label], "loss": [3.0]})   # 6ND = 1.2e19
+    if ok:
+        assert load_runs(df).df["budget"].iloc[0] == label
+    else:
+        with pytest.raises(RunDataError, match=r"row 1, column 'budget': .*more than a factor of 10 off"):
+            load_runs(df)
+
+
+def test_budget_is_checked_against_an_exact_flop_count_when_the_runs_record_one():
+    # sweep-store rows: tiny models with a large vocabulary spend most FLOPs in the LM head, so
+    # the planned budget (exact count) is 30x 6·N·D; it agrees with the exact count the store records
+    df = pd.DataFrame({"params": [1e4, 2e4], "tokens": [1e6, 5e5], "budget": [1.8e12, 1.8e12],
+                       "flops_exact": [1.8e12, 1.79e12], "loss": [5.0, 4.9]})
+    assert len(load_runs(df)) == 2
+    with pytest.raises(RunDataError, match="factor of 10"):
+        load_runs(df.drop(columns="flops_exact"))
+
+
+def test_tokens_and_flops_filled_from_budget_when_neither_is_given(tmp_path):
+    path = write_csv(tmp_path, "Model Size,FLOP budget,loss\n1e8,1e19,3.0\n4e8,6e18,3.1\n")
+    table = load_runs(path, mapping={"params": "Model Size", "budget": "FLOP budget"})
+    # IsoFLOP runs spend their budget: D = budget/(6N), C = 6·N·D
+    np.testing.assert_allclose(table.df["tokens"], [1e19 / 6e8, 6e18 / 2.4e9], rtol=1e-15)
+    np.testing.assert_allclose(table.df["flops"], 6 * table.df["params"] * table.df["tokens"], rtol=1e-15)
+    np.testing.assert_allclose(table.df["flops"], [1e19, 6e18], rtol=1e-15)
+    assert table.df["budget"].tolist() == [1e19, 6e18]
+    assert any("tokens = budget/(6·params)" in note for note in table.notes)
+    missing = write_csv(tmp_path, "params,budget,loss\n1e8,1e19,3.0\n4e8,,3.1\n", "missing.csv")
+    with pytest.raises(RunDataError) as info:
+        load_runs(missing)
+    assert info.value.errors == ["data row 2 (line 3 of the file), column 'budget': value is missing and "
+                                 "the data have no tokens or flops column; give the budget (or D as "
+                                 "tokens, or C as flops) for every row"]
+
+
+def test_given_tokens_and_flops_win_and_budget_is_only_the_label():
+    df = pd.DataFrame({"params": [1e8, 1e8], "tokens": [2e10, np.nan], "flops": [np.nan, 1.5e19],
+                       "budget": [1.5e19, 1.5e19], "loss": [3.0, 2.9]})
+    table = load_runs(df)                     # 6ND = 1.2e19 vs label 1.5e19: 25% off, not an error
+    assert table.df["tokens"].tolist() == pytest.approx([2e10, 2.5e10], rel=1e-15)
+    assert table.df["flops"].tolist() == pytest.approx([1.2e19, 1.5e19], rel=1e-15)
+    assert table.df["budget"].tolist() == [1.5e19, 1.5e19]
+
+
+def test_same_run_with_two_budget_labels_is_a_duplicate():
+    df = pd.DataFrame({"params": [1e8, 1e8], "tokens": [2e10, 2e10], "budget": [1e19, 1.5e19],
+                       "loss": [3.0, 3.0]})
+    with pytest.raises(RunDataError, match=r"row 1 and row 2 are duplicates: same params=1e\+08, tokens=2e\+10"):
+        load_runs(df)
+
+
+def test_ladder_labelled_off_6ND_loads_with_budget_mapped_and_approach2_uses_the_labels(tmp_path):
+    from scalinglab.cli.render import parse_mapping
+    from scalinglab.data.grouping import budget_ids
+    from scalinglab.fitting.approach2 import isoflop_approach2
+
+    # A published-style ladder: each run is labelled with its nominal budget, but by the ladder's
+    # own FLOP count its 6·N·D is 10-30% above or below the label (differently for every run)
+    rng = np.random.default_rng(0)
+    labels = [1e17, 1e18, 1e19, 1e20]
+    rows = []
+    for c in labels:
+        n_opt = 0.08 * c ** 0.5
+        for n in n_opt * np.geomspace(1 / 6, 6, 9):
+            off = rng.uniform(0.10, 0.30) * rng.choice([-1.0, 1.0])
+            d = c * (1 + off) / (6 * n)
+            rows.append({"Model Size": n, "Tokens": d, "FLOP budget": f"{c:.0e}", "Loss": chinchilla(n, d)})
+    path = tmp_path / "ladder.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    base = {"params": "Model Size", "tokens": "Tokens", "loss": "Loss"}
+
+    with pytest.raises(RunDataError) as info:            # the label as flops: refused, with the way out
+        load_runs(path, mapping={**base, "flops": "FLOP budget"})
+    assert len(info.value.errors) == len(rows) and "map it to budget instead of flops" in str(info.value)
+
+    mapping = {**base, **parse_mapping(["budget=FLOP budget"])}      # CLI: --map budget="FLOP budget"
+    table = load_runs(path, mapping=mapping)
+    assert len(table) == len(rows)
+    assert sorted(table.df["budget"].unique()) == labels
+    np.testing.assert_allclose(table.df["flops"], 6 * table.df["params"] * table.df["tokens"], rtol=1e-15)
+    assert len(np.unique(budget_ids(table.df, "flops"))) > len(labels)   # C alone would split budgets
+
+    res = isoflop_approach2(table, n_bootstrap=0)        # budget_column="auto" takes budget
+    assert res.budgets["flops"].tolist() == labels
+    assert (res.budgets["n_points"] == 9).all()
 
 
 # ----------------------------------------------------------------------------------------------

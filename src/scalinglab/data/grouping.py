@@ -2,9 +2,10 @@
 
 One rule, used by approach 2, hold-out validation and the plots alike: with
 ``budget_column="flops"`` runs whose C agree within a relative tolerance form one budget
-(:func:`cluster_levels`); any other column groups runs by its distinct labels. ``"auto"`` takes a
-sweep store's ``budget`` column when the runs have one (its ``flops`` is the canonical 6·N·D,
-which for small models spreads widely inside one budget), else ``flops``.
+(:func:`cluster_levels`); any other column groups runs by its distinct labels. ``"auto"`` takes the
+canonical ``budget`` column (the nominal IsoFLOP budget a ladder or a sweep store labels each run
+with) when the runs have one, since ``flops`` is the canonical 6·N·D, which for small models or
+another FLOP convention spreads widely inside one budget; else ``flops``.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def cluster_levels(values: np.ndarray, rtol: float) -> np.ndarray:
 
 
 def resolve_budget_column(df: pd.DataFrame, budget_column: str = "auto") -> str:
-    """``"auto"``: a sweep store's ``budget`` column when the runs have one, else ``flops``."""
+    """``"auto"``: the runs' ``budget`` column (nominal budget labels) when they have one, else ``flops``."""
     if budget_column == "auto":
         return "budget" if "budget" in df.columns else "flops"
     return budget_column
@@ -79,7 +80,9 @@ def group_budgets(df: pd.DataFrame, budget_column: str = "auto",
         _, ids = np.unique(col.astype(str).to_numpy(), return_inverse=True)
         ids = np.asarray(ids).reshape(-1)
         if pd.api.types.is_numeric_dtype(col) and (col > 0).all():
-            c = np.exp(np.bincount(ids, np.log(col.to_numpy(float))) / np.bincount(ids))
+            # rows of one budget share one label (grouped by its text), so C is that label exactly
+            c = np.empty(int(ids.max()) + 1)
+            c[ids] = col.to_numpy(float)
             return ids, c
     logc = np.log(df["flops"].to_numpy(float))
     c = np.exp(np.bincount(ids, logc) / np.bincount(ids))

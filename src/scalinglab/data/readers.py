@@ -5,6 +5,11 @@ sweep store (.db / .sqlite), maps foreign column names onto the canonical ones, 
 chooses a subset (``where``) and labels groups (``group``), validates once
 (:func:`scalinglab.data.schema.validate_runs`) and removes rows only on request, recording
 every removed row with its reason in ``RunTable.dropped``.
+
+A ladder that labels each run with its nominal IsoFLOP budget (e.g. a 'FLOP budget' column that
+differs from 6·N·D by the ladder's own FLOP convention) maps that label onto ``budget``, not
+``flops``: ``load_runs(path, mapping={"budget": "FLOP budget"})`` (CLI ``--map budget="FLOP
+budget"``). IsoFLOP analysis then groups by it and takes it as each budget's C.
 """
 from __future__ import annotations
 
@@ -81,7 +86,9 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         as is when no option is given; otherwise options apply to its validated frame).
     mapping : canonical name -> source column, e.g. ``{"params": "Model Size"}``. ``None`` as
         the source column ignores the file's column of that canonical name (it is kept as
-        ``orig_<name>``), e.g. ``{"flops": None}`` to recompute C = 6·N·D.
+        ``orig_<name>``), e.g. ``{"flops": None}`` to recompute C = 6·N·D. A nominal budget
+        label goes to ``budget`` (``{"budget": "FLOP budget"}``): it is not checked against
+        6·N·D within ``flops_tolerance``, and with no tokens or flops column D = budget/(6N).
     drop_top_loss : remove the K highest-loss rows (Epoch's Chinchilla refit drops 5).
     where : pandas query applied after mapping, e.g. ``"config == 'rw/base'"``.
     group : a column whose values are copied into ``group``.
@@ -108,6 +115,9 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     frame, origins = apply_mapping(raw, mapping, name, notes)
     frame = _apply_group(frame, group, name, origins, notes)
     frame = _apply_where(frame, where, name, notes)
+    if "budget" in frame.columns and "tokens" not in frame.columns and "flops" not in frame.columns:
+        notes.append("no tokens or flops column: tokens = budget/(6·params) (IsoFLOP runs spend "
+                     "their budget) and flops = 6·params·tokens")
     df = validate_runs(frame, name, flops_tolerance=flops_tolerance, column_origins=origins,
                        row_label=label)
     table = RunTable(df=df, source=name, dropped=_empty_dropped(df), notes=notes)
@@ -134,14 +144,14 @@ def read_table(path: Path, *, text_columns: tuple[str, ...] = ()) -> tuple[pd.Da
                            f"supported: {supported}")
     if path.stat().st_size == 0:
         raise RunDataError(f"{path}: the file is empty; expected runs with columns params, loss "
-                           "and tokens or flops")
+                           "and tokens or flops (or budget)")
     label = row_label_for(str(path))
     if suffix == ".csv":
         try:
             frame = pd.read_csv(path, dtype={c: "str" for c in text_columns} or None)
         except pd.errors.EmptyDataError:
             raise RunDataError(f"{path}: the file has no header or rows; expected a header line "
-                               "with params, loss and tokens or flops") from None
+                               "with params, loss and tokens or flops (or budget)") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise RunDataError(f"{path}: not a readable CSV file ({exc})") from None
     elif suffix == ".parquet":

@@ -11,6 +11,11 @@ Canonical columns
 ``params``          N, parameter count (non-embedding unless ``params_kind`` says otherwise)
 ``tokens``          D, training tokens seen
 ``flops``           C, training compute; 6·N·D when absent
+``budget``          the nominal IsoFLOP budget (FLOPs) the run belongs to, as the ladder labels it
+                    (e.g. 1e19); a label that groups runs, so it is not checked against 6·N·D
+                    within ``flops_tolerance``, only against unit slips (off by more than a
+                    factor of 10). With neither ``tokens`` nor ``flops`` given, IsoFLOP runs spent
+                    their budget: D = budget/(6N) and C = 6·N·D
 ``loss``            final (or checkpoint) loss in nats/token
 ``run_id``          identifies one training run (several rows = checkpoints of it)
 ``step``            optimizer step of a checkpoint (integer ≥ 0)
@@ -39,6 +44,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "COLUMN_HELP",
     "DEFAULT_FLOPS_TOLERANCE",
+    "BUDGET_RATIO_LIMIT",
     "MAX_REPORTED_ERRORS",
     "RunDataError",
     "parse_count",
@@ -47,18 +53,19 @@ __all__ = [
     "validate_runs",
 ]
 
-CANONICAL_COLUMNS = ("params", "tokens", "flops", "loss", "run_id", "step", "unique_tokens",
+CANONICAL_COLUMNS = ("params", "tokens", "flops", "loss", "budget", "run_id", "step", "unique_tokens",
                      "epochs", "lr", "batch_size", "precision_bits", "group", "params_kind")
-NUMERIC_COLUMNS = ("params", "tokens", "flops", "loss", "step", "unique_tokens", "epochs", "lr",
-                   "batch_size", "precision_bits")
+NUMERIC_COLUMNS = ("params", "tokens", "flops", "budget", "loss", "step", "unique_tokens", "epochs",
+                   "lr", "batch_size", "precision_bits")
 TEXT_COLUMNS = ("run_id", "group", "params_kind")
-REQUIRED_COLUMNS = ("params", "loss")          # plus at least one of tokens / flops
+REQUIRED_COLUMNS = ("params", "loss")          # plus at least one of tokens / flops / budget
 
 # What a valid value looks like, quoted in every message about that column.
 COLUMN_HELP = {
     "params": "a positive parameter count, e.g. 1.2e9 or '1.2B'",
     "tokens": "a positive token count, e.g. 2.4e10 or '24B'",
     "flops": "positive training FLOPs, e.g. 1e19",
+    "budget": "the run's positive nominal FLOP budget in FLOPs, e.g. 1e19",
     "loss": "a positive loss in nats/token, e.g. 2.9",
     "step": "a whole number of optimizer steps >= 0",
     "unique_tokens": "a positive token count, e.g. 1e9 or '1B'",
@@ -74,10 +81,17 @@ COLUMN_HELP = {
 # Real ladders count FLOPs differently (attention, embeddings, recomputation), so the
 # 6·N·D identity is checked within a tolerance that the caller can raise or disable.
 DEFAULT_FLOPS_TOLERANCE = 0.05
+# A budget label may differ from 6·N·D (ladders count FLOPs their own way, and at small scale the
+# LM head alone can make the exact count several times 6ND), but not by this factor either way:
+# that is a unit slip, e.g. exaFLOPs ("10") where FLOPs ("1e19") were meant.
+BUDGET_RATIO_LIMIT = 10.0
 MAX_REPORTED_ERRORS = 10
 
 # Columns that say where a run sits in the design; two rows agreeing on all of the ones
-# present (and without a run_id) describe the same run twice.
+# present (and without a run_id) describe the same run twice. ``budget`` is not one: it is a
+# label, determined by the run's N and D (with neither tokens nor flops given, D comes from it,
+# so different budgets already differ in tokens); including it would let one run entered twice
+# with contradictory budget labels pass as two runs.
 _COORDINATE_COLUMNS = ("params", "tokens", "group", "unique_tokens", "epochs", "lr",
                        "batch_size", "precision_bits", "params_kind")
 
@@ -173,6 +187,13 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
     * ``flops`` is filled as 6·N·D and ``tokens`` as C/(6N) where missing (per row).
     * When both are given, D must agree with C/(6N) within ``flops_tolerance`` (relative);
       ``None`` skips the check and keeps both as given.
+    * ``budget`` (the nominal IsoFLOP budget a run belongs to) is a label: it is never checked
+      with ``flops_tolerance``, only rejected when it is more than ``BUDGET_RATIO_LIMIT`` times
+      off 6·N·D either way (a unit slip; where the runs also record an exact FLOP count in
+      ``flops_exact``, as a sweep store does, being within that factor of it is enough too).
+      When the data have neither a ``tokens`` nor a ``flops`` column, IsoFLOP runs spent their
+      budget: ``tokens`` = budget/(6N) and ``flops`` = 6·N·D. Otherwise tokens and flops are
+      used as above and ``budget`` only says which budget a run belongs to.
     * Numbers must be finite and positive (``step`` ≥ 0 and whole); strings such as '2.8B'
       are parsed. Optional columns may have missing cells; required ones may not.
     * Duplicates: rows with the same ``run_id`` and ``step`` (or ``tokens`` when there is no
@@ -214,7 +235,7 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
         errors.append((int(rows[idx]), f"{label(rows[idx])}, {text}"))
 
     out: dict[str, pd.Series] = {}
-    flagged = np.zeros(len(df), dtype=bool)     # rows whose tokens/flops already have an error
+    unreadable: dict[str, np.ndarray] = {}      # per column: rows whose cell already has an error
     for column in NUMERIC_COLUMNS:
         if column not in df.columns:
             continue
@@ -237,13 +258,14 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
             invalid = finite & (values.to_numpy() <= 0)
         for idx in df.index[invalid]:
             add(idx, f"{col_name(column)}: {_fmt(values[idx])} is not valid; expected {COLUMN_HELP[column]}")
-        if column in ("tokens", "flops"):
-            flagged |= unparsable.to_numpy() | infinite
+        unreadable[column] = unparsable.to_numpy() | infinite
         out[column] = values
 
     n_before = len(errors)
-    _fill_tokens_flops(out, df.index, add, col_name, flops_tolerance, flagged)
+    _fill_tokens_flops(out, df.index, add, col_name, flops_tolerance, unreadable)
     inconsistent = any("C/(6N) =" in e for _, e in errors[n_before:])
+    if "budget" in out:
+        _check_budget_scale(out, df, add, col_name)
 
     for column in TEXT_COLUMNS:
         if column not in df.columns:
@@ -282,20 +304,33 @@ def _check_structure(df: pd.DataFrame, source: str, origins: Mapping[str, str]) 
         raise RunDataError(f"{source}: column(s) {repeated} appear more than once (after mapping); "
                            "each canonical column must come from exactly one source column")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if "tokens" not in df.columns and "flops" not in df.columns:
-        missing.append("tokens or flops")
+    if not any(c in df.columns for c in ("tokens", "flops", "budget")):
+        missing.append("tokens or flops (or budget)")
     if missing:
         raise RunDataError(
             f"{source}: missing required column(s) {', '.join(repr(m) for m in missing)}; the data have "
             f"columns {_columns(df)}. Map source columns onto canonical names, e.g. "
             "mapping={'params': 'Model Size', 'flops': 'Training FLOP'} "
-            "(CLI: --map params=\"Model Size\"). Canonical names: " + ", ".join(CANONICAL_COLUMNS))
+            "(CLI: --map params=\"Model Size\"); a nominal IsoFLOP budget label goes to 'budget'. "
+            "Canonical names: " + ", ".join(CANONICAL_COLUMNS))
 
 
-def _fill_tokens_flops(out, index, add, col_name, tolerance, flagged) -> None:
+def _fill_tokens_flops(out, index, add, col_name, tolerance, unreadable) -> None:
     """Fill flops = 6·N·D / tokens = C/(6N) per row and check the two agree where both given;
-    problems go to ``add(index, message)``."""
+    with neither column, tokens = budget/(6N). Problems go to ``add(index, message)``."""
     params = out["params"]
+    if "tokens" not in out and "flops" not in out:
+        # IsoFLOP runs spend their budget: with neither D nor C given, D = budget/(6N), and C is
+        # then the canonical 6·N·D (the budget up to rounding).
+        budget = out["budget"]
+        for idx in index[budget.isna().to_numpy() & ~unreadable["budget"]]:
+            add(idx, f"{col_name('budget')}: value is missing and the data have no tokens or flops "
+                     "column; give the budget (or D as tokens, or C as flops) for every row")
+        out["tokens"] = (budget / (6.0 * params)).astype("float64")
+        out["flops"] = (6.0 * params * out["tokens"]).astype("float64")
+        return
+    no_error = np.zeros(len(index), dtype=bool)
+    flagged = unreadable.get("tokens", no_error) | unreadable.get("flops", no_error)
     tokens = out.get("tokens", pd.Series(np.nan, index=index))
     flops = out.get("flops", pd.Series(np.nan, index=index))
     neither = tokens.isna() & flops.isna()
@@ -315,6 +350,31 @@ def _fill_tokens_flops(out, index, add, col_name, tolerance, flagged) -> None:
                 f"(ratio {ratio[idx]:.4g}, tolerance {tolerance:g})")
     out["tokens"] = tokens.where(tokens.notna(), implied_tokens).astype("float64")
     out["flops"] = flops.where(flops.notna(), 6.0 * params * out["tokens"]).astype("float64")
+
+
+def _check_budget_scale(out, df, add, col_name) -> None:
+    """Reject budget labels more than BUDGET_RATIO_LIMIT times off 6·N·D (or off ``flops_exact``,
+    an exact FLOP count, where the runs record one): a unit slip, not a FLOP convention."""
+    budget = out["budget"].to_numpy()
+    params, tokens = out["params"].to_numpy(), out["tokens"].to_numpy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        six_nd = 6.0 * params * tokens
+        ratio = budget / six_nd
+    checkable = np.isfinite(budget) & (budget > 0) & np.isfinite(six_nd) & (six_nd > 0)
+    off = checkable & ((ratio > BUDGET_RATIO_LIMIT) | (ratio < 1.0 / BUDGET_RATIO_LIMIT))
+    if "flops_exact" in df.columns and off.any():
+        exact = coerce_numeric(df["flops_exact"])[0].to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            exact_ratio = budget / exact
+        near_exact = (np.isfinite(exact) & (exact > 0) & (exact_ratio <= BUDGET_RATIO_LIMIT)
+                      & (exact_ratio >= 1.0 / BUDGET_RATIO_LIMIT))
+        off &= ~near_exact
+    for idx in df.index[off]:
+        add(idx, f"{col_name('budget')}: {_fmt(budget[idx])} is {ratio[idx]:.3g} times 6·N·D = "
+                 f"6·{_fmt(params[idx])}·{_fmt(tokens[idx])} = {_fmt(six_nd[idx])}, more than a factor "
+                 f"of {BUDGET_RATIO_LIMIT:g} off; the budget column should be the run's FLOP budget in "
+                 "FLOPs (e.g. 1e19, not 10 exaFLOPs or a PF-day count); convert it, or map the right "
+                 "column onto budget")
 
 
 def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -354,7 +414,9 @@ def _duplicates(df: pd.DataFrame, label) -> list[str]:
 
 FLOPS_HINT = ("D and C/(6N) disagree: if the data count FLOPs another way (attention, embeddings), "
               "raise flops_tolerance (CLI --flops-tolerance) or ignore the flops column with "
-              "mapping={'flops': None} so that C = 6·N·D")
+              "mapping={'flops': None} so that C = 6·N·D; if the column is the nominal IsoFLOP budget "
+              "a run belongs to (a label such as 'FLOP budget'), map it to budget instead of flops: "
+              "mapping={'budget': '<column>'} (CLI --map budget=\"<column>\")")
 DUPLICATE_HINT = ("rows that are different experiments need the column that tells them apart: "
                   "group='<column>' (CLI --group), or choose one with where=\"<column> == '...'\"")
 
