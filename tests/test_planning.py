@@ -223,7 +223,11 @@ def test_plan_point_estimates_and_cis_bracket_them(tmp_path):
         assert ci[0] < value < ci[1]
     assert p.gpu_hours == pytest.approx(C / (989.5e12 * 0.4) / 3600)
     assert p.shape.non_embedding == count_params(p.shape.shape).non_embedding
-    assert not any("beyond" in w for w in p.warnings)       # 10x beyond the data: no warning
+    assert not any("largest compute in the fit" in w for w in p.warnings)  # 10x beyond: no warning
+    # the prediction intervals (fallback here: the fake fit has no calibration) contain the CIs
+    for ci, pi in [(p.n_opt_ci, p.n_opt_pi), (p.d_opt_ci, p.d_opt_pi), (p.loss_ci, p.loss_pi)]:
+        assert pi[0] <= ci[0] and ci[1] <= pi[1]
+    assert any("fallback" in w for w in p.warnings) and "fallback" in p.pi_source
     json.dumps(p.to_dict())
     assert "nats/token" in p.summary() and "device-hours" in p.summary()
     # the same from the JSON file a `scalinglab fit -o` writes
@@ -277,16 +281,31 @@ def _isoflop_ladder(params, budgets=np.geomspace(1e17, 1e20, 6), span=6.0, n_siz
     return pd.DataFrame(rows)
 
 
-def test_plan_compares_with_approach2_and_prefers_it_when_they_disagree():
+def test_plan_compares_with_approach2_and_chooses_by_evidence():
     from scalinglab.fitting.approach2 import isoflop_approach2
+    from scalinglab.fitting.prediction import Calibration, fallback_rule
     from scalinglab.planning.plan import plan
 
     iso = isoflop_approach2(_isoflop_ladder(EPOCH), n_bootstrap=0)
     C = 1e23
-    agree = plan(_fit(), C, isoflop=iso)
+    agree = plan(_fit(), C, isoflop=iso, data_max_flops=1e21)
     assert agree.comparison is not None and not agree.comparison.disagree
-    assert agree.comparison.used == "approach3"
     assert agree.comparison.ratio == pytest.approx(1.0, abs=0.02)
+    # no rollout evidence (the fit was not calibrated): approach 2, which measures the valleys
+    assert agree.comparison.used == "approach2" and "no rollout evidence" in agree.n_opt_reason
+
+    # a rollout where the law's N* landed closer than approach 2's: the plan takes the law
+    rule = fallback_rule("n_opt", 0.9)
+    cal = Calibration(level=0.9, loss=fallback_rule("loss", 0.9), n_opt={s: rule for s in ("approach3", "approach2", "combined")},
+                      data_max=1e21, n_budgets=6, weight_approach2=0.2,
+                      n_opt_evidence={"approach3": {"rms_dex": 0.02, "median_abs_dex": 0.01, "n_pairs": 5},
+                                      "approach2": {"rms_dex": 0.08, "median_abs_dex": 0.05, "n_pairs": 5},
+                                      "combined": {"rms_dex": 0.03, "median_abs_dex": 0.02, "n_pairs": 5}})
+    fit = _fit()
+    fit.calibration = cal
+    by_evidence = plan(fit, C, isoflop=iso)
+    assert by_evidence.comparison.used == "approach3" and "smallest rollout error" in by_evidence.n_opt_reason
+    assert by_evidence.n_opt == pytest.approx(compute_optimal_allocation(*(EPOCH[k] for k in EPOCH), C)[0])
 
     # a law whose α and β are swapped allocates with a = 0.487 instead of 0.513: at C = 1e23
     # its N* is off by a factor the comparison must flag
@@ -298,7 +317,7 @@ def test_plan_compares_with_approach2_and_prefers_it_when_they_disagree():
     assert any("disagree" in w for w in p.warnings)
     forced = plan(_fit(swapped), C, isoflop=iso, prefer="approach3")
     assert forced.n_opt == pytest.approx(compute_optimal_allocation(*(swapped[k] for k in EPOCH), C)[0])
-    with pytest.raises(ValueError, match="prefer must be one of auto, approach2, approach3"):
+    with pytest.raises(ValueError, match="prefer must be one of auto, approach2, approach3, combined"):
         plan(_fit(), C, isoflop=iso, prefer="best")
 
 

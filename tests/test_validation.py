@@ -111,11 +111,27 @@ def test_right_law_extrapolates_to_the_held_out_budget(engine):
     # with 0.3% noise the mean |error| of a perfect prediction is 0.3%·sqrt(2/π) ≈ 0.24%
     assert res.mean_rel_error < 0.01 and res.max_rel_error < 0.02
     # the held-out budget is an IsoFLOP profile, so N* is checked against its approach-2 minimum
-    assert len(res.n_opt) == 1 and "approach 2" in res.n_opt["reference"].iloc[0]
-    assert res.n_opt["rel_error"].iloc[0] < 0.15
+    assert len(res.n_opt_table) == 1 and "approach 2" in res.n_opt_table["reference"].iloc[0]
+    assert res.n_opt_table["rel_error"].iloc[0] < 0.15
     d = json.loads(json.dumps(res.to_dict(), default=float))
-    assert d["n_test"] == 9 and len(d["points"]) == 9
+    assert d["n_test"] == 9 and len(d["heldout"]) == 9
     assert "mean" in res.summary()
+
+
+def test_holdout_json_contract(engine):
+    """The keys `scalinglab validate --holdout largest --json` promises (issue 11, part 4)."""
+    res = validate_holdout(ladder(), "chinchilla", **FAST)
+    d = json.loads(json.dumps(res.to_dict()))
+    assert {"heldout", "coverage", "n_opt", "n_opt_source", "n_opt_empirical"} <= set(d)
+    for row in d["heldout"]:
+        assert {"params", "tokens", "loss", "predicted", "pi_lo", "pi_hi"} <= set(row)
+        assert row["pi_lo"] < row["predicted"] < row["pi_hi"]
+    inside = [r["pi_lo"] <= r["loss"] <= r["pi_hi"] for r in d["heldout"]]
+    assert d["coverage"] == pytest.approx(sum(inside) / len(inside))
+    assert d["n_opt_source"] in ("approach2", "approach3", "combined")
+    # the held-out budget has 9 sizes around its valley: its own minimum is the reference
+    assert d["n_opt_empirical"] == pytest.approx(res.n_opt_table["n_opt_ref"].iloc[0])
+    assert abs(d["n_opt"] / d["n_opt_empirical"] - 1) < 0.15
 
 
 def test_misspecified_law_has_large_errors(engine):
@@ -155,5 +171,5 @@ def test_rollout_errors_shrink_and_skips_are_reported(engine):
 def test_holdout_by_size_compares_n_opt_with_the_full_fit(engine):
     res = validate_holdout(ladder(), "chinchilla", by="params", **FAST)
     assert res.n_test == 1  # the single largest model
-    assert res.n_opt["reference"].iloc[0] == "law fitted on all runs"
+    assert res.n_opt_table["reference"].iloc[0] == "law fitted on all runs"
     assert any("no IsoFLOP budget" in n for n in res.notes)

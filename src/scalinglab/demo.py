@@ -1,7 +1,8 @@
 """``scalinglab demo``: the whole job on the built-in ladder, no files needed.
 
-Fits the Chinchilla law (with a bootstrap), runs Hoffmann approach 2 on the same
-ladder, and plans a budget, saying which approach placed N* and why.
+Fits the Chinchilla law (with a bootstrap), calibrates its prediction intervals on the
+ladder's rollout, runs Hoffmann approach 2 on the same ladder, and plans a budget, saying
+which approach placed N* and why.
 """
 from __future__ import annotations
 
@@ -34,12 +35,14 @@ def run_demo(*, budget: float = 1e21, n_bootstrap: int = 200, progress: bool = T
     from scalinglab.data.builtin import DEMO_DESCRIPTION, synthetic_ladder
     from scalinglab.data.readers import load_runs
     from scalinglab.fitting.bootstrap import bootstrap
+    from scalinglab.fitting.calibration import calibrate_fit
     from scalinglab.fitting.approach2 import isoflop_approach2
     from scalinglab.planning.plan import plan
 
     runs = load_runs(synthetic_ladder(seed=seed))
     fit = bootstrap(runs, "chinchilla", n=n_bootstrap, unit="point", seed=seed, progress=progress,
                     budgets=(budget,))
+    fit.calibration = calibrate_fit(fit, runs, progress=progress)
     iso = isoflop_approach2(runs, n_bootstrap=max(n_bootstrap, 200), seed=seed)
     result = plan(fit, budget, isoflop=iso, gpu=gpu, gpus=gpus)
     return DemoReport(description=DEMO_DESCRIPTION, fit=fit, isoflop=iso, plan=result)

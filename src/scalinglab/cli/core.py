@@ -94,8 +94,12 @@ def fit(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fit (JSON) here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
+    calibrate: bool = typer.Option(True, help="Calibrate prediction intervals on the ladder's rollout (refits below each budget)."),
 ):
-    """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss)."""
+    """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss).
+
+    The fit carries prediction intervals calibrated on the ladder's own rollout (fit below each
+    budget, predict above), which `scalinglab plan` uses."""
     with fail():
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
@@ -110,6 +114,10 @@ def fit(
             from scalinglab.fitting.engine import fit as run_fit
 
             result = run_fit(runs, law_obj, **fit_kwargs)
+        if calibrate:
+            from scalinglab.fitting.calibration import calibrate_fit
+
+            result.calibration = calibrate_fit(result, runs, level=level, progress=not as_json)
         if output:
             result.to_json(output)
         if as_json:
@@ -167,9 +175,9 @@ def plan(
     gpu: str = typer.Option("h100", help="GPU type for wall-clock (see the table in the docs)."),
     mfu: float = typer.Option(0.4, help="Model FLOPs utilisation in (0, 1]."),
     gpus: int = typer.Option(1, help="Number of GPUs."),
-    runs: Optional[str] = typer.Option(None, help="Runs of an IsoFLOP ladder: compare approach 2's N* with the law's."),
+    runs: Optional[str] = typer.Option(None, help="The fit's IsoFLOP ladder: approach 2's N* (and the rollout calibration, if the fit has none)."),
     map: List[str] = MapOpt,
-    prefer: str = typer.Option("auto", help="When approaches 2 and 3 disagree: auto, approach2 or approach3."),
+    prefer: str = typer.Option("auto", help="N* source: auto (by the ladder's rollout evidence), approach2, approach3 or combined."),
     peak_flops: Optional[float] = typer.Option(None, help="Peak FLOP/s per device, instead of the --gpu table."),
     data_max_flops: Optional[float] = typer.Option(None, help="Largest compute in the fit's data (for the extrapolation check; read from the fit when it records it)."),
     vocab_size: int = typer.Option(32768, help="Vocabulary of the planned model (model-shape search)."),
@@ -195,7 +203,12 @@ def plan(
         if runs:
             from scalinglab.fitting.approach2 import isoflop_approach2
 
-            iso = isoflop_approach2(_load(runs, RunOptions(map)), n_bootstrap=400)
+            ladder = _load(runs, RunOptions(map))
+            iso = isoflop_approach2(ladder, n_bootstrap=400)
+            if fit_result.calibration is None:
+                from scalinglab.fitting.calibration import calibrate_fit
+
+                fit_result.calibration = calibrate_fit(fit_result, ladder, progress=not as_json)
         result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
                            peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
                            vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
@@ -226,18 +239,22 @@ def validate(
     by: str = typer.Option("flops", help="Split by flops or params."),
     rollout: bool = typer.Option(False, help="Repeat over increasing thresholds and show how errors shrink."),
     steps: Optional[int] = typer.Option(10, help="Rollout: at most this many thresholds, spread over the feasible ones (0 = all)."),
+    level: float = typer.Option(0.9, help="Level of the prediction intervals."),
+    prefer: str = typer.Option("auto", help="N* source: auto (by the training part's rollout evidence), approach2, approach3 or combined."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
-    """Fit on the small runs, predict the large ones, report the errors (loss and N*)."""
+    """Fit on the small runs, predict the large ones with calibrated prediction intervals, and
+    report the loss errors, the intervals' coverage and the N* the plan would use."""
     from scalinglab.fitting.validation import validate_holdout, validate_rollout
 
     with fail():
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         if rollout:
-            result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None)
+            result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer)
         else:
-            result = validate_holdout(runs, law_obj, holdout=holdout, threshold=threshold, by=by)
+            result = validate_holdout(runs, law_obj, holdout=holdout, threshold=threshold, by=by, level=level,
+                                      prefer=prefer)
         if as_json:
             emit_json(result.to_dict())
         else:

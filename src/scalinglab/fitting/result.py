@@ -43,6 +43,8 @@ class FitResult:
         of the residuals against log of each variable (a trend means the form misfits).
     comparison : for method="auto", both methods' objectives and parameters.
     bootstrap : a :class:`BootstrapResult` once the bootstrap has run.
+    calibration : the prediction-interval rules (``fitting.prediction.Calibration``) once
+        ``fitting.calibration.calibrate_fit`` has run the ladder's rollout.
     law_spec : what rebuilds the law (``laws.law_from_spec``): name, fixed parameters, formula.
     """
 
@@ -70,6 +72,7 @@ class FitResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
     law_spec: dict[str, Any] | None = None
+    calibration: Any = None
     _law: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ prediction
@@ -114,6 +117,36 @@ class FitResult:
         with np.errstate(over="ignore", invalid="ignore"):
             return np.atleast_2d(law.predict(thetas, self.design(runs_or_X)))
 
+    def fit_options(self) -> dict[str, Any]:
+        """The objective options that reproduce this fit on a slice of its runs (the rollout)."""
+        return {"loss": self.loss, "delta": self.delta, "asymmetry": self.asymmetry}
+
+    def prediction_interval(self, runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(predicted, lo, hi): the target and its prediction interval for runs (a RunTable, or
+        a DataFrame / dict with the law's columns and ``flops``, or ``params`` and ``tokens``).
+
+        The interval widens with the decades of compute beyond the fitted data, by the rule the
+        ladder's rollout calibrated (``calibration``); a fit without one uses the stated fallback
+        rule of ``fitting.prediction.FALLBACK`` (wider, never the bootstrap CI)."""
+        frame = getattr(runs, "df", runs)
+        flops = _flops_of(frame)
+        pred = np.asarray(self.predict(runs), dtype=float)
+        lo, hi = self.calibration_or_fallback().loss_interval(self.law_object, pred, flops)
+        return pred, np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+
+    def calibration_or_fallback(self):
+        """``calibration``, or the fallback rules measured from the fitted data's largest compute."""
+        if self.calibration is not None:
+            return self.calibration
+        from scalinglab.fitting.prediction import uncalibrated
+
+        flops = (self.diagnostics.get("data_range") or {}).get("flops")
+        if not flops:
+            raise ValueError("this fit records neither a calibration nor the compute of its data: fit it with "
+                             "scalinglab.fit (which records the data range) and calibrate_fit it on its runs")
+        return uncalibrated(float(self.bootstrap.level) if self.bootstrap is not None else 0.9, float(max(flops)),
+                            "the fit was not calibrated on its ladder's rollout")
+
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
         law = self.law_object
@@ -148,6 +181,9 @@ class FitResult:
                 lo, hi = ci[name]
                 row += f"{fmt_num(lo, 6):>14}{fmt_num(hi, 6):>14}"
             lines.append(row)
+        if self.calibration is not None:
+            lines.append("[[Prediction intervals]]")
+            lines += ["    " + line for line in self.calibration.summary().splitlines()]
         if self.warnings:
             lines.append("[[Warnings]]")
             lines += [f"    - {w}" for w in self.warnings]
@@ -184,6 +220,7 @@ class FitResult:
             "diagnostics": self.diagnostics,
             "comparison": self.comparison,
             "bootstrap": None if self.bootstrap is None else self.bootstrap.to_dict(),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
         })
 
     @classmethod
@@ -215,6 +252,7 @@ class FitResult:
             nfev=int(d.get("nfev", 0)),
             diagnostics=from_jsonable(d.get("diagnostics") or {}, null_as_nan=True),
             comparison=from_jsonable(d.get("comparison")),
+            calibration=_calibration_from_dict(d.get("calibration")),
         )
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -365,6 +403,32 @@ class BootstrapResult:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _calibration_from_dict(d):
+    if d is None:
+        return None
+    from scalinglab.fitting.prediction import Calibration
+
+    return Calibration.from_dict(d)
+
+
+def _flops_of(frame) -> np.ndarray:
+    """Training compute of each row: its ``budget`` label, else ``flops``, else 6·N·D."""
+    from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
+
+    flops = None
+    if "flops" in frame:
+        flops = np.asarray(frame["flops"], dtype=float)
+    elif "params" in frame and "tokens" in frame:
+        flops = FLOPS_PER_PARAM_TOKEN * np.asarray(frame["params"], dtype=float) * np.asarray(frame["tokens"], dtype=float)
+    if "budget" in frame:   # the nominal budget labels the ladder was calibrated on, where given
+        budget = np.asarray(frame["budget"], dtype=float)
+        return budget if flops is None else np.where(np.isfinite(budget), budget, flops)
+    if flops is not None:
+        return flops
+    raise ValueError("a prediction interval needs each run's compute: give a 'flops' column (or 'params' and "
+                     "'tokens'), since the interval widens with the distance beyond the fitted data")
 
 
 def _describe_loss(r: FitResult) -> str:

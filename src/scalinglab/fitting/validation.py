@@ -2,9 +2,11 @@
 
 A scaling law is only worth planning with if it extrapolates. The test that matters is the one
 a planner will rely on: fit on everything up to some budget (or size), predict the runs beyond
-it, and measure the error of the loss and of the compute-optimal size N*(C). The rollout repeats
-this over increasing thresholds, which shows whether errors shrink as the ladder grows (a law
-that is right) or stay put (a law of the wrong shape, or a kink in the data).
+it with their prediction intervals, and measure the error of the loss, the intervals' coverage
+and the error of the N*(C) the plan would use. The intervals are calibrated on the training part
+alone (its own rollout, ``fitting/calibration``), exactly as a plan's would be, so the held-out
+runs test them honestly. The rollout repeats this over increasing thresholds, which shows
+whether errors shrink as the ladder grows and whether the intervals hold at every distance.
 """
 from __future__ import annotations
 
@@ -13,75 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalinglab.data.grouping import cluster_levels
-from scalinglab.data.readers import RunTable, as_runtable
-from scalinglab.fitting.valleys import budget_minima
+from scalinglab.data.readers import as_runtable
+from scalinglab.fitting.calibration import calibrate_runs, ladder_levels
+from scalinglab.fitting.prediction import Calibration, choose_n_opt, uncalibrated
+from scalinglab.fitting.split import fit_part, law_n_opt, law_spec
+from scalinglab.util.jsonio import to_jsonable
 
 __all__ = ["ValidationResult", "RolloutResult", "validate_holdout", "validate_rollout", "law_n_opt"]
 
 BY_COLUMNS = ("flops", "params", "tokens")
-
-def _law_spec(law, fixed=None) -> tuple[str, tuple[str, ...], int]:
-    """(name, features, number of free parameters) of a law name, spec or Law object."""
-    from scalinglab.laws import get_law
-
-    obj = get_law(law, fixed=fixed)
-    return obj.name, tuple(obj.variables), len(obj.param_names)
-
-
-def _check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ...], n_params: int,
-                    what: str) -> None:
-    """Refuse a fit the training part cannot support, saying what it has and what it needs."""
-    needs = n_params + 1
-    if len(train) < needs:
-        raise ValueError(f"{what}: the training part has {len(train)} points; law {law_name!r} has "
-                         f"{n_params} parameters and needs at least {needs}")
-    for v in variables:
-        if v not in train.columns:
-            continue                            # a derived feature: the law checks it when fitting
-        k = train[v].nunique()
-        if k < 3:
-            raise ValueError(f"{what}: the training part has {k} distinct {v} values; law {law_name!r} "
-                             f"needs at least 3 to fit an offset, a scale and an exponent in {v}")
-    if len(variables) > 1 and all(v in train.columns and (train[v] > 0).all() for v in variables):
-        # on a single IsoFLOP budget log D = log(C/6) − log N: the two terms cannot be told apart
-        X = np.column_stack([np.ones(len(train))] + [np.log(train[v].to_numpy(float)) for v in variables])
-        if np.linalg.matrix_rank(X, tol=1e-8 * np.abs(X).max()) < X.shape[1]:
-            raise ValueError(f"{what}: in the training part {' and '.join(variables)} are collinear in log "
-                             f"space (e.g. a single FLOP budget), so law {law_name!r} is not identifiable; "
-                             "train on at least 2 budgets")
-
-
-def _as_table(df: pd.DataFrame, source: str):
-    """Wrap an already-validated slice so that the engine does not validate (and renumber) it again."""
-    return RunTable(df=df, source=source, dropped=pd.DataFrame(columns=list(df.columns) + ["reason", "detail"]))
-
-
-def _fit(train: pd.DataFrame, law, fit_kwargs: dict):
-    from scalinglab.fitting.engine import fit
-
-    return fit(_as_table(train, "<training part>"), law, **fit_kwargs)
-
-
-# ----------------------------------------------------------------------------------------------
-# N*(C) of a fitted law
-# ----------------------------------------------------------------------------------------------
-
-def law_n_opt(fit_result, flops, constraints=None) -> tuple[np.ndarray, str]:
-    """The fitted law's compute-optimal N at each budget C, and how it was obtained: the law's
-    frontier (``laws/frontier.py``: its closed form where it has one, else a numerical minimum
-    along the budget line); NaN with the reason for a law without a frontier."""
-    from scalinglab.laws.frontier import NoFrontierError, allocate
-
-    flops = np.atleast_1d(np.asarray(flops, dtype=float))
-    law = fit_result.law_object
-    try:
-        n_opt, _, _ = allocate(law, fit_result.params, flops, constraints)
-    except NoFrontierError as err:
-        return np.full(flops.shape, np.nan), str(err)
-    how = "closed form" if law.closed_form_allocation(fit_result.params, float(flops[0]), constraints) is not None \
-        else "numerical minimum along the budget line"
-    return np.asarray(n_opt, dtype=float).reshape(flops.shape), f"the law's frontier ({how})"
+N_OPT_COLUMNS = ["flops", "n_opt_empirical", "n_opt_law", "n_opt_approach2", "n_opt", "source", "pi_lo", "pi_hi",
+                 "n_opt_ref", "rel_error", "reference"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -104,10 +48,15 @@ def _records(df: pd.DataFrame) -> list[dict]:
 class ValidationResult:
     """A law fitted on runs with ``by`` <= ``threshold`` and scored on the rest.
 
-    ``points``: one row per held-out run with loss, predicted and rel_error = |pred − obs| / obs.
-    ``n_opt``: per held-out C, the law's N* against a reference N* (``reference`` says which:
-    the approach-2 minimum of the held-out IsoFLOP budget, or the same law fitted on all runs),
-    with rel_error = |N*_law / N*_ref − 1|.
+    ``points``: one row per held-out run: loss, predicted, its ``level``·100% prediction interval
+    (pi_lo, pi_hi, calibrated on the training part's rollout), inside, distance (decades beyond
+    the training data) and rel_error = |pred − obs| / obs.
+    ``n_opt_table``: per held-out budget, the N* the default plan would use there (``source``:
+    approach 3, approach 2 or combined, chosen by the training part's rollout evidence) with its
+    interval, the candidates, and the reference it is scored against (``reference``: the
+    held-out budget's own IsoFLOP minimum, or the law fitted on all runs).
+    ``n_opt`` / ``n_opt_source`` / ``n_opt_empirical``: that table's row at the largest held-out
+    budget. ``calibration``: the interval rules used.
     """
 
     law: str
@@ -117,7 +66,9 @@ class ValidationResult:
     n_test: int
     fit: object = field(repr=False)
     points: pd.DataFrame = field(repr=False)
-    n_opt: pd.DataFrame = field(repr=False)
+    n_opt_table: pd.DataFrame = field(repr=False)
+    calibration: Calibration | None = field(default=None, repr=False)
+    level: float = 0.9
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -137,31 +88,76 @@ class ValidationResult:
         return self.loss_error["max"]
 
     @property
+    def coverage(self) -> float:
+        """Fraction of held-out runs inside their prediction interval."""
+        return float(self.points["inside"].mean()) if len(self.points) else float("nan")
+
+    @property
+    def median_half_width(self) -> float:
+        """Median half-width of the prediction intervals, relative to the prediction."""
+        p = self.points
+        return float(np.median((p["pi_hi"] - p["pi_lo"]) / (2 * p["predicted"]))) if len(p) else float("nan")
+
+    def _headline(self) -> dict:
+        if not len(self.n_opt_table):
+            return {}
+        return self.n_opt_table.sort_values("flops").iloc[-1].to_dict()
+
+    @property
+    def n_opt(self) -> float:
+        return float(self._headline().get("n_opt", np.nan))
+
+    @property
+    def n_opt_source(self) -> str | None:
+        return self._headline().get("source")
+
+    @property
+    def n_opt_empirical(self) -> float:
+        return float(self._headline().get("n_opt_empirical", np.nan))
+
+    @property
     def n_opt_error(self) -> dict[str, float]:
-        return _err_stats(self.n_opt["rel_error"]) if len(self.n_opt) else _err_stats(np.array([]))
+        return _err_stats(self.n_opt_table["rel_error"] if len(self.n_opt_table) else np.array([]))
 
     def summary(self) -> str:
         le, ne = self.loss_error, self.n_opt_error
+        pct = f"{100 * self.level:g}%"
         lines = [
             f"Hold-out validation of {self.law}: fit on {self.n_train} runs with {self.by} <= {self.threshold:.4g}, "
             f"predict {self.n_test}",
             f"  loss  |rel error|: mean {le['mean']:.4%}  median {le['median']:.4%}  max {le['max']:.4%}",
+            f"  {pct} prediction intervals: coverage {self.coverage:.0%} of {self.n_test} held-out runs, "
+            f"median half-width {self.median_half_width:.2%}",
         ]
-        if len(self.n_opt):
-            lines.append(f"  N*    |rel error|: mean {ne['mean']:.2%}  max {ne['max']:.2%}")
-            lines.append(f"  {'C':>10} {'N* law':>10} {'N* ref':>10} {'error':>8}  reference")
-            for r in self.n_opt.itertuples():
-                lines.append(f"  {r.flops:10.3g} {r.n_opt_law:10.3g} {r.n_opt_ref:10.3g} {r.rel_error:8.2%}  {r.reference}")
+        if self.calibration is not None:
+            lines.append(f"  calibration: {self.calibration.loss.describe()}")
+        if len(self.points) <= 40:
+            lines.append(f"  {'N':>10} {'D':>10} {'loss':>8} {'pred':>8} {pct + ' PI':>19}  in")
+            for r in self.points.itertuples():
+                lines.append(f"  {r.params:10.3g} {r.tokens:10.3g} {r.loss:8.4f} {r.predicted:8.4f} "
+                             f"[{r.pi_lo:7.4f}, {r.pi_hi:7.4f}]  {'yes' if r.inside else 'NO'}")
+        if len(self.n_opt_table):
+            lines.append(f"  N* the plan would use: |rel error| mean {ne['mean']:.2%}  max {ne['max']:.2%}")
+            lines.append(f"  {'C':>10} {'N* plan':>10} {pct + ' PI':>23} {'N* ref':>10} {'error':>8}  source; reference")
+            for r in self.n_opt_table.itertuples():
+                lines.append(f"  {r.flops:10.3g} {r.n_opt:10.3g} [{r.pi_lo:10.3g}, {r.pi_hi:10.3g}] "
+                             f"{r.n_opt_ref:10.3g} {r.rel_error:8.2%}  {r.source}; {r.reference}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {
+        keep = ["params", "tokens", "flops", "loss", "predicted", "pi_lo", "pi_hi", "inside", "distance", "rel_error"]
+        heldout = self.points[[c for c in keep + ["run_id", "source_row"] if c in self.points.columns]]
+        return to_jsonable({
+            "heldout": _records(heldout), "coverage": self.coverage, "level": self.level,
+            "median_half_width": self.median_half_width,
+            "n_opt": self.n_opt, "n_opt_source": self.n_opt_source, "n_opt_empirical": self.n_opt_empirical,
             "law": self.law, "by": self.by, "threshold": self.threshold, "n_train": self.n_train,
             "n_test": self.n_test, "loss_error": self.loss_error, "n_opt_error": self.n_opt_error,
-            "params": dict(getattr(self.fit, "params", {})), "points": _records(self.points),
-            "n_opt": _records(self.n_opt), "notes": list(self.notes),
-        }
+            "params": dict(getattr(self.fit, "params", {})), "n_opt_table": _records(self.n_opt_table),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "notes": list(self.notes),
+        })
 
 
 class RolloutResult(list):
@@ -170,6 +166,8 @@ class RolloutResult(list):
     ``skipped`` records thresholds whose training part could not support the law, with why.
     ``final_level_error[i]`` is step i's mean loss error on the largest level alone: the same
     target at every step, so it shows whether a bigger ladder predicts it better.
+    ``calibration_table()``: coverage and median interval half-width per extrapolation distance,
+    pooled over the steps (each step's intervals calibrated on its own training part).
     """
 
     def __init__(self, steps, *, law: str, by: str, skipped: list[dict]):
@@ -183,8 +181,21 @@ class RolloutResult(list):
             rows.append({"threshold": r.threshold, "n_train": r.n_train, "n_test": r.n_test,
                          **{f"loss_{k}": v for k, v in r.loss_error.items()},
                          "final_level_error": _err_stats(final["rel_error"])["mean"],
+                         "coverage": r.coverage, "median_half_width": r.median_half_width,
                          "n_opt_mean_error": r.n_opt_error["mean"]})
         return pd.DataFrame(rows)
+
+    def calibration_table(self) -> pd.DataFrame:
+        """Coverage and median half-width of the prediction intervals by extrapolation distance
+        (decades, rounded to 0.1), over every step's held-out runs."""
+        if not len(self):
+            return pd.DataFrame(columns=["distance", "n_points", "n_steps", "coverage", "median_half_width"])
+        pts = pd.concat([r.points.assign(step=i) for i, r in enumerate(self)], ignore_index=True)
+        pts = pts.assign(bin=np.round(pts["distance"], 1),
+                         half=(pts["pi_hi"] - pts["pi_lo"]) / (2 * pts["predicted"]))
+        out = pts.groupby("bin").agg(n_points=("inside", "size"), n_steps=("step", "nunique"),
+                                     coverage=("inside", "mean"), median_half_width=("half", "median"))
+        return out.reset_index().rename(columns={"bin": "distance"})
 
     @property
     def final_level_error(self) -> np.ndarray:
@@ -193,138 +204,209 @@ class RolloutResult(list):
     def summary(self) -> str:
         lines = [f"Rollout validation of {self.law} by {self.by}: {len(self)} thresholds",
                  f"  {'<= ' + self.by:>12} {'train':>6} {'test':>5} {'mean':>8} {'median':>8} {'max':>8} "
-                 f"{'largest':>8} {'N* err':>8}"]
+                 f"{'largest':>8} {'PI cov':>7} {'PI ±':>7} {'N* err':>8}"]
         for r in self.table().itertuples():
             lines.append(f"  {r.threshold:12.4g} {r.n_train:6d} {r.n_test:5d} {r.loss_mean:8.3%} "
-                         f"{r.loss_median:8.3%} {r.loss_max:8.3%} {r.final_level_error:8.3%} {r.n_opt_mean_error:8.2%}")
+                         f"{r.loss_median:8.3%} {r.loss_max:8.3%} {r.final_level_error:8.3%} {r.coverage:7.0%} "
+                         f"{r.median_half_width:7.2%} {r.n_opt_mean_error:8.2%}")
+        if len(self):
+            pct = f"{100 * self[0].level:g}%"
+            lines.append(f"  Calibration of the {pct} prediction intervals by extrapolation distance")
+            lines.append(f"  {'decades':>8} {'points':>7} {'steps':>6} {'coverage':>9} {'median ±':>9}")
+            for r in self.calibration_table().itertuples():
+                lines.append(f"  {r.distance:8.1f} {r.n_points:7d} {r.n_steps:6d} {r.coverage:9.0%} "
+                             f"{r.median_half_width:9.2%}")
         lines += [f"  skipped {s['threshold']:.4g}: {s['reason']}" for s in self.skipped]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"law": self.law, "by": self.by, "steps": [r.to_dict() for r in self],
-                "table": _records(self.table()), "skipped": list(self.skipped)}
+        return to_jsonable({"law": self.law, "by": self.by, "steps": [r.to_dict() for r in self],
+                            "table": _records(self.table()), "calibration": _records(self.calibration_table()),
+                            "skipped": list(self.skipped)})
 
 
 # ----------------------------------------------------------------------------------------------
 # hold-out and rollout
 # ----------------------------------------------------------------------------------------------
 
-def _levels(df: pd.DataFrame, by: str, level_rtol: float) -> np.ndarray:
+def _levels(df: pd.DataFrame, by: str, level_rtol: float) -> tuple[np.ndarray, np.ndarray]:
     if by not in BY_COLUMNS:
         raise ValueError(f"by must be one of {BY_COLUMNS}, got {by!r}")
-    return cluster_levels(df[by].to_numpy(float), level_rtol)
+    return ladder_levels(df, by, level_rtol)
 
 
-def _n_opt_table(fit_result, test: pd.DataFrame, df: pd.DataFrame, law, fit_kwargs, isoflop_method: str,
-                 budget_rtol: float, notes: list[str]) -> pd.DataFrame:
-    """Law N* at the held-out budgets vs approach 2 there, or vs the law fitted on all runs."""
-    cols = ["flops", "n_opt_law", "n_opt_ref", "rel_error", "reference"]
-    if not fit_result.law_object.has_frontier:
+def _n_opt_table(fit_result, train: pd.DataFrame, test: pd.DataFrame, test_c: np.ndarray, df: pd.DataFrame,
+                 law, cal: Calibration, options: dict, notes: list[str]) -> pd.DataFrame:
+    """Per held-out budget: the N* the default plan would choose, scored against that budget's
+    own IsoFLOP minimum (or, without one, the same law fitted on all runs)."""
+    from scalinglab.fitting.approach2 import isoflop_approach2
+    from scalinglab.fitting.valleys import budget_minima
+
+    obj = fit_result.law_object
+    if not obj.has_frontier:
         notes.append(f"law {fit_result.law!r} has no compute-optimal N (no frontier); N* is not compared")
-        return pd.DataFrame(columns=cols)
-    needs = fit_result.law_object.frontier_constraints()
+        return pd.DataFrame(columns=N_OPT_COLUMNS)
+    needs = obj.frontier_constraints()
     missing = [k for k in needs if k not in test.columns]
     if missing:
         notes.append(f"law {fit_result.law!r} plans under {missing}, which the held-out runs lack; N* is not compared")
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=N_OPT_COLUMNS)
     # the frontier's other inputs (e.g. the unique-token limit) as the held-out runs had them
     constraints = {k: float(test[k].median()) for k in needs}
     if constraints:
         notes.append("law N* under " + ", ".join(f"{k}={v:.3g} (median of the held-out runs)"
                                                 for k, v in constraints.items()))
-    minima = budget_minima(test, method=isoflop_method, budget_rtol=budget_rtol)
-    interior = minima[minima["used"]]
-    if len(interior):
-        c = interior["flops"].to_numpy(float)
-        ref = interior["n_opt"].to_numpy(float)
-        reference = f"approach 2 ({isoflop_method}) at the held-out budget"
+    method, rtol = options["isoflop_method"], options["level_rtol"]
+    budgets = np.unique(test_c)
+    empirical = np.full(len(budgets), np.nan)
+    for i, c in enumerate(budgets):
+        part = test[test_c == c]
+        if part["params"].nunique() >= 3:
+            from scalinglab.fitting.split import as_table
+
+            t = budget_minima(as_table(part.assign(heldout_budget="b"), "<held-out budget>"), method=method,
+                              budget_column="heldout_budget")
+            if bool(t["used"].iloc[0]):
+                empirical[i] = float(t["n_opt"].iloc[0])
+    n_law, how = law_n_opt(fit_result, budgets, constraints)
+    notes.append(f"law N*: {how}")
+    n2, bracketed = np.full(len(budgets), np.nan), 0
+    try:
+        iso = isoflop_approach2(train, method=method, n_bootstrap=0, budget_rtol=rtol)
+        n2, bracketed = np.asarray(iso.predict_n_opt(budgets), dtype=float), int(iso.budgets["used"].sum())
+    except ValueError as err:
+        notes.append(f"approach 2 on the training part: {str(err).splitlines()[0]}")
+    if np.isfinite(empirical).any():
+        ref, reference = empirical, f"approach 2 ({method}) at the held-out budget"
     else:
         notes.append("held-out runs form no IsoFLOP budget with >= 3 sizes and an interior minimum; "
                      "N* is compared with the same law fitted on all runs")
-        c = minima["flops"].to_numpy(float)  # the held-out budgets' C, whatever their size count
-        full = _fit(df, law, fit_kwargs)
-        ref, _ = law_n_opt(full, c, constraints)
+        full = fit_part(df, law, options["fit_kwargs"], what="reference fit on all runs")
+        ref, _ = law_n_opt(full, budgets, constraints)
         reference = "law fitted on all runs"
-    law_n, how = law_n_opt(fit_result, c, constraints)
-    notes.append(f"law N*: {how}")
-    return pd.DataFrame({"flops": c, "n_opt_law": law_n, "n_opt_ref": ref,
-                         "rel_error": np.abs(law_n / ref - 1.0), "reference": reference})
+    rows = []
+    for i, c in enumerate(budgets):
+        choice = choose_n_opt(cal, c, n_law[i], n2[i] if np.isfinite(n2[i]) else None, bracketed, options["prefer"])
+        lo, hi = choice.interval if choice.interval is not None else (np.nan, np.nan)
+        rows.append({"flops": c, "n_opt_empirical": empirical[i], "n_opt_law": n_law[i], "n_opt_approach2": n2[i],
+                     "n_opt": choice.n_opt, "source": choice.source, "pi_lo": lo, "pi_hi": hi,
+                     "n_opt_ref": ref[i], "rel_error": abs(choice.n_opt / ref[i] - 1.0), "reference": reference})
+    notes.append(f"N* source: {choice.label}: {choice.reason}")
+    return pd.DataFrame(rows, columns=N_OPT_COLUMNS)
 
 
-def _validate_split(df, levels, train_mask, law, by, *, what, fit_kwargs, isoflop_method, budget_rtol,
-                    compare_n_opt=True) -> ValidationResult:
-    name, variables, n_params = _law_spec(law, fit_kwargs.get("fixed"))
+def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, compare_n_opt=True) -> ValidationResult:
+    fit_kwargs, level = options["fit_kwargs"], options["level"]
     train, test = df[train_mask], df[~train_mask]
     if len(test) == 0:
         raise ValueError(f"{what}: nothing is held out (every run has {by} <= the threshold)")
-    _check_fittable(train, name, variables, n_params, what)
-    result = _fit(train, law, fit_kwargs)
+    result = fit_part(train, law, fit_kwargs, what)
+    notes: list[str] = []
+    data_max = float(level_c[ids[train_mask]].max())
+    if options["calibrate"]:
+        cal = calibrate_runs(train, law, level=level, by=by, level_rtol=options["level_rtol"],
+                             isoflop_method=options["isoflop_method"], fit_kwargs=fit_kwargs)
+    else:
+        cal = uncalibrated(level, data_max, "calibration switched off (calibrate=False)")
+    if cal.loss.source != "rollout":
+        notes.append(f"prediction intervals: {cal.loss.describe()}")
     pred = np.asarray(result.predict(test), dtype=float)
     obs = test["loss"].to_numpy(float)
+    test_c = level_c[ids[~train_mask]]
+    distance = cal.distance(test_c) if by == "flops" else np.maximum(np.log10(test_c / data_max), 0.0)
+    h = cal.loss.half_width(distance)
+    z = result.law_object.transform.forward(pred)
+    lo, hi = (result.law_object.transform.inverse(z - h), result.law_object.transform.inverse(z + h))
     keep = [c for c in ("source_row", "run_id", "params", "tokens", "flops") if c in test.columns]
     points = test[keep].reset_index(drop=True).assign(
-        level=levels[~train_mask], loss=obs, predicted=pred, rel_error=np.abs(pred - obs) / obs)
-    notes: list[str] = []
-    n_opt = (_n_opt_table(result, test, df, law, fit_kwargs, isoflop_method, budget_rtol, notes)
-             if compare_n_opt else pd.DataFrame(columns=["flops", "n_opt_law", "n_opt_ref", "rel_error", "reference"]))
+        level=test_c, distance=distance, loss=obs, predicted=pred, pi_lo=lo, pi_hi=hi,
+        inside=(obs >= lo) & (obs <= hi), rel_error=np.abs(pred - obs) / obs)
+    if compare_n_opt:
+        if by == "flops":
+            test_budget = test_c
+        else:   # the held-out runs' FLOP budgets, grouped by the same rule
+            b_ids, b_c = ladder_levels(df, "flops", options["level_rtol"])
+            test_budget = b_c[b_ids[~train_mask]]
+        n_opt = _n_opt_table(result, train, test, test_budget, df, law, cal, options, notes)
+    else:
+        n_opt = pd.DataFrame(columns=N_OPT_COLUMNS)
+    name = law_spec(law, fit_kwargs.get("fixed"))[0]
     return ValidationResult(law=name, by=by, threshold=float(train[by].max()), n_train=len(train),
-                            n_test=len(test), fit=result, points=points, n_opt=n_opt, notes=notes)
+                            n_test=len(test), fit=result, points=points, n_opt_table=n_opt, calibration=cal,
+                            level=level, notes=notes)
+
+
+def _options(level, level_rtol, isoflop_method, calibrate, prefer, fit_kwargs) -> dict:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.9; got {level!r}")
+    return {"level": float(level), "level_rtol": level_rtol, "isoflop_method": isoflop_method,
+            "calibrate": bool(calibrate), "prefer": prefer, "fit_kwargs": fit_kwargs}
 
 
 def validate_holdout(runs, law="chinchilla", *, holdout: str = "largest", threshold: float | None = None,
-                     by: str = "flops", level_rtol: float = 0.02, isoflop_method: str = "parabola",
+                     by: str = "flops", level: float = 0.9, level_rtol: float = 0.02,
+                     isoflop_method: str = "parabola", calibrate: bool = True, prefer: str = "auto",
                      **fit_kwargs) -> ValidationResult:
     """Fit ``law`` on the runs with ``by`` <= threshold and score its predictions on the rest.
 
-    ``holdout="largest"`` holds out the largest level of ``by`` (values within ``level_rtol`` of
-    each other are one level: one FLOP budget, one model size); an explicit ``threshold`` takes
-    precedence. Loss error is |pred − obs| / obs per held-out run (mean, median, max). N* error:
-    where the held-out runs form IsoFLOP budgets with >= 3 sizes and an interior minimum, the
-    law's N*(C) is compared with approach 2's minimum there; otherwise with the N* of the same
-    law fitted on all runs. ``fit_kwargs`` go to ``scalinglab.fitting.engine.fit``.
+    ``holdout="largest"`` holds out the largest level of ``by`` (FLOP budgets: a ``budget``
+    column when the runs have one, else C within ``level_rtol``; sizes likewise); an explicit
+    ``threshold`` takes precedence. Every held-out run gets its ``level`` prediction interval,
+    calibrated on the training part's own rollout (``calibrate=False``: the stated fallback
+    rule). N*: at each held-out budget, the N* the default plan would use (approach 3, approach 2
+    on the training part, or their combination, chosen by the training rollout's evidence;
+    ``prefer`` overrides), scored against that budget's own IsoFLOP minimum when it has >= 3
+    sizes and an interior one, else against the same law fitted on all runs.
+    ``fit_kwargs`` go to ``scalinglab.fitting.engine.fit``.
     """
+    options = _options(level, level_rtol, isoflop_method, calibrate, prefer, fit_kwargs)
     df = as_runtable(runs).df.reset_index(drop=True)
-    levels = _levels(df, by, level_rtol)
+    ids, level_c = _levels(df, by, level_rtol)
     values = df[by].to_numpy(float)
     if threshold is None:
         if holdout != "largest":
             raise ValueError(f"holdout must be 'largest' (or pass threshold=<{by} value>), got {holdout!r}")
-        if levels.max() < 1:
+        if ids.max() < 1:
             raise ValueError(f"validate_holdout: all runs share one {by} level ({values.min():.4g}); "
                              "nothing smaller to train on")
-        train_mask = levels < levels.max()
+        train_mask = ids < ids.max()
     else:
-        train_mask = values <= threshold
+        train_mask = level_c[ids] <= threshold
         if not train_mask.any():
             raise ValueError(f"validate_holdout: no run has {by} <= threshold {threshold:.4g} "
-                             f"(smallest {by} is {values.min():.4g})")
-    return _validate_split(df, levels, train_mask, law, by, what="validate_holdout", fit_kwargs=fit_kwargs,
-                           isoflop_method=isoflop_method, budget_rtol=level_rtol)
+                             f"(smallest {by} level is {level_c.min():.4g})")
+    return _validate_split(df, ids, level_c, train_mask, law, by, what="validate_holdout", options=options)
 
 
 def validate_rollout(runs, law="chinchilla", *, by: str = "flops", n_steps: int | None = None,
-                     level_rtol: float = 0.02, isoflop_method: str = "parabola", compare_n_opt: bool = True,
+                     level: float = 0.9, level_rtol: float = 0.02, isoflop_method: str = "parabola",
+                     compare_n_opt: bool = True, calibrate: bool = True, prefer: str = "auto",
                      **fit_kwargs) -> RolloutResult:
     """Hold-out validation at every threshold: train on levels 0..k, predict levels k+1.., for each k.
 
+    Each step's prediction intervals are calibrated on that step's training part alone (a
+    rollout inside the rollout), so ``calibration_table()`` measures their coverage honestly.
     Thresholds whose training part cannot support the law are skipped and listed in ``skipped``
     with the reason. ``n_steps`` keeps that many thresholds, evenly spread over the feasible ones
     and always including the largest. Errors that shrink as k grows are the sign of a law that
     extrapolates; see ``RolloutResult.final_level_error`` for the error on one fixed target.
     """
+    from scalinglab.fitting.split import check_fittable
+
+    options = _options(level, level_rtol, isoflop_method, calibrate, prefer, fit_kwargs)
     df = as_runtable(runs).df.reset_index(drop=True)
-    levels = _levels(df, by, level_rtol)
-    name, variables, n_params = _law_spec(law, fit_kwargs.get("fixed"))
-    if levels.max() < 1:
+    ids, level_c = _levels(df, by, level_rtol)
+    name, variables, n_params = law_spec(law, fit_kwargs.get("fixed"))
+    if ids.max() < 1:
         raise ValueError(f"validate_rollout: all runs share one {by} level; nothing to hold out")
     feasible, skipped = [], []
-    for k in range(levels.max()):
-        mask = levels <= k
+    for k in range(ids.max()):
+        mask = ids <= k
         try:
-            _check_fittable(df[mask], name, variables, n_params, f"threshold {by} <= {df[by][mask].max():.4g}")
+            check_fittable(df[mask], name, variables, n_params, f"threshold {by} <= {level_c[k]:.4g}")
             feasible.append(k)
         except ValueError as err:
-            skipped.append({"threshold": float(df[by][mask].max()), "reason": str(err)})
+            skipped.append({"threshold": float(level_c[k]), "reason": str(err)})
     if not feasible:
         raise ValueError(f"validate_rollout: no threshold leaves enough training runs for law {name!r}:\n"
                          + "\n".join(s["reason"] for s in skipped))
@@ -333,9 +415,7 @@ def validate_rollout(runs, law="chinchilla", *, by: str = "flops", n_steps: int 
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
         pick = np.unique(np.round(np.linspace(len(feasible) - 1, 0, min(n_steps, len(feasible)))).astype(int))
         feasible = [feasible[i] for i in pick]
-    steps = [
-        _validate_split(df, levels, levels <= k, law, by, what="validate_rollout", fit_kwargs=fit_kwargs,
-                        isoflop_method=isoflop_method, budget_rtol=level_rtol, compare_n_opt=compare_n_opt)
-        for k in feasible
-    ]
+    steps = [_validate_split(df, ids, level_c, ids <= k, law, by, what="validate_rollout", options=options,
+                             compare_n_opt=compare_n_opt)
+             for k in feasible]
     return RolloutResult(steps, law=name, by=by, skipped=skipped)

@@ -5,14 +5,16 @@ budget — or a target loss — into the numbers a team decides with, each with 
 the fit was bootstrapped, a percentile interval from the same resamples (so the interval of
 N* and of the loss are consistent with each other and with the fit's parameter CIs).
 
-Two sources of N*(C) can disagree. Approach 3 (the law) minimises the fitted L(N, D) along
-6ND = C; approach 2 (IsoFLOP valleys) locates the minimum at each measured budget directly and
-fits a power law through the minima. On real IsoFLOP ladders the law's α and β are often poorly
-identified — log N and log D are nearly collinear along a budget line, so a = β/(α+β) can swing
-while the fit quality barely moves — whereas approach 2 measures where the valley is. So when
-an IsoflopResult is given and the two disagree beyond their intervals, the plan says so and
-allocates with approach 2's N* by default (``prefer`` overrides); the loss is still the law's
-prediction at the chosen (N, D), the only source of a loss.
+Two sources of N*(C) exist. Approach 3 (the law) minimises the fitted L(N, D) along 6ND = C;
+approach 2 (IsoFLOP valleys) locates the minimum at each measured budget directly and fits a
+power law through the minima. Which to trust is a question the ladder answers: its rollout
+(``fitting/calibration``) measured how far each landed from the held-out budgets' own minima,
+and the plan takes the source with the smaller error, or their inverse-variance combination
+(``fitting.prediction.choose_n_opt``), and says which and why; ``prefer`` overrides.
+
+Every prediction carries two labelled intervals: the bootstrap CI of the fitted curve, and
+the prediction interval (PI) of the run itself, calibrated on the ladder's rollout and wider
+the further the budget lies beyond the data. The PI always contains the CI.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from scalinglab.fitting.prediction import choose_n_opt, uncalibrated
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
 from scalinglab.laws.frontier import allocate, compute_for_target
 from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
@@ -33,7 +36,7 @@ from scalinglab.util.jsonio import to_jsonable
 
 __all__ = ["Plan", "Approach2Comparison", "plan"]
 
-PREFER_CHOICES = ("auto", "approach2", "approach3")
+PREFER_CHOICES = ("auto", "approach2", "approach3", "combined")
 
 UNITS = {
     "budget_flops": "FLOPs (C = 6·N·D)",
@@ -69,7 +72,9 @@ class Approach2Comparison:
     ratio: float  # approach 3 / approach 2
     disagree: bool
     criterion: str
-    used: str  # "approach2" | "approach3"
+    used: str  # "approach2" | "approach3" | "combined"
+    reason: str = ""
+    n_opt_combined: float | None = None
 
     def to_dict(self) -> dict:
         return {k: _json(v) for k, v in self.__dict__.items()}
@@ -91,6 +96,13 @@ class Plan:
     d_opt_ci: tuple[float, float] | None = None
     tokens_per_param_ci: tuple[float, float] | None = None
     loss_ci: tuple[float, float] | None = None
+    n_opt_pi: tuple[float, float] | None = None
+    d_opt_pi: tuple[float, float] | None = None
+    loss_pi: tuple[float, float] | None = None
+    pi_level: float | None = None
+    pi_source: str = ""
+    n_opt_pi_source: str = ""
+    n_opt_reason: str = ""
     derived: dict[str, float] | None = None
     derived_ci: dict[str, tuple[float, float]] | None = None
     constraints: dict[str, float] | None = None
@@ -137,6 +149,11 @@ class Plan:
                 return ""
             return f"   [{pct} {fmt.format(interval[0])} – {fmt.format(interval[1])}]"
 
+        def pi(interval, fmt="{:.3g}") -> str:
+            if interval is None:
+                return ""
+            return f"\n{'':20}   [{100 * self.pi_level:g}% PI {fmt.format(interval[0])} – {fmt.format(interval[1])}]"
+
         lines = []
         if self.target_loss is not None:
             lines.append(f"Target loss {self.target_loss:.4g} nats/token needs compute "
@@ -146,12 +163,16 @@ class Plan:
                              f"irreducible loss E at or above the target (never reached)")
         lines += [
             f"Budget C            {self.budget_flops:.3g} FLOPs",
-            f"Parameters N*       {self.n_opt:.3g}{ci(self.n_opt_ci)}",
-            f"  N* from {self.allocation_source}",
-            f"Tokens D*           {self.d_opt:.3g}{ci(self.d_opt_ci)}",
+            f"Parameters N*       {self.n_opt:.3g}{ci(self.n_opt_ci)}{pi(self.n_opt_pi)}",
+            f"  N* from {self.allocation_source}" + (f": {self.n_opt_reason}" if self.n_opt_reason else ""),
+            f"Tokens D*           {self.d_opt:.3g}{ci(self.d_opt_ci)}{pi(self.d_opt_pi)}",
             f"Tokens per param    {self.tokens_per_param:.3g}{ci(self.tokens_per_param_ci)}",
-            f"Predicted loss      {self.loss:.4f} nats/token{ci(self.loss_ci, '{:.4f}')}",
+            f"Predicted loss      {self.loss:.4f} nats/token{ci(self.loss_ci, '{:.4f}')}{pi(self.loss_pi, '{:.4f}')}",
         ]
+        if self.pi_source:
+            lines.append(f"  loss PI: {self.pi_source}")
+        if self.n_opt_pi_source:
+            lines.append(f"  N* PI: {self.n_opt_pi_source}")
         if self.constraints:
             lines.append("Constraints         " + ", ".join(f"{k} = {fmt_num(v)}" for k, v in self.constraints.items()))
             if self.constraints.get("unique_tokens"):
@@ -203,8 +224,9 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     """Plan a run from a fitted law: give exactly one of ``budget`` (FLOPs) or ``target_loss``.
 
     fit_or_path: a FitResult or a path to its JSON. gpu / peak_flops / mfu / gpus: hardware for
-    the wall-clock (see ``hardware``). isoflop: an approach-2 IsoflopResult to compare N* with;
-    prefer: "auto" (approach 2 when the two disagree, else the law), "approach2" or "approach3".
+    the wall-clock (see ``hardware``). isoflop: an approach-2 IsoflopResult of the same ladder;
+    prefer: "auto" (the N* source with the smaller rollout error on this ladder, see
+    ``fitting.prediction.choose_n_opt``), "approach2", "approach3" or "combined".
     disagree_factor: when either side lacks a CI, a ratio of N* beyond this counts as
     disagreement (with CIs: non-overlapping intervals). data_max_flops: the largest compute in
     the fit's data (taken from the fit when it records one); a budget more than
@@ -255,37 +277,37 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     n3_s, d3_s, loss3_s = model.allocation_samples(C)
     n3_ci = _interval(n3_s, level) if n3_s is not None else None
 
-    # ---- compare with approach 2 and choose
-    comparison = None
+    # ---- N* by evidence: approach 3, approach 2 or both (the ladder's rollout decides)
+    cal = _calibration(fit, data_max_flops, isoflop)
+    comparison, choice = None, None
     n_opt, source = n3, "approach 3: minimum of the fitted law along 6ND = C"
     n_s, d_s, loss_s = n3_s, d3_s, loss3_s
-    n_ci_override = None
-    use_approach2 = False
+    n_ci = n3_ci
     if isoflop is not None:
-        comparison = _compare(isoflop, C, n3, n3_ci, model, level, disagree_factor, prefer)
-        if comparison.used == "approach2":
-            use_approach2 = True
-            n_opt = comparison.n_opt_approach2
-            source = "approach 2: IsoFLOP power law N*(C)" + (" (approaches disagree)" if comparison.disagree else "")
-            n_ci_override = comparison.n_opt_approach2_ci
-            d_s = None
-            n_s = None
+        comparison = _compare(isoflop, C, n3, n3_ci, model, level, disagree_factor)
+        bracketed = int(isoflop.budgets["used"].sum())
+        choice = choose_n_opt(cal, C, n3, comparison.n_opt_approach2, bracketed, prefer)
+        comparison.used, comparison.reason = choice.source, choice.reason
+        comparison.n_opt_combined = choice.candidates.get("combined")
+        if choice.source != "approach3":
+            n_opt = choice.n_opt
+            source = choice.label
+            n_ci = comparison.n_opt_approach2_ci if choice.source == "approach2" else None
+            n_s = d_s = None
             loss_s = model.loss_samples(n_opt, C / (FLOPS_PER_PARAM_TOKEN * n_opt))
-            if comparison.disagree:
-                warnings.append(
-                    f"approach 2 and the law disagree on N* at C={C:.3g} (ratio {comparison.ratio:.2f}); "
-                    f"allocating with approach 2, which locates the IsoFLOP minima directly, while the law's "
-                    f"α, β are often poorly identified (pass prefer='approach3' to use the law)")
-        elif comparison.disagree:
-            warnings.append(f"approach 2 and the law disagree on N* at C={C:.3g} (ratio {comparison.ratio:.2f}); "
-                            f"allocating with the law because prefer='approach3'")
-    if use_approach2:
+        if comparison.disagree:
+            warnings.append(f"approach 2 and the law disagree on N* at C={C:.3g} (ratio {comparison.ratio:.2f}, "
+                            f"{comparison.criterion}); allocating with {choice.label}: {choice.reason}")
+    elif prefer not in ("auto", "approach3"):
+        raise ValueError(f"prefer={prefer!r} needs approach 2: give isoflop= (CLI: --runs with the IsoFLOP ladder)")
+    else:
+        choice = choose_n_opt(cal, C, n3, None, None, "approach3" if prefer == "approach3" else "auto")
+    if n_opt != n3:
         d_opt = C / (FLOPS_PER_PARAM_TOKEN * n_opt)
         loss = model.loss_at(n_opt, d_opt)
     else:
         d_opt, loss = d3, loss3
 
-    n_ci = n_ci_override if use_approach2 else n3_ci
     d_ci = _interval(d_s, level) if d_s is not None else _reciprocal_ci(C, n_ci)
     tpp_ci = None
     if n_s is not None and d_s is not None:
@@ -293,6 +315,20 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     elif n_ci is not None:
         tpp_ci = (d_ci[0] / n_ci[1], d_ci[1] / n_ci[0])
     loss_ci = _interval(loss_s, level) if loss_s is not None else None
+
+    # ---- prediction intervals (calibrated on the rollout; never narrower than the CI)
+    loss_pi = n_pi = d_pi = None
+    if cal is None:
+        warnings.append("no prediction interval: the fit records neither a calibration nor the compute of its "
+                        "data (pass data_max_flops, or fit with `scalinglab fit`, which calibrates)")
+    else:
+        lo, hi = cal.loss_interval(model.obj, loss, C)
+        loss_pi = _union((float(lo), float(hi)), loss_ci)
+        n_pi = _union(choice.interval, n_ci)
+        d_pi = _reciprocal_ci(C, n_pi)
+    if cal is not None and cal.loss.source != "rollout":
+        warnings.append(f"prediction intervals use the conservative fallback: {cal.loss.detail} "
+                        "(calibrate the fit on its ladder: `scalinglab fit` does by default)")
 
     # ---- hardware
     seconds, gpu_hours = wall_clock(C, gpu, mfu, gpus, peak_flops=peak)
@@ -333,6 +369,9 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
         law=model.law, budget_flops=C, n_opt=float(n_opt), d_opt=float(d_opt),
         tokens_per_param=float(d_opt / n_opt), loss=float(loss), allocation_source=source, level=level,
         n_opt_ci=n_ci, d_opt_ci=d_ci, tokens_per_param_ci=tpp_ci, loss_ci=loss_ci,
+        n_opt_pi=n_pi, d_opt_pi=d_pi, loss_pi=loss_pi, pi_level=None if cal is None else cal.level,
+        pi_source="" if cal is None else cal.loss.describe(),
+        n_opt_pi_source="" if choice.rule is None else choice.rule.describe(), n_opt_reason=choice.reason,
         derived=derived, derived_ci=derived_ci, constraints=model.constraints or None,
         target_loss=None if target_loss is None else float(target_loss),
         compute_for_target=C if target_loss is not None else None, compute_for_target_ci=compute_ci,
@@ -447,8 +486,7 @@ class _LawView:
 # approach 2
 # ----------------------------------------------------------------------------------------------
 
-def _compare(iso, C: float, n3: float, n3_ci, model: _LawView, level, factor: float, prefer: str
-             ) -> Approach2Comparison:
+def _compare(iso, C: float, n3: float, n3_ci, model: _LawView, level, factor: float) -> Approach2Comparison:
     n2 = float(np.asarray(iso.predict_n_opt(C), dtype=float))
     a2 = float(iso.a)
     a2_ci = tuple(float(v) for v in iso.a_ci) if iso.a_ci is not None else None
@@ -471,12 +509,11 @@ def _compare(iso, C: float, n3: float, n3_ci, model: _LawView, level, factor: fl
     else:
         disagree = max(ratio, 1 / ratio) > factor
         criterion = f"ratio {'beyond' if disagree else 'within'} the factor {factor:g} (no CI on both sides)"
-    used = prefer if prefer != "auto" else ("approach2" if disagree else "approach3")
     a3 = model.local_exponent(C)
     return Approach2Comparison(n_opt_approach2=n2, n_opt_approach2_ci=n2_ci, n_opt_approach3=float(n3),
                                n_opt_approach3_ci=n3_ci, a_approach2=a2, a_approach2_ci=a2_ci,
                                a_approach3=a3, ratio=float(ratio),
-                               disagree=bool(disagree), criterion=criterion, used=used)
+                               disagree=bool(disagree), criterion=criterion, used="approach3")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -528,6 +565,26 @@ def _interval(values, level: float | None) -> tuple[float, float] | None:
         return None
     lo, hi = percentile_interval(values, level, keep_inf=True)
     return None if math.isnan(lo) else (lo, hi)
+
+
+def _calibration(fit, data_max_flops, isoflop):
+    """The fit's calibrated interval rules, or the stated fallback measured from its data's reach."""
+    cal = getattr(fit, "calibration", None)
+    if cal is not None:
+        return cal
+    data_max = data_max_flops if data_max_flops is not None else _fit_data_max_flops(fit)
+    if data_max is None and isoflop is not None:
+        data_max = float(np.max(isoflop.budgets["flops"]))
+    if data_max is None:
+        return None
+    return uncalibrated(0.9, data_max, "the fit was not calibrated on its ladder's rollout")
+
+
+def _union(a, b):
+    """The smallest interval containing both (either may be None): a PI never narrower than the CI."""
+    if a is None or b is None:
+        return a if b is None else b
+    return (min(a[0], b[0]), max(a[1], b[1]))
 
 
 def _reciprocal_ci(C: float, n_ci):

@@ -1,0 +1,229 @@
+"""Calibrating prediction intervals on the ladder's own rollout.
+
+The rollout fits the law on the budgets up to each threshold and predicts every budget above
+it; each held-out run gives one realised error (in the law's target transform, e.g. log loss)
+at one extrapolation distance d = log10(C_run / C_train_max), and each held-out budget with a
+bracketed IsoFLOP minimum gives the N* error of approach 3 (the law refitted there), of
+approach 2 (refitted on the same training budgets) and of their combination. Those records
+become a :class:`~scalinglab.fitting.prediction.Calibration` (split-conformal rules and the
+N* evidence; see ``fitting/prediction``) that a fit carries into its plans.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.data.grouping import cluster_levels, group_budgets
+from scalinglab.fitting.prediction import (Calibration, conformal_rule, fallback_rule, n_opt_evidence,
+                                           uncalibrated)
+
+__all__ = ["ladder_levels", "RolloutRecords", "rollout_records", "calibration_from_records", "calibrate_runs",
+           "calibrate", "calibrate_fit", "MIN_TRAIN_BUDGETS"]
+
+# each rollout fit uses at least this many budgets (fewer cannot pin a 5-parameter law)
+MIN_TRAIN_BUDGETS = 3
+
+# ----------------------------------------------------------------------------------------------
+# the rollout
+# ----------------------------------------------------------------------------------------------
+
+def ladder_levels(df: pd.DataFrame, by: str = "flops", level_rtol: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Level id per run (0 = smallest) and each level's value: FLOP budgets (a ``budget`` column
+    when the runs have one, else C clustered within ``level_rtol``) or sizes."""
+    if by == "flops":
+        ids, c = group_budgets(df, "auto", level_rtol)
+        order = np.argsort(c, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return rank[ids], np.asarray(c, dtype=float)[order]
+    ids = cluster_levels(df[by].to_numpy(float), level_rtol)
+    values = df[by].to_numpy(float)
+    c = np.exp(np.bincount(ids, np.log(values)) / np.bincount(ids))
+    return ids, c
+
+
+@dataclass
+class RolloutRecords:
+    """Realised errors of the rollout: ``loss`` one row per held-out run per step (step,
+    train_max, target, distance, residual = transformed observed − predicted); ``n_opt`` one
+    row per held-out budget with an interior minimum per step (log10 errors of approach 3,
+    approach 2 and their combination against that budget's own minimum); ``skipped`` the
+    thresholds that could not be fitted, with why."""
+
+    loss: pd.DataFrame
+    n_opt: pd.DataFrame
+    skipped: list[dict] = field(default_factory=list)
+
+
+def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray, *, fit_kwargs: dict,
+                    isoflop_method: str = "parabola", budget_rtol: float = 0.02,
+                    min_train: int = MIN_TRAIN_BUDGETS, with_n_opt: bool = True, progress=None) -> RolloutRecords:
+    """Fit below each level, predict every level above it, record the errors (see module doc)."""
+    from scalinglab.fitting.split import fit_part, law_n_opt
+
+    obj = _law_object(law, fit_kwargs)
+    loss_rows, nopt_rows, skipped = [], [], []
+    empirical = _empirical_minima(df, ids, level_c, isoflop_method, budget_rtol) if with_n_opt else {}
+    top = int(ids.max())
+    for k in range(min_train - 1, top):
+        train_mask = ids <= k
+        train, test = df[train_mask], df[~train_mask]
+        try:
+            res = fit_part(train, law, fit_kwargs, what=f"rollout step C <= {level_c[k]:.3g}")
+        except (ValueError, RuntimeError) as err:
+            skipped.append({"threshold": float(level_c[k]), "reason": str(err)})
+            if progress is not None:
+                progress()
+            continue
+        pred = np.asarray(res.predict(test), dtype=float)
+        z_pred = obj.transform.forward(pred)
+        z_obs = obj.transform.forward(obj.target_values(test))
+        tid = ids[~train_mask]
+        loss_rows.append(pd.DataFrame({
+            "step": k, "train_max": level_c[k], "n_train_budgets": k + 1, "target": level_c[tid],
+            "distance": np.log10(level_c[tid] / level_c[k]), "residual": z_obs - z_pred,
+            "params": test["params"].to_numpy(float) if "params" in test else np.nan,
+        }))
+        targets = [j for j in empirical if j > k]
+        if targets:
+            c = np.array([level_c[j] for j in targets])
+            emp = np.array([empirical[j] for j in targets])
+            n3, _ = law_n_opt(res, c, _constraints(obj, test))
+            n2 = _approach2_n_opt(train, c, isoflop_method, budget_rtol)
+            nopt_rows.append(pd.DataFrame({
+                "step": k, "train_max": level_c[k], "target": c, "distance": np.log10(c / level_c[k]),
+                "empirical": emp, "approach3": np.log10(n3 / emp), "approach2": np.log10(n2 / emp)}))
+        if progress is not None:
+            progress()
+    loss = pd.concat(loss_rows, ignore_index=True) if loss_rows else pd.DataFrame(
+        columns=["step", "train_max", "n_train_budgets", "target", "distance", "residual", "params"])
+    n_opt = pd.concat(nopt_rows, ignore_index=True) if nopt_rows else pd.DataFrame(
+        columns=["step", "train_max", "target", "distance", "empirical", "approach3", "approach2"])
+    return RolloutRecords(loss=loss, n_opt=n_opt, skipped=skipped)
+
+
+def _law_object(law, fit_kwargs):
+    from scalinglab.laws import get_law
+
+    return get_law(law, fixed=fit_kwargs.get("fixed"))
+
+
+def _constraints(obj, test: pd.DataFrame) -> dict[str, float]:
+    return {k: float(test[k].median()) for k in obj.frontier_constraints() if k in test.columns}
+
+
+def _empirical_minima(df, ids, level_c, method, budget_rtol) -> dict[int, float]:
+    """Level id -> that budget's own IsoFLOP minimum, for budgets with >= 3 sizes and an interior
+    minimum (the reference an N* prediction is scored against)."""
+    from scalinglab.fitting.split import as_table
+    from scalinglab.fitting.valleys import budget_minima
+
+    out = {}
+    for j in np.unique(ids):
+        part = df[ids == j]
+        if part["params"].nunique() < 3:
+            continue
+        try:   # the level is one budget already: group it by a constant label, C from its runs
+            table = budget_minima(as_table(part.assign(rollout_level="level"), "<held-out budget>"),
+                                  method=method, budget_column="rollout_level")
+        except ValueError:
+            continue
+        if len(table) == 1 and bool(table["used"].iloc[0]):
+            out[int(j)] = float(table["n_opt"].iloc[0])
+    return out
+
+
+def _approach2_n_opt(train, c, method, budget_rtol) -> np.ndarray:
+    from scalinglab.fitting.approach2 import isoflop_approach2
+
+    try:
+        iso = isoflop_approach2(train, method=method, n_bootstrap=0, budget_rtol=budget_rtol)
+    except ValueError:
+        return np.full(len(c), np.nan)
+    if int(iso.budgets["used"].sum()) < 3:
+        return np.full(len(c), np.nan)      # a line through 2 minima has no check: not evidence
+    return np.asarray(iso.predict_n_opt(c), dtype=float)
+
+
+def calibration_from_records(records: RolloutRecords, *, level: float, data_max: float,
+                             n_budgets: int) -> Calibration:
+    """Turn rollout records into the interval rules and the N* evidence."""
+    L = records.loss
+    loss_rule = conformal_rule(L["distance"], L["residual"], level, targets=_pairs(L), kind="loss")
+    N = records.n_opt
+    evidence, w2 = n_opt_evidence(N)
+    n_rules = {}
+    for src in ("approach3", "approach2"):
+        part = N.dropna(subset=[src]) if len(N) else N
+        n_rules[src] = conformal_rule(part["distance"], part[src], level, targets=_pairs(part), kind="n_opt") \
+            if len(part) else fallback_rule("n_opt", level)
+    if evidence:
+        both = N.dropna(subset=["approach3", "approach2"])
+        comb = w2 * both["approach2"] + (1 - w2) * both["approach3"]
+        n_rules["combined"] = conformal_rule(both["distance"], comb, level, targets=_pairs(both), kind="n_opt")
+    else:
+        n_rules["combined"] = fallback_rule("n_opt", level)
+    steps = []
+    if len(L):
+        for (k, target), g in L.groupby(["step", "target"], sort=True):
+            steps.append({"train_max": float(g["train_max"].iloc[0]), "target": float(target),
+                          "distance": float(g["distance"].iloc[0]), "n_points": int(len(g)),
+                          "median_abs_error": float(np.median(np.abs(g["residual"])))})
+    return Calibration(level=level, loss=loss_rule, n_opt=n_rules, data_max=float(data_max), n_budgets=n_budgets,
+                       n_opt_evidence=evidence, weight_approach2=w2, steps=steps, skipped=list(records.skipped))
+
+
+def _pairs(records: pd.DataFrame) -> np.ndarray:
+    """One label per (rollout step, held-out budget): the unit the calibration counts."""
+    return (records["step"].astype(str) + "@" + records["target"].astype(str)).to_numpy()
+
+
+def calibrate_runs(df: pd.DataFrame, law, *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,
+                   isoflop_method: str = "parabola", fit_kwargs: dict | None = None,
+                   progress: bool = False) -> Calibration:
+    """Calibrate on a validated run frame (the library's internal entry; see ``calibrate``);
+    ``progress`` shows a bar of the rollout's fits on stderr."""
+    from scalinglab.util.progress import progress_bar
+
+    fit_kwargs = dict(fit_kwargs or {})
+    ids, c = ladder_levels(df, by, level_rtol)
+    data_max = float(c.max())
+    if len(c) < MIN_TRAIN_BUDGETS + 1:
+        return uncalibrated(level, data_max, f"{len(c)} budgets: a rollout needs at least {MIN_TRAIN_BUDGETS} to "
+                                             f"fit and one above them to predict")
+    with progress_bar(progress, "rollout calibration", len(c) - MIN_TRAIN_BUDGETS) as advance:
+        records = rollout_records(df, law, ids, c, fit_kwargs=fit_kwargs, isoflop_method=isoflop_method,
+                                  budget_rtol=level_rtol, with_n_opt=by == "flops", progress=lambda: advance(1))
+    return calibration_from_records(records, level=level, data_max=data_max, n_budgets=len(c))
+
+
+def calibrate(runs, law="chinchilla", *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,
+              isoflop_method: str = "parabola", progress: bool = False, **fit_kwargs) -> Calibration:
+    """Prediction-interval rules for ``law`` on this ladder, from its own rollout.
+
+    For each budget from the ``MIN_TRAIN_BUDGETS``-th up, fit on the budgets up to it (with
+    ``fit_kwargs``, the same options as the fit whose predictions the intervals will carry) and
+    predict every larger budget; the realised errors and their distances give split-conformal
+    rules for the loss and for N* of each source (module doc). Too few budgets: the stated
+    fallback rules, with the reason in ``skipped``.
+    """
+    from scalinglab.data.readers import as_runtable
+
+    df = as_runtable(runs).df.reset_index(drop=True)
+    return calibrate_runs(df, law, level=level, by=by, level_rtol=level_rtol, isoflop_method=isoflop_method,
+                          fit_kwargs=fit_kwargs, progress=progress)
+
+
+
+def calibrate_fit(fit_result, runs, *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,
+                  isoflop_method: str = "parabola", progress: bool = False) -> Calibration:
+    """Calibrate the prediction intervals of ``fit_result`` on the runs it was fitted to: the
+    rollout refits the same law (fixed parameters included) with the same objective."""
+    from scalinglab.data.readers import as_runtable
+
+    df = as_runtable(runs).df.reset_index(drop=True)
+    law = fit_result.law_spec or fit_result.law
+    return calibrate_runs(df, law, level=level, by=by, level_rtol=level_rtol, isoflop_method=isoflop_method,
+                          fit_kwargs=fit_result.fit_options(), progress=progress)

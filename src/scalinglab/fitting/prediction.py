@@ -1,0 +1,297 @@
+"""Prediction intervals and the N* choice: the rules a fit carries, and how they are applied.
+
+A bootstrap interval is a confidence interval of the fitted curve: it shrinks with more runs
+and says nothing about the law's misspecification, so on real ladders it holds the next,
+larger run about a fifth of the time. A planner needs a prediction interval: where the loss
+(or N*) of a new run at compute C will land, and its width must grow with how far C lies
+beyond the data, because the error of a law that is only approximately right does.
+
+The rules here are calibrated on the ladder's own rollout (``fitting/calibration``): realised
+errors e at extrapolation distances d = log10(C / C_data_max) give split-conformal scores
+s = |e| / (d0 + d), and the half-width at distance d is q · (d0 + d), q the
+⌈(n+1)·level⌉-th smallest score. That holds by construction for errors exchangeable with the
+calibration's. A plan 100× beyond the data gets a band (2 + d0)/(1 + d0) times as wide as one
+10× beyond. Where the ladder is too short to calibrate, a stated conservative rule
+(``FALLBACK``) is used, never the narrower bootstrap interval.
+
+``choose_n_opt`` picks the N* source (approach 3, approach 2, or their inverse-variance
+combination) by the rollout error each had on the same ladder.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.util.jsonio import from_json_float, to_jsonable
+
+__all__ = ["IntervalRule", "Calibration", "NOptChoice", "FALLBACK", "fallback_rule", "conformal_rule",
+           "uncalibrated", "choose_n_opt", "n_opt_evidence", "N_OPT_SOURCES", "DISTANCE_FLOOR_DEX",
+           "MIN_CALIBRATION_PAIRS"]
+
+DISTANCE_FLOOR_DEX = 0.5
+# A calibration needs held-out errors from at least this many (rollout step, held-out budget)
+# pairs, each predicted from a fit on at least 3 budgets (``calibration.MIN_TRAIN_BUDGETS``):
+# a 5-budget ladder just qualifies (fits on 3 and 4 budgets predicting the 4th and 5th).
+MIN_CALIBRATION_PAIRS = 3
+
+
+@dataclass(frozen=True)
+class IntervalRule:
+    """Half-width of a prediction interval, in the target's transformed space (log loss,
+    log10 N*), at extrapolation distance d decades: ``q * (floor + max(d, 0))``."""
+
+    level: float
+    q: float
+    floor: float = DISTANCE_FLOOR_DEX
+    source: str = "rollout"          # "rollout" | "fallback"
+    n_errors: int = 0                # held-out errors the quantile was taken over
+    n_targets: int = 0               # distinct (rollout step, held-out budget) pairs among them
+    max_distance: float = 0.0        # largest extrapolation distance calibrated on (decades)
+    detail: str = ""
+
+    def half_width(self, distance) -> np.ndarray:
+        d = np.maximum(np.asarray(distance, dtype=float), 0.0)
+        return self.q * (self.floor + d)
+
+    def describe(self) -> str:
+        if self.source == "rollout":
+            return (f"{100 * self.level:g}% split-conformal on this ladder's rollout ({self.n_errors} held-out "
+                    f"errors from {self.n_targets} fit/budget pairs, up to {self.max_distance:.2g} decades out): "
+                    f"half-width {self.q:.3g} × ({self.floor:g} + decades beyond the data)")
+        return f"{100 * self.level:g}% conservative fallback ({self.detail}): half-width {self.q:.3g} × " \
+               f"({self.floor:g} + decades beyond the data)"
+
+    def to_dict(self) -> dict:
+        return to_jsonable(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IntervalRule":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+# Stated conservative rules for ladders too short to calibrate. The slopes are above the
+# largest calibrated q of the public IsoFLOP ladders (benchmarks/RESULTS.md, "Prediction
+# intervals"): loss in log space, N* in log10.
+FALLBACK = {
+    "loss": dict(q=0.03, detail="too few budgets to calibrate on (a rollout needs 3 fitted below a "
+                                "held-out one, 3 times); 3% per decade beyond the data, 1.5% inside it"),
+    "n_opt": dict(q=0.25, detail="too few held-out budgets with a bracketed minimum to calibrate on; 0.25 "
+                                 "decades of N* per decade of compute beyond the data, 0.125 inside it"),
+}
+
+
+def fallback_rule(kind: str, level: float) -> IntervalRule:
+    f = FALLBACK[kind]
+    # the slopes are 90% rules; other levels scale with the normal quantile
+    z = _normal_quantile(0.5 + level / 2) / _normal_quantile(0.95)
+    return IntervalRule(level=level, q=f["q"] * z, source="fallback", detail=f["detail"])
+
+
+def _normal_quantile(p: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
+
+
+def conformal_rule(distance, error, level: float, targets=None, floor: float = DISTANCE_FLOOR_DEX,
+                   kind: str = "loss") -> IntervalRule:
+    """Split-conformal rule from realised errors at their distances. ``targets`` labels the
+    (rollout step, held-out budget) pair of each error; fewer than ``MIN_CALIBRATION_PAIRS``
+    pairs, or too few errors for the level, give the fallback rule."""
+    d = np.asarray(distance, dtype=float)
+    e = np.abs(np.asarray(error, dtype=float))
+    ok = np.isfinite(d) & np.isfinite(e)
+    d, e = d[ok], e[ok]
+    t = np.asarray(targets)[ok] if targets is not None else np.arange(len(d))
+    n, n_targets = len(e), len(np.unique(t))
+    k = math.ceil((n + 1) * level)
+    if n_targets < MIN_CALIBRATION_PAIRS or k > n:
+        return fallback_rule(kind, level)
+    scores = np.sort(e / (floor + np.maximum(d, 0.0)))
+    return IntervalRule(level=level, q=float(scores[k - 1]), floor=floor, source="rollout", n_errors=n,
+                        n_targets=n_targets, max_distance=float(d.max()))
+
+
+# ----------------------------------------------------------------------------------------------
+# N* by evidence
+# ----------------------------------------------------------------------------------------------
+
+N_OPT_SOURCES = ("approach3", "approach2", "combined")
+SOURCE_LABELS = {
+    "approach3": "approach 3 (the law's frontier)",
+    "approach2": "approach 2 (IsoFLOP power law)",
+    "combined": "approaches 2 and 3 combined (inverse-variance weights from the rollout)",
+}
+# rollout pairs (step, held-out budget) where both approaches predicted N*, needed to weigh them
+MIN_N_OPT_PAIRS = 3
+
+
+def n_opt_evidence(records: pd.DataFrame) -> tuple[dict, float]:
+    """Rollout error of each N* source in decades, over the pairs where both approaches exist,
+    and approach 2's weight in the combination (1/MSE weights)."""
+    both = records.dropna(subset=["approach3", "approach2"]) if len(records) else records
+    if len(both) < MIN_N_OPT_PAIRS:
+        return {}, float("nan")
+    e3, e2 = both["approach3"].to_numpy(float), both["approach2"].to_numpy(float)
+    m3, m2 = float(np.mean(e3 ** 2)), float(np.mean(e2 ** 2))
+    w2 = m3 / (m2 + m3) if (m2 + m3) > 0 else 0.5
+    ec = w2 * e2 + (1 - w2) * e3
+    evidence = {}
+    for name, e in (("approach3", e3), ("approach2", e2), ("combined", ec)):
+        evidence[name] = {"rms_dex": float(np.sqrt(np.mean(e ** 2))), "median_abs_dex": float(np.median(np.abs(e))),
+                          "n_pairs": int(len(e))}
+    return evidence, float(w2)
+
+
+@dataclass
+class NOptChoice:
+    """The N* a plan uses at one budget, where it came from and why, with its prediction interval."""
+
+    n_opt: float
+    source: str                          # one of N_OPT_SOURCES
+    reason: str
+    interval: tuple[float, float] | None = None
+    rule: IntervalRule | None = None
+    candidates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return SOURCE_LABELS[self.source]
+
+    def to_dict(self) -> dict:
+        return to_jsonable({"n_opt": self.n_opt, "source": self.source, "label": self.label, "reason": self.reason,
+                            "interval": self.interval, "rule": None if self.rule is None else self.rule.to_dict(),
+                            "candidates": self.candidates})
+
+
+# ----------------------------------------------------------------------------------------------
+# the calibration a fit carries
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Calibration:
+    """Prediction-interval rules of one ladder (see the module doc), and the N* evidence.
+
+    ``loss``: the rule for the law's target (log loss for a loss law). ``n_opt``: one rule per
+    N* source. ``n_opt_evidence``: rollout error of each source (rms and median |error| in
+    decades, pairs) and ``weight_approach2`` of the combination. ``data_max``: the compute of
+    the largest budget fitted, from which extrapolation distances are measured. ``steps``:
+    per rollout threshold and held-out budget, the distance, points and median |error|.
+    """
+
+    level: float
+    loss: IntervalRule
+    n_opt: dict[str, IntervalRule]
+    data_max: float
+    n_budgets: int
+    n_opt_evidence: dict[str, dict] = field(default_factory=dict)
+    weight_approach2: float = float("nan")
+    steps: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    # -------------------------------------------------------------- distances and intervals
+    def distance(self, flops) -> np.ndarray:
+        """Decades of compute beyond the largest fitted budget (0 inside the data)."""
+        return np.maximum(np.log10(np.asarray(flops, dtype=float) / self.data_max), 0.0)
+
+    def loss_interval(self, law, predicted, flops) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction interval of the target around ``predicted`` at compute ``flops``, in the
+        law's transform (a log interval for a loss) and mapped back."""
+        z = law.transform.forward(np.asarray(predicted, dtype=float))
+        h = self.loss.half_width(self.distance(flops))
+        return law.transform.inverse(z - h), law.transform.inverse(z + h)
+
+    def n_opt_interval(self, n_opt: float, flops: float, source: str) -> tuple[float, float]:
+        h = float(self.n_opt[source].half_width(self.distance(flops)))
+        return float(n_opt * 10 ** -h), float(n_opt * 10 ** h)
+
+    # -------------------------------------------------------------- N* by evidence
+    def choose_n_opt(self, flops: float, n_law: float, n_approach2: float | None = None,
+                     bracketed: int | None = None, prefer: str = "auto") -> NOptChoice:
+        """Pick the N* source at budget ``flops`` by the rollout evidence (see ``choose_n_opt``)."""
+        return choose_n_opt(self, flops, n_law, n_approach2, bracketed, prefer)
+
+    # -------------------------------------------------------------- text and JSON
+    def summary(self) -> str:
+        lines = [f"Prediction intervals ({100 * self.level:g}%), calibrated on {self.n_budgets} budgets up to "
+                 f"C = {self.data_max:.3g}",
+                 f"  loss: {self.loss.describe()}"]
+        for src in N_OPT_SOURCES:
+            if src in self.n_opt:
+                lines.append(f"  N* {src}: {self.n_opt[src].describe()}")
+        if self.n_opt_evidence:
+            ev = ", ".join(f"{k} {v['rms_dex']:.3f}" for k, v in self.n_opt_evidence.items())
+            lines.append(f"  N* rollout rms error (decades): {ev}; weight of approach 2 in the combination "
+                         f"{self.weight_approach2:.2f}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return to_jsonable({
+            "level": self.level, "loss": self.loss.to_dict(),
+            "n_opt": {k: v.to_dict() for k, v in self.n_opt.items()}, "data_max": self.data_max,
+            "n_budgets": self.n_budgets, "n_opt_evidence": self.n_opt_evidence,
+            "weight_approach2": self.weight_approach2, "steps": self.steps, "skipped": self.skipped})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(level=float(d["level"]), loss=IntervalRule.from_dict(d["loss"]),
+                   n_opt={k: IntervalRule.from_dict(v) for k, v in d["n_opt"].items()},
+                   data_max=float(d["data_max"]), n_budgets=int(d["n_budgets"]),
+                   n_opt_evidence=d.get("n_opt_evidence") or {},
+                   weight_approach2=from_json_float(d.get("weight_approach2")),
+                   steps=list(d.get("steps") or []), skipped=list(d.get("skipped") or []))
+
+
+def uncalibrated(level: float, data_max: float, why: str) -> Calibration:
+    """The stated fallback rules, for a fit whose ladder gave no rollout (``why`` says so)."""
+    return Calibration(level=level, loss=fallback_rule("loss", level),
+                       n_opt={s: fallback_rule("n_opt", level) for s in N_OPT_SOURCES},
+                       data_max=float(data_max), n_budgets=0, skipped=[{"threshold": float("nan"), "reason": why}])
+
+
+def choose_n_opt(cal: Calibration | None, flops: float, n_law: float, n_approach2: float | None = None,
+                 bracketed: int | None = None, prefer: str = "auto") -> NOptChoice:
+    """N* at ``flops`` from approach 3 (``n_law``), approach 2 (``n_approach2``, the IsoFLOP power
+    law through ``bracketed`` interior minima) or their combination, by evidence.
+
+    ``prefer="auto"``: approach 2 counts only when it rests on >= 3 bracketed valleys; then the
+    source with the smaller rollout rms error of N* wins (the combination weighs the two by the
+    inverse of their rollout mean squared errors). Without rollout evidence: approach 2 when it
+    is available (it measures the valleys; the law's exponents are often poorly identified),
+    else the law. ``prefer`` = "approach2" / "approach3" / "combined" overrides.
+    """
+    candidates = {"approach3": float(n_law)}
+    a2_ok = n_approach2 is not None and np.isfinite(n_approach2) and n_approach2 > 0
+    if a2_ok:
+        candidates["approach2"] = float(n_approach2)
+    evidence = cal.n_opt_evidence if cal is not None else {}
+    w2 = cal.weight_approach2 if cal is not None and evidence else 0.5
+    if a2_ok:
+        candidates["combined"] = float(10 ** (w2 * math.log10(n_approach2) + (1 - w2) * math.log10(n_law)))
+    if prefer not in ("auto",) + N_OPT_SOURCES:
+        raise ValueError(f"prefer must be one of auto, {', '.join(N_OPT_SOURCES)}; got {prefer!r}")
+    if prefer != "auto":
+        if prefer not in candidates:
+            raise ValueError(f"prefer={prefer!r} needs approach 2's N* (give the IsoFLOP runs)")
+        source, reason = prefer, f"prefer={prefer!r} (user's choice)"
+    elif not a2_ok:
+        source, reason = "approach3", "approach 2 is not available (no IsoFLOP runs, or fewer than 2 bracketed valleys)"
+    elif bracketed is not None and bracketed < 3:
+        source, reason = "approach3", (f"approach 2 rests on {bracketed} bracketed valleys, fewer than 3: a line "
+                                       "through them has no check")
+    elif evidence:
+        source = min(evidence, key=lambda k: evidence[k]["rms_dex"])
+        reason = ("smallest rollout error of N* on this ladder ("
+                  + ", ".join(f"{k} {v['rms_dex']:.3f}" for k, v in evidence.items())
+                  + f" decades rms over {evidence[source]['n_pairs']} fit/budget pairs)")
+    else:
+        source, reason = "approach2", ("no rollout evidence to compare the approaches (too few budgets with a "
+                                       "bracketed minimum above 3 fitted ones); approach 2 measures the valleys "
+                                       "directly while the law's exponents are often poorly identified")
+    n = candidates[source]
+    rule = cal.n_opt.get(source) if cal is not None else None
+    interval = cal.n_opt_interval(n, flops, source) if rule is not None else None
+    return NOptChoice(n_opt=n, source=source, reason=reason, interval=interval, rule=rule, candidates=candidates)

@@ -1,0 +1,76 @@
+"""Fitting one part of a ladder: the training slice of a hold-out or of a rollout step.
+
+Shared by hold-out validation and the rollout calibration: refuse a slice the law cannot
+support (saying what it has and needs), fit it without validating the runs again, and read the
+law's N*(C) off the fit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.data.readers import RunTable
+
+__all__ = ["as_table", "check_fittable", "fit_part", "law_n_opt", "law_spec"]
+
+
+def law_spec(law, fixed=None) -> tuple[str, tuple[str, ...], int]:
+    """(name, features, number of free parameters) of a law name, spec or Law object."""
+    from scalinglab.laws import get_law
+
+    obj = get_law(law, fixed=fixed)
+    return obj.name, tuple(obj.variables), len(obj.param_names)
+
+
+def check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ...], n_params: int,
+                   what: str) -> None:
+    """Refuse a fit the training part cannot support, saying what it has and what it needs."""
+    needs = n_params + 1
+    if len(train) < needs:
+        raise ValueError(f"{what}: the training part has {len(train)} points; law {law_name!r} has "
+                         f"{n_params} parameters and needs at least {needs}")
+    for v in variables:
+        if v not in train.columns:
+            continue                            # a derived feature: the law checks it when fitting
+        k = train[v].nunique()
+        if k < 3:
+            raise ValueError(f"{what}: the training part has {k} distinct {v} values; law {law_name!r} "
+                             f"needs at least 3 to fit an offset, a scale and an exponent in {v}")
+    if len(variables) > 1 and all(v in train.columns and (train[v] > 0).all() for v in variables):
+        # on a single IsoFLOP budget log D = log(C/6) − log N: the two terms cannot be told apart
+        X = np.column_stack([np.ones(len(train))] + [np.log(train[v].to_numpy(float)) for v in variables])
+        if np.linalg.matrix_rank(X, tol=1e-8 * np.abs(X).max()) < X.shape[1]:
+            raise ValueError(f"{what}: in the training part {' and '.join(variables)} are collinear in log "
+                             f"space (e.g. a single FLOP budget), so law {law_name!r} is not identifiable; "
+                             "train on at least 2 budgets")
+
+
+def as_table(df: pd.DataFrame, source: str) -> RunTable:
+    """Wrap an already-validated slice so that the engine does not validate (and renumber) it again."""
+    return RunTable(df=df, source=source, dropped=pd.DataFrame(columns=list(df.columns) + ["reason", "detail"]))
+
+
+def fit_part(train: pd.DataFrame, law, fit_kwargs: dict, what: str):
+    """Fit ``law`` on a validated slice of runs, refusing one it cannot support (says why)."""
+    from scalinglab.fitting.engine import fit
+
+    name, variables, n_params = law_spec(law, fit_kwargs.get("fixed"))
+    check_fittable(train, name, variables, n_params, what)
+    return fit(as_table(train, "<training part>"), law, **fit_kwargs)
+
+
+def law_n_opt(fit_result, flops, constraints=None) -> tuple[np.ndarray, str]:
+    """The fitted law's compute-optimal N at each budget C, and how it was obtained: the law's
+    frontier (``laws/frontier.py``: its closed form where it has one, else a numerical minimum
+    along the budget line); NaN with the reason for a law without a frontier."""
+    from scalinglab.laws.frontier import NoFrontierError, allocate
+
+    flops = np.atleast_1d(np.asarray(flops, dtype=float))
+    law = fit_result.law_object
+    try:
+        n_opt, _, _ = allocate(law, fit_result.params, flops, constraints)
+    except NoFrontierError as err:
+        return np.full(flops.shape, np.nan), str(err)
+    how = "closed form" if law.closed_form_allocation(fit_result.params, float(flops[0]), constraints) is not None \
+        else "numerical minimum along the budget line"
+    return np.asarray(n_opt, dtype=float).reshape(flops.shape), f"the law's frontier ({how})"
