@@ -327,3 +327,142 @@ def test_fit_on_runs_warns_about_a_ladder_that_cannot_pin_the_law_down():
     text = " ".join(fit(runs, "chinchilla", n_refine=4).warnings)
     assert "6 runs for 5 parameters" in text
     assert "decades" in text and "collinear" in text
+
+
+# ------------------------------------------------------------------------ per-point weights
+
+
+def weighted_ladder(seed=3, sigma=0.01):
+    law = get_law("chinchilla")
+    X = isoflop_ladder(budgets=(1e18, 3e18, 1e19, 3e19), n_sizes=6)
+    theta = law.from_public(EPOCH)
+    return law, X, noisy(law, theta, X, sigma, seed)
+
+
+@pytest.mark.parametrize("method", ["multistart", "varpro", "auto"])
+def test_weights_of_all_ones_reproduce_the_unweighted_fit(method):
+    law, X, y = weighted_ladder()
+    plain = fit_arrays(law, X, y, method=method, n_refine=8)
+    ones = fit_arrays(law, X, y, method=method, n_refine=8, weights=np.ones(len(y)))
+    assert ones.objective == pytest.approx(plain.objective, rel=1e-12)
+    np.testing.assert_allclose(ones.theta, plain.theta, rtol=1e-12, atol=0)
+
+
+def test_integer_weights_equal_repeated_rows():
+    law, X, y = weighted_ladder()
+    k = np.random.default_rng(5).integers(1, 4, len(y))          # 1, 2 or 3 copies of each point
+    # the identity at the objective: sum_i k_i rho(r_i) is rho summed over the repeated rows,
+    # and the same for the derivative after summing the copies back
+    r = np.random.default_rng(6).normal(0.0, 3e-3, len(y))
+    for loss, asym in (("huber", None), ("mse", None), ("asymmetric", 4.0)):
+        w_obj = make_objective(loss, 1e-3, asym, weights=k)
+        rep_obj = make_objective(loss, 1e-3, asym)
+        assert w_obj.value(r) == pytest.approx(rep_obj.value(np.repeat(r, k)), rel=1e-12)
+        summed = np.bincount(np.repeat(np.arange(len(r)), k), rep_obj.derivative(np.repeat(r, k)))
+        np.testing.assert_allclose(w_obj.derivative(r), summed, rtol=1e-12)
+    # variable projection's weighted NNLS is least squares on the repeated rows
+    from scalinglab.fitting.varpro import profile_thetas
+
+    grid = law.varpro_grid()[::37]
+    np.testing.assert_allclose(profile_thetas(law, X, y, grid, weights=k),
+                               profile_thetas(law, np.repeat(X, k, axis=0), np.repeat(y, k), grid),
+                               rtol=1e-6, atol=1e-9)
+    # and the whole fit, by every method
+    for method in ("multistart", "varpro"):
+        weighted = fit_arrays(law, X, y, weights=k, method=method, workers=1)
+        repeated = fit_arrays(law, np.repeat(X, k, axis=0), np.repeat(y, k), method=method, workers=1)
+        assert weighted.objective == pytest.approx(repeated.objective, rel=1e-8)
+        for name in EPOCH:
+            assert weighted.params[name] == pytest.approx(repeated.params[name], rel=1e-5)
+
+
+def test_weights_change_the_fit_toward_the_heavy_points():
+    law, X, y = weighted_ladder(sigma=0.02)
+    heavy = np.where(np.arange(len(y)) % 2 == 0, 50.0, 1.0)
+    plain = fit_arrays(law, X, y, method="multistart", workers=1)
+    weighted = fit_arrays(law, X, y, method="multistart", workers=1, weights=heavy)
+    r_plain, r_weighted = np.abs(plain.residuals[heavy > 1]), np.abs(weighted.residuals[heavy > 1])
+    assert np.median(r_weighted) < np.median(r_plain)
+
+
+def test_named_and_callable_weights_on_runs():
+    import pandas as pd
+
+    from scalinglab.fitting.objectives import WEIGHTS, compute_weights, valley_weights
+
+    law, X, y = weighted_ladder()
+    runs = pd.DataFrame({"params": X[:, 0], "tokens": X[:, 1], "loss": y})
+    runs["flops"] = 6 * runs["params"] * runs["tokens"]
+    w = compute_weights(runs, 0.5)
+    assert w.mean() == pytest.approx(1.0)
+    c = runs["flops"].to_numpy()
+    np.testing.assert_allclose(w / w.max(), np.sqrt(c / c.max()))
+    assert set(WEIGHTS) >= {"compute", "compute_linear", "valley", "valley_compute"}
+    v = valley_weights(runs)
+    assert v.mean() == pytest.approx(1.0) and (v > 0).all()
+    for c_b in np.unique(c):                      # heaviest where the budget's loss is lowest
+        sel = np.flatnonzero(c == c_b)
+        assert abs(np.argmax(v[sel]) - np.argmin(y[sel])) <= 1
+    scattered = runs.assign(flops=runs["flops"] * np.geomspace(1, 3, len(runs)))
+    np.testing.assert_array_equal(valley_weights(scattered), 1.0)   # no budgets: no valleys
+
+    by_name = fit(runs, law, weights="compute", method="multistart", workers=1)
+    by_array = fit_arrays(law, X, y, weights=w, method="multistart", workers=1)
+    by_callable = fit(runs, law, weights=lambda df: compute_weights(df, 0.5), method="multistart", workers=1)
+    assert by_name.objective == pytest.approx(by_array.objective, rel=1e-10)
+    assert by_callable.objective == pytest.approx(by_array.objective, rel=1e-10)
+    assert by_name.diagnostics["weights"]["spec"] == "compute"
+    assert "weights" not in fit(runs, law, method="multistart", workers=1).diagnostics
+
+
+@pytest.mark.parametrize("weights,word", [
+    (np.ones(3), r"weights has shape \(3,\); it must be \(24,\)"),
+    (np.r_[np.ones(23), 0.0], "weights must be positive and finite; rows 24"),
+    (np.r_[-1.0, np.ones(23)], "weights must be positive and finite; rows 1"),
+    (np.r_[np.nan, np.ones(23)], "weights must be positive and finite"),
+    (np.ones((24, 2)), "weights has shape"),
+    ("compute", "names .* apply to fit"),
+    ("heavy", "names .* apply to fit"),
+])
+def test_bad_weights_are_named_by_fit_arrays(weights, word):
+    law, X, y = weighted_ladder()
+    with pytest.raises(ValueError, match=word):
+        fit_arrays(law, X, y, weights=weights)
+
+
+def test_bad_weights_are_named_by_fit():
+    import pandas as pd
+
+    law, X, y = weighted_ladder()
+    runs = pd.DataFrame({"params": X[:, 0], "tokens": X[:, 1], "loss": y})
+    with pytest.raises(ValueError, match="weights='heavy' is not a known weighting; valid: compute"):
+        fit(runs, law, weights="heavy")
+
+    def short(df):
+        return np.ones(3)
+
+    def broken(df):
+        return df["no_such_column"]
+
+    with pytest.raises(ValueError, match=r"weights callable 'short': weights has shape \(3,\)"):
+        fit(runs, law, weights=short)
+    with pytest.raises(ValueError, match="weights callable 'broken' failed"):
+        fit(runs, law, weights=broken)
+
+
+def test_bootstrap_carries_each_resampled_rows_weight():
+    import pandas as pd
+
+    from scalinglab.fitting.bootstrap import bootstrap
+
+    law, X, y = weighted_ladder()
+    runs = pd.DataFrame({"params": X[:, 0], "tokens": X[:, 1], "loss": y})
+    res = bootstrap(runs, law, n=6, workers=1, progress=False, weights="compute", method="multistart")
+    assert res.bootstrap.n_failed == 0
+    assert res.diagnostics["weights"]["spec"] == "compute"
+    # all-ones weights give the unweighted bootstrap, resample for resample
+    plain = bootstrap(runs, law, n=6, workers=1, progress=False, method="multistart")
+    ones = bootstrap(runs, law, n=6, workers=1, progress=False, method="multistart", weights=np.ones(len(y)))
+    np.testing.assert_allclose(ones.bootstrap.samples, plain.bootstrap.samples, rtol=1e-10)
+    with pytest.raises(ValueError, match="pass the same weights="):
+        bootstrap(runs, law, n=2, workers=1, progress=False, fit=res)

@@ -26,6 +26,10 @@ finds it without paying for the full 4,500-point grid (≈ 0.03 s per resample i
 the samples identical whatever the number of worker processes.  A resample whose fit
 raises or returns non-finite parameters is counted in ``n_failed`` and its message kept in
 ``failures``; nothing is dropped silently.
+
+Per-point weights (``weights=`` in the fit options: a name, a callable or an array) are
+resolved once on the full run table; a resampled row carries its weight (a row drawn twice
+counts twice, with its own weight each time), so the weights are not recomputed per resample.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ import numpy as np
 from scalinglab.fitting.result import BootstrapResult
 from scalinglab.laws.frontier import DEFAULT_BUDGETS, frontier_quantities
 from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.progress import progress_bar
 from scalinglab.util.threads import single_threaded_blas
 
 UNITS = ("point", "run", "size")
@@ -218,6 +223,7 @@ def _fit_resamples(indices: Sequence[int], seeds: Sequence[np.random.SeedSequenc
     st = _STATE
     law = st["law"]
     X, y, clusters = st["X"], st["y"], st["clusters"]
+    weights = st.get("weights")
     objective = make_objective(*st["objective"])
     out = []
     for b, ss in zip(indices, seeds):
@@ -225,9 +231,11 @@ def _fit_resamples(indices: Sequence[int], seeds: Sequence[np.random.SeedSequenc
         rows = clusters.draw(rng)
         try:
             Xb, yb = X[rows], y[rows]
-            x0 = screen_starts(law, objective, st["theta_full"], st["alternatives"], Xb,
+            wb = None if weights is None else weights[rows]       # a resampled row keeps its weight
+            obj_b = objective if wb is None else objective.with_weights(wb)
+            x0 = screen_starts(law, obj_b, st["theta_full"], st["alternatives"], Xb,
                                law.transform.forward(yb), st["margin"])
-            res = fit_arrays(law, Xb, yb, x0=x0, seed=int(ss.generate_state(1)[0]),
+            res = fit_arrays(law, Xb, yb, x0=x0, seed=int(ss.generate_state(1)[0]), weights=wb,
                              **st["fit_kwargs"])
             theta = np.asarray(res.theta, dtype=float)
             if not np.all(np.isfinite(theta)):
@@ -251,7 +259,7 @@ def run_resamples(state: dict[str, Any], n: int, seed: int, *, workers: int = 1,
     seeds = np.random.SeedSequence(seed).spawn(n)
     results: list = [None] * n
     chunks = _chunks(n, workers)
-    with _progress_bar(progress, description, n) as advance:
+    with progress_bar(progress, description, n) as advance:
         if workers <= 1:
             _STATE.clear()
             _STATE.update(state)
@@ -272,32 +280,6 @@ def run_resamples(state: dict[str, Any], n: int, seed: int, *, workers: int = 1,
                         results[r[0]] = r
                     advance(futures[fut])
     return results
-
-
-class _progress_bar:
-    """A rich progress bar on stderr, or a no-op; used as ``with ... as advance``."""
-
-    def __init__(self, enabled: bool, description: str, total: int):
-        self.enabled, self.description, self.total = enabled, description, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                                  console=Console(stderr=True), transient=False)
-        self._progress.__enter__()
-        task = self._progress.add_task(self.description, total=self.total)
-        return lambda k: self._progress.advance(task, k)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._progress.__exit__(*exc)
-        return False
 
 
 # --------------------------------------------------------------------------- entry point
@@ -325,12 +307,14 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
         of the optimum, distinct best grid points, refined once on the full data) and when
         a resample also refines from one (its objective within ``1 + screen_margin`` of the
         optimum's on that resample); see :func:`alternative_optima`.
-    **fit_kwargs : passed to the fitting engine (loss, delta, asymmetry, method, ...).
+    **fit_kwargs : passed to the fitting engine (loss, delta, asymmetry, method, weights, ...).
+        ``weights`` (a name, callable or array, as ``fit`` takes it) is resolved once on the full
+        table and each resampled row carries its weight.
     """
     from scalinglab.data.readers import as_runtable
     from scalinglab.fitting.engine import fit as fit_runs
     from scalinglab.fitting.identifiability import identifiability_warnings
-    from scalinglab.fitting.objectives import make_objective
+    from scalinglab.fitting.objectives import make_objective, resolve_weights
     from scalinglab.laws import get_law
 
     if not 0.0 < level < 1.0:
@@ -347,18 +331,22 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
     keys = resample_keys(df, unit)                      # fail fast on a bad unit
     X = law.features(df)
     y = law.target_values(df)
+    weights = resolve_weights(fit_kwargs.get("weights"), df)
+    if fit is not None and fit.diagnostics.get("weights") is not None and weights is None:
+        raise ValueError(f"the given fit used per-point weights ({fit.diagnostics['weights'].get('spec')}); "
+                         f"pass the same weights= to bootstrap so that every resample is fitted with them")
 
     with single_threaded_blas():              # the parent's fits too; restored on exit
         full = _full_fit(fit_runs, table, law, fit, seed, fit_kwargs)
         theta_full = np.asarray(full.theta, dtype=float)
         objective_spec = (full.loss, full.delta, getattr(full, "asymmetry", None))
-        objective = make_objective(*objective_spec)
+        objective = make_objective(*objective_spec, weights=weights)
         alternatives = alternative_optima(law, objective, theta_full, X, y, n_perturbed=n_perturbed,
                                           n_grid=n_grid, seed=seed)
         clusters = ClusterIndex.from_keys(keys)
         state = {"law": law, "X": X, "y": y,
                  "clusters": clusters, "theta_full": theta_full, "alternatives": alternatives,
-                 "margin": screen_margin, "objective": objective_spec,
+                 "margin": screen_margin, "objective": objective_spec, "weights": weights,
                  "fit_kwargs": _resample_kwargs(fit_kwargs)}
 
         t0 = time.perf_counter()
@@ -387,7 +375,8 @@ def _full_fit(fit_runs, table, law, fit, seed, fit_kwargs):
 def _resample_kwargs(fit_kwargs: dict) -> dict:
     """Engine options for resample refits: the user's objective, but the cheaper
     multi-start method (warm starts replace the grid), unless a method was asked for."""
-    kw = {k: v for k, v in fit_kwargs.items() if k not in ("init_grid", "seed", "x0")}
+    # weights: resolved once on the full table; each resample passes its rows' share
+    kw = {k: v for k, v in fit_kwargs.items() if k not in ("init_grid", "seed", "x0", "weights")}
     # "auto" compares two methods on the full data (a diagnostic); a resample needs one.
     if kw.get("method", "auto") == "auto":
         kw["method"] = "multistart"

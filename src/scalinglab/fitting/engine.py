@@ -13,6 +13,10 @@ Multi-start done right:
 
 ``method="varpro"`` proposes starts by variable projection instead (``fitting/varpro.py``);
 ``method="auto"`` runs both when the law supports it and warns when they disagree.
+
+Per-point weights (``weights=``) make the objective sum_i w_i * rho(r_i); every path honours
+them: the grid, L-BFGS-B (value and gradient) and variable projection, whose NNLS rows are
+scaled by sqrt(w_i) and whose proposals are ranked by the weighted objective.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from scalinglab.fitting.objectives import Objective, make_objective
+from scalinglab.fitting.objectives import Objective, describe_weights, make_objective, resolve_weights
 from scalinglab.fitting.result import FitResult
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
 from scalinglab.laws import Law, get_law
@@ -53,12 +57,17 @@ class Refined:
 
 
 def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
-        n_refine=32, method="auto", seed=0, x0=None, **options) -> FitResult:
+        n_refine=32, method="auto", seed=0, x0=None, weights=None, **options) -> FitResult:
     """Fit ``law`` to runs (a RunTable, or anything ``load_runs`` reads).
 
     ``law``: a registered name, a Law, or a spec dict.  ``fixed``: public parameters held at
     given values (``{"E": 1.69}``), leaving fewer to fit.  The law computes its features and
-    target from the run table.  See ``fit_arrays`` for the other options.
+    target from the run table.  ``weights``: per-point weights of the objective - None (all
+    equal), a name in ``scalinglab.fitting.objectives.WEIGHTS`` ("compute": w ∝ (C/C_max)^0.5,
+    "compute_linear": w ∝ C/C_max, "valley": Gaussian of width 0.25 dex in log N around each
+    budget's valley, "valley_compute": the two multiplied; all normalised to mean 1), a callable ``f(df) -> array (n,)`` on the run table, or an array
+    (n,) in the table's row order; recorded in ``result.diagnostics["weights"]``.  See
+    ``fit_arrays`` for the other options.
     """
     from scalinglab.data.readers import as_runtable
 
@@ -70,8 +79,11 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
         y = law.target_values(df)
     except ValueError as err:
         raise ValueError(f"{table.source}: {err}") from None
+    w = resolve_weights(weights, df)
     result = fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
-                        n_refine=n_refine, method=method, seed=seed, x0=x0, **options)
+                        n_refine=n_refine, method=method, seed=seed, x0=x0, weights=w, **options)
+    if w is not None:
+        result.diagnostics["weights"] = describe_weights(weights, w)
     result.warnings.extend(ladder_warnings(law, df))
     result.diagnostics["data_range"] = data_range(df)
     return result
@@ -114,13 +126,16 @@ def ladder_warnings(law: Law, df) -> list[str]:
 
 def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
                n_refine=32, method="auto", seed=0, x0=None, basin_rtol=1e-4, basin_ptol=1e-2,
-               maxiter=1000, join_basins=True, workers=None) -> FitResult:
+               maxiter=1000, join_basins=True, workers=None, weights=None) -> FitResult:
     """Fit ``law`` to arrays: X (n, len(law.variables)) the law's features, y_loss (n,) its
     target in its own units (nats for a loss); residuals are taken in the law's transform.
 
     Parameters
     ----------
     loss, delta, asymmetry : the objective on log residuals, summed (``fitting/objectives``).
+    weights : None, or an array (n,) of positive finite per-point weights: the objective becomes
+        sum_i w_i * rho(r_i).  Integer weights equal repeating rows.  Every method honours them
+        (variable projection weights its NNLS rows by sqrt(w_i)).
     init_grid : (k, p) starts in the law's internal parametrisation; default the law's grid.
     n_refine : how many of the best grid starts L-BFGS-B refines; None refines all.
     method : "multistart", "varpro" (laws with linear coefficients) or "auto" (both when
@@ -143,7 +158,7 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
     """
     law = get_law(law, fixed=fixed)
     X, y = _check_arrays(law, X, y_loss)
-    objective = make_objective(loss, delta, asymmetry)
+    objective = make_objective(loss, delta, asymmetry, weights=weights, n=X.shape[0])
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not known; valid: {', '.join(METHODS)}")
     if n_refine is not None and (int(n_refine) != n_refine or n_refine < 1):

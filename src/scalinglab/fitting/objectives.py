@@ -14,12 +14,19 @@ Besiroglu et al. 2024) minimise the sum, and the value must be comparable to the
   best achievable loss.  asymmetry = 1 is plain Huber.
 
 Every objective is vectorised: ``value`` takes residuals (n,) or (k, n) and sums over the
-last axis; ``derivative`` is d rho / d r elementwise (the engine chains it with the law's
+last axis; ``derivative`` is d value / d r_i elementwise (the engine chains it with the law's
 Jacobian).
+
+Per-point weights.  An objective may carry weights w (n,), positive and finite: the value is
+then sum_i w_i * rho(r_i) and the derivative w_i * rho'(r_i).  Integer weights are the same as
+repeating rows (w_i = 2 counts point i twice).  Without weights (``weights=None``) the code path
+is the unweighted one, bit for bit.  :data:`WEIGHTS` names a few weightings computed from a run
+table (see :func:`resolve_weights`); users may pass their own callable ``f(df) -> (n,)``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -34,6 +41,7 @@ class Objective:
     loss: str = "huber"
     delta: float = 1e-3
     asymmetry: float | None = None
+    weights: np.ndarray | None = field(default=None, compare=False, repr=False)   # (n,) or None
 
     def rho(self, r: np.ndarray) -> np.ndarray:
         """Pointwise loss (same shape as r)."""
@@ -47,28 +55,41 @@ class Objective:
         return h
 
     def value(self, r: np.ndarray) -> np.ndarray:
-        """Sum of rho over the last axis: (n,) -> scalar, (k, n) -> (k,)."""
-        return np.sum(self.rho(r), axis=-1)
+        """(Weighted) sum of rho over the last axis: (n,) -> scalar, (k, n) -> (k,)."""
+        if self.weights is None:
+            return np.sum(self.rho(r), axis=-1)
+        return np.sum(self.rho(r) * self.weights, axis=-1)
 
     def derivative(self, r: np.ndarray) -> np.ndarray:
-        """d rho / d r elementwise (Huber: clip(r, -delta, delta))."""
+        """d value / d r_i elementwise: w_i * rho'(r_i) (Huber: clip(r, -delta, delta))."""
         if self.loss == "mse":
-            return 2.0 * r
-        g = np.clip(r, -self.delta, self.delta)
-        if self.loss == "asymmetric":
-            g = np.where(r > 0, self.asymmetry * g, g)
-        return g
+            g = 2.0 * r
+        else:
+            g = np.clip(r, -self.delta, self.delta)
+            if self.loss == "asymmetric":
+                g = np.where(r > 0, self.asymmetry * g, g)
+        return g if self.weights is None else g * self.weights
+
+    def with_weights(self, weights) -> "Objective":
+        """The same loss with other per-point weights (None: unweighted)."""
+        return Objective(self.loss, self.delta, self.asymmetry, check_weights(weights))
 
     def describe(self) -> str:
         if self.loss == "mse":
-            return "mse (sum of squared log residuals)"
-        if self.loss == "asymmetric":
-            return f"asymmetric huber(delta={self.delta:g}, weight {self.asymmetry:g} on over-prediction), summed"
-        return f"huber(delta={self.delta:g}), summed"
+            text = "mse (sum of squared log residuals)"
+        elif self.loss == "asymmetric":
+            text = f"asymmetric huber(delta={self.delta:g}, weight {self.asymmetry:g} on over-prediction), summed"
+        else:
+            text = f"huber(delta={self.delta:g}), summed"
+        return text if self.weights is None else text + ", per-point weights"
 
 
-def make_objective(loss: str = "huber", delta: float = 1e-3, asymmetry: float | None = None) -> Objective:
-    """Validate the options and build the objective; errors name the option and valid values."""
+def make_objective(loss: str = "huber", delta: float = 1e-3, asymmetry: float | None = None,
+                   weights=None, n: int | None = None) -> Objective:
+    """Validate the options and build the objective; errors name the option and valid values.
+
+    ``weights``: None or an array (n,) of positive finite numbers (``n``, when given, is the
+    number of points it must match)."""
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r} is not a known objective; valid: {', '.join(LOSSES)}")
     try:
@@ -84,4 +105,134 @@ def make_objective(loss: str = "huber", delta: float = 1e-3, asymmetry: float | 
                              f"(> 1 fits the lower envelope)")
     elif asymmetry is not None:
         raise ValueError(f"asymmetry={asymmetry!r} only applies to loss='asymmetric' (got loss={loss!r})")
-    return Objective(loss=loss, delta=delta, asymmetry=asymmetry)
+    return Objective(loss=loss, delta=delta, asymmetry=asymmetry, weights=check_weights(weights, n))
+
+
+# ------------------------------------------------------------------------------ per-point weights
+
+
+def check_weights(weights, n: int | None = None) -> np.ndarray | None:
+    """None, or ``weights`` as a read-only float array (n,) of positive finite numbers;
+    ValueError naming the option otherwise."""
+    if weights is None:
+        return None
+    if isinstance(weights, str) or callable(weights):
+        raise ValueError(f"weights={weights!r}: the engine's arrays need an array (n,) of per-point "
+                         f"weights; names ({', '.join(WEIGHTS)}) and callables f(df) apply to fit(runs, ...)")
+    try:
+        w = np.array(weights, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"weights must be an array (n,) of positive finite numbers; got {type(weights).__name__}") from None
+    if w.ndim != 1 or (n is not None and w.shape[0] != n):
+        want = f"({n},)" if n is not None else "(n,)"
+        raise ValueError(f"weights has shape {w.shape}; it must be {want}, one weight per point")
+    bad = np.flatnonzero(~(np.isfinite(w) & (w > 0)))
+    if bad.size:
+        rows = ", ".join(str(i + 1) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+        raise ValueError(f"weights must be positive and finite; rows {rows} (1-based) have "
+                         f"{', '.join(f'{v:g}' for v in w[bad[:3]])}{' ...' if bad.size > 3 else ''} "
+                         f"(drop a point instead of giving it weight 0)")
+    w.setflags(write=False)
+    return w
+
+
+def _normalised(w: np.ndarray) -> np.ndarray:
+    return w / w.mean()
+
+
+def compute_weights(df, power: float = 0.5) -> np.ndarray:
+    """w ∝ (C / C_max)^power, mean 1: the large budgets, which a plan extrapolates from, count more."""
+    c = np.asarray(df["flops"], dtype=float)
+    return _normalised((c / c.max()) ** power)
+
+
+def valley_weights(df, width_dex: float = 0.25, floor: float = 1e-3) -> np.ndarray:
+    """w = max(exp(-(log10 N - log10 N*_b)^2 / (2 width_dex^2)), floor), then scaled to mean 1:
+    points near their budget's valley bottom count most, far ones little but never nothing.
+
+    N*_b is the vertex of a parabola of loss in log N through budget b's points (budgets by
+    ``scalinglab.data.grouping.budget_ids``: a ``budget`` column when the runs have one, else C
+    clustered within 2%), clipped to the budget's sampled sizes; a budget with fewer than 3 sizes
+    or a parabola that curves down centres on its lowest-loss size (fewer than 2 sizes: weight 1).
+    Runs whose budgets cannot be told apart (continuous C, no ``budget`` column) form budgets of
+    one size each and get weight 1: the weighting needs an IsoFLOP-like ladder.
+    """
+    from scalinglab.data.grouping import budget_ids
+
+    logn = np.log10(np.asarray(df["params"], dtype=float))
+    loss = np.asarray(df["loss"], dtype=float)
+    ids = budget_ids(df)
+    w = np.ones(len(logn))
+    for b in np.unique(ids):
+        sel = ids == b
+        x, y = logn[sel], loss[sel]
+        if np.unique(x).size < 2:
+            continue
+        centre = x[np.argmin(y)]
+        if np.unique(x).size >= 3:
+            c2, c1, _ = np.polyfit(x, y, 2)
+            if c2 > 0:
+                centre = float(np.clip(-c1 / (2 * c2), x.min(), x.max()))
+        w[sel] = np.exp(-0.5 * ((x - centre) / width_dex) ** 2)
+    return _normalised(np.maximum(w, floor))
+
+
+# name -> f(df) -> (n,) positive weights; fit(runs, weights="compute") looks names up here
+def _compute_sqrt(df) -> np.ndarray:
+    return compute_weights(df, 0.5)
+
+
+def _compute_linear(df) -> np.ndarray:
+    return compute_weights(df, 1.0)
+
+
+def _valley(df) -> np.ndarray:
+    return valley_weights(df, 0.25)
+
+
+def _valley_compute(df) -> np.ndarray:
+    return _normalised(valley_weights(df, 0.25) * compute_weights(df, 1.0))
+
+
+WEIGHTS: dict[str, Callable] = {
+    "compute": _compute_sqrt,             # w ∝ (C / C_max)^0.5, mean 1
+    "compute_linear": _compute_linear,    # w ∝ C / C_max, mean 1
+    "valley": _valley,                    # Gaussian in log10 N around the budget's valley, width 0.25 dex
+    "valley_compute": _valley_compute,    # valley (0.25 dex) times C / C_max, mean 1
+}
+
+
+def resolve_weights(weights, df) -> np.ndarray | None:
+    """Per-point weights for the rows of a run frame: None; a name in :data:`WEIGHTS`; a callable
+    ``f(df) -> (n,)``; or an array (n,).  Checked: positive, finite, one per row."""
+    if weights is None:
+        return None
+    n = len(df)
+    if isinstance(weights, str):
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights={weights!r} is not a known weighting; valid: {', '.join(WEIGHTS)}, "
+                             f"a callable f(df) -> array (n,), or an array (n,)")
+        return check_weights(WEIGHTS[weights](df), n)
+    if callable(weights):
+        name = getattr(weights, "__name__", type(weights).__name__)
+        try:
+            w = weights(df)
+        except Exception as exc:
+            raise ValueError(f"weights callable {name!r} failed on the run table: {type(exc).__name__}: {exc}") from exc
+        try:
+            return check_weights(w, n)
+        except ValueError as err:
+            raise ValueError(f"weights callable {name!r}: {err}") from None
+    return check_weights(weights, n)
+
+
+def describe_weights(spec, w: np.ndarray) -> dict:
+    """A JSON-friendly record of the weights a fit used (FitResult.diagnostics["weights"])."""
+    if isinstance(spec, str):
+        label = spec
+    elif callable(spec):
+        label = f"callable {getattr(spec, '__name__', type(spec).__name__)}"
+    else:
+        label = "array"
+    return {"spec": label, "min": float(w.min()), "max": float(w.max()), "mean": float(w.mean()),
+            "effective_n": float(w.sum() ** 2 / np.sum(w * w))}

@@ -5,8 +5,10 @@ For every point of a grid over the nonlinear parameters, the coefficients are th
 of a non-negative least-squares problem (``scipy.optimize.nnls``) - no start for them is
 needed, which removes three of Chinchilla's five search dimensions.  Rows are weighted by
 1/L_obs so the linear residual (L_pred - L_obs)/L_obs approximates the log residual the
-engine fits.  The resulting full parameter vectors are ranked by the engine's real
-objective; the engine then polishes the best few with L-BFGS-B on that objective.
+engine fits; with per-point weights w (the objective's), rows are further scaled by
+sqrt(w_i), so the NNLS minimises sum_i w_i * residual_i^2.  The resulting full parameter
+vectors are ranked by the engine's real (weighted) objective; the engine then polishes the
+best few with L-BFGS-B on that objective.
 
 This module only proposes starting points; it does not know about Huber or the optimiser.
 """
@@ -31,14 +33,19 @@ def supports_varpro(law) -> bool:
     return bool(getattr(law, "varpro_names", ())) and law.target_transform == "log"
 
 
-def profile_thetas(law, X: np.ndarray, y: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
-    """For each nonlinear grid point, the full theta with NNLS coefficients: (g, p)."""
+def profile_thetas(law, X: np.ndarray, y: np.ndarray, grid: np.ndarray | None = None,
+                   weights: np.ndarray | None = None) -> np.ndarray:
+    """For each nonlinear grid point, the full theta with NNLS coefficients: (g, p).
+    ``weights`` (n,): per-point weights of the least-squares problem (None: all 1)."""
     if not supports_varpro(law):
         raise ValueError(f"law {law.name!r} has no linear coefficients to project out; "
                          f"use method='multistart'")
     grid = np.atleast_2d(law.varpro_grid() if grid is None else np.asarray(grid, dtype=float))
     w = 1.0 / np.asarray(y, dtype=float)
     target = np.ones_like(w)
+    if weights is not None:                      # sqrt(w_i) * ((basis c)_i / y_i - 1)
+        root = np.sqrt(np.asarray(weights, dtype=float))
+        w, target = w * root, root
     thetas = []
     for nonlinear in grid:
         basis = law.varpro_basis(nonlinear, X) * w[:, None]
@@ -52,8 +59,9 @@ def profile_thetas(law, X: np.ndarray, y: np.ndarray, grid: np.ndarray | None = 
 def varpro_starts(law, objective, X: np.ndarray, y: np.ndarray, *, grid: np.ndarray | None = None,
                   n_best: int = 4) -> VarproStarts:
     """The ``n_best`` profiled parameter vectors with the lowest objective, mutually distinct
-    in the nonlinear parameters (so the polish does not refine one basin four times)."""
-    thetas = profile_thetas(law, X, y, grid)
+    in the nonlinear parameters (so the polish does not refine one basin four times).
+    The objective's per-point weights, if any, weight the NNLS rows too."""
+    thetas = profile_thetas(law, X, y, grid, weights=getattr(objective, "weights", None))
     logy = np.log(y)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         obj = objective.value(law.predict_z(thetas, X) - logy)
