@@ -5,8 +5,8 @@
 Ladders: every public IsoFLOP ladder in ../shared/data with at least 4 budgets: the 10
 configurations of Porian et al. 2024 (``porian_isoflops.csv``, budgets 1.25e16–2.56e19), and
 Epoch's reconstruction of Chinchilla (``chinchilla_epoch_svg.csv``, 5 highest losses dropped),
-whose compute is continuous, so its runs are labelled with half-decade budgets
-(``budget = 10^(round(2·log10 C)/2)``) for grouping and as C.
+whose compute is continuous, so its runs get a ``budget`` column by the binning of
+``bench_fit_loss.py`` (log10 C to the nearest 0.25 dex, sparse bins merged inward; 14 budgets).
 
 Table 1 (hold out the largest budget), per ladder, in the same run:
 * scalinglab's default (``validate_holdout``): median |loss error|, coverage and median
@@ -44,11 +44,11 @@ def ladders(only: str | None = None):
             yield f"porian {config}", load_runs(porian, where=f"config == '{config}'")
     epoch = DATA / "chinchilla_epoch_svg.csv"
     if epoch.exists() and only in (None, "chinchilla"):
-        raw = pd.read_csv(epoch)
-        raw = raw.sort_values("loss").iloc[: len(raw) - 5]
-        raw = raw.assign(budget=10 ** (np.round(2 * np.log10(raw["Training FLOP"])) / 2))
-        yield "chinchilla (Epoch, half-decade budgets)", load_runs(
-            raw, mapping={"params": "Model Size", "flops": "Training FLOP"})
+        from bench_fit_loss import _with_budgets, epoch_bins
+
+        df = load_runs(epoch, mapping={"params": "Model Size", "flops": "Training FLOP"}, drop_top_loss=5).df
+        df = _with_budgets(df, epoch_bins(df["flops"].to_numpy(float)))
+        yield "chinchilla (Epoch, binned budgets)", load_runs(df.drop(columns=["source_row"], errors="ignore"))
 
 
 def epoch_procedure(train, test, n_boot: int, seed: int = 0) -> dict:
@@ -56,7 +56,7 @@ def epoch_procedure(train, test, n_boot: int, seed: int = 0) -> dict:
     from scalinglab.fitting.bootstrap import bootstrap
 
     fit = bootstrap(train, "chinchilla", n=n_boot, unit="point", level=LEVEL, seed=seed, progress=False,
-                    budgets=None, method="multistart")
+                    budgets=None, method="multistart", weights=None)     # Epoch's fit is unweighted
     samples = fit.predict_samples(test)
     lo, hi = np.nanquantile(samples, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
     obs = test.df["loss"].to_numpy(float)

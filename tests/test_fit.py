@@ -289,7 +289,7 @@ def test_fit_accepts_a_dataframe():
     X = isoflop_ladder()
     y = noisy(law, law.from_public(EPOCH), X, 0.01, 0)
     df = pd.DataFrame({"params": X[:, 0], "tokens": X[:, 1], "loss": y})
-    res = fit(df, "chinchilla", method="multistart")
+    res = fit(df, "chinchilla", method="multistart", weights=None)
     direct = fit_arrays(law, X, y, method="multistart")
     assert res.objective == pytest.approx(direct.objective, rel=1e-10)
     res2 = fit(readers.load_runs(df), "power_c", method="multistart", n_refine=4)
@@ -397,7 +397,7 @@ def test_named_and_callable_weights_on_runs():
     assert w.mean() == pytest.approx(1.0)
     c = runs["flops"].to_numpy()
     np.testing.assert_allclose(w / w.max(), np.sqrt(c / c.max()))
-    assert set(WEIGHTS) >= {"compute", "compute_linear", "valley", "valley_compute"}
+    assert set(WEIGHTS) >= {"compute", "compute_linear", "valley", "valley_narrow", "valley_compute"}
     v = valley_weights(runs)
     assert v.mean() == pytest.approx(1.0) and (v > 0).all()
     for c_b in np.unique(c):                      # heaviest where the budget's loss is lowest
@@ -412,7 +412,9 @@ def test_named_and_callable_weights_on_runs():
     assert by_name.objective == pytest.approx(by_array.objective, rel=1e-10)
     assert by_callable.objective == pytest.approx(by_array.objective, rel=1e-10)
     assert by_name.diagnostics["weights"]["spec"] == "compute"
-    assert "weights" not in fit(runs, law, method="multistart", workers=1).diagnostics
+    assert "weights" not in fit(runs, law, method="multistart", workers=1, weights=None).diagnostics
+    # the default ("auto") is valley weighting for a law of the loss in N
+    assert fit(runs, law, method="multistart", workers=1).diagnostics["weights"]["spec"] == "valley"
 
 
 @pytest.mark.parametrize("weights,word", [
@@ -435,7 +437,7 @@ def test_bad_weights_are_named_by_fit():
 
     law, X, y = weighted_ladder()
     runs = pd.DataFrame({"params": X[:, 0], "tokens": X[:, 1], "loss": y})
-    with pytest.raises(ValueError, match="weights='heavy' is not a known weighting; valid: compute"):
+    with pytest.raises(ValueError, match="weights='heavy' is not a known weighting; valid: auto, compute"):
         fit(runs, law, weights="heavy")
 
     def short(df):
@@ -461,8 +463,29 @@ def test_bootstrap_carries_each_resampled_rows_weight():
     assert res.bootstrap.n_failed == 0
     assert res.diagnostics["weights"]["spec"] == "compute"
     # all-ones weights give the unweighted bootstrap, resample for resample
-    plain = bootstrap(runs, law, n=6, workers=1, progress=False, method="multistart")
+    plain = bootstrap(runs, law, n=6, workers=1, progress=False, method="multistart", weights=None)
     ones = bootstrap(runs, law, n=6, workers=1, progress=False, method="multistart", weights=np.ones(len(y)))
     np.testing.assert_allclose(ones.bootstrap.samples, plain.bootstrap.samples, rtol=1e-10)
+    # a given fit is resampled with its own weights
+    again = bootstrap(runs, law, n=6, workers=1, progress=False, fit=res, method="multistart")
+    np.testing.assert_allclose(again.bootstrap.samples, res.bootstrap.samples, rtol=1e-8)
     with pytest.raises(ValueError, match="pass the same weights="):
-        bootstrap(runs, law, n=2, workers=1, progress=False, fit=res)
+        bootstrap(runs, law, n=2, workers=1, progress=False, fit=res, weights=None)
+
+
+def test_auto_weights_only_where_a_valley_exists():
+    import pandas as pd
+
+    from scalinglab.fitting.objectives import auto_weights, is_isoflop_ladder
+
+    law, X, y = weighted_ladder()
+    runs = pd.DataFrame({"params": X[:, 0], "tokens": X[:, 1], "loss": y})
+    runs["flops"] = 6 * runs["params"] * runs["tokens"]
+    assert is_isoflop_ladder(runs) and auto_weights(get_law("chinchilla"), runs) == "valley"
+    # C spread continuously (as in Epoch's Chinchilla points): no budget has 3 sizes, no weights
+    scattered = runs.assign(flops=runs["flops"] * np.geomspace(1, 3, len(runs)))
+    assert not is_isoflop_ladder(scattered) and auto_weights(get_law("chinchilla"), scattered) is None
+    # a law without a compute budget to split (L(N)) has no valley along one
+    assert auto_weights(get_law("power_n"), runs) is None
+    spread = runs.assign(tokens=scattered["flops"] / (6 * runs["params"])).drop(columns="flops")
+    assert fit(spread, law, method="multistart", workers=1).weights is None

@@ -30,6 +30,8 @@ _EXPORTS = {
     "bootstrap": "scalinglab.fitting.bootstrap",
     "isoflop_approach2": "scalinglab.fitting.approach2",
     "isoflop_approach1": "scalinglab.fitting.approach1",
+    "calibrate": "scalinglab.fitting.calibration",
+    "calibrate_fit": "scalinglab.fitting.calibration",
     "validate_holdout": "scalinglab.fitting.validation",
     "validate_rollout": "scalinglab.fitting.validation",
     "plan": "scalinglab.planning.plan",

@@ -177,6 +177,7 @@ def plan(
     gpus: int = typer.Option(1, help="Number of GPUs."),
     runs: Optional[str] = typer.Option(None, help="The fit's IsoFLOP ladder: approach 2's N* (and the rollout calibration, if the fit has none)."),
     map: List[str] = MapOpt,
+    where: Optional[str] = WhereOpt,
     prefer: str = typer.Option("auto", help="N* source: auto (by the ladder's rollout evidence), approach2, approach3 or combined."),
     peak_flops: Optional[float] = typer.Option(None, help="Peak FLOP/s per device, instead of the --gpu table."),
     data_max_flops: Optional[float] = typer.Option(None, help="Largest compute in the fit's data (for the extrapolation check; read from the fit when it records it)."),
@@ -203,7 +204,7 @@ def plan(
         if runs:
             from scalinglab.fitting.approach2 import isoflop_approach2
 
-            ladder = _load(runs, RunOptions(map))
+            ladder = _load(runs, RunOptions(map, where=where))
             iso = isoflop_approach2(ladder, n_bootstrap=400)
             if fit_result.calibration is None:
                 from scalinglab.fitting.calibration import calibrate_fit

@@ -314,7 +314,7 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
     from scalinglab.data.readers import as_runtable
     from scalinglab.fitting.engine import fit as fit_runs
     from scalinglab.fitting.identifiability import identifiability_warnings
-    from scalinglab.fitting.objectives import make_objective, resolve_weights
+    from scalinglab.fitting.objectives import DEFAULT_WEIGHTS, make_objective, resolve_weights
     from scalinglab.laws import get_law
 
     if not 0.0 < level < 1.0:
@@ -331,7 +331,10 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
     keys = resample_keys(df, unit)                      # fail fast on a bad unit
     X = law.features(df)
     y = law.target_values(df)
-    weights = resolve_weights(fit_kwargs.get("weights"), df)
+    spec = fit_kwargs.get("weights", DEFAULT_WEIGHTS)
+    if fit is not None and "weights" not in fit_kwargs:
+        spec = getattr(fit, "weights", None)         # resample the way the given fit was fitted
+    weights = resolve_weights(spec, df, law)
     if fit is not None and fit.diagnostics.get("weights") is not None and weights is None:
         raise ValueError(f"the given fit used per-point weights ({fit.diagnostics['weights'].get('spec')}); "
                          f"pass the same weights= to bootstrap so that every resample is fitted with them")

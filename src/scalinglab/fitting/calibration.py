@@ -22,8 +22,12 @@ from scalinglab.fitting.prediction import (Calibration, conformal_rule, fallback
 __all__ = ["ladder_levels", "RolloutRecords", "rollout_records", "calibration_from_records", "calibrate_runs",
            "calibrate", "calibrate_fit", "MIN_TRAIN_BUDGETS"]
 
-# each rollout fit uses at least this many budgets (fewer cannot pin a 5-parameter law)
+# each rollout fit uses at least this many budgets (fewer cannot pin a 5-parameter law) and
+# this share of the runs (a ladder with continuous compute has a "budget" per run)
 MIN_TRAIN_BUDGETS = 3
+MIN_TRAIN_SHARE = 0.2
+# at most this many rollout fits, spread evenly over the feasible thresholds (largest kept)
+MAX_ROLLOUT_STEPS = 8
 
 # ----------------------------------------------------------------------------------------------
 # the rollout
@@ -66,8 +70,7 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
     obj = _law_object(law, fit_kwargs)
     loss_rows, nopt_rows, skipped = [], [], []
     empirical = _empirical_minima(df, ids, level_c, isoflop_method, budget_rtol) if with_n_opt else {}
-    top = int(ids.max())
-    for k in range(min_train - 1, top):
+    for k in rollout_thresholds(ids, min_train):
         train_mask = ids <= k
         train, test = df[train_mask], df[~train_mask]
         try:
@@ -82,7 +85,8 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
         z_obs = obj.transform.forward(obj.target_values(test))
         tid = ids[~train_mask]
         loss_rows.append(pd.DataFrame({
-            "step": k, "train_max": level_c[k], "n_train_budgets": k + 1, "target": level_c[tid],
+            "step": k, "train_max": level_c[k], "train_span": np.log10(level_c[k] / level_c[0]),
+            "n_train_budgets": k + 1, "target": level_c[tid],
             "distance": np.log10(level_c[tid] / level_c[k]), "residual": z_obs - z_pred,
             "params": test["params"].to_numpy(float) if "params" in test else np.nan,
         }))
@@ -93,15 +97,29 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
             n3, _ = law_n_opt(res, c, _constraints(obj, test))
             n2 = _approach2_n_opt(train, c, isoflop_method, budget_rtol)
             nopt_rows.append(pd.DataFrame({
-                "step": k, "train_max": level_c[k], "target": c, "distance": np.log10(c / level_c[k]),
+                "step": k, "train_max": level_c[k], "train_span": np.log10(level_c[k] / level_c[0]),
+                "target": c, "distance": np.log10(c / level_c[k]),
                 "empirical": emp, "approach3": np.log10(n3 / emp), "approach2": np.log10(n2 / emp)}))
         if progress is not None:
             progress()
     loss = pd.concat(loss_rows, ignore_index=True) if loss_rows else pd.DataFrame(
-        columns=["step", "train_max", "n_train_budgets", "target", "distance", "residual", "params"])
+        columns=["step", "train_max", "train_span", "n_train_budgets", "target", "distance", "residual", "params"])
     n_opt = pd.concat(nopt_rows, ignore_index=True) if nopt_rows else pd.DataFrame(
-        columns=["step", "train_max", "target", "distance", "empirical", "approach3", "approach2"])
+        columns=["step", "train_max", "train_span", "target", "distance", "empirical", "approach3", "approach2"])
     return RolloutRecords(loss=loss, n_opt=n_opt, skipped=skipped)
+
+
+def rollout_thresholds(ids: np.ndarray, min_train: int = MIN_TRAIN_BUDGETS,
+                       max_steps: int = MAX_ROLLOUT_STEPS) -> list[int]:
+    """The levels k the rollout fits up to: at least ``min_train`` levels and ``MIN_TRAIN_SHARE``
+    of the runs below, one level above; at most ``max_steps`` of them, evenly spread, largest kept."""
+    top = int(ids.max())
+    share = np.cumsum(np.bincount(ids, minlength=top + 1)) / len(ids)
+    ks = [k for k in range(min_train - 1, top) if share[k] >= MIN_TRAIN_SHARE]
+    if len(ks) > max_steps:
+        pick = np.unique(np.round(np.linspace(len(ks) - 1, 0, max_steps)).astype(int))
+        ks = [ks[i] for i in pick]
+    return ks
 
 
 def _law_object(law, fit_kwargs):
@@ -147,32 +165,35 @@ def _approach2_n_opt(train, c, method, budget_rtol) -> np.ndarray:
     return np.asarray(iso.predict_n_opt(c), dtype=float)
 
 
-def calibration_from_records(records: RolloutRecords, *, level: float, data_max: float,
+def calibration_from_records(records: RolloutRecords, *, level: float, data_min: float, data_max: float,
                              n_budgets: int) -> Calibration:
-    """Turn rollout records into the interval rules and the N* evidence."""
+    """Turn rollout records into the interval rules and the N* evidence, for a fit of the runs
+    spanning [data_min, data_max] in compute."""
+
+    def rule(part: pd.DataFrame, errors, kind: str):
+        if not len(part):
+            return fallback_rule(kind, level)
+        return conformal_rule(part["distance"], errors, level, targets=_pairs(part), kind=kind)
+
     L = records.loss
-    loss_rule = conformal_rule(L["distance"], L["residual"], level, targets=_pairs(L), kind="loss")
+    loss_rule = rule(L, L["residual"], "loss")
     N = records.n_opt
     evidence, w2 = n_opt_evidence(N)
     n_rules = {}
     for src in ("approach3", "approach2"):
         part = N.dropna(subset=[src]) if len(N) else N
-        n_rules[src] = conformal_rule(part["distance"], part[src], level, targets=_pairs(part), kind="n_opt") \
-            if len(part) else fallback_rule("n_opt", level)
-    if evidence:
-        both = N.dropna(subset=["approach3", "approach2"])
-        comb = w2 * both["approach2"] + (1 - w2) * both["approach3"]
-        n_rules["combined"] = conformal_rule(both["distance"], comb, level, targets=_pairs(both), kind="n_opt")
-    else:
-        n_rules["combined"] = fallback_rule("n_opt", level)
+        n_rules[src] = rule(part, part[src] if len(part) else None, "n_opt")
+    both = N.dropna(subset=["approach3", "approach2"]) if evidence else N.iloc[:0]
+    n_rules["combined"] = rule(both, w2 * both["approach2"] + (1 - w2) * both["approach3"], "n_opt")
     steps = []
     if len(L):
         for (k, target), g in L.groupby(["step", "target"], sort=True):
-            steps.append({"train_max": float(g["train_max"].iloc[0]), "target": float(target),
-                          "distance": float(g["distance"].iloc[0]), "n_points": int(len(g)),
+            steps.append({"train_max": float(g["train_max"].iloc[0]), "train_span": float(g["train_span"].iloc[0]),
+                          "target": float(target), "distance": float(g["distance"].iloc[0]), "n_points": int(len(g)),
                           "median_abs_error": float(np.median(np.abs(g["residual"])))})
     return Calibration(level=level, loss=loss_rule, n_opt=n_rules, data_max=float(data_max), n_budgets=n_budgets,
-                       n_opt_evidence=evidence, weight_approach2=w2, steps=steps, skipped=list(records.skipped))
+                       data_min=float(data_min), n_opt_evidence=evidence, weight_approach2=w2, steps=steps,
+                       skipped=list(records.skipped))
 
 
 def _pairs(records: pd.DataFrame) -> np.ndarray:
@@ -189,14 +210,14 @@ def calibrate_runs(df: pd.DataFrame, law, *, level: float = 0.9, by: str = "flop
 
     fit_kwargs = dict(fit_kwargs or {})
     ids, c = ladder_levels(df, by, level_rtol)
-    data_max = float(c.max())
+    data_min, data_max = float(c.min()), float(c.max())
     if len(c) < MIN_TRAIN_BUDGETS + 1:
         return uncalibrated(level, data_max, f"{len(c)} budgets: a rollout needs at least {MIN_TRAIN_BUDGETS} to "
-                                             f"fit and one above them to predict")
-    with progress_bar(progress, "rollout calibration", len(c) - MIN_TRAIN_BUDGETS) as advance:
+                                             f"fit and one above them to predict", data_min=data_min)
+    with progress_bar(progress, "rollout calibration", len(rollout_thresholds(ids))) as advance:
         records = rollout_records(df, law, ids, c, fit_kwargs=fit_kwargs, isoflop_method=isoflop_method,
                                   budget_rtol=level_rtol, with_n_opt=by == "flops", progress=lambda: advance(1))
-    return calibration_from_records(records, level=level, data_max=data_max, n_budgets=len(c))
+    return calibration_from_records(records, level=level, data_min=data_min, data_max=data_max, n_budgets=len(c))
 
 
 def calibrate(runs, law="chinchilla", *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,

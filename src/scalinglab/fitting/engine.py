@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from scalinglab.fitting.objectives import Objective, describe_weights, make_objective, resolve_weights
+from scalinglab.fitting.objectives import (DEFAULT_WEIGHTS, Objective, auto_weights, describe_weights,
+                                           make_objective, resolve_weights)
 from scalinglab.fitting.result import FitResult
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
 from scalinglab.laws import Law, get_law
@@ -57,14 +58,16 @@ class Refined:
 
 
 def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
-        n_refine=32, method="auto", seed=0, x0=None, weights=None, **options) -> FitResult:
+        n_refine=32, method="auto", seed=0, x0=None, weights=DEFAULT_WEIGHTS, **options) -> FitResult:
     """Fit ``law`` to runs (a RunTable, or anything ``load_runs`` reads).
 
     ``law``: a registered name, a Law, or a spec dict.  ``fixed``: public parameters held at
     given values (``{"E": 1.69}``), leaving fewer to fit.  The law computes its features and
-    target from the run table.  ``weights``: per-point weights of the objective - None (all
-    equal), a name in ``scalinglab.fitting.objectives.WEIGHTS`` ("compute": w ∝ (C/C_max)^0.5,
-    "compute_linear": w ∝ C/C_max, "valley": Gaussian of width 0.25 dex in log N around each
+    target from the run table.  ``weights``: per-point weights of the objective - "auto" (the
+    default: "valley" for a law of the loss in N, else none; chosen by rollout on the public
+    ladders, see ``objectives.DEFAULT_WEIGHTS``), None (all equal, e.g. to reproduce a published
+    unweighted fit), a name in ``scalinglab.fitting.objectives.WEIGHTS`` ("compute": w ∝ (C/C_max)^0.5,
+    "compute_linear": w ∝ C/C_max, "valley": Gaussian of width 0.5 dex in log N around each
     budget's valley, "valley_compute": the two multiplied; all normalised to mean 1), a callable ``f(df) -> array (n,)`` on the run table, or an array
     (n,) in the table's row order; recorded in ``result.diagnostics["weights"]``.  See
     ``fit_arrays`` for the other options.
@@ -79,11 +82,14 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
         y = law.target_values(df)
     except ValueError as err:
         raise ValueError(f"{table.source}: {err}") from None
-    w = resolve_weights(weights, df)
+    if isinstance(weights, str) and weights == "auto":
+        weights = auto_weights(law, df)
+    w = resolve_weights(weights, df, law)
     result = fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
                         n_refine=n_refine, method=method, seed=seed, x0=x0, weights=w, **options)
     if w is not None:
         result.diagnostics["weights"] = describe_weights(weights, w)
+    result.weights = weights        # the spec, so that a slice of the runs is refitted the same way
     result.warnings.extend(ladder_warnings(law, df))
     result.diagnostics["data_range"] = data_range(df)
     return result

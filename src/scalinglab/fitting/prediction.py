@@ -6,12 +6,12 @@ larger run about a fifth of the time. A planner needs a prediction interval: whe
 (or N*) of a new run at compute C will land, and its width must grow with how far C lies
 beyond the data, because the error of a law that is only approximately right does.
 
-The rules here are calibrated on the ladder's own rollout (``fitting/calibration``): realised
-errors e at extrapolation distances d = log10(C / C_data_max) give split-conformal scores
-s = |e| / (d0 + d), and the half-width at distance d is q · (d0 + d), q the
-⌈(n+1)·level⌉-th smallest score. That holds by construction for errors exchangeable with the
-calibration's. A plan 100× beyond the data gets a band (2 + d0)/(1 + d0) times as wide as one
-10× beyond. Where the ladder is too short to calibrate, a stated conservative rule
+The rules here are calibrated on the ladder's own rollout (``fitting/calibration``): each
+realised error e lies d decades of compute beyond the data of the fit that made it.
+Split-conformal scores s = |e| / (d0 + d) give q, the ⌈(n+1)·level⌉-th smallest, and the
+half-width of a prediction d decades beyond the data is q · (d0 + d): it holds by construction
+for errors exchangeable with the calibration's, and a plan 100× beyond the data gets a wider
+band than one 3× beyond. Where the ladder is too short to calibrate, a stated conservative rule
 (``FALLBACK``) is used, never the narrower bootstrap interval.
 
 ``choose_n_opt`` picks the N* source (approach 3, approach 2, or their inverse-variance
@@ -41,7 +41,8 @@ MIN_CALIBRATION_PAIRS = 3
 @dataclass(frozen=True)
 class IntervalRule:
     """Half-width of a prediction interval, in the target's transformed space (log loss,
-    log10 N*), at extrapolation distance d decades: ``q * (floor + max(d, 0))``."""
+    log10 N*), at extrapolation distance d decades of compute beyond the data:
+    ``q * (floor + max(d, 0))``."""
 
     level: float
     q: float
@@ -56,13 +57,15 @@ class IntervalRule:
         d = np.maximum(np.asarray(distance, dtype=float), 0.0)
         return self.q * (self.floor + d)
 
+    def _shape(self) -> str:
+        return f"half-width {self.q:.3g} × ({self.floor:g} + decades beyond the data)"
+
     def describe(self) -> str:
         if self.source == "rollout":
             return (f"{100 * self.level:g}% split-conformal on this ladder's rollout ({self.n_errors} held-out "
                     f"errors from {self.n_targets} fit/budget pairs, up to {self.max_distance:.2g} decades out): "
-                    f"half-width {self.q:.3g} × ({self.floor:g} + decades beyond the data)")
-        return f"{100 * self.level:g}% conservative fallback ({self.detail}): half-width {self.q:.3g} × " \
-               f"({self.floor:g} + decades beyond the data)"
+                    + self._shape())
+        return f"{100 * self.level:g}% conservative fallback ({self.detail}): " + self._shape()
 
     def to_dict(self) -> dict:
         return to_jsonable(self.__dict__)
@@ -72,14 +75,14 @@ class IntervalRule:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-# Stated conservative rules for ladders too short to calibrate. The slopes are above the
-# largest calibrated q of the public IsoFLOP ladders (benchmarks/RESULTS.md, "Prediction
-# intervals"): loss in log space, N* in log10.
+# Stated conservative rules for ladders too short to calibrate: the largest q any public
+# IsoFLOP ladder's own rollout calibrated, rounded up (benchmarks/RESULTS.md, "Prediction
+# intervals"); loss in log space, N* in log10.
 FALLBACK = {
-    "loss": dict(q=0.03, detail="too few budgets to calibrate on (a rollout needs 3 fitted below a "
-                                "held-out one, 3 times); 3% per decade beyond the data, 1.5% inside it"),
-    "n_opt": dict(q=0.25, detail="too few held-out budgets with a bracketed minimum to calibrate on; 0.25 "
-                                 "decades of N* per decade of compute beyond the data, 0.125 inside it"),
+    "loss": dict(q=0.17, detail="too few budgets to calibrate on (a rollout needs 3 fitted below a "
+                                "held-out one, 3 times); the widest rule of the public ladders"),
+    "n_opt": dict(q=0.40, detail="too few held-out budgets with a bracketed minimum to calibrate on; the "
+                                 "widest N* rule of the public ladders"),
 }
 
 
@@ -98,9 +101,9 @@ def _normal_quantile(p: float) -> float:
 
 def conformal_rule(distance, error, level: float, targets=None, floor: float = DISTANCE_FLOOR_DEX,
                    kind: str = "loss") -> IntervalRule:
-    """Split-conformal rule from realised errors at their distances. ``targets`` labels the
-    (rollout step, held-out budget) pair of each error; fewer than ``MIN_CALIBRATION_PAIRS``
-    pairs, or too few errors for the level, give the fallback rule."""
+    """Split-conformal rule from realised errors at their distances (decades beyond each fit's
+    data). ``targets`` labels the (rollout step, held-out budget) pair of each error; fewer
+    than ``MIN_CALIBRATION_PAIRS`` pairs, or too few errors for the level, give the fallback."""
     d = np.asarray(distance, dtype=float)
     e = np.abs(np.asarray(error, dtype=float))
     ok = np.isfinite(d) & np.isfinite(e)
@@ -187,6 +190,7 @@ class Calibration:
     n_opt: dict[str, IntervalRule]
     data_max: float
     n_budgets: int
+    data_min: float = float("nan")
     n_opt_evidence: dict[str, dict] = field(default_factory=dict)
     weight_approach2: float = float("nan")
     steps: list[dict] = field(default_factory=list)
@@ -232,6 +236,7 @@ class Calibration:
         return to_jsonable({
             "level": self.level, "loss": self.loss.to_dict(),
             "n_opt": {k: v.to_dict() for k, v in self.n_opt.items()}, "data_max": self.data_max,
+            "data_min": self.data_min,
             "n_budgets": self.n_budgets, "n_opt_evidence": self.n_opt_evidence,
             "weight_approach2": self.weight_approach2, "steps": self.steps, "skipped": self.skipped})
 
@@ -240,16 +245,18 @@ class Calibration:
         return cls(level=float(d["level"]), loss=IntervalRule.from_dict(d["loss"]),
                    n_opt={k: IntervalRule.from_dict(v) for k, v in d["n_opt"].items()},
                    data_max=float(d["data_max"]), n_budgets=int(d["n_budgets"]),
+                   data_min=from_json_float(d.get("data_min")),
                    n_opt_evidence=d.get("n_opt_evidence") or {},
                    weight_approach2=from_json_float(d.get("weight_approach2")),
                    steps=list(d.get("steps") or []), skipped=list(d.get("skipped") or []))
 
 
-def uncalibrated(level: float, data_max: float, why: str) -> Calibration:
+def uncalibrated(level: float, data_max: float, why: str, data_min: float = float("nan")) -> Calibration:
     """The stated fallback rules, for a fit whose ladder gave no rollout (``why`` says so)."""
     return Calibration(level=level, loss=fallback_rule("loss", level),
                        n_opt={s: fallback_rule("n_opt", level) for s in N_OPT_SOURCES},
-                       data_max=float(data_max), n_budgets=0, skipped=[{"threshold": float("nan"), "reason": why}])
+                       data_max=float(data_max), n_budgets=0, data_min=float(data_min),
+                       skipped=[{"threshold": float("nan"), "reason": why}])
 
 
 def choose_n_opt(cal: Calibration | None, flops: float, n_law: float, n_approach2: float | None = None,

@@ -13,7 +13,7 @@ import numpy as np
 
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
-from scalinglab.util.jsonio import float_array, from_json_float, from_jsonable, json_float, to_jsonable
+from scalinglab.util.jsonio import float_array, from_json_float, from_jsonable, to_jsonable
 
 
 @dataclass
@@ -73,6 +73,7 @@ class FitResult:
     comparison: dict[str, Any] | None = None
     law_spec: dict[str, Any] | None = None
     calibration: Any = None
+    weights: Any = None              # the weights spec the fit used: a name, None, a callable or an array
     _law: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ prediction
@@ -119,7 +120,15 @@ class FitResult:
 
     def fit_options(self) -> dict[str, Any]:
         """The objective options that reproduce this fit on a slice of its runs (the rollout)."""
-        return {"loss": self.loss, "delta": self.delta, "asymmetry": self.asymmetry}
+        w = self.weights
+        if w is not None and not isinstance(w, str) and not callable(w):
+            raise ValueError("this fit used an array of per-point weights, which cannot follow a slice of the runs "
+                             "(the rollout refits slices): give weights as a name (e.g. 'valley') or a callable "
+                             "f(df) -> array")
+        if w == "custom":
+            raise ValueError("this fit (read from JSON) used custom per-point weights that the JSON cannot hold; "
+                             "refit it with the same weights and calibrate the result")
+        return {"loss": self.loss, "delta": self.delta, "asymmetry": self.asymmetry, "weights": w}
 
     def prediction_interval(self, runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(predicted, lo, hi): the target and its prediction interval for runs (a RunTable, or
@@ -145,7 +154,7 @@ class FitResult:
             raise ValueError("this fit records neither a calibration nor the compute of its data: fit it with "
                              "scalinglab.fit (which records the data range) and calibrate_fit it on its runs")
         return uncalibrated(float(self.bootstrap.level) if self.bootstrap is not None else 0.9, float(max(flops)),
-                            "the fit was not calibrated on its ladder's rollout")
+                            "the fit was not calibrated on its ladder's rollout", data_min=float(min(flops)))
 
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
@@ -221,6 +230,7 @@ class FitResult:
             "comparison": self.comparison,
             "bootstrap": None if self.bootstrap is None else self.bootstrap.to_dict(),
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "weights": self.weights if self.weights is None or isinstance(self.weights, str) else "custom",
         })
 
     @classmethod
@@ -253,6 +263,7 @@ class FitResult:
             diagnostics=from_jsonable(d.get("diagnostics") or {}, null_as_nan=True),
             comparison=from_jsonable(d.get("comparison")),
             calibration=_calibration_from_dict(d.get("calibration")),
+            weights=d.get("weights"),
         )
 
     def to_json(self, path: str | Path | None = None) -> str:

@@ -203,12 +203,14 @@ class RolloutResult(list):
 
     def summary(self) -> str:
         lines = [f"Rollout validation of {self.law} by {self.by}: {len(self)} thresholds",
-                 f"  {'<= ' + self.by:>12} {'train':>6} {'test':>5} {'mean':>8} {'median':>8} {'max':>8} "
-                 f"{'largest':>8} {'PI cov':>7} {'PI ±':>7} {'N* err':>8}"]
+                 "  loss |rel error| (median, max, mean on the largest level), coverage and median half-width "
+                 "of the prediction intervals, mean N* error",
+                 f"  {'<= ' + self.by:>10} {'train':>5} {'test':>4} {'median':>7} {'max':>7} {'largest':>7} "
+                 f"{'PI cov':>6} {'PI ±':>6} {'N* err':>7}"]
         for r in self.table().itertuples():
-            lines.append(f"  {r.threshold:12.4g} {r.n_train:6d} {r.n_test:5d} {r.loss_mean:8.3%} "
-                         f"{r.loss_median:8.3%} {r.loss_max:8.3%} {r.final_level_error:8.3%} {r.coverage:7.0%} "
-                         f"{r.median_half_width:7.2%} {r.n_opt_mean_error:8.2%}")
+            lines.append(f"  {r.threshold:10.3g} {r.n_train:5d} {r.n_test:4d} {r.loss_median:7.2%} "
+                         f"{r.loss_max:7.2%} {r.final_level_error:7.2%} {r.coverage:6.0%} "
+                         f"{r.median_half_width:6.2%} {r.n_opt_mean_error:7.2%}")
         if len(self):
             pct = f"{100 * self[0].level:g}%"
             lines.append(f"  Calibration of the {pct} prediction intervals by extrapolation distance")
@@ -307,7 +309,8 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
         cal = calibrate_runs(train, law, level=level, by=by, level_rtol=options["level_rtol"],
                              isoflop_method=options["isoflop_method"], fit_kwargs=fit_kwargs)
     else:
-        cal = uncalibrated(level, data_max, "calibration switched off (calibrate=False)")
+        cal = uncalibrated(level, data_max, "calibration switched off (calibrate=False)",
+                           data_min=float(level_c[ids[train_mask]].min()))
     if cal.loss.source != "rollout":
         notes.append(f"prediction intervals: {cal.loss.describe()}")
     pred = np.asarray(result.predict(test), dtype=float)
