@@ -10,7 +10,8 @@ import pytest
 
 from scalinglab.fitting.calibration import calibrate, ladder_levels
 from scalinglab.fitting.prediction import (DISTANCE_FLOOR_DEX, Calibration, IntervalRule, choose_n_opt,
-                                           conformal_rule, fallback_rule, n_opt_evidence)
+                                           conformal_rule, error_model, expected_n_opt_errors, fallback_rule,
+                                           n_opt_evidence)
 
 
 # ------------------------------------------------------------------------------ the rule itself
@@ -65,29 +66,45 @@ def test_combination_weights_are_inverse_mean_squared_errors():
     assert ev["combined"]["rms_dex"] == pytest.approx(np.sqrt(np.mean(combined ** 2)))
 
 
-def _calibration(evidence, w2=0.5):
+def _calibration(pairs, data_min=1e17, data_max=1e20):
     rule = IntervalRule(level=0.9, q=0.1, n_errors=30, n_targets=6)
     return Calibration(level=0.9, loss=rule, n_opt={s: rule for s in ("approach3", "approach2", "combined")},
-                       data_max=1e20, n_budgets=6, n_opt_evidence=evidence, weight_approach2=w2)
+                       data_max=data_max, data_min=data_min, n_budgets=6, n_opt_pairs=pairs)
 
 
-def test_n_opt_choice_follows_the_rollout_evidence():
-    ev = {"approach3": {"rms_dex": 0.2, "median_abs_dex": 0.1, "n_pairs": 6},
-          "approach2": {"rms_dex": 0.05, "median_abs_dex": 0.04, "n_pairs": 6},
-          "combined": {"rms_dex": 0.07, "median_abs_dex": 0.05, "n_pairs": 6}}
-    cal = _calibration(ev, w2=0.75)
-    c = choose_n_opt(cal, 1e22, n_law=1e10, n_approach2=2e10, bracketed=6)
-    assert c.source == "approach2" and c.n_opt == 2e10 and "smallest rollout error" in c.reason
-    # the combination is the weighted geometric mean
-    assert c.candidates["combined"] == pytest.approx(10 ** (0.75 * math.log10(2e10) + 0.25 * 10))
-    # its interval: q·(d0 + d) decades either side, d = 2 decades beyond the data
-    assert c.interval == pytest.approx((2e10 * 10 ** -(0.1 * 2.5), 2e10 * 10 ** (0.1 * 2.5)))
+def test_error_model_recovers_constant_and_slope():
+    u = np.array([0.2, 0.5, 1.0, 1.5, 2.0])
+    a, b = error_model(u, np.sqrt(0.01 + 0.04 * u ** 2))
+    assert (a, b) == pytest.approx((0.01, 0.04))
+    # errors that shrink with distance are taken as a constant (never a negative slope)
+    a, b = error_model(u, 0.1 / (1 + u))
+    assert b == 0 and a == pytest.approx(np.mean((0.1 / (1 + u)) ** 2))
+
+
+def test_n_opt_choice_follows_the_rollout_evidence_at_the_plans_distance():
+    # the law misses by a constant 0.05 decades; approach 2's line by 0.1 decades per fitted span
+    u = [0.1, 0.3, 0.6, 1.0, 1.5]
+    pairs = [{"u": x, "approach3": 0.05 * (-1) ** i, "approach2": 0.1 * x} for i, x in enumerate(u)]
+    cal = _calibration(pairs)                     # data span 3 decades, up to 1e20
+    near = choose_n_opt(cal, 1e20 * 10 ** 0.3, n_law=1e10, n_approach2=2e10, bracketed=6)  # u = 0.1
+    far = choose_n_opt(cal, 1e20 * 10 ** 3, n_law=1e10, n_approach2=2e10, bracketed=6)     # u = 1
+    assert near.source in ("approach2", "combined") and "expected N* error" in near.reason
+    assert far.source == "approach3" and far.n_opt == 1e10
+    # the combination is the geometric mean weighted inversely to the expected squared errors
+    expected, w2 = expected_n_opt_errors(pairs, 0.1)
+    assert w2 == pytest.approx(expected["approach3"] / (expected["approach3"] + expected["approach2"]))
+    assert near.candidates["combined"] == pytest.approx(10 ** (w2 * math.log10(2e10) + (1 - w2) * 10))
+    # its interval: q·(d0 + d) decades either side
+    h = 0.1 * (DISTANCE_FLOOR_DEX + 3)
+    assert far.interval == pytest.approx((1e10 * 10 ** -h, 1e10 * 10 ** h))
     # too few bracketed valleys: approach 2's line has no check, the law is used
     assert choose_n_opt(cal, 1e22, 1e10, 2e10, bracketed=2).source == "approach3"
     # no approach 2 at all
     assert choose_n_opt(cal, 1e22, 1e10, None).source == "approach3"
+    # no rollout evidence: approach 2, which measures the valleys
+    assert choose_n_opt(_calibration([]), 1e22, 1e10, 2e10, bracketed=6).source == "approach2"
     # the user overrides
-    assert choose_n_opt(cal, 1e22, 1e10, 2e10, 6, prefer="approach3").n_opt == 1e10
+    assert choose_n_opt(cal, 1e22, 1e10, 2e10, 6, prefer="approach2").n_opt == 2e10
     with pytest.raises(ValueError, match="needs approach 2"):
         choose_n_opt(cal, 1e22, 1e10, None, prefer="combined")
 

@@ -296,15 +296,13 @@ def test_plan_compares_with_approach2_and_chooses_by_evidence():
 
     # a rollout where the law's N* landed closer than approach 2's: the plan takes the law
     rule = fallback_rule("n_opt", 0.9)
+    pairs = [{"u": u, "approach3": 0.02 * (-1) ** i, "approach2": 0.08 * (-1) ** i} for i, u in enumerate([0.2, 0.5, 1, 1.5])]
     cal = Calibration(level=0.9, loss=fallback_rule("loss", 0.9), n_opt={s: rule for s in ("approach3", "approach2", "combined")},
-                      data_max=1e21, n_budgets=6, weight_approach2=0.2,
-                      n_opt_evidence={"approach3": {"rms_dex": 0.02, "median_abs_dex": 0.01, "n_pairs": 5},
-                                      "approach2": {"rms_dex": 0.08, "median_abs_dex": 0.05, "n_pairs": 5},
-                                      "combined": {"rms_dex": 0.03, "median_abs_dex": 0.02, "n_pairs": 5}})
+                      data_max=1e21, data_min=1e18, n_budgets=6, n_opt_pairs=pairs)
     fit = _fit()
     fit.calibration = cal
     by_evidence = plan(fit, C, isoflop=iso)
-    assert by_evidence.comparison.used == "approach3" and "smallest rollout error" in by_evidence.n_opt_reason
+    assert by_evidence.comparison.used == "approach3" and "expected N* error" in by_evidence.n_opt_reason
     assert by_evidence.n_opt == pytest.approx(compute_optimal_allocation(*(EPOCH[k] for k in EPOCH), C)[0])
 
     # a law whose α and β are swapped allocates with a = 0.487 instead of 0.513: at C = 1e23

@@ -63,6 +63,13 @@ GroupOpt = typer.Option(None, help="Column that names the experiment of each row
 FlopsTolOpt = typer.Option(0.05, help="Allowed relative gap between flops and 6*params*tokens.")
 OutlierOpt = typer.Option(None, help="Drop rows more than Z robust z-scores above the trend (each reported).")
 LawOpt = typer.Option("chinchilla", help=LAW_HELP)
+WeightsOpt = typer.Option("auto", help="Per-point weights of the objective: auto (valley weights on IsoFLOP ladders, "
+                                       "else none), none, valley, valley_narrow, compute, compute_linear, valley_compute.")
+
+
+def _weights(name: str):
+    """The CLI's weights option as the library takes it ("none" -> None)."""
+    return None if name.lower() == "none" else name
 VarOpt = typer.Option([], "--var", help=VAR_HELP)
 FixOpt = typer.Option([], "--fix", help=FIX_HELP)
 BoundOpt = typer.Option([], "--bound", help=BOUND_HELP)
@@ -86,6 +93,7 @@ def fit(
     loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
+    weights: str = WeightsOpt,
     bootstrap: int = typer.Option(0, help="Bootstrap resamples for confidence intervals (0 = none)."),
     unit: str = typer.Option("point", help="Bootstrap resampling unit: point, run or size."),
     level: float = typer.Option(0.9, help="Confidence level of the intervals."),
@@ -103,7 +111,7 @@ def fit(
     with fail():
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
-        fit_kwargs = dict(loss=loss, delta=delta, method=method)
+        fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
         if bootstrap > 0:
             from scalinglab.fitting.bootstrap import bootstrap as run_bootstrap
 
@@ -242,6 +250,7 @@ def validate(
     steps: Optional[int] = typer.Option(10, help="Rollout: at most this many thresholds, spread over the feasible ones (0 = all)."),
     level: float = typer.Option(0.9, help="Level of the prediction intervals."),
     prefer: str = typer.Option("auto", help="N* source: auto (by the training part's rollout evidence), approach2, approach3 or combined."),
+    weights: str = WeightsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Fit on the small runs, predict the large ones with calibrated prediction intervals, and
@@ -252,14 +261,16 @@ def validate(
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         if rollout:
-            result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer)
+            result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer,
+                                      weights=_weights(weights))
         else:
             result = validate_holdout(runs, law_obj, holdout=holdout, threshold=threshold, by=by, level=level,
-                                      prefer=prefer)
+                                      prefer=prefer, weights=_weights(weights))
         if as_json:
             emit_json(result.to_dict())
         else:
-            print_text_block(result.summary(), title=f"Hold-out validation of {law_obj.name} on {runs.source}")
+            kind = "Rollout" if rollout else "Hold-out"
+            print_text_block(result.summary(), title=f"{kind} validation of {law_obj.name} on {runs.source}")
 
 
 @app.command(cls=RegistryHelpCommand)

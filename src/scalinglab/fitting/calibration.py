@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.data.grouping import cluster_levels, group_budgets
-from scalinglab.fitting.prediction import (Calibration, conformal_rule, fallback_rule, n_opt_evidence,
-                                           uncalibrated)
+from scalinglab.fitting.prediction import (MIN_SPAN_DEX, Calibration, conformal_rule, fallback_rule,
+                                           n_opt_evidence, uncalibrated)
 
 __all__ = ["ladder_levels", "RolloutRecords", "rollout_records", "calibration_from_records", "calibrate_runs",
            "calibrate", "calibrate_fit", "MIN_TRAIN_BUDGETS"]
@@ -185,6 +185,9 @@ def calibration_from_records(records: RolloutRecords, *, level: float, data_min:
         n_rules[src] = rule(part, part[src] if len(part) else None, "n_opt")
     both = N.dropna(subset=["approach3", "approach2"]) if evidence else N.iloc[:0]
     n_rules["combined"] = rule(both, w2 * both["approach2"] + (1 - w2) * both["approach3"], "n_opt")
+    u = both["distance"] / np.maximum(both["train_span"], MIN_SPAN_DEX)
+    pairs = [{"u": float(a), "approach3": float(b), "approach2": float(c)}
+             for a, b, c in zip(u, both["approach3"], both["approach2"])]
     steps = []
     if len(L):
         for (k, target), g in L.groupby(["step", "target"], sort=True):
@@ -192,7 +195,8 @@ def calibration_from_records(records: RolloutRecords, *, level: float, data_min:
                           "target": float(target), "distance": float(g["distance"].iloc[0]), "n_points": int(len(g)),
                           "median_abs_error": float(np.median(np.abs(g["residual"])))})
     return Calibration(level=level, loss=loss_rule, n_opt=n_rules, data_max=float(data_max), n_budgets=n_budgets,
-                       data_min=float(data_min), n_opt_evidence=evidence, weight_approach2=w2, steps=steps,
+                       data_min=float(data_min), n_opt_evidence=evidence, weight_approach2=w2, n_opt_pairs=pairs,
+                       steps=steps,
                        skipped=list(records.skipped))
 
 

@@ -31,7 +31,13 @@ __all__ = ["IntervalRule", "Calibration", "NOptChoice", "FALLBACK", "fallback_ru
            "uncalibrated", "choose_n_opt", "n_opt_evidence", "N_OPT_SOURCES", "DISTANCE_FLOOR_DEX",
            "MIN_CALIBRATION_PAIRS"]
 
-DISTANCE_FLOOR_DEX = 0.5
+# The floor d0 of the score's scale d0 + d, in decades: errors inside the data (d = 0) are
+# scored as if d0 decades out, so that noise and short extrapolations do not dominate the
+# quantile while the band still grows linearly in d. Chosen among 0.25, 0.5 and 1 (and against
+# distances relative to the fitted span) on synthetic misspecified ladders, where 1 gives
+# 88-89% coverage at 3x, 10x and 100x (0.5: 86-95%), and on the public ladders (mean coverage
+# of the held-out largest budget 98%, worst ladder 83%; 0.5: 95%, worst 50%).
+DISTANCE_FLOOR_DEX = 1.0
 # A calibration needs held-out errors from at least this many (rollout step, held-out budget)
 # pairs, each predicted from a fit on at least 3 budgets (``calibration.MIN_TRAIN_BUDGETS``):
 # a 5-budget ladder just qualifies (fits on 3 and 4 budgets predicting the 4th and 5th).
@@ -76,12 +82,13 @@ class IntervalRule:
 
 
 # Stated conservative rules for ladders too short to calibrate: the largest q any public
-# IsoFLOP ladder's own rollout calibrated, rounded up (benchmarks/RESULTS.md, "Prediction
-# intervals"); loss in log space, N* in log10.
+# IsoFLOP ladder's own rollout calibrated, rounded up (loss 0.114, N* 0.321: Porian et al.'s
+# tuned/constant-LR and long-warmup ladders; benchmarks/RESULTS.md, "Prediction intervals");
+# loss in log space, N* in log10.
 FALLBACK = {
-    "loss": dict(q=0.17, detail="too few budgets to calibrate on (a rollout needs 3 fitted below a "
+    "loss": dict(q=0.12, detail="too few budgets to calibrate on (a rollout needs 3 fitted below a "
                                 "held-out one, 3 times); the widest rule of the public ladders"),
-    "n_opt": dict(q=0.40, detail="too few held-out budgets with a bracketed minimum to calibrate on; the "
+    "n_opt": dict(q=0.33, detail="too few held-out budgets with a bracketed minimum to calibrate on; the "
                                  "widest N* rule of the public ladders"),
 }
 
@@ -149,6 +156,43 @@ def n_opt_evidence(records: pd.DataFrame) -> tuple[dict, float]:
     return evidence, float(w2)
 
 
+# A fit's span in decades is floored here, so that two close budgets do not turn a short
+# extrapolation into many spans.
+MIN_SPAN_DEX = 0.3
+
+
+def error_model(u, errors) -> tuple[float, float]:
+    """(a, b) >= 0 of e² ≈ a + b·u² by least squares: the squared N* error of a source as a
+    function of the relative extrapolation distance u = decades beyond / decades fitted (a
+    line through minima, or a law, misses by a constant plus a slope error times the lever)."""
+    u = np.asarray(u, dtype=float)
+    e2 = np.asarray(errors, dtype=float) ** 2
+    A = np.column_stack([np.ones_like(u), u * u])
+    coef, *_ = np.linalg.lstsq(A, e2, rcond=None)
+    if coef[1] < 0:                                  # errors do not grow with distance: a constant
+        return float(np.mean(e2)), 0.0
+    if coef[0] < 0:                                  # through the origin
+        return 0.0, float(np.sum(e2 * u * u) / max(np.sum(u ** 4), 1e-300))
+    return float(coef[0]), float(coef[1])
+
+
+def expected_n_opt_errors(pairs: list[dict], u: float) -> tuple[dict[str, float], float]:
+    """Expected squared N* error (decades²) of each source at relative distance ``u``, from the
+    rollout pairs (``u``, ``approach3``, ``approach2`` errors), and approach 2's weight in the
+    combination there (inverse expected squared errors)."""
+    uu = np.array([p["u"] for p in pairs], dtype=float)
+    e3 = np.array([p["approach3"] for p in pairs], dtype=float)
+    e2 = np.array([p["approach2"] for p in pairs], dtype=float)
+
+    def at(errors) -> float:
+        a, b = error_model(uu, errors)
+        return a + b * u * u
+
+    m3, m2 = at(e3), at(e2)
+    w2 = m3 / (m2 + m3) if (m2 + m3) > 0 else 0.5
+    return {"approach3": m3, "approach2": m2, "combined": at(w2 * e2 + (1 - w2) * e3)}, float(w2)
+
+
 @dataclass
 class NOptChoice:
     """The N* a plan uses at one budget, where it came from and why, with its prediction interval."""
@@ -193,6 +237,7 @@ class Calibration:
     data_min: float = float("nan")
     n_opt_evidence: dict[str, dict] = field(default_factory=dict)
     weight_approach2: float = float("nan")
+    n_opt_pairs: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
 
@@ -207,6 +252,11 @@ class Calibration:
         z = law.transform.forward(np.asarray(predicted, dtype=float))
         h = self.loss.half_width(self.distance(flops))
         return law.transform.inverse(z - h), law.transform.inverse(z + h)
+
+    def relative_distance(self, flops) -> np.ndarray:
+        """Decades beyond the data over the decades the data span (``MIN_SPAN_DEX`` at least)."""
+        span = np.log10(self.data_max / self.data_min) if np.isfinite(self.data_min) and self.data_min > 0 else 1.0
+        return self.distance(flops) / max(float(span), MIN_SPAN_DEX)
 
     def n_opt_interval(self, n_opt: float, flops: float, source: str) -> tuple[float, float]:
         h = float(self.n_opt[source].half_width(self.distance(flops)))
@@ -238,7 +288,8 @@ class Calibration:
             "n_opt": {k: v.to_dict() for k, v in self.n_opt.items()}, "data_max": self.data_max,
             "data_min": self.data_min,
             "n_budgets": self.n_budgets, "n_opt_evidence": self.n_opt_evidence,
-            "weight_approach2": self.weight_approach2, "steps": self.steps, "skipped": self.skipped})
+            "weight_approach2": self.weight_approach2, "n_opt_pairs": self.n_opt_pairs, "steps": self.steps,
+            "skipped": self.skipped})
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
@@ -248,6 +299,7 @@ class Calibration:
                    data_min=from_json_float(d.get("data_min")),
                    n_opt_evidence=d.get("n_opt_evidence") or {},
                    weight_approach2=from_json_float(d.get("weight_approach2")),
+                   n_opt_pairs=list(d.get("n_opt_pairs") or []),
                    steps=list(d.get("steps") or []), skipped=list(d.get("skipped") or []))
 
 
@@ -265,17 +317,24 @@ def choose_n_opt(cal: Calibration | None, flops: float, n_law: float, n_approach
     law through ``bracketed`` interior minima) or their combination, by evidence.
 
     ``prefer="auto"``: approach 2 counts only when it rests on >= 3 bracketed valleys; then the
-    source with the smaller rollout rms error of N* wins (the combination weighs the two by the
-    inverse of their rollout mean squared errors). Without rollout evidence: approach 2 when it
-    is available (it measures the valleys; the law's exponents are often poorly identified),
-    else the law. ``prefer`` = "approach2" / "approach3" / "combined" overrides.
+    source with the smallest expected error at this budget wins. The expectation comes from the
+    rollout: each source's squared N* errors there, modelled as a + b·u² in the relative
+    distance u (decades beyond the fitted data over decades fitted; ``error_model``), evaluated
+    at this budget's u, so a plan far out weighs the slope errors and one close in the constant;
+    the combination weighs the two inversely to their expected squared errors there. Without
+    rollout evidence: approach 2 when it is available (it measures the valleys; the law's
+    exponents are often poorly identified), else the law. ``prefer`` = "approach2" /
+    "approach3" / "combined" overrides.
     """
     candidates = {"approach3": float(n_law)}
     a2_ok = n_approach2 is not None and np.isfinite(n_approach2) and n_approach2 > 0
     if a2_ok:
         candidates["approach2"] = float(n_approach2)
-    evidence = cal.n_opt_evidence if cal is not None else {}
-    w2 = cal.weight_approach2 if cal is not None and evidence else 0.5
+    pairs = cal.n_opt_pairs if cal is not None else []
+    expected, w2 = {}, 0.5
+    if len(pairs) >= MIN_N_OPT_PAIRS:
+        u = float(cal.relative_distance(flops))
+        expected, w2 = expected_n_opt_errors(pairs, u)
     if a2_ok:
         candidates["combined"] = float(10 ** (w2 * math.log10(n_approach2) + (1 - w2) * math.log10(n_law)))
     if prefer not in ("auto",) + N_OPT_SOURCES:
@@ -289,11 +348,11 @@ def choose_n_opt(cal: Calibration | None, flops: float, n_law: float, n_approach
     elif bracketed is not None and bracketed < 3:
         source, reason = "approach3", (f"approach 2 rests on {bracketed} bracketed valleys, fewer than 3: a line "
                                        "through them has no check")
-    elif evidence:
-        source = min(evidence, key=lambda k: evidence[k]["rms_dex"])
-        reason = ("smallest rollout error of N* on this ladder ("
-                  + ", ".join(f"{k} {v['rms_dex']:.3f}" for k, v in evidence.items())
-                  + f" decades rms over {evidence[source]['n_pairs']} fit/budget pairs)")
+    elif expected:
+        source = min(expected, key=expected.get)
+        reason = (f"smallest expected N* error at this budget ({u:.2g}× the fitted span beyond the data), from "
+                  f"{len(pairs)} rollout fit/budget pairs: "
+                  + ", ".join(f"{k} {math.sqrt(v):.3f}" for k, v in expected.items()) + " decades rms")
     else:
         source, reason = "approach2", ("no rollout evidence to compare the approaches (too few budgets with a "
                                        "bracketed minimum above 3 fitted ones); approach 2 measures the valleys "

@@ -138,10 +138,11 @@ class ValidationResult:
                              f"[{r.pi_lo:7.4f}, {r.pi_hi:7.4f}]  {'yes' if r.inside else 'NO'}")
         if len(self.n_opt_table):
             lines.append(f"  N* the plan would use: |rel error| mean {ne['mean']:.2%}  max {ne['max']:.2%}")
-            lines.append(f"  {'C':>10} {'N* plan':>10} {pct + ' PI':>23} {'N* ref':>10} {'error':>8}  source; reference")
+            lines.append(f"  {'C':>9} {'N* plan':>9} {pct + ' PI':>21} {'N* ref':>9} {'error':>7}  source")
             for r in self.n_opt_table.itertuples():
-                lines.append(f"  {r.flops:10.3g} {r.n_opt:10.3g} [{r.pi_lo:10.3g}, {r.pi_hi:10.3g}] "
-                             f"{r.n_opt_ref:10.3g} {r.rel_error:8.2%}  {r.source}; {r.reference}")
+                lines.append(f"  {r.flops:9.3g} {r.n_opt:9.3g} [{r.pi_lo:9.3g}, {r.pi_hi:9.3g}] "
+                             f"{r.n_opt_ref:9.3g} {r.rel_error:7.2%}  {r.source}")
+            lines.append(f"  N* ref: {self.n_opt_table['reference'].iloc[0]}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
