@@ -253,6 +253,16 @@ def test_plan_for_a_target_loss_round_trips_and_brackets():
     assert p.compute_for_target == pytest.approx(3e23, rel=1e-9) and p.budget_flops == p.compute_for_target
     assert p.compute_for_target_ci[0] < 3e23 < p.compute_for_target_ci[1]
     assert p.loss == pytest.approx(loss)
+    # with the data's reach known, the compute gets a prediction interval too: where the loss
+    # PI's edges cross the target along the frontier; it contains the point and the CI
+    q = plan(_fit(boot_samples=_boot_samples()), target_loss=loss, data_max_flops=1e22)
+    lo, hi = q.compute_for_target_pi
+    assert lo <= q.compute_for_target_ci[0] and q.compute_for_target_ci[1] <= hi
+    from scalinglab.fitting.prediction import uncalibrated
+
+    cal = uncalibrated(0.9, 1e22, "test")
+    edge = compute_optimal_allocation(*EPOCH_T, lo)[2]
+    assert np.log(edge) - cal.loss.half_width(cal.distance(lo)) == pytest.approx(np.log(loss), abs=0.02)
     with pytest.raises(ValueError, match="exactly one of budget"):
         plan(_fit(), 1e23, target_loss=2.0)
     with pytest.raises(ValueError, match="target_loss=1.7"):

@@ -46,6 +46,7 @@ UNITS = {
     "loss": "nats/token",
     "target_loss": "nats/token",
     "compute_for_target": "FLOPs",
+    "compute_for_target_pi": "FLOPs",
     "peak_flops": "FLOP/s per device (dense BF16)",
     "seconds": "s",
     "days": "days",
@@ -109,6 +110,7 @@ class Plan:
     target_loss: float | None = None
     compute_for_target: float | None = None
     compute_for_target_ci: tuple[float, float] | None = None
+    compute_for_target_pi: tuple[float, float] | None = None
     unreachable_share: float | None = None
     gpu: str | None = None
     peak_flops: float = float("nan")
@@ -157,7 +159,8 @@ class Plan:
         lines = []
         if self.target_loss is not None:
             lines.append(f"Target loss {self.target_loss:.4g} nats/token needs compute "
-                         f"C = {self.compute_for_target:.3g} FLOPs{ci(self.compute_for_target_ci)}")
+                         f"C = {self.compute_for_target:.3g} FLOPs{ci(self.compute_for_target_ci)}"
+                         f"{pi(self.compute_for_target_pi)}")
             if self.unreachable_share:
                 lines.append(f"  {100 * self.unreachable_share:.1f}% of bootstrap resamples put the "
                              f"irreducible loss E at or above the target (never reached)")
@@ -326,6 +329,9 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
         loss_pi = _union((float(lo), float(hi)), loss_ci)
         n_pi = _union(choice.interval, n_ci)
         d_pi = _reciprocal_ci(C, n_pi)
+    compute_pi = None
+    if cal is not None and target_loss is not None:
+        compute_pi = _union(model.compute_interval(float(target_loss), C, cal), compute_ci)
     if cal is not None and cal.loss.source != "rollout":
         warnings.append(f"prediction intervals use the conservative fallback: {cal.loss.detail} "
                         "(calibrate the fit on its ladder: `scalinglab fit` does by default)")
@@ -375,6 +381,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
         derived=derived, derived_ci=derived_ci, constraints=model.constraints or None,
         target_loss=None if target_loss is None else float(target_loss),
         compute_for_target=C if target_loss is not None else None, compute_for_target_ci=compute_ci,
+        compute_for_target_pi=compute_pi,
         unreachable_share=unreachable_share, gpu=None if peak_flops is not None else gpu, peak_flops=peak,
         hardware_source=hardware_source, mfu=float(mfu), gpus=int(gpus), seconds=float(seconds),
         gpu_hours=float(gpu_hours), gpu_hours_ci=gpu_hours_ci, shape=shape,
@@ -435,6 +442,21 @@ class _LawView:
                 + (f" (its irreducible term {', '.join(f'{k}={v:.4g}' for k, v in floors.items())})" if floors else "")
                 + "; choose a higher target_loss, and check the irreducible term's interval (fit with --bootstrap)")
         return C
+
+    def compute_interval(self, target: float, C: float, cal) -> tuple[float, float]:
+        """Prediction interval of the compute that reaches ``target``: where the lower and the
+        upper edge of the loss PI along the frontier cross it (+inf when the upper edge never
+        does within 6 decades of C)."""
+        grid = np.geomspace(C / 1e6, C * 1e6, 1201)
+        with np.errstate(all="ignore"):
+            _, _, loss = allocate(self.obj, self.params, grid, self.constraints)
+        lo, hi = cal.loss_interval(self.obj, np.asarray(loss, dtype=float), grid)
+
+        def first_below(band) -> float:
+            ok = np.flatnonzero(np.isfinite(band) & (band <= target))
+            return float(grid[ok[0]]) if ok.size else math.inf
+
+        return first_below(lo), first_below(hi)
 
     def derived(self):
         est = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in self.obj.derived(self.params).items()}
