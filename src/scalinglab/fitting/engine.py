@@ -31,6 +31,7 @@ from scipy.optimize import minimize
 
 from scalinglab.fitting.objectives import (DEFAULT_WEIGHTS, Objective, auto_weights, describe_weights,
                                            make_objective, resolve_weights)
+from scalinglab.fitting.influence import influence_warnings
 from scalinglab.fitting.result import FitResult
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
 from scalinglab.laws import Law, get_law
@@ -90,6 +91,10 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
     if w is not None:
         result.diagnostics["weights"] = describe_weights(weights, w)
     result.weights = weights        # the spec, so that a slice of the runs is refitted the same way
+    degenerate = not result.converged or any(
+        key in w for w in result.warnings for key in ("at its lower bound", "at its upper bound", "has vanished",
+                                                      "did not report convergence"))
+    result.warnings.extend(influence_warnings(law, result.theta, X, y, df, degenerate))
     result.warnings.extend(ladder_warnings(law, df))
     result.diagnostics["data_range"] = data_range(df)
     return result
