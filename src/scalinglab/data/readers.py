@@ -52,18 +52,24 @@ class RunTable:
     dropped : rows removed on request, same columns plus ``reason`` ("drop_top_loss" or
         "drop_outliers") and ``detail`` (why that row).
     notes : what was done on the way in (subset chosen, columns renamed), for reports.
+    warnings : data that loaded but look wrong, most often a unit slip (params in millions,
+        tokens in billions); one message each, naming the source, the row(s), the column and
+        the likely unit. Whoever shows results from these runs must show these too (the CLI
+        prints them to stderr when it reads runs).
     """
 
     df: pd.DataFrame
     source: str
     dropped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["reason", "detail"]))
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.df)
 
     def __repr__(self) -> str:
-        return f"RunTable({len(self)} runs from {self.source}, {len(self.dropped)} dropped)"
+        warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        return f"RunTable({len(self)} runs from {self.source}, {len(self.dropped)} dropped{warned})"
 
 
 def as_runtable(runs, **load_options) -> RunTable:
@@ -92,9 +98,13 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     drop_top_loss : remove the K highest-loss rows (Epoch's Chinchilla refit drops 5).
     where : pandas query applied after mapping, e.g. ``"config == 'rw/base'"``.
     group : a column whose values are copied into ``group``.
-    flops_tolerance : relative tolerance of D vs C/(6N) when both are given; None skips it.
+    flops_tolerance : relative tolerance of D vs C/(6N) when both are given; None skips it
+        (C/(6·N·D) near a power of 1000 is refused as a unit slip whatever the tolerance).
     drop_outliers : remove rows whose loss lies more than this many robust z-scores ABOVE a
         smooth trend (see :func:`outlier_scores`); None keeps all.
+
+    Values outside the physical ranges (``scalinglab.data.schema.PHYSICAL_RANGES``) are refused;
+    values that load but look like a unit slip are recorded in ``RunTable.warnings``.
     """
     if isinstance(source, RunTable):
         return _refine_table(source, mapping=mapping, drop_top_loss=drop_top_loss, where=where,
@@ -118,9 +128,10 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     if "budget" in frame.columns and "tokens" not in frame.columns and "flops" not in frame.columns:
         notes.append("no tokens or flops column: tokens = budget/(6·params) (IsoFLOP runs spend "
                      "their budget) and flops = 6·params·tokens")
+    warnings: list[str] = []
     df = validate_runs(frame, name, flops_tolerance=flops_tolerance, column_origins=origins,
-                       row_label=label)
-    table = RunTable(df=df, source=name, dropped=_empty_dropped(df), notes=notes)
+                       row_label=label, warnings=warnings)
+    table = RunTable(df=df, source=name, dropped=_empty_dropped(df), notes=notes, warnings=warnings)
     return _prune(table, drop_top_loss, drop_outliers)
 
 
@@ -237,17 +248,18 @@ def apply_mapping(raw: pd.DataFrame, mapping, source: str, notes: list[str]) -> 
     columns = [str(c) for c in raw.columns]
     unknown = [k for k in mapping if k not in CANONICAL_COLUMNS]
     if unknown:
-        raise RunDataError(f"{source}: mapping names unknown canonical column(s) {unknown}; canonical "
-                           f"names are: {', '.join(CANONICAL_COLUMNS)}")
+        raise RunDataError(f"{source}: mapping names unknown canonical column(s) {unknown} (CLI --map "
+                           f"<canonical>=<column>); canonical names are: {', '.join(CANONICAL_COLUMNS)}")
     absent = [f"{k}={v!r}" for k, v in mapping.items() if v is not None and v not in columns]
     if absent:
-        raise RunDataError(f"{source}: mapping {', '.join(absent)} names column(s) not in the data; "
+        raise RunDataError(f"{source}: mapping {', '.join(absent)} (CLI --map) names column(s) not in the data; "
                            f"the columns are {columns}")
     sources = [v for v in mapping.values() if v is not None]
     repeated = sorted({v for v in sources if sources.count(v) > 1})
     if repeated:
         raise RunDataError(f"{source}: mapping uses source column(s) {repeated} for more than one "
-                           "canonical name; each source column maps to one canonical column")
+                           "canonical name (CLI: several --map with the same column); each source column "
+                           "maps to one canonical column")
     renames: dict[str, str] = {}
     for canonical, src in mapping.items():
         if src == canonical:
@@ -271,13 +283,13 @@ def _apply_group(frame: pd.DataFrame, group: str | None, source: str, origins: d
     if group is None:
         return frame
     if group not in frame.columns:
-        raise RunDataError(f"{source}: group={group!r} is not a column; the columns are "
+        raise RunDataError(f"{source}: group={group!r} (CLI --group) is not a column; the columns are "
                            f"{[str(c) for c in frame.columns]}")
     if group == "group":
         return frame
     if "group" in origins:
-        raise RunDataError(f"{source}: group={group!r} and mapping group={origins['group']!r} both "
-                           "name the group column; give one")
+        raise RunDataError(f"{source}: group={group!r} (CLI --group) and mapping group={origins['group']!r} "
+                           "(CLI --map group=) both name the group column; give one")
     frame = frame.copy()
     if "group" in frame.columns:
         frame = frame.rename(columns={"group": ORIGINAL_PREFIX + "group"})
@@ -301,15 +313,15 @@ def _apply_where(frame: pd.DataFrame, where: str | None, source: str, notes: lis
     try:
         mask = view.eval(where)
     except Exception as exc:
-        raise RunDataError(f"{source}: where={where!r} could not be evaluated ({type(exc).__name__}: "
+        raise RunDataError(f"{source}: where={where!r} (CLI --where) could not be evaluated ({type(exc).__name__}: "
                            f"{exc}); columns are {[str(c) for c in view.columns]} (quote names with "
                            "spaces in backticks)") from None
     if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
-        raise RunDataError(f"{source}: where={where!r} must be a condition that is true or false per "
+        raise RunDataError(f"{source}: where={where!r} (CLI --where) must be a condition that is true or false per "
                            "row, e.g. \"config == 'a' and params > 1e8\"")
     kept = frame[mask.to_numpy()]
     if len(kept) == 0:
-        raise RunDataError(f"{source}: where={where!r} selects none of the {len(frame)} rows")
+        raise RunDataError(f"{source}: where={where!r} (CLI --where) selects none of the {len(frame)} rows")
     notes.append(f"where {where!r} kept {len(kept)} of {len(frame)} rows")
     return kept
 
@@ -327,18 +339,20 @@ def _refine_table(table: RunTable, *, mapping, drop_top_loss, where, group, drop
     notes = list(table.notes)
     frame = _apply_group(table.df, group, table.source, {}, notes)
     frame = _apply_where(frame, where, table.source, notes).reset_index(drop=True)
-    refined = RunTable(df=frame, source=table.source, dropped=table.dropped, notes=notes)
+    refined = RunTable(df=frame, source=table.source, dropped=table.dropped, notes=notes,
+                       warnings=list(table.warnings))
     return _prune(refined, drop_top_loss, drop_outliers)
 
 
 def _prune(table: RunTable, drop_top_loss, drop_outliers) -> RunTable:
     df, dropped = table.df, [table.dropped] if len(table.dropped) else []
     if isinstance(drop_top_loss, bool) or not isinstance(drop_top_loss, (int, np.integer)) or drop_top_loss < 0:
-        raise RunDataError(f"{table.source}: drop_top_loss={drop_top_loss!r} must be a whole number >= 0")
+        raise RunDataError(f"{table.source}: drop_top_loss={drop_top_loss!r} (CLI --drop-top-loss) must be a "
+                           "whole number >= 0")
     if drop_top_loss:
         if drop_top_loss >= len(df):
-            raise RunDataError(f"{table.source}: drop_top_loss={drop_top_loss} would drop all "
-                               f"{len(df)} rows; give fewer than {len(df)}")
+            raise RunDataError(f"{table.source}: drop_top_loss={drop_top_loss} (CLI --drop-top-loss) would "
+                               f"drop all {len(df)} rows; give fewer than {len(df)}")
         order = np.argsort(-df["loss"].to_numpy(), kind="stable")[:drop_top_loss]
         removed = df.iloc[order].copy()
         removed["reason"] = "drop_top_loss"
@@ -347,8 +361,8 @@ def _prune(table: RunTable, drop_top_loss, drop_outliers) -> RunTable:
         df = df.drop(index=df.index[order]).reset_index(drop=True)
     if drop_outliers is not None:
         if not (isinstance(drop_outliers, (int, float)) and math.isfinite(drop_outliers) and drop_outliers > 0):
-            raise RunDataError(f"{table.source}: drop_outliers={drop_outliers!r} must be a positive "
-                               "number of robust z-scores, e.g. 3.5, or None")
+            raise RunDataError(f"{table.source}: drop_outliers={drop_outliers!r} (CLI --drop-outliers) must be "
+                               "a positive number of robust z-scores, e.g. 3.5 (or None in Python: keep all)")
         z = outlier_scores(df, source=table.source)
         mask = z > drop_outliers
         removed = df[mask].copy()
@@ -357,7 +371,8 @@ def _prune(table: RunTable, drop_top_loss, drop_outliers) -> RunTable:
         dropped.append(removed)
         df = df[~mask].reset_index(drop=True)
     all_dropped = (pd.concat(dropped, ignore_index=True) if dropped else _empty_dropped(df))
-    return RunTable(df=df, source=table.source, dropped=all_dropped, notes=table.notes)
+    return RunTable(df=df, source=table.source, dropped=all_dropped, notes=table.notes,
+                    warnings=table.warnings)
 
 
 OUTLIER_MIN_ROWS = 12
@@ -372,8 +387,9 @@ def outlier_scores(df: pd.DataFrame, *, source: str = "<DataFrame>") -> np.ndarr
     Only positive z means "worse than the trend" (diverged or badly tuned runs).
     """
     if len(df) < OUTLIER_MIN_ROWS:
-        raise RunDataError(f"{source}: drop_outliers needs at least {OUTLIER_MIN_ROWS} rows to fit "
-                           f"its trend; the data have {len(df)}; use drop_top_loss instead")
+        raise RunDataError(f"{source}: drop_outliers (CLI --drop-outliers) needs at least {OUTLIER_MIN_ROWS} "
+                           f"rows to fit its trend; the data have {len(df)}; use drop_top_loss instead "
+                           "(CLI --drop-top-loss)")
     x = np.log(df["params"].to_numpy())
     y = np.log(df["tokens"].to_numpy())
     x, y = x - x.mean(), y - y.mean()

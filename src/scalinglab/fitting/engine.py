@@ -96,6 +96,8 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
                                                       "did not report convergence"))
     result.warnings.extend(influence_warnings(law, result.theta, X, y, df, degenerate))
     result.warnings.extend(ladder_warnings(law, df))
+    # what the one door noticed (a likely unit slip, naming its rows) travels with the fit into plans
+    result.warnings.extend(f"data: {w}" for w in getattr(table, "warnings", []) or [])
     result.diagnostics["data_range"] = data_range(df)
     return result
 
