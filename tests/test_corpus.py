@@ -184,12 +184,57 @@ def test_cli_prepare(tmp_path, inputs):
     from scalinglab.cli import app
     files, texts = inputs
     runner = CliRunner()
-    res = runner.invoke(app, ["data", "prepare", *map(str, files), "-o", str(tmp_path / "c.bin"), "--json"])
+    res = runner.invoke(app, ["data", "prepare", *map(str, files), "-o", str(tmp_path / "c.bin"), "--json",
+                              "--val-fraction", "0.2", "--context", "16"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["n_tokens"] == sum(len(t.encode()) + 1 for t in texts)
     res = runner.invoke(app, ["data", "prepare", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "c.bin")])
     assert res.exit_code == 2 and "nope.txt" in res.output
+
+
+def test_min_context_refuses_a_corpus_too_small_to_train(tmp_path):
+    """13 tokens cannot fill one sequence: refused with the counts, and nothing is written."""
+    one = _write(tmp_path / "one.txt", "hello world\n")
+    with pytest.raises(CorpusError) as info:
+        prepare_corpus([one], tmp_path / "c.bin", min_context=128)
+    msg = str(info.value)
+    assert "13 tokens" in msg and "129" in msg and "training split has 13" in msg
+    assert "validation split has 0" in msg and "at least 2 documents" in msg
+    assert not (tmp_path / "c.bin").exists() and not (tmp_path / "c.bin.json").exists()
+    # without the check (the library default) the same corpus is written, as before
+    assert prepare_corpus([one], tmp_path / "c.bin").n_tokens == 13
+    # a short validation split: the way out is a larger --val-fraction
+    big = _write(tmp_path / "big.txt", "x" * 500)
+    small = _write(tmp_path / "small.txt", "y" * 40)
+    with pytest.raises(CorpusError, match="validation split has 41.*raise --val-fraction"):
+        prepare_corpus([big, small], tmp_path / "d.bin", val_fraction=0.5, min_context=128, seed=_seed_with_val(small, big))
+    info = prepare_corpus([big, small], tmp_path / "d.bin", val_fraction=0.5, min_context=32,
+                          seed=_seed_with_val(small, big))
+    assert (info.n_train, info.n_val) == (501, 41)
+    # --val-fraction 0: only the training split is checked
+    assert prepare_corpus([big], tmp_path / "e.bin", val_fraction=0.0, min_context=128).n_val == 0
+
+
+def test_check_trainable_names_the_corpus_and_context(tmp_path):
+    from scalinglab.train.corpus import check_trainable
+    info = synthetic_corpus(tmp_path / "s.bin", 2_000, vocab_size=8, n_documents=8, val_fraction=0.25)
+    check_trainable(info, 64)
+    with pytest.raises(CorpusError, match=rf"--corpus {tmp_path / 's.bin'} holds 2,000 tokens.*context 1000"):
+        check_trainable(info, 1000)
+
+
+def _seed_with_val(doc: Path, other: Path) -> int:
+    """A split seed that puts ``doc`` on the validation side of a 0.5 split and ``other`` on the
+    training side (byte tokens + end-of-text, as prepare_corpus hashes them)."""
+    from scalinglab.train.corpus import _val_score
+
+    def tokens(path):
+        t = np.frombuffer(path.read_bytes(), dtype=np.uint8).astype(np.uint16)
+        return np.concatenate([t, np.array([256], dtype=np.uint16)])
+
+    return next(seed for seed in range(1000)
+                if _val_score(seed, tokens(doc)) < 0.5 <= _val_score(seed, tokens(other)))
 
 
 def _write(path: Path, text: str) -> Path:

@@ -236,6 +236,22 @@ def test_plan_point_estimates_and_cis_bracket_them(tmp_path):
     assert plan(str(path), C).n_opt_ci == pytest.approx(p.n_opt_ci)
 
 
+def test_plan_states_where_the_budget_lies_against_the_fit_data():
+    # "budget is 0.0772× beyond" (issue 17): below the data the plan says below, and warns
+    from scalinglab.planning.plan import plan
+
+    fit = _fit()
+    fit.diagnostics["data_range"] = {"flops": [1e19, 1e21]}
+    above, within, below = plan(fit, 1e22), plan(fit, 1e20), plan(fit, 1e18)
+    assert "(the budget is 10× beyond it)" in above.summary()
+    assert "(the budget lies within it)" in within.summary()
+    line = next(x for x in below.summary().splitlines() if x.startswith("Compute in the fit's data"))
+    assert line.endswith("(the budget is 10× below the smallest compute in the fit's data)") and "beyond" not in line
+    assert below.data_min_flops == 1e19 and below.to_dict()["data_min_flops"] == 1e19
+    assert any("10× below the smallest compute in the fit's data (1e+19 FLOPs)" in w for w in below.warnings)
+    assert not any("below the smallest" in w for w in above.warnings + within.warnings)
+
+
 def test_plan_without_bootstrap_says_so_and_warns_on_extrapolation():
     from scalinglab.planning.plan import plan
 

@@ -42,6 +42,40 @@ def test_not_a_store(tmp_path):
         SweepStore(tmp_path / "x.db")
     with pytest.raises(ValueError, match="does not exist"):
         SweepStore(tmp_path / "missing.db")
+    (tmp_path / "empty.db").write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty"):
+        SweepStore(tmp_path / "empty.db")
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE t (x)")
+    other.commit()
+    other.close()
+    with pytest.raises(ValueError, match="an SQLite database but not a scalinglab sweep store"):
+        SweepStore(tmp_path / "other.db")
+
+
+def test_corrupted_store_names_the_file_and_the_recovery(store):
+    path = store.path
+    store.close()
+    raw = path.read_bytes()
+    for damaged in (b"\x00garbage" + raw[9:], raw[:4096] + bytes(range(256)) * 16 + raw[8192:]):
+        path.write_bytes(damaged)
+        with pytest.raises(ValueError) as info:
+            SweepStore(path)
+        msg = str(info.value)
+        assert f"sweep store {path} is corrupted" in msg and "\n" not in msg
+        assert f"mv {path} {path}.corrupt" in msg and "scalinglab sweep plan" in msg
+        assert "create one with" not in msg
+    path.write_bytes(raw)
+    SweepStore(path).close()                      # the undamaged bytes open again
+
+
+def test_old_multi_line_errors_read_as_one_line():
+    from scalinglab.sweep.store import one_line_error
+    old = ("crashed: Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+           "    boom()\nValueError: the cause")
+    assert one_line_error(old) == "crashed: ValueError: the cause"
+    assert one_line_error("diverged: loss became nan at step 3") == "diverged: loss became nan at step 3"
+    assert one_line_error(None) == ""
 
 
 def test_writes_are_idempotent_and_wal(store):

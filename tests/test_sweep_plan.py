@@ -89,3 +89,33 @@ def test_rough_optimum_counts_the_budget_exactly():
                                  head_dim=head_dim_for(n0), ffn_multiple=16)
         assert training_flops_per_token(shape) * 20 * n0 == pytest.approx(budget, rel=0.05)
     assert rough_optimal_size(1e21, 32768, 2048) > 0.8 * (1e21 / 120) ** 0.5
+
+
+def test_corpus_too_small_for_the_context_is_refused_with_the_counts(tmp_path):
+    from scalinglab.train.corpus import prepare_corpus
+    (tmp_path / "a.txt").write_text("hello world\n")
+    (tmp_path / "b.txt").write_text("hi there\n")
+    prepare_corpus([tmp_path / "a.txt", tmp_path / "b.txt"], tmp_path / "tiny.bin", val_fraction=0.5)
+    with pytest.raises(ValueError) as info:
+        plan_sweep([3e9], corpus=tmp_path / "tiny.bin")
+    msg = str(info.value)
+    assert str(tmp_path / "tiny.bin") in msg and "23 tokens" in msg and "context 128" in msg
+    assert "129 tokens" in msg
+
+
+def test_runs_repeating_the_corpus_too_often_are_refused(tmp_path):
+    from scalinglab.sweep.plan import MAX_EPOCHS
+    from scalinglab.train.corpus import synthetic_corpus
+    info = synthetic_corpus(tmp_path / "c.bin", n_tokens=20_000, vocab_size=64)
+    with pytest.raises(ValueError) as err:
+        plan_sweep([1e12], sizes_per_budget=3, corpus=tmp_path / "c.bin")
+    msg = str(err.value)
+    assert f"--max-epochs {MAX_EPOCHS:g}" in msg and f"{info.n_train:,} training tokens" in msg
+    assert "204 epochs" in msg and "Muennighoff" in msg
+    plan = plan_sweep([1e12], sizes_per_budget=3, corpus=tmp_path / "c.bin", max_epochs=math.inf)
+    assert max(r.epochs for r in plan.runs) > MAX_EPOCHS                     # allowed on request ...
+    assert any("repeat the corpus" in w for w in plan.warnings)               # ... and still warned
+    plan_sweep([1e12], sizes_per_budget=3, corpus=tmp_path / "c.bin", max_epochs=300)
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="--max-epochs"):
+            plan_sweep([1e11], max_epochs=bad)

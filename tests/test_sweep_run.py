@@ -75,6 +75,10 @@ def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
     before = dict(_query(db, "SELECT run_id, status FROM runs"))
     assert before[killed_run] == "running" and "pending" in before.values()
     points_before = _query(db, "SELECT run_id, loss FROM points")
+    # its driver is gone: the run it left marked running is shown as interrupted, not running
+    shown = json.loads(_cli("sweep", "status", str(db), "--json", cwd=tmp_path).stdout)
+    assert {r["run_id"]: r["status"] for r in shown["runs"]}[killed_run] == "interrupted"
+    assert shown["counts"]["running"] == 0 and shown["counts"]["interrupted"] == 1
 
     rerun = _cli("sweep", "run", str(db), "--no-progress", cwd=tmp_path)
     assert "resumed 1 run" in rerun.stdout
@@ -97,7 +101,7 @@ def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
     fit = _cli("fit", str(db), "--law", "chinchilla", "--json", cwd=tmp_path)
     assert set(json.loads(fit.stdout)["params"]) == {"E", "A", "B", "alpha", "beta"}
     status = json.loads(_cli("sweep", "status", str(db), "--json", cwd=tmp_path).stdout)
-    assert status["counts"] == {"pending": 0, "running": 0, "done": len(planned), "failed": 0}
+    assert status["counts"] == {"pending": 0, "running": 0, "interrupted": 0, "done": len(planned), "failed": 0}
     _cli("sweep", "export", str(db), "-o", str(tmp_path / "runs.csv"), cwd=tmp_path)
     assert len((tmp_path / "runs.csv").read_text().strip().splitlines()) == len(planned) + 1  # + header
 
@@ -115,8 +119,14 @@ def test_crashing_and_diverging_runs_fail_with_reasons_and_the_sweep_goes_on(tmp
     with SweepStore(tmp_path / "s.db") as store:
         errors = {r.run_id: r.error for r in store.runs()}
     crash, diverge = errors[plan.runs[0].run_id], errors[plan.runs[1].run_id]
-    assert crash.startswith("crashed:") and "seq_len" in crash and "Traceback" in crash
-    assert diverge.startswith("diverged:") and "lower the learning rate" in diverge
+    # one line each in the store; the crash's full traceback is in the run's log
+    assert crash.startswith("crashed: ValueError: TrainConfig: seq_len") and "\n" not in crash
+    assert "Traceback" not in crash
+    assert diverge.startswith("diverged:") and "lower the learning rate" in diverge and "\n" not in diverge
+    assert set(summary.logs) == set(errors)
+    log = Path(summary.logs[plan.runs[0].run_id])
+    assert log.name == "worker.log" and log.parent.name == plan.runs[0].run_id
+    assert "Traceback (most recent call last)" in log.read_text()
 
 
 def test_bad_inputs_are_clear(tmp_path):
@@ -145,6 +155,21 @@ def test_ray_executor_runs_a_two_run_sweep(tmp_path):
     df = runs_frame(tmp_path / "r.db")
     assert len(df) == 2 and df["loss"].between(0.5, 5).all()
     assert _query(tmp_path / "r.db", "SELECT COUNT(*) FROM points")[0][0] == 2
+
+
+@pytest.mark.ray
+def test_ray_executor_refuses_cuda_on_a_cluster_without_gpus(tmp_path):
+    ray = pytest.importorskip("ray")
+    from scalinglab.train.corpus import synthetic_corpus
+    synthetic_corpus(tmp_path / "c.bin", n_tokens=200_000, vocab_size=64)
+    write_plan(plan_sweep([3e9], sizes_per_budget=1, corpus=tmp_path / "c.bin"), tmp_path / "r.db").close()
+    ray.init(num_cpus=1, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(ValueError, match="--device cuda: the Ray cluster has no GPUs"):
+            run_sweep(tmp_path / "r.db", executor="ray", device="cuda", progress=False)
+    finally:
+        ray.shutdown()
+    assert _query(tmp_path / "r.db", "SELECT status FROM runs") == [("pending",)]
 
 
 def test_ctrl_c_stops_cleanly_and_puts_the_run_back_to_pending(tmp_path):

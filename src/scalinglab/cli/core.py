@@ -15,12 +15,17 @@ from scalinglab.cli.app import app
 from scalinglab.cli.lawopts import BOUND_HELP, FIX_HELP, LAW_HELP, LOGP_HELP, VAR_HELP, resolve_law
 from scalinglab.cli.render import (
     RegistryHelpCommand,
+    check_bootstrap,
+    check_range,
     console,
     emit_json,
     err_console,
     fail,
     parse_mapping,
+    print_frame,
     print_text_block,
+    summary_to_cli,
+    to_cli,
 )
 
 # {columns} and {laws} are filled in from the registries when help is shown (render.fill_help)
@@ -41,9 +46,56 @@ class RunOptions:
     drop_outliers: Optional[float] = None
 
 
+def _check_run_options(options: RunOptions) -> None:
+    """Refuse the reading options' impossible values up front, naming the option."""
+    check_range(options.drop_top_loss, "--drop-top-loss", low=0, integer=True, example="5")
+    check_range(options.flops_tolerance, "--flops-tolerance", low=0, low_open=True, example="0.05")
+    check_range(options.drop_outliers, "--drop-outliers", low=0, low_open=True, example="3.5")
+
+
+def _check_output_file(path: Optional[Path], option: str = "-o") -> None:
+    """Refuse, before any work, an output file that cannot be written: a directory, or a file in
+    a directory that does not exist."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise typer.BadParameter(f"{option} {path}: is a directory; give a file to write, e.g. {option} fit.json")
+    if not path.parent.exists():
+        raise typer.BadParameter(f"{option} {path}: the directory {path.parent} does not exist")
+    if not path.parent.is_dir():
+        raise typer.BadParameter(f"{option} {path}: {path.parent} is a file, not a directory")
+
+
+def _where_hint(group: Optional[str], label) -> str:
+    """``--where "config == 'a'"``: how to choose one group on the command line."""
+    column = group or "group"
+    if not column.isidentifier():
+        column = f"`{column}`"
+    return f"--where \"{column} == {str(label)!r}\""
+
+
+def _refuse_pooled(runs, group: Optional[str], what: str, *, by_group: bool = False) -> None:
+    """Refuse runs that hold several experiments (``group`` labels): one law fitted to all of
+    them pools them into one answer.  The message names the groups and the ways out."""
+    from scalinglab.fitting.groups import group_labels
+
+    labels = group_labels(runs)
+    if len(labels) <= 1:
+        return
+    shown = ", ".join(repr(str(g)) for g in labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
+    column = f" (--group {group})" if group else " (its group column)"
+    ways = f"{what} one group with {_where_hint(group, labels[0])}"
+    if by_group:
+        ways += (", or fit one law per group with --by-group (or one law whose exponents all groups share "
+                 "with --shared-exponents)")
+    raise typer.BadParameter(f"{runs.source}: the runs hold {len(labels)} groups{column}: {shown}. One law "
+                             f"fitted to several experiments pools their valleys into one answer; {ways}")
+
+
 def _load(source: str, options: RunOptions):
     from scalinglab.data.readers import load_runs
 
+    _check_run_options(options)
     runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
                      where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
                      drop_outliers=options.drop_outliers)
@@ -53,6 +105,8 @@ def _load(source: str, options: RunOptions):
             detail = row.get("detail") or row["reason"]
             err_console.print(f"  row {int(row.get('source_row', -1))}: loss={row['loss']:.4g} "
                               f"params={row['params']:.4g} ({detail})", markup=False)
+    for warning in getattr(runs, "warnings", []) or []:
+        err_console.print(f"warning: {to_cli(warning)}", style="yellow", markup=False)
     return runs
 
 
@@ -103,15 +157,42 @@ def fit(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
     calibrate: bool = typer.Option(True, help="Calibrate prediction intervals on the ladder's rollout (refits below each budget)."),
+    by_group: bool = typer.Option(False, "--by-group", help="Runs of several experiments (--group): fit one law "
+                                  "per group and print them side by side (no bootstrap, calibration or fit file)."),
+    shared_exponents: bool = typer.Option(False, "--shared-exponents", help="Runs of several experiments "
+                                          "(--group): fit one law whose exponents all groups share, each "
+                                          "group with its own coefficients; shown beside the per-group fits."),
 ):
     """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss).
 
     The fit carries prediction intervals calibrated on the ladder's own rollout (fit below each
-    budget, predict above), which `scalinglab plan` uses."""
-    with fail():
+    budget, predict above), which `scalinglab plan` uses.  Runs that hold several experiments
+    (several --group labels) are refused, unless --by-group or --shared-exponents says how to
+    fit them."""
+    with fail(as_json=as_json):
+        check_bootstrap(bootstrap)
+        check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
+        check_range(delta, "--delta", low=0, low_open=True, example="1e-3")
+        check_range(workers, "--workers", low=1, integer=True, example="4")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
+        for value in budget:
+            check_range(value, "--budget", low=0, low_open=True, example="1e21")
+        if by_group or shared_exponents:
+            if bootstrap > 0:
+                raise typer.BadParameter("--bootstrap applies to one law; with --by-group/--shared-exponents "
+                                         "fit the group you need alone (--where) to bootstrap it")
+            if output is not None:
+                raise typer.BadParameter("-o writes one law for `scalinglab plan`; with --by-group/"
+                                         "--shared-exponents fit the group you will plan alone (--where) "
+                                         "and write that (or use --json for every group's fit)")
+        _check_output_file(output)
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
+        if by_group or shared_exponents:
+            _fit_by_group(runs, law_obj, group, fit_kwargs, shared=shared_exponents, as_json=as_json)
+            return
+        _refuse_pooled(runs, group, "fit", by_group=True)
         if bootstrap > 0:
             from scalinglab.fitting.bootstrap import bootstrap as run_bootstrap
 
@@ -132,11 +213,50 @@ def fit(
             payload = result.to_dict()
             emit_json({**result.params, "objective": result.objective, **payload})
         else:
-            print_text_block(result.summary(), title=f"{law_obj.name} fit to {runs.source} ({len(runs)} runs)")
+            print_text_block(summary_to_cli(result.summary()),
+                             title=f"{law_obj.name} fit to {runs.source} ({len(runs)} runs)")
             if result.bootstrap is not None:
-                print_text_block(result.bootstrap.summary(), title="Bootstrap: derived quantities")
+                print_text_block(summary_to_cli(result.bootstrap.summary()), title="Bootstrap: derived quantities")
             if output:
                 console.print(f"fit written to {output}")
+
+
+def _fit_by_group(runs, law_obj, group: Optional[str], fit_kwargs: dict, *, shared: bool, as_json: bool) -> None:
+    """``fit --by-group`` / ``--shared-exponents``: one law per group, and optionally one law whose
+    exponents the groups share; says which it did."""
+    from scalinglab.fitting.groups import fit_groups, fit_shared_exponents, group_labels
+
+    labels = group_labels(runs)
+    if len(labels) < 2:
+        hint = "label each run's experiment with --group COLUMN" if not labels else "there is nothing to compare"
+        raise typer.BadParameter(f"--by-group/--shared-exponents: {runs.source} holds "
+                                 f"{len(labels) or 'no'} group{'s' if len(labels) != 1 else ''}; {hint}")
+    per_group = fit_groups(runs, law_obj, **fit_kwargs)
+    joint = fit_shared_exponents(runs, law_obj, group_fits=per_group, **fit_kwargs) if shared else None
+    if as_json:
+        payload = {"mode": "shared_exponents" if shared else "by_group", **per_group.to_dict()}
+        if joint is not None:
+            payload["shared_exponents"] = joint.to_dict()
+        emit_json(payload)
+        return
+    column = f" (--group {group})" if group else ""
+    table = per_group.table
+    notes = [f"{g}: {to_cli(w)}" for g, w in zip(table["group"], table["warnings"]) if w]
+    shown = table.drop(columns=["warnings", "rmse_log"]).rename(columns={"converged": "conv."})
+    shown["conv."] = shown["conv."].map({True: "yes", False: "no"})
+    print_frame(shown, digits=3, notes=notes,
+                title=f"One {law_obj.name} law per group{column}: {len(per_group)} of {len(labels)} groups of "
+                      f"{runs.source} fitted, each on its own runs")
+    if joint is not None:
+        cost = joint.objective - joint.separate_objective
+        shared = ", ".join(f"{k} = {v:.4g}" for k, v in joint.shared.items())
+        notes = [to_cli(w) for w in joint.warnings] + [f"{g} left out: {w}" for g, w in joint.skipped.items()]
+        print_frame(joint.table, digits=3, notes=notes,
+                    title=f"One {law_obj.name} law with shared exponents ({shared}), each group its own "
+                          f"coefficients: objective {joint.objective:.4g} vs {joint.separate_objective:.4g} "
+                          f"for the per-group fits (sharing costs {cost:.3g}); converged {joint.converged}")
+    console.print("To plan, fit the one group you need: "
+                  f"{_where_hint(group, labels[0])} -o fit.json", markup=False, soft_wrap=True)
 
 
 @app.command(cls=RegistryHelpCommand)
@@ -160,9 +280,12 @@ def isoflop(
     from scalinglab.fitting.approach1 import isoflop_approach1
     from scalinglab.fitting.approach2 import isoflop_approach2
 
-    with fail():
+    with fail(as_json=as_json):
         if approach not in (1, 2):
             raise typer.BadParameter(f"--approach {approach}: valid values are 1 (envelope) and 2 (IsoFLOP)")
+        check_bootstrap(bootstrap)
+        check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
         if approach == 2:
             result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
@@ -172,7 +295,7 @@ def isoflop(
         if as_json:
             emit_json(result.to_dict())
         else:
-            print_text_block(result.summary(), title=f"Hoffmann approach {approach} on {runs.source}")
+            print_text_block(summary_to_cli(result.summary()), title=f"Hoffmann approach {approach} on {runs.source}")
 
 
 @app.command(cls=RegistryHelpCommand)
@@ -194,16 +317,27 @@ def plan(
     head_dim: int = typer.Option(64, help="Attention head dimension; d_model is a multiple of it."),
     aspect_ratio: Optional[float] = typer.Option(None, help="d_model / n_layers (default: scale-dependent, 64 -> 128)."),
     unique_tokens: Optional[float] = typer.Option(None, help="Unique tokens available (data-constrained laws): the plan repeats data beyond them."),
+    force: bool = typer.Option(False, "--force", help="Plan even from a degenerate fit (a vanished term, a parameter at its bound, no convergence), with a WARNING naming each problem."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
     from scalinglab.fitting.result import FitResult
-    from scalinglab.planning.plan import plan as make_plan
+    from scalinglab.planning.plan import plan as make_plan, refuse_degenerate_fit
 
-    with fail():
+    def in_option_words(exc: ValueError) -> ValueError:
+        """The library's allow_degenerate=True is this command's --force (``fail`` puts the rest of
+        the message in the CLI's words)."""
+        message = str(exc.args[0]) if exc.args else str(exc)
+        return ValueError(message.replace("allow_degenerate=True", "--force"))
+
+    with fail(as_json=as_json):
         if (budget is None) == (target_loss is None):
             raise typer.BadParameter("give exactly one of --budget or --target-loss")
         fit_result = FitResult.from_json(fit_json)
+        try:
+            refuse_degenerate_fit(fit_result, allow_degenerate=force)  # before the ladder's rollout, which is slow
+        except ValueError as exc:
+            raise in_option_words(exc) from None
         needs = fit_result.law_object.frontier_constraints()
         if "unique_tokens" in needs and unique_tokens is None:
             raise typer.BadParameter(f"law {fit_result.law!r} plans under a unique-token limit: give --unique-tokens "
@@ -218,11 +352,14 @@ def plan(
                 from scalinglab.fitting.calibration import calibrate_fit
 
                 fit_result.calibration = calibrate_fit(fit_result, ladder, progress=not as_json)
-        result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
-                           peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
-                           vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
-                           aspect_ratio=aspect_ratio,
-                           constraints=None if unique_tokens is None else {"unique_tokens": unique_tokens})
+        try:
+            result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
+                               peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
+                               vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
+                               aspect_ratio=aspect_ratio, allow_degenerate=force,
+                               constraints=None if unique_tokens is None else {"unique_tokens": unique_tokens})
+        except ValueError as exc:
+            raise in_option_words(exc) from None
         if as_json:
             emit_json(result.to_dict())
         else:
@@ -257,9 +394,13 @@ def validate(
     report the loss errors, the intervals' coverage and the N* the plan would use."""
     from scalinglab.fitting.validation import validate_holdout, validate_rollout
 
-    with fail():
+    with fail(as_json=as_json):
+        check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
+        check_range(threshold, "--threshold", low=0, low_open=True, example="1e19")
+        check_range(steps, "--steps", low=0, integer=True, example="10")
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
+        _refuse_pooled(runs, group, "validate")
         if rollout:
             result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer,
                                       weights=_weights(weights))
@@ -270,7 +411,8 @@ def validate(
             emit_json(result.to_dict())
         else:
             kind = "Rollout" if rollout else "Hold-out"
-            print_text_block(result.summary(), title=f"{kind} validation of {law_obj.name} on {runs.source}")
+            print_text_block(summary_to_cli(result.summary()),
+                             title=f"{kind} validation of {law_obj.name} on {runs.source}")
 
 
 @app.command(cls=RegistryHelpCommand)
@@ -294,9 +436,18 @@ def plot(
     """PNG figures: fit vs data with residuals, IsoFLOP parabolas with minima, N*(C) frontier with CI band."""
     from scalinglab.report.plots import make_all_plots
 
-    with fail():
+    with fail(as_json=False):
+        check_bootstrap(bootstrap)
+        if output.exists() and not output.is_dir():
+            raise typer.BadParameter(f"-o {output}: is a file; plot writes fit.png, isoflop.png and frontier.png "
+                                     f"into a directory: give a directory (created when missing), e.g. -o plots")
+        if fit_json is not None and not fit_json.is_file():
+            raise typer.BadParameter(f"--fit {fit_json}: " + ("is a directory; give the fit file written by "
+                                     "`scalinglab fit ... -o fit.json`" if fit_json.is_dir() else
+                                     "no such file; write one with `scalinglab fit RUNS -o fit.json`"))
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
+        _refuse_pooled(runs, group, "plot")
         fit_result = None
         if fit_json is not None:
             from scalinglab.fitting.result import FitResult
@@ -318,7 +469,10 @@ def demo(
     """Fit the built-in ladder and print a compute-optimal plan (no files needed)."""
     from scalinglab.demo import run_demo
 
-    with fail():
+    with fail(as_json=as_json):
+        check_range(budget, "--budget", low=0, low_open=True, example="1e21")
+        check_range(gpus, "--gpus", low=1, integer=True, example="8")
+        check_bootstrap(bootstrap, allow_zero=False)
         report = run_demo(budget=budget, n_bootstrap=bootstrap, progress=not as_json, gpu=gpu, gpus=gpus)
         if as_json:
             emit_json(report.to_dict())
@@ -340,7 +494,7 @@ def laws_command(as_json: bool = typer.Option(False, "--json", help="Print JSON 
                 "params": [{"name": p.name, "role": p.role, "fitted_as": p.transform, "bounds": list(p.bounds)}
                            for p in law.all_params]}
 
-    with fail():
+    with fail(as_json=as_json):
         rows = [describe(law) for law in LAWS.values()]
         if as_json:
             emit_json(rows)

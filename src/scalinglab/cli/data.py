@@ -10,6 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from scalinglab.cli.app import data_app
 from scalinglab.cli.render import console, emit_json, err_console, fail
 
+# the sweep's default context (scalinglab.sweep.plan.DEFAULT_CONTEXT; not imported, so that this
+# command does not load the planner)
+DEFAULT_CONTEXT = 128
+
 
 @data_app.command("prepare")
 def prepare(
@@ -26,11 +30,17 @@ def prepare(
                                             "(built-in corpus default: 50,000,000)."),
     val_fraction: float = typer.Option(0.01, help="Share of documents held out for validation."),
     seed: int = typer.Option(0, help="Seed of the deterministic by-document split."),
+    context: int = typer.Option(DEFAULT_CONTEXT, "--context", help="Context length the corpus will be "
+                                "trained with (`sweep plan --context`): each split must hold at least "
+                                "one sequence of it plus one token, else nothing is written."),
     json_out: bool = typer.Option(False, "--json", help="Print the corpus info as JSON."),
 ) -> None:
     """Tokenize documents into a flat token file with a by-document train/validation split."""
     from scalinglab.train.corpus import prepare_corpus
 
+    with fail():
+        if context < 1:
+            raise ValueError(f"--context must be a positive number of tokens; got {context}")
     with fail(), Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                           MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
                           transient=True, disable=json_out) as progress:
@@ -41,7 +51,11 @@ def prepare(
 
         info = prepare_corpus(files or None, out, tokenizer=tokenizer, vocab_size=vocab_size,
                               val_fraction=val_fraction, seed=seed, max_bytes=max_bytes,
-                              on_file=on_file)
+                              min_context=context, on_file=on_file)
+    if val_fraction == 0:
+        err_console.print("[yellow]warning:[/yellow] --val-fraction 0: no validation split; "
+                          "`scalinglab sweep` measures every run's loss on it and cannot train on this "
+                          "corpus", soft_wrap=True)
     if json_out:
         emit_json({**info.__dict__, "n_tokens": info.n_tokens})
         return

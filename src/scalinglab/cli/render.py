@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import re
 import sys
+from pathlib import Path
 from typing import Iterable, Iterator, List
 
 import typer
@@ -11,6 +14,12 @@ from typer.core import TyperCommand
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.globals import get_current_context
+except ImportError:  # older typer builds on click itself
+    from click import ClickException, UsageError, get_current_context
 
 from scalinglab.util import jsonio
 
@@ -64,10 +73,44 @@ class RegistryHelpCommand(TyperCommand):
                 param.help = fill_help(param.help)
         return super().format_help(ctx, formatter)
 
+    def parse_args(self, ctx, args):
+        # an option typer refuses while parsing (--level 2, --bootstrap abc) is an error as JSON too
+        # when the command was asked for JSON
+        as_json = "--json" in args          # before parsing, which consumes the list
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            if not as_json:
+                raise
+            report_error(to_cli(exc.format_message()), as_json=True, exit_code=2)
+            raise typer.Exit(code=2) from None
+
 
 def print_text_block(text: str, title: str | None = None) -> None:
     # Text(): summaries hold brackets like "[0.31, 0.38]" that rich must not read as markup
     console.print(Panel(Text(text), title=title, expand=False, title_align="left"))
+
+
+def print_frame(frame, title: str, *, digits: int = 4, notes: Iterable[str] = ()) -> None:
+    """A table of results (one row per group, say) as a rich table: numbers to ``digits``
+    significant digits, text columns folded to fit; ``notes`` below it, one per line."""
+    from rich import box
+    from rich.table import Table
+
+    from scalinglab.util.formatting import fmt_num
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    numeric = {c: frame[c].dtype.kind in "fiu" for c in frame.columns}
+    for c in frame.columns:
+        width = None if numeric[c] else min(16, max(len(str(c)), *(len(str(v)) for v in frame[c])))
+        table.add_column(str(c), justify="right" if numeric[c] else "left", overflow="fold", min_width=width,
+                         no_wrap=numeric[c])
+    for _, row in frame.iterrows():
+        table.add_row(*[(str(int(v)) if frame[c].dtype.kind in "iu" else fmt_num(v, digits)) if numeric[c]
+                        else str(v) for c, v in row.items()])
+    console.print(table)
+    for note in notes:
+        console.print(Text(f"  - {note}"), soft_wrap=False)
 
 
 def parse_mapping(items: Iterable[str]) -> dict[str, str | None] | None:
@@ -104,14 +147,305 @@ def parse_budgets(text: str, option: str = "--budgets") -> List[float]:
     return values
 
 
+# ---------------------------------------------------------------------------- errors
+# The library's messages name its arguments (``keep_edge=True``, ``mapping={'flops': None}``,
+# ``isoflop_approach2``); a CLI user types options.  ``to_cli`` rewrites the one into the other
+# at the last moment, so that the library stays free to speak Python.
+
+API_OPTIONS = {  # API argument -> CLI option
+    "mapping": "--map", "where": "--where", "group": "--group", "flops_tolerance": "--flops-tolerance",
+    "drop_top_loss": "--drop-top-loss", "drop_outliers": "--drop-outliers", "n_bootstrap": "--bootstrap",
+    "keep_edge": "--keep-edge", "weights": "--weights", "method": "--method", "unit": "--unit",
+    "level": "--level", "delta": "--delta", "by": "--by", "prefer": "--prefer", "holdout": "--holdout",
+    "threshold": "--threshold", "n_steps": "--steps", "workers": "--workers", "seed": "--seed",
+    "law": "--law", "variables": "--var", "fixed": "--fix", "budget": "--budget", "budgets": "--budget",
+    "target_loss": "--target-loss", "target": "--target-loss", "mfu": "--mfu", "gpu": "--gpu",
+    "n_gpus": "--gpus", "gpus": "--gpus", "peak_flops": "--peak-flops", "data_max_flops": "--data-max-flops",
+    "aspect_ratio": "--aspect-ratio", "head_dim": "--head-dim", "vocab_size": "--vocab-size",
+    "unique_tokens": "--unique-tokens", "isoflop": "--runs", "constraints": None,
+    "min_params": "--min-params", "max_params": "--max-params", "sizes_per_budget": "--sizes-per-budget",
+    "allow_degenerate": "--force",
+}
+# names that are options wherever they stand; the others (``level``, ``unique_tokens``, a column
+# too) only as ``name=value`` or as the subject of a message ("level must be in (0, 1)")
+_BARE_ANYWHERE = ("flops_tolerance", "drop_top_loss", "drop_outliers", "n_bootstrap", "keep_edge",
+                  "n_gpus", "peak_flops", "data_max_flops", "target_loss", "aspect_ratio", "head_dim")
+_VALUE = r"""(?:\{[^{}]*\}|'[^']*'|"[^"]*"|[^\s,;()]+)"""
+_ASIDE = r"(?:\s*\(CLI:?\s+(?P<aside>[^()]*)\))?"
+_ASSIGNMENT = re.compile(r"(?<![\w.\-'\"])(?P<name>[a-z_]+)=(?P<value>" + _VALUE + ")" + _ASIDE)
+_BARE = re.compile(r"(?<![\w\-'\"])(?P<name>" + "|".join(_BARE_ANYWHERE) + r")(?![\w'\"=])" + _ASIDE)
+_SUBJECT = re.compile(r"(^|: |; )(?P<name>[a-z_]+)(?= must )")
+_API_CALLS = [
+    (re.compile(r"load_runs\(\s*path,\s*where=(" + _VALUE + r")\)"), lambda m: _option_text("where", m.group(1))),
+    (re.compile(r"pass budget_column='group' if the group labels are the FLOP budgets"),
+     'if the group labels are the FLOP budgets, map that column to budget instead (--map budget="<column>")'),
+    (re.compile(r"\buse isoflop_approach(\d)\b"), r"use `scalinglab isoflop --approach \1`"),
+    (re.compile(r"\bfrom isoflop_approach(\d)\b"), r"from `scalinglab isoflop --approach \1`"),
+    (re.compile(r"\bisoflop_approach(\d)\b"), r"isoflop --approach \1"),
+    (re.compile(r"\bfit_groups\(\)"), "--by-group"),
+    # "one of ('point', 'run', 'size')" -> "one of point, run, size"
+    (re.compile(r"one of \(([^()]*)\)"), lambda m: "one of " + m.group(1).replace("'", "")),
+    # numpy reprs: "got array(-1.e+21)" -> "got -1e+21"
+    (re.compile(r"\barray\((\[?[^()]*?\]?)(?:, dtype=\w+)?\)"), lambda m: _plain_numbers(m.group(1))),
+]
+
+
+def _plain_numbers(text: str) -> str:
+    def one(m):
+        try:
+            return f"{float(m.group(0)):g}"
+        except ValueError:
+            return m.group(0)
+    return re.sub(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|[-+]?inf|nan", one, " ".join(text.split()))
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one shell word: bare when it is plain, else quoted."""
+    if text and re.fullmatch(r"[\w.,:+\-/=<>*@]+", text) and not re.search(r"[<>]", text):
+        return text
+    return f"'{text}'" if '"' in text else f'"{text}"'
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _pairs_of(value: str) -> list[tuple[str, str | None]] | None:
+    """``{'flops': None, 'params': 'Model Size'}`` -> [("flops", None), ("params", "Model Size")]."""
+    import ast
+
+    try:
+        d = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        # placeholders such as {name: value} or {'E': value}
+        inner = value.strip()[1:-1]
+        d = {}
+        for part in inner.split(","):
+            k, sep, v = part.partition(":")
+            if not sep:
+                return None
+            v = v.strip()
+            d[_unquote(k.strip())] = None if v == "None" else _unquote(v)
+    if not isinstance(d, dict):
+        return None
+    return [(str(k), None if v is None else "..." if v is Ellipsis else str(v)) for k, v in d.items()]
+
+
+def _option_text(name: str, value: str | None) -> str | None:
+    """The CLI spelling of ``name=value``; None where the CLI has no such option."""
+    option = API_OPTIONS.get(name)
+    if name == "constraints" and value and value.startswith("{"):
+        pairs = _pairs_of(value)
+        return None if pairs is None else " ".join(
+            f"{API_OPTIONS.get(k) or '--' + k.replace('_', '-')} {_shell_word(v or '...')}" for k, v in pairs)
+    if option is None:
+        return None
+    if value is None:
+        return option
+    if value == "True":
+        return option
+    if value == "False":
+        return "--no-" + option[2:]
+    if value.startswith("{") and name in ("mapping", "fixed", "variables"):
+        pairs = _pairs_of(value)
+        if pairs is None:
+            return None
+        return " ".join(f"{option} {k}={_shell_word(v) if v else ''}" for k, v in pairs)
+    return f"{option} {_shell_word(_unquote(value))}"
+
+
+def to_cli(message: str) -> str:
+    """A library message in the CLI's words: API arguments become options (``keep_edge=True`` ->
+    ``--keep-edge``, ``mapping={'flops': None}`` -> ``--map flops=``, ``where=...`` ->
+    ``--where ...``), API functions become commands, numpy reprs become numbers; a library's
+    own "(CLI ...)" aside is dropped where the rewrite already says it."""
+    # rewritten text is held between \x00 and \x01, so that no later rule rewrites it again
+    def protect(repl):
+        def sub(m):
+            text = repl(m) if callable(repl) else m.expand(repl)
+            return text if text == m.group(0) else "\x00" + text + "\x01"
+        return sub
+
+    def apply(pattern, repl, text):
+        parts = re.split(r"(\x00[^\x00\x01]*\x01)", text)
+        return "".join(part if i % 2 else pattern.sub(protect(repl), part) for i, part in enumerate(parts))
+
+    def assignment(m):
+        # "same params=1e+06, tokens=2e+10, seed=3": a row's values, not arguments
+        before, after = m.string[:m.start()], m.string[m.end():]
+        if re.search(r"\w=[^\s,;()]+,\s*$", before) or re.match(r",\s*\w+=", after):
+            return m.group(0)
+        text = _option_text(m.group("name"), m.group("value"))
+        return m.group("aside") or m.group(0) if text is None else text
+
+    def subject(m):
+        option = "--bootstrap" if m.group("name") == "n" else API_OPTIONS.get(m.group("name"))
+        return m.group(0) if option is None else m.group(1) + option
+
+    for pattern, repl in _API_CALLS:
+        message = apply(pattern, repl, message)
+    rules = [
+        # "mapping params='Nope'": one entry of a mapping, as a reader names it
+        (re.compile(r"\bmapping (\w+)=(" + _VALUE + r")"),
+         lambda m: f"--map {m.group(1)}={_shell_word(_unquote(m.group(2)))}"),
+        (_ASSIGNMENT, assignment),
+        (_BARE, lambda m: _option_text(m.group("name"), None) or m.group(0)),
+        # "isoflop= (CLI: --runs with the IsoFLOP ladder)": an argument the table lacks, and its aside
+        (re.compile(r"(?<![\w\-'\"])[a-z_]+=?\s+\(CLI:?\s+(?P<aside>[^()]*)\)"), lambda m: m.group("aside")),
+        (_SUBJECT, subject),
+    ]
+    for pattern, repl in rules:
+        message = apply(pattern, repl, message)
+    # a rewrite followed by the library's own aside says it twice: "(--fix E=value, CLI --fix E=value)"
+    message = re.sub(r"\((\x00[^\x00\x01]*\x01), CLI:?\s+[^()]*\)", r"(\1)", message)
+    message = re.sub(r"(\x01)\s*\(CLI:?\s+[^()]*\)", r"\1", message)
+    return message.replace("\x00", "").replace("\x01", "")
+
+
+_NOTE = re.compile(r"^(\s*(?:- |excluded: |warning: |note: ))(.*)$")
+
+
+def summary_to_cli(text: str) -> str:
+    """A result's summary with its warnings and notes in the CLI's words (``to_cli``): the lines
+    of a [[Warnings]] section and lines that start "- ", "warning: ", "excluded: " or "note: ".
+    The rest (parameter tables, "huber(delta=0.001)") describes the result and stays as is."""
+    out, in_warnings = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("[["):
+            in_warnings = line.strip().lower().startswith("[[warning")
+            out.append(line)
+            continue
+        m = _NOTE.match(line)
+        if in_warnings:
+            out.append(to_cli(line))
+        elif m:
+            out.append(m.group(1) + to_cli(m.group(2)))
+        elif "  excluded: " in line or "  note: " in line:
+            head, sep, tail = line.partition("excluded: " if "  excluded: " in line else "note: ")
+            out.append(head + sep + to_cli(tail))
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One paragraph for a user: what went wrong, naming the file or option and what is valid."""
+    import json
+
+    if isinstance(exc, ClickException):
+        # a BadParameter raised by a command names its option itself: no "Invalid value: " before it
+        if getattr(exc, "param", True) is None and getattr(exc, "param_hint", True) is None:
+            return exc.message
+        return exc.format_message()
+    if isinstance(exc, json.JSONDecodeError):
+        return (f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                "expected a file written by scalinglab (e.g. `scalinglab fit ... -o fit.json`)")
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"not UTF-8 text ({exc.reason}: byte 0x{exc.object[exc.start]:02x} at position {exc.start}); "
+                "a binary file (e.g. Parquet or a sweep store) was given where a text file (JSON, CSV) is expected")
+    if isinstance(exc, OSError) and (exc.filename is not None or exc.strerror):
+        path = exc.filename
+        what = {
+            FileExistsError: "already exists",
+            IsADirectoryError: "is a directory; give a file",
+            NotADirectoryError: "a part of this path is a file, not a directory",
+            PermissionError: "permission denied",
+            FileNotFoundError: "no such file or directory",
+        }
+        reason = next((text for cls, text in what.items() if isinstance(exc, cls)), None)
+        reason = reason or (exc.strerror or str(exc)).lower()
+        if isinstance(exc, FileNotFoundError) and path is not None and not Path(path).parent.exists():
+            reason = f"no such file or directory (the directory {Path(path).parent} does not exist)"
+        if exc.filename2 is not None:
+            path = f"{path} -> {exc.filename2}"
+        return f"{path}: {reason}" if path is not None else reason
+    if isinstance(exc, KeyError) and exc.args and not (isinstance(exc.args[0], str) and " " in exc.args[0]):
+        return f"missing field {exc.args[0]!r}"
+    message = exc.args[0] if exc.args else ""
+    if not isinstance(message, str) or not message.strip():
+        message = str(exc) or type(exc).__name__
+    return message
+
+
+def _command_json_flag() -> bool:
+    """Whether the running command was given its --json option (read from click's context)."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return False
+    for param in ctx.command.params:
+        if "--json" in getattr(param, "opts", ()):
+            return bool(ctx.params.get(param.name))
+    return False
+
+
+def report_error(message: str, as_json: bool, exit_code: int = 2) -> None:
+    """Print an error: one JSON object on stdout with ``--json`` (and the text on stderr), else text."""
+    if as_json:
+        emit_json({"error": message, "exit_code": exit_code})
+    err_console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+
+
 @contextlib.contextmanager
-def fail() -> Iterator[None]:
-    """Turn the package's input errors into a one-paragraph message and exit code 2."""
+def fail(as_json: bool | None = None) -> Iterator[None]:
+    """Turn any error inside the block into a one-paragraph message and exit code 2, never a
+    traceback: input errors (ValueError, KeyError, bad options), files that cannot be read or
+    written (OSError: the path and why), unreadable JSON or text.  The message is put in the
+    CLI's words (``to_cli``).  ``as_json``: also print it as ``{"error": ..., "exit_code": 2}`` on
+    stdout; None reads whether the command was given ``--json``.
+
+    An exception no input explains (a bug) is reported the same way, named as unexpected, so
+    that a user still gets one line; ``SCALINGLAB_TRACEBACK=1`` shows its traceback.
+    """
     try:
         yield
-    except typer.Exit:
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
-    except (typer.BadParameter, ValueError, FileNotFoundError, KeyError) as exc:
-        message = exc.args[0] if exc.args else str(exc)
-        err_console.print(Text.assemble(("error: ", "bold red"), str(message)), soft_wrap=True)
-        raise typer.Exit(code=2)
+    except Exception as exc:
+        if as_json is None:
+            as_json = _command_json_flag()
+        expected = (ClickException, ValueError, KeyError, OSError, TypeError)
+        if not isinstance(exc, expected) and os.environ.get("SCALINGLAB_TRACEBACK"):
+            raise
+        message = to_cli(describe_error(exc))
+        if not isinstance(exc, expected):
+            message = (f"unexpected {type(exc).__name__}: {message} (this is a bug in scalinglab; please "
+                       "report it with the command; SCALINGLAB_TRACEBACK=1 shows where it happened)")
+        report_error(message, as_json)
+        raise typer.Exit(code=2) from None
+
+
+def check_range(value, option: str, *, low=None, high=None, low_open=False, high_open=False,
+                integer=False, allowed=(), example: str | None = None):
+    """Refuse a numeric option outside its range, naming the option and the valid range."""
+    if value is None or value in allowed:
+        return value
+    ok = math.isfinite(value) and (not integer or value == int(value))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            valid = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            valid = f"in {valid}"
+        elif low is not None:
+            valid = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            valid = f"{'<' if high_open else '<='} {high:g}"
+        also = "".join(f" or {a:g}" for a in allowed)
+        kind = "a whole number " if integer else ""
+        raise typer.BadParameter(f"{option} {value:g}: must be {kind}{valid}{also}"
+                                 + (f", e.g. {option} {example}" if example else ""))
+    return value
+
+
+def check_bootstrap(n: int, option: str = "--bootstrap", *, allow_zero: bool = True) -> int:
+    """0 (no bootstrap, where allowed) or at least 2 resamples."""
+    if n == 0 and allow_zero:
+        return n
+    if n < 2:
+        valid = "0 (no bootstrap) or at least 2 resamples" if allow_zero else "at least 2 resamples"
+        raise typer.BadParameter(f"{option} {n}: give {valid}, e.g. {option} 200")
+    return n

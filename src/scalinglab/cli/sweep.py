@@ -1,6 +1,8 @@
 """`scalinglab sweep plan | run | status | export`: a thin layer over ``scalinglab.sweep``."""
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -8,10 +10,11 @@ from typing import Optional
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from scalinglab.cli.app import sweep_app
 from scalinglab.cli.render import console, emit_json, err_console, fail, parse_budgets
-from scalinglab.sweep.plan import DEFAULT_THROUGHPUT
+from scalinglab.sweep.plan import DEFAULT_THROUGHPUT, MAX_EPOCHS
 
 
 def _seconds(s: float) -> str:
@@ -29,6 +32,16 @@ def _short(n: float) -> str:
     return f"{n:.0f}"
 
 
+@contextlib.contextmanager
+def _store_errors(db: Path):
+    """SQLite errors met after a store opened cleanly (damage the open-time check did not see)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        from scalinglab.sweep.store import corrupted_message
+        raise ValueError(corrupted_message(db, f"SQLite: {exc}")) from None
+
+
 @sweep_app.command("plan")
 def plan_command(
     budgets: str = typer.Option(..., "--budgets", help="FLOP budgets, comma-separated, e.g. 1e15,3e15,1e16"),
@@ -44,6 +57,8 @@ def plan_command(
     seed: int = typer.Option(0, "--seed", help="seed of the first run; run i gets seed + i"),
     throughput: float = typer.Option(DEFAULT_THROUGHPUT, "--throughput", help="FLOP/s assumed for the time "
                                      "estimate (default: one CPU thread, measured 6e9-2.8e10 on small models)"),
+    max_epochs: float = typer.Option(MAX_EPOCHS, "--max-epochs", help="refuse the plan when a run would "
+                                     "pass over the corpus more often than this (it warns above 1)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, write nothing"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing store"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
@@ -55,7 +70,8 @@ def plan_command(
             raise ValueError("-o/--output: give the sweep store to write, e.g. -o ladder.db (or --dry-run)")
         plan = plan_sweep(parse_budgets(budgets), sizes_per_budget=sizes_per_budget, min_params=min_params,
                           max_params=max_params, spread_decades=spread, corpus=corpus,
-                          context_length=context, schedule=schedule, seed=seed, throughput=throughput)
+                          context_length=context, schedule=schedule, seed=seed, throughput=throughput,
+                          max_epochs=max_epochs)
         if not dry_run:
             write_plan(plan, output, overwrite=overwrite).close()
     if as_json:
@@ -95,30 +111,49 @@ def run_command(
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="checkpoints (default <db>.d/runs)"),
     max_runs: Optional[int] = typer.Option(None, "--max-runs", help="stop after this many runs"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run failed runs again"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available, else cpu), cpu, cuda or cuda:N"),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per run"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
 ) -> None:
     """Train every pending run; safe to interrupt (Ctrl-C) or kill and run again."""
     from scalinglab.sweep.runner import run_sweep
-    with fail(), warnings.catch_warnings(record=True) as caught:
+    with fail(), _store_errors(db), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         summary = run_sweep(db, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
                             progress=not no_progress, address=address, retry_failed=retry_failed,
                             device=device, threads=threads)
     for w in caught:
         if issubclass(w.category, UserWarning):
-            err_console.print(f"[yellow]warning:[/yellow] {w.message}")
+            err_console.print(Text.assemble(("warning: ", "yellow"), str(w.message)), soft_wrap=True)
     if summary.resumed:
-        console.print(f"resumed {len(summary.resumed)} run(s) a stopped sweep left running")
+        console.print(f"resumed {len(summary.resumed)} run(s) interrupted when an earlier `sweep run` "
+                      "was stopped", soft_wrap=True)
     for run_id, reason in summary.failed.items():
-        err_console.print(f"[red]{run_id} failed:[/red] {reason}")
+        err_console.print(Text.assemble((f"{run_id} failed: ", "red"), reason), soft_wrap=True)
     c = summary.counts
     console.print(f"{len(summary.done)} run(s) finished now; store: {c['done']} done, {c['failed']} failed, "
                   f"{c['pending']} pending")
     if summary.interrupted:
         err_console.print("interrupted: runs in flight are pending again; `scalinglab sweep run` resumes them")
         raise typer.Exit(code=130)
+    if summary.failed:
+        logs = sorted(set(summary.logs.values()))
+        where = (f"details and any traceback in {logs[0]}" if len(logs) == 1 else
+                 f"details and tracebacks in each run's log, {Path(logs[0]).parent.parent}/<run id>/"
+                 f"{Path(logs[0]).name}")
+        attempted = len(summary.done) + len(summary.failed)
+        others = (f"; the other {len(summary.done)} finished" if summary.done else "")
+        err_console.print(Text(
+            f"{len(summary.failed)} of {attempted} run(s) failed ({where}){others}. "
+            f"`scalinglab sweep status {db}` lists the causes; fix the cause, then `scalinglab sweep run {db} "
+            "--retry-failed` trains the failed runs again"), soft_wrap=True)
+        raise typer.Exit(code=1)
+    if c["failed"]:
+        err_console.print(Text(
+            f"{c['failed']} run(s) failed in an earlier `sweep run` and were not retried; `scalinglab sweep "
+            f"status {db}` lists the causes, `scalinglab sweep run {db} --retry-failed` trains them again"),
+            soft_wrap=True)
+        raise typer.Exit(code=1)
 
 
 @sweep_app.command("status")
@@ -126,31 +161,52 @@ def status_command(
     db: Path = typer.Argument(..., help="the sweep store"),
     as_json: bool = typer.Option(False, "--json", help="print the status as JSON"),
 ) -> None:
-    """Done, running, failed and pending runs of a sweep."""
-    from scalinglab.sweep.store import SweepStore
-    with fail():
+    """Done, running, interrupted, failed and pending runs of a sweep, with each failure's cause."""
+    from scalinglab.sweep.store import LOG_NAME, SweepStore, one_line_error
+    with fail(), _store_errors(db):
         with SweepStore(db) as store:
             counts, runs = store.counts(), store.runs()
+            interrupted = set(store.interrupted())
             losses = dict(store.con.execute("SELECT run_id, loss FROM points WHERE branch = -1").fetchall())
+    # a run marked running whose `sweep run` is gone (killed) is interrupted: the next run resumes it
+    counts = {"pending": counts["pending"], "running": counts["running"] - len(interrupted),
+              "interrupted": len(interrupted), "done": counts["done"], "failed": counts["failed"]}
+
+    def shown(r) -> str:
+        return "interrupted" if r.run_id in interrupted else r.status
+
+    def log_of(r) -> str | None:
+        return str(Path(r.workdir) / LOG_NAME) if r.workdir else None
+
     if as_json:
         emit_json({"counts": counts, "runs": [
-            {"run_id": r.run_id, "budget": r.budget, "status": r.status, "attempts": r.attempts,
+            {"run_id": r.run_id, "budget": r.budget, "status": shown(r), "attempts": r.attempts,
              "params": r.config.get("plan", {}).get("params"), "tokens": r.config["train"]["tokens"],
-             "loss": losses.get(r.run_id), "wall_seconds": r.wall_seconds, "error": r.error} for r in runs]})
+             "loss": losses.get(r.run_id), "wall_seconds": r.wall_seconds,
+             "error": one_line_error(r.error) or None,
+             "log": log_of(r) if r.status == "failed" else None} for r in runs]})
         return
-    colour = {"done": "green", "running": "cyan", "failed": "red", "pending": "white"}
-    table = Table(title=f"{db}: " + ", ".join(f"{n} {s}" for s, n in counts.items()), title_justify="left",
-                  box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
-    for col in ("run id", "C", "N", "D", "status", "tries", "loss", "wall", "error"):
-        table.add_column(col, no_wrap=col != "error")
+    colour = {"done": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "pending": "white"}
+    table = Table(title=f"{db}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "interrupted"),
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    for col in ("run id", "C", "N", "D", "status", "tries", "loss", "wall"):
+        table.add_column(col, no_wrap=True)
     for r in runs:
         loss = losses.get(r.run_id)
         table.add_row(r.run_id, f"{r.budget:.2g}", _short(r.config.get("plan", {}).get("params", 0)),
-                      _short(r.config["train"]["tokens"]), f"[{colour[r.status]}]{r.status}[/]", str(r.attempts),
+                      _short(r.config["train"]["tokens"]), f"[{colour[shown(r)]}]{shown(r)}[/]", str(r.attempts),
                       "" if loss is None else f"{loss:.4f}",
-                      "" if r.wall_seconds is None else _seconds(r.wall_seconds),
-                      (r.error or "").splitlines()[-1][:80] if r.error else "")
+                      "" if r.wall_seconds is None else _seconds(r.wall_seconds))
     console.print(table)
+    # the causes in full, one line each, below the table (a table column would cut or wrap them)
+    for r in runs:
+        if r.status == "failed":
+            log = log_of(r)
+            console.print(Text.assemble((f"{r.run_id} failed: ", "red"), one_line_error(r.error) or "no cause recorded",
+                                        f" (log {log})" if log else ""), soft_wrap=True)
+    if interrupted:
+        console.print(f"{len(interrupted)} run(s) interrupted: the `sweep run` that ran them was stopped (killed) "
+                      f"mid-run; `scalinglab sweep run {db}` resumes them from their checkpoints", soft_wrap=True)
 
 
 @sweep_app.command("export")
@@ -161,6 +217,6 @@ def export_command(
 ) -> None:
     """Write the finished runs' points (canonical columns) or loss curves to CSV/Parquet."""
     from scalinglab.sweep.store import export
-    with fail():
+    with fail(), _store_errors(db):
         frame = export(db, output, curves=curves)
     console.print(f"wrote {len(frame)} rows to {output}")

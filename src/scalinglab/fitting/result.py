@@ -234,35 +234,61 @@ class FitResult:
         })
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FitResult":
-        boot = d.get("bootstrap")
+    def from_dict(cls, d: dict, *, source: str | None = None) -> "FitResult":
+        """The FitResult that ``to_dict`` wrote.  Every field is checked, and a bad one is named
+        (with ``source``, the file it came from, when given): the law must be registered, the
+        numbers numbers, and the public ``params`` must be what ``theta`` (and the bootstrap's
+        full-data estimate) say, so that a hand-edited point cannot drift from its intervals."""
+        where = f"{source}: " if source else ""
+
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"{where}field {name} {why}")
+
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}a fit JSON is an object with 'law', 'params' and 'theta'; got a JSON "
+                             f"{type(d).__name__}")
+        missing = [k for k in _REQUIRED_FIELDS if k not in d]
+        if missing:
+            raise ValueError(f"{where}fit JSON lacks the field(s) {', '.join(map(repr, missing))}; was it written by "
+                             f"`scalinglab fit -o fit.json` (FitResult.to_json)?")
+        law_obj = _law_of(d, bad)
+        params = _public_params(d["params"], law_obj, bad)
+        theta = _field(d, "theta", _number_list, bad)
+        if theta.shape != (len(law_obj.params),):
+            raise bad("'theta'", f"holds {theta.size} value(s); law {law_obj.name!r} fits {len(law_obj.params)} "
+                                 f"({', '.join(law_obj.param_names)}): edit neither by hand: refit")
+        _check_agreement(params, law_obj.to_public(theta), "'theta' (the fitted internal vector)", bad)
+        boot = _field(d, "bootstrap", lambda v: None if v is None else BootstrapResult.from_dict(v), bad)
+        if boot is not None and boot.estimate:
+            _check_agreement(params, {k: v for k, v in boot.estimate.items() if k in params},
+                             "'bootstrap' (its full-data estimate, the centre of the intervals)", bad)
         asym = d.get("asymmetry")
         return cls(
             law=d["law"],
             law_spec=d.get("law_spec"),
-            params={k: from_json_float(v) for k, v in d["params"].items()},
-            theta=float_array(d["theta"]),
-            objective=from_json_float(d["objective"]),
-            loss=d["loss"],
-            delta=from_json_float(d["delta"]),
-            n_points=int(d["n_points"]),
-            variables=tuple(d["variables"]),
-            converged=bool(d["converged"]),
-            n_starts=int(d["n_starts"]),
-            n_starts_in_best_basin=int(d["n_starts_in_best_basin"]),
-            message=d.get("message", ""),
-            residuals=float_array(d.get("residuals", [])),
-            warnings=list(d.get("warnings", [])),
-            bootstrap=None if boot is None else BootstrapResult.from_dict(boot),
-            asymmetry=None if asym is None else from_json_float(asym),
-            n_refined=int(d.get("n_refined", 0)),
-            method=d.get("method", "multistart"),
-            param_names=tuple(d.get("param_names", ())),
-            nit=int(d.get("nit", 0)),
-            nfev=int(d.get("nfev", 0)),
-            diagnostics=from_jsonable(d.get("diagnostics") or {}, null_as_nan=True),
+            params=params,
+            theta=theta,
+            objective=_field(d, "objective", _number, bad),
+            loss=_field(d, "loss", _text, bad),
+            delta=_field(d, "delta", _number, bad),
+            n_points=_field(d, "n_points", _count, bad),
+            variables=tuple(_field(d, "variables", _text_list, bad)),
+            converged=_field(d, "converged", _flag, bad),
+            n_starts=_field(d, "n_starts", _count, bad),
+            n_starts_in_best_basin=_field(d, "n_starts_in_best_basin", _count, bad),
+            message=_field(d, "message", _text, bad, ""),
+            residuals=_field(d, "residuals", _number_list, bad, []),
+            warnings=list(_field(d, "warnings", _text_list, bad, [])),
+            bootstrap=boot,
+            asymmetry=None if asym is None else _field(d, "asymmetry", _number, bad),
+            n_refined=_field(d, "n_refined", _count, bad, 0),
+            method=_field(d, "method", _text, bad, "multistart"),
+            param_names=tuple(_field(d, "param_names", _text_list, bad, [])),
+            nit=_field(d, "nit", _count, bad, 0),
+            nfev=_field(d, "nfev", _count, bad, 0),
+            diagnostics=_field(d, "diagnostics", lambda v: from_jsonable(v or {}, null_as_nan=True), bad),
             comparison=from_jsonable(d.get("comparison")),
-            calibration=_calibration_from_dict(d.get("calibration")),
+            calibration=_field(d, "calibration", _calibration_from_dict, bad),
             weights=d.get("weights"),
         )
 
@@ -275,22 +301,39 @@ class FitResult:
 
     @classmethod
     def from_json(cls, path_or_str: str | Path) -> "FitResult":
-        """From a JSON file path or JSON text."""
+        """From a JSON file path or JSON text.  What is not a fit JSON (a directory, a runs
+        file, a binary file, a hand-edited fit whose fields no longer agree) is refused with a
+        ValueError naming the file and, where one is at fault, the field."""
         text = str(path_or_str)
-        if not text.lstrip().startswith("{"):
+        is_text = not isinstance(path_or_str, Path) and text.lstrip().startswith("{")
+        source = "fit JSON text" if is_text else text
+        if not is_text:
             p = Path(path_or_str)
+            if p.is_dir():
+                found = sorted(q.name for q in p.glob("*.json"))[:5]
+                raise ValueError(f"{p} is a directory, not {FIT_JSON}: give the fit's file"
+                                 + (f" (JSON files in it: {', '.join(found)})" if found else ""))
             if not p.exists():
                 raise FileNotFoundError(f"fit JSON {p} does not exist (expected a file written by "
                                         f"FitResult.to_json or `scalinglab fit -o`)")
-            text = p.read_text()
+            try:
+                raw = p.read_bytes()
+            except OSError as exc:
+                raise ValueError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                kind = " (a Parquet file: runs, which `scalinglab fit` reads)" if raw[:4] == b"PAR1" else ""
+                raise ValueError(f"{p} is not {FIT_JSON}: it is binary, not JSON text{kind}") from None
         try:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path_or_str}: not valid fit JSON ({exc})") from None
-        missing = [k for k in ("law", "params", "theta", "objective") if k not in d]
-        if missing:
-            raise ValueError(f"{path_or_str}: fit JSON lacks {missing}; was it written by FitResult.to_json?")
-        return cls.from_dict(d)
+            raise ValueError(f"{source} is not {FIT_JSON}: it is not valid JSON ({exc})") from None
+        if not isinstance(d, dict) or not any(k in d for k in _REQUIRED_FIELDS):
+            what = f"a JSON {type(d).__name__}" if not isinstance(d, dict) else \
+                f"a JSON object with {', '.join(map(repr, list(d)[:6]))}"
+            raise ValueError(f"{source} is not {FIT_JSON}: it holds {what}, not a fit's 'law', 'params' and 'theta'")
+        return cls.from_dict(d, source=source)
 
 
 # ---------------------------------------------------------------------- bootstrap result
@@ -411,6 +454,122 @@ class BootstrapResult:
             budgets=tuple(float(c) for c in d.get("budgets", ())), seed=int(d.get("seed", 0)),
             n_clusters=int(d.get("n_clusters", 0)), wall_seconds=from_json_float(d.get("wall_seconds")),
         )
+
+
+# ---------------------------------------------------------------------- reading fit JSON
+
+FIT_JSON = "a fit JSON written by `scalinglab fit -o fit.json` (FitResult.to_json)"
+_REQUIRED_FIELDS = ("law", "params", "theta", "objective", "loss", "delta", "n_points", "variables", "converged",
+                    "n_starts", "n_starts_in_best_basin")
+_REFIT = "edit neither by hand: refit (`scalinglab fit RUNS -o fit.json`; hold a value with --fix NAME=VALUE)"
+
+
+def _field(d: dict, name: str, convert, bad, default=None):
+    """``convert(d[name])`` (``default`` when absent), a bad value named by its field."""
+    try:
+        return convert(d.get(name, default))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise bad(repr(name), f"cannot be read: {exc.args[0] if exc.args else exc}") from None
+
+
+def _number(v) -> float:
+    """A JSON number (null -> NaN, "Infinity"/"-Infinity" -> inf, as ``to_jsonable`` writes them)."""
+    if isinstance(v, bool) or not (v is None or isinstance(v, (int, float))
+                                   or (isinstance(v, str) and v in ("Infinity", "-Infinity", "NaN"))):
+        raise ValueError(f"{v!r} is not a number")
+    return from_json_float(v)
+
+
+def _number_list(v) -> np.ndarray:
+    if not isinstance(v, list):
+        raise ValueError(f"{v!r} is not a list of numbers")
+    for x in v:
+        if not isinstance(x, list):
+            _number(x)
+    return float_array(v)
+
+
+def _count(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() or v < 0:
+        raise ValueError(f"{v!r} is not a count (a whole number >= 0)")
+    return int(v)
+
+
+def _flag(v) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{v!r} is not true or false")
+    return v
+
+
+def _text(v) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} is not a string")
+    return v
+
+
+def _text_list(v) -> list:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"{v!r} is not a list of strings")
+    return list(v)
+
+
+def _law_of(d: dict, bad):
+    """The law the fit JSON names, its 'law' and 'law_spec' fields agreeing."""
+    from scalinglab.laws import get_law
+
+    name, spec = d["law"], d.get("law_spec")
+    if not isinstance(name, str):
+        raise bad("'law'", f"is {name!r}, not a law's name")
+    if spec is not None and not isinstance(spec, dict):
+        raise bad("'law_spec'", f"is {spec!r}, not an object such as {{\"name\": \"chinchilla\"}}")
+    if not spec or "formula" not in spec:
+        try:
+            get_law(name)
+        except ValueError as exc:
+            raise bad("'law'", f"is not a law: {exc.args[0]}; {_REFIT}") from None
+    if spec:
+        try:
+            law = get_law(spec)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise bad("'law_spec'", f"does not describe a law: {exc.args[0] if exc.args else exc}; {_REFIT}") from None
+        if law.name != name:
+            raise bad("'law'", f"is {name!r} but field 'law_spec' describes law {law.name!r}; {_REFIT}")
+        return law
+    return get_law(name)
+
+
+def _public_params(values, law, bad) -> dict[str, float]:
+    if not isinstance(values, dict):
+        raise bad("'params'", f"is {values!r}, not an object of parameter values")
+    want = list(law.all_public_names)
+    missing = [k for k in want if k not in values]
+    extra = [k for k in values if k not in want]
+    if missing or extra:
+        raise bad("'params'", f"has {list(values)} but law {law.name!r} has parameters {want}; {_REFIT}")
+    out = {}
+    for k in want:
+        try:
+            out[k] = _number(values[k])
+        except ValueError:
+            about = next((p.description for p in law.all_params if p.name == k and p.description), "")
+            raise bad(f"'params' -> {k!r}", f"is {values[k]!r}, not a number"
+                                            + (f" ({k}: {about} of law {law.name!r})" if about else "")
+                                            + f"; {_REFIT}") from None
+    return out
+
+
+def _check_agreement(params: dict, other: dict, what: str, bad) -> None:
+    """Refuse ``params`` that differ from ``other`` (rtol 1e-9): a value edited by hand."""
+    for k, b in other.items():
+        a = params.get(k)
+        if a is None:
+            continue
+        if math.isnan(a) and math.isnan(b):
+            continue
+        if not (a == b or (math.isfinite(a) and math.isfinite(b) and math.isclose(a, b, rel_tol=1e-9))):
+            raise bad("'params'", f"disagrees with field {what}: {k} is {a:.10g} in 'params' but {b:.10g} there. "
+                                  f"The file was edited by hand, and its point estimate and its intervals no longer "
+                                  f"belong together; {_REFIT}")
 
 
 # ---------------------------------------------------------------------- helpers

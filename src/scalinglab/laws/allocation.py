@@ -50,7 +50,9 @@ def _arr(x) -> np.ndarray:
 def _check_budget(C, name: str = "budget") -> np.ndarray:
     C = _arr(C)
     if not np.all(np.isfinite(C)) or np.any(C <= 0):
-        raise ValueError(f"{name} must be a positive, finite number of FLOPs (e.g. 1e23); got {C!r}")
+        bad = C[~(np.isfinite(C) & (C > 0))].ravel()
+        raise ValueError(f"{name} must be a positive, finite number of FLOPs (e.g. 1e23); got "
+                         + ", ".join(f"{v:g}" for v in bad[:5]) + (", ..." if bad.size > 5 else ""))
     return C
 
 

@@ -62,7 +62,9 @@ def allocate(law: Law, public: Mapping[str, object], C, constraints: Mapping[str
     constraints = _check(law, constraints)
     C_arr = np.asarray(C, dtype=float)
     if not np.all(np.isfinite(C_arr)) or np.any(C_arr <= 0):
-        raise ValueError(f"budget must be a positive, finite number of FLOPs (e.g. 1e23); got {C!r}")
+        bad = C_arr[~(np.isfinite(C_arr) & (C_arr > 0))].ravel()
+        raise ValueError(f"budget must be a positive, finite number of FLOPs (e.g. 1e23); got "
+                         + ", ".join(f"{v:g}" for v in bad[:5]) + (", ..." if bad.size > 5 else ""))
     closed = law.closed_form_allocation(public, C, constraints)
     if closed is not None:
         return closed

@@ -34,7 +34,7 @@ from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
 
-__all__ = ["Plan", "Approach2Comparison", "plan"]
+__all__ = ["Plan", "Approach2Comparison", "plan", "degenerate_fit_problems", "refuse_degenerate_fit"]
 
 PREFER_CHOICES = ("auto", "approach2", "approach3", "combined")
 
@@ -52,7 +52,17 @@ UNITS = {
     "days": "days",
     "gpu_hours": "device-hours",
     "data_max_flops": "FLOPs",
+    "data_min_flops": "FLOPs",
 }
+
+# the smallest model a plan is offered for without a warning: below it no language-model ladder
+# would be planned (the smallest public LMs have ~1e7 parameters)
+SMALL_MODEL_PARAMS = 1e6
+# a scale parameter below this has vanished (the engine's rule, ``fitting/engine._warnings``); the
+# irreducible term has, below this share of the smallest target in the fit's data
+VANISHED_SCALE = 1e-12
+VANISHED_FLOOR_SHARE = 1e-6
+_NOT_CONVERGED = ("abnormal", "not converged", "did not report convergence", "did not converge")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,6 +135,7 @@ class Plan:
     comparison: Approach2Comparison | None = None
     data_max_flops: float | None = None
     extrapolation_factor: float | None = None
+    data_min_flops: float | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -208,11 +219,21 @@ class Plan:
             lines.append(f"  a approach 2 {c.a_approach2:.3f}{ci(c.a_approach2_ci, '{:.3f}')};  approach 3 {a3}")
             lines.append(f"  {'DISAGREE' if c.disagree else 'agree'} ({c.criterion}); allocation uses {c.used}")
         if self.data_max_flops is not None:
-            lines.append(f"Largest compute in the fit's data {self.data_max_flops:.3g} FLOPs "
-                         f"(budget is {self.extrapolation_factor:.3g}× beyond)")
+            lines.append(self._data_range_line())
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"WARNING: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+    def _data_range_line(self) -> str:
+        C, hi, lo = self.budget_flops, self.data_max_flops, self.data_min_flops
+        what = "the compute for the target" if self.target_loss is not None else "the budget"
+        if C > hi:
+            return f"Largest compute in the fit's data {hi:.3g} FLOPs ({what} is {C / hi:.3g}× beyond it)"
+        span = f"{lo:.3g} – {hi:.3g}" if lo is not None else f"up to {hi:.3g}"
+        if lo is not None and C < lo:
+            return (f"Compute in the fit's data {span} FLOPs ({what} is {lo / C:.3g}× below the smallest "
+                    f"compute in the fit's data)")
+        return f"Compute in the fit's data {span} FLOPs ({what} lies within it)"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,7 +244,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
          mfu: float = 0.4, gpus: int = 1, peak_flops: float | None = None, isoflop=None, prefer: str = "auto",
          disagree_factor: float = 1.5, data_max_flops: float | None = None, extrapolation_limit: float = 100.0,
          shape_rules: ShapeRules | None = None, constraints: dict[str, float] | None = None,
-         **shape_kwargs) -> Plan:
+         allow_degenerate: bool = False, **shape_kwargs) -> Plan:
     """Plan a run from a fitted law: give exactly one of ``budget`` (FLOPs) or ``target_loss``.
 
     fit_or_path: a FitResult or a path to its JSON. gpu / peak_flops / mfu / gpus: hardware for
@@ -238,6 +259,12 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     head_dim, ffn_ratio, ffn_multiple, aspect_tolerance, count_tolerance, tie_embeddings).
     constraints: the law's other frontier inputs (``Law.frontier_constraints()``), e.g.
     ``{"unique_tokens": 1e11}`` for a data-constrained law.
+
+    A plan is refused (ValueError) when it is physically impossible (N* < 1 parameter, D* < 1
+    token, a non-finite loss) and when the fit is degenerate (``degenerate_fit_problems``: a
+    vanished term, a parameter at its bound, no convergence); ``allow_degenerate=True`` plans
+    from a degenerate fit anyway, with a warning per problem. Budgets below the fit's data, and
+    models below ``SMALL_MODEL_PARAMS``, are warned about.
     """
     fit = _load_fit(fit_or_path)
     if (budget is None) == (target_loss is None):
@@ -252,6 +279,8 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     wall_clock(1.0, gpu, mfu, gpus, peak_flops=peak)  # validate mfu and gpus before any work
 
     warnings: list[str] = [f"fit: {w}" for w in getattr(fit, "warnings", []) or []]
+    problems = refuse_degenerate_fit(fit, allow_degenerate)
+    warnings += [f"planned from a degenerate fit, as insisted: {p}" for p in problems]
     notes: list[str] = []
     boot = model.bootstrap
     level = float(boot.level) if boot is not None else None
@@ -310,6 +339,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
         loss = model.loss_at(n_opt, d_opt)
     else:
         d_opt, loss = d3, loss3
+    _refuse_impossible(fit, C, float(n_opt), float(d_opt), float(loss), target_loss)
 
     d_ci = _interval(d_s, level) if d_s is not None else _reciprocal_ci(C, n_ci)
     tpp_ci = None
@@ -356,6 +386,28 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
                             f"extrapolation: validate with `scalinglab validate` (hold out the largest runs)")
     else:
         notes.append("largest compute in the fit's data unknown: pass data_max_flops to check extrapolation")
+    data_min = _fit_data_min_flops(fit)
+    if data_min is None and isoflop is not None:
+        data_min = float(np.min(isoflop.budgets["flops"]))
+    if data_min is not None and data_max is not None and data_min > data_max:
+        data_min = None
+    if data_min is not None and C < data_min:
+        if target_loss is not None:
+            floor = _fit_data_range(fit, model.obj.target)
+            reached = f" (they reach {floor[0]:.4g} nats/token)" if floor else ""
+            warnings.append(f"the compute for the target loss {float(target_loss):g} (C = {C:.3g} FLOPs) is "
+                            f"{data_min / C:.3g}× below the smallest compute in the fit's data ({data_min:.3g} "
+                            f"FLOPs): the ladder's own runs already do better{reached}, and the plan extrapolates "
+                            f"the law downward, where the fit was never checked")
+        else:
+            warnings.append(f"the budget (C = {C:.3g} FLOPs) is {data_min / C:.3g}× below the smallest compute in "
+                            f"the fit's data ({data_min:.3g} FLOPs): the plan extrapolates the law downward, where "
+                            f"the fit was never checked (the ladder's smallest runs answer this directly)")
+    if n_opt < SMALL_MODEL_PARAMS:
+        warnings.append(f"N* = {n_opt:.3g} parameters is smaller than any language model a ladder would be planned "
+                        f"for (below {SMALL_MODEL_PARAMS:.0e}): check the "
+                        + ("target loss" if target_loss is not None else "budget")
+                        + " and the units of the fit's data (parameters counted in millions?)")
 
     # ---- shape
     shape = search_shape(n_opt, rules)
@@ -387,6 +439,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
         gpu_hours=float(gpu_hours), gpu_hours_ci=gpu_hours_ci, shape=shape,
         shape_flops_per_token=float(training_flops_per_token(shape.shape)), comparison=comparison,
         data_max_flops=None if data_max is None else float(data_max), extrapolation_factor=factor,
+        data_min_flops=None if data_min is None else float(data_min),
         warnings=warnings, notes=notes,
     )
 
@@ -563,6 +616,105 @@ def _shape_rules(rules: ShapeRules | None, kwargs: dict) -> ShapeRules:
     if unknown:
         raise ValueError(f"unknown plan option(s) {', '.join(unknown)}; shape options are: {', '.join(sorted(valid))}")
     return ShapeRules(**kwargs)
+
+
+def degenerate_fit_problems(fit) -> list[str]:
+    """Why a fit cannot carry a plan, one line per problem (empty when it can): a term that
+    vanished (a scale parameter or the irreducible term at ~0), a parameter at its bound (the
+    bound, not the data, set it), or an optimiser that did not converge. The law says which
+    parameter plays which role (``Param.role``); parameters the user fixed are not judged."""
+    law = fit.law_object
+    theta = np.asarray(fit.theta, dtype=float).reshape(-1)
+    params = dict(fit.params)
+    target_range = _fit_data_range(fit, law.target)
+    problems: list[str] = []
+    for j, p in enumerate(law.params):
+        if p.role not in ("irreducible", "scale", "exponent") or j >= theta.size:
+            continue
+        value = float(params.get(p.name, p.to_public(theta[j])))
+        if p.role in ("irreducible", "scale") and math.isfinite(value):
+            limit = VANISHED_SCALE
+            if p.role == "irreducible" and target_range and target_range[0] > 0:
+                limit = max(limit, VANISHED_FLOOR_SHARE * target_range[0])
+            if abs(value) < limit:
+                term = "the irreducible term" if p.role == "irreducible" else "its term"
+                problems.append(f"{p.name} = {value:.3g}: {term} has vanished from the fit (below {limit:.3g}), so "
+                                f"the fitted curve is not the law's form")
+                continue
+        for side, bound in zip(("lower", "upper"), p.bounds):
+            if bound is not None and math.isfinite(theta[j]) and abs(theta[j] - bound) <= 1e-6 * (1 + abs(bound)):
+                kind = {"exponent": "exponent", "scale": "scale parameter"}.get(p.role, "irreducible term")
+                problems.append(f"{kind} {p.name} = {value:.4g} sits at its {side} bound "
+                                f"{float(p.to_public(bound)):g}: the bound, not the data, set it")
+    message = str(getattr(fit, "message", "") or "")
+    if not getattr(fit, "converged", True) or "abnormal" in message.lower():
+        problems.append(f"the optimiser did not converge ({message or 'no message'})")
+    else:
+        for w in getattr(fit, "warnings", []) or []:
+            if any(key in w.lower() for key in _NOT_CONVERGED):
+                problems.append(f"the fit did not converge: {w}")
+                break
+    return problems
+
+
+def refuse_degenerate_fit(fit, allow_degenerate: bool = False) -> list[str]:
+    """``degenerate_fit_problems(fit)``: raised as one ValueError naming them all, unless
+    ``allow_degenerate`` (then returned, for the plan to warn with)."""
+    problems = degenerate_fit_problems(fit)
+    if problems and not allow_degenerate:
+        raise ValueError("the fit is degenerate, so a plan from it would be a confident number with nothing under "
+                         f"it: {'; '.join(problems)}. Refit on a ladder that pins every term down (more model "
+                         "sizes and budgets; the fit's warnings say which), or plan anyway with "
+                         "allow_degenerate=True (each problem then becomes a WARNING of the plan)")
+    return problems
+
+
+def _refuse_impossible(fit, C: float, n_opt: float, d_opt: float, loss: float, target_loss) -> None:
+    """A ValueError for a plan no run can follow: below one parameter or one token, or no loss."""
+    flops = _fit_data_range(fit, "flops")
+    data = f" (the fit's data span {flops[0]:.3g} – {flops[1]:.3g} FLOPs)" if flops else ""
+    where = f"N* = {n_opt:.3g} parameters and D* = {d_opt:.3g} tokens (C = 6·N·D = {C:.3g} FLOPs)"
+    if target_loss is not None:
+        losses = _fit_data_range(fit, fit.law_object.target)
+        reach = f" (the fit's runs span losses {losses[0]:.4g} – {losses[1]:.4g} nats/token)" if losses else ""
+        ask = (f"target_loss={float(target_loss):g} is reached, by the fitted law, at {where}",
+               f"choose a lower target_loss, one a real model would have to train for{reach}")
+    else:
+        ask = (f"at budget={C:.3g} FLOPs the fitted law puts {where}",
+               f"give a budget of real training compute{data}")
+    problems = degenerate_fit_problems(fit)
+    if problems:   # planned anyway: the fit, not the request, put the optimum there
+        ask = (ask[0], f"the fit is degenerate ({'; '.join(problems)}), and no model follows from it even when "
+                       f"insisted on: refit")
+    elif flops and flops[0] <= C:
+        ask = (ask[0], f"the budget lies within or beyond the fit's data{data}, so the fitted law itself puts "
+                       f"its optimum there: check the fit (`scalinglab fit` prints its warnings)")
+    if not (math.isfinite(n_opt) and math.isfinite(d_opt)):
+        raise ValueError(f"{ask[0]}: not finite numbers, so there is no plan; {ask[1]}")
+    if n_opt < 1 or d_opt < 1:
+        short = "parameter" if n_opt < 1 else "token"
+        raise ValueError(f"{ask[0]}: less than one {short}, which no model can be; {ask[1]}")
+    if not math.isfinite(loss):
+        raise ValueError(f"{ask[0]}, where it predicts a loss of {loss!r}: not a finite number, so there is no plan; "
+                         f"{ask[1]}")
+
+
+def _fit_data_range(fit, column: str) -> tuple[float, float] | None:
+    """(min, max) of a column of the fitted runs, where the fit records it (``data_range``)."""
+    diagnostics = getattr(fit, "diagnostics", None)
+    data_range = diagnostics.get("data_range") if isinstance(diagnostics, dict) else None
+    values = data_range.get(column) if isinstance(data_range, dict) else None
+    if not values:
+        return None
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return (float(v.min()), float(v.max())) if v.size else None
+
+
+def _fit_data_min_flops(fit) -> float | None:
+    """The smallest compute among the fitted runs, where the fit records it."""
+    flops = _fit_data_range(fit, "flops")
+    return flops[0] if flops and flops[0] > 0 else None
 
 
 def _fit_data_max_flops(fit) -> float | None:

@@ -141,6 +141,9 @@ def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=Non
     from scalinglab.fitting.approach2 import isoflop_approach2
 
     outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"{outdir} is a file; the plots (fit.png, isoflop.png, frontier.png) go into a "
+                         "directory: give one (it is created when missing)")
     outdir.mkdir(parents=True, exist_ok=True)
     if fit is None:
         if n_bootstrap > 0:

@@ -10,9 +10,13 @@ and hands them to the driver (``runner.run_sweep``), which alone writes the stor
 resumes from ``workdir`` (the trainer's checkpoint), so a run cut short anywhere starts again
 where it stopped. torch is imported only in the process that trains; ray only in ``RayExecutor``.
 
+A crashed run's ``message`` is ONE line (the exception's type and message); its full traceback
+travels in the outcome's ``traceback`` field, which the driver appends to the run's log
+``workdir/worker.log``; nothing of it goes to the terminal.
+
 Local: each run is a child process ``python -m scalinglab.sweep.executors`` reading its job as
 JSON on stdin and writing events as JSON lines (prefixed ``@@scalinglab``) on stdout; its stderr
-goes to ``workdir/worker.log`` (a crash's traceback tail becomes the run's error). One child at a
+goes to ``workdir/worker.log``. One child at a
 time on CPU; with several GPUs, one child per GPU (``CUDA_VISIBLE_DEVICES``). Children stay in
 the sweep's process group, so a kill of the group stops them too, and a child whose parent died
 exits at its next event instead of training on unobserved. The next run's child is started while
@@ -20,9 +24,11 @@ the current one trains (a warm spare), so its torch import is off the critical p
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -34,10 +40,58 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["train_job", "LocalExecutor", "RayExecutor", "gpu_count", "worker_main", "EVENT_PREFIX"]
+__all__ = ["train_job", "LocalExecutor", "RayExecutor", "gpu_count", "worker_main", "EVENT_PREFIX",
+           "check_device", "DEVICES", "one_line"]
 
 EVENT_PREFIX = "@@scalinglab "
-_TAIL_LINES = 15
+_MAX_MESSAGE = 2000                 # characters of a one-line cause kept in the store
+DEVICES = "auto (CUDA when available, else cpu), cpu, cuda or cuda:N"
+
+
+def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space, capped."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _cause(exc: BaseException) -> str:
+    """An exception as the one-line cause of a failed run: ``Type: message``."""
+    message = one_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+# ---------------------------------------------------------------------- devices
+
+def check_device(device: str, *, executor: str = "local") -> str:
+    """Refuse (ValueError naming --device) a device this machine cannot train on, before any run.
+
+    Valid names: auto, cpu, cuda, cuda:N. For the local executor torch must be installed, and a
+    CUDA device must be visible to it (torch is imported here only when CUDA is asked for). On
+    Ray the workers' devices are the cluster's: only the name is checked.
+    """
+    name = str(device).strip().lower()
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if name not in ("auto", "cpu") and match is None:
+        raise ValueError(f"--device {device!r}: not a device scalinglab trains on; valid: {DEVICES}")
+    if executor != "local":
+        return name
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError("`scalinglab sweep run` trains with torch, which is not installed; "
+                         "pip install 'scalinglab[train]'")
+    if match is None:
+        return name
+    import torch
+    if not torch.cuda.is_available():
+        why = ("this torch build has no CUDA support" if torch.version.cuda is None
+               else "no CUDA GPU is visible" + (f" (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r})"
+                                                if "CUDA_VISIBLE_DEVICES" in os.environ else ""))
+        raise ValueError(f"--device {device}: CUDA is not available on this machine ({why}); available "
+                         "here: cpu. Use --device cpu, or --device auto (CUDA when there is a GPU, else cpu)")
+    n = torch.cuda.device_count()
+    if match.group(1) is not None and int(match.group(1)) >= n:
+        raise ValueError(f"--device {device}: this machine has {n} CUDA device(s): "
+                         + ", ".join(f"cuda:{i}" for i in range(n)) + " (or cuda, auto, cpu)")
+    return name
 
 
 # ---------------------------------------------------------------------- training one job
@@ -65,18 +119,18 @@ def train_job(job: dict, on_event: Callable[[dict], None] | None = None) -> dict
                 "params": asdict(result.params)}
     except KeyboardInterrupt:
         return _outcome(job, "interrupted", "interrupted", t0)
-    except Exception:
-        return _outcome(job, "crashed", _tail(traceback.format_exc()), t0)
+    except Exception as exc:
+        return _outcome(job, "crashed", _cause(exc), t0, traceback=traceback.format_exc())
 
 
-def _outcome(job: dict, status: str, message: str, t0: float | None = None) -> dict:
-    return {"run_id": job["run_id"], "status": status, "points": [], "curve": [],
-            "wall_seconds": None if t0 is None else time.perf_counter() - t0, "hardware": {},
-            "message": message}
-
-
-def _tail(text: str, n: int = _TAIL_LINES) -> str:
-    return "\n".join(text.strip().splitlines()[-n:])
+def _outcome(job: dict, status: str, message: str, t0: float | None = None, *,
+             traceback: str | None = None) -> dict:
+    out = {"run_id": job["run_id"], "status": status, "points": [], "curve": [],
+           "wall_seconds": None if t0 is None else time.perf_counter() - t0, "hardware": {},
+           "message": message}
+    if traceback:
+        out["traceback"] = traceback
+    return out
 
 
 def worker_main() -> None:
@@ -108,9 +162,7 @@ def worker_main() -> None:
             os._exit(3)
         send({"kind": "event", **event})
 
-    outcome = train_job(job, on_event)
-    if outcome["status"] == "crashed":
-        sys.stderr.write(outcome["message"] + "\n")
+    outcome = train_job(job, on_event)       # a crash's traceback travels in the outcome, to the log
     send({"kind": "outcome", **outcome})
     sys.exit(130 if outcome["status"] == "interrupted" else 0)
 
@@ -187,14 +239,24 @@ class _Child:
         self.thread.join()
         self.err_thread.join(timeout=5)
         log_path = Path(self.job["workdir"]) / "worker.log"
-        with open(log_path, "a") as log:
-            log.write("\n".join(self.stderr) + "\n")
+        if self.stderr:
+            with open(log_path, "a") as log:
+                log.write("\n".join(self.stderr) + "\n")
         if self.outcome is not None:
             return self.outcome
         code = self.proc.returncode
-        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        return _outcome(self.job, "crashed", f"worker process ended without a result ({how}); "
-                        f"log {log_path}:\n{_tail(chr(10).join(self.stderr))}")
+        if code is not None and code < 0:
+            try:
+                how = f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+            if -code == signal.SIGKILL:
+                how += ": out of memory, or kill -9"
+        else:
+            how = f"exit code {code}"
+        last = next((line.strip() for line in reversed(self.stderr) if line.strip()), "")
+        return _outcome(self.job, "crashed", f"worker process ended without a result ({how})"
+                        + (f"; the last line it wrote: {one_line(last, 500)}" if last else ""))
 
     def stop(self, grace: float = 10.0) -> None:
         if self.proc.poll() is None:
@@ -300,6 +362,11 @@ class RayExecutor:
         if not ray.is_initialized():
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
         gpus = ray.cluster_resources().get("GPU", 0)
+        jobs = list(jobs)
+        asked = next((j["device"] for j in jobs if str(j.get("device", "auto")).startswith("cuda")), None)
+        if asked and not gpus:
+            raise ValueError(f"--device {asked}: the Ray cluster has no GPUs (ray.cluster_resources() lists "
+                             "none); available there: cpu. Use --device cpu or auto")
         remote = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=2)(_ray_task)
         refs = {}
         for job in jobs:
@@ -314,7 +381,10 @@ class RayExecutor:
                     try:
                         outcome = ray.get(ref)
                     except Exception as exc:   # worker died more than max_retries times, or Ray error
-                        outcome = _outcome(job, "crashed", _tail(f"{type(exc).__name__}: {exc}"))
+                        lines = [x for x in str(exc).splitlines() if x.strip()]
+                        outcome = _outcome(job, "crashed", f"{type(exc).__name__}: "
+                                           + one_line(lines[-1] if lines else "", 500),
+                                           traceback=f"{type(exc).__name__}: {exc}")
                     on_outcome(outcome)
         except BaseException:
             for ref, job in refs.items():

@@ -29,6 +29,10 @@ Rules (each one is also written into the plan's ``rules`` so a stored sweep says
 * Evaluation: every steps/4 steps on a fixed validation set of clip(D/8, 8192, 32768) tokens.
 * A budget whose every size is too small to train (the smallest shape for MIN_STEPS steps of
   one sequence) is an error that states the smallest workable budget.
+* Corpus: each split must hold one sequence of the context plus one token, and no run may make
+  more than ``max_epochs`` (default MAX_EPOCHS = 100) passes over the training split: repeated
+  tokens lose their value within ~16 epochs (Muennighoff et al. 2023), so a ladder far beyond
+  that measures memorisation, not scaling. Above one epoch the plan warns.
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ from scalinglab.planning.shape import shape_for_params
 from scalinglab.train.counting import ModelShape, count_params, training_flops_per_token
 
 __all__ = ["PlannedRun", "SweepPlan", "plan_sweep", "write_plan", "smallest_workable_budget", "RULES",
-           "BYTE_VOCAB", "DEFAULT_CONTEXT", "DEFAULT_THROUGHPUT", "MIN_STEPS", "head_dim_for"]
+           "BYTE_VOCAB", "DEFAULT_CONTEXT", "DEFAULT_THROUGHPUT", "MIN_STEPS", "MAX_EPOCHS", "head_dim_for"]
 
 BYTE_VOCAB = 257                 # the byte tokenizer: 256 bytes + end-of-text
 DEFAULT_CONTEXT = 128
@@ -51,6 +55,7 @@ MIN_STEPS = 50                   # a run shorter than this measures warmup, not 
 # 6e9-2.8e10 FLOP/s (measured, training only, quiet machine); evaluations and a loaded box cost more
 DEFAULT_THROUGHPUT = 1e10
 DEFAULT_CORPUS_TOKENS = 9_800_000  # the built-in sweep corpus: 10 MB of Python sources, byte tokens, 98% train
+MAX_EPOCHS = 100.0               # passes over the corpus beyond which a plan is refused (see docstring)
 LR_RANGE = (3e-4, 1e-2)
 BATCH_SEQS_RANGE = (1, 512)
 
@@ -200,8 +205,12 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
                max_params: float | None = None, spread_decades: float = 0.5,
                corpus: str | Path | None = None, context_length: int = DEFAULT_CONTEXT,
                schedule: str = "cosine", wsd_fractions=(0.25, 0.5), seed: int = 0,
-               throughput: float = DEFAULT_THROUGHPUT) -> SweepPlan:
-    """The IsoFLOP grid for ``budgets`` (FLOPs); see the module docstring for every rule."""
+               throughput: float = DEFAULT_THROUGHPUT, max_epochs: float = MAX_EPOCHS) -> SweepPlan:
+    """The IsoFLOP grid for ``budgets`` (FLOPs); see the module docstring for every rule.
+
+    max_epochs: refuse the plan when a run would pass over the corpus's training split more often
+    (``math.inf``: never refuse; the plan still warns above one epoch).
+    """
     budgets = list(budgets) if np.ndim(budgets) else [budgets]
     if not budgets:
         raise ValueError("--budgets: give at least one FLOP budget, e.g. 1e12,3e12")
@@ -211,6 +220,9 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
     _check_positive("spread_decades", spread_decades)
     _check_positive("--context", context_length, integer=True)
     _check_positive("throughput", throughput)
+    if not (isinstance(max_epochs, (int, float)) and not isinstance(max_epochs, bool)
+            and max_epochs > 0 and not math.isnan(max_epochs)):
+        raise ValueError(f"--max-epochs must be a positive number of passes over the corpus; got {max_epochs!r}")
     for name, v in (("--min-params", min_params), ("--max-params", max_params)):
         if v is not None:
             _check_positive(name, v)
@@ -225,8 +237,9 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
     warnings: list[str] = []
     corpus_tokens, vocab = DEFAULT_CORPUS_TOKENS, BYTE_VOCAB
     if corpus is not None:
-        from scalinglab.train.corpus import load_corpus_info
+        from scalinglab.train.corpus import check_trainable, load_corpus_info
         info = load_corpus_info(corpus)
+        check_trainable(info, int(context_length))   # e.g. 13 tokens: no run could even start
         corpus_tokens, vocab = info.n_train, info.vocab_size
 
     smallest = smallest_workable_budget(vocab, context_length)
@@ -268,6 +281,7 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
                              f"use budgets >= {smallest:.2g} or a wider --min-params/--max-params range")
     for i, run in enumerate(runs):
         run.seed = int(seed) + i
+    _check_epochs(runs, corpus, corpus_tokens, max_epochs)
     over = [r for r in runs if r.epochs is not None and r.epochs > 1]
     if over:
         worst = max(over, key=lambda r: r.epochs)
@@ -278,8 +292,27 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
                 "min_params": min_params, "max_params": max_params, "spread_decades": spread_decades,
                 "corpus": str(corpus) if corpus is not None else None, "vocab_size": vocab,
                 "corpus_train_tokens": corpus_tokens, "context_length": context_length,
-                "schedule": schedule, "wsd_fractions": list(fractions), "seed": int(seed)}
+                "schedule": schedule, "wsd_fractions": list(fractions), "seed": int(seed),
+                "max_epochs": None if math.isinf(max_epochs) else float(max_epochs)}
     return SweepPlan(runs=runs, settings=settings, warnings=warnings, throughput=float(throughput))
+
+
+def _check_epochs(runs: list[PlannedRun], corpus, corpus_tokens: int, max_epochs: float) -> None:
+    """Refuse a plan whose runs would repeat the corpus more than ``max_epochs`` times."""
+    over = [r for r in runs if r.epochs is not None and r.epochs > max_epochs]
+    if not over:
+        return
+    worst = max(over, key=lambda r: r.epochs)
+    which = (f"--corpus {corpus}" if corpus is not None else
+             "the built-in corpus (10 MB of Python sources; give --corpus for another)")
+    raise ValueError(
+        f"{which}: {len(over)} of {len(runs)} planned run(s) would pass over its {corpus_tokens:,} training "
+        f"tokens more than --max-epochs {max_epochs:g} times, up to {worst.epochs:,.0f} epochs ({worst.run_id} "
+        f"trains on {worst.tokens:,} tokens); repeated tokens lose their value within ~16 epochs "
+        "(Muennighoff et al. 2023), so such a ladder measures memorisation, not scaling. Use a corpus of "
+        f"at least {math.ceil(worst.tokens / max_epochs):,} training tokens (for at most {max_epochs:g} epochs; "
+        f"{math.ceil(worst.tokens / 4):,} keep every run within 4; `scalinglab data prepare`), "
+        "smaller --budgets, or a larger --max-epochs to plan it anyway")
 
 
 def _plan_run(budget: float, n_target: float, shape: ModelShape, schedule: str,

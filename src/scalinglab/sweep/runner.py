@@ -4,7 +4,9 @@
 runs a killed sweep left ``running`` go back to ``pending`` and resume from their checkpoint
 (``<db>.d/runs/<run_id>/ckpt.pt``), and a run's points and ``status='done'`` are written in one
 transaction, so no run is recorded twice or half. A diverged run is marked failed with the
-trainer's reason, a crashing one with its traceback tail; the sweep goes on either way.
+trainer's reason, a crashing one with a one-line cause (its full traceback goes to the run's log,
+``<workdir>/worker.log``); the sweep goes on either way. The device and the corpus are checked
+before any run starts, so a sweep that cannot train fails once, clearly, instead of once per run.
 
 Corpus: ``corpus`` if given, else the one the sweep was planned with, else the built-in default
 (the Python sources installed with this interpreter, byte tokenizer, capped at
@@ -17,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalinglab.sweep.store import SweepStore
+from scalinglab.sweep.store import LOG_NAME, SweepStore, pid_alive
 
 __all__ = ["run_sweep", "SweepSummary", "sweep_dir", "default_corpus", "DEFAULT_CORPUS_BYTES"]
 
@@ -29,6 +31,7 @@ _EXECUTORS = ("local", "ray")
 class SweepSummary:
     done: list[str] = field(default_factory=list)       # finished in this call
     failed: dict[str, str] = field(default_factory=dict)   # run_id -> reason, in this call
+    logs: dict[str, str] = field(default_factory=dict)     # run_id -> its log file, for failed runs
     resumed: list[str] = field(default_factory=list)    # left running by a killed sweep
     interrupted: bool = False
     counts: dict[str, int] = field(default_factory=dict)   # the store's totals afterwards
@@ -57,17 +60,7 @@ def default_corpus(db_path: str | Path) -> Path:
         return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:                                   # a killed but unreaped driver is a zombie: not alive
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+_pid_alive = pid_alive             # (moved to the store, which also needs it)
 
 
 def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Path | None = None,
@@ -88,6 +81,8 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
         raise ValueError(f"--max-runs must be a positive integer; got {max_runs}")
     if threads < 1:
         raise ValueError(f"--threads must be a positive integer; got {threads}")
+    from scalinglab.sweep.executors import check_device
+    device = check_device(device, executor=executor)    # before any run: not one failure per run
     db_path = Path(db_path)
     store = SweepStore(db_path)
     summary = SweepSummary()
@@ -120,9 +115,24 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
         display = _Display(len(jobs), {j["run_id"]: j["config"]["tokens"] for j in jobs}, enabled=progress,
                            per_run=executor == "local")    # Ray tasks report only when they finish
 
+        workdirs = {j["run_id"]: Path(j["workdir"]) for j in jobs}
+
         def on_start(job):
             store.mark_running(job["run_id"], job["workdir"])
             display.start(job["run_id"])
+
+        def log_failure(run_id: str, outcome: dict) -> None:
+            log = workdirs[run_id] / LOG_NAME
+            summary.logs[run_id] = str(log)
+            text = outcome.get("traceback")
+            if not text:
+                return
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with open(log, "a") as fh:
+                    fh.write(f"--- run {run_id} {outcome['status']}: {outcome['message']}\n{text.rstrip()}\n")
+            except OSError:               # a log we cannot write must not stop the sweep
+                pass
 
         def on_outcome(outcome):
             run_id, status = outcome["run_id"], outcome["status"]
@@ -133,8 +143,9 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
             elif status == "interrupted":
                 store.mark_pending(run_id)
             else:
-                reason = (f"diverged: {outcome['message']}" if status == "diverged"
-                          else f"crashed: {outcome['message']}")
+                message = " ".join(str(outcome["message"]).split())      # one line in the store
+                reason = f"diverged: {message}" if status == "diverged" else f"crashed: {message}"
+                log_failure(run_id, outcome)
                 store.record_failed(run_id, reason, wall_seconds=outcome["wall_seconds"],
                                     hardware=outcome["hardware"] or None)
                 summary.failed[run_id] = reason
@@ -171,12 +182,15 @@ def _release(store: SweepStore) -> None:
 
 
 def _resolve_corpus(db_path: Path, store: SweepStore, corpus, runs) -> Path:
-    from scalinglab.train.corpus import load_corpus_info
+    from scalinglab.train.corpus import check_trainable, load_corpus_info
     planned = store.sweep.get("settings", {}).get("corpus")
+    label = "--corpus" if corpus is not None else "the sweep's corpus" if planned else "the built-in corpus"
     if corpus is None and planned:
         corpus = planned
     path = Path(corpus) if corpus is not None else default_corpus(db_path)
     info = load_corpus_info(path)          # a clear error naming the file when it is not a corpus
+    # too small for one sequence: refused here, once, instead of crashing every run
+    check_trainable(info, max(int(r.config["train"]["seq_len"]) for r in runs), option=label)
     too_big = [r.run_id for r in runs if r.config["train"]["shape"]["vocab_size"] < info.vocab_size]
     if too_big:
         raise ValueError(f"--corpus {path}: its vocabulary ({info.vocab_size}) is larger than the planned "

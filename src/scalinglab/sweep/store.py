@@ -15,6 +15,7 @@ never duplicates or half-records a run.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -25,11 +26,14 @@ from typing import Iterable, Iterator
 import pandas as pd
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "RunRecord", "SweepStore", "create_store", "runs_frame",
-           "curves_frame", "export", "STATUSES", "FINAL_BRANCH"]
+           "curves_frame", "export", "STATUSES", "FINAL_BRANCH", "corrupted_message", "pid_alive",
+           "one_line_error", "LOG_NAME"]
 
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed")
 FINAL_BRANCH = -1
+LOG_NAME = "worker.log"          # a run's log (its worker's stderr, a crash's full traceback), in its workdir
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,6 +54,45 @@ CREATE TABLE IF NOT EXISTS curves (
 
 class StoreError(ValueError):
     """A sweep store that cannot be used; the message names the file and what would be valid."""
+
+
+def corrupted_message(path: str | Path, detail: str, *, what: str = "is corrupted") -> str:
+    """The message for a store SQLite cannot read: what is wrong, and how to get the sweep back."""
+    path = Path(path)
+    runs_dir = path.with_name(path.name + ".d") / "runs"
+    detail = " ".join(str(detail).replace("***", " ").split())
+    return (f"sweep store {path} {what} ({detail}). To recover: move it aside (mv {path} "
+            f"{path}.corrupt) and plan the sweep again into {path} with the same `scalinglab sweep plan` "
+            f"options; `scalinglab sweep run {path}` then takes the runs that had finished or started from "
+            f"their checkpoints in {runs_dir} (or the --workdir you gave) instead of training them again")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine and is not a zombie (killed, unreaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def one_line_error(error: str | None) -> str:
+    """A run's stored error on one line. Stores written before errors were one line hold a
+    traceback's tail: keep its cause ("crashed: " and the exception's last line)."""
+    if not error:
+        return ""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    head = lines[0].split("Traceback (most recent call last)")[0].strip()
+    return f"{head} {lines[-1]}".strip()
 
 
 @dataclass
@@ -82,14 +125,40 @@ class SweepStore:
             raise StoreError(f"sweep store {self.path} does not exist; create it with "
                              f"`scalinglab sweep plan --budgets ... -o {self.path}`")
         try:
+            with open(self.path, "rb") as fh:
+                header = fh.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise StoreError(f"sweep store {self.path} cannot be read ({exc.strerror})") from None
+        if not header:
+            raise StoreError(f"{self.path} is empty: not a scalinglab sweep store; create one with "
+                             f"`scalinglab sweep plan --budgets ... -o {self.path} --overwrite`")
+        if header != _SQLITE_HEADER:
+            raise StoreError(corrupted_message(
+                self.path, "it is not an SQLite database: its first bytes are not the SQLite header",
+                what="is corrupted, or not a scalinglab sweep store at all"))
+        try:
             self.con = _connect(self.path)
+            tables = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            # a store is small (runs, points, curves): checking every page costs milliseconds and
+            # turns a damaged file into one clear message instead of an error at some later write
+            check = self.con.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            if "meta" not in tables:
+                raise StoreError(f"{self.path} is an SQLite database but not a scalinglab sweep store (no "
+                                 "meta table); create one with `scalinglab sweep plan`")
             rows = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a scalinglab sweep store ({exc}); create one with "
-                             "`scalinglab sweep plan`") from None
+            self._close_quietly()
+            raise StoreError(corrupted_message(self.path, f"SQLite: {exc}")) from None
+        except StoreError:
+            self._close_quietly()
+            raise
         version = rows.get("schema_version")
         if version is None:
             raise StoreError(f"{self.path} has no schema_version in its meta table; not a scalinglab sweep store")
+        if not str(version).strip().isdigit():
+            raise StoreError(corrupted_message(self.path, f"its schema_version is {version!r}, not a number"))
         if int(version) != SCHEMA_VERSION:
             raise StoreError(f"sweep store {self.path} has schema version {version}, but this scalinglab "
                              f"reads schema version {SCHEMA_VERSION}; use the scalinglab version that "
@@ -98,6 +167,14 @@ class SweepStore:
 
     def close(self) -> None:
         self.con.close()
+
+    def _close_quietly(self) -> None:
+        con = getattr(self, "con", None)
+        if con is not None:
+            try:
+                con.close()
+            except sqlite3.Error:
+                pass
 
     def __enter__(self):
         return self
@@ -136,6 +213,25 @@ class SweepStore:
     def get_meta(self, key: str) -> str | None:
         row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def driver_pid(self) -> int | None:
+        """The process running this sweep now (``scalinglab sweep run``), None when none is alive.
+
+        A driver killed (SIGKILL, a lost machine) leaves its pid and its runs ``running``; those
+        runs are then interrupted, not running, and the next ``sweep run`` resumes them."""
+        owner = self.get_meta("runner_pid")
+        try:
+            pid = int(owner) if owner else None
+        except ValueError:
+            return None
+        return pid if pid is not None and pid_alive(pid) else None
+
+    def interrupted(self) -> list[str]:
+        """Runs marked ``running`` whose driver is gone (see ``driver_pid``)."""
+        if self.driver_pid() is not None:
+            return []
+        return [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE status = 'running' "
+                                               "ORDER BY position")]
 
     # ------------------------------------------------------------------ writing
 

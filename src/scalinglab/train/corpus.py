@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["CorpusInfo", "CorpusError", "prepare_corpus", "load_corpus_info", "synthetic_corpus",
            "markov_entropy_rate", "epochs_for", "repetition_warning", "TokenData",
-           "default_corpus_files", "DEFAULT_MAX_BYTES"]
+           "default_corpus_files", "DEFAULT_MAX_BYTES", "check_trainable", "split_problem"]
 
 DEFAULT_MAX_BYTES = 50_000_000          # cap on the built-in corpus (bytes of UTF-8 text)
 TEXT_SUFFIXES = (".txt", ".md", ".py", ".rst", ".text")
@@ -81,7 +81,7 @@ def load_corpus_info(path: str | Path) -> CorpusInfo:
     meta = sidecar_path(path)
     if not path.exists():
         raise CorpusError(f"corpus file {path} does not exist; create one with "
-                          "`scalinglab data prepare FILES -o {path}`")
+                          f"`scalinglab data prepare FILES -o {path}`")
     if not meta.exists():
         raise CorpusError(f"corpus sidecar {meta} is missing; {path} must be written by "
                           "`scalinglab data prepare` (token file + JSON sidecar)")
@@ -253,9 +253,51 @@ def _val_score(seed: int, tokens: np.ndarray) -> float:
     return int.from_bytes(h, "little") / 2.0 ** 64
 
 
+def split_problem(n_train: int, n_val: int, n_documents: int, n_val_documents: int, seq_len: int, *,
+                  check_val: bool = True) -> str | None:
+    """Why a corpus with these splits cannot train a run of context ``seq_len``, else None.
+
+    The trainer draws windows of ``seq_len + 1`` tokens (a sequence and its next-token targets)
+    from the training split and measures every loss on the validation split, so each split needs
+    at least that many tokens.
+    """
+    need = int(seq_len) + 1
+    short = [(name, n) for name, n in (("training", n_train), ("validation", n_val))
+             if n < need and (check_val or name == "training")]
+    if not short:
+        return None
+    have = " and ".join(f"the {name} split has {n:,}" for name, n in short)
+    msg = (f"holds {n_train + n_val:,} tokens ({n_train:,} training, {n_val:,} validation, from "
+           f"{n_documents:,} document(s), {n_val_documents:,} held out); a run with context {seq_len} "
+           f"needs at least {need:,} tokens (one sequence plus its next-token target) in each split, "
+           f"but {have}")
+    hints = []
+    if n_train < need:
+        hints.append("give more text (more or longer documents)")
+    if n_val < need and check_val:
+        hints.append("the split is by document and there is only one: give at least 2 documents "
+                     "(several files, or a .jsonl with one document per line)" if n_documents < 2
+                     else "raise --val-fraction or add documents")
+    smallest = min(n_train, n_val) if check_val else n_train
+    if smallest > 1:
+        hints.append(f"use a context of at most {smallest - 1}")
+    return msg + "; " + "; ".join(hints)
+
+
+def check_trainable(info: "CorpusInfo", seq_len: int, *, option: str = "--corpus") -> None:
+    """Refuse (CorpusError) a corpus whose splits cannot hold one ``seq_len`` window each."""
+    problem = split_problem(info.n_train, info.n_val, info.n_documents, info.n_val_documents, seq_len)
+    if problem:
+        raise CorpusError(f"{option} {info.path} {problem}")
+
+
 def _write_split(out: Path, docs: Iterable[np.ndarray], *, vocab_size: int, val_fraction: float,
-                 seed: int) -> tuple[str, int, int, int, int]:
-    """Stream documents to a scratch file, then lay them out train-first, validation-last."""
+                 seed: int, min_context: int = 0) -> tuple[str, int, int, int, int]:
+    """Stream documents to a scratch file, then lay them out train-first, validation-last.
+
+    ``min_context`` > 0: refuse (before anything is written to ``out``) when a split cannot hold
+    one window of that context (see ``split_problem``); the validation split only when
+    ``val_fraction`` > 0."""
     dtype = np.uint16 if vocab_size <= 65535 else np.uint32
     offsets, lengths, scores = [], [], []
     with tempfile.NamedTemporaryFile(dir=out.parent, prefix=out.name + ".", suffix=".scratch",
@@ -279,6 +321,13 @@ def _write_split(out: Path, docs: Iterable[np.ndarray], *, vocab_size: int, val_
                 is_val[np.argmin(scores_a)] = True      # a tiny corpus still gets a validation doc
             if is_val.all():
                 is_val[np.argmax(scores_a)] = False     # ... and keeps a training doc
+            if min_context > 0:
+                lengths_a = np.asarray(lengths)
+                n_val_tokens = int(lengths_a[is_val].sum())
+                problem = split_problem(pos - n_val_tokens, n_val_tokens, n_docs, int(is_val.sum()),
+                                        min_context, check_val=val_fraction > 0)
+                if problem:
+                    raise CorpusError(f"-o {out}: not written: the corpus {problem}")
             src = np.memmap(scratch.name, dtype=dtype, mode="r", shape=(pos,))
             tmp_out = out.with_name(out.name + ".tmp")
             dst = np.memmap(tmp_out, dtype=dtype, mode="w+", shape=(pos,))
@@ -300,7 +349,7 @@ def _write_split(out: Path, docs: Iterable[np.ndarray], *, vocab_size: int, val_
 
 def prepare_corpus(inputs: list[Path] | None, out: str | Path, *, tokenizer: str = "byte",
                    vocab_size: int = 8192, val_fraction: float = 0.01, seed: int = 0,
-                   max_bytes: int | None = None,
+                   max_bytes: int | None = None, min_context: int = 0,
                    on_file: Callable[[Path], None] | None = None) -> CorpusInfo:
     """Tokenize documents into a flat token file ``out`` plus the JSON sidecar ``out.json``.
 
@@ -313,6 +362,9 @@ def prepare_corpus(inputs: list[Path] | None, out: str | Path, *, tokenizer: str
         or the path of a tokenizer JSON file.
     max_bytes: stop reading once this many bytes of text were taken (None: no cap, except the
         built-in corpus's default).
+    min_context: when > 0, refuse (CorpusError, nothing written) a corpus whose training split,
+        or validation split when ``val_fraction`` > 0, holds fewer than ``min_context + 1``
+        tokens: one window of that context, the least a run can train or be measured on.
     on_file: called with each input file before it is read (progress display).
     """
     out = Path(out)
@@ -320,6 +372,8 @@ def prepare_corpus(inputs: list[Path] | None, out: str | Path, *, tokenizer: str
         raise CorpusError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if max_bytes is not None and max_bytes <= 0:
         raise CorpusError(f"--max-bytes must be a positive number of bytes, got {max_bytes}")
+    if min_context < 0:
+        raise CorpusError(f"--context must be a positive number of tokens, got {min_context}")
     builtin = not inputs
     if builtin:
         files = None    # walked afresh on each pass (BPE reads the documents twice)
@@ -369,7 +423,8 @@ def prepare_corpus(inputs: list[Path] | None, out: str | Path, *, tokenizer: str
             yield from _with_eos(tok.encode_batch(batch), tok.eos_id)
 
     dtype, n_train, n_val, n_docs, n_val_docs = _write_split(
-        out, token_docs(), vocab_size=tok.vocab_size, val_fraction=val_fraction, seed=seed)
+        out, token_docs(), vocab_size=tok.vocab_size, val_fraction=val_fraction, seed=seed,
+        min_context=min_context)
     if n_docs == 0 or n_train + n_val == 0:
         where = "the built-in corpus" if builtin else "inputs " + ", ".join(map(str, inputs))
         raise CorpusError(f"empty corpus: {where} hold no non-empty documents (text files need "
