@@ -309,6 +309,7 @@ def plan(
     runs: Optional[str] = typer.Option(None, help="The fit's IsoFLOP ladder: approach 2's N* (and the rollout calibration, if the fit has none)."),
     map: List[str] = MapOpt,
     where: Optional[str] = WhereOpt,
+    group: Optional[str] = GroupOpt,
     prefer: str = typer.Option("auto", help="N* source: auto (by the ladder's rollout evidence), approach2, approach3 or combined."),
     peak_flops: Optional[float] = typer.Option(None, help="Peak FLOP/s per device, instead of the --gpu table."),
     data_max_flops: Optional[float] = typer.Option(None, help="Largest compute in the fit's data (for the extrapolation check; read from the fit when it records it)."),
@@ -346,7 +347,7 @@ def plan(
         if runs:
             from scalinglab.fitting.approach2 import isoflop_approach2
 
-            ladder = _load(runs, RunOptions(map, where=where))
+            ladder = _load(runs, RunOptions(map, where=where, group=group))
             iso = isoflop_approach2(ladder, n_bootstrap=400)
             if fit_result.calibration is None:
                 from scalinglab.fitting.calibration import calibrate_fit
