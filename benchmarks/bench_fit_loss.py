@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.data.grouping import cluster_levels
+from scalinglab.data.grouping import MIN_BIN_RUNS, cluster_levels, log_flops_bins
 from scalinglab.data.readers import RunTable, load_runs
 from scalinglab.fitting.engine import fit
 from scalinglab.fitting.objectives import compute_weights, valley_weights
@@ -65,7 +65,6 @@ PUBLISHED_A = {
     "rw/tuned/warmup=short/decay=const/count=standard": 0.497, "owt2/tuned/warmup=short/decay=const/count=standard": 0.518,
     "chinchilla": 0.49,
 }
-MIN_BIN_RUNS = 3
 
 TIE_BAND = 0.02          # a candidate beats (loses to) the default on a ladder when its metric is
                          # more than 2% (relative) lower (higher); otherwise it is a tie
@@ -121,16 +120,8 @@ def _with_budgets(df: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
 
 def epoch_bins(flops: np.ndarray) -> np.ndarray:
     """Bin ids of log10 C rounded to EPOCH_BIN_DEX; bins with < MIN_BIN_RUNS runs join their
-    neighbour toward the middle of the ladder until none is left."""
-    bins = np.round(np.log10(flops) / EPOCH_BIN_DEX).astype(int)
-    while True:
-        labels, counts = np.unique(bins, return_counts=True)
-        small = np.flatnonzero(counts < MIN_BIN_RUNS)
-        if small.size == 0 or len(labels) == 1:
-            return bins
-        i = small[0]
-        j = i + 1 if i < len(labels) / 2 else i - 1
-        bins[bins == labels[i]] = labels[j]
+    neighbour toward the middle of the ladder (``load_runs(..., bin_budgets=0.25)`` does the same)."""
+    return log_flops_bins(flops, EPOCH_BIN_DEX, MIN_BIN_RUNS)
 
 
 def load_ladders(data: Path) -> dict[str, pd.DataFrame]:

@@ -31,7 +31,8 @@ from scalinglab.cli.render import (
 # {columns} and {laws} are filled in from the registries when help is shown (render.fill_help)
 MAP_HELP = ('Column mapping canonical=source, repeatable, e.g. --map params="Model Size" '
             '--map flops="Training FLOP". Canonical names: {columns}.')
-SourceArg = typer.Argument(..., help="Runs: a .csv, .parquet, .jsonl/.json file or a sweep store (.db).")
+SourceArg = typer.Argument(..., help="Runs: a .csv/.tsv, .parquet, .jsonl/.json file or a sweep store (.db); "
+                                          "with --from, a W&B export or an MLflow mlruns/ directory.")
 
 
 @dataclass
@@ -44,6 +45,9 @@ class RunOptions:
     group: Optional[str] = None
     flops_tolerance: float = 0.05
     drop_outliers: Optional[float] = None
+    sep: Optional[str] = None
+    bin_budgets: Optional[float] = None
+    source_format: Optional[str] = None
 
 
 def _check_run_options(options: RunOptions) -> None:
@@ -51,6 +55,10 @@ def _check_run_options(options: RunOptions) -> None:
     check_range(options.drop_top_loss, "--drop-top-loss", low=0, integer=True, example="5")
     check_range(options.flops_tolerance, "--flops-tolerance", low=0, low_open=True, example="0.05")
     check_range(options.drop_outliers, "--drop-outliers", low=0, low_open=True, example="3.5")
+    check_range(options.bin_budgets, "--bin-budgets", low=0, low_open=True, example="0.25")
+    if options.source_format is not None and options.source_format.lower() not in SOURCE_FORMATS:
+        raise typer.BadParameter(f"--from {options.source_format!r}: choose one of {', '.join(SOURCE_FORMATS)} "
+                                 "(leave it out for a run file)")
 
 
 def _check_output_file(path: Optional[Path], option: str = "-o") -> None:
@@ -92,19 +100,45 @@ def _refuse_pooled(runs, group: Optional[str], what: str, *, by_group: bool = Fa
                              f"fitted to several experiments pools their valleys into one answer; {ways}")
 
 
+SOURCE_FORMATS = ("wandb", "mlflow")
+_LOAD_NOTE_PREFIXES = ("bin_budgets", "--from", "W&B", "MLflow")
+
+
+def _dropped_row(row) -> str:
+    """``row 7: run=r3 loss=2.91 params=1.2e+08`` with whatever of these the dropped row has."""
+    parts = []
+    if row.get("source_row") is not None and str(row.get("source_row")) != "nan":
+        parts.append(f"row {int(row['source_row'])}:")
+    for key in ("run_id", "run_name", "loss", "params"):
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and value != value):
+            continue
+        if key in ("run_id", "run_name"):
+            parts.append(f"{'run' if key == 'run_id' else 'name'}={value}")
+            continue
+        try:
+            parts.append(f"{key}={float(value):.4g}")
+        except (TypeError, ValueError):
+            parts.append(f"{key}={value}")
+    return " ".join(parts) or "row"
+
+
 def _load(source: str, options: RunOptions):
     from scalinglab.data.readers import load_runs
 
     _check_run_options(options)
     runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
                      where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
-                     drop_outliers=options.drop_outliers)
+                     drop_outliers=options.drop_outliers, sep=options.sep, bin_budgets=options.bin_budgets,
+                     source_format=options.source_format.lower() if options.source_format else None)
+    for note in runs.notes:
+        if note.startswith(_LOAD_NOTE_PREFIXES):
+            err_console.print(f"note: {to_cli(note)}", markup=False)
     if len(runs.dropped):
-        err_console.print(f"[yellow]dropped {len(runs.dropped)} row(s) from {runs.source} on request:[/]")
+        err_console.print(f"[yellow]dropped {len(runs.dropped)} row(s) from {runs.source}:[/]")
         for _, row in runs.dropped.iterrows():
             detail = row.get("detail") or row["reason"]
-            err_console.print(f"  row {int(row.get('source_row', -1))}: loss={row['loss']:.4g} "
-                              f"params={row['params']:.4g} ({detail})", markup=False)
+            err_console.print(f"  {_dropped_row(row)} ({detail})", markup=False)
     for warning in getattr(runs, "warnings", []) or []:
         err_console.print(f"warning: {to_cli(warning)}", style="yellow", markup=False)
     return runs
@@ -116,6 +150,13 @@ WhereOpt = typer.Option(None, help="pandas query selecting a subset, e.g. \"conf
 GroupOpt = typer.Option(None, help="Column that names the experiment of each row (copied into `group`).")
 FlopsTolOpt = typer.Option(0.05, help="Allowed relative gap between flops and 6*params*tokens.")
 OutlierOpt = typer.Option(None, help="Drop rows more than Z robust z-scores above the trend (each reported).")
+SepOpt = typer.Option(None, "--sep", help="Separator of a delimited file: ',', ';' or tab (default: detected "
+                                          "from the header line).")
+BinBudgetsOpt = typer.Option(None, "--bin-budgets", help="Bin runs whose C lies on no grid into IsoFLOP budgets "
+                             "of this width in log10 C (e.g. 0.25); budget = each bin's geometric mean C.")
+FromOpt = typer.Option(None, "--from", help="Where the runs come from: wandb (a runs-table or history CSV "
+                       "export, or a folder of them) or mlflow (an mlruns/ directory); the usual column "
+                       "names need no --map, unfinished runs are dropped and reported.")
 LawOpt = typer.Option("chinchilla", help=LAW_HELP)
 WeightsOpt = typer.Option("auto", help="Per-point weights of the objective: auto (valley weights on IsoFLOP ladders, "
                                        "else none), none, valley, valley_narrow, compute, compute_linear, valley_compute.")
@@ -144,6 +185,9 @@ def fit(
     group: Optional[str] = GroupOpt,
     flops_tolerance: float = FlopsTolOpt,
     drop_outliers: Optional[float] = OutlierOpt,
+    sep: Optional[str] = SepOpt,
+    bin_budgets: Optional[float] = BinBudgetsOpt,
+    from_: Optional[str] = FromOpt,
     loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
@@ -187,7 +231,8 @@ def fit(
                                          "and write that (or use --json for every group's fit)")
         _check_output_file(output)
         law_obj = resolve_law(law, var, fix, bound, log_param)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
+                                        bin_budgets, from_))
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
         if by_group or shared_exponents:
             _fit_by_group(runs, law_obj, group, fit_kwargs, shared=shared_exponents, as_json=as_json)
@@ -268,6 +313,9 @@ def isoflop(
     group: Optional[str] = GroupOpt,
     flops_tolerance: float = FlopsTolOpt,
     drop_outliers: Optional[float] = OutlierOpt,
+    sep: Optional[str] = SepOpt,
+    bin_budgets: Optional[float] = BinBudgetsOpt,
+    from_: Optional[str] = FromOpt,
     approach: int = typer.Option(2, help="2: IsoFLOP valleys (final losses per budget); 1: lower envelope of training curves (rows sharing a run_id)."),
     method: str = typer.Option("parabola", help="Approach 2: per-budget minimum by parabola in log N, or akima."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the exponent CIs."),
@@ -286,7 +334,8 @@ def isoflop(
         check_bootstrap(bootstrap)
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
         check_range(seed, "--seed", low=0, integer=True, example="0")
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
+                                        bin_budgets, from_))
         if approach == 2:
             result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
                                        keep_edge=keep_edge)
@@ -381,6 +430,9 @@ def validate(
     group: Optional[str] = GroupOpt,
     flops_tolerance: float = FlopsTolOpt,
     drop_outliers: Optional[float] = OutlierOpt,
+    sep: Optional[str] = SepOpt,
+    bin_budgets: Optional[float] = BinBudgetsOpt,
+    from_: Optional[str] = FromOpt,
     holdout: str = typer.Option("largest", help="'largest': hold out the largest budget (or size)."),
     threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
     by: str = typer.Option("flops", help="Split by flops or params."),
@@ -400,7 +452,8 @@ def validate(
         check_range(threshold, "--threshold", low=0, low_open=True, example="1e19")
         check_range(steps, "--steps", low=0, integer=True, example="10")
         law_obj = resolve_law(law, var, fix, bound, log_param)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
+                                        bin_budgets, from_))
         _refuse_pooled(runs, group, "validate")
         if rollout:
             result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer,
@@ -432,6 +485,9 @@ def plot(
     group: Optional[str] = GroupOpt,
     flops_tolerance: float = FlopsTolOpt,
     drop_outliers: Optional[float] = OutlierOpt,
+    sep: Optional[str] = SepOpt,
+    bin_budgets: Optional[float] = BinBudgetsOpt,
+    from_: Optional[str] = FromOpt,
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CI bands."),
 ):
     """PNG figures: fit vs data with residuals, IsoFLOP parabolas with minima, N*(C) frontier with CI band."""
@@ -447,7 +503,8 @@ def plot(
                                      "`scalinglab fit ... -o fit.json`" if fit_json.is_dir() else
                                      "no such file; write one with `scalinglab fit RUNS -o fit.json`"))
         law_obj = resolve_law(law, var, fix, bound, log_param)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers))
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
+                                        bin_budgets, from_))
         _refuse_pooled(runs, group, "plot")
         fit_result = None
         if fit_json is not None:

@@ -19,7 +19,12 @@ __all__ = [
     "group_budgets",
     "row_label",
     "check_single_experiment",
+    "log_flops_bins",
+    "binned_budgets",
+    "MIN_BIN_RUNS",
 ]
+
+MIN_BIN_RUNS = 3   # a binned budget needs at least this many runs to show a valley
 
 
 def cluster_levels(values: np.ndarray, rtol: float) -> np.ndarray:
@@ -107,3 +112,39 @@ def check_single_experiment(df: pd.DataFrame, what: str) -> None:
                 "load_runs(path, where=\"group == '...'\"), or pass budget_column='group' if the "
                 "group labels are the FLOP budgets"
             )
+
+
+def log_flops_bins(flops: np.ndarray, width_dex: float, min_runs: int = MIN_BIN_RUNS) -> np.ndarray:
+    """Budget ids (0 = smallest C) for runs whose C does not sit on a grid (e.g. Chinchilla's).
+
+    Runs are binned by log10 C rounded to multiples of ``width_dex``; a bin with fewer than
+    ``min_runs`` runs joins its neighbour toward the middle of the ladder (the next bin up in the
+    lower half, the next bin down in the upper half) until no bin is that small or one is left.
+    """
+    flops = np.asarray(flops, dtype=float)
+    if not (np.isfinite(width_dex) and width_dex > 0):
+        raise ValueError(f"width_dex must be a positive number of decades, e.g. 0.25; got {width_dex!r}")
+    if flops.size == 0:
+        return np.zeros(0, dtype=int)
+    if not (np.isfinite(flops) & (flops > 0)).all():
+        raise ValueError("flops must be positive and finite to bin runs into budgets")
+    bins = np.round(np.log10(flops) / width_dex).astype(int)
+    while True:
+        labels, counts = np.unique(bins, return_counts=True)
+        small = np.flatnonzero(counts < min_runs)
+        if small.size == 0 or len(labels) == 1:
+            break
+        i = small[0]
+        j = i + 1 if i < len(labels) / 2 else i - 1
+        bins[bins == labels[i]] = labels[j]
+    return np.unique(bins, return_inverse=True)[1].reshape(-1)
+
+
+def binned_budgets(flops: np.ndarray, width_dex: float, min_runs: int = MIN_BIN_RUNS) -> tuple[np.ndarray, np.ndarray]:
+    """Budget id per run (:func:`log_flops_bins`) and each run's budget: the geometric mean C of its bin."""
+    ids = log_flops_bins(flops, width_dex, min_runs)
+    if ids.size == 0:
+        return ids, np.zeros(0)
+    logc = np.log(np.asarray(flops, dtype=float))
+    c = np.exp(np.bincount(ids, logc) / np.bincount(ids))
+    return ids, c[ids]

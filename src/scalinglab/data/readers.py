@@ -9,12 +9,20 @@ every removed row with its reason in ``RunTable.dropped``.
 A ladder that labels each run with its nominal IsoFLOP budget (e.g. a 'FLOP budget' column that
 differs from 6·N·D by the ladder's own FLOP convention) maps that label onto ``budget``, not
 ``flops``: ``load_runs(path, mapping={"budget": "FLOP budget"})`` (CLI ``--map budget="FLOP
-budget"``). IsoFLOP analysis then groups by it and takes it as each budget's C.
+budget"``). IsoFLOP analysis then groups by it and takes it as each budget's C. Runs whose C
+lies on no grid (Chinchilla's) are binned into budgets on request (``bin_budgets=0.25``, CLI
+``--bin-budgets 0.25``).
+
+Delimited text files (.csv, .tsv) may be comma-, tab- or semicolon-separated: the separator is
+detected from the header line unless given (``sep``, CLI ``--sep``). W&B exports and MLflow's
+local store are read with ``source_format="wandb"`` / ``"mlflow"`` (CLI ``--from``), see
+:mod:`scalinglab.data.sources`.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +40,14 @@ from scalinglab.data.schema import (
     validate_runs,
 )
 
-__all__ = ["RunTable", "as_runtable", "load_runs", "read_table", "SUPPORTED_SUFFIXES", "ORIGINAL_PREFIX"]
+__all__ = ["RunTable", "as_runtable", "load_runs", "read_table", "detect_separator", "SUPPORTED_SUFFIXES",
+           "ORIGINAL_PREFIX"]
 
-SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json", ".db", ".sqlite")
+SUPPORTED_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".json", ".db", ".sqlite")
+DELIMITED_SUFFIXES = (".csv", ".tsv", ".txt")
+SEPARATORS = (",", "\t", ";")
+_SEP_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+_SEP_ALIASES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 # A source column whose name is canonical but which a mapping replaces (or ignores with
 # None) is kept under this prefix, so nothing disappears silently.
 ORIGINAL_PREFIX = "orig_"
@@ -83,7 +96,8 @@ def as_runtable(runs, **load_options) -> RunTable:
 def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_loss: int = 0,
               where: str | None = None, group: str | None = None,
               flops_tolerance: float | None = DEFAULT_FLOPS_TOLERANCE,
-              drop_outliers: float | None = None) -> RunTable:
+              drop_outliers: float | None = None, sep: str | None = None,
+              bin_budgets: float | None = None, source_format: str | None = None) -> RunTable:
     """Read, map, select, validate and (on request) prune runs.
 
     Parameters
@@ -102,26 +116,60 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         (C/(6·N·D) near a power of 1000 is refused as a unit slip whatever the tolerance).
     drop_outliers : remove rows whose loss lies more than this many robust z-scores ABOVE a
         smooth trend (see :func:`outlier_scores`); None keeps all.
+    sep : the separator of a delimited text file (",", ";", "\\t" or "tab"); None detects it from
+        the header line (comma, tab or semicolon, whichever splits it most).
+    bin_budgets : label each run with a ``budget``: the geometric mean C of its bin of this width
+        in log10 C (e.g. 0.25), bins of fewer than 3 runs merged toward the middle of the ladder
+        (:func:`scalinglab.data.grouping.binned_budgets`). For data whose C lies on no grid;
+        refused when the runs already have a budget column. Applied after the drops.
+    source_format : "wandb" (a runs-table or history export, or a directory of them) or "mlflow"
+        (an ``mlruns/`` file store, an experiment or a run directory); the usual column names
+        are mapped without ``mapping`` (which still wins), unfinished runs are dropped and
+        reported in ``RunTable.dropped``. See :mod:`scalinglab.data.sources`.
 
     Values outside the physical ranges (``scalinglab.data.schema.PHYSICAL_RANGES``) are refused;
     values that load but look like a unit slip are recorded in ``RunTable.warnings``.
     """
+    _check_bin_width(bin_budgets, str(source) if isinstance(source, (str, Path)) else "<runs>")
     if isinstance(source, RunTable):
-        return _refine_table(source, mapping=mapping, drop_top_loss=drop_top_loss, where=where,
-                             group=group, drop_outliers=drop_outliers)
+        if source_format is not None or sep is not None:
+            raise RunDataError(f"{source.source}: source_format / sep (CLI --from / --sep) apply when reading "
+                               "a file; a RunTable is already read")
+        refined = _refine_table(source, mapping=mapping, drop_top_loss=drop_top_loss, where=where,
+                                group=group, drop_outliers=drop_outliers)
+        return _bin(refined, bin_budgets)
+    notes: list[str] = []
+    source_dropped = None
     if isinstance(source, pd.DataFrame):
+        if source_format is not None or sep is not None:
+            raise RunDataError("<DataFrame>: source_format / sep (CLI --from / --sep) apply when reading a file")
         raw, name = source.copy(), "<DataFrame>"
         label = row_label_for(name)
     elif isinstance(source, (str, Path)):
         name = str(source)
-        raw, label = read_table(Path(source), text_columns=_text_sources(mapping))
+        if source_format is not None:
+            raw, label, source_dropped = _read_foreign(Path(source), source_format, sep, mapping, notes)
+        else:
+            raw, label = read_table(Path(source), text_columns=_text_sources(mapping), sep=sep)
     else:
         raise RunDataError(f"load_runs: expected a file path, a pandas DataFrame or a RunTable, got "
                            f"{type(source).__name__}; supported files: {', '.join(SUPPORTED_SUFFIXES)}")
 
-    notes: list[str] = []
     if "source_row" not in raw.columns:
         raw.insert(len(raw.columns), "source_row", np.arange(1, len(raw) + 1, dtype="int64"))
+    if source_format is not None:
+        from scalinglab.data.sources import preset_mapping
+
+        preset, preset_notes = preset_mapping(raw.columns, source_format, mapping)
+        notes.extend(preset_notes)
+        mapping = {**preset, **(mapping or {})}
+    if bin_budgets is not None:
+        budget_source = (mapping or {}).get("budget", "budget")
+        if budget_source is not None and budget_source in raw.columns:
+            raise RunDataError(f"{name}: bin_budgets={bin_budgets!r} (CLI --bin-budgets) labels runs with budgets, "
+                               f"but the runs already have a budget column ({budget_source!r}); drop "
+                               "--bin-budgets to use it, or ignore it with --map budget= (mapping "
+                               "{'budget': None})")
     frame, origins = apply_mapping(raw, mapping, name, notes)
     frame = _apply_group(frame, group, name, origins, notes)
     frame = _apply_where(frame, where, name, notes)
@@ -131,18 +179,54 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     warnings: list[str] = []
     df = validate_runs(frame, name, flops_tolerance=flops_tolerance, column_origins=origins,
                        row_label=label, warnings=warnings)
-    table = RunTable(df=df, source=name, dropped=_empty_dropped(df), notes=notes, warnings=warnings)
-    return _prune(table, drop_top_loss, drop_outliers)
+    dropped = _empty_dropped(df)
+    if source_dropped is not None and len(source_dropped):
+        source_dropped = apply_mapping(source_dropped, {k: v for k, v in (mapping or {}).items()
+                                                        if v is None or v in source_dropped.columns}, name, [])[0]
+        dropped = source_dropped.reset_index(drop=True)
+    table = RunTable(df=df, source=name, dropped=dropped, notes=notes, warnings=warnings)
+    return _bin(_prune(table, drop_top_loss, drop_outliers), bin_budgets)
+
+
+def _check_bin_width(width, name: str) -> None:
+    if width is None:
+        return
+    if isinstance(width, bool) or not isinstance(width, (int, float, np.floating)) or not math.isfinite(width) \
+            or width <= 0:
+        raise RunDataError(f"{name}: bin_budgets={width!r} (CLI --bin-budgets) must be a positive width in decades "
+                           "of C (log10 FLOPs), e.g. 0.25")
+
+
+def _bin(table: RunTable, width: float | None) -> RunTable:
+    """Label each run with the geometric mean C of its log10-C bin as ``budget``."""
+    if width is None:
+        return table
+    from scalinglab.data.grouping import MIN_BIN_RUNS, binned_budgets
+
+    if "budget" in table.df.columns:
+        raise RunDataError(f"{table.source}: bin_budgets={width!r} (CLI --bin-budgets) labels runs with budgets, but "
+                           "the runs already have a budget column; drop --bin-budgets to use it")
+    ids, budget = binned_budgets(table.df["flops"].to_numpy(float), float(width))
+    df = table.df.copy()
+    df["budget"] = budget
+    counts = np.bincount(ids)
+    note = (f"bin_budgets {width:g}: binned {len(df)} runs into {len(counts)} budgets by log10 C (bins of "
+            f"{width:g} dex, those with fewer than {MIN_BIN_RUNS} runs merged toward the middle; "
+            f"{counts.min()}-{counts.max()} runs each); budget = the geometric mean C of each bin")
+    return RunTable(df=df, source=table.source, dropped=table.dropped, notes=list(table.notes) + [note],
+                    warnings=table.warnings)
 
 
 # ----------------------------------------------------------------------------------------------
 # reading files
 # ----------------------------------------------------------------------------------------------
 
-def read_table(path: Path, *, text_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, object]:
+def read_table(path: Path, *, text_columns: tuple[str, ...] = (), sep: str | None = None
+               ) -> tuple[pd.DataFrame, object]:
     """Raw frame of a run file and the function naming its rows in messages.
 
     ``text_columns`` are read as strings (CSV), so run ids like '007' keep their zeros.
+    ``sep``: the separator of a .csv/.tsv file; None detects it (:func:`detect_separator`).
     """
     supported = ", ".join(SUPPORTED_SUFFIXES)
     if not path.exists():
@@ -157,14 +241,11 @@ def read_table(path: Path, *, text_columns: tuple[str, ...] = ()) -> tuple[pd.Da
         raise RunDataError(f"{path}: the file is empty; expected runs with columns params, loss "
                            "and tokens or flops (or budget)")
     label = row_label_for(str(path))
-    if suffix == ".csv":
-        try:
-            frame = pd.read_csv(path, dtype={c: "str" for c in text_columns} or None)
-        except pd.errors.EmptyDataError:
-            raise RunDataError(f"{path}: the file has no header or rows; expected a header line "
-                               "with params, loss and tokens or flops (or budget)") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise RunDataError(f"{path}: not a readable CSV file ({exc})") from None
+    if sep is not None and suffix not in DELIMITED_SUFFIXES:
+        raise RunDataError(f"{path}: sep={sep!r} (CLI --sep) applies to delimited text files "
+                           f"({', '.join(DELIMITED_SUFFIXES)}), not to {suffix} files")
+    if suffix in DELIMITED_SUFFIXES:
+        frame = read_delimited(path, sep=sep, text_columns=text_columns)
     elif suffix == ".parquet":
         try:
             frame = pd.read_parquet(path)
@@ -178,6 +259,90 @@ def read_table(path: Path, *, text_columns: tuple[str, ...] = ()) -> tuple[pd.Da
     else:
         frame = _read_store(path)
     return frame, label
+
+
+def _normalise_sep(sep: str, path: Path) -> str:
+    sep = _SEP_ALIASES.get(sep.lower(), sep) if isinstance(sep, str) else sep
+    if not isinstance(sep, str) or len(sep) != 1 or sep in ('"', "\n", "\r"):
+        raise RunDataError(f"{path}: sep={sep!r} (CLI --sep) must be one character, e.g. ',' ';' or 'tab'")
+    return sep
+
+
+def _header_line(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for line in handle:
+                if line.strip():
+                    return line.rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise RunDataError(f"{path}: not a readable text file ({exc})") from None
+    raise RunDataError(f"{path}: the file has no header or rows; expected a header line with params, loss "
+                       "and tokens or flops (or budget)")
+
+
+def detect_separator(path: Path) -> str:
+    """The separator of a delimited file: comma, tab or semicolon, whichever occurs most in the
+    header line outside quotes (comma when none does: a one-column file)."""
+    header = re.sub(r'"[^"]*"', "", _header_line(path))
+    counts = {s: header.count(s) for s in SEPARATORS}
+    best = max(SEPARATORS, key=lambda s: counts[s])     # ties: the first, comma
+    return best if counts[best] else ","
+
+
+def read_delimited(path: Path, *, sep: str | None = None, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A comma/tab/semicolon-separated file as a raw frame (``sep`` None: detected)."""
+    if sep is None:
+        sep = detect_separator(path)
+    else:
+        sep = _normalise_sep(sep, path)
+        header = _header_line(path)
+        if sep not in header:
+            found = [(_SEP_NAMES[s], header.count(s)) for s in SEPARATORS if s in header]
+            seen = (f"; the header line splits on {found[0][0]} ({found[0][1]} times)" if found else "")
+            raise RunDataError(f"{path}: sep={sep!r} (CLI --sep) does not occur in the header line "
+                               f"{header[:80]!r}{seen}; leave --sep out to detect it")
+    kind = _SEP_NAMES.get(sep, repr(sep))
+    try:
+        frame = pd.read_csv(path, sep=sep, dtype={c: "str" for c in text_columns} or None,
+                            encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise RunDataError(f"{path}: the file has no header or rows; expected a header line "
+                           "with params, loss and tokens or flops (or budget)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise RunDataError(f"{path}: not a readable {kind}-separated file ({exc}); give the separator "
+                           "with --sep") from None
+    return frame
+
+
+def _read_foreign(path: Path, fmt: str, sep, mapping, notes: list[str]):
+    """Raw frame, row labels and dropped rows of a W&B export or an MLflow store."""
+    from scalinglab.data.sources import SOURCE_FORMATS, read_mlflow, read_wandb
+
+    if fmt not in SOURCE_FORMATS:
+        raise RunDataError(f"{path}: source_format={fmt!r} (CLI --from) is not one of {', '.join(SOURCE_FORMATS)}")
+    if fmt == "mlflow":
+        if sep is not None:
+            raise RunDataError(f"{path}: sep (CLI --sep) applies to delimited files, not to an MLflow store")
+        frame, dropped, found = read_mlflow(path)
+        frame.insert(len(frame.columns), "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
+        dirs = list(frame["mlflow_dir"])
+        label = lambda n: f"MLflow run {Path(dirs[n - 1]).name} ({dirs[n - 1]})"  # noqa: E731
+    else:
+        if not path.exists():
+            raise RunDataError(f"{path}: no such file or directory; --from wandb reads a W&B runs-table or "
+                               "history export (.csv), or a directory of them")
+
+        def read_csv(file: Path) -> pd.DataFrame:
+            if file.stat().st_size == 0:
+                raise RunDataError(f"{file}: the file is empty; expected a W&B export with a header line")
+            raw = read_delimited(file, sep=sep, text_columns=_text_sources(mapping) + ("Name", "ID"))
+            rows = pd.Series(np.arange(1, len(raw) + 1, dtype="int64"), index=raw.index, name="source_row")
+            return pd.concat([raw, rows], axis=1)
+
+        frame, dropped, found = read_wandb(path, read_csv)
+        label = row_label_for(str(path)) if path.is_file() else (lambda n: f"run {n}")
+    notes.extend(found)
+    return frame.reset_index(drop=True), label, dropped
 
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:

@@ -32,6 +32,7 @@ from scipy.optimize import minimize
 from scalinglab.fitting.objectives import (DEFAULT_WEIGHTS, Objective, auto_weights, describe_weights,
                                            make_objective, resolve_weights)
 from scalinglab.fitting.influence import influence_warnings
+from scalinglab.fitting.goodness import structure_warnings
 from scalinglab.fitting.result import FitResult
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
 from scalinglab.laws import Law, get_law
@@ -95,6 +96,7 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
         key in w for w in result.warnings for key in ("at its lower bound", "at its upper bound", "has vanished",
                                                       "did not report convergence"))
     result.warnings.extend(influence_warnings(law, result.theta, X, y, df, degenerate))
+    result.warnings.extend(structure_warnings(law, result.theta, X, y, df, w))
     result.warnings.extend(ladder_warnings(law, df))
     # what the one door noticed (a likely unit slip, naming its rows) travels with the fit into plans
     result.warnings.extend(f"data: {w}" for w in getattr(table, "warnings", []) or [])
