@@ -334,6 +334,11 @@ def isoflop(
         check_bootstrap(bootstrap)
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
         check_range(seed, "--seed", low=0, integer=True, example="0")
+        if approach == 1 and str(source).endswith((".db", ".sqlite")):
+            # a sweep store's final losses are one row per run; approach 1 needs the training curves
+            from scalinglab.sweep.store import curve_runs_frame
+
+            source = curve_runs_frame(source)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
                                         bin_budgets, from_))
         if approach == 2:
@@ -489,12 +494,22 @@ def plot(
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CI bands."),
+    fmt: str = typer.Option("png", "--format", help="File format of the figures: png, svg or pdf."),
+    dpi: int = typer.Option(120, help="Resolution of raster output, 50 to 1200."),
+    method: str = typer.Option("parabola", help="Approach 2: per-budget minimum by parabola in log N, or akima "
+                                                "(as `isoflop --method`)."),
 ):
-    """PNG figures: fit vs data with residuals, IsoFLOP parabolas with minima, N*(C) frontier with CI band."""
+    """Figures: fit vs data with both bands and residuals, IsoFLOP valleys with minima, N*(C) frontier with bands."""
     from scalinglab.report.plots import make_all_plots
 
     with fail(as_json=False):
         check_bootstrap(bootstrap)
+        from scalinglab.report.plots import check_plot_options
+
+        try:
+            check_plot_options(fmt, dpi, method)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         if output.exists() and not output.is_dir():
             raise typer.BadParameter(f"-o {output}: is a file; plot writes fit.png, isoflop.png and frontier.png "
                                      f"into a directory: give a directory (created when missing), e.g. -o plots")
@@ -511,9 +526,12 @@ def plot(
             from scalinglab.fitting.result import FitResult
 
             fit_result = FitResult.from_json(fit_json)
-        paths = make_all_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap)
+        paths = make_all_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap, method=method,
+                               fmt=fmt, dpi=dpi)
         for path in paths:
             console.print(f"wrote {path}")
+        for name, why in paths.skipped:
+            err_console.print(f"warning: skipped {name}: {to_cli(why)}", style="yellow", markup=False)
 
 
 @app.command(cls=RegistryHelpCommand)

@@ -112,7 +112,9 @@ def run_command(
     max_runs: Optional[int] = typer.Option(None, "--max-runs", help="stop after this many runs"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run failed runs again"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available, else cpu), cpu, cuda or cuda:N"),
-    threads: int = typer.Option(1, "--threads", help="torch CPU threads per run"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads per run (at most cores // --jobs)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="CPU runs trained at once, each in its own process "
+                             "(on CUDA: one run per GPU)"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
 ) -> None:
     """Train every pending run; safe to interrupt (Ctrl-C) or kill and run again."""
@@ -121,7 +123,7 @@ def run_command(
         warnings.simplefilter("always", UserWarning)
         summary = run_sweep(db, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
                             progress=not no_progress, address=address, retry_failed=retry_failed,
-                            device=device, threads=threads)
+                            device=device, threads=threads, jobs=jobs)
     for w in caught:
         if issubclass(w.category, UserWarning):
             err_console.print(Text.assemble(("warning: ", "yellow"), str(w.message)), soft_wrap=True)

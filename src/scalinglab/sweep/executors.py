@@ -16,8 +16,10 @@ travels in the outcome's ``traceback`` field, which the driver appends to the ru
 
 Local: each run is a child process ``python -m scalinglab.sweep.executors`` reading its job as
 JSON on stdin and writing events as JSON lines (prefixed ``@@scalinglab``) on stdout; its stderr
-goes to ``workdir/worker.log``. One child at a
-time on CPU; with several GPUs, one child per GPU (``CUDA_VISIBLE_DEVICES``). Children stay in
+goes to ``workdir/worker.log``. On CPU, ``jobs`` children at a time (``sweep run --jobs K``,
+default 1), each limited to ``threads`` torch threads (``OMP_NUM_THREADS`` and
+``torch.set_num_threads``; see ``cpu_threads``) so K runs share the cores instead of
+oversubscribing them; with several GPUs, one child per GPU (``CUDA_VISIBLE_DEVICES``). Children stay in
 the sweep's process group, so a kill of the group stops them too, and a child whose parent died
 exits at its next event instead of training on unobserved. The next run's child is started while
 the current one trains (a warm spare), so its torch import is off the critical path.
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 __all__ = ["train_job", "LocalExecutor", "RayExecutor", "gpu_count", "worker_main", "EVENT_PREFIX",
-           "check_device", "DEVICES", "one_line"]
+           "check_device", "DEVICES", "one_line", "cpu_count", "cpu_threads"]
 
 EVENT_PREFIX = "@@scalinglab "
 _MAX_MESSAGE = 2000                 # characters of a one-line cause kept in the store
@@ -183,6 +185,22 @@ def gpu_count() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+def cpu_count() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one, else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def cpu_threads(jobs: int, threads: int | None = None, cores: int | None = None) -> int:
+    """torch threads for each of ``jobs`` concurrent CPU runs: the fair share of the cores,
+    ``max(1, cores // jobs)``, or ``threads`` when asked for, never more than that share (K runs
+    of T threads each on fewer than K*T cores would spend their time preempting each other)."""
+    share = max(1, (cores or cpu_count()) // max(1, jobs))
+    return share if threads is None else max(1, min(int(threads), share))
+
+
 class _Child:
     """One worker process; started (and importing torch) before it is given its job."""
 
@@ -190,8 +208,9 @@ class _Child:
         env = dict(os.environ)
         if slot is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(slot)
-        env.setdefault("OMP_NUM_THREADS", str(threads))
-        env.setdefault("MKL_NUM_THREADS", str(threads))
+        # the run's share of the cores, also for OpenMP/MKL pools torch.set_num_threads misses
+        env["OMP_NUM_THREADS"] = str(threads)
+        env["MKL_NUM_THREADS"] = str(threads)
         self.slot = slot
         self.proc = subprocess.Popen([sys.executable, "-m", "scalinglab.sweep.executors"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -283,15 +302,16 @@ class _Child:
 
 
 class LocalExecutor:
-    """Runs each job in its own child process: one at a time on CPU (with the next child already
-    started as a warm spare), one per GPU when there are several."""
+    """Runs each job in its own child process: ``jobs`` at a time on CPU (with the next child
+    already started as a warm spare), one per GPU when runs train on CUDA and there are several
+    GPUs (``jobs`` is then not used: the GPUs set the concurrency, as before)."""
 
     name = "local"
 
-    def __init__(self, slots: int | None = None, threads: int = 1):
-        gpus = gpu_count()
+    def __init__(self, slots: int | None = None, threads: int = 1, *, jobs: int = 1, cpu: bool = False):
+        gpus = 0 if cpu else gpu_count()
         self.gpu_slots = list(range(gpus)) if gpus > 1 else None
-        self.slots = slots or (gpus if gpus > 1 else 1)
+        self.slots = slots or (gpus if gpus > 1 else 1 if gpus == 1 else max(1, int(jobs)))
         self.threads = threads
 
     def run(self, jobs: Iterable[dict], *, on_start: Callable[[dict], None],

@@ -66,14 +66,17 @@ _pid_alive = pid_alive             # (moved to the store, which also needs it)
 def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Path | None = None,
               workdir: str | Path | None = None, max_runs: int | None = None, progress: bool = True,
               address: str | None = None, retry_failed: bool = False, device: str = "auto",
-              threads: int = 1) -> SweepSummary:
+              threads: int = 1, jobs: int = 1) -> SweepSummary:
     """Train every pending run of the sweep store ``db_path``; see the module docstring.
 
     executor: "local" (child processes) or "ray" (one task per run; ``address`` of a cluster, else
     a local Ray). workdir: where run checkpoints go (default ``<db>.d/runs``). max_runs: stop after
     this many runs. retry_failed: put failed runs back to pending first. threads: torch CPU
-    threads per run (1 is fastest for these small models). KeyboardInterrupt stops cleanly: the
-    runs in flight go back to pending and ``summary.interrupted`` is True.
+    threads per run (1 is fastest for these small models), never more than the run's fair share
+    of the cores, ``max(1, cores // jobs)`` (a warning says when it is lowered). jobs: CPU runs
+    trained at once by the local executor, each in its own worker process; runs on CUDA go one
+    per GPU whatever ``jobs`` says. KeyboardInterrupt stops cleanly: the runs in flight (all of
+    them) go back to pending and ``summary.interrupted`` is True.
     """
     if executor not in _EXECUTORS:
         raise ValueError(f"--executor must be one of {', '.join(_EXECUTORS)}; got {executor!r}")
@@ -81,8 +84,25 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
         raise ValueError(f"--max-runs must be a positive integer; got {max_runs}")
     if threads < 1:
         raise ValueError(f"--threads must be a positive integer; got {threads}")
-    from scalinglab.sweep.executors import check_device
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer (runs trained at once on CPU); got {jobs}")
+    if executor == "ray" and jobs > 1:
+        raise ValueError("--jobs is for --executor local; with --executor ray the cluster's CPUs and GPUs "
+                         "decide how many runs train at once")
+    parallel = jobs                        # (``jobs`` below is the list of job dicts)
+    from scalinglab.sweep.executors import check_device, cpu_count, cpu_threads, gpu_count
     device = check_device(device, executor=executor)    # before any run: not one failure per run
+    on_cpu = device == "cpu" or (device == "auto" and gpu_count() == 0)
+    run_warnings: list[str] = []
+    if executor == "local" and on_cpu:
+        cores, asked = cpu_count(), threads
+        threads = cpu_threads(jobs, threads, cores)
+        if threads < asked:
+            run_warnings.append(f"--threads {asked} with --jobs {jobs} on {cores} core(s): each run gets "
+                                f"{threads} thread(s), its share of the cores, so the runs do not "
+                                "oversubscribe them")
+    elif executor == "local" and jobs > 1:
+        run_warnings.append(f"--jobs {jobs} is for CPU runs; these runs train on CUDA, one per GPU")
     db_path = Path(db_path)
     store = SweepStore(db_path)
     summary = SweepSummary()
@@ -99,7 +119,7 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
             return summary
         corpus_path = _resolve_corpus(db_path, store, corpus, runs)
         summary.corpus = str(corpus_path)
-        summary.warnings = _repetition_warnings(runs, corpus_path)
+        summary.warnings = run_warnings + _repetition_warnings(runs, corpus_path)
         for message in summary.warnings:
             warnings.warn(message, UserWarning, stacklevel=2)
         runs_dir = Path(workdir) if workdir is not None else sweep_dir(db_path) / "runs"
@@ -111,7 +131,7 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
             runner = RayExecutor(address)
         else:
             from scalinglab.sweep.executors import LocalExecutor
-            runner = LocalExecutor(threads=threads)
+            runner = LocalExecutor(threads=threads, jobs=parallel, cpu=on_cpu)
         display = _Display(len(jobs), {j["run_id"]: j["config"]["tokens"] for j in jobs}, enabled=progress,
                            per_run=executor == "local")    # Ray tasks report only when they finish
 

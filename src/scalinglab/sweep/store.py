@@ -26,7 +26,7 @@ from typing import Iterable, Iterator
 import pandas as pd
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "RunRecord", "SweepStore", "create_store", "runs_frame",
-           "curves_frame", "export", "STATUSES", "FINAL_BRANCH", "corrupted_message", "pid_alive",
+           "curves_frame", "curve_runs_frame", "export", "STATUSES", "FINAL_BRANCH", "corrupted_message", "pid_alive",
            "one_line_error", "LOG_NAME"]
 
 SCHEMA_VERSION = 1
@@ -375,6 +375,25 @@ def curves_frame(path: str | Path) -> pd.DataFrame:
         return pd.read_sql_query(
             "SELECT c.run_id, r.budget, c.branch, c.step, c.tokens, c.train_loss, c.val_loss, c.lr "
             "FROM curves c JOIN runs r USING (run_id) ORDER BY r.position, c.branch, c.step", store.con)
+
+
+def curve_runs_frame(path: str | Path) -> pd.DataFrame:
+    """The done runs' training curves as canonical run rows, for Hoffmann approach 1 (the lower
+    envelope of loss vs FLOPs): one row per logged step of each run's main branch, sharing its
+    ``run_id``; ``params`` the run's non-embedding N, ``tokens`` the tokens seen at that step,
+    ``flops`` 6·N·D there, ``loss`` the logged training loss, ``run_budget`` the run's planned
+    budget (not ``budget``: a curve row has spent only part of it)."""
+    with SweepStore(path) as store:
+        df = pd.read_sql_query(
+            "SELECT c.run_id, c.step, c.tokens, c.train_loss AS loss, p.params, r.budget AS run_budget "
+            "FROM curves c JOIN runs r USING (run_id) JOIN points p ON p.run_id = c.run_id "
+            f"AND p.branch = {FINAL_BRANCH} WHERE r.status = 'done' AND c.branch = {FINAL_BRANCH} "
+            "AND c.tokens > 0 AND c.train_loss IS NOT NULL ORDER BY r.position, c.step", store.con)
+    if df.empty:
+        raise StoreError(f"sweep store {path} has no training curves of finished runs; run `scalinglab "
+                         f"sweep run {path}` (see `scalinglab sweep status`)")
+    df["flops"] = 6.0 * df["params"] * df["tokens"]
+    return df[["run_id", "step", "params", "tokens", "flops", "loss", "run_budget"]].reset_index(drop=True)
 
 
 def export(path: str | Path, out: str | Path, *, curves: bool = False) -> pd.DataFrame:
