@@ -3,7 +3,6 @@ with the same results, failures, resume and Ctrl-C as one at a time (issue 18, p
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from scalinglab.sweep.executors import LocalExecutor, cpu_threads
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
 from scalinglab.sweep.store import SweepStore
+from sweep_helpers import live_members, query
 
 CLI = [sys.executable, "-c", "from scalinglab.cli import main; main()"]
 
@@ -28,24 +28,6 @@ def _cli(*args, cwd, timeout=300):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def _query(db, sql):
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def _live_members(pgid):
-    live = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            live.append(stat.parent.name)
-    return live
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +96,7 @@ def test_bad_jobs_are_refused_before_any_run(tmp_path, corpus, bad):
     assert code == 2 and "Traceback" not in out, out
     with pytest.raises(ValueError, match="--jobs is for --executor local"):
         run_sweep(db, executor="ray", jobs=2, progress=False)
-    assert set(r[0] for r in _query(db, "SELECT status FROM runs")) == {"pending"}
+    assert set(r[0] for r in query(db, "SELECT status FROM runs")) == {"pending"}
 
 
 def test_too_many_threads_for_the_jobs_are_lowered_with_a_warning(tmp_path, corpus, monkeypatch):
@@ -124,7 +106,7 @@ def test_too_many_threads_for_the_jobs_are_lowered_with_a_warning(tmp_path, corp
     with pytest.warns(UserWarning, match="--threads 4 with --jobs 2 on 2 core"):
         summary = run_sweep(db, jobs=2, threads=4, device="cpu", progress=False)
     assert summary.failed == {} and summary.counts["done"] == 2
-    hardware = [h for (h,) in _query(db, "SELECT hardware FROM runs")]
+    hardware = [h for (h,) in query(db, "SELECT hardware FROM runs")]
     assert all('"threads": 1' in h for h in hardware), hardware
 
 
@@ -145,8 +127,8 @@ def test_two_jobs_give_the_same_losses_as_one(tmp_path, corpus, concurrency):
     # seeded and deterministic on CPU: bit-identical points and curves, whatever ran beside them
     for sql in ("SELECT run_id, branch, params, tokens, flops, loss FROM points ORDER BY run_id, branch",
                 "SELECT run_id, branch, step, tokens, train_loss, val_loss FROM curves ORDER BY run_id, branch, step"):
-        assert _query(one, sql) == _query(two, sql) and _query(one, sql)
-    assert [r[0] for r in _query(two, "SELECT attempts FROM runs")] == [1] * len(plan.runs)
+        assert query(one, sql) == query(two, sql) and query(one, sql)
+    assert [r[0] for r in query(two, "SELECT attempts FROM runs")] == [1] * len(plan.runs)
 
 
 def test_a_failing_run_with_two_jobs_exits_1_and_the_others_finish(tmp_path, corpus):
@@ -168,7 +150,7 @@ def test_a_failing_run_with_two_jobs_exits_1_and_the_others_finish(tmp_path, cor
     assert "\n" not in runs[broken.run_id].error
     log = tmp_path / "s.db.d" / "runs" / broken.run_id / "worker.log"
     assert "Traceback (most recent call last)" in log.read_text()
-    assert len(_query(db, "SELECT run_id FROM points")) == n - 1
+    assert len(query(db, "SELECT run_id FROM points")) == n - 1
 
 
 # ---------------------------------------------------------------------- kill -9, Ctrl-C, one driver
@@ -176,7 +158,7 @@ def test_a_failing_run_with_two_jobs_exits_1_and_the_others_finish(tmp_path, cor
 def _wait_for_two_running(db, proc, need_ckpt, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        rows = _query(db, "SELECT run_id, workdir FROM runs WHERE status = 'running'")
+        rows = query(db, "SELECT run_id, workdir FROM runs WHERE status = 'running'")
         if need_ckpt:
             rows = [r for r in rows if r[1] and (Path(r[1]) / "ckpt.pt").exists()]
         if len(rows) >= 2:
@@ -190,7 +172,7 @@ def test_kill_9_with_two_jobs_then_rerun_resumes_both(tmp_path):
     synthetic_corpus(tmp_path / "c.bin", n_tokens=400_000, vocab_size=64)
     db = tmp_path / "s.db"
     write_plan(plan_sweep([2e10], sizes_per_budget=3, corpus=tmp_path / "c.bin"), db).close()
-    planned = [r[0] for r in _query(db, "SELECT run_id FROM runs")]
+    planned = [r[0] for r in query(db, "SELECT run_id FROM runs")]
     sweep = subprocess.Popen(CLI + ["sweep", "run", str(db), "--jobs", "2", "--device", "cpu", "--no-progress"],
                              cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -204,15 +186,15 @@ def test_kill_9_with_two_jobs_then_rerun_resumes_both(tmp_path):
         sweep.wait()
     assert len(killed) == 2, "never saw two runs in flight with checkpoints"
     time.sleep(0.5)
-    assert _live_members(sweep.pid) == []
+    assert live_members(sweep.pid) == []
     code, out = _cli("sweep", "run", db, "--jobs", "2", "--device", "cpu", "--no-progress", cwd=tmp_path)
     assert code == 0 and "resumed 2 run(s)" in out, out
-    rows = {r[0]: (r[1], r[2]) for r in _query(db, "SELECT run_id, status, attempts FROM runs")}
+    rows = {r[0]: (r[1], r[2]) for r in query(db, "SELECT run_id, status, attempts FROM runs")}
     assert {s for s, _ in rows.values()} == {"done"}
     assert all(rows[r][1] == (2 if r in killed else 1) for r in planned), rows
-    assert sorted(p for (p,) in _query(db, "SELECT run_id FROM points")) == sorted(planned)
+    assert sorted(p for (p,) in query(db, "SELECT run_id FROM points")) == sorted(planned)
     for run_id in killed:                                  # resumed from the checkpoint: no repeated steps
-        steps = [s for (s,) in _query(db, f"SELECT step FROM curves WHERE run_id = '{run_id}' AND branch = -1 "
+        steps = [s for (s,) in query(db, f"SELECT step FROM curves WHERE run_id = '{run_id}' AND branch = -1 "
                                           "ORDER BY rowid")]
         assert len(steps) == len(set(steps)) and sorted(steps) == steps
 
@@ -232,10 +214,10 @@ def test_ctrl_c_with_two_jobs_stops_both_workers_and_exits_130(tmp_path):
     assert len(running) == 2
     assert sweep.returncode == 130, out + err
     assert "interrupted" in err and "Traceback" not in err
-    statuses = [r[0] for r in _query(db, "SELECT status FROM runs")]
+    statuses = [r[0] for r in query(db, "SELECT status FROM runs")]
     assert "running" not in statuses and "failed" not in statuses
-    assert all(_query(db, f"SELECT status FROM runs WHERE run_id = '{r}'")[0][0] == "pending" for r in running)
-    assert _live_members(sweep.pid) == []
+    assert all(query(db, f"SELECT status FROM runs WHERE run_id = '{r}'")[0][0] == "pending" for r in running)
+    assert live_members(sweep.pid) == []
 
 
 def test_the_store_gives_approach_1_the_curves_it_recorded(tmp_path, corpus):

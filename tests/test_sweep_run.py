@@ -2,7 +2,6 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from scalinglab.data.readers import load_runs
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
 from scalinglab.sweep.store import SweepStore, runs_frame
+from sweep_helpers import live_members, query
 
 CLI = [sys.executable, "-c", "from scalinglab.cli import main; main()"]
 
@@ -25,31 +25,12 @@ def _cli(*args, cwd, check=True, timeout=300):
     return proc
 
 
-def _query(db, sql):
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def _live_members(pgid):
-    """Non-zombie processes of a process group (a container's pid 1 may never reap zombies)."""
-    live = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            live.append(stat.parent.name)
-    return live
 
 
 def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
     db = tmp_path / "ladder.db"
     _cli("sweep", "plan", "--budgets", "6e9,1.2e10", "--sizes-per-budget", "3", "-o", str(db), cwd=tmp_path)
-    planned = [r[0] for r in _query(db, "SELECT run_id FROM runs")]
+    planned = [r[0] for r in query(db, "SELECT run_id FROM runs")]
     # tiny budgets: sizes that round to the same smallest shapes are planned once
     assert len(planned) >= 4
 
@@ -59,7 +40,7 @@ def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and sweep.poll() is None:
-            rows = _query(db, "SELECT run_id, status, workdir FROM runs") if db.exists() else []
+            rows = query(db, "SELECT run_id, status, workdir FROM runs") if db.exists() else []
             done = [r for r in rows if r[1] == "done"]
             running = [r for r in rows if r[1] == "running" and r[2] and (Path(r[2]) / "ckpt.pt").exists()]
             if done and running:
@@ -71,10 +52,10 @@ def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
         sweep.wait()
     assert killed_run is not None, "never saw one run done and another mid-way (with a checkpoint)"
     time.sleep(0.5)
-    assert _live_members(sweep.pid) == []              # nothing of the killed sweep survives
-    before = dict(_query(db, "SELECT run_id, status FROM runs"))
+    assert live_members(sweep.pid) == []              # nothing of the killed sweep survives
+    before = dict(query(db, "SELECT run_id, status FROM runs"))
     assert before[killed_run] == "running" and "pending" in before.values()
-    points_before = _query(db, "SELECT run_id, loss FROM points")
+    points_before = query(db, "SELECT run_id, loss FROM points")
     # its driver is gone: the run it left marked running is shown as interrupted, not running
     shown = json.loads(_cli("sweep", "status", str(db), "--json", cwd=tmp_path).stdout)
     assert {r["run_id"]: r["status"] for r in shown["runs"]}[killed_run] == "interrupted"
@@ -83,17 +64,17 @@ def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
     rerun = _cli("sweep", "run", str(db), "--no-progress", cwd=tmp_path)
     assert "resumed 1 run" in rerun.stdout
 
-    rows = _query(db, "SELECT run_id, status, attempts FROM runs")
+    rows = query(db, "SELECT run_id, status, attempts FROM runs")
     assert {r[1] for r in rows} == {"done"}
     attempts = {r[0]: r[2] for r in rows}
     assert attempts[killed_run] == 2
     assert all(attempts[r] == 1 for r in planned if r != killed_run)
-    points = _query(db, "SELECT run_id, branch FROM points")
+    points = query(db, "SELECT run_id, branch FROM points")
     assert sorted(p[0] for p in points) == sorted(planned)          # one final point per run, no duplicates
-    assert set(points_before) <= set(_query(db, "SELECT run_id, loss FROM points"))  # done runs untouched
-    steps = [s for (s,) in _query(db, f"SELECT step FROM curves WHERE run_id = '{killed_run}' ORDER BY rowid")]
+    assert set(points_before) <= set(query(db, "SELECT run_id, loss FROM points"))  # done runs untouched
+    steps = [s for (s,) in query(db, f"SELECT step FROM curves WHERE run_id = '{killed_run}' ORDER BY rowid")]
     assert len(steps) == len(set(steps)) and sorted(steps) == steps  # the resumed curve has no repeats
-    config = json.loads(_query(db, f"SELECT config FROM runs WHERE run_id = '{killed_run}'")[0][0])["train"]
+    config = json.loads(query(db, f"SELECT config FROM runs WHERE run_id = '{killed_run}'")[0][0])["train"]
     assert max(steps) == config["tokens"] // (config["batch_size"] * config["seq_len"])
 
     table = load_runs(db)
@@ -154,7 +135,7 @@ def test_ray_executor_runs_a_two_run_sweep(tmp_path):
     assert summary.failed == {} and summary.counts["done"] == 2
     df = runs_frame(tmp_path / "r.db")
     assert len(df) == 2 and df["loss"].between(0.5, 5).all()
-    assert _query(tmp_path / "r.db", "SELECT COUNT(*) FROM points")[0][0] == 2
+    assert query(tmp_path / "r.db", "SELECT COUNT(*) FROM points")[0][0] == 2
 
 
 @pytest.mark.ray
@@ -169,7 +150,7 @@ def test_ray_executor_refuses_cuda_on_a_cluster_without_gpus(tmp_path):
             run_sweep(tmp_path / "r.db", executor="ray", device="cuda", progress=False)
     finally:
         ray.shutdown()
-    assert _query(tmp_path / "r.db", "SELECT status FROM runs") == [("pending",)]
+    assert query(tmp_path / "r.db", "SELECT status FROM runs") == [("pending",)]
 
 
 def test_ctrl_c_stops_cleanly_and_puts_the_run_back_to_pending(tmp_path):
@@ -182,7 +163,7 @@ def test_ctrl_c_stops_cleanly_and_puts_the_run_back_to_pending(tmp_path):
                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sweep.poll() is None:
-        if _query(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'")[0][0]:
+        if query(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'")[0][0]:
             break
         time.sleep(0.05)
     time.sleep(1.0)
@@ -190,6 +171,6 @@ def test_ctrl_c_stops_cleanly_and_puts_the_run_back_to_pending(tmp_path):
     out, err = sweep.communicate(timeout=60)
     assert sweep.returncode == 130, out + err
     assert "interrupted" in err
-    rows = _query(db, "SELECT status, attempts FROM runs ORDER BY position")
+    rows = query(db, "SELECT status, attempts FROM runs ORDER BY position")
     assert [r[0] for r in rows] == ["pending", "pending"] and rows[0][1] == 1
-    assert _live_members(sweep.pid) == []
+    assert live_members(sweep.pid) == []
