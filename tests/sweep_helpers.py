@@ -1,8 +1,22 @@
-"""Helpers shared by the sweep tests: read the store directly, list a process group's live members."""
+"""Helpers shared by the sweep tests: run the CLI as a user would, read the store directly, list a
+process group's live members."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+
+CLI = [sys.executable, "-c", "from scalinglab.cli import main; main()"]
+
+
+def run_cli(*args, cwd, timeout=300):
+    """Run the CLI as a user would; returns (exit code, stdout + stderr)."""
+    env = dict(os.environ, COLUMNS="100")
+    proc = subprocess.run(CLI + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def query(db, sql):

@@ -12,16 +12,8 @@ import pytest
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
 from scalinglab.sweep.store import SweepStore
+from sweep_helpers import run_cli
 
-CLI = [sys.executable, "-c", "from scalinglab.cli import main; main()"]
-
-
-def _cli(*args, cwd, timeout=300):
-    """Run the CLI as a user would; returns (exit code, stdout + stderr)."""
-    env = dict(os.environ, COLUMNS="100")
-    proc = subprocess.run(CLI + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def _statuses(db):
@@ -47,7 +39,7 @@ def planned(tmp_path, corpus):
 # ---------------------------------------------------------------------- devices
 
 def test_unknown_device_is_refused_before_any_run(tmp_path, planned):
-    code, out = _cli("sweep", "run", planned, "--device", "tpu", "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", planned, "--device", "tpu", "--no-progress", cwd=tmp_path)
     assert code == 2, out
     assert "--device 'tpu'" in out and "cpu" in out and "cuda" in out and "auto" in out
     assert "Traceback" not in out
@@ -62,7 +54,7 @@ def test_cuda_without_cuda_is_refused_naming_what_is_available(tmp_path, planned
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the refusal is for machines without it")
     for device in ("cuda", "cuda:0"):
-        code, out = _cli("sweep", "run", planned, "--device", device, "--no-progress", cwd=tmp_path)
+        code, out = run_cli("sweep", "run", planned, "--device", device, "--no-progress", cwd=tmp_path)
         assert code == 2, out
         assert f"--device {device}" in out and "CUDA is not available" in out
         assert "available here: cpu" in out and "--device cpu" in out
@@ -85,7 +77,7 @@ def test_cuda_index_beyond_the_machine_is_refused():
 
 def test_tiny_corpus_is_refused_by_data_prepare(tmp_path):
     (tmp_path / "t.txt").write_text("hello world\n")               # 12 bytes + end-of-text = 13 tokens
-    code, out = _cli("data", "prepare", "t.txt", "-o", "tiny.bin", cwd=tmp_path)
+    code, out = run_cli("data", "prepare", "t.txt", "-o", "tiny.bin", cwd=tmp_path)
     assert code == 2, out
     assert "13 tokens" in out and "129" in out and "context 128" in out
     assert "at least 2 documents" in out                               # one document: no validation split
@@ -93,9 +85,9 @@ def test_tiny_corpus_is_refused_by_data_prepare(tmp_path):
     assert not (tmp_path / "tiny.bin").exists() and not (tmp_path / "tiny.bin.json").exists()
     # two documents, but the training one is shorter than a sequence: the numbers and the way out
     (tmp_path / "long.txt").write_text("a" * 300)
-    code, out = _cli("data", "prepare", "t.txt", "long.txt", "-o", "two.bin", cwd=tmp_path)
+    code, out = run_cli("data", "prepare", "t.txt", "long.txt", "-o", "two.bin", cwd=tmp_path)
     assert code == 2 and "training split has 13" in out and "at most 12" in out, out
-    code, out = _cli("data", "prepare", "t.txt", "long.txt", "-o", "two.bin", "--context", "8", cwd=tmp_path)
+    code, out = run_cli("data", "prepare", "t.txt", "long.txt", "-o", "two.bin", "--context", "8", cwd=tmp_path)
     assert code == 0 and (tmp_path / "two.bin").exists(), out
 
 
@@ -104,12 +96,12 @@ def test_tiny_corpus_is_refused_by_sweep_plan_and_run(tmp_path, planned):
     (tmp_path / "t.txt").write_text("hello world\n")
     (tmp_path / "u.txt").write_text("hi there\n")
     prepare_corpus([tmp_path / "t.txt", tmp_path / "u.txt"], tmp_path / "tiny.bin", val_fraction=0.5)  # no check
-    code, out = _cli("sweep", "plan", "--budgets", "3e9", "--corpus", "tiny.bin", "-o", "t.db", cwd=tmp_path)
+    code, out = run_cli("sweep", "plan", "--budgets", "3e9", "--corpus", "tiny.bin", "-o", "t.db", cwd=tmp_path)
     assert code == 2, out
     assert "tiny.bin" in out and "23 tokens" in out and "129 tokens" in out and "context 128" in out
     assert "Traceback" not in out and not (tmp_path / "t.db").exists()
     # a good plan run on the tiny corpus: refused once, up front, nothing marked failed
-    code, out = _cli("sweep", "run", planned, "--corpus", "tiny.bin", "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", planned, "--corpus", "tiny.bin", "--no-progress", cwd=tmp_path)
     assert code == 2 and "--corpus" in out and "129 tokens" in out and "Traceback" not in out, out
     assert set(_statuses(planned).values()) == {"pending"}
 
@@ -117,12 +109,12 @@ def test_tiny_corpus_is_refused_by_sweep_plan_and_run(tmp_path, planned):
 def test_sweep_plan_refuses_absurd_epochs_naming_the_number(tmp_path):
     from scalinglab.train.corpus import synthetic_corpus
     synthetic_corpus(tmp_path / "small.bin", n_tokens=20_000, vocab_size=64)
-    code, out = _cli("sweep", "plan", "--budgets", "1e13", "--sizes-per-budget", "3", "--corpus", "small.bin",
+    code, out = run_cli("sweep", "plan", "--budgets", "1e13", "--sizes-per-budget", "3", "--corpus", "small.bin",
                      "-o", "e.db", cwd=tmp_path)
     assert code == 2, out
     assert "--max-epochs 100" in out and "866 epochs" in out and "19,032 training tokens" in out
     assert "Traceback" not in out and not (tmp_path / "e.db").exists()
-    code, out = _cli("sweep", "plan", "--budgets", "1e13", "--sizes-per-budget", "3", "--corpus", "small.bin",
+    code, out = run_cli("sweep", "plan", "--budgets", "1e13", "--sizes-per-budget", "3", "--corpus", "small.bin",
                      "--max-epochs", "1000", "--dry-run", cwd=tmp_path)
     assert code == 0 and "repeat the corpus" in out, out                  # allowed, still warned
 
@@ -135,7 +127,7 @@ def test_failed_run_is_one_line_in_the_store_traceback_in_its_log_and_exit_1(tmp
     broken.seq_len = broken.shape.context_length * 2           # TrainConfig rejects it inside the worker
     db = tmp_path / "s.db"
     write_plan(plan, db).close()
-    code, out = _cli("sweep", "run", db, "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", db, "--no-progress", cwd=tmp_path)
     assert code == 1, out
     assert "Traceback" not in out
     assert f"{broken.run_id} failed: crashed: ValueError: TrainConfig: seq_len" in out
@@ -151,15 +143,15 @@ def test_failed_run_is_one_line_in_the_store_traceback_in_its_log_and_exit_1(tmp
     assert "Traceback (most recent call last)" in text and "TrainConfig" in text
 
     # status shows the whole one-line cause and the log (table for people, JSON for programs)
-    code, out = _cli("sweep", "status", db, cwd=tmp_path)
+    code, out = run_cli("sweep", "status", db, cwd=tmp_path)
     assert code == 0 and f"{broken.run_id} failed: {error} (log {log})" in out, out
     assert "Traceback" not in out
-    code, out = _cli("sweep", "status", db, "--json", cwd=tmp_path)
+    code, out = run_cli("sweep", "status", db, "--json", cwd=tmp_path)
     runs = {r["run_id"]: r for r in json.loads(out)["runs"]}
     assert runs[broken.run_id]["error"] == error and runs[broken.run_id]["log"] == str(log)
 
     # running again without --retry-failed: nothing to train, but the sweep is still not complete
-    code, out = _cli("sweep", "run", db, "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", db, "--no-progress", cwd=tmp_path)
     assert code == 1 and "1 run(s) failed in an earlier" in out and "--retry-failed" in out, out
 
 
@@ -188,18 +180,18 @@ def test_runs_of_a_killed_sweep_show_as_interrupted_not_running(tmp_path, planne
         first = store.runs()[0].run_id
         store.mark_running(first, str(tmp_path / "w"))
         store.set_meta("runner_pid", str(dead.pid))
-    code, out = _cli("sweep", "status", planned, cwd=tmp_path)
+    code, out = run_cli("sweep", "status", planned, cwd=tmp_path)
     assert code == 0 and "interrupted" in out and "resumes them" in out, out
     row = next(line for line in out.splitlines() if line.lstrip().startswith(first))
     assert "interrupted" in row and "running" not in row
-    status = json.loads(_cli("sweep", "status", planned, "--json", cwd=tmp_path)[1])
+    status = json.loads(run_cli("sweep", "status", planned, "--json", cwd=tmp_path)[1])
     assert status["counts"]["interrupted"] == 1 and status["counts"]["running"] == 0
     assert {r["run_id"]: r["status"] for r in status["runs"]}[first] == "interrupted"
     # while the driver lives (here: this test process), the run is running
     with SweepStore(planned) as store:
         store.set_meta("runner_pid", str(os.getpid()))
         assert store.interrupted() == []
-    status = json.loads(_cli("sweep", "status", planned, "--json", cwd=tmp_path)[1])
+    status = json.loads(run_cli("sweep", "status", planned, "--json", cwd=tmp_path)[1])
     assert status["counts"]["running"] == 1 and status["counts"]["interrupted"] == 0
 
 
@@ -214,7 +206,7 @@ def test_corrupted_store_is_reported_as_corrupted_with_the_way_back(tmp_path, pl
         planned.write_bytes(raw[:4096] + os.urandom(4096) + raw[8192:])
     for args in (["sweep", "status", planned], ["sweep", "run", planned, "--no-progress"],
                  ["sweep", "export", planned, "-o", tmp_path / "x.csv"]):
-        code, out = _cli(*args, cwd=tmp_path)
+        code, out = run_cli(*args, cwd=tmp_path)
         assert code == 2, out
         assert f"sweep store {planned} is corrupted" in out
         assert f"mv {planned} {planned}.corrupt" in out and "sweep plan" in out

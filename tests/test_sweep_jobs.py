@@ -4,7 +4,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,16 +15,8 @@ from scalinglab.sweep.executors import LocalExecutor, cpu_threads
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
 from scalinglab.sweep.store import SweepStore
-from sweep_helpers import live_members, query
+from sweep_helpers import CLI, live_members, query, run_cli
 
-CLI = [sys.executable, "-c", "from scalinglab.cli import main; main()"]
-
-
-def _cli(*args, cwd, timeout=300):
-    env = dict(os.environ, COLUMNS="100")
-    proc = subprocess.run(CLI + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 
@@ -90,9 +81,9 @@ def test_bad_jobs_are_refused_before_any_run(tmp_path, corpus, bad):
     write_plan(plan_sweep([3e9], sizes_per_budget=2, corpus=corpus), db).close()
     with pytest.raises(ValueError, match="--jobs must be a positive integer"):
         run_sweep(db, jobs=bad, progress=False)
-    code, out = _cli("sweep", "run", db, "--jobs", bad, "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", db, "--jobs", bad, "--no-progress", cwd=tmp_path)
     assert code == 2 and "--jobs must be a positive integer" in out and "Traceback" not in out, out
-    code, out = _cli("sweep", "run", db, "--jobs", "two", "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", db, "--jobs", "two", "--no-progress", cwd=tmp_path)
     assert code == 2 and "Traceback" not in out, out
     with pytest.raises(ValueError, match="--jobs is for --executor local"):
         run_sweep(db, executor="ray", jobs=2, progress=False)
@@ -137,7 +128,7 @@ def test_a_failing_run_with_two_jobs_exits_1_and_the_others_finish(tmp_path, cor
     broken.seq_len = broken.shape.context_length * 2           # TrainConfig rejects it inside the worker
     db = tmp_path / "s.db"
     write_plan(plan, db).close()
-    code, out = _cli("sweep", "run", db, "--jobs", "2", "--device", "cpu", "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", db, "--jobs", "2", "--device", "cpu", "--no-progress", cwd=tmp_path)
     assert code == 1, out
     assert "Traceback" not in out
     assert f"{broken.run_id} failed: crashed: ValueError: TrainConfig: seq_len" in out
@@ -179,7 +170,7 @@ def test_kill_9_with_two_jobs_then_rerun_resumes_both(tmp_path):
     try:
         killed = _wait_for_two_running(db, sweep, need_ckpt=True)
         # the one-driver rule holds with workers in flight
-        code, out = _cli("sweep", "run", db, "--jobs", "2", "--no-progress", cwd=tmp_path)
+        code, out = run_cli("sweep", "run", db, "--jobs", "2", "--no-progress", cwd=tmp_path)
         assert code == 2 and f"being run by process {sweep.pid}" in out, out
     finally:
         os.killpg(sweep.pid, signal.SIGKILL)             # driver and both workers
@@ -187,7 +178,7 @@ def test_kill_9_with_two_jobs_then_rerun_resumes_both(tmp_path):
     assert len(killed) == 2, "never saw two runs in flight with checkpoints"
     time.sleep(0.5)
     assert live_members(sweep.pid) == []
-    code, out = _cli("sweep", "run", db, "--jobs", "2", "--device", "cpu", "--no-progress", cwd=tmp_path)
+    code, out = run_cli("sweep", "run", db, "--jobs", "2", "--device", "cpu", "--no-progress", cwd=tmp_path)
     assert code == 0 and "resumed 2 run(s)" in out, out
     rows = {r[0]: (r[1], r[2]) for r in query(db, "SELECT run_id, status, attempts FROM runs")}
     assert {s for s, _ in rows.values()} == {"done"}

@@ -19,7 +19,7 @@ from scalinglab.data.grouping import cluster_levels, group_budgets
 from scalinglab.fitting.prediction import (MIN_SPAN_DEX, Calibration, conformal_rule, fallback_rule,
                                            n_opt_evidence, uncalibrated)
 
-__all__ = ["ladder_levels", "RolloutRecords", "rollout_records", "calibration_from_records", "calibrate_runs",
+__all__ = ["ladder_levels", "own_minimum", "RolloutRecords", "rollout_records", "calibration_from_records", "calibrate_runs",
            "calibrate", "calibrate_fit", "MIN_TRAIN_BUDGETS"]
 
 # each rollout fit uses at least this many budgets (fewer cannot pin a 5-parameter law) and
@@ -69,7 +69,7 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
 
     obj = _law_object(law, fit_kwargs)
     loss_rows, nopt_rows, skipped = [], [], []
-    empirical = _empirical_minima(df, ids, level_c, isoflop_method, budget_rtol) if with_n_opt else {}
+    empirical = _empirical_minima(df, ids, isoflop_method) if with_n_opt else {}
     for k in rollout_thresholds(ids, min_train):
         train_mask = ids <= k
         train, test = df[train_mask], df[~train_mask]
@@ -132,24 +132,31 @@ def _constraints(obj, test: pd.DataFrame) -> dict[str, float]:
     return {k: float(test[k].median()) for k in obj.frontier_constraints() if k in test.columns}
 
 
-def _empirical_minima(df, ids, level_c, method, budget_rtol) -> dict[int, float]:
-    """Level id -> that budget's own IsoFLOP minimum, for budgets with >= 3 sizes and an interior
-    minimum (the reference an N* prediction is scored against)."""
+def own_minimum(part: pd.DataFrame, method: str = "parabola") -> float:
+    """One budget's own IsoFLOP minimum N* (the reference an N* prediction is scored against):
+    NaN unless the budget has >= 3 sizes and an interior minimum."""
     from scalinglab.fitting.split import as_table
     from scalinglab.fitting.valleys import budget_minima
 
+    if part["params"].nunique() < 3:
+        return float("nan")
+    try:   # the runs are one budget already: group them by a constant label, C from their runs
+        table = budget_minima(as_table(part.assign(one_budget="budget"), "<held-out budget>"), method=method,
+                              budget_column="one_budget")
+    except ValueError:
+        return float("nan")
+    if len(table) == 1 and bool(table["used"].iloc[0]):
+        return float(table["n_opt"].iloc[0])
+    return float("nan")
+
+
+def _empirical_minima(df, ids, method) -> dict[int, float]:
+    """Level id -> that budget's own minimum, for the budgets that have one (``own_minimum``)."""
     out = {}
     for j in np.unique(ids):
-        part = df[ids == j]
-        if part["params"].nunique() < 3:
-            continue
-        try:   # the level is one budget already: group it by a constant label, C from its runs
-            table = budget_minima(as_table(part.assign(rollout_level="level"), "<held-out budget>"),
-                                  method=method, budget_column="rollout_level")
-        except ValueError:
-            continue
-        if len(table) == 1 and bool(table["used"].iloc[0]):
-            out[int(j)] = float(table["n_opt"].iloc[0])
+        n = own_minimum(df[ids == j], method)
+        if np.isfinite(n):
+            out[int(j)] = n
     return out
 
 

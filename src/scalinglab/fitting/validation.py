@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.data.readers import as_runtable
-from scalinglab.fitting.calibration import calibrate_runs, ladder_levels
+from scalinglab.fitting.calibration import calibrate_runs, ladder_levels, own_minimum
 from scalinglab.fitting.prediction import Calibration, choose_n_opt, uncalibrated
 from scalinglab.fitting.split import fit_part, law_n_opt, law_spec
 from scalinglab.util.jsonio import to_jsonable
@@ -243,7 +243,6 @@ def _n_opt_table(fit_result, train: pd.DataFrame, test: pd.DataFrame, test_c: np
     """Per held-out budget: the N* the default plan would choose, scored against that budget's
     own IsoFLOP minimum (or, without one, the same law fitted on all runs)."""
     from scalinglab.fitting.approach2 import isoflop_approach2
-    from scalinglab.fitting.valleys import budget_minima
 
     obj = fit_result.law_object
     if not obj.has_frontier:
@@ -261,16 +260,7 @@ def _n_opt_table(fit_result, train: pd.DataFrame, test: pd.DataFrame, test_c: np
                                                 for k, v in constraints.items()))
     method, rtol = options["isoflop_method"], options["level_rtol"]
     budgets = np.unique(test_c)
-    empirical = np.full(len(budgets), np.nan)
-    for i, c in enumerate(budgets):
-        part = test[test_c == c]
-        if part["params"].nunique() >= 3:
-            from scalinglab.fitting.split import as_table
-
-            t = budget_minima(as_table(part.assign(heldout_budget="b"), "<held-out budget>"), method=method,
-                              budget_column="heldout_budget")
-            if bool(t["used"].iloc[0]):
-                empirical[i] = float(t["n_opt"].iloc[0])
+    empirical = np.array([own_minimum(test[test_c == c], method) for c in budgets])
     n_law, how = law_n_opt(fit_result, budgets, constraints)
     notes.append(f"law N*: {how}")
     n2, bracketed = np.full(len(budgets), np.nan), 0

@@ -40,20 +40,11 @@ __all__ = [
     "optimal_n_numeric",
 ]
 
-from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
+from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, check_budget
 
 
 def _arr(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
-
-
-def _check_budget(C, name: str = "budget") -> np.ndarray:
-    C = _arr(C)
-    if not np.all(np.isfinite(C)) or np.any(C <= 0):
-        bad = C[~(np.isfinite(C) & (C > 0))].ravel()
-        raise ValueError(f"{name} must be a positive, finite number of FLOPs (e.g. 1e23); got "
-                         + ", ".join(f"{v:g}" for v in bad[:5]) + (", ..." if bad.size > 5 else ""))
-    return C
 
 
 def allocation_exponents(alpha, beta) -> tuple[np.ndarray | float, np.ndarray | float]:
@@ -87,7 +78,7 @@ def compute_optimal_allocation(E, A, B, alpha, beta, C):
     All arguments broadcast. Units: N in parameters, D in tokens, C in FLOPs, loss in nats/token.
     Returns floats when every input is a scalar, arrays otherwise.
     """
-    C = _check_budget(C)
+    C = check_budget(C)
     E, A, B, alpha, beta = (_arr(v) for v in (E, A, B, alpha, beta))
     a, b = allocation_exponents(alpha, beta)
     G = _arr(allocation_coefficient(A, B, alpha, beta))
@@ -160,7 +151,7 @@ def optimal_n_numeric(predict_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
     the law has no interior optimum in the range (e.g. it keeps improving with N) and any
     number returned would be the range, not the law.
     """
-    C = float(_check_budget(C))
+    C = float(check_budget(C))
     x = C / FLOPS_PER_PARAM_TOKEN
     if n_max is None:
         n_max = x / n_min

@@ -35,6 +35,17 @@ PARAM_TRANSFORMS = ("identity", "log")
 FLOPS_PER_PARAM_TOKEN = 6.0   # C = 6·N·D: forward 2ND + backward 4ND (Kaplan et al. 2020, §2.1)
 
 
+def check_budget(C, name: str = "budget") -> np.ndarray:
+    """``C`` as a float array, refused unless every entry is a positive, finite number of FLOPs
+    (the message lists the bad values)."""
+    C = np.asarray(C, dtype=float)
+    if not np.all(np.isfinite(C)) or np.any(C <= 0):
+        bad = C[~(np.isfinite(C) & (C > 0))].ravel()
+        raise ValueError(f"{name} must be a positive, finite number of FLOPs (e.g. 1e23); got "
+                         + ", ".join(f"{v:g}" for v in bad[:5]) + (", ..." if bad.size > 5 else ""))
+    return C
+
+
 # ------------------------------------------------------------------------------ target transforms
 
 

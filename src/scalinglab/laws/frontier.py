@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law
+from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, check_budget
 
 __all__ = ["NoFrontierError", "allocate", "compute_for_target", "frontier_quantities", "budget_tag",
            "DEFAULT_BUDGETS"]
@@ -60,11 +60,7 @@ def allocate(law: Law, public: Mapping[str, object], C, constraints: Mapping[str
     scalar inputs, arrays otherwise; NaN where the law has no interior minimum.
     """
     constraints = _check(law, constraints)
-    C_arr = np.asarray(C, dtype=float)
-    if not np.all(np.isfinite(C_arr)) or np.any(C_arr <= 0):
-        bad = C_arr[~(np.isfinite(C_arr) & (C_arr > 0))].ravel()
-        raise ValueError(f"budget must be a positive, finite number of FLOPs (e.g. 1e23); got "
-                         + ", ".join(f"{v:g}" for v in bad[:5]) + (", ..." if bad.size > 5 else ""))
+    C_arr = check_budget(C)
     closed = law.closed_form_allocation(public, C, constraints)
     if closed is not None:
         return closed

@@ -751,11 +751,9 @@ def _calibration(fit, data_max_flops, isoflop):
         data_max = float(np.max(isoflop.budgets["flops"]))
     if data_max is None:
         return None
-    data_min = float("nan")
-    flops = ((getattr(fit, "diagnostics", None) or {}).get("data_range") or {}).get("flops")
-    if flops:
-        data_min = float(min(flops))
-    return uncalibrated(0.9, data_max, "the fit was not calibrated on its ladder's rollout", data_min=data_min)
+    data_min = _fit_data_min_flops(fit)
+    return uncalibrated(0.9, data_max, "the fit was not calibrated on its ladder's rollout",
+                        data_min=float("nan") if data_min is None else data_min)
 
 
 def _union(a, b):
