@@ -164,7 +164,8 @@ def test_failed_resample_fits_are_counted_and_reported(monkeypatch):
     df = isoflop_ladder(seed=5)
     full = engine.fit(df, "chinchilla", **FAST)
     monkeypatch.setattr(engine, "fit_arrays", flaky)
-    res = bootstrap(df, n=12, workers=1, progress=False, fit=full)
+    # the per-resample engine path (the batched path's failures: tests/test_batched_engine.py)
+    res = bootstrap(df, n=12, workers=1, progress=False, fit=full, solver="lbfgs")
     boot = res.bootstrap
     assert boot.n_requested == 12 and boot.n_failed == 3 and boot.n_ok == 9
     assert boot.samples.shape == (9, 5)

@@ -115,7 +115,7 @@ def resample_keys(df, unit: str) -> np.ndarray:
 
 def alternative_optima(law, objective, theta_full: np.ndarray, X: np.ndarray, y: np.ndarray, *,
                        n_perturbed: int = 2, n_grid: int = 3, scale: float = 0.1, seed: int = 0,
-                       ptol: float = 1e-2) -> np.ndarray:
+                       ptol: float = 1e-2, solver: str = "batched") -> np.ndarray:
     """Local optima of the full-data objective other than the best one, (k, p).
 
     Found once, in the parent, by refining a few perturbed copies of the optimum and the
@@ -136,13 +136,19 @@ def alternative_optima(law, objective, theta_full: np.ndarray, X: np.ndarray, y:
            for _ in range(n_perturbed)]
     if n_grid > 0:
         raw.extend(_best_distinct_grid_points(law, objective, X, logy, n_grid))
+    if solver == "batched":                    # all at once (fitting/batched.py)
+        from scalinglab.fitting.batched import refine_batch
+
+        batch = refine_batch(law, objective, np.array(raw).reshape(-1, theta_full.size), X, logy)
+        ends = list(zip(batch.theta, batch.objective))
+    else:
+        ends = [(r.theta, r.objective) for r in (refine(law, objective, start, X, logy) for start in raw)]
     found: list[np.ndarray] = []
-    for start in raw:
-        r = refine(law, objective, start, X, logy)
-        if not np.isfinite(r.objective):
+    for theta, value in ends:
+        if not np.isfinite(value):
             continue
-        if all(np.any(np.abs(r.theta - t) > ptol * (1.0 + np.abs(t))) for t in [theta_full, *found]):
-            found.append(r.theta)
+        if all(np.any(np.abs(theta - t) > ptol * (1.0 + np.abs(t))) for t in [theta_full, *found]):
+            found.append(theta)
     p = theta_full.size
     return np.array(found, dtype=float).reshape(-1, p)
 
@@ -252,11 +258,91 @@ def _chunks(n: int, workers: int, per_worker: int = 4) -> list[range]:
     return [range(i, min(n, i + size)) for i in range(0, n, size)]
 
 
+def resample_weights(clusters: ClusterIndex, seeds: Sequence[np.random.SeedSequence], n_rows: int) -> np.ndarray:
+    """(B, n) row counts of the resamples drawn from ``seeds``: the same draws as
+    ``ClusterIndex.draw`` per resample, as weights on the original rows (a row drawn twice
+    counts twice, which is what refitting the duplicated rows does)."""
+    W = np.empty((len(seeds), n_rows))
+    for i, ss in enumerate(seeds):
+        W[i] = np.bincount(clusters.draw(np.random.default_rng(ss)), minlength=n_rows)
+    return W
+
+
+# resamples per batch: bounds the (starts, n, p) Jacobian and lets the progress bar move
+_BATCH_RESAMPLES = 256
+
+
+def fit_resamples_batched(state: dict[str, Any], indices: Sequence[int],
+                          seeds: Sequence[np.random.SeedSequence]) -> list:
+    """Fit the resamples ``indices`` at once with the batched solver (``fitting/batched.py``):
+    every resample is a row of weights on the original rows; its warm starts (the full-data
+    optimum and the alternative optima competitive on it, as ``screen_starts``) are starts of
+    one batch, grouped by resample.  Returns what ``_fit_resamples`` returns."""
+    from scalinglab.fitting.batched import refine_batch
+    from scalinglab.fitting.objectives import make_objective
+
+    law, X, y, clusters = state["law"], state["X"], state["y"], state["clusters"]
+    logy = law.transform.forward(y)
+    objective = make_objective(*state["objective"])
+    weights = state.get("weights")
+    W = resample_weights(clusters, seeds, len(y))
+    if weights is not None:
+        W = W * weights                            # a resampled row keeps its weight
+    cand = np.vstack([state["theta_full"], state["alternatives"]])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        rho = objective.with_weights(None).rho(law.predict_z(cand, X) - logy)        # (m, n)
+        F = W @ rho.T                                                                # (B, m)
+    keep = np.isfinite(F) & (F <= (1.0 + state["margin"]) * F[:, :1])
+    keep[:, 0] = True
+    group, which = np.nonzero(keep)
+    res = refine_batch(law, objective.with_weights(None), cand[which], X, logy, weights=W[group], groups=group)
+    out = []
+    for b, (i, ss) in enumerate(zip(indices, seeds)):
+        mine = np.flatnonzero(group == b)
+        j = mine[np.argmin(res.objective[mine])]
+        theta, converged = res.theta[j], bool(res.converged[j])
+        if not converged:
+            theta, converged = _polish_resample(state, objective, clusters, ss, theta, res.objective[j])
+        if not np.all(np.isfinite(theta)) or not np.isfinite(res.objective[j]):
+            out.append((i, None, False, f"resample {i}: non-finite objective or parameters {theta.tolist()}"))
+        else:
+            out.append((i, np.asarray(theta, dtype=float), converged, None))
+    return out
+
+
+def _polish_resample(state, objective, clusters, ss, theta, value):
+    """One resample whose batched refinement did not converge: the scalar L-BFGS-B from where
+    it stopped, on that resample's rows (kept where no worse)."""
+    from scalinglab.fitting.engine import refine
+
+    law = state["law"]
+    rows = clusters.draw(np.random.default_rng(ss))
+    Xb, yb = state["X"][rows], state["y"][rows]
+    wb = None if state.get("weights") is None else state["weights"][rows]
+    if not np.all(np.isfinite(theta)):
+        return theta, False
+    r = refine(law, objective.with_weights(wb), theta, Xb, law.transform.forward(yb))
+    if np.isfinite(r.objective) and r.objective <= value * (1.0 + 1e-12):
+        return r.theta, bool(r.success)
+    return theta, False
+
+
 def run_resamples(state: dict[str, Any], n: int, seed: int, *, workers: int = 1,
                   progress: bool = True, description: str = "bootstrap"):
-    """Fit ``n`` resamples, in-process (``workers=1``) or on a process pool, and return the
-    per-resample results ordered by resample index."""
+    """Fit ``n`` resamples, and return the per-resample results ordered by resample index:
+    with the batched solver (the default) in this process, ``_BATCH_RESAMPLES`` at a time;
+    with ``solver="lbfgs"`` one engine fit per resample, in-process (``workers=1``) or on a
+    process pool."""
     seeds = np.random.SeedSequence(seed).spawn(n)
+    if state["fit_kwargs"].get("solver", "batched") == "batched":
+        results: list = [None] * n
+        with progress_bar(progress, description, n) as advance:
+            for lo in range(0, n, _BATCH_RESAMPLES):
+                idx = list(range(lo, min(n, lo + _BATCH_RESAMPLES)))
+                for r in fit_resamples_batched(state, idx, [seeds[i] for i in idx]):
+                    results[r[0]] = r
+                advance(len(idx))
+        return results
     results: list = [None] * n
     chunks = _chunks(n, workers)
     with progress_bar(progress, description, n) as advance:
@@ -300,7 +386,9 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
     n : number of resamples.  unit : "point", "run" or "size" (see the module docstring);
         default the law's own ``resample_unit``.
     level : coverage of the percentile intervals.
-    workers : processes (default ``os.cpu_count()``); results do not depend on it.
+    workers : processes for ``solver="lbfgs"`` (default ``os.cpu_count()``); results do not
+        depend on it.  The batched solver (the default) fits every resample in this process,
+        all at once (``fit_resamples_batched``).
     fit : an existing full-data FitResult of the same law, to skip the full-data fit.
     budgets : compute budgets (FLOPs) at which N*, D*, D*/N* and the loss are derived.
     n_perturbed, n_grid, screen_margin : how alternative basins are found (perturbed copies
@@ -345,7 +433,7 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
         objective_spec = (full.loss, full.delta, getattr(full, "asymmetry", None))
         objective = make_objective(*objective_spec, weights=weights)
         alternatives = alternative_optima(law, objective, theta_full, X, y, n_perturbed=n_perturbed,
-                                          n_grid=n_grid, seed=seed)
+                                          n_grid=n_grid, seed=seed, solver=fit_kwargs.get("solver", "batched"))
         clusters = ClusterIndex.from_keys(keys)
         state = {"law": law, "X": X, "y": y,
                  "clusters": clusters, "theta_full": theta_full, "alternatives": alternatives,

@@ -70,11 +70,18 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
     obj = _law_object(law, fit_kwargs)
     loss_rows, nopt_rows, skipped = [], [], []
     empirical = _empirical_minima(df, ids, isoflop_method) if with_n_opt else {}
-    for k in rollout_thresholds(ids, min_train):
+    steps = rollout_thresholds(ids, min_train)
+    batched = _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs)
+    for k in steps:
         train_mask = ids <= k
         train, test = df[train_mask], df[~train_mask]
         try:
-            res = fit_part(train, law, fit_kwargs, what=f"rollout step C <= {level_c[k]:.3g}")
+            if batched is not None:
+                res = batched[k]
+                if isinstance(res, Exception):
+                    raise res
+            else:
+                res = fit_part(train, law, fit_kwargs, what=f"rollout step C <= {level_c[k]:.3g}", diagnose=False)
         except (ValueError, RuntimeError) as err:
             skipped.append({"threshold": float(level_c[k]), "reason": str(err)})
             if progress is not None:
@@ -107,6 +114,35 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
     n_opt = pd.concat(nopt_rows, ignore_index=True) if nopt_rows else pd.DataFrame(
         columns=["step", "train_max", "train_span", "target", "distance", "empirical", "approach3", "approach2"])
     return RolloutRecords(loss=loss, n_opt=n_opt, skipped=skipped)
+
+
+# the options the batched rollout fits take (fitting/batched_fits.py); any other falls back to one
+# engine fit per step
+_BATCHED_OPTIONS = {"fixed", "loss", "delta", "asymmetry", "weights", "method", "n_refine"}
+
+
+def _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs) -> dict | None:
+    """Every rollout step's fit at once (``batched_fits.fit_slices``): step -> FitResult, or the
+    error that refuses or fails it; None where the options need the per-step engine."""
+    from scalinglab.fitting.batched_fits import fit_slices
+    from scalinglab.fitting.split import check_fittable, law_spec
+
+    if not steps or not set(fit_kwargs) <= _BATCHED_OPTIONS or fit_kwargs.get("method", "auto") not in (
+            "auto", "multistart", "varpro"):
+        return None
+    name, variables, n_params = law_spec(law, fit_kwargs.get("fixed"))
+    out, fit_steps = {}, []
+    for k in steps:
+        try:
+            check_fittable(df[ids <= k], name, variables, n_params, what=f"rollout step C <= {level_c[k]:.3g}")
+            fit_steps.append(k)
+        except ValueError as err:
+            out[k] = err
+    if fit_steps:
+        opts = {key: v for key, v in fit_kwargs.items() if v is not None or key == "weights"}
+        for k, res in zip(fit_steps, fit_slices(df, law, [ids <= k for k in fit_steps], **opts)):
+            out[k] = res
+    return out
 
 
 def rollout_thresholds(ids: np.ndarray, min_train: int = MIN_TRAIN_BUDGETS,
@@ -153,7 +189,13 @@ def own_minimum(part: pd.DataFrame, method: str = "parabola") -> float:
 def _empirical_minima(df, ids, method) -> dict[int, float]:
     """Level id -> that budget's own minimum, for the budgets that have one (``own_minimum``)."""
     out = {}
+    # own_minimum needs >= 3 sizes: count them for every level at once and skip the rest (a ladder
+    # with continuous compute, e.g. Epoch's Chinchilla points, has a level per run or two)
+    pairs = np.unique(np.column_stack([ids, df["params"].to_numpy(float)]), axis=0)
+    sizes = np.bincount(pairs[:, 0].astype(int), minlength=int(ids.max()) + 1)
     for j in np.unique(ids):
+        if sizes[j] < 3:
+            continue
         n = own_minimum(df[ids == j], method)
         if np.isfinite(n):
             out[int(j)] = n
@@ -163,8 +205,11 @@ def _empirical_minima(df, ids, method) -> dict[int, float]:
 def _approach2_n_opt(train, c, method, budget_rtol) -> np.ndarray:
     from scalinglab.fitting.approach2 import isoflop_approach2
 
-    try:
-        iso = isoflop_approach2(train, method=method, n_bootstrap=0, budget_rtol=budget_rtol)
+    from scalinglab.fitting.split import as_table
+
+    try:   # the slice is validated already: as_table spares approach 2 validating it again
+        iso = isoflop_approach2(as_table(train, "<training part>"), method=method, n_bootstrap=0,
+                                budget_rtol=budget_rtol)
     except ValueError:
         return np.full(len(c), np.nan)
     if int(iso.budgets["used"].sum()) < 3:
@@ -196,11 +241,15 @@ def calibration_from_records(records: RolloutRecords, *, level: float, data_min:
     pairs = [{"u": float(a), "approach3": float(b), "approach2": float(c)}
              for a, b, c in zip(u, both["approach3"], both["approach2"])]
     steps = []
-    if len(L):
-        for (k, target), g in L.groupby(["step", "target"], sort=True):
-            steps.append({"train_max": float(g["train_max"].iloc[0]), "train_span": float(g["train_span"].iloc[0]),
-                          "target": float(target), "distance": float(g["distance"].iloc[0]), "n_points": int(len(g)),
-                          "median_abs_error": float(np.median(np.abs(g["residual"])))})
+    if len(L):      # one aggregation, not a Python loop over the (step, budget) pairs
+        agg = (L.assign(abs_error=np.abs(L["residual"])).groupby(["step", "target"], sort=True)
+               .agg(train_max=("train_max", "first"), train_span=("train_span", "first"),
+                    distance=("distance", "first"), n_points=("residual", "size"),
+                    median_abs_error=("abs_error", "median")))
+        steps = [{"train_max": float(r.train_max), "train_span": float(r.train_span), "target": float(target),
+                  "distance": float(r.distance), "n_points": int(r.n_points),
+                  "median_abs_error": float(r.median_abs_error)}
+                 for (_, target), r in zip(agg.index, agg.itertuples(index=False))]
     return Calibration(level=level, loss=loss_rule, n_opt=n_rules, data_max=float(data_max), n_budgets=n_budgets,
                        data_min=float(data_min), n_opt_evidence=evidence, weight_approach2=w2, n_opt_pairs=pairs,
                        steps=steps,

@@ -6,9 +6,12 @@ predict_z_and_jac, bounds, initial_grid, to_public, and the optional variable-pr
 
 Multi-start done right:
 1. evaluate the objective on the WHOLE initial grid at once - a (k, n) residual matrix in
-   chunks that bound memory - which costs about as much as one L-BFGS-B iteration per start;
-2. refine only the ``n_refine`` best starts with L-BFGS-B and the analytic gradient
-   (sum_i rho'(r_i) * d log L_i / d theta);
+   cache-sized chunks - which costs about as much as one L-BFGS-B iteration per start;
+2. refine the ``n_refine`` best starts ALL AT ONCE with the batched Levenberg-Marquardt of
+   ``fitting/batched.py`` (``solver="batched"``, the default: the law's batched Jacobian, IRLS
+   for the robust loss, projected bounds; see its docstring), or one by one with L-BFGS-B and
+   the analytic gradient sum_i rho'(r_i) * d log L_i / d theta (``solver="lbfgs"``, the engine
+   before the batched solver, kept for comparison and as the polish);
 3. count how many refined starts reached the best basin, so a fragile optimum is visible.
 
 ``method="varpro"`` proposes starts by variable projection instead (``fitting/varpro.py``);
@@ -27,8 +30,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
+from scalinglab.fitting.batched import grid_objective  # noqa: F401  (part of the engine API)
 from scalinglab.fitting.objectives import (DEFAULT_WEIGHTS, Objective, auto_weights, describe_weights,
                                            make_objective, resolve_weights)
 from scalinglab.fitting.influence import influence_warnings
@@ -39,7 +42,10 @@ from scalinglab.laws import Law, get_law
 from scalinglab.util.threads import single_threaded_blas
 
 METHODS = ("auto", "multistart", "varpro")
-_CHUNK_ELEMENTS = 2_000_000          # residual-matrix entries per grid chunk (~16 MB float64)
+SOLVERS = ("batched", "lbfgs")
+SOLVER_LABELS = {"batched": "batched Levenberg-Marquardt, analytic Jacobian",
+                 "lbfgs": "L-BFGS-B, analytic gradient"}
+_TIE_RTOL = 1e-14                    # objectives this close (relative) are a tie
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,8 @@ class Refined:
 
 
 def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
-        n_refine=32, method="auto", seed=0, x0=None, weights=DEFAULT_WEIGHTS, **options) -> FitResult:
+        n_refine=32, method="auto", seed=0, x0=None, weights=DEFAULT_WEIGHTS, diagnose=True,
+        **options) -> FitResult:
     """Fit ``law`` to runs (a RunTable, or anything ``load_runs`` reads).
 
     ``law``: a registered name, a Law, or a spec dict.  ``fixed``: public parameters held at
@@ -72,7 +79,9 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
     "compute_linear": w ∝ C/C_max, "valley": Gaussian of width 0.5 dex in log N around each
     budget's valley, "valley_compute": the two multiplied; all normalised to mean 1), a callable ``f(df) -> array (n,)`` on the run table, or an array
     (n,) in the table's row order; recorded in ``result.diagnostics["weights"]``.  See
-    ``fit_arrays`` for the other options.
+    ``fit_arrays`` for the other options (``solver``: "batched", the default, or "lbfgs").
+    ``diagnose=False`` skips the influence, residual-structure and ladder diagnostics (the
+    rollout calibration's internal refits need only the parameters).
     """
     from scalinglab.data.readers import as_runtable
 
@@ -92,6 +101,8 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
     if w is not None:
         result.diagnostics["weights"] = describe_weights(weights, w)
     result.weights = weights        # the spec, so that a slice of the runs is refitted the same way
+    if not diagnose:
+        return result
     degenerate = not result.converged or any(
         key in w for w in result.warnings for key in ("at its lower bound", "at its upper bound", "has vanished",
                                                       "did not report convergence"))
@@ -141,7 +152,8 @@ def ladder_warnings(law: Law, df) -> list[str]:
 
 def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
                n_refine=32, method="auto", seed=0, x0=None, basin_rtol=1e-4, basin_ptol=1e-2,
-               maxiter=1000, join_basins=True, workers=None, weights=None) -> FitResult:
+               maxiter=1000, join_basins=True, workers=None, weights=None, solver="batched",
+               polish="auto") -> FitResult:
     """Fit ``law`` to arrays: X (n, len(law.variables)) the law's features, y_loss (n,) its
     target in its own units (nats for a loss); residuals are taken in the law's transform.
 
@@ -166,6 +178,14 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
         (objective within ``basin_rtol``, parameters within ``basin_ptol / 10``): it has
         reached that basin, and polishing it again is wasted work.  Starts are refined best
         grid value first; the reported optimum is always a fully converged run.
+    solver : "batched" (default): every start refined at once by the batched
+        Levenberg-Marquardt of ``fitting/batched.py`` (it joins a start to a converged optimum
+        within ``basin_ptol``, not ``basin_ptol / 10``: the batch stops when its slowest start
+        does, so a start inside the basin has nothing left to gain); "lbfgs": one scalar
+        L-BFGS-B run per start (the engine before the batched solver; ``workers`` and
+        ``maxiter`` apply to it only).
+    polish : with the batched solver: True polishes the best start with one L-BFGS-B run;
+        "auto" (default) only when the batched solver did not converge there; False never.
     workers : processes that share the multistart refinements (default: up to 2 when there are
         at least ``PARALLEL_MIN_STARTS`` starts and the platform forks; 1 = in this process).
         Each worker refines every ``workers``-th start, best first, so the result depends on the
@@ -176,6 +196,12 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
     objective = make_objective(loss, delta, asymmetry, weights=weights, n=X.shape[0])
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not known; valid: {', '.join(METHODS)}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r} is not known; valid: {', '.join(SOLVERS)}")
+    if workers is not None and (int(workers) != workers or workers < 1):
+        raise ValueError(f"workers={workers!r} must be >= 1 (or None for automatic)")
+    if polish not in (True, False, "auto"):
+        raise ValueError(f"polish={polish!r} must be True, False or 'auto'")
     if n_refine is not None and (int(n_refine) != n_refine or n_refine < 1):
         raise ValueError(f"n_refine={n_refine!r} must be a positive integer or None (refine every start)")
     if method == "varpro" and not supports_varpro(law):
@@ -214,27 +240,46 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
         n_starts += len(starts) if x0 is not None else len(grid)
         starts_all += list(starts)
         origins += ["multistart"] * len(starts)
-    refined = refine_starts(law, objective, np.array(starts_all), X, logy, origins=origins, maxiter=maxiter,
-                            join=join_basins, rtol=basin_rtol, ptol=basin_ptol, workers=workers)
+    if solver == "batched":
+        refined = refine_batched(law, objective, np.array(starts_all), X, logy, origins=origins,
+                                 polish=polish, join=join_basins, rtol=basin_rtol, ptol=basin_ptol)
+    else:
+        refined = refine_starts(law, objective, np.array(starts_all), X, logy, origins=origins, maxiter=maxiter,
+                                join=join_basins, rtol=basin_rtol, ptol=basin_ptol, workers=workers)
 
-    return _assemble(law, objective, X, y, refined, n_starts, method, basin_rtol, basin_ptol)
+    result = _assemble(law, objective, X, y, refined, n_starts, method, basin_rtol, basin_ptol)
+    result.diagnostics["solver"] = SOLVER_LABELS[solver]
+    return result
 
 
 # ------------------------------------------------------------------------------ building blocks
 
 
-def grid_objective(law: Law, objective: Objective, grid: np.ndarray, X: np.ndarray,
-                   logy: np.ndarray) -> np.ndarray:
-    """Objective at every start, vectorised: (k,) from (k, n) residual blocks; non-finite
-    predictions (overflow at extreme starts) give +inf, never an error."""
-    n = max(1, X.shape[0])
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    out = np.empty(len(grid))
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for lo in range(0, len(grid), chunk):
-            r = law.predict_z(grid[lo:lo + chunk], X) - logy
-            out[lo:lo + chunk] = objective.value(r)
-    out[~np.isfinite(out)] = np.inf
+def refine_batched(law: Law, objective: Objective, starts: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
+                   origins: list[str], polish="auto", join: bool = True, rtol: float = 1e-4,
+                   ptol: float = 1e-2) -> list[Refined]:
+    """Every start refined at once (``fitting/batched.refine_batch``).  With ``join``, a start
+    stops once it is inside an optimum another start converged to (objective within ``rtol``,
+    parameters within ``ptol``: it is in that basin).  ``polish``: True runs one scalar
+    L-BFGS-B from the best start and keeps it where it is no worse; "auto" does so only when
+    the batched solver did not report convergence there (converged, it stops more tightly than
+    L-BFGS-B's ftol, and scipy.optimize need not even be imported); False never."""
+    from scalinglab.fitting.batched import refine_batch
+
+    batch = refine_batch(law, objective, starts, X, logy, join=(rtol, ptol) if join else None)
+    out = [Refined(theta=batch.theta[i].copy(), objective=float(batch.objective[i]), success=bool(batch.converged[i]),
+                   message=batch.message[i], nit=int(batch.nit[i]), nfev=int(batch.nfev[i]), origin=origins[i],
+                   joined=bool(batch.joined[i]))
+           for i in range(len(starts))]
+    own = np.where(batch.joined, np.inf, batch.objective)
+    if np.isfinite(own).any() and (polish is True or (polish == "auto" and not batch.converged[np.argmin(own)])):
+        i = int(np.argmin(own))
+        with single_threaded_blas():
+            pol = refine(law, objective, batch.theta[i], X, logy, origin=origins[i])
+        if np.isfinite(pol.objective) and pol.objective <= out[i].objective:
+            out[i] = Refined(theta=pol.theta, objective=pol.objective, success=pol.success,
+                             message=pol.message, nit=out[i].nit + pol.nit, nfev=out[i].nfev + pol.nfev,
+                             origin=origins[i])
     return out
 
 
@@ -294,6 +339,8 @@ def refine(law: Law, objective: Objective, theta0: np.ndarray, X: np.ndarray, lo
     tolerances mean the same thing whatever the data's scale (a summed Huber objective
     with delta = 1e-3 is ~1e-3, below the default gradient tolerance).
     """
+    from scipy.optimize import minimize          # lazily: the batched solver does without it
+
     lo, hi = law.bounds_arrays()
     theta0 = np.clip(np.asarray(theta0, dtype=float), lo, hi)
     f0 = _value(law, objective, theta0, X, logy)
@@ -399,7 +446,11 @@ def _assemble(law, objective, X, y, refined, n_starts, method, rtol, ptol) -> Fi
         raise RuntimeError(f"law {law.name!r}: every one of {len(refined)} L-BFGS-B runs ended with a "
                            f"non-finite objective")
     # the reported optimum is a fully converged run (a joined start stopped within rtol of one)
-    best = min([r for r in finite if not r.joined] or finite, key=lambda r: r.objective)
+    # among runs tied at machine precision (a flat optimum several starts reach at different
+    # points), the best-ranked start wins: the result does not hang on rounding noise
+    pool = [r for r in finite if not r.joined] or finite
+    f_min = min(r.objective for r in pool)
+    best = next(r for r in pool if r.objective <= f_min + _TIE_RTOL * abs(f_min))
     basin = in_best_basin(finite, best, rtol, ptol)
     residuals = law.predict_z(best.theta, X) - law.transform.forward(y)
     warnings = _warnings(law, best, finite, basin)

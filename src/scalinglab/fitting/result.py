@@ -160,7 +160,8 @@ class FitResult:
     def summary(self) -> str:
         law = self.law_object
         lines = [f"[[Fit]] {self.law}: {getattr(law, 'formula', '')}",
-                 f"    method            = {self.method} (L-BFGS-B, analytic gradient)",
+                 f"    method            = {self.method} "
+                 f"({self.diagnostics.get('solver', 'L-BFGS-B, analytic gradient')})",
                  f"    objective         = {_describe_loss(self)}",
                  f"    data points       = {self.n_points}",
                  f"    objective value   = {self.objective:.6g}",
@@ -179,7 +180,7 @@ class FitResult:
         lines.append("[[Parameters]]")
         head = f"    {'name':<10}{'value':>14}"
         if ci:
-            head += f"{'lo':>14}{'hi':>14}   ({100 * level:.0f}% bootstrap CI)"
+            head += f"{'lo':>14}{'hi':>14}  ({100 * level:.0f}% bootstrap CI)"  # 76 wide: an 80-column panel
         lines.append(head)
         fixed = self.fixed
         for name, value in self.params.items():

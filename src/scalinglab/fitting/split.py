@@ -50,13 +50,15 @@ def as_table(df: pd.DataFrame, source: str) -> RunTable:
     return RunTable(df=df, source=source, dropped=pd.DataFrame(columns=list(df.columns) + ["reason", "detail"]))
 
 
-def fit_part(train: pd.DataFrame, law, fit_kwargs: dict, what: str):
-    """Fit ``law`` on a validated slice of runs, refusing one it cannot support (says why)."""
+def fit_part(train: pd.DataFrame, law, fit_kwargs: dict, what: str, diagnose: bool = True):
+    """Fit ``law`` on a validated slice of runs, refusing one it cannot support (says why).
+    ``diagnose=False`` skips the fit's diagnostics (influence, residual structure, ladder
+    warnings): the rollout's refits need only the parameters."""
     from scalinglab.fitting.engine import fit
 
     name, variables, n_params = law_spec(law, fit_kwargs.get("fixed"))
     check_fittable(train, name, variables, n_params, what)
-    return fit(as_table(train, "<training part>"), law, **fit_kwargs)
+    return fit(as_table(train, "<training part>"), law, **{"diagnose": diagnose, **fit_kwargs})
 
 
 def law_n_opt(fit_result, flops, constraints=None) -> tuple[np.ndarray, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,9 @@ class VarproStarts:
     thetas: np.ndarray          # (m, p)
     objectives: np.ndarray      # (m,) the engine's objective at each
     n_grid: int                 # nonlinear grid points profiled
+
+
+_BATCHED_MAX_COLUMNS = 4        # 2^c - 1 supports per grid point; scipy's NNLS loop beyond
 
 
 def supports_varpro(law) -> bool:
@@ -46,9 +48,16 @@ def profile_thetas(law, X: np.ndarray, y: np.ndarray, grid: np.ndarray | None = 
     if weights is not None:                      # sqrt(w_i) * ((basis c)_i / y_i - 1)
         root = np.sqrt(np.asarray(weights, dtype=float))
         w, target = w * root, root
+    bases = law.varpro_basis_batch(grid, X) * w[None, :, None]      # (g, n, c)
+    if bases.shape[2] <= _BATCHED_MAX_COLUMNS:
+        # all grid points at once: exact NNLS by enumerating supports (fitting/batched.py)
+        from scalinglab.fitting.batched import nnls_small_batch
+
+        return law.varpro_theta_batch(grid, nnls_small_batch(bases, target))
+    from scipy.optimize import nnls
+
     thetas = []
-    for nonlinear in grid:
-        basis = law.varpro_basis(nonlinear, X) * w[:, None]
+    for nonlinear, basis in zip(grid, bases):
         scale = np.max(np.abs(basis), axis=0)               # column scaling: N^-alpha spans decades
         scale[~(scale > 0)] = 1.0
         coefs, _ = nnls(basis / scale, target)
@@ -61,11 +70,10 @@ def varpro_starts(law, objective, X: np.ndarray, y: np.ndarray, *, grid: np.ndar
     """The ``n_best`` profiled parameter vectors with the lowest objective, mutually distinct
     in the nonlinear parameters (so the polish does not refine one basin four times).
     The objective's per-point weights, if any, weight the NNLS rows too."""
+    from scalinglab.fitting.batched import grid_objective      # chunked to stay in cache
+
     thetas = profile_thetas(law, X, y, grid, weights=getattr(objective, "weights", None))
-    logy = np.log(y)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        obj = objective.value(law.predict_z(thetas, X) - logy)
-    obj = np.where(np.isfinite(obj), obj, np.inf)
+    obj = grid_objective(law, objective, thetas, X, np.log(y))
     idx = [j for j, n in enumerate(law.param_names) if n in law.varpro_names]
     chosen: list[int] = []
     for i in np.argsort(obj, kind="stable"):

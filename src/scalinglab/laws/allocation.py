@@ -28,7 +28,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 __all__ = [
     "allocation_exponents",
@@ -163,6 +162,8 @@ def optimal_n_numeric(predict_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
         n = np.exp(log_n)
         value = float(np.asarray(predict_fn(np.array([n]), np.array([x / n])), dtype=float).ravel()[0])
         return value if np.isfinite(value) else np.inf
+
+    from scipy.optimize import minimize_scalar        # lazily: it costs a CLI process ~0.35 s
 
     res = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": xatol})
     # A bounded search always returns a point inside the bounds; it is an optimum only if both

@@ -9,7 +9,9 @@ A law declares
 - its features, computed from a canonical run table (:meth:`Law.features`): per row by
   default, per run over its curve where a law needs it;
 - its prediction in the transformed space, batched over many parameter vectors
-  (:meth:`Law.predict_z`), and its Jacobian (:meth:`Law.predict_z_and_jac`);
+  (:meth:`Law.predict_z`), and its Jacobian (:meth:`Law.predict_z_and_jac`; batched,
+  :meth:`Law.predict_z_and_jac_batch`, which the batched engine steps k starts with and which
+  defaults to forward differences on ``predict_z``);
 - a default start grid, a default resampling unit, and the budget constraint its frontier
   lives on (``budget``: ``"6ND"`` for laws of N and D, ``None`` for a law with no budget).
   The frontier itself is computed by ``laws/frontier.py`` from the law's predictions, or by
@@ -306,6 +308,24 @@ class Law:
         """(z (n,), dz/dtheta (n, p)) at one theta (p,)."""
         raise NotImplementedError
 
+    def predict_z_and_jac_batch(self, theta: np.ndarray, X: np.ndarray, cache: Any = None
+                                ) -> tuple[np.ndarray, np.ndarray]:
+        """(z (k, n), dz/dtheta (k, n, p)) at many thetas (k, p) at once: the batched engine's
+        inner loop (``fitting/batched.py``).  Default: forward differences on the batched
+        :meth:`predict_z` (one call for all k (p + 1) points, steps kept inside the bounds);
+        laws with an analytic Jacobian override it."""
+        return fd_jac_batch(self, theta, X)
+
+    def varpro_basis_batch(self, nonlinear: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """(g, n, c) bases for g nonlinear points (g, q): :meth:`varpro_basis` stacked; a law
+        overrides it with a vectorised version where the profile is on the engine's hot path."""
+        return np.stack([self.varpro_basis(v, X) for v in np.atleast_2d(np.asarray(nonlinear, dtype=float))])
+
+    def varpro_theta_batch(self, nonlinear: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+        """(g, p) thetas for g nonlinear points (g, q) and their coefficients (g, c):
+        :meth:`varpro_theta` row by row unless a law vectorises it."""
+        return np.array([self.varpro_theta(v, c) for v, c in zip(np.atleast_2d(nonlinear), np.atleast_2d(coefs))])
+
     def predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Predicted target in its own units (nats for a loss)."""
         return self.transform.inverse(self.predict_z(theta, X))
@@ -443,6 +463,10 @@ class FixedLaw(Law):
         z, jac = self.base.predict_z_and_jac(self._expand(theta), X, cache)
         return z, jac[:, self._free]
 
+    def predict_z_and_jac_batch(self, theta, X, cache=None):
+        z, jac = self.base.predict_z_and_jac_batch(self._expand(np.atleast_2d(theta)), X, cache)
+        return z, jac[:, :, self._free]
+
     def initial_grid(self, X=None):
         grid = self.base.initial_grid(X)[:, self._free]
         return np.unique(grid, axis=0)
@@ -490,3 +514,23 @@ def softmax_lse(u: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     s = np.sum(e, axis=axis, keepdims=True)
     lse = np.squeeze(m + np.log(s), axis=axis)
     return lse, e / s
+
+
+def fd_jac_batch(law: Law, theta, X) -> tuple[np.ndarray, np.ndarray]:
+    """(z (k, n), J (k, n, p)) by forward differences on ``law.predict_z``, batched: every
+    start and every perturbed copy in one call.  Steps are sqrt(eps)·max(1, |theta_j|), taken
+    downwards where an upward step would leave the bounds."""
+    t = np.atleast_2d(np.asarray(theta, dtype=float))
+    k, p = t.shape
+    _, hi = law.bounds_arrays()
+    h = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(t))
+    h = np.where(t + h > hi, -h, h)
+    pts = np.repeat(t[:, None, :], p + 1, axis=1)                  # (k, p + 1, p)
+    idx = np.arange(p)
+    pts[:, idx + 1, idx] += h
+    step = pts[:, idx + 1, idx] - t                                 # the step actually represented
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        z_all = np.asarray(law.predict_z(pts.reshape(-1, p), X), dtype=float).reshape(k, p + 1, -1)
+        z = z_all[:, 0]
+        jac = (z_all[:, 1:] - z[:, None, :]) / step[:, :, None]    # (k, p, n)
+    return z, jac.transpose(0, 2, 1)

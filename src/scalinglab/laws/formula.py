@@ -375,6 +375,24 @@ class FormulaLaw(Law):
                 return np.log(f) - np.log1p(-f), jac / (f * (1.0 - f))[:, None]
         return f.copy(), jac
 
+    def predict_z_and_jac_batch(self, theta, X, cache=None):
+        """The forward-mode walk of :meth:`predict_z_and_jac` with every parameter a (k, 1)
+        column: one walk gives all k values and Jacobians."""
+        t = np.atleast_2d(np.asarray(theta, dtype=float))
+        cols = cache if isinstance(cache, _Columns) else self.precompute(X)
+        shape = (t.shape[0], cols.n)
+        jac = np.zeros(shape + (t.shape[1],))
+        with np.errstate(all="ignore"):
+            f, grads = _forward(self.tree, self._env(t, cols, True), cols.logs)
+            f = np.broadcast_to(np.asarray(f, dtype=float), shape)
+            for j, d in grads.items():
+                jac[..., j] = d
+            if self.target_transform == "log":
+                return np.log(f), jac / f[..., None]
+            if self.target_transform == "logit":
+                return np.log(f) - np.log1p(-f), jac / (f * (1.0 - f))[..., None]
+        return f.copy(), jac
+
     def check_prediction(self, theta, X) -> None:
         """ValueError naming the rows (1-based) where the formula's value at ``theta`` is not a
         valid target (non-finite; non-positive for 'log'; outside (0, 1) for 'logit')."""

@@ -53,6 +53,26 @@ class KaplanLaw(Law):
         jac = np.column_stack([an * w[0], ad * w[1], w[0] * (nc - logn), s - w[0] * u1])
         return ad * s, jac
 
+    def predict_z_and_jac_batch(self, theta, X, cache=None):
+        t = np.atleast_2d(np.asarray(theta, dtype=float))
+        X = np.asarray(X, dtype=float)
+        logn, logd = np.log(X[:, 0]), np.log(X[:, 1])
+        nc, dc, an, ad = (t[:, j:j + 1] for j in range(4))
+        gap = nc - logn
+        u1 = (an / ad) * gap
+        u2 = dc - logd + 0.0 * u1
+        m = np.maximum(u1, u2)
+        e1, e2 = np.exp(u1 - m), np.exp(u2 - m)
+        tot = e1 + e2
+        s = m + np.log(tot)
+        w1, w2 = e1 / tot, e2 / tot
+        jac = np.empty(u1.shape + (4,))
+        jac[..., 0] = an * w1
+        jac[..., 1] = ad * w2
+        jac[..., 2] = w1 * gap
+        jac[..., 3] = s - w1 * u1
+        return ad * s, jac
+
     def initial_grid(self, X=None):
         """Exponents over {0.025, 0.05, 0.1, 0.2, 0.4, 0.8}; log Nc, log Dc over
         {10, 15, ..., 45} (Kaplan's Nc ~ 6e13 and Dc ~ 2e13 sit near 31): 2,304 points."""

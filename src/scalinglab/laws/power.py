@@ -49,6 +49,20 @@ class SaturatingPowerLaw(Law):
         lse, w = softmax_lse(u, axis=0)
         return lse, np.column_stack([w[0], w[1], -w[1] * logx])
 
+    def predict_z_and_jac_batch(self, theta, X, cache=None):
+        t = np.atleast_2d(np.asarray(theta, dtype=float))
+        logx = self.precompute(X) if cache is None else cache
+        e = t[:, 0:1]
+        u = t[:, 1:2] - t[:, 2:3] * logx
+        m = np.maximum(u, e)
+        e0, e1 = np.exp(e - m), np.exp(u - m)
+        tot = e0 + e1
+        jac = np.empty(u.shape + (3,))
+        jac[..., 0] = e0 / tot
+        jac[..., 1] = w1 = e1 / tot
+        jac[..., 2] = -w1 * logx
+        return m + np.log(tot), jac
+
     def initial_grid(self, X=None):
         """alpha over {0, 0.02, 0.05, 0.1, 0.2, ..., 1.5} (language-model exponents run from
         ~0.05 for C to ~0.35 for N, D); e over {-1, ..., 1}; a centred on the data so that the
@@ -72,9 +86,20 @@ class SaturatingPowerLaw(Law):
         x = np.asarray(X, dtype=float).reshape(-1)
         return np.column_stack([np.ones_like(x), x ** -al])
 
+    def varpro_basis_batch(self, nonlinear, X):
+        al = np.atleast_2d(np.asarray(nonlinear, dtype=float))[:, 0:1]
+        logx = np.log(np.asarray(X, dtype=float).reshape(-1))
+        out = np.empty((al.shape[0], logx.shape[0], 2))
+        out[..., 0] = 1.0
+        out[..., 1] = np.exp(-al * logx)
+        return out
+
     def varpro_theta(self, nonlinear, coefs):
         e, a = log_floor(coefs)
         return np.array([e, a, float(np.asarray(nonlinear).reshape(-1)[0])])
+
+    def varpro_theta_batch(self, nonlinear, coefs):
+        return np.column_stack([log_floor(coefs), np.atleast_2d(np.asarray(nonlinear, dtype=float))[:, :1]])
 
     def varpro_grid(self):
         return np.linspace(0.01, 1.5, 150)[:, None]
