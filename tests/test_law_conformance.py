@@ -51,7 +51,8 @@ def _law_and_truth(case: str) -> tuple[Law, dict[str, float]]:
 
 def ladder(law: Law, truth: dict[str, float], budgets=(1e17, 1e18, 1e19, 1e20), sizes=9, seed=0) -> pd.DataFrame:
     """An IsoFLOP ladder with every canonical input a law may read: N around sqrt(C/120),
-    D = C/(6N), and unique tokens that repeat the data 1-16 times across runs."""
+    D = C/(6N), unique tokens that repeat the data 1-16 times across runs, training
+    precisions of 3-16 bits, and batch sizes of 2^19-2^23 tokens."""
     rng = np.random.default_rng(seed)
     rows = []
     for c in budgets:
@@ -59,8 +60,10 @@ def ladder(law: Law, truth: dict[str, float], budgets=(1e17, 1e18, 1e19, 1e20), 
         for k, n in enumerate(centre * np.geomspace(1 / 8, 8, sizes)):
             d = c / (6 * n)
             epochs = [1.0, 2.0, 4.0, 8.0, 16.0][k % 5]
+            bits = [16.0, 8.0, 4.0, 3.0][len(rows) % 4]           # training precision (laws/precision.py)
+            batch = [2.0 ** 19, 2.0 ** 21, 2.0 ** 23][k % 3]       # tokens per step (laws/critical_batch.py)
             rows.append({"params": n, "tokens": d, "flops": c, "unique_tokens": d / epochs, "epochs": epochs,
-                         "run_id": f"c{c:.0e}-n{k}"})
+                         "precision_bits": bits, "batch_size": batch, "run_id": f"c{c:.0e}-n{k}"})
     df = pd.DataFrame(rows)
     theta = law.from_public(truth)
     clean = law.predict(theta, law.features(df))
@@ -88,7 +91,8 @@ def test_law_goes_through_every_command_and_recovers_its_constants(case, tmp_pat
     assert fit.law == law.name and set(fit.params) == set(law.all_public_names)
     n_far = np.sqrt(1e21 / 120.0)
     far = pd.DataFrame({"params": [n_far], "tokens": [1e21 / (6 * n_far)], "flops": [1e21],
-                        "unique_tokens": [1e21 / (6 * n_far)], "epochs": [1.0]})
+                        "unique_tokens": [1e21 / (6 * n_far)], "epochs": [1.0],
+                        "precision_bits": [16.0], "batch_size": [2.0 ** 21]})
     true_far = law.predict(law.from_public(truth), law.features(far))
     assert fit.predict(far) == pytest.approx(true_far, rel=0.01)
     roles = {p.name: p.role for p in law.all_params}

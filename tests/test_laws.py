@@ -11,6 +11,8 @@ def _X(law, n=25, seed=0):
     cols = {"params": 10 ** rng.uniform(6, 10, n), "tokens": 10 ** rng.uniform(8, 12, n)}
     cols["flops"] = 6 * cols["params"] * cols["tokens"]
     cols["unique_tokens"] = cols["tokens"] / 10 ** rng.uniform(0, 1.5, n)     # 1-30 epochs
+    cols["batch_size"] = 10 ** rng.uniform(4, 7, n)                            # tokens per step
+    cols["precision_bits"] = rng.choice([3.0, 4.0, 8.0, 16.0], n)
     return law.features(cols)
 
 

@@ -7,11 +7,15 @@ from typing import Mapping
 
 from scalinglab.laws.base import FixedLaw, Law, Param
 from scalinglab.laws.chinchilla import CHINCHILLA, ChinchillaLaw
+from scalinglab.laws.critical_batch import BATCH_SIZE_LAW
 from scalinglab.laws.data_constrained import DATA_CONSTRAINED
 from scalinglab.laws.kaplan import KAPLAN, KaplanLaw
+from scalinglab.laws.overtraining import OVERTRAINING
 from scalinglab.laws.power import POWER_C, POWER_D, POWER_N, SaturatingPowerLaw
+from scalinglab.laws.precision import PRECISION
 
-_BUILTIN: tuple[Law, ...] = (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA, DATA_CONSTRAINED)
+_BUILTIN: tuple[Law, ...] = (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA, DATA_CONSTRAINED, OVERTRAINING,
+                          PRECISION, BATCH_SIZE_LAW)
 LAWS: dict[str, Law] = {law.name: law for law in _BUILTIN}
 ENTRY_POINT_GROUP = "scalinglab.laws"
 _entry_points_loaded = False

@@ -14,7 +14,6 @@ import math
 from typing import Mapping
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, check_budget
 
@@ -34,7 +33,9 @@ def budget_tag(C: float) -> str:
     return f"{float(C):.3g}"
 
 
-def _check(law: Law, constraints) -> dict:
+def check_frontier(law: Law, constraints) -> dict:
+    """The constraints a law's frontier needs, checked: refuses a law with no budget to split
+    (NoFrontierError) and a missing constraint (ValueError naming it)."""
     if not law.has_frontier:
         raise NoFrontierError(f"law {law.name!r} (features {list(law.variables)}) has no budget to split, so no "
                               f"compute-optimal N (no frontier); fit a law of params and tokens (e.g. 'chinchilla')")
@@ -59,7 +60,7 @@ def allocate(law: Law, public: Mapping[str, object], C, constraints: Mapping[str
     ``C``: a scalar budget or, with scalar parameters, an array of budgets.  Returns floats for
     scalar inputs, arrays otherwise; NaN where the law has no interior minimum.
     """
-    constraints = _check(law, constraints)
+    constraints = check_frontier(law, constraints)
     C_arr = check_budget(C)
     closed = law.closed_form_allocation(public, C, constraints)
     if closed is not None:
@@ -103,6 +104,8 @@ def _numeric_minimum(law: Law, thetas: np.ndarray, C: float, constraints: dict, 
     n_opt = np.where(interior, np.exp(best), np.nan)
     loss = np.where(interior, y1, np.nan)
     if polish and interior[0]:
+        from scipy.optimize import minimize_scalar    # lazily: it costs a CLI process ~0.35 s
+
         def f(log_n):
             Xn = law.frontier_features(np.array([math.exp(log_n)]), C, constraints)
             with np.errstate(over="ignore", invalid="ignore"):
@@ -119,7 +122,7 @@ def compute_for_target(law: Law, public: Mapping[str, object], target: float,
                        constraints: Mapping[str, float] | None = None, *, c_range=(1e6, 1e35)):
     """The least compute whose frontier reaches ``target`` (+inf where no compute in
     ``c_range`` does).  Scalars in, float out; (B,) arrays in, (B,) out."""
-    constraints = _check(law, constraints)
+    constraints = check_frontier(law, constraints)
     target = float(target)
     if not math.isfinite(target):
         raise ValueError(f"target must be a finite value of {law.target}; got {target!r}")

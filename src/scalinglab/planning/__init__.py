@@ -16,6 +16,10 @@ _EXPORTS = {
     "shape_for_params": "scalinglab.planning.shape",
     "Plan": "scalinglab.planning.plan",
     "plan": "scalinglab.planning.plan",
+    "plan_inference": "scalinglab.planning.inference",
+    "plan_at_multiplier": "scalinglab.planning.inference",
+    "budget_from_usd": "scalinglab.planning.cost",
+    "plan_cost": "scalinglab.planning.cost",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,14 +8,27 @@ structured sparsity) BF16 tensor throughput with FP32 accumulation — the mode 
 Vendor datasheets usually print the sparse figure first (twice the dense one); the comments say
 which line of which datasheet each number comes from. A GPU not listed here can be planned for
 by passing its peak FLOP/s directly (``peak_flops=``).
+
+Two further columns serve money and inference (``planning/cost.py``, ``planning/inference.py``):
+- ``usd_per_hour``: a *typical* on-demand cloud price per device-hour. Prices move month to month
+  and differ several-fold between providers; each is an assumption with its source and date
+  (``price_source``), printed with every dollar figure, and overridden by
+  ``usd_per_gpu_hour=`` (CLI ``--usd-per-gpu-hour``). Devices without a sourced price have none:
+  a dollar figure for them needs the user's price.
+- ``dtype_speedup``: dense tensor throughput of each serving dtype relative to BF16, from the
+  same datasheets (FP8 / INT8 run at twice the BF16 rate where the hardware has them, FP4 at
+  four times on Blackwell); a dtype a device lacks is refused, naming the ones it has.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["GpuSpec", "GPUS", "ALIASES", "gpu_spec", "resolve_peak_flops", "wall_clock"]
+__all__ = ["GpuSpec", "GPUS", "ALIASES", "DTYPES", "gpu_spec", "resolve_peak_flops", "peak_flops_for_dtype",
+           "wall_clock"]
+
+DTYPES = ("bf16", "fp16", "fp8", "int8", "fp4")
 
 
 @dataclass(frozen=True)
@@ -25,9 +38,14 @@ class GpuSpec:
     name: str
     peak_bf16_flops: float  # FLOP/s, dense, BF16 inputs with FP32 accumulation
     source: str
+    usd_per_hour: float | None = None          # typical on-demand cloud price per device-hour (an assumption)
+    price_source: str = ""                     # where and when that price was read
+    dtype_speedup: dict = field(default_factory=lambda: {"bf16": 1.0, "fp16": 1.0}, hash=False)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "peak_bf16_flops": self.peak_bf16_flops, "source": self.source}
+        return {"name": self.name, "peak_bf16_flops": self.peak_bf16_flops, "source": self.source,
+                "usd_per_hour": self.usd_per_hour, "price_source": self.price_source,
+                "dtype_speedup": dict(self.dtype_speedup)}
 
 
 _TABLE = [
@@ -62,7 +80,46 @@ _TABLE = [
     GpuSpec("tpu-v5p", 459e12, "Google Cloud TPU v5p docs, 459 TFLOPS bf16 per chip"),
 ]
 
-GPUS: dict[str, GpuSpec] = {spec.name: spec for spec in _TABLE}
+# Typical on-demand prices per device-hour: assumptions, each with its source and date. Ranges are
+# quoted where the source gives one, and the table takes the middle of the range.
+_PRICES: dict[str, tuple[float, str]] = {
+    # Mercatus AI, "Cloud GPU pricing" (mercatus-ai.com/blog/cloud-gpu-pricing, May 2026), specialty-cloud
+    # on-demand tier: A100 80GB $1.10-1.50, H100 SXM5 $2.50-3.50, H200 SXM5 $3.50-4.50 per GPU-hour
+    # (hyperscalers: H100 $3.50-5.00; long-tail providers: $1.99-2.50).
+    "a100": (1.30, "assumed: middle of $1.10-1.50/GPU-h, specialty-cloud on-demand A100 80GB, Mercatus AI, May 2026"),
+    "h100-sxm": (3.00, "assumed: middle of $2.50-3.50/GPU-h, specialty-cloud on-demand H100 SXM, Mercatus AI, May 2026"),
+    "h200": (4.00, "assumed: middle of $3.50-4.50/GPU-h, specialty-cloud on-demand H200 SXM, Mercatus AI, May 2026"),
+    # Spheron, "NVIDIA H200 vs B200 vs GB200" (spheron.network/blog, 17 March 2026): B200 on-demand from $6.03/hr.
+    "b200": (6.03, "assumed: Spheron on-demand B200 price of 17 March 2026"),
+    # Google Cloud TPU pricing page (cloud.google.com/tpu/pricing), on-demand price per chip-hour, us-central
+    # regions, as listed in 2024 (not re-checked since: override with usd_per_gpu_hour).
+    "tpu-v4": (3.22, "assumed: Google Cloud TPU list price per chip-hour, on-demand, 2024"),
+    "tpu-v5e": (1.20, "assumed: Google Cloud TPU list price per chip-hour, on-demand, 2024"),
+    "tpu-v5p": (4.20, "assumed: Google Cloud TPU list price per chip-hour, on-demand, 2024"),
+}
+
+# Dense tensor throughput relative to BF16, from the datasheets cited in _TABLE: H100/H200 "FP8 3,958 |
+# INT8 3,958 TOPS" sparse vs BF16 1,979 sparse; A100 "INT8 624 TOPS" dense vs BF16 312; A10 INT8 250 vs
+# 125; A40 INT8 299.3 vs 149.7; L40S "FP8 733 | INT8 733" dense vs 362; B200 "FP8 9 PF | FP4 18 PF"
+# sparse vs BF16 4.5; RTX 4090 (Ada whitepaper) FP8 w/ FP32 accumulate 330.3, INT8 660.6 vs 165.2;
+# MI300X "FP8 2614.9 | INT8 2614.9" dense vs 1307.4; TPU v5e "394 TOPS int8" vs 197, v5p "918 TOPS int8"
+# vs 459, v4 int8 at the bf16 rate.
+_BASE = {"bf16": 1.0, "fp16": 1.0}
+_DTYPE_SPEEDUP: dict[str, dict[str, float]] = {
+    "a100": {**_BASE, "int8": 2.0}, "a10": {**_BASE, "int8": 2.0}, "a40": {**_BASE, "int8": 2.0},
+    "l40s": {**_BASE, "fp8": 2.0, "int8": 2.0}, "h100-sxm": {**_BASE, "fp8": 2.0, "int8": 2.0},
+    "h100-pcie": {**_BASE, "fp8": 2.0, "int8": 2.0}, "h200": {**_BASE, "fp8": 2.0, "int8": 2.0},
+    "b200": {**_BASE, "fp8": 2.0, "int8": 2.0, "fp4": 4.0}, "rtx4090": {**_BASE, "fp8": 2.0, "int8": 4.0},
+    "mi300x": {**_BASE, "fp8": 2.0, "int8": 2.0}, "tpu-v4": {"bf16": 1.0, "int8": 1.0},
+    "tpu-v5e": {"bf16": 1.0, "int8": 2.0}, "tpu-v5p": {"bf16": 1.0, "int8": 2.0},
+}
+
+GPUS: dict[str, GpuSpec] = {
+    spec.name: replace(spec, usd_per_hour=_PRICES.get(spec.name, (None, ""))[0],
+                       price_source=_PRICES.get(spec.name, (None, ""))[1],
+                       dtype_speedup=dict(_DTYPE_SPEEDUP.get(spec.name, _BASE)))
+    for spec in _TABLE
+}
 
 # Common spellings -> table key. Plain "h100" means the SXM part, the one in training clusters.
 ALIASES: dict[str, str] = {
@@ -114,6 +171,20 @@ def resolve_peak_flops(gpu: str | None = "h100", peak_flops: float | None = None
         raise ValueError("give gpu (a name from the hardware table) or peak_flops (FLOP/s per device)")
     spec = gpu_spec(gpu)
     return spec.peak_bf16_flops, f"{spec.name}: {spec.source}"
+
+
+def peak_flops_for_dtype(gpu: str, dtype: str = "bf16", *, option: str = "dtype") -> tuple[float, str]:
+    """(dense peak FLOP/s of ``gpu`` in ``dtype``, description); ValueError naming the dtypes the
+    device has when it lacks this one (``option``: the argument's name in messages)."""
+    spec = gpu_spec(gpu)
+    key = str(dtype).strip().lower()
+    if key not in DTYPES:
+        raise ValueError(f"{option}={dtype!r} is not a tensor dtype; choose one of {', '.join(DTYPES)}")
+    if key not in spec.dtype_speedup:
+        raise ValueError(f"{option}={dtype!r}: {spec.name} has no dense {key} tensor throughput in its datasheet; "
+                         f"its dtypes are {', '.join(spec.dtype_speedup)}")
+    factor = float(spec.dtype_speedup[key])
+    return spec.peak_bf16_flops * factor, f"{spec.name} {key}: {factor:g}× its BF16 peak ({spec.source})"
 
 
 def wall_clock(C, gpu: str | None = "h100", mfu: float = 0.4, n_gpus: int = 1, *,

@@ -29,6 +29,7 @@ from scalinglab.fitting.prediction import choose_n_opt, uncalibrated
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
 from scalinglab.laws.frontier import allocate, compute_for_target
 from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
+from scalinglab.planning.hyperparams import advice_lines, critical_batch_advice, hparam_advice
 from scalinglab.planning.shape import ShapeRules, ShapeSearch, search_shape
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
@@ -136,6 +137,8 @@ class Plan:
     data_max_flops: float | None = None
     extrapolation_factor: float | None = None
     data_min_flops: float | None = None
+    hparams: dict | None = None           # lr and batch for the run, and the law that gave them
+    critical_batch: dict | None = None    # B_crit at the planned loss and the trade above it
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -203,6 +206,7 @@ class Plan:
             f"MFU {self.mfu:g} ({self.peak_flops:.4g} FLOP/s peak each)")
         lines.append(f"GPU-hours           {self.gpu_hours:.3g} device-hours{ci(self.gpu_hours_ci)}")
         lines.append(f"  peak from {self.hardware_source}")
+        lines += advice_lines(self.hparams, self.critical_batch)
         if self.shape is not None:
             lines.append("Model shape")
             lines += ["  " + line for line in self.shape.summary().splitlines()]
@@ -244,7 +248,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
          mfu: float = 0.4, gpus: int = 1, peak_flops: float | None = None, isoflop=None, prefer: str = "auto",
          disagree_factor: float = 1.5, data_max_flops: float | None = None, extrapolation_limit: float = 100.0,
          shape_rules: ShapeRules | None = None, constraints: dict[str, float] | None = None,
-         allow_degenerate: bool = False, **shape_kwargs) -> Plan:
+         allow_degenerate: bool = False, hparams_law="stepLaw", critical_batch="kaplan", **shape_kwargs) -> Plan:
     """Plan a run from a fitted law: give exactly one of ``budget`` (FLOPs) or ``target_loss``.
 
     fit_or_path: a FitResult or a path to its JSON. gpu / peak_flops / mfu / gpus: hardware for
@@ -256,9 +260,13 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     the fit's data (taken from the fit when it records one); a budget more than
     ``extrapolation_limit`` times beyond it is warned about. shape_rules / shape_kwargs: rules
     for the model shape (``ShapeRules`` fields: vocab_size, context_length, aspect_ratio,
-    head_dim, ffn_ratio, ffn_multiple, aspect_tolerance, count_tolerance, tie_embeddings).
+    head_dim, ffn_ratio, ffn_multiple, aspect_tolerance, count_tolerance, tie_embeddings,
+    tensor_parallel, ffn_tolerance; see ``planning.shape``).
     constraints: the law's other frontier inputs (``Law.frontier_constraints()``), e.g.
     ``{"unique_tokens": 1e11}`` for a data-constrained law.
+    hparams_law: the lr/batch law for the run (``laws/hparams.py``: "stepLaw", "deepseek", an
+    HparamLaw or a fitted law's JSON; None: none). critical_batch: the B_crit(L) law ("kaplan", a
+    CriticalBatchLaw or a fitted law's JSON; None: none).
 
     A plan is refused (ValueError) when it is physically impossible (N* < 1 parameter, D* < 1
     token, a non-finite loss) and when the fit is degenerate (``degenerate_fit_problems``: a
@@ -423,7 +431,15 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
                         + (f" ({', '.join(f'{k}={v:.3g}' for k, v in model.constraints.items())})"
                            if model.constraints else ""))
     derived, derived_ci = model.derived()
+    # lr and batch (laws/hparams.py: a preset, or a law fitted from a sweep) and the critical batch
+    hp = None if hparams_law is None else hparam_advice(hparams_law, float(n_opt), float(d_opt),
+                                                        constraints=model.constraints)
+    cb = None if critical_batch is None else critical_batch_advice(
+        critical_batch, float(loss), float(d_opt), None if hp is None or hp.get("batch_unit") != "tokens"
+        else hp.get("batch"), seconds=float(seconds), gpus=int(gpus), derived=derived, derived_ci=derived_ci,
+        fit_law=model.law, constraints=model.constraints)
     return Plan(
+        hparams=hp, critical_batch=cb,
         law=model.law, budget_flops=C, n_opt=float(n_opt), d_opt=float(d_opt),
         tokens_per_param=float(d_opt / n_opt), loss=float(loss), allocation_source=source, level=level,
         n_opt_ci=n_ci, d_opt_ci=d_ci, tokens_per_param_ci=tpp_ci, loss_ci=loss_ci,

@@ -7,22 +7,32 @@ Rules (each one is also written into the plan's ``rules`` so a stored sweep says
   is the exact training FLOPs per token of the shape planned for N. At large N, F ≈ 6N and
   N0 ≈ sqrt(C / 120); at CPU scale the LM head and attention make F several times 6N, and
   sqrt(C / 120) would put the whole grid above the valley (seen: a 3e11 ladder planned that way
-  had its lowest loss at its smallest size). ``sizes_per_budget``
+  had its lowest loss at its smallest size). ``tokens_per_param`` R replaces the 20: below about
+  1e5 parameters the valleys of this trainer's runs sit at D/N ~ 150-500 (a 3e11 ladder: 11.9k
+  params at D/N = 149 beat 3.4k and 50k), so the README's CPU ladder centres on R = 200. ``sizes_per_budget``
   K target sizes are log-spaced over N0 · 10^[-spread, +spread] (spread 0.5 decades by default,
   so the IsoFLOP valley's minimum lies inside the grid), clipped to ``min_params/max_params``.
 * Shapes. ``scalinglab.planning.shape.shape_for_params`` with the corpus's vocabulary (the byte
   tokenizer's 257 when no corpus is given), context 128 (CPU-scale runs) and a head_dim that
   grows with size: 16 below 3e5 non-embedding parameters, 32 below 1e7, 64 above (the shape
   search cannot make a model smaller than one head per layer). Targets that map onto the same
-  shape are kept once.
+  shape are kept once. The MLP keeps its nominal width (``ffn_tolerance=0``): a ladder's sizes
+  differ in width and depth only, and their exact counts are recorded, so the plan's freedom to
+  move ffn_hidden towards N* buys nothing here. ``tensor_parallel`` K: heads and ffn_hidden
+  divide by K (planning.shape rule 5; a size no K-way shape reaches within 5% is refused).
 * Tokens. D = C / training_flops_per_token(shape): the budget is met with the EXACT FLOP count
   (``scalinglab.train.counting``: head and attention included), not 6ND; 6·N·D is recorded too.
   D is rounded to whole optimizer steps, so the exact FLOPs are within half a step of C.
-* Batch size and learning rate: DeepSeek LLM (DeepSeek-AI 2024, §3.1, fitted on 1e17-2e19
-  FLOPs): B_opt = 0.2920 · C^0.3271 tokens and η_opt = 0.3118 · C^-0.125, extrapolated down to
-  these budgets and clipped to ranges that train stably at small scale: batch 1-512 sequences
-  and at most D / (MIN_STEPS · seq_len) sequences so every run takes >= MIN_STEPS steps; lr in
-  [3e-4, 1e-2].
+* Batch size and learning rate: a hyperparameter law from ``laws/hparams.py`` (``hparams_law``,
+  default DeepSeek LLM, DeepSeek-AI 2024, §3.1, fitted on 1e17-2e19 FLOPs: B_opt = 0.2920 ·
+  C^0.3271 tokens and η_opt = 0.3118 · C^-0.125; or Step Law, or a law fitted from a sweep),
+  extrapolated down to these budgets and clipped to ranges that train stably at small scale:
+  batch 1-512 sequences and at most D / (MIN_STEPS · seq_len) sequences so every run takes >=
+  MIN_STEPS steps; lr in [3e-4, 1e-2].
+* LR × batch grid (``hparams=("lr", "batch")``, CLI ``--hparams lr,batch``): every size of every
+  budget is planned at the law's (clipped) guess times each of ``lr_factors`` and/or
+  ``batch_factors`` (default 2^-2..2^2 and 2^-1..2^1): the sweep ``scalinglab hparams fit``
+  fits a law from. Batch variants are clipped like the guess (and deduplicated, with a warning).
 * Schedule: cosine (one point per run) by default; ``schedule="wsd"`` adds cooldown branches at
   ``wsd_fractions`` of each run's tokens (one extra point each, Hägele et al. 2024).
 * Seeds: ``seed + index`` of the run in the plan.
@@ -42,36 +52,43 @@ from pathlib import Path
 
 import numpy as np
 
+from scalinglab.laws.hparams import HparamLaw, get_hparam_law
 from scalinglab.planning.shape import shape_for_params
 from scalinglab.train.counting import ModelShape, count_params, training_flops_per_token
 
 __all__ = ["PlannedRun", "SweepPlan", "plan_sweep", "write_plan", "smallest_workable_budget", "RULES",
            "BYTE_VOCAB", "DEFAULT_CONTEXT", "DEFAULT_THROUGHPUT", "MIN_STEPS", "MAX_EPOCHS", "head_dim_for"]
 
-BYTE_VOCAB = 257                 # the byte tokenizer: 256 bytes + end-of-text
-DEFAULT_CONTEXT = 128
-MIN_STEPS = 50                   # a run shorter than this measures warmup, not a trained model
-# FLOP/s for the time estimate: one CPU thread of a 2-core box trains 1e4-1.5e5-parameter models at
-# 6e9-2.8e10 FLOP/s (measured, training only, quiet machine); evaluations and a loaded box cost more
-DEFAULT_THROUGHPUT = 1e10
-DEFAULT_CORPUS_TOKENS = 9_800_000  # the built-in sweep corpus: 10 MB of Python sources, byte tokens, 98% train
-MAX_EPOCHS = 100.0               # passes over the corpus beyond which a plan is refused (see docstring)
+from scalinglab.sweep.defaults import (  # noqa: E402 - the defaults live apart so the CLI needs no planner
+    BYTE_VOCAB, DEFAULT_CONTEXT, DEFAULT_CORPUS_TOKENS, DEFAULT_THROUGHPUT, MAX_EPOCHS, MIN_STEPS,
+)
 LR_RANGE = (3e-4, 1e-2)
 BATCH_SEQS_RANGE = (1, 512)
+DEFAULT_HPARAMS_LAW = "deepseek"
+HPARAM_GRID_NAMES = ("lr", "batch")
+LR_FACTORS = tuple(2.0 ** k for k in range(-2, 3))
+BATCH_FACTORS = (0.5, 1.0, 2.0)
 
 RULES = {
-    "sizes": "N0 solves C = F(N0) * 20 N0 with F the exact training FLOPs per token (D = 20 N, Hoffmann "
-             "et al. 2022; ~sqrt(C/120) at scale); K sizes log-spaced over "
+    "sizes": "N0 solves C = F(N0) * R N0 with F the exact training FLOPs per token and R = --tokens-per-param "
+             "(default 20: D = 20 N, Hoffmann et al. 2022; ~sqrt(C/120) at scale); K sizes log-spaced over "
              "N0 * 10^[-spread, +spread]",
     "shape": "planning.shape.shape_for_params; vocab from the corpus (byte: 257); context 128; "
-             "head_dim 16 below 3e5 params, 32 below 1e7, else 64",
+             "head_dim 16 below 3e5 params, 32 below 1e7, else 64; nominal SwiGLU width",
     "tokens": "D = C / training_flops_per_token(shape) (exact count incl. head and attention), "
               "rounded to whole steps; 6ND recorded as flops_6nd",
-    "batch_lr": "DeepSeek LLM 2024: B_opt = 0.2920 C^0.3271 tokens, lr = 0.3118 C^-0.125; clipped to "
-                f"batch {BATCH_SEQS_RANGE[0]}-{BATCH_SEQS_RANGE[1]} sequences (and >= {MIN_STEPS} steps), "
-                f"lr {LR_RANGE[0]:g}-{LR_RANGE[1]:g}",
+    "batch_lr": None,              # filled below from the hyperparameter law (laws/hparams.py)
     "seed": "seed + index of the run",
 }
+
+
+def batch_lr_rule(law: HparamLaw) -> str:
+    """The batch/lr rule of a plan, in words: the law, its source and the clipping."""
+    return (f"{law.name}: {law.formula()} ({law.citation}); clipped to batch {BATCH_SEQS_RANGE[0]}-"
+            f"{BATCH_SEQS_RANGE[1]} sequences (and >= {MIN_STEPS} steps), lr {LR_RANGE[0]:g}-{LR_RANGE[1]:g}")
+
+
+RULES["batch_lr"] = batch_lr_rule(get_hparam_law(DEFAULT_HPARAMS_LAW))
 
 
 def head_dim_for(n_target: float) -> int:
@@ -162,7 +179,7 @@ class SweepPlan:
 
 def _smallest_shape(vocab_size: int, context: int) -> ModelShape:
     return shape_for_params(1.0, vocab_size=vocab_size, context_length=context, head_dim=16,
-                            ffn_multiple=16)
+                            ffn_multiple=16, ffn_tolerance=0.0)
 
 
 def smallest_workable_budget(vocab_size: int = BYTE_VOCAB, context: int = DEFAULT_CONTEXT) -> float:
@@ -182,17 +199,40 @@ def _check_positive(name: str, value, integer: bool = False):
 TOKENS_PER_PARAM = 20.0
 
 
-def rough_optimal_size(budget: float, vocab: int, context_length: int) -> float:
-    """N0 with exact_flops_per_token(shape(N0)) · 20 · N0 = C, by bisection in log N.
+def _ladder_shape(n_target: float, budget: float, vocab: int, context_length: int,
+                  tensor_parallel: int) -> ModelShape:
+    """The shape of one ladder size (module docstring, Shapes). With tensor parallelism the closest
+    K-way shape stands in even when it misses the target by more than the plan's 5% (its exact
+    count is what the ladder records); a size below one layer of K-way heads is refused."""
+    from scalinglab.planning.shape import TensorParallelError
+    try:
+        return shape_for_params(n_target, vocab_size=vocab, context_length=context_length,
+                                head_dim=head_dim_for(n_target), ffn_multiple=16, ffn_tolerance=0.0,
+                                tensor_parallel=tensor_parallel)
+    except TensorParallelError as exc:
+        if exc.smallest_params <= 1.05 * n_target:
+            return exc.result.shape
+        raise ValueError(
+            f"--tensor-parallel {tensor_parallel}: budget {budget:.3g} plans a size of {n_target:,.0f} "
+            f"non-embedding parameters, but the smallest shape whose heads and ffn_hidden divide by "
+            f"{tensor_parallel}, one layer of {exc.smallest_heads} heads of width {head_dim_for(n_target)}, has "
+            f"{exc.smallest_params:,}; use a smaller --tensor-parallel, larger --budgets or --min-params "
+            f"{exc.smallest_params:.2g}") from None
 
-    The exact cost per token is at least 6N, so N0 <= sqrt(C/120), which brackets the root.
+
+def rough_optimal_size(budget: float, vocab: int, context_length: int,
+                       tokens_per_param: float = TOKENS_PER_PARAM) -> float:
+    """N0 with exact_flops_per_token(shape(N0)) · R · N0 = C (R = tokens_per_param, default 20),
+    by bisection in log N.
+
+    The exact cost per token is at least 6N, so N0 <= sqrt(C/(6R)), which brackets the root.
     """
     def cost(n: float) -> float:
         shape = shape_for_params(n, vocab_size=vocab, context_length=context_length,
-                                 head_dim=head_dim_for(n), ffn_multiple=16)
-        return training_flops_per_token(shape) * TOKENS_PER_PARAM * n
+                                 head_dim=head_dim_for(n), ffn_multiple=16, ffn_tolerance=0.0)
+        return training_flops_per_token(shape) * tokens_per_param * n
 
-    lo, hi = math.log(1.0), math.log(math.sqrt(budget / (6.0 * TOKENS_PER_PARAM)))
+    lo, hi = math.log(1.0), math.log(math.sqrt(budget / (6.0 * tokens_per_param)))
     if hi <= lo or cost(math.exp(lo)) >= budget:
         return math.exp(max(hi, lo))
     for _ in range(40):
@@ -205,12 +245,21 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
                max_params: float | None = None, spread_decades: float = 0.5,
                corpus: str | Path | None = None, context_length: int = DEFAULT_CONTEXT,
                schedule: str = "cosine", wsd_fractions=(0.25, 0.5), seed: int = 0,
-               throughput: float = DEFAULT_THROUGHPUT, max_epochs: float = MAX_EPOCHS) -> SweepPlan:
+               throughput: float = DEFAULT_THROUGHPUT, max_epochs: float = MAX_EPOCHS,
+               hparams=(), hparams_law=DEFAULT_HPARAMS_LAW, lr_factors=LR_FACTORS,
+               batch_factors=BATCH_FACTORS, tokens_per_param: float = TOKENS_PER_PARAM,
+               tensor_parallel: int = 1) -> SweepPlan:
     """The IsoFLOP grid for ``budgets`` (FLOPs); see the module docstring for every rule.
 
     max_epochs: refuse the plan when a run would pass over the corpus's training split more often
     (``math.inf``: never refuse; the plan still warns above one epoch).
+    hparams: settings to sweep around the law's guess, a subset of ("lr", "batch"); hparams_law:
+    the law that gives the guess (a preset name, an HparamLaw or a fitted law's JSON);
+    lr_factors / batch_factors: the multiples of the guess each size is planned at.
+    tensor_parallel: devices that split each layer; every shape's heads and MLP divide by it.
     """
+    law = get_hparam_law(hparams_law)
+    grid = _hparam_grid(hparams, lr_factors, batch_factors, law)
     budgets = list(budgets) if np.ndim(budgets) else [budgets]
     if not budgets:
         raise ValueError("--budgets: give at least one FLOP budget, e.g. 1e12,3e12")
@@ -218,6 +267,8 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
         _check_positive("--budgets value", b)
     _check_positive("--sizes-per-budget", sizes_per_budget, integer=True)
     _check_positive("spread_decades", spread_decades)
+    _check_positive("--tokens-per-param", tokens_per_param)
+    _check_positive("--tensor-parallel", tensor_parallel, integer=True)
     _check_positive("--context", context_length, integer=True)
     _check_positive("throughput", throughput)
     if not (isinstance(max_epochs, (int, float)) and not isinstance(max_epochs, bool)
@@ -254,24 +305,24 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
 
     runs: list[PlannedRun] = []
     for budget in sorted(set(float(b) for b in budgets)):
-        n0 = rough_optimal_size(budget, vocab, context_length)
+        n0 = rough_optimal_size(budget, vocab, context_length, tokens_per_param)
         targets = n0 * 10 ** np.linspace(-spread_decades, spread_decades, int(sizes_per_budget)) \
             if sizes_per_budget > 1 else np.array([n0])
         if min_params is not None or max_params is not None:
             targets = np.clip(targets, min_params or 0, max_params or np.inf)
         seen, planned_here = set(), 0
         for n_target in targets:
-            shape = shape_for_params(float(n_target), vocab_size=vocab, context_length=context_length,
-                                     head_dim=head_dim_for(n_target), ffn_multiple=16)
+            shape = _ladder_shape(float(n_target), budget, vocab, context_length, int(tensor_parallel))
             if shape in seen:
                 continue
             seen.add(shape)
-            run = _plan_run(budget, float(n_target), shape, schedule, fractions, corpus_tokens)
-            if run is None:
+            variants = _plan_variants(budget, float(n_target), shape, schedule, fractions, corpus_tokens, law,
+                                      grid, warnings)
+            if not variants:
                 warnings.append(f"budget {budget:.3g}: size {n_target:,.0f} dropped, fewer than {MIN_STEPS} "
                                 "steps of one sequence fit the budget")
                 continue
-            runs.append(run)
+            runs.extend(variants)
             planned_here += 1
         if planned_here < int(sizes_per_budget):
             warnings.append(f"budget {budget:.3g}: {planned_here} distinct sizes instead of "
@@ -290,11 +341,62 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
                         "fresh ones (Muennighoff et al. 2023)")
     settings = {"budgets": sorted(set(float(b) for b in budgets)), "sizes_per_budget": int(sizes_per_budget),
                 "min_params": min_params, "max_params": max_params, "spread_decades": spread_decades,
+                "tokens_per_param": float(tokens_per_param), "tensor_parallel": int(tensor_parallel),
                 "corpus": str(corpus) if corpus is not None else None, "vocab_size": vocab,
                 "corpus_train_tokens": corpus_tokens, "context_length": context_length,
                 "schedule": schedule, "wsd_fractions": list(fractions), "seed": int(seed),
-                "max_epochs": None if math.isinf(max_epochs) else float(max_epochs)}
-    return SweepPlan(runs=runs, settings=settings, warnings=warnings, throughput=float(throughput))
+                "max_epochs": None if math.isinf(max_epochs) else float(max_epochs),
+                "hparams_law": law.name, "hparams": list(grid),
+                "lr_factors": list(grid.get("lr", ())), "batch_factors": list(grid.get("batch", ()))}
+    rules = dict(RULES, batch_lr=batch_lr_rule(law))
+    if grid:
+        rules["hparams_grid"] = ("each size at the law's guess times " + " and ".join(
+            f"{k} factors {', '.join(f'{f:g}' for f in v)}" for k, v in grid.items())
+            + "; run ids end in " + "-".join(("lr<i>" if k == "lr" else "b<j>") for k in grid)
+            + " (the factors' indices)")
+    return SweepPlan(runs=runs, settings=settings, rules=rules, warnings=warnings, throughput=float(throughput))
+
+
+def _hparam_grid(hparams, lr_factors, batch_factors, law: HparamLaw) -> dict[str, tuple[float, ...]]:
+    """{"lr": factors, "batch": factors} for the swept settings (empty: one run per size)."""
+    names = [h.strip().lower() for h in (hparams.split(",") if isinstance(hparams, str) else hparams or ()) if h.strip()]
+    bad = [h for h in names if h not in HPARAM_GRID_NAMES]
+    if bad:
+        raise ValueError(f"--hparams {','.join(names)}: {', '.join(bad)} cannot be swept; choose from "
+                         f"{', '.join(HPARAM_GRID_NAMES)} (e.g. --hparams lr,batch)")
+    grid = {}
+    for name, factors in (("lr", lr_factors), ("batch", batch_factors)):
+        if name not in names:
+            continue
+        factors = tuple(sorted(set(float(f) for f in factors)))
+        if len(factors) < 3 or any(not (math.isfinite(f) and f > 0) for f in factors):
+            raise ValueError(f"--{name}-factors {', '.join(f'{f:g}' for f in factors)}: give 3 or more positive "
+                             "multiples of the guess (a quadratic through the losses needs 3), e.g. 0.5,1,2")
+        if name not in law.rules():
+            raise ValueError(f"--hparams {name}: the law {law.name!r} has no {name} rule to centre the grid on")
+        grid[name] = factors
+    return grid
+
+
+def _plan_variants(budget, n_target, shape, schedule, fractions, corpus_tokens, law, grid, warnings):
+    """The runs of one size: one at the law's guess, or the LR × batch grid around it."""
+    runs, seen = [], set()
+    lr_f, b_f = grid.get("lr", (1.0,)), grid.get("batch", (1.0,))
+    for i, fl in enumerate(lr_f):
+        for j, fb in enumerate(b_f):
+            run = _plan_run(budget, n_target, shape, schedule, fractions, corpus_tokens, law, fl, fb)
+            if run is None:
+                continue
+            if grid:
+                run.run_id += (f"-lr{i}" if "lr" in grid else "") + (f"-b{j}" if "batch" in grid else "")
+            key = (run.lr, run.batch_size)
+            if key in seen:
+                warnings.append(f"{run.run_id}: batch {run.batch_size} sequences repeats another point of the grid "
+                                "(clipped to the stable range); planned once")
+                continue
+            seen.add(key)
+            runs.append(run)
+    return runs
 
 
 def _check_epochs(runs: list[PlannedRun], corpus, corpus_tokens: int, max_epochs: float) -> None:
@@ -316,18 +418,25 @@ def _check_epochs(runs: list[PlannedRun], corpus, corpus_tokens: int, max_epochs
 
 
 def _plan_run(budget: float, n_target: float, shape: ModelShape, schedule: str,
-              fractions: tuple[float, ...], corpus_tokens: int) -> PlannedRun | None:
+              fractions: tuple[float, ...], corpus_tokens: int, law: HparamLaw | None = None,
+              lr_factor: float = 1.0, batch_factor: float = 1.0) -> PlannedRun | None:
     seq = shape.context_length
     fpt = training_flops_per_token(shape)
     d_exact = budget / fpt
     if d_exact < MIN_STEPS * seq:
         return None
-    b_opt_tokens = 0.2920 * budget ** 0.3271
+    law = get_hparam_law(DEFAULT_HPARAMS_LAW) if law is None else law
+    guess = law.predict(params=count_params(shape).non_embedding, tokens=d_exact, flops=budget)
+    b_opt_tokens = float(guess["batch"][0]) if "batch" in guess else BATCH_SEQS_RANGE[1] * seq
+    if law.batch_unit == "sequences":             # a law fitted on a sweep that counted sequences
+        b_opt_tokens *= seq
     batch = int(np.clip(round(b_opt_tokens / seq), *BATCH_SEQS_RANGE))
+    batch = int(np.clip(round(batch * batch_factor), *BATCH_SEQS_RANGE))
     batch = max(1, min(batch, int(d_exact // (MIN_STEPS * seq))))
     steps = max(MIN_STEPS, int(round(d_exact / (batch * seq))))
     tokens = steps * batch * seq
-    lr = float(np.clip(0.3118 * budget ** -0.125, *LR_RANGE))
+    lr_guess = float(guess["lr"][0]) if "lr" in guess else LR_RANGE[1] / 10
+    lr = float(np.clip(lr_guess, *LR_RANGE)) * lr_factor
     branches = tuple(sorted({int(round(f * steps)) * batch * seq for f in fractions
                              if 10 <= round(f * steps) < steps}))
     pc = count_params(shape)

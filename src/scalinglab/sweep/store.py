@@ -6,7 +6,12 @@ Tables
           created/started/finished timestamps, wall_seconds, hardware JSON, workdir
   points  (run_id, branch) UNIQUE: tokens, loss, flops (exact), flops_6nd, params, params_total;
           branch -1 is the run's final point (NULLs would not collide in UNIQUE)
-  curves  (run_id, branch, step) UNIQUE: tokens, train_loss, val_loss, lr
+  curves  (run_id, branch, step) UNIQUE: tokens, train_loss, val_loss, lr, noise_g2, noise_trace
+          (the gradient noise scale's two unbiased estimates, |G|² and tr Σ per sequence, averaged
+          since the previous curve row: ``train/noise_scale.py``; NULL where none was measured)
+
+Schema versions: 1 (no noise columns) is migrated to 2 when opened (two ALTER TABLE ADD COLUMN,
+one transaction); a store newer than this scalinglab is refused.
 
 Every write is one transaction and idempotent (ON CONFLICT ... DO UPDATE), and a run's points,
 curve and ``status='done'`` go in together, so a sweep killed at any instant and run again
@@ -29,7 +34,10 @@ __all__ = ["SCHEMA_VERSION", "StoreError", "RunRecord", "SweepStore", "create_st
            "curves_frame", "curve_runs_frame", "export", "STATUSES", "FINAL_BRANCH", "corrupted_message", "pid_alive",
            "one_line_error", "LOG_NAME"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# version -> the statements that bring a store of that version to the next one
+_MIGRATIONS = {1: ("ALTER TABLE curves ADD COLUMN noise_g2 REAL",
+                   "ALTER TABLE curves ADD COLUMN noise_trace REAL")}
 STATUSES = ("pending", "running", "done", "failed")
 FINAL_BRANCH = -1
 LOG_NAME = "worker.log"          # a run's log (its worker's stderr, a crash's full traceback), in its workdir
@@ -48,7 +56,8 @@ CREATE TABLE IF NOT EXISTS points (
     params_total REAL, step INTEGER, UNIQUE (run_id, branch));
 CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, branch INTEGER NOT NULL,
-    tokens REAL NOT NULL, train_loss REAL, val_loss REAL, lr REAL, UNIQUE (run_id, branch, step));
+    tokens REAL NOT NULL, train_loss REAL, val_loss REAL, lr REAL, noise_g2 REAL, noise_trace REAL,
+    UNIQUE (run_id, branch, step));
 """
 
 
@@ -159,11 +168,29 @@ class SweepStore:
             raise StoreError(f"{self.path} has no schema_version in its meta table; not a scalinglab sweep store")
         if not str(version).strip().isdigit():
             raise StoreError(corrupted_message(self.path, f"its schema_version is {version!r}, not a number"))
+        if int(version) < SCHEMA_VERSION and int(version) in _MIGRATIONS:
+            version = self._migrate(int(version))
+            rows["schema_version"] = str(version)
         if int(version) != SCHEMA_VERSION:
             raise StoreError(f"sweep store {self.path} has schema version {version}, but this scalinglab "
                              f"reads schema version {SCHEMA_VERSION}; use the scalinglab version that "
                              "wrote it, or re-plan the sweep into a new file")
         self.meta = rows
+
+    def _migrate(self, version: int) -> int:
+        """Bring an older store up to SCHEMA_VERSION, one version at a time, each in one transaction."""
+        while version < SCHEMA_VERSION and version in _MIGRATIONS:
+            try:
+                with self.transaction() as con:
+                    for statement in _MIGRATIONS[version]:
+                        con.execute(statement)
+                    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+            except sqlite3.DatabaseError as exc:
+                self._close_quietly()
+                raise StoreError(f"sweep store {self.path} has schema version {version} and could not be upgraded "
+                                 f"to {version + 1} ({exc}); is the file writable?") from None
+            version += 1
+        return version
 
     def close(self) -> None:
         self.con.close()
@@ -285,12 +312,13 @@ class SweepStore:
                 [(run_id, _branch(p.get("branch")), p["tokens"], p["val_loss"], p["flops"], p["flops_6nd"],
                   p["params"], p.get("params_total"), p.get("step")) for p in points])
             con.executemany(
-                "INSERT INTO curves(run_id, step, branch, tokens, train_loss, val_loss, lr) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, branch, step) DO UPDATE SET "
+                "INSERT INTO curves(run_id, step, branch, tokens, train_loss, val_loss, lr, noise_g2, noise_trace) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, branch, step) DO UPDATE SET "
                 "tokens = excluded.tokens, train_loss = excluded.train_loss, "
-                "val_loss = excluded.val_loss, lr = excluded.lr",
+                "val_loss = excluded.val_loss, lr = excluded.lr, noise_g2 = excluded.noise_g2, "
+                "noise_trace = excluded.noise_trace",
                 [(run_id, c["step"], _branch(c.get("branch")), c["tokens"], c.get("train_loss"),
-                  c.get("val_loss"), c.get("lr")) for c in curve])
+                  c.get("val_loss"), c.get("lr"), c.get("noise_g2"), c.get("noise_trace")) for c in curve])
             con.execute("UPDATE runs SET status = 'done', error = NULL, finished = ?, wall_seconds = ?, "
                         "hardware = ? WHERE run_id = ?",
                         (time.time(), wall_seconds, json.dumps(hardware), run_id))
@@ -343,13 +371,15 @@ def runs_frame(path: str | Path) -> pd.DataFrame:
     exact training count, ``budget`` the planned FLOP budget (exact-count convention; not called
     ``group``, so IsoFLOP analysis can cluster on it: ``budget_column="budget"``) for a run's final
     point and the exact FLOPs spent for a WSD branch point (``run_budget``: the run's budget),
-    ``batch_size`` in tokens, ``branch`` -1 for a run's final point.
+    ``batch_size`` in tokens, ``branch`` -1 for a run's final point, ``noise_scale`` the run's
+    gradient noise scale B_simple in tokens (late half of its main branch; nan when unmeasured).
     """
     with SweepStore(path) as store:
         df = pd.read_sql_query(
             "SELECT p.run_id, p.branch, p.step, p.params, p.params_total, p.tokens, p.flops_6nd, p.flops, "
             "p.loss, r.budget, r.config FROM points p JOIN runs r USING (run_id) "
             "WHERE r.status = 'done' ORDER BY r.position, p.tokens", store.con)
+        noise = _noise_sums_by_run(store.con)
     if df.empty:
         raise StoreError(f"sweep store {path} has no finished runs yet; run `scalinglab sweep run {path}` "
                          "(see `scalinglab sweep status`)")
@@ -365,16 +395,37 @@ def runs_frame(path: str | Path) -> pd.DataFrame:
     df["seed"] = [int(t.get("seed", 0)) for t in train]
     df["schedule"] = [t.get("schedule", "cosine") for t in train]
     df["params_kind"] = "non_embedding"
+    seq = {r: float(t["seq_len"]) for r, t in zip(df["run_id"], train)}
+    df["noise_scale"] = [_noise_scale_tokens(noise.get(r), seq[r]) for r in df["run_id"]]
     cols = ["params", "tokens", "flops", "loss", "run_id", "step", "lr", "batch_size", "params_kind",
-            "budget", "run_budget", "flops_exact", "params_total", "branch", "seed", "schedule"]
+            "budget", "run_budget", "flops_exact", "params_total", "branch", "seed", "schedule", "noise_scale"]
     return df[cols].reset_index(drop=True)
+
+
+def _noise_sums_by_run(con) -> dict:
+    """run_id -> (Σ tr Σ, Σ |G|²) over the main branch's curve rows in the second half of the run
+    (the noise scale grows as the loss falls; the late half is the run's trained regime)."""
+    rows = con.execute(
+        "SELECT c.run_id, SUM(c.noise_trace), SUM(c.noise_g2) FROM curves c JOIN "
+        f"(SELECT run_id, MAX(step) AS last FROM curves WHERE branch = {FINAL_BRANCH} GROUP BY run_id) m "
+        f"USING (run_id) WHERE c.branch = {FINAL_BRANCH} AND c.step * 2 >= m.last AND c.noise_g2 IS NOT NULL "
+        "GROUP BY c.run_id").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _noise_scale_tokens(sums, seq_len: float) -> float:
+    """B_simple = tr Σ / |G|² in tokens (seq_len × per-sequence); nan when unmeasured or |G|² <= 0."""
+    if not sums or sums[1] is None or not sums[1] > 0:
+        return float("nan")
+    return float(sums[0] / sums[1] * seq_len)
 
 
 def curves_frame(path: str | Path) -> pd.DataFrame:
     with SweepStore(path) as store:
         return pd.read_sql_query(
-            "SELECT c.run_id, r.budget, c.branch, c.step, c.tokens, c.train_loss, c.val_loss, c.lr "
-            "FROM curves c JOIN runs r USING (run_id) ORDER BY r.position, c.branch, c.step", store.con)
+            "SELECT c.run_id, r.budget, c.branch, c.step, c.tokens, c.train_loss, c.val_loss, c.lr, "
+            "c.noise_g2, c.noise_trace FROM curves c JOIN runs r USING (run_id) "
+            "ORDER BY r.position, c.branch, c.step", store.con)
 
 
 def curve_runs_frame(path: str | Path) -> pd.DataFrame:
@@ -393,7 +444,9 @@ def curve_runs_frame(path: str | Path) -> pd.DataFrame:
         raise StoreError(f"sweep store {path} has no training curves of finished runs; run `scalinglab "
                          f"sweep run {path}` (see `scalinglab sweep status`)")
     df["flops"] = 6.0 * df["params"] * df["tokens"]
-    return df[["run_id", "step", "params", "tokens", "flops", "loss", "run_budget"]].reset_index(drop=True)
+    out = df[["run_id", "step", "params", "tokens", "flops", "loss", "run_budget"]].reset_index(drop=True)
+    out.attrs.update(source=str(path), exact_units=True)   # load_runs names the store, trusts its counts
+    return out
 
 
 def export(path: str | Path, out: str | Path, *, curves: bool = False) -> pd.DataFrame:

@@ -29,11 +29,12 @@ from scalinglab.train import schedules
 from scalinglab.train.corpus import TokenData
 from scalinglab.train.counting import ModelShape, ParamCount, count_params, training_flops_per_token
 from scalinglab.train.model import Transformer
+from scalinglab.train.noise_scale import HalfBatchProbe, b_simple, unbiased_estimates
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
 # config fields that may change between an interrupted run and its resume
-_RESUME_MAY_CHANGE = ("device", "compile", "log_every", "checkpoint_every")
+_RESUME_MAY_CHANGE = ("device", "compile", "log_every", "checkpoint_every", "noise_every")
 
 
 @dataclass
@@ -63,6 +64,8 @@ class TrainConfig:
     loss_chunk: int | None = None      # positions per cross-entropy chunk; None: auto (on at vocab > 16384)
     log_every: int | None = None       # steps between curve events; None: ~500 per run
     checkpoint_every: int | None = None   # steps between checkpoints; None: at every evaluation
+    noise_every: int | None = None     # steps between gradient-noise-scale measurements (train/noise_scale.py;
+    #                                    each costs a half-batch backward); None: ~50 per run; 0: off
 
     def __post_init__(self):
         def need(cond, msg):
@@ -173,6 +176,7 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
     eval_every = config.eval_every or max(1, S // 10)
     log_every = config.log_every or max(1, S // 500)
     ckpt_every = config.checkpoint_every or eval_every
+    noise_every = max(1, S // 50) if config.noise_every is None else int(config.noise_every)
     loss_chunk = config.loss_chunk if config.loss_chunk is not None else (
         8192 if config.shape.vocab_size > 16384 else None)
     params = count_params(config.shape)
@@ -191,6 +195,11 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
         model = Transformer(config.shape).to(device)
         optimizers = _make_optimizers(model, config, device)
         fwd = torch.compile(model) if config.compile else model
+        probe = HalfBatchProbe(model.parameters()) if noise_every > 0 else None
+
+        def probe_loss(a, b):
+            with amp:
+                return fwd(a, b, loss_chunk=loss_chunk)
 
         # the run's bookkeeping; everything here goes into the checkpoint
         st = {"step": 0, "branch": None, "branches_done": 0, "points": [], "curve": [],
@@ -199,6 +208,7 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
             st = _load(ckpt_path, model, optimizers, config, device)
             if st["status"] != "running":
                 return _result(st, params, fpt, hardware)
+        noise = st.setdefault("noise", _noise_sums())   # (checkpoints older than the noise scale lack it)
 
         def checkpoint(path=ckpt_path):
             _save(path, model, optimizers, config, st)
@@ -246,9 +256,13 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
                 for group in opt.param_groups:
                     group["lr"] = lr
             x, y = (_to(a, device) for a in data.batch(step, config.batch_size, config.seq_len))
+            # the noise-scale probe sets its half-batch gradient aside before the step: the step is unchanged
+            probing = probe is not None and (step + 1) % noise_every == 0 and probe.before(probe_loss, x, y)
             with amp:
                 loss = fwd(x, y, loss_chunk=loss_chunk)
             loss.backward()
+            if probing:
+                _add_noise(noise, probe.after())
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             for opt in optimizers:
@@ -262,7 +276,7 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
                 train_loss = loss.item()
                 val_loss = evaluate() if is_eval else None
                 event = {"type": "curve", "step": step, "tokens": step * tps, "train_loss": train_loss,
-                         "val_loss": val_loss, "lr": lr, "branch": b}
+                         "val_loss": val_loss, "lr": lr, "branch": b, **_take_noise(noise)}
                 st["curve"].append(event)
                 emit(event)
                 if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
@@ -335,7 +349,39 @@ def _load(path: Path, model, optimizers, config: TrainConfig, device) -> dict:
     return blob["state"]
 
 
+def _noise_sums() -> dict:
+    # since the last curve event (g2, trace, n) and over the whole run (run_*)
+    return {"g2": 0.0, "trace": 0.0, "n": 0, "run_g2": 0.0, "run_trace": 0.0, "run_n": 0}
+
+
+def _add_noise(noise: dict, measured) -> None:
+    """One probe's measurement: the mean of its halves' unbiased estimates (train/noise_scale.py)."""
+    if not measured:
+        return
+    pairs = [unbiased_estimates(*m) for m in measured]
+    g2 = sum(p[0] for p in pairs) / len(pairs)
+    trace = sum(p[1] for p in pairs) / len(pairs)
+    for prefix in ("", "run_"):
+        noise[prefix + "g2"] += g2
+        noise[prefix + "trace"] += trace
+        noise[prefix + "n"] += 1
+
+
+def _take_noise(noise: dict) -> dict:
+    """The curve event's noise columns: the mean estimates since the last event (None without one)."""
+    if not noise["n"]:
+        return {"noise_g2": None, "noise_trace": None}
+    out = {"noise_g2": noise["g2"] / noise["n"], "noise_trace": noise["trace"] / noise["n"]}
+    noise.update(g2=0.0, trace=0.0, n=0)
+    return out
+
+
 def _result(st: dict, params: ParamCount, fpt: float, hardware: dict) -> TrainResult:
+    noise = st.get("noise") or _noise_sums()
+    extra = {"noise_scale": {"b_simple_sequences": b_simple(noise["run_trace"], noise["run_g2"])
+                             if noise["run_n"] else None, "measurements": noise["run_n"],
+                             "g2_mean": noise["run_g2"] / noise["run_n"] if noise["run_n"] else None,
+                             "trace_mean": noise["run_trace"] / noise["run_n"] if noise["run_n"] else None}}
     return TrainResult(points=list(st["points"]), curve=list(st["curve"]), params=params,
                        flops_per_token=fpt, wall_seconds=st["wall"], hardware=hardware,
-                       status=st["status"], message=st["message"])
+                       status=st["status"], message=st["message"], extra=extra)

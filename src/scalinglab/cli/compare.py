@@ -1,0 +1,85 @@
+"""`scalinglab compare`: each group's effective compute multiplier over a baseline group
+(a thin layer over ``scalinglab.fitting.compare``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from scalinglab.cli.app import app
+from scalinglab.cli.core import (BinBudgetsOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, LawOpt, MapOpt, OutlierOpt,
+                                 RunOptions, SepOpt, SourceArg, WeightsOpt, WhereOpt, _check_output_file, _load,
+                                 _weights)
+from scalinglab.cli.lawopts import resolve_law
+from scalinglab.cli.render import (RegistryHelpCommand, check_bootstrap, check_range, console, emit_json, fail,
+                                   parse_budgets, print_text_block, summary_to_cli)
+
+
+@app.command(cls=RegistryHelpCommand)
+def compare(
+    source: str = SourceArg,
+    by: str = typer.Option("group", "--by", help="Column that labels each run's group (AdamW vs Muon, bf16 vs fp8, "
+                                                 "data mix A vs B)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="The reference group (default: the first)."),
+    law: str = LawOpt,
+    fix: List[str] = FixOpt,
+    share: str = typer.Option("auto", "--share", help="auto (shared exponents unless an F test on least-squares "
+                              "refits rejects them), shared, or separate (one law per group)."),
+    budgets: Optional[str] = typer.Option(None, "--budgets", help="FLOPs at which to report the multiplier, "
+                                          "comma-separated (default: 7 log-spaced over the runs' compute)."),
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples (runs resampled within each group)."),
+    level: float = typer.Option(0.9, help="Confidence level of the intervals."),
+    test_level: float = typer.Option(0.05, "--test-level", help="Significance level of the sharing test."),
+    seed: int = typer.Option(0, help="Random seed for the bootstrap."),
+    loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
+    delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
+    weights: str = WeightsOpt,
+    plot: Optional[Path] = typer.Option(None, "-o", "--plot", help="Write the figure of m(C) with its bands (PNG)."),
+    map: List[str] = MapOpt,
+    drop_top_loss: int = DropTopOpt,
+    where: Optional[str] = WhereOpt,
+    flops_tolerance: float = FlopsTolOpt,
+    drop_outliers: Optional[float] = OutlierOpt,
+    sep: Optional[str] = SepOpt,
+    bin_budgets: Optional[float] = BinBudgetsOpt,
+    from_: Optional[str] = FromOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+):
+    """Which intervention buys compute: each group's effective compute multiplier over --baseline.
+
+    m(C) = the compute the baseline needs to reach the loss the group reaches at C, divided by C
+    (both on their compute-optimal frontiers), with bootstrap intervals, and whether it grows,
+    shrinks or holds with scale (the slope of log m against log C, with its interval)."""
+    with fail(as_json=as_json):
+        check_bootstrap(bootstrap)
+        check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
+        check_range(test_level, "--test-level", low=0, high=1, low_open=True, high_open=True, example="0.05")
+        check_range(delta, "--delta", low=0, low_open=True, example="1e-3")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
+        if share not in ("auto", "shared", "separate"):
+            raise typer.BadParameter(f"--share {share!r}: choose auto, shared or separate")
+        grid = parse_budgets(budgets) if budgets is not None else None
+        if grid is not None and len(set(grid)) < 2:
+            raise typer.BadParameter("--budgets: give two or more budgets, e.g. 1e18,1e20,1e22 (a trend needs two)")
+        if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise typer.BadParameter(f"-o/--plot {plot}: the figure is written as .png, .pdf or .svg; "
+                                     "e.g. -o compare.png")
+        _check_output_file(plot, "-o/--plot")
+        law_obj = resolve_law(law, [], fix, [], [])
+        runs = _load(source, RunOptions(map, drop_top_loss, where, None if by == "group" else by, flops_tolerance,
+                                        drop_outliers, sep, bin_budgets, from_))
+        from scalinglab.fitting.compare import compare_groups
+
+        result = compare_groups(runs, baseline=baseline, law=law_obj, share=share, budgets=grid, n_boot=bootstrap,
+                                level=level, test_level=test_level, seed=seed, loss=loss, delta=delta,
+                                weights=_weights(weights))
+        if plot is not None:
+            result.plot(plot)
+        if as_json:
+            emit_json({**result.to_dict(), "plot": None if plot is None else str(plot)})
+            return
+        print_text_block(summary_to_cli(result.summary()),
+                         title=f"compare {runs.source} by {by} ({len(runs)} runs), baseline {result.baseline}")
+        if plot is not None:
+            console.print(f"figure written to {plot}")

@@ -1,0 +1,269 @@
+"""`scalinglab hparams laws | fit | validate | critical-batch`: a thin layer over
+``laws/hparams.py``, ``fitting/hparams.py`` and ``laws/critical_batch.py``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from scalinglab.cli.app import app
+from scalinglab.cli.render import check_bootstrap, check_range, emit_json, err_console, fail, parse_mapping, \
+    print_text_block
+
+hparams_app = typer.Typer(help="Learning-rate and batch-size laws: presets, fits from LR × batch sweeps, "
+                               "hold-out checks, and the critical batch.", no_args_is_help=True)
+app.add_typer(hparams_app, name="hparams")
+
+MapOpt = typer.Option([], "--map", help="Column mapping canonical=source, repeatable, e.g. --map lr=peak_lr "
+                                        "--map batch_size=bs --map params=n_params")
+BatchUnitOpt = typer.Option("tokens", "--batch-unit", help="What the batch_size column counts: tokens or "
+                            "sequences (converted to tokens with --seq-len; kept in sequences without it)")
+SeqLenOpt = typer.Option(None, "--seq-len", help="Tokens per sequence, with --batch-unit sequences")
+WindowOpt = typer.Option(0.02, "--window", help="Near-optimal band of the smoothing: the quadratic is fitted to "
+                         "the runs within this relative loss of the smoothed minimum (at least terms + 2 runs)")
+GroupByOpt = typer.Option(None, "--group-by", help="Column(s) naming each model's runs, comma-separated (default: "
+                          "runs of equal params and tokens); for sweeps whose tokens move with the batch size")
+FormOpt = typer.Option("auto", "--form", help="Regressors of log lr* and log B*: auto, ND (log N and log D, Step "
+                       "Law's form), C (log C, DeepSeek's), N or D")
+
+
+def _columns(text: Optional[str]):
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _read(sweep: str, mapping, where, sep, batch_unit, seq_len):
+    from scalinglab.fitting.hparams import load_hparam_runs
+
+    runs, diverged = load_hparam_runs(sweep, mapping=parse_mapping(mapping) or {}, where=where, sep=sep,
+                                      batch_unit=batch_unit, seq_len=seq_len)
+    for note in runs.notes:
+        if note.startswith("batch_size"):
+            err_console.print(f"note: {note}", markup=False)
+    for warning in getattr(runs, "warnings", []) or []:
+        err_console.print(f"warning: {warning}", style="yellow", markup=False)
+    return runs, diverged
+
+
+@hparams_app.command("laws")
+def laws_command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")):
+    """The published lr/batch laws and the critical-batch preset, with their constants and sources."""
+    from scalinglab.laws.critical_batch import KAPLAN_CRITICAL_BATCH
+    from scalinglab.laws.hparams import HPARAM_LAWS
+
+    if as_json:
+        emit_json({"hparams": {k: v.to_dict() for k, v in HPARAM_LAWS.items()},
+                   "critical_batch": {KAPLAN_CRITICAL_BATCH.name: KAPLAN_CRITICAL_BATCH.to_dict()}})
+        return
+    lines = [law.describe() for law in HPARAM_LAWS.values()]
+    lines += [f"  ({law.name}: {law.description})" for law in HPARAM_LAWS.values() if law.description]
+    lines.append(KAPLAN_CRITICAL_BATCH.describe())
+    print_text_block("\n".join(lines), title="Hyperparameter laws")
+
+
+@hparams_app.command("fit")
+def fit_command(
+    sweep: str = typer.Argument(..., help="An LR × batch sweep: runs with params, tokens (or flops), lr, "
+                                "batch_size, loss (.csv/.parquet/.jsonl or a sweep store .db); a missing or "
+                                "non-finite loss is a diverged run"),
+    mapping: List[str] = MapOpt,
+    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset, e.g. \"optimizer == 'adamw'\""),
+    sep: Optional[str] = typer.Option(None, "--sep", help="Separator of a delimited file"),
+    batch_unit: str = BatchUnitOpt,
+    seq_len: Optional[float] = SeqLenOpt,
+    window: float = WindowOpt,
+    form: str = FormOpt,
+    group_by: Optional[str] = GroupByOpt,
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Resamples (runs within each group) for the intervals"),
+    seed: int = typer.Option(0, "--seed"),
+    keep_edge: bool = typer.Option(False, "--keep-edge", help="Keep groups whose optimum is on the sampled range's edge"),
+    params: Optional[float] = typer.Option(None, "--params", help="Predict lr* and B* at this N (with --tokens)"),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="Predict at this D (with --params)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fitted law (JSON) for "
+                                          "`plan --hparams-law` and `sweep plan --hparams-law`"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+):
+    """Fit lr* and B* power laws from an LR × batch sweep: smooth, keep the near-optimal runs, regress, bootstrap."""
+    from scalinglab.fitting.hparams import fit_hparams
+
+    with fail(as_json=as_json):
+        check_bootstrap(bootstrap)
+        check_range(window, "--window", low=0, low_open=True, high=1, high_open=True, example="0.02")
+        if (params is None) != (tokens is None):
+            raise typer.BadParameter("give --params and --tokens together (the scale to predict at)")
+        if output is not None and (output.is_dir() or not output.parent.exists()):
+            raise typer.BadParameter(f"-o {output}: give a file in an existing directory, e.g. -o hp.json")
+        runs = _read(sweep, mapping, where, sep, batch_unit, seq_len)
+        result = fit_hparams(runs, window=window, form=form, n_boot=bootstrap, seed=seed, keep_edge=keep_edge,
+                             group_by=_columns(group_by))
+        target = None if params is None else {"params": params, "tokens": tokens}
+        if output is not None:
+            result.to_json(output)
+    if as_json:
+        payload = result.to_dict()
+        if target:
+            payload["prediction"] = {"params": params, "tokens": tokens, **result.predict(**target)}
+        emit_json(payload)
+    else:
+        print_text_block(result.summary(target), title=f"lr/batch law fitted to {sweep}")
+        if output is not None:
+            print(f"law written to {output}; use it with `scalinglab plan FIT --hparams-law {output}`")
+
+
+@hparams_app.command("validate")
+def validate_command(
+    sweep: str = typer.Argument(..., help="An LR × batch sweep (as for `hparams fit`) with 3 or more (N, D) groups"),
+    mapping: List[str] = MapOpt,
+    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset"),
+    sep: Optional[str] = typer.Option(None, "--sep", help="Separator of a delimited file"),
+    batch_unit: str = BatchUnitOpt,
+    seq_len: Optional[float] = SeqLenOpt,
+    window: float = WindowOpt,
+    form: str = FormOpt,
+    group_by: Optional[str] = GroupByOpt,
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Resamples for the intervals"),
+    seed: int = typer.Option(0, "--seed"),
+    keep_edge: bool = typer.Option(False, "--keep-edge"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+):
+    """Fit on every (N, D) group but the largest, predict its lr* and B*, and read its loss there vs its best run."""
+    from scalinglab.fitting.hparams import validate_hparams
+
+    with fail(as_json=as_json):
+        check_bootstrap(bootstrap)
+        check_range(window, "--window", low=0, low_open=True, high=1, high_open=True, example="0.02")
+        runs = _read(sweep, mapping, where, sep, batch_unit, seq_len)
+        result = validate_hparams(runs, window=window, form=form, n_boot=bootstrap, seed=seed, keep_edge=keep_edge,
+                                  group_by=_columns(group_by))
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        print_text_block(result.summary() + "\n\n" + result.fit.summary(), title=f"lr/batch hold-out on {sweep}")
+
+
+@hparams_app.command("critical-batch")
+def critical_batch_command(
+    curves: str = typer.Argument(..., help="Loss curves of runs at several batch sizes: a .csv/.parquet with "
+                                 "run_id, batch_size, step, loss, or a sweep store (.db: its training curves)"),
+    target_loss: Optional[str] = typer.Option(None, "--target-loss", help="Loss(es) every batch size is timed "
+                                              "to, comma-separated, e.g. 3.5,3.2 (2 or more give B_crit(L))"),
+    noise: bool = typer.Option(False, "--noise", help="Instead: fit B_crit(L) to the gradient noise scale the "
+                               "trainer measured (a sweep store; B_simple ≈ B_crit, McCandlish et al. §2.2)"),
+    mapping: List[str] = MapOpt,
+    batch_unit: str = BatchUnitOpt,
+    seq_len: Optional[float] = SeqLenOpt,
+    bootstrap: int = typer.Option(500, "--bootstrap", help="Residual resamples for the intervals"),
+    seed: int = typer.Option(0, "--seed"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the B_crit(L) law (JSON) for "
+                                          "`plan --critical-batch`"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+):
+    """Fit McCandlish's steps/examples trade-off (S/S_min - 1)(E/E_min - 1) = 1: B_crit at each target loss."""
+    from scalinglab.laws.critical_batch import fit_critical_batch
+
+    if noise:
+        _noise_command(curves, target_loss, bootstrap, seed, output, as_json)
+        return
+    with fail(as_json=as_json):
+        check_bootstrap(bootstrap)
+        if target_loss is None:
+            raise typer.BadParameter("give --target-loss (e.g. 3.5,3.2), or --noise with a sweep store")
+        try:
+            targets = [float(x) for x in target_loss.split(",") if x.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"--target-loss {target_loss!r}: give losses, e.g. 3.5,3.2") from None
+        frame, unit = _curves(curves, parse_mapping(mapping) or {}, batch_unit, seq_len)
+        result = fit_critical_batch(frame, targets, unit=unit, n_boot=bootstrap, seed=seed, source=curves)
+        if output is not None:
+            if result.law is None:
+                raise typer.BadParameter("-o: a B_crit(L) law needs 2 or more --target-loss values")
+            result.to_json(output)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        print_text_block(result.summary(), title=f"Critical batch from {curves}")
+        if output is not None:
+            print(f"law written to {output}; use it with `scalinglab plan FIT --critical-batch {output}`")
+
+
+def _noise_command(source: str, target_loss, bootstrap: int, seed: int, output, as_json: bool) -> None:
+    import numpy as np
+
+    from scalinglab.laws.critical_batch import CriticalBatchLaw, noise_scale_points
+
+    with fail(as_json=as_json):
+        check_bootstrap(bootstrap)
+        if target_loss is not None:
+            raise typer.BadParameter("--noise fits B_crit(L) from the measured noise scale: leave out --target-loss")
+        if Path(source).suffix.lower() not in (".db", ".sqlite"):
+            raise typer.BadParameter(f"--noise reads the noise scale the trainer stored: give a sweep store (.db), "
+                                     f"not {source}")
+        from scalinglab.sweep.store import SweepStore, curves_frame
+
+        frame = curves_frame(source)
+        with SweepStore(source) as store:
+            seq = {r.run_id: float(r.config.get("train", {}).get("seq_len", 1)) for r in store.runs("done")}
+        frame = frame[(frame["branch"] == -1) & frame["run_id"].isin(list(seq))]
+        frame = frame.assign(loss=frame["train_loss"], seq_len=[seq[r] for r in frame["run_id"]])
+        points, dropped = noise_scale_points(frame)
+        if points.empty:
+            raise ValueError(f"{source}: no noise-scale measurements in its curves (stores written before the "
+                             "trainer measured it, or runs of one sequence per step)")
+        law = CriticalBatchLaw.from_noise_scale(points["loss"], points["noise_scale"], n_boot=bootstrap, seed=seed,
+                                                source=source, name="noise scale")
+        if output is not None:
+            output.write_text(__import__("json").dumps(law.to_dict(), indent=1))
+    if as_json:
+        emit_json({"law": law.to_dict(), "points": int(len(points)), "dropped": dropped})
+        return
+    lines = [f"B_crit(L) from the gradient noise scale of {points['run_id'].nunique()} run(s): {len(points)} "
+             f"pooled measurements (5 curve rows each), losses {points['loss'].min():.4g} – "
+             f"{points['loss'].max():.4g}", f"  {law.describe()}"]
+    if law.samples:
+        lo, hi = np.quantile(np.asarray(law.samples)[:, 1], [(1 - law.level) / 2, (1 + law.level) / 2])
+        lines.append(f"  exponent 1/alpha_b {1 / law.alpha_b:.3g}   [{100 * law.level:g}% CI {lo:.3g} – {hi:.3g}; "
+                     "Kaplan et al. 2020: 1/0.21 = 4.76]")
+    for L in np.quantile(points["loss"], [0.0, 0.5, 1.0]):
+        ci = law.interval(float(L))
+        lines.append(f"  at loss {L:.4g}: B_crit {float(law.b_crit(L)):.3g} tokens"
+                     + (f"   [{100 * law.level:g}% CI {ci[0]:.3g} – {ci[1]:.3g}]" if ci else ""))
+    if dropped:
+        lines.append(f"  note: {dropped} pooled measurement(s) left out: |G|² estimate not positive (the gradient "
+                     "lost in the noise)")
+    print_text_block("\n".join(lines), title=f"Critical batch from the noise scale in {source}")
+    if output is not None:
+        print(f"law written to {output}; use it with `scalinglab plan FIT --critical-batch {output}`")
+
+
+def _curves(source: str, mapping: dict, batch_unit: str, seq_len):
+    """(run_id, batch_size, step, loss frame, batch unit) from a curves file or a sweep store."""
+    import pandas as pd
+
+    from scalinglab.data.readers import read_table
+
+    if batch_unit not in ("tokens", "sequences"):
+        raise typer.BadParameter(f"--batch-unit {batch_unit!r}: choose tokens or sequences")
+    path = Path(source)
+    if path.suffix.lower() in (".db", ".sqlite"):
+        from scalinglab.sweep.store import SweepStore, curves_frame
+
+        frame = curves_frame(path)
+        with SweepStore(path) as store:
+            train = {r.run_id: r.config.get("train", {}) for r in store.runs("done")}
+        frame = frame[(frame["branch"] == -1) & frame["run_id"].isin(list(train))]
+        frame = frame.assign(loss=frame["train_loss"],
+                             batch_size=[float(train[r]["batch_size"] * train[r]["seq_len"]) for r in frame["run_id"]])
+        return frame[["run_id", "batch_size", "step", "loss"]], "tokens"
+    raw, _ = read_table(path)
+    raw = raw.rename(columns={v: k for k, v in mapping.items() if v is not None})
+    missing = [c for c in ("run_id", "batch_size", "step", "loss") if c not in raw]
+    if missing:
+        raise ValueError(f"{source}: loss curves need columns run_id, batch_size, step, loss; missing {missing} "
+                         f"(have {', '.join(map(str, raw.columns))}; map yours with --map step=COLUMN)")
+    for col in ("batch_size", "step", "loss"):
+        raw[col] = pd.to_numeric(raw[col], errors="coerce")
+    unit = batch_unit
+    if batch_unit == "sequences" and seq_len:
+        raw["batch_size"] = raw["batch_size"] * float(seq_len)
+        unit = "tokens"
+    return raw, unit

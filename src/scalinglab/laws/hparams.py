@@ -1,0 +1,281 @@
+"""Learning-rate and batch-size laws: the published presets, and laws fitted from a sweep.
+
+A hyperparameter law predicts the loss-optimal peak learning rate and batch size (tokens per
+optimizer step) of a run from its size N (non-embedding parameters), its tokens D, or its compute
+C = 6·N·D, as power laws fitted in log space:
+
+    lr*(N, D) = a · N^p · D^q        B*(N, D) = b · N^r · D^s        (or of C alone)
+
+Presets (``HPARAM_LAWS``), each with its constants and source:
+
+* ``stepLaw``: Li et al. 2025, "Predictable Scale: Part I — Optimal Hyperparameter Scaling Law
+  in Large Language Model Pretraining" (arXiv:2503.04715), fitted on 3,700 runs from 60M to 1B
+  parameters: lr = 1.79·N^-0.713·D^0.307 and B = 0.58·D^0.571 tokens (N non-embedding).
+* ``deepseek``: DeepSeek-AI 2024, "DeepSeek LLM: Scaling Open-Source Language Models with
+  Longtermism" (arXiv:2401.02954), §3.1, fitted on 1e17-2e19 FLOPs: η = 0.3118·C^-0.1250 and
+  B = 0.2920·C^0.3271 tokens. DeepSeek's C is M·D with M the non-embedding FLOPs per token
+  (attention included); here C = 6·N·D, which is M·D up to the attention term.
+
+A law fitted from an LR × batch sweep (``fitting/hparams.py``) is the same object with its
+bootstrap samples and its regression's residual scatter, so it also gives intervals: a
+bootstrap confidence interval (CI) and a prediction interval (PI) that adds the scatter of the
+sweep's own optima about the power law. It is written to and read from JSON
+(``get_hparam_law("hp.json")``).
+
+These laws are not in the loss-law registry (``laws.LAWS``): they predict settings, not a loss,
+and have no budget to split; ``get_hparam_law`` is their registry.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+__all__ = ["PowerRule", "HparamLaw", "HPARAM_LAWS", "HPARAM_VARIABLES", "BATCH_UNITS", "STEP_LAW",
+           "DEEPSEEK", "get_hparam_law", "register_hparam_law", "DEFAULT_HPARAM_LAW"]
+
+HPARAM_VARIABLES = ("params", "tokens", "flops")
+BATCH_UNITS = ("tokens", "sequences")
+_SYMBOL = {"params": "N", "tokens": "D", "flops": "C"}
+
+
+@dataclass(frozen=True)
+class PowerRule:
+    """y = coef · Π x_v^e_v over ``exponents`` ((variable, e) pairs; variables from
+    ``HPARAM_VARIABLES``), i.e. log y = log coef + Σ e_v log x_v."""
+
+    coef: float
+    exponents: tuple[tuple[str, float], ...]
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(v for v, _ in self.exponents)
+
+    @property
+    def vector(self) -> np.ndarray:
+        """(log coef, e_1, ..., e_k): the coordinates a fit estimates."""
+        return np.array([math.log(self.coef)] + [e for _, e in self.exponents])
+
+    def log_predict(self, inputs: Mapping[str, np.ndarray], vectors=None) -> np.ndarray:
+        """log y at ``inputs``; with ``vectors`` (k, 1 + p) the log y of each (k, n)."""
+        X = design(inputs, self.variables)
+        if vectors is None:
+            return X @ self.vector
+        return np.atleast_2d(np.asarray(vectors, dtype=float)) @ X.T
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.exp(self.log_predict(inputs))
+
+    def formula(self, symbol: str) -> str:
+        terms = " · ".join(f"{_SYMBOL[v]}^{e:.4g}" for v, e in self.exponents)
+        return f"{symbol} = {self.coef:.4g}" + (f" · {terms}" if terms else "")
+
+    def to_dict(self) -> dict:
+        return {"coef": self.coef, "exponents": {v: e for v, e in self.exponents}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "PowerRule":
+        exps = d.get("exponents", {})
+        bad = [v for v in exps if v not in HPARAM_VARIABLES]
+        if bad:
+            raise ValueError(f"hyperparameter rule: unknown variable(s) {bad}; valid: {list(HPARAM_VARIABLES)}")
+        return cls(float(d["coef"]), tuple((v, float(e)) for v, e in exps.items()))
+
+
+def design(inputs: Mapping[str, np.ndarray], variables) -> np.ndarray:
+    """(n, 1 + p): a column of ones, then log of each variable (flops = 6·N·D when absent)."""
+    cols = []
+    for v in variables:
+        if v in inputs and inputs[v] is not None:
+            x = np.asarray(inputs[v], dtype=float)
+        elif v == "flops" and "params" in inputs and "tokens" in inputs:
+            x = 6.0 * np.asarray(inputs["params"], dtype=float) * np.asarray(inputs["tokens"], dtype=float)
+        else:
+            raise ValueError(f"hyperparameter law needs {v!r} ({_SYMBOL[v]}); got {sorted(inputs)}")
+        if np.any(~np.isfinite(x)) or np.any(x <= 0):
+            raise ValueError(f"hyperparameter law: {v} must be positive and finite; got {x}")
+        cols.append(np.log(np.atleast_1d(x)))
+    n = max((c.size for c in cols), default=1)
+    cols = [np.broadcast_to(c, (n,)) for c in cols]
+    return np.column_stack([np.ones(n)] + cols)
+
+
+@dataclass
+class HparamLaw:
+    """A learning-rate and batch-size law (``lr`` and/or ``batch`` rule).
+
+    name, citation: what the plan prints. batch_unit: "tokens" (the canonical unit) or
+    "sequences" (a sweep whose batch size was in sequences and had no sequence length).
+    uncertainty: for a fitted law, per target ("lr", "batch") the bootstrap samples of the
+    rule's vector and the regression's residual scatter (see ``interval``).
+    """
+
+    name: str
+    lr: PowerRule | None
+    batch: PowerRule | None
+    citation: str
+    description: str = ""
+    batch_unit: str = "tokens"
+    fitted: bool = False
+    uncertainty: dict = field(default_factory=dict)
+    source: str = ""                    # the file it was read from, for a fitted law
+
+    def rules(self) -> dict[str, PowerRule]:
+        return {k: r for k, r in (("lr", self.lr), ("batch", self.batch)) if r is not None}
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for r in self.rules().values():
+            out += [v for v in r.variables if v not in out]
+        return tuple(out)
+
+    def inputs(self, params=None, tokens=None, flops=None) -> dict:
+        out = {"params": params, "tokens": tokens, "flops": flops}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def predict(self, params=None, tokens=None, flops=None) -> dict[str, np.ndarray]:
+        """{"lr": ..., "batch": ...} (whichever rules the law has) at the given N, D or C."""
+        x = self.inputs(params, tokens, flops)
+        return {k: r(x) for k, r in self.rules().items()}
+
+    def interval(self, params=None, tokens=None, flops=None, level: float = 0.9) -> dict[str, dict]:
+        """For a fitted law, per target: ``ci`` (bootstrap percentile interval of the prediction)
+        and ``pi`` (prediction interval of a new sweep's optimum: the regression's residual
+        scatter in log space, t-quantile, never narrower than the CI). Empty for a preset."""
+        from scipy import stats
+
+        x = self.inputs(params, tokens, flops)
+        out: dict[str, dict] = {}
+        for key, rule in self.rules().items():
+            u = self.uncertainty.get(key) or {}
+            entry: dict = {}
+            samples = u.get("samples")
+            if samples is not None and len(samples):
+                logs = rule.log_predict(x, np.asarray(samples, dtype=float))[:, 0]
+                logs = logs[np.isfinite(logs)]
+                if logs.size:
+                    lo, hi = np.quantile(logs, [(1 - level) / 2, (1 + level) / 2])
+                    entry["ci"] = (float(np.exp(lo)), float(np.exp(hi)))
+            s, dof, xtx_inv = u.get("residual_sd"), u.get("dof"), u.get("xtx_inv")
+            if s is not None and dof and xtx_inv is not None:
+                X0 = design(x, rule.variables)[0]
+                var = float(s) ** 2 * (1.0 + float(X0 @ np.asarray(xtx_inv, dtype=float) @ X0))
+                half = float(stats.t.ppf((1 + level) / 2, int(dof))) * math.sqrt(max(var, 0.0))
+                centre = float(rule.log_predict(x)[0])
+                pi = (math.exp(centre - half), math.exp(centre + half))
+                if "ci" in entry:
+                    pi = (min(pi[0], entry["ci"][0]), max(pi[1], entry["ci"][1]))
+                entry["pi"] = pi
+            if entry:
+                entry["level"] = level
+                out[key] = entry
+        return out
+
+    def formula(self) -> str:
+        parts = []
+        if self.lr is not None:
+            parts.append(self.lr.formula("lr"))
+        if self.batch is not None:
+            parts.append(self.batch.formula("B") + f" {self.batch_unit}")
+        return "; ".join(parts)
+
+    def describe(self) -> str:
+        """One line: name, formula and source."""
+        return f"{self.name}: {self.formula()} ({self.citation})"
+
+    def to_dict(self) -> dict:
+        return {"kind": "hparam_law", "name": self.name, "citation": self.citation,
+                "description": self.description, "batch_unit": self.batch_unit, "fitted": self.fitted,
+                "lr": None if self.lr is None else self.lr.to_dict(),
+                "batch": None if self.batch is None else self.batch.to_dict(),
+                "uncertainty": _plain(self.uncertainty)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, source: str = "") -> "HparamLaw":
+        if not isinstance(d, Mapping) or d.get("kind") not in ("hparam_law", "hparam_fit"):
+            raise ValueError(f"{source or 'hyperparameter law'}: not a hyperparameter law (written by "
+                             "`scalinglab hparams fit ... -o hp.json`)")
+        if d.get("kind") == "hparam_fit":
+            d = d["law"]
+        if d.get("batch_unit", "tokens") not in BATCH_UNITS:
+            raise ValueError(f"{source}: batch_unit {d.get('batch_unit')!r} is not one of {BATCH_UNITS}")
+        return cls(name=str(d["name"]), citation=str(d.get("citation", "")), description=str(d.get("description", "")),
+                   lr=None if d.get("lr") is None else PowerRule.from_dict(d["lr"]),
+                   batch=None if d.get("batch") is None else PowerRule.from_dict(d["batch"]),
+                   batch_unit=str(d.get("batch_unit", "tokens")), fitted=bool(d.get("fitted", False)),
+                   uncertainty=dict(d.get("uncertainty") or {}), source=source)
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
+
+
+# ------------------------------------------------------------------------------ presets
+
+STEP_LAW = HparamLaw(
+    name="stepLaw",
+    lr=PowerRule(1.79, (("params", -0.713), ("tokens", 0.307))),
+    batch=PowerRule(0.58, (("tokens", 0.571),)),
+    citation="Step Law: Li et al. 2025, Predictable Scale: Part I, arXiv:2503.04715",
+    description="fitted on 3,700 LLM pretraining runs, 60M-1B non-embedding parameters; N non-embedding "
+                "parameters, D tokens, B tokens per step",
+)
+
+DEEPSEEK = HparamLaw(
+    name="deepseek",
+    lr=PowerRule(0.3118, (("flops", -0.125),)),
+    batch=PowerRule(0.2920, (("flops", 0.3271),)),
+    citation="DeepSeek LLM: DeepSeek-AI 2024, arXiv:2401.02954, sec. 3.1",
+    description="fitted on 1e17-2e19 FLOPs; C = M·D with M the non-embedding FLOPs per token, taken here "
+                "as 6·N·D; B tokens per step",
+)
+
+HPARAM_LAWS: dict[str, HparamLaw] = {law.name: law for law in (STEP_LAW, DEEPSEEK)}
+DEFAULT_HPARAM_LAW = STEP_LAW.name
+
+
+def register_hparam_law(law: HparamLaw, *, replace: bool = False) -> HparamLaw:
+    if not isinstance(law, HparamLaw):
+        raise TypeError(f"register_hparam_law needs an HparamLaw; got {type(law).__name__}")
+    if law.name in HPARAM_LAWS and HPARAM_LAWS[law.name] is not law and not replace:
+        raise ValueError(f"a hyperparameter law named {law.name!r} is already registered; pass replace=True")
+    HPARAM_LAWS[law.name] = law
+    return law
+
+
+def get_hparam_law(name_or_path) -> HparamLaw:
+    """A preset by name (``stepLaw``, ``deepseek``), an HparamLaw, or a fitted law's JSON file
+    (``scalinglab hparams fit ... -o hp.json``)."""
+    if isinstance(name_or_path, HparamLaw):
+        return name_or_path
+    key = str(name_or_path)
+    if key in HPARAM_LAWS:
+        return HPARAM_LAWS[key]
+    lowered = {k.lower(): v for k, v in HPARAM_LAWS.items()}
+    if key.lower() in lowered:
+        return lowered[key.lower()]
+    path = Path(key)
+    if path.suffix.lower() == ".json" or path.exists():
+        if not path.is_file():
+            raise ValueError(f"--hparams-law {key}: no such file; give a preset ({', '.join(HPARAM_LAWS)}) or a "
+                             "fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`)")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--hparams-law {key}: not readable JSON ({exc})") from None
+        return HparamLaw.from_dict(data, source=str(path))
+    raise ValueError(f"--hparams-law {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) or a fitted "
+                     "law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)")
