@@ -36,6 +36,7 @@ _EXPORTS = {
     "validate_rollout": "scalinglab.fitting.validation",
     "plan": "scalinglab.planning.plan",
     "compute_optimal_allocation": "scalinglab.laws.allocation",
+    "build_report": "scalinglab.report.document",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -74,6 +74,18 @@ def _check_output_file(path: Optional[Path], option: str = "-o") -> None:
         raise typer.BadParameter(f"{option} {path}: {path.parent} is a file, not a directory")
 
 
+def _check_plan_output(path: Optional[Path]) -> None:
+    """``plan -o``: a .json file that can be written (the document ``--json`` prints)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise typer.BadParameter(f"-o {path}: is a directory; give a file to write, e.g. -o plan.json")
+    _check_output_file(path)
+    if path.suffix.lower() != ".json":
+        raise typer.BadParameter(f"-o {path}: plan writes JSON, the document --json prints; give a file "
+                                 f"ending in .json, e.g. -o plan.json" + (f" (not {path.suffix})" if path.suffix else ""))
+
+
 def _where_hint(group: Optional[str], label) -> str:
     """``--where "config == 'a'"``: how to choose one group on the command line."""
     column = group or "group"
@@ -371,8 +383,23 @@ def plan(
     context_length: int = typer.Option(2048, help="Context length of the planned model."),
     head_dim: int = typer.Option(64, help="Attention head dimension; d_model is a multiple of it."),
     aspect_ratio: Optional[float] = typer.Option(None, help="d_model / n_layers (default: scale-dependent, 64 -> 128)."),
+    tensor_parallel: int = typer.Option(1, "--tensor-parallel", help="Devices that split each layer (Megatron tensor parallelism): the shape's n_heads and ffn_hidden divide by it."),
     unique_tokens: Optional[float] = typer.Option(None, help="Unique tokens available (data-constrained laws): the plan repeats data beyond them."),
     force: bool = typer.Option(False, "--force", help="Plan even from a degenerate fit (a vanished term, a parameter at its bound, no convergence), with a WARNING naming each problem."),
+    budget_usd: Optional[float] = typer.Option(None, help="Instead of --budget: a training budget in dollars, converted through the GPU's peak, --mfu and its price per GPU-hour."),
+    usd_per_gpu_hour: Optional[float] = typer.Option(None, help="Price per GPU-hour of the training GPU (default: the hardware table's typical cloud price, an assumption); prints dollars."),
+    inference_tokens: Optional[float] = typer.Option(None, help="Tokens the model will serve over its life: adds the inference-aware optimum (Sardana et al.) that minimises training + inference cost."),
+    inference_gpu: Optional[str] = typer.Option(None, help="GPU that serves the model (default: --gpu), priced separately from training."),
+    inference_dtype: str = typer.Option("bf16", help="Serving dtype: bf16, fp16, fp8, int8 or fp4 (what the --inference-gpu's datasheet supports)."),
+    inference_mfu: Optional[float] = typer.Option(None, help="Utilisation of the serving GPU in (0, 1] (default: --mfu)."),
+    inference_usd_per_gpu_hour: Optional[float] = typer.Option(None, help="Price per GPU-hour of the serving GPU (default: the table's)."),
+    tokens_per_param: Optional[float] = typer.Option(None, help="Also plan at this token multiplier M = D/N (over-training): N = sqrt(C/(6M)), its loss and its cost vs the compute-optimal point."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Training precisions to compare at equal GPU-hours, e.g. bf16,fp8,fp4 (a fit of --law precision; faster dtypes buy more FLOPs, from the --gpu table); the plan itself uses the first."),
+    serve_bits: Optional[str] = typer.Option(None, "--serve-bits", help="Quantise the planned model(s) to this precision after training (bits or a name, e.g. 4 or int4): adds the law's post-training-quantisation loss."),
+    batch_size: Optional[float] = typer.Option(None, "--batch-size", help="Tokens per step of the planned run, for a law that plans at a batch size (--law critical_batch)."),
+    hparams_law: str = typer.Option("stepLaw", "--hparams-law", help="Law for the run's learning rate and batch size: stepLaw, deepseek or a fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`); none to leave them out."),
+    critical_batch: str = typer.Option("kaplan", "--critical-batch", help="Law for the critical batch at the planned loss: kaplan or a fitted law's JSON (`scalinglab hparams critical-batch`); none to leave it out."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the plan to this file: JSON (.json), the document --json prints."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
@@ -386,8 +413,32 @@ def plan(
         return ValueError(message.replace("allow_degenerate=True", "--force"))
 
     with fail(as_json=as_json):
+        check_range(tensor_parallel, "--tensor-parallel", low=1, integer=True, example="8")
+        _check_plan_output(output)
+        for value, option, low, low_open, high, example in (
+                (budget_usd, "--budget-usd", 0, True, None, "1e6"),
+                (usd_per_gpu_hour, "--usd-per-gpu-hour", 0, True, None, "2.5"),
+                (inference_tokens, "--inference-tokens", 0, False, None, "2e12"),
+                (inference_mfu, "--inference-mfu", 0, True, 1, "0.3"),
+                (inference_usd_per_gpu_hour, "--inference-usd-per-gpu-hour", 0, True, None, "2.5"),
+                (tokens_per_param, "--tokens-per-param", 0, True, None, "200")):
+            check_range(value, option, low=low, low_open=low_open, high=high, example=example)
+        serving = {"--inference-gpu": inference_gpu, "--inference-mfu": inference_mfu,
+                   "--inference-usd-per-gpu-hour": inference_usd_per_gpu_hour,
+                   "--inference-dtype": None if inference_dtype == "bf16" else inference_dtype}
+        unused = [option for option, value in serving.items() if value is not None]
+        if unused and inference_tokens is None:
+            raise typer.BadParameter(f"{', '.join(unused)} price the serving of the model: give --inference-tokens "
+                                     f"(tokens it will serve, e.g. 2e12) too, or leave them out")
+        if budget_usd is not None:
+            from scalinglab.planning.cost import budget_from_usd
+
+            if budget is not None:
+                raise typer.BadParameter("give --budget (FLOPs) or --budget-usd (dollars), not both")
+            budget, _ = budget_from_usd(budget_usd, None if peak_flops is not None else gpu, mfu,
+                                        usd_per_gpu_hour=usd_per_gpu_hour, peak_flops=peak_flops)
         if (budget is None) == (target_loss is None):
-            raise typer.BadParameter("give exactly one of --budget or --target-loss")
+            raise typer.BadParameter("give exactly one of --budget, --budget-usd or --target-loss")
         fit_result = FitResult.from_json(fit_json)
         try:
             refuse_degenerate_fit(fit_result, allow_degenerate=force)  # before the ladder's rollout, which is slow
@@ -397,6 +448,15 @@ def plan(
         if "unique_tokens" in needs and unique_tokens is None:
             raise typer.BadParameter(f"law {fit_result.law!r} plans under a unique-token limit: give --unique-tokens "
                                      f"(e.g. --unique-tokens 1e10)")
+        from scalinglab.planning.precision import compare_precisions, plan_constraints, split_precisions
+
+        constraints = plan_constraints(needs, unique_tokens=unique_tokens, precision=precision, serve_bits=serve_bits)
+        if "batch_size" in needs:   # laws/critical_batch.py: the frontier at the run's batch size
+            if batch_size is None:
+                raise typer.BadParameter(f"law {fit_result.law!r} plans at a batch size: give --batch-size (tokens per "
+                                         f"step, e.g. --batch-size 4e6)")
+            check_range(batch_size, "--batch-size", low=0, low_open=True, example="4e6")
+            constraints = {**(constraints or {}), "batch_size": float(batch_size)}
         iso = None
         if runs:
             from scalinglab.fitting.approach2 import isoflop_approach2
@@ -411,14 +471,40 @@ def plan(
             result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
                                peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
                                vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
-                               aspect_ratio=aspect_ratio, allow_degenerate=force,
-                               constraints=None if unique_tokens is None else {"unique_tokens": unique_tokens})
+                               aspect_ratio=aspect_ratio, tensor_parallel=tensor_parallel, allow_degenerate=force,
+                               constraints=constraints,
+                               hparams_law=None if hparams_law.lower() == "none" else hparams_law,
+                               critical_batch=None if critical_batch.lower() == "none" else critical_batch)
         except ValueError as exc:
             raise in_option_words(exc) from None
+        from scalinglab.planning.inference import extend_plan
+
+        extras = extend_plan(fit_result, result, inference_tokens=inference_tokens, inference_gpu=inference_gpu,
+                             inference_dtype=inference_dtype, inference_mfu=inference_mfu,
+                             inference_usd_per_gpu_hour=inference_usd_per_gpu_hour, tokens_per_param=tokens_per_param,
+                             usd_per_gpu_hour=usd_per_gpu_hour, budget_usd=budget_usd,
+                             constraints=constraints)
+        precisions = None
+        if len(split_precisions(precision)) > 1 or serve_bits is not None:     # one precision: the plan is it
+            precisions = compare_precisions(fit_result, budget, split_precisions(precision), target_loss=target_loss,
+                                            gpu=gpu, mfu=mfu, serve_bits=serve_bits, constraints={
+                                                k: v for k, v in (constraints or {}).items() if k != "precision_bits"})
+        document = {**result.to_dict(), **extras.to_dict(),
+                    **({"precision": precisions.to_dict()} if precisions is not None else {})}
+        if output is not None:
+            from scalinglab.util import jsonio
+
+            output.write_text(jsonio.dumps(document, indent=2) + "\n")
         if as_json:
-            emit_json(result.to_dict())
+            emit_json(document)
         else:
             print_text_block(result.summary(), title="Plan")
+            for title, text in extras.sections():
+                print_text_block(text, title=title)
+            if precisions is not None:
+                print_text_block(precisions.summary(), title="Training precision (laws/precision.py)")
+            if output is not None:
+                console.print(f"plan written to {output}")
 
 
 @app.command(cls=RegistryHelpCommand)

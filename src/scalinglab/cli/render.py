@@ -87,8 +87,50 @@ class RegistryHelpCommand(TyperCommand):
 
 
 def print_text_block(text: str, title: str | None = None) -> None:
-    # Text(): summaries hold brackets like "[0.31, 0.38]" that rich must not read as markup
-    console.print(Panel(Text(text), title=title, expand=False, title_align="left"))
+    # Text(): summaries hold brackets like "[0.31, 0.38]" that rich must not read as markup;
+    # hang_lines: a long line wraps under its own column, not at the panel's edge (80 columns);
+    # a title too long for the border (rich would cut it) goes above the panel, whole
+    if title is not None and len(title) + 6 > console.width:
+        console.print(Text(title, style="bold"))
+        title = None
+    console.print(Panel(Text(hang_lines(text, console.width - 4)), title=title, expand=False, title_align="left"))
+
+
+_LABEL_GAP = re.compile(r"^(\S.{0,40}?\S)(\s{2,})(?=\S)")
+
+
+def hang_lines(text: str, width: int) -> str:
+    """``text`` with every line longer than ``width`` wrapped at spaces, its continuations
+    indented under the line's own content: under the value of a ``label    value`` line (a law's
+    formula, a plan's "Budget C   1e+23"), under the text of a "- " bullet, else two past the
+    line's indent. Lines that fit are left as they are."""
+    import textwrap
+
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width or width < 20:
+            out.append(line)
+            continue
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        label = _LABEL_GAP.match(body)
+        if body.startswith("- "):
+            hang = indent + 2
+        elif label:
+            hang = indent + label.end()
+        else:
+            hang = indent + 2
+        if hang > width // 2:
+            hang = indent + 2 if indent + 2 <= width // 2 else 2
+        # "row 11" stays on one line (a no-break space, which textwrap does not break at)
+        glued = _ROW_REFERENCE.sub("\\1\u00a0\\2", line)
+        wrapped = textwrap.wrap(glued, width=width, subsequent_indent=" " * hang, break_on_hyphens=False,
+                                replace_whitespace=False, expand_tabs=False) or [glued]
+        out.extend(part.replace("\u00a0", " ") for part in wrapped)
+    return "\n".join(out)
+
+
+_ROW_REFERENCE = re.compile(r"\b(rows?|line|column) (\d+)\b")
 
 
 def print_frame(frame, title: str, *, digits: int = 4, notes: Iterable[str] = ()) -> None:
@@ -107,10 +149,25 @@ def print_frame(frame, title: str, *, digits: int = 4, notes: Iterable[str] = ()
                          no_wrap=numeric[c])
     for _, row in frame.iterrows():
         table.add_row(*[(str(int(v)) if frame[c].dtype.kind in "iu" else fmt_num(v, digits)) if numeric[c]
-                        else str(v) for c, v in row.items()])
+                        else _break_at_separators(str(v), 16) for c, v in row.items()])
     console.print(table)
     for note in notes:
-        console.print(Text(f"  - {note}"), soft_wrap=False)
+        console.print(Text(hang_lines(f"  - {note}", console.width)), soft_wrap=False)
+
+
+def _break_at_separators(text: str, width: int) -> str:
+    """A long label (``rw/base/warmup=long/decay=kaplan``) as lines of at most ``width`` broken
+    after its separators (/ , ;), so that a narrow column folds it between its parts;
+    a piece longer than ``width`` is left for the table to fold."""
+    if len(text) <= width:
+        return text
+    lines, current = [], ""
+    for piece in re.findall(r"[^/,;]*[/,;]?", text):
+        if current and len(current) + len(piece) > width:
+            lines.append(current)
+            current = ""
+        current += piece
+    return "\n".join(lines + [current] if current else lines)
 
 
 def parse_mapping(items: Iterable[str]) -> dict[str, str | None] | None:
@@ -164,12 +221,16 @@ API_OPTIONS = {  # API argument -> CLI option
     "aspect_ratio": "--aspect-ratio", "head_dim": "--head-dim", "vocab_size": "--vocab-size",
     "unique_tokens": "--unique-tokens", "isoflop": "--runs", "constraints": None,
     "min_params": "--min-params", "max_params": "--max-params", "sizes_per_budget": "--sizes-per-budget",
-    "allow_degenerate": "--force",
+    "allow_degenerate": "--force", "tensor_parallel": "--tensor-parallel",
+    "budget_usd": "--budget-usd", "usd_per_gpu_hour": "--usd-per-gpu-hour", "inference_tokens": "--inference-tokens",
+    "inference_gpu": "--inference-gpu", "inference_dtype": "--inference-dtype", "inference_mfu": "--inference-mfu",
+    "inference_usd_per_gpu_hour": "--inference-usd-per-gpu-hour", "tokens_per_param": "--tokens-per-param",
 }
 # names that are options wherever they stand; the others (``level``, ``unique_tokens``, a column
 # too) only as ``name=value`` or as the subject of a message ("level must be in (0, 1)")
 _BARE_ANYWHERE = ("flops_tolerance", "drop_top_loss", "drop_outliers", "n_bootstrap", "keep_edge",
-                  "n_gpus", "peak_flops", "data_max_flops", "target_loss", "aspect_ratio", "head_dim")
+                  "n_gpus", "peak_flops", "data_max_flops", "target_loss", "aspect_ratio", "head_dim",
+                  "budget_usd", "usd_per_gpu_hour", "inference_usd_per_gpu_hour", "inference_mfu")
 _VALUE = r"""(?:\{[^{}]*\}|'[^']*'|"[^"]*"|[^\s,;()]+)"""
 _ASIDE = r"(?:\s*\(CLI:?\s+(?P<aside>[^()]*)\))?"
 _ASSIGNMENT = re.compile(r"(?<![\w.\-'\"])(?P<name>[a-z_]+)=(?P<value>" + _VALUE + ")" + _ASIDE)

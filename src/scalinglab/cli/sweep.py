@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from scalinglab.cli.app import sweep_app
-from scalinglab.cli.render import console, emit_json, err_console, fail, parse_budgets
-from scalinglab.sweep.plan import DEFAULT_THROUGHPUT, MAX_EPOCHS
+from scalinglab.cli.render import console, emit_json, err_console, fail, hang_lines, parse_budgets
+from scalinglab.sweep.defaults import DEFAULT_THROUGHPUT, MAX_EPOCHS
 
 
 def _seconds(s: float) -> str:
@@ -22,14 +22,25 @@ def _seconds(s: float) -> str:
         return f"{s:.0f} s"
     if s < 7200:
         return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    if s < 1000 * 86400:
+        return f"{s / 86400:.3g} d"
+    return f"{s / (365.25 * 86400):.3g} y"
 
 
 def _short(n: float) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    """3 significant digits with a k/M/G/T suffix: 1.44M, 428, 2.37 (below 100: as is)."""
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
             return f"{n / size:.3g}{unit}"
-    return f"{n:.0f}"
+    return f"{n:.3g}" if n < 100 else f"{n:.0f}"
+
+
+def _lr(lr: float) -> str:
+    """2.3e-3 (not 2.3e-03)."""
+    mantissa, _, exponent = f"{lr:.1e}".partition("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 @contextlib.contextmanager
@@ -42,6 +53,13 @@ def _store_errors(db: Path):
         raise ValueError(corrupted_message(db, f"SQLite: {exc}")) from None
 
 
+def _factors(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: give comma-separated positive numbers, e.g. 0.5,1,2") from None
+
+
 @sweep_app.command("plan")
 def plan_command(
     budgets: str = typer.Option(..., "--budgets", help="FLOP budgets, comma-separated, e.g. 1e15,3e15,1e16"),
@@ -49,7 +67,10 @@ def plan_command(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="the sweep store to write (.db)"),
     min_params: Optional[float] = typer.Option(None, "--min-params", help="smallest non-embedding size"),
     max_params: Optional[float] = typer.Option(None, "--max-params", help="largest non-embedding size"),
-    spread: float = typer.Option(0.5, "--spread", help="half-width of the size grid in decades around sqrt(C/120)"),
+    spread: float = typer.Option(0.5, "--spread", help="half-width of the size grid in decades around its centre"),
+    tokens_per_param: float = typer.Option(20.0, "--tokens-per-param", help="the grid's centre: the size that "
+                                           "trains on this many tokens per parameter (20: Hoffmann; tiny CPU "
+                                           "models train best far above it, ~200)"),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="token file (scalinglab data prepare); "
                                           "default: the built-in corpus, byte tokenizer"),
     context: int = typer.Option(128, "--context", help="sequence length of every run"),
@@ -59,6 +80,16 @@ def plan_command(
                                      "estimate (default: one CPU thread, measured 6e9-2.8e10 on small models)"),
     max_epochs: float = typer.Option(MAX_EPOCHS, "--max-epochs", help="refuse the plan when a run would "
                                      "pass over the corpus more often than this (it warns above 1)"),
+    hparams: str = typer.Option("", "--hparams", help="sweep these settings around the law's guess: lr, batch "
+                                "or lr,batch (an LR × batch grid for `scalinglab hparams fit`)"),
+    hparams_law: str = typer.Option("deepseek", "--hparams-law", help="the lr/batch law: stepLaw, deepseek or a "
+                                    "fitted law's JSON (`scalinglab hparams fit -o hp.json`)"),
+    lr_factors: str = typer.Option("0.25,0.5,1,2,4", "--lr-factors", help="with --hparams lr: multiples of the "
+                                   "law's lr"),
+    batch_factors: str = typer.Option("0.5,1,2", "--batch-factors", help="with --hparams batch: multiples of the "
+                                      "law's batch size"),
+    tensor_parallel: int = typer.Option(1, "--tensor-parallel", help="devices that split each layer "
+                                        "(Megatron tensor parallelism): every shape's heads and MLP divide by it"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, write nothing"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing store"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
@@ -69,30 +100,36 @@ def plan_command(
         if output is None and not dry_run:
             raise ValueError("-o/--output: give the sweep store to write, e.g. -o ladder.db (or --dry-run)")
         plan = plan_sweep(parse_budgets(budgets), sizes_per_budget=sizes_per_budget, min_params=min_params,
-                          max_params=max_params, spread_decades=spread, corpus=corpus,
+                          max_params=max_params, spread_decades=spread, corpus=corpus, tokens_per_param=tokens_per_param,
                           context_length=context, schedule=schedule, seed=seed, throughput=throughput,
-                          max_epochs=max_epochs)
+                          max_epochs=max_epochs, hparams=hparams, hparams_law=hparams_law,
+                          lr_factors=_factors(lr_factors, "--lr-factors"),
+                          batch_factors=_factors(batch_factors, "--batch-factors"), tensor_parallel=tensor_parallel)
         if not dry_run:
             write_plan(plan, output, overwrite=overwrite).close()
     if as_json:
         emit_json(dict(plan.to_dict(), written=None if dry_run else str(output)))
         return
-    table = Table(title=f"IsoFLOP sweep: {len(plan.runs)} runs (each within half a step of C, exact "
-                  "FLOP count; 6ND and more with --json)",
+    # fits 80 columns: compact numbers, the shared sequence length in the title, and a run id that
+    # folds rather than pushing the other columns out (tests/test_cli_width.py)
+    seq_lens = sorted({r.seq_len for r in plan.runs})
+    table = Table(title=f"IsoFLOP sweep: {len(plan.runs)} runs, each within half a step of C (exact FLOP count; "
+                  f"6ND and more with --json); batch in sequences of {'/'.join(map(str, seq_lens))} tokens",
                   title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for col in ("run id", "C", "N", "L×d/h", "D", "D/N", "batch", "lr", "epochs", "time"):
-        table.add_column(col, justify="left" if col in ("run id", "L×d/h") else "right", no_wrap=True)
+        table.add_column(col, justify="left" if col in ("run id", "L×d/h") else "right",
+                         no_wrap=col != "run id", overflow="fold")
     for r in plan.runs:
-        epochs = "?" if r.epochs is None else (f"[yellow]{r.epochs:.2f}[/yellow]" if r.epochs > 1 else f"{r.epochs:.2f}")
+        epochs = "?" if r.epochs is None else (f"[yellow]{r.epochs:.3g}[/yellow]" if r.epochs > 1 else f"{r.epochs:.2f}")
         table.add_row(r.run_id, f"{r.budget:.2g}", _short(r.params),
                       f"{r.shape.n_layers}×{r.shape.d_model}/{r.shape.n_heads}", _short(r.tokens),
-                      f"{r.tokens_per_param:.3g}", f"{r.batch_size}×{r.seq_len}",
-                      f"{r.lr:.1e}", epochs, _seconds(plan.estimated_seconds(r)))
+                      _short(r.tokens_per_param), str(r.batch_size), _lr(r.lr), epochs,
+                      _seconds(plan.estimated_seconds(r)))
     console.print(table)
     console.print(f"total {plan.total_flops:.3g} FLOPs, about {_seconds(plan.total_seconds)} at "
                   f"{plan.throughput:.2g} FLOP/s (--throughput)")
     for key, rule in plan.rules.items():
-        console.print(f"[dim]{key}: {rule}[/dim]")
+        console.print(Text(hang_lines(f"{key}: {rule}", console.width), style="dim"))
     for w in plan.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {w}")
     if dry_run:

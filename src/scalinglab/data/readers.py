@@ -143,10 +143,12 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     if isinstance(source, pd.DataFrame):
         if source_format is not None or sep is not None:
             raise RunDataError("<DataFrame>: source_format / sep (CLI --from / --sep) apply when reading a file")
-        raw, name = source.copy(), "<DataFrame>"
+        raw, name = source.copy(), str(source.attrs.get("source", "<DataFrame>"))
         label = row_label_for(name)
+        exact_units = bool(source.attrs.get("exact_units", False))
     elif isinstance(source, (str, Path)):
         name = str(source)
+        exact_units = source_format is None and Path(source).suffix.lower() in (".db", ".sqlite")
         if source_format is not None:
             raw, label, source_dropped = _read_foreign(Path(source), source_format, sep, mapping, notes)
         else:
@@ -178,7 +180,7 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
                      "their budget) and flops = 6·params·tokens")
     warnings: list[str] = []
     df = validate_runs(frame, name, flops_tolerance=flops_tolerance, column_origins=origins,
-                       row_label=label, warnings=warnings)
+                       row_label=label, warnings=warnings, exact_units=exact_units)
     dropped = _empty_dropped(df)
     if source_dropped is not None and len(source_dropped):
         source_dropped = apply_mapping(source_dropped, {k: v for k, v in (mapping or {}).items()

@@ -255,7 +255,7 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
                   flops_tolerance: float | None = DEFAULT_FLOPS_TOLERANCE,
                   column_origins: Mapping[str, str] | None = None,
                   row_label: Callable[[int], str] | None = None,
-                  warnings: list[str] | None = None) -> pd.DataFrame:
+                  warnings: list[str] | None = None, exact_units: bool = False) -> pd.DataFrame:
     """Check that every row of ``df`` can be a training run and return a NEW canonical frame.
 
     The result has ``params, tokens, flops, loss`` (float64), the optional canonical columns
@@ -402,7 +402,10 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
         raise _collect(source, duplicate_errors, hints)
 
     found.sort(key=lambda pair: pair[0])
-    messages = [m for _, m in found] + _plausibility_warnings(result, given, source, col_name, label)
+    # exact_units: counted by scalinglab itself (a sweep store), so a tiny CPU ladder's sizes are
+    # what they say, not a unit slip
+    messages = [m for _, m in found] + ([] if exact_units else
+                                        _plausibility_warnings(result, given, source, col_name, label))
     if warnings is None:
         for message in messages:
             _warnings.warn(message, RunDataWarning, stacklevel=2)

@@ -171,6 +171,7 @@ def plot_fit(fit, runs, path: str | Path, *, dpi: int = 120, extrapolate: float 
             except (ValueError, KeyError):
                 pass
     ax.set_xscale("log")
+    _clip_to_data(ax, df["loss"].to_numpy(float))
     ax.set_ylabel("loss (nats/token)")
     ax.set_title("Loss vs N at each budget: data and law", fontsize=10)
     from matplotlib.lines import Line2D
@@ -205,6 +206,18 @@ def plot_fit(fit, runs, path: str | Path, *, dpi: int = 120, extrapolate: float 
     return _save(fig, path, dpi=dpi, top=0.89)
 
 
+def _clip_to_data(ax, y: np.ndarray, margin: float = 0.35) -> None:
+    """Keep the y axis on the data: a band that balloons off the sampled sizes (a poorly pinned
+    law on a short ladder) is drawn to the frame's edge instead of squashing every point flat."""
+    y = y[np.isfinite(y)]
+    if y.size == 0:
+        return
+    lo, hi = float(y.min()), float(y.max())
+    pad = margin * max(hi - lo, 0.02 * max(abs(hi), 1e-12))
+    cur_lo, cur_hi = ax.get_ylim()
+    ax.set_ylim(max(cur_lo, lo - pad), min(cur_hi, hi + pad))
+
+
 def _frontier_loss_panel(axf, fit, df, groups, level, extrapolate):
     """L*(C) of the law with its bootstrap band and prediction band; budget best runs as points."""
     from scalinglab.laws.frontier import allocate
@@ -217,20 +230,24 @@ def _frontier_loss_panel(axf, fit, df, groups, level, extrapolate):
     _shade_extrapolation(axf, c_hi, c[-1])
     frame = {"params": n_opt, "tokens": d_opt, "flops": c}
     pred_ok = np.isfinite(n_opt)
-    try:
-        pred, plo, phi = fit.prediction_interval(frame)
-        cal = fit.calibration
-        how = "calibrated on the ladder's rollout" if cal is not None else "uncalibrated fallback"
-        axf.fill_between(c[pred_ok], plo[pred_ok], phi[pred_ok], color="orange", alpha=0.25, lw=0,
-                         label=f"prediction band ({how})")
-    except (ValueError, KeyError) as exc:
-        axf.text(0.02, 0.02, f"no prediction band: {exc}"[:90], transform=axf.transAxes, fontsize=7)
+    band = None
     boot = getattr(fit, "bootstrap", None)
     if boot is not None and boot.n_ok:
         with np.errstate(all="ignore"):
             samples = np.column_stack([np.atleast_1d(allocate(law, boot.public_samples(), float(ci))[2])
                                        for ci in c])
             band = np.array([percentile_interval(samples[:, j], boot.level) for j in range(len(c))]).T
+    try:
+        pred, plo, phi = fit.prediction_interval(frame)
+        if band is not None:   # as in a plan, the prediction interval always contains the confidence interval
+            plo, phi = np.fmin(plo, band[0]), np.fmax(phi, band[1])
+        cal = fit.calibration
+        how = "calibrated on the ladder's rollout" if cal is not None else "uncalibrated fallback"
+        axf.fill_between(c[pred_ok], plo[pred_ok], phi[pred_ok], color="orange", alpha=0.25, lw=0,
+                         label=f"prediction band ({how})")
+    except (ValueError, KeyError) as exc:
+        axf.text(0.02, 0.02, f"no prediction band: {exc}"[:90], transform=axf.transAxes, fontsize=7)
+    if band is not None:
         axf.fill_between(c, band[0], band[1], color="navy", alpha=0.3, lw=0,
                          label=f"{level}% confidence band (bootstrap)")
     axf.plot(c[c <= c_hi], l_opt[c <= c_hi], color="navy", lw=1.5, label="law: L*(C) at N*(C)")

@@ -1,0 +1,73 @@
+"""`scalinglab report`: one self-contained HTML file with everything a ladder says (thin shell)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from scalinglab.cli.app import app
+from scalinglab.cli.core import (
+    BinBudgetsOpt, BoundOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, GroupOpt, LawOpt, LogParamOpt, MapOpt,
+    OutlierOpt, RunOptions, SepOpt, SourceArg, VarOpt, WeightsOpt, WhereOpt, _load, _refuse_pooled, _weights,
+)
+from scalinglab.cli.lawopts import resolve_law
+from scalinglab.cli.render import RegistryHelpCommand, check_bootstrap, check_range, console, err_console, fail, to_cli
+
+
+@app.command(cls=RegistryHelpCommand)
+def report(
+    source: str = SourceArg,
+    output: Path = typer.Option(Path("report.html"), "-o", "--output", help="The HTML file to write."),
+    law: str = LawOpt,
+    var: List[str] = VarOpt,
+    fix: List[str] = FixOpt,
+    bound: List[str] = BoundOpt,
+    log_param: List[str] = LogParamOpt,
+    map: List[str] = MapOpt,
+    drop_top_loss: int = DropTopOpt,
+    where: Optional[str] = WhereOpt,
+    group: Optional[str] = GroupOpt,
+    flops_tolerance: float = FlopsTolOpt,
+    drop_outliers: Optional[float] = OutlierOpt,
+    sep: Optional[str] = SepOpt,
+    bin_budgets: Optional[float] = BinBudgetsOpt,
+    from_: Optional[str] = FromOpt,
+    budget: Optional[float] = typer.Option(None, help="The plan's compute in FLOPs (default: 100x the largest "
+                                                      "compute in the data)."),
+    bootstrap: int = typer.Option(200, help="Bootstrap resamples for the confidence intervals."),
+    gpu: str = typer.Option("h100", help="GPU type for the plan's wall-clock."),
+    gpus: int = typer.Option(8, help="Number of GPUs of the plan."),
+    mfu: float = typer.Option(0.4, help="Model FLOPs utilisation in (0, 1]."),
+    method: str = typer.Option("parabola", help="Approach 2's per-budget minimum: parabola or akima."),
+    weights: str = WeightsOpt,
+    seed: int = typer.Option(0, help="Random seed of the bootstraps."),
+):
+    """One self-contained HTML report (figures embedded, no network): data, fit with confidence and
+    prediction intervals, IsoFLOP valleys, frontier, validation and calibration, plan, every warning."""
+    from scalinglab.report.document import build_report
+
+    with fail(as_json=False):
+        check_bootstrap(bootstrap, allow_zero=False)
+        check_range(budget, "--budget", low=0, low_open=True, example="1e21")
+        check_range(gpus, "--gpus", low=1, integer=True, example="8")
+        check_range(mfu, "--mfu", low=0, high=1, low_open=True, example="0.4")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
+        if method not in ("parabola", "akima"):
+            raise typer.BadParameter(f"--method {method!r}: choose parabola or akima")
+        if output.suffix.lower() not in (".html", ".htm"):
+            raise typer.BadParameter(f"-o {output}: the report is one HTML file; give a name ending in .html, "
+                                     "e.g. -o report.html")
+        if output.is_dir():
+            raise typer.BadParameter(f"-o {output}: is a directory; give a file name, e.g. -o report.html")
+        law_obj = resolve_law(law, var, fix, bound, log_param)
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
+                                        bin_budgets, from_))
+        _refuse_pooled(runs, group, "report")
+        result = build_report(runs, law_obj, budget=budget, n_bootstrap=bootstrap, seed=seed, gpu=gpu, gpus=gpus,
+                              mfu=mfu, method=method, weights=_weights(weights), progress=True)
+        path = result.write(output)
+        for step, why in result.skipped:
+            err_console.print(f"warning: {step} skipped: {to_cli(why)}", style="yellow", markup=False)
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {len(result.figures)} figures, "
+                      f"{len(result.warnings)} warnings, {len(result.skipped)} skipped steps)")

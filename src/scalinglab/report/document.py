@@ -1,0 +1,150 @@
+"""The shareable report: everything one ladder says, computed once and kept as plain results.
+
+:func:`build_report` runs the whole job on a run table, the same calls the CLI commands make:
+the fit with a bootstrap (confidence intervals) and its rollout calibration (prediction
+intervals), Hoffmann's approach 2 on the IsoFLOP valleys, a hold-out validation of the largest
+budget, a plan at a budget, and the three figures. A step that cannot be done on this ladder is
+recorded with its reason (``Report.skipped``) and the others go on; every warning of every step is
+kept with the step that raised it (``Report.warnings``). ``report/html.py`` renders it.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_EXTRAPOLATION = 100.0   # plan at 100x the largest compute in the data unless told a budget
+
+
+@dataclass
+class Report:
+    """What the report shows; each result is None when its step was skipped (see ``skipped``)."""
+
+    source: str
+    law: str
+    options: dict
+    data: dict
+    fit: object = None
+    isoflop: object = None
+    validation: object = None
+    plan: object = None
+    figures: dict[str, bytes] = field(default_factory=dict)      # name -> PNG bytes
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (step, why)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (step, warning)
+    dropped: list[str] = field(default_factory=list)
+
+    def to_html(self) -> str:
+        from scalinglab.report.html import render_html
+
+        return render_html(self)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_html(), encoding="utf-8")
+        return path
+
+
+def data_summary(runs) -> dict:
+    """Counts and ranges of a run table, for the report's first section."""
+    from scalinglab.data.grouping import group_budgets
+
+    df = runs.df
+    out = {"runs": int(len(df)), "columns": [c for c in df.columns if not c.startswith("_")]}
+    for col in ("params", "tokens", "flops", "loss"):
+        if col in df and len(df):
+            v = df[col].to_numpy(dtype=float)
+            out[col] = (float(np.nanmin(v)), float(np.nanmax(v)))
+    try:
+        ids, cs = group_budgets(df)
+    except (ValueError, KeyError):  # a table with no budgets still has a summary
+        ids = None
+    if ids is not None:
+        counts = np.bincount(ids, minlength=len(cs))
+        out["budgets"] = sorted((float(c), int(k)) for c, k in zip(cs, counts))
+    if "run_id" in df:
+        out["distinct_runs"] = int(df["run_id"].nunique())
+    return out
+
+
+def build_report(runs, law="chinchilla", *, budget: float | None = None, n_bootstrap: int = 200,
+                 seed: int = 0, gpu: str = "h100", gpus: int = 8, mfu: float = 0.4, method: str = "parabola",
+                 weights="auto", progress: bool = False, dpi: int = 110) -> Report:
+    """Fit, calibrate, run approach 2, validate, plan and draw, for one ladder.
+
+    budget: the plan's compute in FLOPs (default: 100x the largest compute in the data, and the
+    report says so). A step that fails is listed in ``skipped`` with its reason; the others run.
+    """
+    from scalinglab.fitting.approach2 import isoflop_approach2
+    from scalinglab.fitting.bootstrap import bootstrap
+    from scalinglab.fitting.calibration import calibrate_fit
+    from scalinglab.fitting.validation import validate_holdout
+    from scalinglab.laws import get_law
+    from scalinglab.planning.plan import plan as make_plan
+    from scalinglab.report.plots import check_plot_options, plot_fit, plot_frontier, plot_isoflop
+
+    check_plot_options("png", dpi, method)
+    law_obj = get_law(law)
+    data = data_summary(runs)
+    if budget is None and "flops" in data:
+        budget = DEFAULT_EXTRAPOLATION * data["flops"][1]
+        budget_note = f"{DEFAULT_EXTRAPOLATION:g}x the largest compute in the data (default)"
+    else:
+        budget_note = "as given"
+    report = Report(source=str(runs.source), law=law_obj.name, data=data,
+                    options={"law": law_obj.name, "formula": getattr(law_obj, "formula", ""),
+                             "budget": budget, "budget_note": budget_note, "bootstrap": n_bootstrap,
+                             "seed": seed, "gpu": gpu, "gpus": gpus, "mfu": mfu, "method": method,
+                             "weights": weights if weights is not None else "none"})
+    report.warnings += [("data", w) for w in getattr(runs, "warnings", []) or []]
+    if len(runs.dropped):
+        for _, row in runs.dropped.iterrows():
+            report.dropped.append(f"{row.get('reason', 'dropped')}: {row.get('detail') or ''}".strip(": "))
+
+    def step(name, make):
+        try:
+            return make()
+        except Exception as exc:  # noqa: BLE001 - reported in the report, and the other steps go on
+            report.skipped.append((name, f"{exc}".strip() or type(exc).__name__))
+            return None
+
+    fit = step("fit", lambda: bootstrap(runs, law_obj, n=n_bootstrap, seed=seed, progress=progress,
+                                        budgets=(budget,) if budget else None, weights=weights))
+    if fit is not None:
+        fit.calibration = step("calibration", lambda: calibrate_fit(fit, runs, progress=progress))
+        report.fit = fit
+        report.warnings += [("fit", w) for w in fit.warnings]
+    iso = step("isoflop", lambda: isoflop_approach2(runs, method=method, n_bootstrap=max(n_bootstrap, 100),
+                                                   seed=seed))
+    if iso is not None:
+        report.isoflop = iso
+        report.warnings += [("isoflop", w) for w in iso.warnings]
+    report.validation = step("validation", lambda: validate_holdout(runs, law_obj, holdout="largest",
+                                                                    isoflop_method=method, weights=weights))
+    if report.validation is not None:
+        report.warnings += [("validation", n) for n in report.validation.notes if n.lower().startswith("warning")]
+    if fit is not None and budget:
+        if law_obj.frontier_constraints() or law_obj.budget is None:
+            report.skipped.append(("plan", f"law {law_obj.name!r} plans only with constraints "
+                                           f"({', '.join(law_obj.frontier_constraints()) or 'no compute budget'}): "
+                                           "use `scalinglab plan` with them"))
+        else:
+            report.plan = step("plan", lambda: make_plan(fit, budget, isoflop=iso, gpu=gpu, gpus=gpus, mfu=mfu))
+            if report.plan is not None:
+                report.warnings += [("plan", w) for w in report.plan.warnings if not w.startswith("fit: ")]
+    with tempfile.TemporaryDirectory(prefix="scalinglab-report-") as tmp:
+        tmp = Path(tmp)
+        figures = [("fit.png", fit is not None, lambda: plot_fit(fit, runs, tmp / "fit.png", dpi=dpi)),
+                   ("isoflop.png", iso is not None, lambda: plot_isoflop(iso, runs, tmp / "isoflop.png", dpi=dpi)),
+                   ("frontier.png", fit is not None or iso is not None,
+                    lambda: plot_frontier(iso, fit, tmp / "frontier.png", runs=runs, seed=seed, dpi=dpi))]
+        for name, possible, make in figures:
+            if not possible:
+                report.skipped.append((name, "its analysis was skipped (above)"))
+                continue
+            path = step(name, make)
+            if path is not None:
+                report.figures[name] = Path(path).read_bytes()
+    return report
