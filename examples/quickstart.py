@@ -25,3 +25,4 @@ print(check.summary())
 plan = sl.plan(fit, budget=1e21, isoflop=iso, gpu="h100", mfu=0.4, gpus=8)
 print(plan.summary())
 fit.to_json("fit.json")                                     # reload with sl.FitResult.from_json("fit.json")
+sl.build_report(runs, n_bootstrap=100).write("report.html")   # the report of `scalinglab report`

@@ -123,8 +123,6 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
         report.warnings += [("isoflop", w) for w in iso.warnings]
     report.validation = step("validation", lambda: validate_holdout(runs, law_obj, holdout="largest",
                                                                     isoflop_method=method, weights=weights))
-    if report.validation is not None:
-        report.warnings += [("validation", n) for n in report.validation.notes if n.lower().startswith("warning")]
     if fit is not None and budget:
         if law_obj.frontier_constraints() or law_obj.budget is None:
             report.skipped.append(("plan", f"law {law_obj.name!r} plans only with constraints "
