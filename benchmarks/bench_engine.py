@@ -144,11 +144,13 @@ def run_head_fit(src: Path, repeats: int) -> dict:
     return res
 
 
-def cli_seconds(src: Path | None, repeats: int) -> float:
+def cli_seconds(src: Path | None, repeats: int, python: str | None = None) -> float:
+    """Median wall time of a whole ``scalinglab fit`` process; ``python``: another interpreter (e.g. a
+    virtual environment with only ``pip install .``, the core dependencies a CLI user gets)."""
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    cmd = [sys.executable, "-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS]
+    cmd = [python or sys.executable, "-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS]
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -256,6 +258,8 @@ def main():
     ap.add_argument("--cli-repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, scaling up to 1e4")
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--cli-python", default=None, help="also time the CLI process under this interpreter, e.g. "
+                    "a venv with only `pip install .` (no pyarrow: pandas imports it when installed)")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA} not found: run from the repository next to ../shared/data")
@@ -310,6 +314,10 @@ def main():
     if head is not None:
         t_cli_head = cli_seconds(head, max(1, args.cli_repeats - 1))
         print(f"    HEAD's tree: {t_cli_head:.2f} s; ratio {t_cli_head / t_cli:.1f}x")
+    if args.cli_python:
+        t_core = cli_seconds(None, args.cli_repeats, python=args.cli_python)
+        print(f"    {args.cli_python}: {t_core:.2f} s (median of {args.cli_repeats}); notebook way / this = "
+              f"{nb_seconds / t_core:.0f}x")
     print("    import time (ms, cumulative): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(import_ms().items())))
     if head is not None:
         shutil.rmtree(head.parent, ignore_errors=True)

@@ -69,6 +69,9 @@ def _ladder(law, truth, seed=0, budgets=(1e17, 1e18, 1e19, 1e20), sizes=7):
                          "precision_bits": [16.0, 8.0, 4.0, 3.0][len(rows) % 4],
                          "batch_size": [2.0 ** 19, 2.0 ** 21, 2.0 ** 23][k % 3]})
     df = pd.DataFrame(rows)
+    # a validation loss for the laws that read one (downstream error and accuracy links):
+    # Chinchilla's law at its published constants (Hoffmann et al. 2022, eq. 10)
+    df["loss"] = 1.69 + 406.4 / df["params"] ** 0.34 + 410.7 / df["tokens"] ** 0.28
     try:
         X = law.features(df)
     except ValueError as err:

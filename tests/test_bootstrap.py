@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.fitting import bootstrap as bootstrap_module
 from scalinglab.fitting.bootstrap import (BootstrapResult, ClusterIndex, bootstrap,
                                           percentile_interval, resample_keys)
 from scalinglab.fitting.identifiability import design_warnings, identifiability_warnings

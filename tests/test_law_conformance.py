@@ -52,7 +52,9 @@ def _law_and_truth(case: str) -> tuple[Law, dict[str, float]]:
 def ladder(law: Law, truth: dict[str, float], budgets=(1e17, 1e18, 1e19, 1e20), sizes=9, seed=0) -> pd.DataFrame:
     """An IsoFLOP ladder with every canonical input a law may read: N around sqrt(C/120),
     D = C/(6N), unique tokens that repeat the data 1-16 times across runs, training
-    precisions of 3-16 bits, and batch sizes of 2^19-2^23 tokens."""
+    precisions of 3-16 bits, batch sizes of 2^19-2^23 tokens, and a validation ``loss`` for laws
+    of downstream metrics (laws/downstream.py): Hoffmann et al.'s eq. 10 loss of the run.  The
+    law's target is written to its own column (``loss`` for loss laws)."""
     rng = np.random.default_rng(seed)
     rows = []
     for c in budgets:
@@ -63,12 +65,18 @@ def ladder(law: Law, truth: dict[str, float], budgets=(1e17, 1e18, 1e19, 1e20), 
             bits = [16.0, 8.0, 4.0, 3.0][len(rows) % 4]           # training precision (laws/precision.py)
             batch = [2.0 ** 19, 2.0 ** 21, 2.0 ** 23][k % 3]       # tokens per step (laws/critical_batch.py)
             rows.append({"params": n, "tokens": d, "flops": c, "unique_tokens": d / epochs, "epochs": epochs,
-                         "precision_bits": bits, "batch_size": batch, "run_id": f"c{c:.0e}-n{k}"})
+                         "precision_bits": bits, "batch_size": batch, "run_id": f"c{c:.0e}-n{k}",
+                         "loss": _hoffmann_loss(n, d)})
     df = pd.DataFrame(rows)
     theta = law.from_public(truth)
     clean = law.predict(theta, law.features(df))
-    df["loss"] = clean * np.exp(rng.normal(0.0, NOISE, len(df)))
+    df[law.target] = clean * np.exp(rng.normal(0.0, NOISE, len(df)))
     return df
+
+
+def _hoffmann_loss(n, d):
+    """L(N, D) = 1.69 + 406.4/N^0.34 + 410.7/D^0.28 (Hoffmann et al. 2022, eq. 10)."""
+    return 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28
 
 
 def _constraints(law: Law, df: pd.DataFrame) -> dict[str, float]:
@@ -92,7 +100,8 @@ def test_law_goes_through_every_command_and_recovers_its_constants(case, tmp_pat
     n_far = np.sqrt(1e21 / 120.0)
     far = pd.DataFrame({"params": [n_far], "tokens": [1e21 / (6 * n_far)], "flops": [1e21],
                         "unique_tokens": [1e21 / (6 * n_far)], "epochs": [1.0],
-                        "precision_bits": [16.0], "batch_size": [2.0 ** 21]})
+                        "precision_bits": [16.0], "batch_size": [2.0 ** 21],
+                        "loss": [_hoffmann_loss(n_far, 1e21 / (6 * n_far))]})
     true_far = law.predict(law.from_public(truth), law.features(far))
     assert fit.predict(far) == pytest.approx(true_far, rel=0.01)
     roles = {p.name: p.role for p in law.all_params}

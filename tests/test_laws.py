@@ -13,6 +13,8 @@ def _X(law, n=25, seed=0):
     cols["unique_tokens"] = cols["tokens"] / 10 ** rng.uniform(0, 1.5, n)     # 1-30 epochs
     cols["batch_size"] = 10 ** rng.uniform(4, 7, n)                            # tokens per step
     cols["precision_bits"] = rng.choice([3.0, 4.0, 8.0, 16.0], n)
+    # validation loss, for laws of downstream metrics: Hoffmann et al. 2022 eq. 10 at (N, D)
+    cols["loss"] = 1.69 + 406.4 / cols["params"] ** 0.34 + 410.7 / cols["tokens"] ** 0.28
     return law.features(cols)
 
 

@@ -11,7 +11,6 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 

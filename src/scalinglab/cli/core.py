@@ -533,6 +533,9 @@ def validate(
     prefer: str = typer.Option("auto", help="N* source: auto (by the training part's rollout evidence), approach2, approach3 or combined."),
     weights: str = WeightsOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    select: Optional[str] = typer.Option(None, "--select", help="Instead: fit each of LAW1,LAW2,... (or all-1d, "
+                                         "every single-variable law) on the same runs, pick the best by held-out error "
+                                         "and say by how much it wins."),
 ):
     """Fit on the small runs, predict the large ones with calibrated prediction intervals, and
     report the loss errors, the intervals' coverage and the N* the plan would use."""
@@ -542,6 +545,19 @@ def validate(
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
         check_range(threshold, "--threshold", low=0, low_open=True, example="1e19")
         check_range(steps, "--steps", low=0, integer=True, example="10")
+        if select is not None:
+            from scalinglab.fitting.select import select_law
+
+            if rollout:
+                raise typer.BadParameter("--select compares laws on one hold-out split; drop --rollout")
+            runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
+                                            bin_budgets, from_))
+            chosen = select_law(runs, select, threshold=threshold, by=by)
+            if as_json:
+                emit_json(chosen.to_dict())
+            else:
+                print_text_block(chosen.summary(), title=f"Law selection on {runs.source}")
+            return
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
                                         bin_budgets, from_))

@@ -58,6 +58,14 @@ def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[
 
     fixed = parse_fixed(fix)
     if law in LAWS or law.isidentifier():
+        on = getattr(LAWS.get(law), "on", None)          # a one-variable law: --var x=COLUMN picks its column
+        if on is not None and var and not bound and not log_param:
+            pairs = _pairs(var, "--var", "x=flops")
+            if len(pairs) != 1 or "x" not in pairs:
+                raise typer.BadParameter(f"--var: law {law!r} has one variable; give it a run column as --var x=COLUMN "
+                                         f"(e.g. --var x=flops); got {list(var)}")
+            one = on(pairs["x"])
+            return one.fix(fixed) if fixed else one
         if var or bound or log_param:
             raise typer.BadParameter(f"--var/--bound/--log-param apply to a formula law; {law!r} is a registered "
                                      f"law (or write it as a formula)")

@@ -179,8 +179,8 @@ class Comparison:
                 lines.append(f"    in {100 * m.unreachable_share:.0f}% of resamples the baseline never reaches "
                              f"this group's loss at some budget (m = inf)")
         if self.measured:
-            lines.append(f"[[Without the law]] lowest measured loss of each group per budget; the compute at which "
-                         f"the baseline's lowest losses (interpolated in log C between its budgets) reach it")
+            lines.append("[[Without the law]] lowest measured loss of each group per budget; the compute at which "
+                         "the baseline's lowest losses (interpolated in log C between its budgets) reach it")
             lines.append(f"    {'group':<10} {'budget':>9} {'lowest loss':>12}  {'baseline reaches it at':>22} {'m':>8}")
             for row in self.measured:
                 at = ("beyond its budgets" if row["bound"] == ">" else "before its budgets" if row["bound"] == "<"

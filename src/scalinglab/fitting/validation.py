@@ -305,7 +305,7 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
     if cal.loss.source != "rollout":
         notes.append(f"prediction intervals: {cal.loss.describe()}")
     pred = np.asarray(result.predict(test), dtype=float)
-    obs = test["loss"].to_numpy(float)
+    obs = np.asarray(result.law_object.target_values(test), dtype=float)   # the law's target (loss, accuracy...)
     test_c = level_c[ids[~train_mask]]
     distance = cal.distance(test_c) if by == "flops" else np.maximum(np.log10(test_c / data_max), 0.0)
     h = cal.loss.half_width(distance)

@@ -9,13 +9,16 @@ from scalinglab.laws.base import FixedLaw, Law, Param
 from scalinglab.laws.chinchilla import CHINCHILLA, ChinchillaLaw
 from scalinglab.laws.critical_batch import BATCH_SIZE_LAW
 from scalinglab.laws.data_constrained import DATA_CONSTRAINED
+from scalinglab.laws.downstream import BENCHMARK_SIGMOID, DOWNSTREAM_ERROR
 from scalinglab.laws.kaplan import KAPLAN, KaplanLaw
 from scalinglab.laws.overtraining import OVERTRAINING
 from scalinglab.laws.power import POWER_C, POWER_D, POWER_N, SaturatingPowerLaw
 from scalinglab.laws.precision import PRECISION
+from scalinglab.laws.learning_curves import BNSL1, BNSL2, M4
 
 _BUILTIN: tuple[Law, ...] = (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA, DATA_CONSTRAINED, OVERTRAINING,
-                          PRECISION, BATCH_SIZE_LAW)
+                          PRECISION, BATCH_SIZE_LAW, DOWNSTREAM_ERROR, BENCHMARK_SIGMOID,
+                          BNSL1, BNSL2, M4)
 LAWS: dict[str, Law] = {law.name: law for law in _BUILTIN}
 ENTRY_POINT_GROUP = "scalinglab.laws"
 _entry_points_loaded = False
@@ -84,6 +87,10 @@ def law_from_spec(spec: Mapping) -> Law:
         law = FormulaLaw.from_spec(spec)
     else:
         law = get_law(spec["name"])
+        if "variable" in spec:                   # a one-variable law on another column (law.on)
+            if not hasattr(law, "on"):
+                raise ValueError(f"law spec {spec!r}: law {law.name!r} cannot be put on another column")
+            law = law.on(spec["variable"])
     return law.fix(fixed) if fixed else law
 
 

@@ -27,7 +27,7 @@ parameters are fixed lists those in ``varpro_names`` and implements ``varpro_bas
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np

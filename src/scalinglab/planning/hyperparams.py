@@ -8,7 +8,6 @@ traded by training above it on proportionally more GPUs. Both name the law that 
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

@@ -181,7 +181,7 @@ def plot_fit(fit, runs, path: str | Path, *, dpi: int = 120, extrapolate: float 
     if band_drawn:
         extra.append(Patch(color="0.3", alpha=0.25, label=f"{level}% confidence band (bootstrap)"))
     if pi_drawn:
-        extra.append(Line2D([], [], color="0.3", lw=0.8, ls=":", label=f"prediction band"))
+        extra.append(Line2D([], [], color="0.3", lw=0.8, ls=":", label="prediction band"))
     _budget_key(fig, ax, groups, norm, cmap, extra_handles=extra, legend_loc="upper right")
 
     predicted = fit.predict(df)
@@ -310,7 +310,7 @@ def plot_isoflop(iso, runs, path: str | Path, *, dpi: int = 120) -> Path:
     has_ci = bool(np.isfinite(budgets["n_opt_lo"].to_numpy(float)[used]).any())
     ax.errorbar(budgets["n_opt"][used], budgets["loss_opt"][used], xerr=err[:, used], fmt="*",
                 color="crimson", ms=11, capsize=3, zorder=4,
-                label=f"N*(C), used" + (f", {pct}% bootstrap CI" if has_ci else " (no bootstrap: no CI)"))
+                label="N*(C), used" + (f", {pct}% bootstrap CI" if has_ci else " (no bootstrap: no CI)"))
     if (~used).any():
         xs, ys = [], []
         for row in budgets[~used].itertuples():
