@@ -188,6 +188,8 @@ def law_case(law, n_points: int, n_starts: int, seed: int = 0):
     df = pd.DataFrame({"params": n, "tokens": d, "flops": c, "unique_tokens": d / epochs, "epochs": epochs,
                        "precision_bits": rng.choice([16.0, 8.0, 4.0], n_points),
                        "batch_size": rng.choice([2.0 ** 19, 2.0 ** 21, 2.0 ** 23], n_points)})
+    # a validation loss for the laws that read one (Hoffmann et al. 2022, eq. 10)
+    df["loss"] = 1.69 + 406.4 / df["params"] ** 0.34 + 410.7 / df["tokens"] ** 0.28
     X = law.features(df)
     y = law.predict(law.from_public(dict(law.reference)), X) * np.exp(rng.normal(0, 0.003, n_points))
     grid = law.initial_grid(X)
