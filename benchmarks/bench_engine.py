@@ -42,6 +42,7 @@ from scalinglab.fitting.bootstrap import bootstrap
 from scalinglab.fitting.engine import fit, fit_arrays
 from scalinglab.laws import LAWS, get_law
 from scalinglab.util.threads import single_threaded_blas
+from bench_fit import cpu_model  # noqa: E402 - the benchmarks run as scripts from this folder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "chinchilla_epoch_svg.csv"
@@ -54,16 +55,6 @@ def load():
     N = df["Model Size"].to_numpy(float)
     D = df["Training FLOP"].to_numpy(float) / (6 * N)
     return np.column_stack([N, D]), df["loss"].to_numpy(float)
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def median_time(fn, repeats: int) -> tuple[float, object]:

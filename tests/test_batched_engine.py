@@ -26,9 +26,9 @@ from scalinglab.fitting.engine import fit_arrays, grid_objective
 from scalinglab.fitting.objectives import make_objective
 from scalinglab.laws import LAWS, get_law
 from scalinglab.laws.base import fd_jac_batch
+from test_law_conformance import ladder as conformance_ladder
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "chinchilla_epoch_svg.csv"
-NOISE = 0.003
 
 
 def _formula_law():
@@ -56,29 +56,13 @@ def _law_and_truth(case):
 
 
 def _ladder(law, truth, seed=0, budgets=(1e17, 1e18, 1e19, 1e20), sizes=7):
-    """An IsoFLOP ladder from the law's own constants with every canonical input a law may read
-    (as tests/test_law_conformance.py builds it), log-normal noise NOISE on the loss."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for c in budgets:
-        centre = np.sqrt(c / 120.0)
-        for k, n in enumerate(centre * np.geomspace(1 / 8, 8, sizes)):
-            d = c / (6 * n)
-            epochs = [1.0, 2.0, 4.0, 8.0, 16.0][k % 5]
-            rows.append({"params": n, "tokens": d, "flops": c, "unique_tokens": d / epochs, "epochs": epochs,
-                         "precision_bits": [16.0, 8.0, 4.0, 3.0][len(rows) % 4],
-                         "batch_size": [2.0 ** 19, 2.0 ** 21, 2.0 ** 23][k % 3]})
-    df = pd.DataFrame(rows)
-    # a validation loss for the laws that read one (downstream error and accuracy links):
-    # Chinchilla's law at its published constants (Hoffmann et al. 2022, eq. 10)
-    df["loss"] = 1.69 + 406.4 / df["params"] ** 0.34 + 410.7 / df["tokens"] ** 0.28
+    """The conformance suite's IsoFLOP ladder (every canonical input a law may read, log-normal
+    noise on the law's target), as the law's features and target."""
     try:
-        X = law.features(df)
+        df = conformance_ladder(law, truth, budgets=budgets, sizes=sizes, seed=seed)
     except ValueError as err:
         pytest.skip(f"law {law.name!r} needs inputs this ladder lacks: {err}")
-    clean = law.predict(law.from_public(truth), X)
-    y = clean * np.exp(rng.normal(0.0, NOISE, len(df)))
-    return X, y
+    return law.features(df), df[law.target].to_numpy(float)
 
 
 # ------------------------------------------------------------------------------ Jacobians

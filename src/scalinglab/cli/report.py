@@ -53,8 +53,12 @@ def report(
         check_range(gpus, "--gpus", low=1, integer=True, example="8")
         check_range(mfu, "--mfu", low=0, high=1, low_open=True, example="0.4")
         check_range(seed, "--seed", low=0, integer=True, example="0")
-        if method not in ("parabola", "akima"):
-            raise typer.BadParameter(f"--method {method!r}: choose parabola or akima")
+        from scalinglab.report.plots import check_plot_options
+
+        try:
+            check_plot_options(method=method)     # the plot command's check of the same option
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         if output.suffix.lower() not in (".html", ".htm"):
             raise typer.BadParameter(f"-o {output}: the report is one HTML file; give a name ending in .html, "
                                      "e.g. -o report.html")
