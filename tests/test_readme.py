@@ -32,7 +32,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+# SCALINGLAB_README runs another Markdown file the same way (a section being written, before it joins)
+README = Path(os.environ.get("SCALINGLAB_README") or ROOT / "README.md")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FENCE = re.compile(r"^```(\w*)\s*$")
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s+(.+?)\s*-->")
@@ -157,7 +158,8 @@ def test_readme_runs_top_to_bottom(tmp_path):
     for shipped in ("examples", "benchmarks"):       # the README's examples read these in place
         (work / shipped).symlink_to(ROOT / shipped)
     items = blocks(README.read_text(encoding="utf-8"))
-    assert sum(b["lang"] in ("bash", "python") for b in items) >= 10, "the README lost its examples"
+    if README == ROOT / "README.md":
+        assert sum(b["lang"] in ("bash", "python") for b in items) >= 10, "the README lost its examples"
     problems = []
     for k, block in enumerate(items):
         if block["lang"] not in ("bash", "python") or block["skip"]:
