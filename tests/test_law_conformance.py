@@ -52,7 +52,8 @@ def _law_and_truth(case: str) -> tuple[Law, dict[str, float]]:
 def ladder(law: Law, truth: dict[str, float], budgets=(1e17, 1e18, 1e19, 1e20), sizes=9, seed=0) -> pd.DataFrame:
     """An IsoFLOP ladder with every canonical input a law may read: N around sqrt(C/120),
     D = C/(6N), unique tokens that repeat the data 1-16 times across runs, training
-    precisions of 3-16 bits, batch sizes of 2^19-2^23 tokens, and a validation ``loss`` for laws
+    precisions of 3-16 bits, batch sizes of 2^19-2^23 tokens, 1-256 samples per problem ``k``,
+    RL compute of 70-1.5e5 ``gpu_hours`` (D / 1e6), and a validation ``loss`` for laws
     of downstream metrics (laws/downstream.py): Hoffmann et al.'s eq. 10 loss of the run.  The
     law's target is written to its own column (``loss`` for loss laws)."""
     rng = np.random.default_rng(seed)
@@ -64,8 +65,16 @@ def ladder(law: Law, truth: dict[str, float], budgets=(1e17, 1e18, 1e19, 1e20), 
             epochs = [1.0, 2.0, 4.0, 8.0, 16.0][k % 5]
             bits = [16.0, 8.0, 4.0, 3.0][len(rows) % 4]           # training precision (laws/precision.py)
             batch = [2.0 ** 19, 2.0 ** 21, 2.0 ** 23][k % 3]       # tokens per step (laws/critical_batch.py)
+            experts = [32.0, 1.0, 8.0, 2.0, 16.0, 4.0][len(rows) % 6]  # experts, 1 = dense (laws/moe.py)
+            samples = 2.0 ** k                                      # samples per problem, 1-256 (laws/test_time.py)
+            gpu_hours = d / 1e6                                     # RL compute, 70-1.5e5 GPU-hours (laws/rl_compute.py)
+            teacher = _hoffmann_loss(n, d) * [0.5, 0.7, 1.0, 1.4, 2.0][len(rows) % 5]  # laws/distillation.py
+            # a loss curve's areas (laws/lr_schedule.py): summed lr of d/batch steps at 3e-4, anneals of 0-0.3
+            areas = {"lr_area": 3e-4 * d / batch, "anneal_area": [0.0, 0.05, 0.1, 0.2, 0.3][k % 5]}
             rows.append({"params": n, "tokens": d, "flops": c, "unique_tokens": d / epochs, "epochs": epochs,
-                         "precision_bits": bits, "batch_size": batch, "run_id": f"c{c:.0e}-n{k}",
+                         "precision_bits": bits, "batch_size": batch, "experts": experts, "k": samples, "gpu_hours": gpu_hours, "run_id": f"c{c:.0e}-n{k}",
+                         "teacher_loss": teacher,
+                         **areas,
                          "loss": _hoffmann_loss(n, d)})
     df = pd.DataFrame(rows)
     theta = law.from_public(truth)
@@ -100,7 +109,10 @@ def test_law_goes_through_every_command_and_recovers_its_constants(case, tmp_pat
     n_far = np.sqrt(1e21 / 120.0)
     far = pd.DataFrame({"params": [n_far], "tokens": [1e21 / (6 * n_far)], "flops": [1e21],
                         "unique_tokens": [1e21 / (6 * n_far)], "epochs": [1.0],
-                        "precision_bits": [16.0], "batch_size": [2.0 ** 21],
+                        "precision_bits": [16.0], "batch_size": [2.0 ** 21], "experts": [8.0], "k": [2048.0],
+                        "gpu_hours": [1e21 / (6 * n_far) / 1e6],
+                        "teacher_loss": [0.85 * _hoffmann_loss(n_far, 1e21 / (6 * n_far))],
+                        "lr_area": [3e-4 * 1e21 / (6 * n_far) / 2.0 ** 21], "anneal_area": [0.3],
                         "loss": [_hoffmann_loss(n_far, 1e21 / (6 * n_far))]})
     true_far = law.predict(law.from_public(truth), law.features(far))
     assert fit.predict(far) == pytest.approx(true_far, rel=0.01)

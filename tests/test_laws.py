@@ -15,6 +15,12 @@ def _X(law, n=25, seed=0):
     cols["precision_bits"] = rng.choice([3.0, 4.0, 8.0, 16.0], n)
     # validation loss, for laws of downstream metrics: Hoffmann et al. 2022 eq. 10 at (N, D)
     cols["loss"] = 1.69 + 406.4 / cols["params"] ** 0.34 + 410.7 / cols["tokens"] ** 0.28
+    cols["teacher_loss"] = cols["loss"] * 10 ** rng.uniform(-0.3, 0.3, n)    # a teacher 0.5-2x it (laws/distillation.py)
+    cols["experts"] = rng.choice([1.0, 2.0, 8.0, 32.0], n)                   # number of experts (laws/moe.py)
+    cols["k"] = np.round(10 ** rng.uniform(0, 4, n))                          # samples per problem (laws/test_time.py)
+    cols["gpu_hours"] = 10 ** rng.uniform(2, 5, n)                            # RL compute (laws/rl_compute.py)
+    cols["lr_area"] = 10 ** rng.uniform(-2, 2, n)                             # summed lr of a curve (laws/lr_schedule.py)
+    cols["anneal_area"] = rng.uniform(0.0, 0.3, n)                            # its annealing area
     return law.features(cols)
 
 

@@ -32,6 +32,13 @@ def compare(
     level: float = typer.Option(0.9, help="Confidence level of the intervals."),
     test_level: float = typer.Option(0.05, "--test-level", help="Significance level of the sharing test."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
+    x: Optional[str] = typer.Option(None, "--x", help="For a law without a frontier (e.g. rl_sigmoid): the column "
+                                    "of its scale variable (e.g. gpu_hours); default the law's own."),
+    y: Optional[str] = typer.Option(None, "--y", help="For a law without a frontier: the column it fits (e.g. "
+                                    "pass_rate); default the law's own."),
+    noise: str = typer.Option("auto", "--noise", help="Run-to-run noise: auto (from seed repeats or late "
+                              "checkpoints), none, or a known sd of log loss (e.g. 0.01); a multiplier whose "
+                              "loss gap is below 2 sds is reported as within noise."),
     loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     weights: str = WeightsOpt,
@@ -50,7 +57,11 @@ def compare(
 
     m(C) = the compute the baseline needs to reach the loss the group reaches at C, divided by C
     (both on their compute-optimal frontiers), with bootstrap intervals, and whether it grows,
-    shrinks or holds with scale (the slope of log m against log C, with its interval)."""
+    shrinks or holds with scale (the slope of log m against log C, with its interval).
+
+    A law without a frontier (rl_sigmoid: RL recipes; a learning curve) has no multiplier: each
+    group's curve is fitted on its own and its parameters (asymptote, efficiency...) are compared
+    with the baseline's, with intervals; --x/--y name the curve's columns."""
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
@@ -67,13 +78,18 @@ def compare(
                                      "e.g. -o compare.png")
         _check_output_file(plot, "-o/--plot")
         law_obj = resolve_law(law, [], fix, [], [])
+        if not law_obj.has_frontier:     # curves (an RL run, a learning curve): each group's parameters vs baseline
+            from scalinglab.cli.rl import compare_curves
+
+            return compare_curves(source, law_obj, by=by, baseline=baseline, x=x, y=y, n_boot=bootstrap, level=level,
+                                  seed=seed, where=where, plot=plot, as_json=as_json)
         runs = _load(source, RunOptions(map, drop_top_loss, where, None if by == "group" else by, flops_tolerance,
                                         drop_outliers, sep, bin_budgets, from_))
         from scalinglab.fitting.compare import compare_groups
 
         result = compare_groups(runs, baseline=baseline, law=law_obj, share=share, budgets=grid, n_boot=bootstrap,
                                 level=level, test_level=test_level, seed=seed, loss=loss, delta=delta,
-                                weights=_weights(weights))
+                                weights=_weights(weights), noise=_noise_option(noise))
         if plot is not None:
             result.plot(plot)
         if as_json:
@@ -83,3 +99,15 @@ def compare(
                          title=f"compare {runs.source} by {by} ({len(runs)} runs), baseline {result.baseline}")
         if plot is not None:
             console.print(f"figure written to {plot}")
+
+
+def _noise_option(text: str):
+    """--noise: auto, none or a positive sd (checked here, so a bad value exits 2 naming the option)."""
+    from scalinglab.fitting.noise import resolve_noise
+
+    if text.strip().lower() in ("auto", "none"):
+        return text.strip().lower()
+    try:
+        return resolve_noise(text, None)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None

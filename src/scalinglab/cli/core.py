@@ -13,6 +13,8 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.lawopts import BOUND_HELP, FIX_HELP, LAW_HELP, LOGP_HELP, VAR_HELP, resolve_law
+from scalinglab.cli.metricopts import (XLabelOpt, XOpt, YKindOpt, YLabelOpt, YOpt, YRangeOpt, MetricOptions,
+                                       is_metric, load_metric, metric_candidates, split_column, with_metric)
 from scalinglab.cli.render import (
     RegistryHelpCommand,
     check_bootstrap,
@@ -135,9 +137,11 @@ def _dropped_row(row) -> str:
     return " ".join(parts) or "row"
 
 
-def _load(source: str, options: RunOptions):
+def _load(source: str, options: RunOptions, law=None):
     from scalinglab.data.readers import load_runs
 
+    if law is not None and is_metric(law):       # --y/--x: a metric table (data/metric.py)
+        return load_metric(source, law, options)
     _check_run_options(options)
     runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
                      where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
@@ -218,6 +222,10 @@ def fit(
     shared_exponents: bool = typer.Option(False, "--shared-exponents", help="Runs of several experiments "
                                           "(--group): fit one law whose exponents all groups share, each "
                                           "group with its own coefficients; shown beside the per-group fits."),
+    y: Optional[str] = YOpt,
+    y_kind: Optional[str] = YKindOpt,
+    y_range: Optional[str] = YRangeOpt,
+    x: Optional[str] = XOpt,
 ):
     """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss).
 
@@ -242,9 +250,9 @@ def fit(
                                          "--shared-exponents fit the group you will plan alone (--where) "
                                          "and write that (or use --json for every group's fit)")
         _check_output_file(output)
-        law_obj = resolve_law(law, var, fix, bound, log_param)
+        law_obj = with_metric(resolve_law(law, var, fix, bound, log_param), MetricOptions(y, y_kind, y_range, x), var)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_))
+                                        bin_budgets, from_), law_obj)
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
         if by_group or shared_exponents:
             _fit_by_group(runs, law_obj, group, fit_kwargs, shared=shared_exponents, as_json=as_json)
@@ -263,7 +271,8 @@ def fit(
         if calibrate:
             from scalinglab.fitting.calibration import calibrate_fit
 
-            result.calibration = calibrate_fit(result, runs, level=level, progress=not as_json)
+            result.calibration = calibrate_fit(result, runs, level=level, progress=not as_json,
+                                               by=split_column(law_obj))
         if output:
             result.to_json(output)
         if as_json:
@@ -397,9 +406,18 @@ def plan(
     precision: Optional[str] = typer.Option(None, "--precision", help="Training precisions to compare at equal GPU-hours, e.g. bf16,fp8,fp4 (a fit of --law precision; faster dtypes buy more FLOPs, from the --gpu table); the plan itself uses the first."),
     serve_bits: Optional[str] = typer.Option(None, "--serve-bits", help="Quantise the planned model(s) to this precision after training (bits or a name, e.g. 4 or int4): adds the law's post-training-quantisation loss."),
     batch_size: Optional[float] = typer.Option(None, "--batch-size", help="Tokens per step of the planned run, for a law that plans at a batch size (--law critical_batch)."),
+    experts: Optional[float] = typer.Option(None, "--experts", help="Number of experts of the planned model, for a law of experts (--law moe; 1 = dense)."),
+    max_total_params: Optional[float] = typer.Option(None, "--max-total-params", help="Memory limit on the model's TOTAL parameters (--law moe): chooses the number of experts and the active size of least loss for --budget."),
     hparams_law: str = typer.Option("stepLaw", "--hparams-law", help="Law for the run's learning rate and batch size: stepLaw, deepseek or a fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`); none to leave them out."),
     critical_batch: str = typer.Option("kaplan", "--critical-batch", help="Law for the critical batch at the planned loss: kaplan or a fitted law's JSON (`scalinglab hparams critical-batch`); none to leave it out."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the plan to this file: JSON (.json), the document --json prints."),
+    student_params: Optional[float] = typer.Option(None, "--student-params", help="Distill or train from scratch: the student's size N_S (a fit of --law distillation); compares the two at --budget."),
+    teacher_loss: Optional[float] = typer.Option(None, "--teacher-loss", help="With --student-params: the teacher's cross-entropy L_T."),
+    teacher_params: Optional[float] = typer.Option(None, "--teacher-params", help="With --student-params: the teacher's size N_T (its inference cost, and its loss with --teacher-tokens)."),
+    teacher_tokens: Optional[float] = typer.Option(None, "--teacher-tokens", help="With --student-params: the teacher's training tokens D_T."),
+    teacher_cost: str = typer.Option("inference", "--teacher-cost", help="With --student-params: inference, included (also the teacher's training) or free."),
+    students: int = typer.Option(1, "--students", help="With --student-params and --teacher-cost included: students that share the teacher's training (each pays 1/students of it)."),
+    supervised: Optional[Path] = typer.Option(None, "--supervised", help="With --student-params: a fit of the student's supervised law (e.g. --law chinchilla) for the from-scratch side, with its intervals."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
@@ -444,6 +462,19 @@ def plan(
             refuse_degenerate_fit(fit_result, allow_degenerate=force)  # before the ladder's rollout, which is slow
         except ValueError as exc:
             raise in_option_words(exc) from None
+        if student_params is not None:          # distill or train from scratch (cli/distill.py)
+            from scalinglab.cli.distill import run_distill_plan
+
+            return run_distill_plan(fit_result, budget, target_loss, student_params, teacher_loss, teacher_params,
+                                    teacher_tokens, teacher_cost, as_json=as_json, output=output,
+                                    supervised=supervised, students=students)
+        if any(v is not None for v in (teacher_loss, teacher_params, teacher_tokens, supervised)):
+            raise typer.BadParameter("--teacher-loss, --teacher-params, --teacher-tokens and --supervised plan a "
+                                     "distillation: give --student-params (the student's size) too")
+        if hasattr(fit_result.law_object, "supervised_loss") and not fit_result.law_object.has_frontier:
+            raise typer.BadParameter(f"law {fit_result.law!r} decides between distilling and training from scratch: "
+                                     f"give --student-params (the student's size) and the teacher (--teacher-loss or "
+                                     f"--teacher-params); see --teacher-cost")
         needs = fit_result.law_object.frontier_constraints()
         if "unique_tokens" in needs and unique_tokens is None:
             raise typer.BadParameter(f"law {fit_result.law!r} plans under a unique-token limit: give --unique-tokens "
@@ -457,6 +488,10 @@ def plan(
                                          f"step, e.g. --batch-size 4e6)")
             check_range(batch_size, "--batch-size", low=0, low_open=True, example="4e6")
             constraints = {**(constraints or {}), "batch_size": float(batch_size)}
+        from scalinglab.planning.moe import moe_constraints   # laws of experts: --experts / --max-total-params
+
+        constraints, experts_plan = moe_constraints(fit_result, needs, constraints, budget=budget, experts=experts,
+                                                    max_total_params=max_total_params)
         iso = None
         if runs:
             from scalinglab.fitting.approach2 import isoflop_approach2
@@ -490,7 +525,8 @@ def plan(
                                             gpu=gpu, mfu=mfu, serve_bits=serve_bits, constraints={
                                                 k: v for k, v in (constraints or {}).items() if k != "precision_bits"})
         document = {**result.to_dict(), **extras.to_dict(),
-                    **({"precision": precisions.to_dict()} if precisions is not None else {})}
+                    **({"precision": precisions.to_dict()} if precisions is not None else {}),
+                    **({"experts": experts_plan.to_dict()} if experts_plan is not None else {})}
         if output is not None:
             from scalinglab.util import jsonio
 
@@ -503,6 +539,8 @@ def plan(
                 print_text_block(text, title=title)
             if precisions is not None:
                 print_text_block(precisions.summary(), title="Training precision (laws/precision.py)")
+            if experts_plan is not None:
+                print_text_block(experts_plan.summary(), title="Experts under the memory limit (laws/moe.py)")
             if output is not None:
                 console.print(f"plan written to {output}")
 
@@ -532,10 +570,17 @@ def validate(
     level: float = typer.Option(0.9, help="Level of the prediction intervals."),
     prefer: str = typer.Option("auto", help="N* source: auto (by the training part's rollout evidence), approach2, approach3 or combined."),
     weights: str = WeightsOpt,
+    noise: str = typer.Option("auto", "--noise", help="Run-to-run noise: auto (from seed repeats or late "
+                              "checkpoints), none, or a known sd of log loss (e.g. 0.01); says how many held-out "
+                              "errors are within 2 sds, and floors the prediction intervals."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     select: Optional[str] = typer.Option(None, "--select", help="Instead: fit each of LAW1,LAW2,... (or all-1d, "
                                          "every single-variable law) on the same runs, pick the best by held-out error "
                                          "and say by how much it wins."),
+    y: Optional[str] = YOpt,
+    y_kind: Optional[str] = YKindOpt,
+    y_range: Optional[str] = YRangeOpt,
+    x: Optional[str] = XOpt,
 ):
     """Fit on the small runs, predict the large ones with calibrated prediction intervals, and
     report the loss errors, the intervals' coverage and the N* the plan would use."""
@@ -545,29 +590,33 @@ def validate(
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
         check_range(threshold, "--threshold", low=0, low_open=True, example="1e19")
         check_range(steps, "--steps", low=0, integer=True, example="10")
+        metric = MetricOptions(y, y_kind, y_range, x)
+        if metric.x is not None and by == "flops":      # a metric table splits along its scale column
+            by = metric.x
         if select is not None:
             from scalinglab.fitting.select import select_law
 
             if rollout:
                 raise typer.BadParameter("--select compares laws on one hold-out split; drop --rollout")
+            candidates = metric_candidates(select, metric) if metric.active else select
             runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                            bin_budgets, from_))
-            chosen = select_law(runs, select, threshold=threshold, by=by)
+                                            bin_budgets, from_), candidates[0] if metric.active else None)
+            chosen = select_law(runs, candidates, threshold=threshold, by=by)
             if as_json:
                 emit_json(chosen.to_dict())
             else:
                 print_text_block(chosen.summary(), title=f"Law selection on {runs.source}")
             return
-        law_obj = resolve_law(law, var, fix, bound, log_param)
+        law_obj = with_metric(resolve_law(law, var, fix, bound, log_param), metric, var)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_))
+                                        bin_budgets, from_), law_obj)
         _refuse_pooled(runs, group, "validate")
         if rollout:
             result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer,
-                                      weights=_weights(weights))
+                                      weights=_weights(weights), noise=noise)
         else:
             result = validate_holdout(runs, law_obj, holdout=holdout, threshold=threshold, by=by, level=level,
-                                      prefer=prefer, weights=_weights(weights))
+                                      prefer=prefer, weights=_weights(weights), noise=noise)
         if as_json:
             emit_json(result.to_dict())
         else:
@@ -600,6 +649,12 @@ def plot(
     dpi: int = typer.Option(120, help="Resolution of raster output, 50 to 1200."),
     method: str = typer.Option("parabola", help="Approach 2: per-budget minimum by parabola in log N, or akima "
                                                 "(as `isoflop --method`)."),
+    y: Optional[str] = YOpt,
+    y_kind: Optional[str] = YKindOpt,
+    y_range: Optional[str] = YRangeOpt,
+    x: Optional[str] = XOpt,
+    x_label: Optional[str] = XLabelOpt,
+    y_label: Optional[str] = YLabelOpt,
 ):
     """Figures: fit vs data with both bands and residuals, IsoFLOP valleys with minima, N*(C) frontier with bands."""
     from scalinglab.report.plots import make_all_plots
@@ -619,17 +674,25 @@ def plot(
             raise typer.BadParameter(f"--fit {fit_json}: " + ("is a directory; give the fit file written by "
                                      "`scalinglab fit ... -o fit.json`" if fit_json.is_dir() else
                                      "no such file; write one with `scalinglab fit RUNS -o fit.json`"))
-        law_obj = resolve_law(law, var, fix, bound, log_param)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_))
-        _refuse_pooled(runs, group, "plot")
+        law_obj = with_metric(resolve_law(law, var, fix, bound, log_param), MetricOptions(y, y_kind, y_range, x), var)
         fit_result = None
         if fit_json is not None:
             from scalinglab.fitting.result import FitResult
 
             fit_result = FitResult.from_json(fit_json)
-        paths = make_all_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap, method=method,
-                               fmt=fmt, dpi=dpi)
+            if is_metric(fit_result.law_object) and not is_metric(law_obj):    # a saved metric fit
+                law_obj = fit_result.law_object
+        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
+                                        bin_budgets, from_), law_obj)
+        _refuse_pooled(runs, group, "plot")
+        if is_metric(law_obj):
+            from scalinglab.report.metric_plot import make_metric_plots
+
+            paths = make_metric_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap, fmt=fmt,
+                                      dpi=dpi, x_label=x_label, y_label=y_label)
+        else:
+            paths = make_all_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap, method=method,
+                                   fmt=fmt, dpi=dpi)
         for path in paths:
             console.print(f"wrote {path}")
         for name, why in paths.skipped:

@@ -76,6 +76,8 @@ def plan_command(
     context: int = typer.Option(128, "--context", help="sequence length of every run"),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine (one point per run) or wsd (+ branches)"),
     seed: int = typer.Option(0, "--seed", help="seed of the first run; run i gets seed + i"),
+    seeds: int = typer.Option(1, "--seeds", help="train each planned run this many times with distinct seeds "
+                              "(run ids end in -s0, -s1, ...): the repeats measure run-to-run noise"),
     throughput: float = typer.Option(DEFAULT_THROUGHPUT, "--throughput", help="FLOP/s assumed for the time "
                                      "estimate (default: one CPU thread, measured 6e9-2.8e10 on small models)"),
     max_epochs: float = typer.Option(MAX_EPOCHS, "--max-epochs", help="refuse the plan when a run would "
@@ -104,7 +106,8 @@ def plan_command(
                           context_length=context, schedule=schedule, seed=seed, throughput=throughput,
                           max_epochs=max_epochs, hparams=hparams, hparams_law=hparams_law,
                           lr_factors=_factors(lr_factors, "--lr-factors"),
-                          batch_factors=_factors(batch_factors, "--batch-factors"), tensor_parallel=tensor_parallel)
+                          batch_factors=_factors(batch_factors, "--batch-factors"), tensor_parallel=tensor_parallel,
+                          seeds=seeds)
         if not dry_run:
             write_plan(plan, output, overwrite=overwrite).close()
     if as_json:

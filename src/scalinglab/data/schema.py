@@ -26,6 +26,7 @@ Canonical columns
 ``lr``              peak learning rate
 ``batch_size``      tokens per optimizer step
 ``precision_bits``  training precision
+``experts``         number of experts of a mixture-of-experts model (1 = dense; laws/moe.py)
 ``group``           the experiment or factor level a row belongs to
 ``params_kind``     what ``params`` counts, e.g. "non_embedding" (default) or "total"
 
@@ -73,9 +74,9 @@ __all__ = [
 ]
 
 CANONICAL_COLUMNS = ("params", "tokens", "flops", "loss", "budget", "run_id", "step", "seed", "unique_tokens",
-                     "epochs", "lr", "batch_size", "precision_bits", "group", "params_kind")
+                     "epochs", "lr", "batch_size", "precision_bits", "group", "params_kind", "experts")
 NUMERIC_COLUMNS = ("params", "tokens", "flops", "budget", "loss", "step", "seed", "unique_tokens", "epochs",
-                   "lr", "batch_size", "precision_bits")
+                   "lr", "batch_size", "precision_bits", "experts")
 WHOLE_NUMBER_COLUMNS = ("step", "seed")        # integers >= 0; the other numbers must be > 0
 TEXT_COLUMNS = ("run_id", "group", "params_kind")
 REQUIRED_COLUMNS = ("params", "loss")          # plus at least one of tokens / flops / budget
@@ -94,6 +95,7 @@ COLUMN_HELP = {
     "lr": "a positive learning rate, e.g. 3e-4",
     "batch_size": "a positive number of tokens per step, e.g. 524288",
     "precision_bits": "a positive number of bits, e.g. 16",
+    "experts": "a number of experts >= 1 (1 for a dense model), e.g. 8",
     "run_id": "a non-empty run name",
     "group": "a non-empty experiment label",
     "params_kind": "a non-empty label such as 'non_embedding' or 'total'",
@@ -165,7 +167,7 @@ UNIT_SLIP_FACTOR = 2.0
 # ``seed`` is one: rows that differ only in their seed are replicates (approach 2 averages them,
 # the noise estimate uses them), not one run entered twice.
 _COORDINATE_COLUMNS = ("params", "tokens", "seed", "group", "unique_tokens", "epochs", "lr",
-                       "batch_size", "precision_bits", "params_kind")
+                       "batch_size", "precision_bits", "params_kind", "experts")   # experts: laws/moe.py
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 _NUMBER_WITH_SUFFIX = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([kKmMbBgGtT]?)$")

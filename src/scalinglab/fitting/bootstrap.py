@@ -16,6 +16,10 @@ Three resampling units:
   Points of one size share an architecture and learning-rate choice, so their errors are
   correlated; resampling sizes is the honest choice and usually gives the widest (and most
   truthful) interval for α.
+* ``"seed"``   – whole seed groups (every run of one design point, all its seeds and their
+  checkpoints; ``fitting/noise.seed_groups``): repeats of one point share everything but the
+  seed, so resampling them one by one would count the run-to-run noise as independent
+  evidence. Data with seed repeats are resampled this way when the unit asked for is "point".
 
 Each resample is refitted with a warm start from the full-data optimum, and also from any
 other local optimum of the full-data objective (found once by refining a few perturbed copies
@@ -48,7 +52,7 @@ from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.progress import progress_bar
 from scalinglab.util.threads import single_threaded_blas
 
-UNITS = ("point", "run", "size")
+UNITS = ("point", "run", "size", "seed")
 _MAX_FAILURE_MESSAGES = 20
 
 
@@ -94,6 +98,14 @@ class ClusterIndex:
         return self.order[first + within]
 
 
+def seed_clusters(df) -> ClusterIndex | None:
+    """The ``"seed"`` unit's clusters of ``df`` (every seed of a design point together), or None
+    when no design point is repeated (then every row is its own unit)."""
+    from scalinglab.fitting.noise import has_replicates, seed_groups
+
+    return ClusterIndex.from_keys(seed_groups(df)) if has_replicates(df) else None
+
+
 def resample_keys(df, unit: str) -> np.ndarray:
     """The column whose equal values form one resampling unit."""
     if unit == "point":
@@ -107,6 +119,10 @@ def resample_keys(df, unit: str) -> np.ndarray:
                                 else f"{int(df['run_id'].isna().sum())} rows without one")
                              + " — use unit='size' (cluster by model size) or unit='point'")
         return df["run_id"].astype(str).to_numpy()
+    if unit == "seed":
+        from scalinglab.fitting.noise import seed_groups
+
+        return seed_groups(df)
     raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
 
 
@@ -416,6 +432,7 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
     budgets = DEFAULT_BUDGETS if budgets is None else tuple(budgets)
     table = as_runtable(runs)
     df = table.df
+    unit, promoted = _seed_unit(df, unit)
     keys = resample_keys(df, unit)                      # fail fast on a bad unit
     X = law.features(df)
     y = law.target_values(df)
@@ -450,10 +467,23 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
                                seed=seed, n_clusters=clusters.n_clusters if unit != "point" else 0)
     boot.wall_seconds = wall
     full.bootstrap = boot
+    if promoted:
+        full.warnings = list(full.warnings) + [promoted]
     new = [w for w in identifiability_warnings(full, table, bootstrap=boot)
            if w not in full.warnings]
     full.warnings = list(full.warnings) + new
     return full
+
+
+def _seed_unit(df, unit: str) -> tuple[str, str]:
+    """The unit to resample (``"seed"`` in place of ``"point"`` when some design point was run
+    with several seeds) and the note that says so ("" when unchanged)."""
+    from scalinglab.fitting.noise import has_replicates
+
+    if unit != "point" or not has_replicates(df):
+        return unit, ""
+    return "seed", ("bootstrap resampled seed groups (every seed of a design point together), not rows: "
+                    "the runs repeat design points with several seeds")
 
 
 def _full_fit(fit_runs, table, law, fit, seed, fit_kwargs):

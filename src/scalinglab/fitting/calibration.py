@@ -268,16 +268,21 @@ def calibrate_runs(df: pd.DataFrame, law, *, level: float = 0.9, by: str = "flop
     ``progress`` shows a bar of the rollout's fits on stderr."""
     from scalinglab.util.progress import progress_bar
 
+    from scalinglab.fitting.noise import ladder_noise, with_noise_floor
+
     fit_kwargs = dict(fit_kwargs or {})
     ids, c = ladder_levels(df, by, level_rtol)
     data_min, data_max = float(c.min()), float(c.max())
+    noise = ladder_noise(df, _law_object(law, fit_kwargs))   # seed repeats: a floor under the loss rule
     if len(c) < MIN_TRAIN_BUDGETS + 1:
-        return uncalibrated(level, data_max, f"{len(c)} budgets: a rollout needs at least {MIN_TRAIN_BUDGETS} to "
-                                             f"fit and one above them to predict", data_min=data_min)
+        return with_noise_floor(uncalibrated(level, data_max, f"{len(c)} budgets: a rollout needs at least "
+                                             f"{MIN_TRAIN_BUDGETS} to fit and one above them to predict",
+                                             data_min=data_min), noise)
     with progress_bar(progress, "rollout calibration", len(rollout_thresholds(ids))) as advance:
         records = rollout_records(df, law, ids, c, fit_kwargs=fit_kwargs, isoflop_method=isoflop_method,
                                   budget_rtol=level_rtol, with_n_opt=by == "flops", progress=lambda: advance(1))
-    return calibration_from_records(records, level=level, data_min=data_min, data_max=data_max, n_budgets=len(c))
+    return with_noise_floor(calibration_from_records(records, level=level, data_min=data_min, data_max=data_max,
+                                                     n_budgets=len(c)), noise)
 
 
 def calibrate(runs, law="chinchilla", *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,

@@ -141,6 +141,8 @@ class Comparison:
     constraints: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     measured: list = field(default_factory=list)
+    noise: Any = None                   # fitting.noise.NoiseEstimate, or None (no noise measured or given)
+    loss_gaps: dict = field(default_factory=dict)   # group -> frontier log-loss gap to the baseline per budget
 
     @property
     def table(self) -> pd.DataFrame:
@@ -178,6 +180,10 @@ class Comparison:
             if m.unreachable_share:
                 lines.append(f"    in {100 * m.unreachable_share:.0f}% of resamples the baseline never reaches "
                              f"this group's loss at some budget (m = inf)")
+            if self.noise is not None and g in self.loss_gaps:
+                from scalinglab.fitting.noise import gap_verdict
+
+                lines.append(f"    {gap_verdict(self.loss_gaps[g], self.noise)}")
         if self.measured:
             lines.append("[[Without the law]] lowest measured loss of each group per budget; the compute at which "
                          "the baseline's lowest losses (interpolated in log C between its budgets) reach it")
@@ -196,6 +202,8 @@ class Comparison:
         lines.append("    " + f"{'group':<{width}}" + "".join(f"{k:>11}" for k in shown))
         for g in self.groups:
             lines.append("    " + f"{str(g):<{width}}" + "".join(f"{fmt_num(self.params[g][k], 4):>11}" for k in shown))
+        if self.noise is not None:
+            lines.append(f"[[Noise]] {self.noise.describe()}")
         if self.warnings:
             lines.append("[[Warnings]]")
             lines += [f"    - {w}" for w in self.warnings]
@@ -215,6 +223,8 @@ class Comparison:
             "n_boot": self.n_boot, "n_ok": self.n_ok, "n_runs": {str(k): v for k, v in self.n_runs.items()},
             "source": self.source, "constraints": self.constraints, "warnings": self.warnings,
             "measured": self.measured,
+            "noise": None if self.noise is None else self.noise.to_dict(),
+            "loss_gaps": {str(g): v for g, v in self.loss_gaps.items()},
         })
 
     def plot(self, path: str | Path) -> Path:
@@ -431,16 +441,21 @@ def _group_frame(runs, by: str):
 def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", share: str = "auto",
                    budgets: Sequence[float] | None = None, n_budgets: int = 7, n_boot: int = 200,
                    level: float = 0.9, test_level: float = 0.05, constraints: dict | None = None, seed: int = 0,
-                   **fit_kwargs) -> Comparison:
+                   noise="auto", **fit_kwargs) -> Comparison:
     """Each group's effective compute multiplier over ``baseline``, as a function of scale.
 
     runs: a RunTable or anything ``load_runs`` reads, with a column labelling each run's group
     (``by``, default ``group``).  baseline: the label of the reference group (default: the first).
-    law: a law with a frontier (default Chinchilla).  share: "auto" (shared exponents unless the F
+    law: a law with a frontier (default Chinchilla); for a law without one (an RL compute curve, a
+    learning curve) the result is ``fitting.compare_params.compare_parameters``'s instead: each
+    group's fitted parameters against the baseline's.  share: "auto" (shared exponents unless the F
     test rejects them at ``test_level``), "shared" or "separate".  budgets: FLOPs at which m(C) is
     reported (default ``n_budgets`` log-spaced over the runs' compute).  n_boot, level, seed: the
     bootstrap.  constraints: the law's other frontier inputs (default: each at its largest value in
-    the runs).  fit_kwargs: the objective (loss, delta, weights, fixed), as for ``fit``.
+    the runs).  noise: run-to-run noise ("auto": from seed repeats or late checkpoints, a number: a
+    known sd of log loss, None: none; ``fitting.noise.resolve_noise``); a multiplier whose frontier
+    loss gap is below 2 noise sds at every budget is reported as within noise.
+    fit_kwargs: the objective (loss, delta, weights, fixed), as for ``fit``.
     """
     from scalinglab.fitting.engine import fit_arrays
     from scalinglab.fitting.groups import SharedExponentsLaw, fit_groups, fit_shared_exponents, group_labels
@@ -463,12 +478,16 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
         if np.unique(given).size < 2 or not np.all(np.isfinite(given) & (given > 0)):
             raise ValueError(f"budgets must be two or more positive FLOP counts (e.g. 1e18,1e20,1e22); got {list(given)}")
         given = np.unique(given)
-    table = _group_frame(runs, by)
-    df = table.df
     base_law = get_law(law, fixed=fit_kwargs.pop("fixed", None))
     if not base_law.has_frontier:
-        raise ValueError(f"law {base_law.name!r} has no budget to split, so no compute-optimal loss to compare; "
-                         "use a law of params and tokens (e.g. 'chinchilla')")
+        # no frontier, so no multiplier: each group's curve is fitted and its parameters compared
+        # with the baseline's (least squares per curve, fitting/compare_params.py)
+        from scalinglab.fitting.compare_params import compare_parameters
+
+        return compare_parameters(runs, law=base_law, by=by, baseline=baseline, n_boot=n_boot, level=level,
+                                  seed=seed)
+    table = _group_frame(runs, by)
+    df = table.df
     labels = group_labels(table)
     if df["group"].isna().any():
         from scalinglab.data.grouping import row_label
@@ -564,12 +583,17 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     others = [g for g in fitted if g != baseline]
     point = {g: multiplier_curve(base_law, params[baseline], params[g], grid, constraints) for g in others}
 
-    # ---- bootstrap: resample runs within each group, refit from the full-data optimum
+    # ---- bootstrap: resample runs within each group (seed groups where points were repeated with
+    # several seeds: fitting/noise.py), refit from the full-data optimum
+    from scalinglab.fitting.bootstrap import seed_clusters
+
+    clusters = {g: seed_clusters(parts[g]) for g in fitted}
     rng = np.random.default_rng(seed)
     samples = {g: [] for g in others}
     n_ok = 0
     for _ in range(int(n_boot)):
-        idx = {g: rng.integers(0, len(parts[g]), len(parts[g])) for g in fitted}
+        idx = {g: rng.integers(0, len(parts[g]), len(parts[g])) if clusters[g] is None else clusters[g].draw(rng)
+               for g in fitted}
         try:
             if decision == "shared":
                 Xj = np.vstack([np.column_stack([X[g][idx[g]], np.full(len(idx[g]), float(order.index(g)))])
@@ -613,7 +637,11 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     if n_boot == 0:
         warnings.append("no bootstrap (n_boot=0): no intervals, and no trend can be claimed")
     measured = measured_multipliers(sub.df, fitted, baseline)
+    from scalinglab.fitting.noise import frontier_loss_gaps, resolve_noise
+
+    noise = resolve_noise(noise, sub, base_law)
+    gaps = {g: frontier_loss_gaps(base_law, params[baseline], params[g], grid, constraints) for g in others}
     return Comparison(law=base_law.name, baseline=baseline, groups=fitted, mode=decision, test=test, params=params,
                       multipliers=multipliers, budgets=grid, data_flops=data_flops, level=float(level),
                       n_boot=int(n_boot), n_ok=n_ok, n_runs={g: len(parts[g]) for g in fitted}, source=table.source,
-                      constraints=constraints, warnings=warnings, measured=measured)
+                      constraints=constraints, warnings=warnings, measured=measured, noise=noise, loss_gaps=gaps)

@@ -146,11 +146,12 @@ def bootstrap_warnings(boot, *, law=None, thresholds: Thresholds = Thresholds())
                 or not np.isfinite(lo) or not np.isfinite(hi):
             continue
         sym = _symbol(name)
-        if lo <= 0:
+        small, big = (-hi, -lo) if hi < 0 else (lo, hi)     # a negative exponent (laws/distillation.py's c0)
+        if small <= 0:
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], reaching zero: {sym} is "
                        f"not identified by these runs; {fix}.")
-        elif hi / lo > t.ci_ratio:
-            out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], a factor {hi / lo:.3g} "
+        elif big / small > t.ci_ratio:
+            out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], a factor {big / small:.3g} "
                        f"wide (> {t.ci_ratio:g}): {sym} is poorly identified; {fix}.")
         elif exponent and np.isfinite(est) and hi - lo > abs(est):
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], wider than {sym} itself "

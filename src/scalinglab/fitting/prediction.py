@@ -58,20 +58,38 @@ class IntervalRule:
     n_targets: int = 0               # distinct (rollout step, held-out budget) pairs among them
     max_distance: float = 0.0        # largest extrapolation distance calibrated on (decades)
     detail: str = ""
+    noise_sd: float = 0.0            # run-to-run noise sd measured on the ladder (fitting/noise.py); 0: none
+    noise_detail: str = ""
 
     def half_width(self, distance) -> np.ndarray:
         d = np.maximum(np.asarray(distance, dtype=float), 0.0)
-        return self.q * (self.floor + d)
+        h = self.q * (self.floor + d)
+        if self.noise_sd > 0:
+            # the rollout's held-out errors already hold one run's noise: it is a floor there; a
+            # fallback rule never saw this ladder's noise, so it is added in quadrature
+            n = _normal_quantile(0.5 + self.level / 2) * self.noise_sd
+            h = np.maximum(h, n) if self.source == "rollout" else np.hypot(h, n)
+        return h
 
     def _shape(self) -> str:
         return f"half-width {self.q:.3g} × ({self.floor:g} + decades beyond the data)"
 
     def describe(self) -> str:
         if self.source == "rollout":
-            return (f"{100 * self.level:g}% split-conformal on this ladder's rollout ({self.n_errors} held-out "
+            text = (f"{100 * self.level:g}% split-conformal on this ladder's rollout ({self.n_errors} held-out "
                     f"errors from {self.n_targets} fit/budget pairs, up to {self.max_distance:.2g} decades out): "
                     + self._shape())
-        return f"{100 * self.level:g}% conservative fallback ({self.detail}): " + self._shape()
+        else:
+            text = f"{100 * self.level:g}% conservative fallback ({self.detail}): " + self._shape()
+        return text + self._noise_text()
+
+    def _noise_text(self) -> str:
+        if not self.noise_sd > 0:
+            return ""
+        n = _normal_quantile(0.5 + self.level / 2) * self.noise_sd
+        how = ("never narrower than" if self.source == "rollout" else
+               "the rule was not calibrated on this ladder's noise, so it is added in quadrature:")
+        return f"; {how} the run-to-run noise ±{n:.3g} ({self.noise_detail or f'sd {self.noise_sd:.3g}'})"
 
     def to_dict(self) -> dict:
         return to_jsonable(self.__dict__)
@@ -251,7 +269,8 @@ class Calibration:
         law's transform (a log interval for a loss) and mapped back."""
         z = law.transform.forward(np.asarray(predicted, dtype=float))
         h = self.loss.half_width(self.distance(flops))
-        return law.transform.inverse(z - h), law.transform.inverse(z + h)
+        a, b = law.transform.inverse(z - h), law.transform.inverse(z + h)
+        return np.minimum(a, b), np.maximum(a, b)        # a transform may fall in y (laws/metric.py)
 
     def relative_distance(self, flops) -> np.ndarray:
         """Decades beyond the data over the decades the data span (``MIN_SPAN_DEX`` at least)."""

@@ -131,7 +131,13 @@ class ValidationResult:
         ]
         if self.calibration is not None:
             lines.append(f"  calibration: {self.calibration.loss.describe()}")
-        if len(self.points) <= 40:
+        if len(self.points) <= 40 and not {"params", "tokens"} <= set(self.points.columns):
+            # a metric table (laws/metric.py): the held-out points by their scale column
+            lines.append(f"  {self.by:>10} {'observed':>9} {'pred':>9} {pct + ' PI':>21}  in")
+            for r in self.points.itertuples():
+                lines.append(f"  {r.level:10.4g} {r.loss:9.4g} {r.predicted:9.4g} [{r.pi_lo:9.4g}, {r.pi_hi:9.4g}]  "
+                             f"{'yes' if r.inside else 'NO'}")
+        elif len(self.points) <= 40:
             lines.append(f"  {'N':>10} {'D':>10} {'loss':>8} {'pred':>8} {pct + ' PI':>19}  in")
             for r in self.points.itertuples():
                 lines.append(f"  {r.params:10.3g} {r.tokens:10.3g} {r.loss:8.4f} {r.predicted:8.4f} "
@@ -232,9 +238,11 @@ class RolloutResult(list):
 # hold-out and rollout
 # ----------------------------------------------------------------------------------------------
 
-def _levels(df: pd.DataFrame, by: str, level_rtol: float) -> tuple[np.ndarray, np.ndarray]:
-    if by not in BY_COLUMNS:
-        raise ValueError(f"by must be one of {BY_COLUMNS}, got {by!r}")
+def _levels(df: pd.DataFrame, by: str, level_rtol: float, law=None) -> tuple[np.ndarray, np.ndarray]:
+    # besides N, D, C: the scale column a law reads (laws/metric.py puts a law on any column)
+    scale = tuple(getattr(law, "variables", ())) if not isinstance(law, (str, dict)) else ()
+    if by not in BY_COLUMNS + scale:
+        raise ValueError(f"by must be one of {BY_COLUMNS + scale}, got {by!r}")
     return ladder_levels(df, by, level_rtol)
 
 
@@ -302,6 +310,10 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
     else:
         cal = uncalibrated(level, data_max, "calibration switched off (calibrate=False)",
                            data_min=float(level_c[ids[train_mask]].min()))
+    from scalinglab.fitting.noise import heldout_verdict, resolve_noise, with_noise_floor
+
+    noise = resolve_noise(options.get("noise", "auto"), df, result.law_object)
+    cal = with_noise_floor(cal, noise)     # no narrower than a rerun's noise (the train part's own, or this)
     if cal.loss.source != "rollout":
         notes.append(f"prediction intervals: {cal.loss.describe()}")
     pred = np.asarray(result.predict(test), dtype=float)
@@ -311,10 +323,16 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
     h = cal.loss.half_width(distance)
     z = result.law_object.transform.forward(pred)
     lo, hi = (result.law_object.transform.inverse(z - h), result.law_object.transform.inverse(z + h))
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)      # a transform may fall in y (laws/metric.py)
     keep = [c for c in ("source_row", "run_id", "params", "tokens", "flops") if c in test.columns]
     points = test[keep].reset_index(drop=True).assign(
         level=test_c, distance=distance, loss=obs, predicted=pred, pi_lo=lo, pi_hi=hi,
         inside=(obs >= lo) & (obs <= hi), rel_error=np.abs(pred - obs) / obs)
+    if noise is not None:
+        notes.append(heldout_verdict(result.law_object.transform.forward(obs) - z, noise))
+    if compare_n_opt and not result.law_object.has_frontier:     # nothing to compare (e.g. laws/metric.py on x)
+        notes.append(f"law {result.law!r} has no compute-optimal N (no frontier); N* is not compared")
+        compare_n_opt = False
     if compare_n_opt:
         if by == "flops":
             test_budget = test_c
@@ -333,8 +351,13 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
 def _options(level, level_rtol, isoflop_method, calibrate, prefer, fit_kwargs) -> dict:
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), e.g. 0.9; got {level!r}")
+    noise = fit_kwargs.pop("noise", "auto")     # run-to-run noise (fitting/noise.resolve_noise)
+    if not (isinstance(noise, str) and noise.strip().lower() in ("auto", "none")):
+        from scalinglab.fitting.noise import resolve_noise
+
+        noise = resolve_noise(noise, None)       # a bad value fails here, before any fit
     return {"level": float(level), "level_rtol": level_rtol, "isoflop_method": isoflop_method,
-            "calibrate": bool(calibrate), "prefer": prefer, "fit_kwargs": fit_kwargs}
+            "calibrate": bool(calibrate), "prefer": prefer, "fit_kwargs": fit_kwargs, "noise": noise}
 
 
 def validate_holdout(runs, law="chinchilla", *, holdout: str = "largest", threshold: float | None = None,
@@ -355,7 +378,7 @@ def validate_holdout(runs, law="chinchilla", *, holdout: str = "largest", thresh
     """
     options = _options(level, level_rtol, isoflop_method, calibrate, prefer, fit_kwargs)
     df = as_runtable(runs).df.reset_index(drop=True)
-    ids, level_c = _levels(df, by, level_rtol)
+    ids, level_c = _levels(df, by, level_rtol, law)
     values = df[by].to_numpy(float)
     if threshold is None:
         if holdout != "largest":
@@ -389,7 +412,7 @@ def validate_rollout(runs, law="chinchilla", *, by: str = "flops", n_steps: int 
 
     options = _options(level, level_rtol, isoflop_method, calibrate, prefer, fit_kwargs)
     df = as_runtable(runs).df.reset_index(drop=True)
-    ids, level_c = _levels(df, by, level_rtol)
+    ids, level_c = _levels(df, by, level_rtol, law)
     name, variables, n_params = law_spec(law, fit_kwargs.get("fixed"))
     if ids.max() < 1:
         raise ValueError(f"validate_rollout: all runs share one {by} level; nothing to hold out")

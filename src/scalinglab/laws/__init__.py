@@ -15,10 +15,17 @@ from scalinglab.laws.overtraining import OVERTRAINING
 from scalinglab.laws.power import POWER_C, POWER_D, POWER_N, SaturatingPowerLaw
 from scalinglab.laws.precision import PRECISION
 from scalinglab.laws.learning_curves import BNSL1, BNSL2, M4
+from scalinglab.laws.loss_to_loss import LOSS_TO_LOSS
+from scalinglab.laws.distillation import DISTILLATION
+from scalinglab.laws.test_time import COVERAGE_POWER
+from scalinglab.laws.rl_compute import RL_SIGMOID
+from scalinglab.laws.moe import MOE
+from scalinglab.laws.lr_schedule import LR_SCHEDULE
 
 _BUILTIN: tuple[Law, ...] = (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA, DATA_CONSTRAINED, OVERTRAINING,
                           PRECISION, BATCH_SIZE_LAW, DOWNSTREAM_ERROR, BENCHMARK_SIGMOID,
-                          BNSL1, BNSL2, M4)
+                          BNSL1, BNSL2, M4, COVERAGE_POWER, RL_SIGMOID, DISTILLATION, LOSS_TO_LOSS, MOE,
+                          LR_SCHEDULE)
 LAWS: dict[str, Law] = {law.name: law for law in _BUILTIN}
 ENTRY_POINT_GROUP = "scalinglab.laws"
 _entry_points_loaded = False
@@ -81,6 +88,11 @@ def law_from_spec(spec: Mapping) -> Law:
     """Rebuild a law from ``Law.spec()`` (as stored in fit JSON)."""
     spec = dict(spec)
     fixed = spec.pop("fixed", None)
+    metric = spec.pop("metric", None)            # a law put on a metric target (laws/metric.py)
+    if metric is not None:
+        from scalinglab.laws.metric import law_with_metric
+
+        return law_with_metric(law_from_spec({**spec, **({"fixed": fixed} if fixed else {})}), metric)
     if "formula" in spec:
         from scalinglab.laws.formula import FormulaLaw
 
@@ -91,6 +103,10 @@ def law_from_spec(spec: Mapping) -> Law:
             if not hasattr(law, "on"):
                 raise ValueError(f"law spec {spec!r}: law {law.name!r} cannot be put on another column")
             law = law.on(spec["variable"])
+        if "supervised" in spec:                 # a distillation law's student supervised law (laws/distillation.py)
+            if not hasattr(law, "with_supervised"):
+                raise ValueError(f"law spec {spec!r}: law {law.name!r} takes no supervised constants")
+            law = law.with_supervised(spec["supervised"])
     return law.fix(fixed) if fixed else law
 
 

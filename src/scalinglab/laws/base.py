@@ -5,7 +5,8 @@ A law declares
   role), so that any of them can be fixed (:meth:`Law.fix`) and warnings can ask for roles
   ("the irreducible term", "the exponents") instead of guessing from names;
 - its target column and the transform the residuals live in (:data:`TRANSFORMS`: ``log`` for
-  losses, ``logit`` for bounded metrics such as accuracy or pass rate, ``identity``);
+  losses, ``logit`` for bounded metrics such as accuracy or pass rate, ``loglog`` (-log(-log y))
+  for a rate whose -log is a power law, such as pass@k in samples, ``identity``);
 - its features, computed from a canonical run table (:meth:`Law.features`): per row by
   default, per run over its curve where a law needs it;
 - its prediction in the transformed space, batched over many parameter vectors
@@ -64,6 +65,8 @@ class TargetTransform:
             return np.log(y)
         if self.name == "logit":
             return np.log(y) - np.log1p(-y)
+        if self.name == "loglog":
+            return -np.log(-np.log(y))
         return y
 
     def inverse(self, z):
@@ -72,6 +75,8 @@ class TargetTransform:
             return np.exp(z)
         if self.name == "logit":
             return 1.0 / (1.0 + np.exp(-z))
+        if self.name == "loglog":
+            return np.exp(-np.exp(-z))
         return z
 
     def valid(self, y) -> np.ndarray:
@@ -79,7 +84,7 @@ class TargetTransform:
         ok = np.isfinite(y)
         if self.name == "log":
             ok &= y > 0
-        elif self.name == "logit":
+        elif self.name in ("logit", "loglog"):
             ok &= (y > 0) & (y < 1)
         return ok
 
@@ -88,6 +93,8 @@ TRANSFORMS = {
     "log": TargetTransform("log", "a positive finite number (fitted in log space)"),
     "logit": TargetTransform("logit", "a number strictly between 0 and 1 (fitted in logit space)"),
     "identity": TargetTransform("identity", "a finite number"),
+    # -log(-log y), increasing in y: a rate whose -log is a power law (pass@k in k, laws/test_time.py)
+    "loglog": TargetTransform("loglog", "a number strictly between 0 and 1 (fitted as -log(-log y))"),
 }
 
 

@@ -248,7 +248,7 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
                throughput: float = DEFAULT_THROUGHPUT, max_epochs: float = MAX_EPOCHS,
                hparams=(), hparams_law=DEFAULT_HPARAMS_LAW, lr_factors=LR_FACTORS,
                batch_factors=BATCH_FACTORS, tokens_per_param: float = TOKENS_PER_PARAM,
-               tensor_parallel: int = 1) -> SweepPlan:
+               tensor_parallel: int = 1, seeds: int = 1) -> SweepPlan:
     """The IsoFLOP grid for ``budgets`` (FLOPs); see the module docstring for every rule.
 
     max_epochs: refuse the plan when a run would pass over the corpus's training split more often
@@ -257,7 +257,12 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
     the law that gives the guess (a preset name, an HparamLaw or a fitted law's JSON);
     lr_factors / batch_factors: the multiples of the guess each size is planned at.
     tensor_parallel: devices that split each layer; every shape's heads and MLP divide by it.
+    seeds: each planned run trained this many times with distinct seeds (``sweep/seeds.py``), to
+    measure run-to-run noise.
     """
+    from scalinglab.sweep.seeds import check_seeds, repeat_with_seeds
+
+    check_seeds(seeds)
     law = get_hparam_law(hparams_law)
     grid = _hparam_grid(hparams, lr_factors, batch_factors, law)
     budgets = list(budgets) if np.ndim(budgets) else [budgets]
@@ -330,8 +335,7 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
         if planned_here == 0:
             raise ValueError(f"--budgets {budget:.3g}: no size in the grid trains for {MIN_STEPS} steps; "
                              f"use budgets >= {smallest:.2g} or a wider --min-params/--max-params range")
-    for i, run in enumerate(runs):
-        run.seed = int(seed) + i
+    runs = repeat_with_seeds(runs, seeds, first_seed=seed)     # run i gets seed + i
     _check_epochs(runs, corpus, corpus_tokens, max_epochs)
     over = [r for r in runs if r.epochs is not None and r.epochs > 1]
     if over:
@@ -344,11 +348,14 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
                 "tokens_per_param": float(tokens_per_param), "tensor_parallel": int(tensor_parallel),
                 "corpus": str(corpus) if corpus is not None else None, "vocab_size": vocab,
                 "corpus_train_tokens": corpus_tokens, "context_length": context_length,
-                "schedule": schedule, "wsd_fractions": list(fractions), "seed": int(seed),
+                "schedule": schedule, "wsd_fractions": list(fractions), "seed": int(seed), "seeds": int(seeds),
                 "max_epochs": None if math.isinf(max_epochs) else float(max_epochs),
                 "hparams_law": law.name, "hparams": list(grid),
                 "lr_factors": list(grid.get("lr", ())), "batch_factors": list(grid.get("batch", ()))}
     rules = dict(RULES, batch_lr=batch_lr_rule(law))
+    if seeds > 1:
+        rules["seeds"] = (f"each planned run trained {int(seeds)} times with distinct seeds (run ids end in -s0 .. "
+                          f"-s{int(seeds) - 1}); the repeats measure run-to-run noise (`scalinglab noise`)")
     if grid:
         rules["hparams_grid"] = ("each size at the law's guess times " + " and ".join(
             f"{k} factors {', '.join(f'{f:g}' for f in v)}" for k, v in grid.items())

@@ -1,0 +1,134 @@
+"""``--y/--y-kind/--y-range/--x`` (and ``--x-label/--y-label`` on plot): any metric against any
+scale column, on fit, validate (and ``--select``) and plot.
+
+``--y error`` names the column the law fits; ``--y-kind higher-better --y-range 0,1`` declares a
+metric that rises with scale (accuracy, pass rate; BLEU with 0,100), which the law fits as its
+gap to the best value (1 - accuracy); ``--x params`` names the scale column a one-variable law
+reads.  Any of them switches the command to a metric table (``data/metric.py``), read as it is,
+with only the columns the law needs checked.  The logic lives in ``laws/metric.py`` and
+``data/metric.py``; this module parses options and says which option is wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import typer
+
+from scalinglab.laws.metric import KIND_HELP, KINDS
+
+YOpt = typer.Option(None, "--y", help="Metric column the law fits (error, accuracy, FID, BLEU, reward...); default "
+                    "the law's own target (loss). Turns the input into a metric table: only --x/--y are checked.")
+YKindOpt = typer.Option(None, "--y-kind", help="Direction of the metric: " + KIND_HELP + ". Default lower-better.")
+YRangeOpt = typer.Option(None, "--y-range", help="Values the metric can take, LO,HI (either side may be empty), "
+                         "e.g. 0,1 for a rate, 0,100 for a percentage; rows outside are refused.")
+XOpt = typer.Option(None, "--x", help="Scale column a one-variable law reads (samples seen, compute, parameters, "
+                    "samples at test time), e.g. --x params.")
+XLabelOpt = typer.Option(None, "--x-label", help="Label of the plot's x axis, units included (default: the --x "
+                         "column's name).")
+YLabelOpt = typer.Option(None, "--y-label", help="Label of the plot's y axis, units included (default: the --y "
+                         "column's name).")
+
+# options of the loss run-table door that mean nothing for a metric table
+_RUN_TABLE_ONLY = ("drop_top_loss", "flops_tolerance", "drop_outliers", "bin_budgets", "source_format")
+_OPTION_NAMES = {"drop_top_loss": "--drop-top-loss", "flops_tolerance": "--flops-tolerance",
+                 "drop_outliers": "--drop-outliers", "bin_budgets": "--bin-budgets", "source_format": "--from"}
+_DEFAULTS = {"drop_top_loss": 0, "flops_tolerance": 0.05}
+
+
+@dataclass
+class MetricOptions:
+    y: Optional[str] = None
+    y_kind: Optional[str] = None
+    y_range: Optional[str] = None
+    x: Optional[str] = None
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.y, self.y_kind, self.y_range, self.x))
+
+
+def parse_range(text: Optional[str]) -> tuple[float | None, float | None] | None:
+    """``"0,1"`` -> (0.0, 1.0); ``"0,"`` -> (0.0, None); errors name ``--y-range``."""
+    if text is None:
+        return None
+    lo, sep, hi = text.replace(":", ",").partition(",")
+    if not sep:
+        raise typer.BadParameter(f"--y-range {text!r}: expected LO,HI (either side may be empty), e.g. --y-range 0,1 "
+                                 f"for a rate or 0,100 for a percentage")
+
+    def num(part: str):
+        part = part.strip()
+        if not part:
+            return None
+        try:
+            return float(part)
+        except ValueError:
+            raise typer.BadParameter(f"--y-range {text!r}: {part!r} is not a number; e.g. --y-range 0,1") from None
+
+    return num(lo), num(hi)
+
+
+def with_metric(law_obj, opts: MetricOptions, var=()):
+    """The law the options describe: ``law_obj`` put on the metric, or ``law_obj`` unchanged when
+    no metric option was given."""
+    if not opts.active:
+        return law_obj
+    from scalinglab.laws.metric import MetricLaw, MetricTarget
+
+    if opts.x is not None and var:
+        raise typer.BadParameter(f"--x {opts.x} and --var {list(var)} both name the scale column; give it once "
+                                 f"(--x {opts.x})")
+    kind = opts.y_kind or "lower-better"
+    if kind not in KINDS:
+        raise typer.BadParameter(f"--y-kind {kind!r}: choose {' or '.join(KINDS)}: {KIND_HELP}")
+    lo, hi = parse_range(opts.y_range) or (None, None)
+    column = opts.y or law_obj.target
+    if kind == "higher-better" and hi is None:
+        raise typer.BadParameter(f"--y {column} --y-kind higher-better: the law fits the gap to the best value "
+                                 f"(HI - {column}); give it with --y-range, e.g. --y-range 0,1 (accuracy, pass rate) "
+                                 f"or 0,100 (BLEU, accuracy in %)")
+    try:
+        target = MetricTarget(column, kind, lo, hi)
+    except ValueError as err:
+        raise typer.BadParameter(f"--y-range {opts.y_range}: {err}") from None
+    try:
+        return MetricLaw(law_obj, target, opts.x)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+def is_metric(law_obj) -> bool:
+    return getattr(law_obj, "metric", None) is not None
+
+
+def split_column(law_obj) -> str:
+    """The column a hold-out or a calibration splits the runs by: the metric's scale column, or
+    compute for a run table."""
+    return getattr(law_obj, "x", None) or "flops"
+
+
+def load_metric(source: str, law_obj, options):
+    """A metric table for ``law_obj`` with the reading options of ``cli.core.RunOptions``; the
+    run-table-only options are refused by name."""
+    from scalinglab.cli.render import parse_mapping
+    from scalinglab.data.metric import load_metric_runs
+
+    for attr in _RUN_TABLE_ONLY:
+        value = getattr(options, attr, None)
+        if value is not None and value != _DEFAULTS.get(attr):
+            raise typer.BadParameter(f"{_OPTION_NAMES[attr]} applies to a run table of losses; with --y/--x the "
+                                     f"input is a metric table (select rows with --where)")
+    return load_metric_runs(source, law_obj, mapping=parse_mapping(options.mapping), where=options.where,
+                            group=options.group, sep=options.sep)
+
+
+def metric_candidates(select: str, opts: MetricOptions):
+    """``validate --select`` in a metric table: every candidate put on the same metric."""
+    from scalinglab.fitting.select import candidates
+
+    try:
+        laws = candidates(select)
+    except ValueError as err:
+        raise typer.BadParameter(f"--select {select}: {err}") from None
+    return [with_metric(law, opts) for law in laws]

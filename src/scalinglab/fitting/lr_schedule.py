@@ -1,0 +1,351 @@
+"""Fit the learning-rate-annealing law (``laws/lr_schedule.py``) to one or a few recorded loss
+curves, with a block bootstrap and prediction intervals.
+
+A curve is rows of (step, lr, loss), several curves told apart by ``run_id`` (or ``run``): a
+CSV / Parquet / JSONL file, a DataFrame, or a sweep store (``.db``: its ``curves`` table, the
+main branch of each run, training loss by default).
+
+Uncertainty:
+
+* confidence interval of the fitted curve: a moving-block bootstrap over each curve's steps
+  (neighbouring steps share their noise, so single points are not independent); blocks of
+  ~1/20 of a curve, every resample refitted from the full-data optimum;
+* prediction interval of a new curve's loss at a step: the bootstrap interval widened by the
+  equal-tailed quantiles of the fit's own log residuals (step-to-step noise and misfit).
+  There is no ladder of budgets to calibrate a rollout on (``fitting/calibration.py`` needs
+  one), so the interval does not grow with the distance from the fitted schedule; the
+  benchmark (``benchmarks/bench_schedule.py``) checks how often a held-out curve falls inside.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.laws.lr_schedule import DEFAULT_DECAY, LR_SCHEDULE, LRScheduleLaw
+from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.jsonio import dumps, float_array, from_jsonable
+
+__all__ = ["ScheduleFit", "read_curves", "fit_schedule", "CURVE_FILE_HELP"]
+
+CURVE_FILE_HELP = ("a loss curve: a CSV/Parquet/JSONL file with columns step, lr, loss (and run or run_id when it "
+                   "holds several curves), or a sweep store .db")
+_STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+# lambda values profiled by decay="fit" (a drop's effect lasts ~1/(1 - lambda) steps: 10 ... 2000)
+DECAY_GRID = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995)
+
+
+# ------------------------------------------------------------------------------------------ input
+
+
+def _read_table(source) -> tuple[pd.DataFrame, str]:
+    if isinstance(source, pd.DataFrame):
+        return source.copy(), "the curve frame"
+    path = Path(source)
+    if not path.exists():
+        raise ValueError(f"curve file {path} does not exist; give {CURVE_FILE_HELP}")
+    suffix = path.suffix.lower()
+    if suffix in _STORE_SUFFIXES:
+        from scalinglab.sweep.store import FINAL_BRANCH, curves_frame
+
+        df = curves_frame(path)
+        df = df[df["branch"] == FINAL_BRANCH]
+        return df.rename(columns={"train_loss": "loss"}), str(path)
+    if suffix == ".parquet":
+        return pd.read_parquet(path), str(path)
+    if suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=suffix == ".jsonl"), str(path)
+    if suffix in (".csv", ".tsv", ".txt"):
+        return pd.read_csv(path, sep=None, engine="python"), str(path)
+    raise ValueError(f"curve file {path}: unknown type {suffix!r}; give {CURVE_FILE_HELP}")
+
+
+def read_curves(source, *, runs=None, loss_column: str | None = None) -> pd.DataFrame:
+    """Curves as a frame (run_id, step, lr, loss), sorted by run and step.
+
+    ``runs``: keep only these run names (in this order).  ``loss_column``: the column holding
+    the loss (default ``loss``, else ``train_loss``; ``val_loss`` for a store's validation
+    loss).  Rows whose loss is missing (a store's validation loss between evaluations) are
+    dropped; any other bad value is an error naming the file, row and column."""
+    df, where = _read_table(source)
+    found = list(df.columns)
+    if "run_id" not in df.columns:
+        df["run_id"] = df["run"].astype(str) if "run" in df.columns else "curve"
+    if loss_column is None:
+        loss_column = "loss" if "loss" in df.columns else "train_loss"
+    missing = [c for c in ("step", "lr", loss_column) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; {CURVE_FILE_HELP} (columns found: {found})")
+    df = df.loc[df[loss_column].notna(), ["run_id", "step", "lr", loss_column]].rename(columns={loss_column: "loss"})
+    df["run_id"] = df["run_id"].astype(str)
+    if runs:
+        runs = [str(r) for r in runs]
+        unknown = [r for r in runs if r not in set(df["run_id"])]
+        if unknown:
+            raise ValueError(f"{where}: no curve named {unknown}; its curves are {sorted(set(df['run_id']))}")
+        df = pd.concat([df[df["run_id"] == r] for r in runs])
+    if df.empty:
+        raise ValueError(f"{where}: no rows with a loss; {CURVE_FILE_HELP}")
+    for col in ("step", "lr", "loss"):
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(v) | (v <= 0 if col in ("step", "loss") else v < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            need = {"step": "a whole number of steps >= 1", "lr": "a learning rate >= 0",
+                    "loss": "a positive loss in nats/token"}[col]
+            raise ValueError(f"{where}: row {df.index[i] + 1} (curve {df['run_id'].iloc[i]!r}), column {col!r}: "
+                             f"{df[col].iloc[i]} is not {need}")
+        df[col] = v
+    order = list(dict.fromkeys(df["run_id"]))              # curves in the order they come
+    df["_order"] = df["run_id"].map({r: i for i, r in enumerate(order)})
+    df = df.sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    df.attrs["source"] = where
+    return df
+
+
+def warmup_steps(steps, lr) -> int:
+    """The step at which a curve first reaches its peak lr (the end of its warmup)."""
+    lr = np.asarray(lr, dtype=float)
+    return int(np.asarray(steps)[int(np.argmax(lr))])
+
+
+# ------------------------------------------------------------------------------------------ result
+
+
+@dataclass
+class ScheduleFit:
+    """The law fitted to curves, with its bootstrap.
+
+    ``params`` / ``ci``: public parameters and their ``level`` bootstrap intervals (percentile,
+    widened to contain the estimate where the resamples lie to one side of it).
+    ``theta`` / ``samples``: the internal optimum and the bootstrap's (B, p) optima.
+    ``residual_band``: (lo, hi) equal-tailed quantiles of log(observed / predicted) on the fitted
+    rows, which widen the bootstrap interval into the prediction interval.
+    ``peak_lr`` / ``warmup``: the first fitted curve's peak lr and warmup steps, the defaults of
+    predictions.  ``curves``: per curve, its steps, rows used and RMSE of the log residuals.
+    """
+
+    params: dict[str, float]
+    theta: np.ndarray
+    samples: np.ndarray
+    level: float
+    residual_band: tuple[float, float]
+    decay: float
+    peak_lr: float
+    warmup: int
+    curves: list[dict]
+    n_points: int
+    rmse_log: float
+    converged: bool
+    warnings: list[str] = field(default_factory=list)
+    source: str = ""
+    decay_profile: list = field(default_factory=list)   # [(lambda, objective)] when decay="fit"
+
+    @property
+    def law(self) -> LRScheduleLaw:
+        return replace(LR_SCHEDULE, decay=self.decay) if self.decay != LR_SCHEDULE.decay else LR_SCHEDULE
+
+    @property
+    def ci(self) -> dict[str, tuple[float, float]]:
+        law = self.law
+        pub = law.public_arrays(self.samples) if len(self.samples) else {}
+        out = {}
+        for name in law.public_names:
+            lo, hi = percentile_interval(pub[name], self.level) if len(self.samples) else (np.nan, np.nan)
+            v = self.params[name]
+            out[name] = (min(lo, v), max(hi, v)) if np.isfinite(lo) else (lo, hi)
+        return out
+
+    def predict(self, X) -> pd.DataFrame:
+        """Loss at areas X (n, 2) with its bootstrap interval (ci_lo, ci_hi) and prediction
+        interval (pi_lo, pi_hi).  Both contain the fitted curve: where the law's L0, A and alpha
+        trade off, the bootstrap distribution can lie to one side of the full-data fit, and an
+        interval that excludes the estimate would read as a contradiction."""
+        law = self.law
+        X = np.asarray(X, dtype=float)
+        loss = law.predict(self.theta, X)
+        if len(self.samples):
+            draws = np.asarray(law.predict(self.samples, X), dtype=float).reshape(len(self.samples), -1)
+            lo_q, hi_q = (1.0 - self.level) / 2.0, (1.0 + self.level) / 2.0
+            with np.errstate(invalid="ignore"):
+                ci_lo, ci_hi = np.nanquantile(draws, [lo_q, hi_q], axis=0)
+            ci_lo, ci_hi = np.minimum(ci_lo, loss), np.maximum(ci_hi, loss)
+        else:
+            ci_lo = ci_hi = loss
+        lo, hi = self.residual_band
+        return pd.DataFrame({"loss": loss, "ci_lo": ci_lo, "ci_hi": ci_hi,
+                             "pi_lo": ci_lo * np.exp(lo), "pi_hi": ci_hi * np.exp(hi)})
+
+    def predict_samples(self, X) -> np.ndarray:
+        """(B, n) bootstrap predictions at areas X (the full-data fit alone when B = 0)."""
+        theta = self.samples if len(self.samples) else self.theta[None, :]
+        return np.asarray(self.law.predict(theta, np.asarray(X, dtype=float)), dtype=float).reshape(len(theta), -1)
+
+    # ---------------------------------------------------------------- text and JSON
+    def summary(self) -> str:
+        law = self.law
+        ci = self.ci
+        lines = [f"[[Fit]] lr_schedule: {law.formula}",
+                 f"    S1 = summed lr, S2 = annealing area (momentum decay lambda = {self.decay:g}"
+                 + (", profiled)" if self.decay_profile else ")"),
+                 f"    curves            = {', '.join(c['run_id'] for c in self.curves)} ({self.n_points} points)",
+                 f"    RMSE(log resid)   = {self.rmse_log:.4g}",
+                 f"    converged         = {self.converged}",
+                 f"    bootstrap         = {len(self.samples)} moving-block resamples",
+                 "[[Parameters]]",
+                 f"    {'name':<8}{'value':>14}{'lo':>14}{'hi':>14}   ({self.level:.0%} bootstrap CI)"]
+        for name in law.public_names:
+            lo, hi = ci[name]
+            lines.append(f"    {name:<8}{self.params[name]:>14.6g}{lo:>14.6g}{hi:>14.6g}")
+        lines.append(f"[[Prediction interval]] bootstrap CI x exp(log-residual quantiles "
+                     f"[{self.residual_band[0]:+.4f}, {self.residual_band[1]:+.4f}])")
+        if self.decay_profile:
+            lines.append("[[lambda profile]] objective of the fit at each lambda (the lowest is kept)")
+            lines += [f"    {lam:<8g}{obj:>14.7g}" for lam, obj in self.decay_profile]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"kind": "lr_schedule_fit", "law": self.law.name, "formula": self.law.formula,
+                "params": self.params, "ci": {k: list(v) for k, v in self.ci.items()},
+                "theta": self.theta, "samples": self.samples, "level": self.level,
+                "residual_band": list(self.residual_band), "decay": self.decay, "peak_lr": self.peak_lr,
+                "warmup": self.warmup, "curves": self.curves, "n_points": self.n_points,
+                "rmse_log": self.rmse_log, "converged": self.converged, "warnings": self.warnings,
+                "source": self.source, "decay_profile": [list(p) for p in self.decay_profile]}
+
+    def to_json(self, path=None) -> str:
+        text = dumps(self.to_dict())
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path) -> "ScheduleFit":
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            path = Path(text_or_path)
+            if not path.exists():
+                raise ValueError(f"schedule fit {path} does not exist; write one with `scalinglab schedule fit "
+                                 f"CURVES -o {path.name}`")
+            text = path.read_text()
+        try:
+            d = from_jsonable(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"schedule fit is not JSON ({err}); write one with `scalinglab schedule fit`") from None
+        if not isinstance(d, dict) or d.get("kind") != "lr_schedule_fit":
+            raise ValueError("this JSON is not a schedule fit (no \"kind\": \"lr_schedule_fit\"); write one with "
+                             "`scalinglab schedule fit CURVES -o sched.json`")
+        samples = float_array(d["samples"]) if d["samples"] else np.empty((0, len(d["theta"])))
+        return cls(params={k: float(v) for k, v in d["params"].items()}, theta=float_array(d["theta"]),
+                   samples=samples.reshape(-1, len(d["theta"])), level=float(d["level"]),
+                   residual_band=tuple(float(v) for v in d["residual_band"]), decay=float(d["decay"]),
+                   peak_lr=float(d["peak_lr"]), warmup=int(d["warmup"]), curves=list(d["curves"]),
+                   n_points=int(d["n_points"]), rmse_log=float(d["rmse_log"]), converged=bool(d["converged"]),
+                   warnings=list(d.get("warnings", [])), source=str(d.get("source", "")),
+                   decay_profile=[tuple(float(v) for v in p) for p in d.get("decay_profile", [])])
+
+
+# ------------------------------------------------------------------------------------------ fitting
+
+
+def _fit_rows(curves: pd.DataFrame, from_step) -> np.ndarray:
+    """Rows the law is fitted to: each curve after its warmup (``from_step`` None) or from
+    ``from_step`` on."""
+    keep = np.zeros(len(curves), dtype=bool)
+    for _, part in curves.groupby("run_id", sort=False):
+        start = warmup_steps(part["step"], part["lr"]) if from_step is None else from_step - 1
+        keep[part.index[part["step"].to_numpy() > start]] = True
+    return keep
+
+
+def _block_indices(groups: list[np.ndarray], rng: np.random.Generator, blocks: int) -> np.ndarray:
+    """Moving-block resample of each curve's rows (about ``blocks`` blocks per curve)."""
+    out = []
+    for rows in groups:
+        n = rows.size
+        b = max(1, n // blocks)
+        starts = rng.integers(0, n - b + 1, size=int(np.ceil(n / b)))
+        idx = (starts[:, None] + np.arange(b)[None, :]).ravel()[:n]
+        out.append(rows[idx])
+    return np.concatenate(out)
+
+
+def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: float | str = DEFAULT_DECAY,
+                 from_step: int | None = None, n_boot: int = 200, level: float = 0.9, blocks: int = 20,
+                 seed: int = 0) -> ScheduleFit:
+    """Fit L = L0 + A*S1^-alpha - C*S2 to one or more curves (``read_curves`` input).
+
+    ``decay``: lambda of the annealing momentum, or "fit": the lambda of ``DECAY_GRID`` whose fit
+    has the lowest objective (a profile; the bootstrap then holds lambda there).  ``from_step``:
+    the first step fitted (default: the step after each curve's warmup, where the law starts to
+    hold).  ``n_boot``: moving-block
+    resamples (``blocks`` blocks per curve) for the intervals; 0 skips the bootstrap.
+    Raises ValueError naming the problem when the curves cannot identify the law: fewer rows than
+    parameters, or no annealing (S2 = 0 everywhere: C is not identified)."""
+    from scalinglab.fitting.engine import fit_arrays
+
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.9; got {level!r}")
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0 (0: no bootstrap); got {n_boot!r}")
+    if from_step is not None and from_step < 1:
+        raise ValueError(f"from_step must be a step >= 1; got {from_step!r}")
+    profiled = isinstance(decay, str)
+    if profiled and decay != "fit":
+        raise ValueError(f"decay must be a number in [0, 1) (e.g. 0.999) or 'fit'; got {decay!r}")
+    df = read_curves(curves, runs=runs, loss_column=loss_column)
+    keep = _fit_rows(df, from_step)
+    if keep.sum() <= len(LR_SCHEDULE.params):
+        raise ValueError(f"{df.attrs['source']}: {int(keep.sum())} step(s) after the warmup; the law has "
+                         f"{len(LR_SCHEDULE.params)} parameters and needs more steps of the curve")
+    y = df["loss"].to_numpy()[keep]
+    profile, best = [], None
+    for lam in (DECAY_GRID if profiled else (float(decay),)):
+        law = replace(LR_SCHEDULE, decay=lam) if lam != LR_SCHEDULE.decay else LR_SCHEDULE
+        X = law.features(df)[keep]
+        try:
+            result = fit_arrays(law, X, y, n_refine=16)
+        except ValueError as err:
+            raise ValueError(f"{df.attrs['source']}: {err}") from None
+        profile.append((lam, float(result.objective)))
+        if best is None or result.objective < best[2].objective:
+            best = (law, X, result)
+    law, X, result = best
+    decay = law.decay
+    resid = -np.asarray(result.residuals, dtype=float)          # log(observed / predicted)
+    band = percentile_interval(resid, level)
+    kept = df[keep].reset_index(drop=True)
+    groups = [np.flatnonzero(kept["run_id"].to_numpy() == r) for r in dict.fromkeys(kept["run_id"])]
+    rng = np.random.default_rng(seed)
+    samples, failed = [], 0
+    for _ in range(n_boot):
+        idx = _block_indices(groups, rng, blocks)
+        try:
+            r = fit_arrays(law, X[idx], y[idx], x0=result.theta, n_refine=1, polish=False)
+            samples.append(r.theta)
+        except ValueError:                       # a resample that missed every annealed step
+            failed += 1
+    warnings = list(result.warnings)
+    if failed:
+        warnings.append(f"{failed} of {n_boot} bootstrap resamples could not be fitted (no annealed steps) and "
+                        f"were left out")
+    curve_info = []
+    for r, rows in zip(dict.fromkeys(kept["run_id"]), groups):
+        part = df[df["run_id"] == r]
+        curve_info.append({"run_id": r, "steps": int(part["step"].max()), "fitted_rows": int(rows.size),
+                           "from_step": int(kept["step"].to_numpy()[rows].min()),
+                           "peak_lr": float(part["lr"].max()),
+                           "rmse_log": float(np.sqrt(np.mean(resid[rows] ** 2)))})
+    first = df[df["run_id"] == curve_info[0]["run_id"]]
+    return ScheduleFit(params={k: float(v) for k, v in law.to_public(result.theta).items()},
+                       theta=np.asarray(result.theta, dtype=float),
+                       samples=np.array(samples).reshape(-1, len(law.params)), level=level,
+                       residual_band=(float(band[0]), float(band[1])), decay=decay,
+                       peak_lr=float(first["lr"].max()), warmup=warmup_steps(first["step"], first["lr"]),
+                       curves=curve_info, n_points=int(keep.sum()), rmse_log=float(np.sqrt(np.mean(resid ** 2))),
+                       converged=bool(result.converged), warnings=warnings, source=df.attrs["source"],
+                       decay_profile=profile if profiled else [])
