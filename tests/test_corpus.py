@@ -1,7 +1,6 @@
 """Token files: byte/BPE/JSON tokenizers, the by-document split, errors, the Markov floor, batches."""
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -18,7 +18,7 @@ from scalinglab.data.builtin import (
     synthetic_ladder,
     synthetic_training_curves,
 )
-from scalinglab.data.readers import RunTable, load_runs
+from scalinglab.data.readers import load_runs
 from scalinglab.data.schema import (
     CANONICAL_COLUMNS,
     MAX_REPORTED_ERRORS,

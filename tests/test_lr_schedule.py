@@ -114,6 +114,22 @@ def test_a_curve_that_never_anneals_cannot_identify_c():
 
 # ------------------------------------------------------------------------------------------ cooldown
 
+def test_block_bootstrap_draws_every_step_equally_often():
+    """A circular-block resample draws each of a curve's n steps once per resample on average,
+    the first and last included (a moving block, whose blocks cannot wrap, draws a block-length
+    end step about b times less often: it biased every refit of L0, A and alpha the same way)."""
+    from scalinglab.fitting.lr_schedule import _block_indices
+
+    rng = np.random.default_rng(0)
+    n, draws = 200, 4000
+    counts = np.zeros(n)
+    for _ in range(draws):
+        np.add.at(counts, _block_indices([np.arange(n)], rng, 20), 1)
+    per_draw = counts / draws                    # expectation 1 for every step
+    assert abs(per_draw[0] - 1) < 0.1 and abs(per_draw[-1] - 1) < 0.1
+    assert np.abs(per_draw - 1).max() < 0.15     # sd of a mean count ~ sqrt(0.95 / 4000) ~ 0.015
+
+
 def test_recommended_cooldown_is_the_closed_form_optimum():
     """With the closed-form areas above, L(K) = L0 + A*S1(K)^-alpha - C*S2(K) is minimised over
     K = 1..N by brute force; the scan over the same fractions K/N must pick the same K."""

@@ -7,7 +7,7 @@ main branch of each run, training loss by default).
 
 Uncertainty:
 
-* confidence interval of the fitted curve: a moving-block bootstrap over each curve's steps
+* confidence interval of the fitted curve: a circular-block bootstrap over each curve's steps
   (neighbouring steps share their noise, so single points are not independent); blocks of
   ~1/20 of a curve, every resample refitted from the full-data optimum;
 * prediction interval of a new curve's loss at a step: the bootstrap interval widened by the
@@ -194,7 +194,7 @@ class ScheduleFit:
                  f"    curves            = {', '.join(c['run_id'] for c in self.curves)} ({self.n_points} points)",
                  f"    RMSE(log resid)   = {self.rmse_log:.4g}",
                  f"    converged         = {self.converged}",
-                 f"    bootstrap         = {len(self.samples)} moving-block resamples",
+                 f"    bootstrap         = {len(self.samples)} circular-block resamples",
                  "[[Parameters]]",
                  f"    {'name':<8}{'value':>14}{'lo':>14}{'hi':>14}   ({self.level:.0%} bootstrap CI)"]
         for name in law.public_names:
@@ -263,13 +263,17 @@ def _fit_rows(curves: pd.DataFrame, from_step) -> np.ndarray:
 
 
 def _block_indices(groups: list[np.ndarray], rng: np.random.Generator, blocks: int) -> np.ndarray:
-    """Moving-block resample of each curve's rows (about ``blocks`` blocks per curve)."""
+    """Circular-block resample of each curve's rows (about ``blocks`` blocks per curve; Politis &
+    Romano 1992).  Blocks wrap around the curve's end so that every step is drawn equally often: a
+    moving-block bootstrap draws the first and last steps of a curve less often than the rest,
+    and those carry A, alpha (early) and L0 (late), which biased every refit the same way (the
+    full fit sat at one end of its own interval)."""
     out = []
     for rows in groups:
         n = rows.size
         b = max(1, n // blocks)
-        starts = rng.integers(0, n - b + 1, size=int(np.ceil(n / b)))
-        idx = (starts[:, None] + np.arange(b)[None, :]).ravel()[:n]
+        starts = rng.integers(0, n, size=int(np.ceil(n / b)))
+        idx = ((starts[:, None] + np.arange(b)[None, :]) % n).ravel()[:n]
         out.append(rows[idx])
     return np.concatenate(out)
 
@@ -282,7 +286,7 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
     ``decay``: lambda of the annealing momentum, or "fit": the lambda of ``DECAY_GRID`` whose fit
     has the lowest objective (a profile; the bootstrap then holds lambda there).  ``from_step``:
     the first step fitted (default: the step after each curve's warmup, where the law starts to
-    hold).  ``n_boot``: moving-block
+    hold).  ``n_boot``: circular-block
     resamples (``blocks`` blocks per curve) for the intervals; 0 skips the bootstrap.
     Raises ValueError naming the problem when the curves cannot identify the law: fewer rows than
     parameters, or no annealing (S2 = 0 everywhere: C is not identified)."""
