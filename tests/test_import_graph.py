@@ -1,5 +1,6 @@
 """The house: no import cycle among scalinglab's modules (imports inside functions count), and the
-fitting code never imports the planning code.  Read statically from the source with ``ast``."""
+fitting code never imports the planning code.  Read statically from the source with ``ast``; and
+the CLI starts without the heavy libraries (checked in a fresh interpreter)."""
 from __future__ import annotations
 
 import ast
@@ -83,3 +84,18 @@ def test_fitting_does_not_import_planning():
     bad = sorted((m, t) for m, ts in graph.items() if m.startswith("scalinglab.fitting")
                  for t in ts if t.startswith("scalinglab.planning"))
     assert not bad, f"fitting imports planning: {bad}"
+
+
+def test_the_cli_starts_without_the_heavy_libraries():
+    """Every `scalinglab` process imports the CLI and its command modules; scipy's submodules,
+    pandas, matplotlib and torch are imported inside the commands that use them (each costs a
+    process 0.2-0.5 s of start-up: laws/lr_schedule.py's scipy.signal and laws/test_time.py's
+    scipy.special once did, at module level)."""
+    import subprocess
+    import sys
+
+    heavy = ("scipy", "pandas", "matplotlib", "torch")
+    code = ("import sys, scalinglab.cli\n"
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing scalinglab.cli imported {out}"

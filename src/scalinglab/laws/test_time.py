@@ -21,10 +21,10 @@ training budget to split (no frontier); the inference budget is split across mod
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln
 
 from scalinglab.laws.base import Law, Param, as_theta_2d
 
@@ -32,7 +32,7 @@ from scalinglab.laws.base import Law, Param, as_theta_2d
 # illustrative heavy-tailed difficulty distribution; the papers' fitted (a, b) per model are not
 # reproduced here.
 _REF_ALPHA, _REF_BETA = 0.3, 3.0
-_REF_A = float(np.exp(gammaln(_REF_ALPHA + _REF_BETA) - gammaln(_REF_BETA)))
+_REF_A = math.exp(math.lgamma(_REF_ALPHA + _REF_BETA) - math.lgamma(_REF_BETA))   # math, not scipy.special: 0.2 s per CLI start
 
 
 @dataclass(frozen=True, repr=False)
