@@ -17,7 +17,10 @@ the same numbers, printed once as
 "power_n/power_d/power_c"; "margin" is the runner-up among distinct laws over the best.  The paper's M4 for BIG-Bench fixes the loss at zero
 data to 1 (an error rate) and bounds it; ours fits L_0 = E + G freely on every curve.
 
-    python benchmarks/bench_revisiting.py [--data ../shared/data/revisiting_lang.csv] [--markdown]
+    python benchmarks/bench_revisiting.py [--data ../shared/data/revisiting_lang.csv] [--markdown] [--published]
+
+``--published`` adds the paper's own M1-M4 errors (Tables 2-3, ``revisiting_published.py``) beside
+our power law and M4.
 """
 from __future__ import annotations
 
@@ -96,6 +99,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--published", action="store_true",
+                    help="also print the paper's M1-M4 errors (revisiting_published.py) beside ours")
     args = ap.parse_args(argv)
     if not args.data.is_file():
         print(f"{args.data}: not found (the shared data folder is absent)", file=sys.stderr)
@@ -119,7 +124,34 @@ def main(argv=None) -> int:
     print("median RMS log error per law: " + ", ".join(f"{k} {np.nanmedian(table[k]):.2g}" for k in laws))
     print("wins: " + ", ".join(f"{k} {int(wins.get(k, 0))}" for k in wins.index))
     print(f"{len(table)} curves in {elapsed:.1f} s")
+    if args.published:
+        print()
+        print(published_table(table))
     return 0
+
+
+def published_table(table: pd.DataFrame) -> str:
+    """Markdown: the paper's M1-M4 beside our power law (its M2) and M4, and our/their ratios."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from revisiting_published import PUBLISHED, SOURCE
+
+    power = next(c for c in table.columns if c.startswith("power"))
+    lines = [f"published: {SOURCE}",
+             "| curve | paper M1 | paper M2 | paper M3 | paper M4 | our power (M2) | our m4 | M2 ours/paper "
+             "| M4 ours/paper |", "|---|---|---|---|---|---|---|---|---|"]
+    r2, r4 = [], []
+    for _, r in table.iterrows():
+        pub = PUBLISHED.get(r["curve"])
+        if pub is None:
+            continue
+        a, b = r[power] / pub[1], r["m4"] / pub[3]
+        r2.append(a)
+        r4.append(b)
+        lines.append(f"| {r['curve']} | " + " | ".join(f"{v:.2g}" for v in pub)
+                     + f" | {r[power]:.2g} | {r['m4']:.2g} | {a:.2f} | {b:.2f} |")
+    g2, g4 = np.exp(np.mean(np.log(r2))), np.exp(np.mean(np.log(r4)))
+    lines.append(f"geometric mean ours/paper over {len(r2)} curves: M2 {g2:.2f}, M4 {g4:.2f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -158,3 +158,80 @@ def test_bootstrap_resamples_the_points_of_a_metric_table():
     res = sl.bootstrap(runs, law, n=40, progress=False, budgets=None)
     lo, hi = res.bootstrap.ci["alpha"]
     assert lo < TRUTH["alpha"] < hi and hi - lo > 1e-3
+
+
+def test_fit_and_validate_summaries_name_the_metric_and_its_scale_column(tmp_path):
+    """In metric mode the summaries speak of the user's columns: the interval rule is the metric's
+    (acc), calibrated on the values of the scale column; a law without a frontier has no N* lines."""
+    path, fit_json = tmp_path / "metric_lbl.csv", tmp_path / "metric_lbl.json"
+    _curve().to_csv(path, index=False)
+    opts = ["--law", "power_n", "--y", "acc", "--y-kind", "higher-better", "--y-range", "0,1", "--x", "model_params"]
+    out = _invoke("fit", path, *opts, "-o", fit_json)
+    assert out.exit_code == 0, out.output
+    flat = " ".join(out.output.replace("│", " ").split())
+    assert "calibrated on 10 values of model_params (up to 1e+09)" in flat          # SIZES: 10 sizes, 1e6..1e9
+    assert "acc: 90% split-conformal" in flat
+    assert "N*" not in flat and "budgets up to C" not in flat and "loss:" not in flat
+    saved = sl.FitResult.from_json(fit_json)
+    assert saved.calibration.by == "model_params"                                   # kept in the fit file
+    assert saved.calibration.summary("acc").splitlines()[0].endswith("values of model_params (up to 1e+09)")
+    out = _invoke("validate", path, *opts, "--threshold", "3e8")
+    assert out.exit_code == 0, out.output
+    assert "acc   |rel error|" in out.output and "loss  |rel error|" not in out.output
+
+
+def _two_recipes(path):
+    """Two recipes' error curves: E 0.05 (base) and 0.03 (aug), the same A and alpha (TRUTH)."""
+    parts = []
+    for i, (recipe, floor) in enumerate((("base", 0.05), ("aug", 0.03))):
+        rng = np.random.default_rng(10 + i)
+        err = (floor + TRUTH["A"] * SIZES ** -TRUTH["alpha"]) * np.exp(rng.normal(0, 0.002, SIZES.size))
+        parts.append(pd.DataFrame({"model_params": SIZES, "acc": 1.0 - err, "recipe": recipe}))
+    pd.concat(parts).to_csv(path, index=False)
+
+
+def test_compare_takes_a_metric_and_compares_recipes_by_their_parameters(tmp_path):
+    """compare --y/--x: power_n on accuracy has no frontier (its scale is a column, not 6ND), so
+    each recipe's curve is fitted and its parameters compared: E falls by 0.03/0.05 = 0.6x."""
+    path = tmp_path / "metric_recipes.csv"
+    _two_recipes(path)
+    out = _invoke("compare", path, "--law", "power_n", "--by", "recipe", "--y", "acc", "--y-kind", "higher-better",
+                  "--y-range", "0,1", "--x", "model_params", "--bootstrap", "40", "--json")
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.output)
+    rows = {(r["group"], r["param"]): r for r in res["parameters"]}
+    e = rows[("aug", "E")]
+    assert e["compare"] == "ratio" and e["change"] == pytest.approx(0.6, rel=0.1) and e["differs"]
+    assert res["baseline"] == "base"
+    # options of the multiplier have nothing to act on here: refused, not dropped
+    out = _invoke("compare", path, "--law", "power_n", "--by", "recipe", "--y", "acc", "--y-kind", "higher-better",
+                  "--y-range", "0,1", "--x", "model_params", "--budgets", "1e7,1e8")
+    assert out.exit_code == 2 and "--budgets" in out.output and "has none" in out.output
+
+
+def test_report_refuses_a_metric_table_and_says_what_takes_it(tmp_path):
+    path = tmp_path / "metric_rep.csv"
+    _curve().to_csv(path, index=False)
+    out = _invoke("report", path, "--law", "power_n", "--y", "error", "--x", "model_params",
+                  "-o", tmp_path / "metric_rep.html")
+    assert out.exit_code == 2 and not (tmp_path / "metric_rep.html").exists()
+    flat = " ".join(out.output.split())
+    assert "--y error --x model_params" in flat and "cannot render a metric table" in flat
+    assert "scalinglab fit" in flat
+
+
+def test_compare_on_a_metric_with_a_frontier_equals_the_loss_comparison():
+    """--y loss (lower-better, floor 0) fits log(loss - 0): the same target as the loss law itself,
+    so the compute multipliers must agree with the plain comparison to the solver's tolerance."""
+    from scalinglab.data.builtin import synthetic_ladder
+    from scalinglab.fitting.compare import compare_groups
+
+    a = synthetic_ladder(seed=3).assign(group="a")
+    b = synthetic_ladder(seed=4, law_params={"E": 1.69, "A": 406.4 * 0.8, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+                         ).assign(group="b")
+    b["run_id"] = "b-" + b["run_id"].astype(str)
+    df = pd.concat([a, b], ignore_index=True)
+    law = sl.metric_law(sl.get_law("chinchilla"), "loss")
+    on_metric = compare_groups(sl.load_metric_runs(df, law), law=law, baseline="a", n_boot=0, share="shared")
+    plain = compare_groups(df, baseline="a", n_boot=0, share="shared")
+    np.testing.assert_allclose(on_metric.table["multiplier"], plain.table["multiplier"], rtol=1e-4)

@@ -322,3 +322,23 @@ def test_library_messages_fill_their_placeholders():
 ])
 def test_numeric_options_are_checked_whether_or_not_they_are_used(args, needles, ladder_csv):
     refused(*[str(a).format(ladder=ladder_csv) for a in args], needles=needles)
+
+
+# ------------------------------------------------------------------ options a command cannot use are refused
+@pytest.mark.parametrize("args, needles", [
+    # rl_sigmoid has no compute frontier: compare fits each group's curve, so options of the
+    # multiplier, and of the loss-table reader, would be dropped; they are refused by name
+    (("compare", "{ladder}", "--law", "rl_sigmoid", "--budgets", "1e20,1e21"), ("--budgets", "'rl_sigmoid' has none")),
+    (("compare", "{ladder}", "--law", "rl_sigmoid", "--share", "separate"), ("--share", "compute frontier")),
+    (("compare", "{ladder}", "--law", "rl_sigmoid", "--noise", "0.01", "--json"), ("--noise",)),
+    (("compare", "{ladder}", "--law", "rl_sigmoid", "--drop-top-loss", "2"), ("--drop-top-loss", "--where")),
+    # the report is built on IsoFLOP budgets: a metric table is refused, naming what to run instead
+    (("report", "{ladder}", "--law", "power_n", "--y", "error", "--x", "params"),
+     ("--y error --x params", "cannot render a metric table", "scalinglab fit")),
+])
+def test_options_a_command_cannot_use_are_refused_by_name(args, needles, ladder_csv):
+    args = [str(a).format(ladder=ladder_csv) for a in args]
+    if "--json" in args:
+        refused_as_json(*args, needles=needles)
+    else:
+        refused(*args, needles=needles)

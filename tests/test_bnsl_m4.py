@@ -201,3 +201,26 @@ def test_m4_extrapolates_language_and_nmt_curves_better_than_a_power_law(revisit
         ratios.append(err["m4"] / err["power_d"])
     assert len(ratios) == 10
     assert np.median(ratios) < 0.7
+
+
+# Alabdulmohsin et al. 2022, Table 2 (NMT rows): extrapolation RMSE (their eq. 4) of M2 (saturating
+# power law) and M4 at 512M sentence pairs, fitted up to 256M; read from the paper's NeurIPS 2022
+# submission text (the camera-ready/arXiv version was not reachable to cross-check).
+PUBLISHED_NMT = {"6 Enc, 6 Dec": (3.9e-2, 1.0e-2), "28 Enc, 6 Dec": (5.6e-2, 1.3e-2),
+                 "6 Enc, 28 Dec": (5.3e-2, 3.0e-2), "Dec-only": (3.9e-2, 1.0e-2),
+                 "TEnc-LSTM": (1.3e-2, 1.2e-2)}
+
+
+def test_nmt_errors_match_the_published_table(revisiting):
+    """Same curves, same split, same score: the power law's error on each NMT curve is within a
+    factor 1.5 of the paper's M2 (the same function class; measured ratios 0.77-1.23, the fits
+    differ: Huber on log residuals here, their square-log loss), and our M4 (L_0 fitted, theirs
+    fixed) is never more than 10% worse than their M4 (measured 0.57-1.03)."""
+    df = revisiting[revisiting["Domain"] == "NMT"]
+    assert set(df["Model"]) == set(PUBLISHED_NMT)
+    for model, g in df.groupby("Model"):
+        sel = score_laws(g[g["Training"] == 1], g[g["Training"] == 0], "power_d,m4", x="x")
+        err = {s.law: s.rmse_log for s in sel.scores}
+        m2, m4 = PUBLISHED_NMT[model]
+        assert 1 / 1.5 < err["power_d"] / m2 < 1.5, (model, err["power_d"], m2)
+        assert err["m4"] <= 1.1 * m4, (model, err["m4"], m4)

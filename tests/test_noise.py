@@ -173,6 +173,31 @@ def test_compare_says_when_a_multiplier_is_within_noise(s, within):
     assert r.to_dict()["noise"]["source"] == "seeds"
 
 
+def test_a_gap_above_the_noise_is_a_signal_only_where_its_bootstrap_interval_excludes_zero():
+    """Two fits of a few runs can differ by more than a rerun's noise through their own
+    uncertainty: on the project's 21-run seed ladder (RESULTS, "Run-to-run noise on a trained CPU
+    ladder") seed 0 against seed 1 differed by 4 noise sds at 4 of 7 budgets, all of it fit
+    uncertainty.  A gap of 5 sds is only beyond noise where its interval excludes zero."""
+    from scalinglab.fitting.noise import gap_verdict
+
+    noise = NoiseEstimate(sd=0.01, dof=20, source="given")
+    gaps = np.array([0.05, 0.05, 0.005])
+    assert gap_verdict(gaps, noise).startswith("beyond noise at 2 of 3")           # no interval: as before
+    unsure = gap_verdict(gaps, noise, ci=(np.array([-0.01, -0.02, -0.01]), np.array([0.1, 0.12, 0.02])))
+    assert unsure.startswith("not resolved") and "at 2 of 3 budgets" in unsure
+    mixed = gap_verdict(gaps, noise, ci=(np.array([0.02, -0.02, -0.01]), np.array([0.08, 0.12, 0.02])))
+    assert mixed.startswith("beyond noise at 1 of 3") and "at 1 more it exceeds them" in mixed
+
+
+def test_compare_with_a_bootstrap_calls_a_real_multiplier_beyond_noise():
+    # s = 1.5: m = 2.25, a frontier gap of ~8% against 2 noise sds of 2%, on 60 runs per group
+    runs = pd.concat([_ladder(TRUTH, "a", 0), _ladder(_scaled(1.5), "b", 1)], ignore_index=True)
+    r = compare_groups(runs, baseline="a", n_boot=30)
+    lo, hi = r.loss_gap_ci["b"]
+    assert np.all(hi < 0)                       # group b's loss is lower at every budget, surely
+    assert "beyond noise at 7 of 7 budgets" in r.summary() and "excludes zero" in r.summary()
+
+
 def test_validate_says_when_held_out_errors_are_within_noise():
     df = _ladder(seeds=1, sd=0.002).drop(columns=["group", "seed"])
     big = validate_holdout(df, noise=0.05)        # errors of ~0.2% against a 5% noise sd
@@ -275,3 +300,81 @@ def test_a_store_of_seed_repeats_exports_its_seeds_and_gives_both_noise_estimate
     assert sd_interval(out["sd"], out["dof"], 0.999)[0] < 0.002 < sd_interval(out["sd"], out["dof"], 0.999)[1]
     with SweepStore(db) as store:
         assert store.counts().get("done") == 6
+
+
+# ------------------------------------------------------------------- a real ladder of seed repeats
+# examples/seeds_ladder.csv: `scalinglab sweep export` of a CPU sweep this project trained
+# (`sweep plan --budgets 5e10,1e11,2e11 --sizes-per-budget 3 --spread 0.6 --tokens-per-param 200
+# --seed 2 --seeds 3`, interrupted twice and resumed); examples/seeds_ladder_curves.csv: the
+# validation-loss rows of its `sweep export --curves` (benchmarks/RESULTS.md, "Run-to-run noise on
+# a trained CPU ladder").
+
+def _examples(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    if not path.exists():
+        pytest.skip(f"{path} is not in this checkout")
+    return path
+
+
+def test_the_trained_ladder_repeats_seven_points_three_times_and_pools_their_log_loss():
+    df = pd.read_csv(_examples("seeds_ladder.csv"))
+    assert len(df) == 21 and df["seed"].nunique() == 21        # every run its own seed
+    est = estimate_noise(df)
+    # 7 design points (params, tokens), 3 seeds each: Σ(n − 1) = 7 · 2 = 14 dof
+    assert est.source == "seeds" and est.dof == 14 and sorted(est.counts.values()) == [3] * 7
+    z = np.log(df["loss"])
+    dev = z - z.groupby([df["params"], df["tokens"]]).transform("mean")
+    assert est.sd == pytest.approx(math.sqrt(float((dev ** 2).sum()) / 14), rel=1e-12)
+    from scipy.stats import chi2
+
+    lo, hi = est.ci                                            # s·sqrt(dof/χ²) at the 95th and 5th percentiles
+    assert lo == pytest.approx(est.sd * math.sqrt(14 / chi2.ppf(0.95, 14)), rel=1e-12)
+    assert hi == pytest.approx(est.sd * math.sqrt(14 / chi2.ppf(0.05, 14)), rel=1e-12)
+    # the bootstrap's seed unit: one cluster per point, holding the -s0, -s1, -s2 repeats of one run
+    ids = seed_groups(df)
+    assert len(set(ids)) == 7
+    for g in set(ids):
+        names = df["run_id"][ids == g]
+        assert names.str[:-3].nunique() == 1 and sorted(names.str[-2:]) == ["s0", "s1", "s2"]
+
+
+def test_on_the_trained_ladder_late_checkpoints_bound_the_seed_noise_from_below():
+    runs = pd.read_csv(_examples("seeds_ladder.csv"))
+    curves = pd.read_csv(_examples("seeds_ladder_curves.csv"))
+    seeds = estimate_noise(runs)
+    late = noise_from_checkpoints(curves)
+    # 15 runs with 4 validation points (2 dof around a line each), 6 with 3 (1 dof): 15·2 + 6·1 = 36
+    assert late.source == "checkpoints" and late.dof == 36 and late.n_groups == 21
+    # the docs' claim, on this ladder: the checkpoint wiggle sits below the seed spread, and the two
+    # 90% chi-square intervals do not even overlap
+    assert late.ci[1] < seeds.ci[0]
+    # the CLI reads the exported curves file as it reads the store's curves table
+    res = runner.invoke(app, ["noise", str(_examples("seeds_ladder_curves.csv")), "--curves", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["sd"] == pytest.approx(late.sd)
+
+
+def test_noise_curves_names_the_files_it_reads(tmp_path):
+    bad = tmp_path / "curves.txt"
+    bad.write_text("run_id,step,val_loss\n")
+    res = runner.invoke(app, ["noise", str(bad), "--curves"])
+    assert res.exit_code == 2
+    assert ".db" in res.output and ".csv" in res.output and "--curves" in res.output
+    res = runner.invoke(app, ["noise", str(tmp_path / "missing.csv"), "--curves"])
+    assert res.exit_code == 2 and "no such curves file" in res.output
+
+
+def test_bootstrap_table_keeps_a_huge_hi_lo_ratio_in_its_column():
+    # the seed-unit bootstrap of the trained ladder (7 clusters) gave A an interval
+    # [1.96e-107, 1.06e17]; '%.2f' of hi/lo printed 124 digits that ran into the 'hi' column
+    from scalinglab.fitting.result import BootstrapResult
+
+    boot = BootstrapResult(samples=np.ones((2, 2)), names=("A", "E"), level=0.9,
+                           ci={"A": (1.964e-107, 1.060e17), "E": (1.5, 2.0)},
+                           estimate={"A": 2.17e16, "E": 1.86})
+    rows = {line.split()[0]: line for line in boot.summary().splitlines()[3:]}
+    assert rows["A"].split()[-1] == f"{1.060e17 / 1.964e-107:.3g}" == "5.4e+123"
+    assert rows["E"].split()[-1] == "1.33"                  # 2.0 / 1.5, two decimals as before
+    assert len(rows["A"]) == len(rows["E"]) == len(boot.summary().splitlines()[1])

@@ -65,7 +65,27 @@ def test_law_on_other_columns_keeps_its_spec():
 
     law = get_law("rl_sigmoid").on("flops").measuring("mean_reward")
     assert law.variables == ("flops",) and law.target == "mean_reward"
-    assert law_from_spec(law.spec()).variables == ("flops",)
+    back = law_from_spec(law.fix(R0=0.2).spec())
+    assert back.variables == ("flops",) and back.target == "mean_reward" and back.fixed_params == {"R0": 0.2}
+    assert get_law("rl_sigmoid").spec() == {"name": "rl_sigmoid"}           # the declared columns: name only
+
+
+def test_a_saved_fit_on_custom_columns_round_trips(tmp_path):
+    """A fit of the law on a run's own columns (hours, reward), saved and read back, reads the same
+    columns and predicts the same rewards."""
+    import scalinglab as sl
+
+    law = get_law("rl_sigmoid").on("hours").measuring("reward")
+    df = EX.recipes(c_max=20000.0).query("recipe == 'scalerl'").rename(columns={"gpu_hours": "hours",
+                                                                                 "pass_rate": "reward"})
+    from scalinglab.fitting.engine import fit_arrays
+
+    fit = fit_arrays(law, law.features(df), df["reward"].to_numpy(), method="multistart")
+    fit.to_json(tmp_path / "rl_fit.json")
+    back = sl.FitResult.from_json(tmp_path / "rl_fit.json")
+    assert back.law_object.variables == ("hours",) and back.law_object.target == "reward"
+    far = df.iloc[:0].reindex(range(2)).assign(hours=[4e4, 1e5])
+    np.testing.assert_allclose(back.predict(far), fit.predict(far), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------ fit, predict, bend
@@ -209,3 +229,27 @@ def test_cli_fit_predict_and_refusals(tmp_path):
     assert pdf.exit_code == 2 and ".png, .pdf or .svg" in pdf.output
     neg = runner.invoke(app, ["rl", "fit", str(runs), "--predict", "-5"])
     assert neg.exit_code == 2 and "--predict" in neg.output
+
+
+def test_compare_reads_the_curves_from_the_columns_named_by_x_and_y(tmp_path):
+    """The same runs under other column names, named with --x/--y, give the same comparison to the
+    last digit; --y-kind asks for a metric, which a logit-space law refuses by name; an option of
+    the compute multiplier is refused, while one left at its default is accepted."""
+    df = EX.recipes(c_max=20000.0)
+    plain, renamed = tmp_path / "runs.csv", tmp_path / "renamed.csv"
+    df.to_csv(plain, index=False)
+    df.rename(columns={"gpu_hours": "hours", "pass_rate": "reward"}).to_csv(renamed, index=False)
+    common = ["--law", "rl_sigmoid", "--by", "recipe", "--fix", "R0=0.2", "--bootstrap", "10", "--json"]
+    a = runner.invoke(app, ["compare", str(plain), *common, "--share", "auto"])
+    b = runner.invoke(app, ["compare", str(renamed), *common, "--x", "hours", "--y", "reward"])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert json.loads(a.output)["parameters"] == json.loads(b.output)["parameters"]
+    kind = runner.invoke(app, ["compare", str(renamed), *common, "--y", "reward", "--y-kind", "higher-better",
+                               "--y-range", "0,1"])
+    assert kind.exit_code == 2 and "logit space" in kind.output
+    share = runner.invoke(app, ["compare", str(plain), *common, "--share", "shared"])
+    assert share.exit_code == 2 and "--share" in share.output and "compute frontier" in share.output
+    with pytest.raises(ValueError, match="budgets: only the effective compute multiplier"):
+        from scalinglab.fitting.compare import compare_groups
+
+        compare_groups(plain, law="rl_sigmoid", by="recipe", budgets=[1e3, 1e4], n_boot=0)

@@ -175,3 +175,12 @@ def test_holdout_by_size_compares_n_opt_with_the_full_fit(engine):
     assert res.n_test == 1  # the single largest model
     assert res.n_opt_table["reference"].iloc[0] == "law fitted on all runs"
     assert any("no IsoFLOP budget" in n for n in res.notes)
+
+
+def test_a_threshold_equal_to_a_level_keeps_that_level_in_training(engine):
+    """Nine runs at exactly 3e18 FLOPs: their level is the geometric mean of nine equal values,
+    which floating point returns as 3.0000000000000005e18; --threshold 3e18 must still train on
+    them (4 budgets of 9 runs = 36 runs), not silently move them to the held-out part."""
+    runs = ladder(budgets=np.array([1e17, 3e17, 1e18, 3e18, 1e19, 3e19]))
+    res = validate_holdout(runs, "chinchilla", threshold=3e18, **FAST)
+    assert res.n_train == 4 * 9 and res.n_test == 2 * 9

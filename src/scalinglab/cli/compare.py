@@ -12,6 +12,7 @@ from scalinglab.cli.core import (BinBudgetsOpt, DropTopOpt, FixOpt, FlopsTolOpt,
                                  RunOptions, SepOpt, SourceArg, WeightsOpt, WhereOpt, _check_output_file, _load,
                                  _weights)
 from scalinglab.cli.lawopts import resolve_law
+from scalinglab.cli.metricopts import MetricOptions, XOpt, YKindOpt, YOpt, YRangeOpt, with_columns
 from scalinglab.cli.render import (RegistryHelpCommand, check_bootstrap, check_range, console, emit_json, fail,
                                    parse_budgets, print_text_block, summary_to_cli)
 
@@ -32,10 +33,10 @@ def compare(
     level: float = typer.Option(0.9, help="Confidence level of the intervals."),
     test_level: float = typer.Option(0.05, "--test-level", help="Significance level of the sharing test."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
-    x: Optional[str] = typer.Option(None, "--x", help="For a law without a frontier (e.g. rl_sigmoid): the column "
-                                    "of its scale variable (e.g. gpu_hours); default the law's own."),
-    y: Optional[str] = typer.Option(None, "--y", help="For a law without a frontier: the column it fits (e.g. "
-                                    "pass_rate); default the law's own."),
+    y: Optional[str] = YOpt,
+    y_kind: Optional[str] = YKindOpt,
+    y_range: Optional[str] = YRangeOpt,
+    x: Optional[str] = XOpt,
     noise: str = typer.Option("auto", "--noise", help="Run-to-run noise: auto (from seed repeats or late "
                               "checkpoints), none, or a known sd of log loss (e.g. 0.01); a multiplier whose "
                               "loss gap is below 2 sds is reported as within noise."),
@@ -61,7 +62,8 @@ def compare(
 
     A law without a frontier (rl_sigmoid: RL recipes; a learning curve) has no multiplier: each
     group's curve is fitted on its own and its parameters (asymptote, efficiency...) are compared
-    with the baseline's, with intervals; --x/--y name the curve's columns."""
+    with the baseline's, with intervals; --x/--y name the curve's columns (--y-kind/--y-range: a
+    metric, as for fit).  Options of the multiplier (--budgets, --share...) are refused there."""
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
@@ -77,14 +79,17 @@ def compare(
             raise typer.BadParameter(f"-o/--plot {plot}: the figure is written as .png, .pdf or .svg; "
                                      "e.g. -o compare.png")
         _check_output_file(plot, "-o/--plot")
-        law_obj = resolve_law(law, [], fix, [], [])
+        law_obj = with_columns(resolve_law(law, [], fix, [], []), MetricOptions(y, y_kind, y_range, x))
+        options = RunOptions(map, drop_top_loss, where, None if by == "group" else by, flops_tolerance,
+                             drop_outliers, sep, bin_budgets, from_)
         if not law_obj.has_frontier:     # curves (an RL run, a learning curve): each group's parameters vs baseline
             from scalinglab.cli.rl import compare_curves
 
-            return compare_curves(source, law_obj, by=by, baseline=baseline, x=x, y=y, n_boot=bootstrap, level=level,
-                                  seed=seed, where=where, plot=plot, as_json=as_json)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, None if by == "group" else by, flops_tolerance,
-                                        drop_outliers, sep, bin_budgets, from_))
+            _refuse_multiplier_options(law_obj, options, share=share, budgets=budgets, test_level=test_level,
+                                       noise=noise, loss=loss, delta=delta, weights=weights)
+            return compare_curves(source, law_obj, by=by, baseline=baseline, x=None, y=None, n_boot=bootstrap,
+                                  level=level, seed=seed, where=where, plot=plot, as_json=as_json)
+        runs = _load(source, options, law_obj)
         from scalinglab.fitting.compare import compare_groups
 
         result = compare_groups(runs, baseline=baseline, law=law_obj, share=share, budgets=grid, n_boot=bootstrap,
@@ -99,6 +104,39 @@ def compare(
                          title=f"compare {runs.source} by {by} ({len(runs)} runs), baseline {result.baseline}")
         if plot is not None:
             console.print(f"figure written to {plot}")
+
+
+# options of the multiplier (a law with a compute frontier) and of the run-table reader, with their
+# defaults: a comparison by parameters (no frontier) has no use for them, so a value given is refused
+_MULTIPLIER_ONLY = (("share", "--share", "auto"), ("budgets", "--budgets", None), ("test_level", "--test-level", 0.05),
+                    ("noise", "--noise", "auto"), ("loss", "--loss", "huber"), ("delta", "--delta", 1e-3),
+                    ("weights", "--weights", "auto"))
+_READER_ONLY = (("mapping", "--map", []), ("drop_top_loss", "--drop-top-loss", 0),
+                ("flops_tolerance", "--flops-tolerance", 0.05), ("drop_outliers", "--drop-outliers", None),
+                ("sep", "--sep", None), ("bin_budgets", "--bin-budgets", None), ("source_format", "--from", None))
+
+
+def _refuse_multiplier_options(law_obj, options: RunOptions, **given) -> None:
+    """Nothing is dropped silently: an option the comparison by parameters ignores, given a value
+    other than its default, exits 2 naming it."""
+    for key, flag, default in _MULTIPLIER_ONLY:
+        if _changed(given[key], default) and not (key == "loss" and given[key] == "mse"):     # mse: what it does
+            raise typer.BadParameter(
+                f"{flag} applies to the effective compute multiplier, which needs a law with a compute frontier; "
+                f"law {law_obj.name!r} has none, so compare fits each group's curve (least squares on its "
+                f"{law_obj.target_transform} target) and compares its parameters: drop {flag}")
+    for key, flag, default in _READER_ONLY:
+        if _changed(getattr(options, key), default):
+            raise typer.BadParameter(
+                f"{flag} applies to a run table of losses; law {law_obj.name!r} has no compute frontier, so "
+                f"compare reads one curve per group as it is (select rows with --where): drop {flag}")
+
+
+def _changed(value, default) -> bool:
+    """Whether an option holds something other than its default (an empty repeatable option is unset)."""
+    if isinstance(default, list):
+        return bool(value)
+    return value != default
 
 
 def _noise_option(text: str):

@@ -195,6 +195,7 @@ def fit(
     fix: List[str] = FixOpt,
     bound: List[str] = BoundOpt,
     log_param: List[str] = LogParamOpt,
+    supervised_fit: Optional[Path] = typer.Option(None, "--supervised-fit", help="With --law distillation: the student's supervised law, a fit JSON (e.g. `fit runs.csv --law chinchilla -o sup.json`) or a JSON object of E, A, B, alpha, beta (gamma optional); default Hoffmann et al. 2022 eq. 10."),
     map: List[str] = MapOpt,
     drop_top_loss: int = DropTopOpt,
     where: Optional[str] = WhereOpt,
@@ -250,7 +251,10 @@ def fit(
                                          "--shared-exponents fit the group you will plan alone (--where) "
                                          "and write that (or use --json for every group's fit)")
         _check_output_file(output)
-        law_obj = with_metric(resolve_law(law, var, fix, bound, log_param), MetricOptions(y, y_kind, y_range, x), var)
+        from scalinglab.cli.distill import law_with_supervised_fit
+
+        law_obj = with_metric(law_with_supervised_fit(resolve_law(law, var, fix, bound, log_param), supervised_fit),
+                              MetricOptions(y, y_kind, y_range, x), var)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
                                         bin_budgets, from_), law_obj)
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
@@ -418,6 +422,7 @@ def plan(
     teacher_cost: str = typer.Option("inference", "--teacher-cost", help="With --student-params: inference, included (also the teacher's training) or free."),
     students: int = typer.Option(1, "--students", help="With --student-params and --teacher-cost included: students that share the teacher's training (each pays 1/students of it)."),
     supervised: Optional[Path] = typer.Option(None, "--supervised", help="With --student-params: a fit of the student's supervised law (e.g. --law chinchilla) for the from-scratch side, with its intervals."),
+    optimal_teacher: bool = typer.Option(False, "--optimal-teacher", help="With --student-params: the teacher is trained for this distillation; choose its size and tokens (and the student's tokens) that give the student the least loss for --budget (planning/distill_teacher.py)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
@@ -467,7 +472,10 @@ def plan(
 
             return run_distill_plan(fit_result, budget, target_loss, student_params, teacher_loss, teacher_params,
                                     teacher_tokens, teacher_cost, as_json=as_json, output=output,
-                                    supervised=supervised, students=students)
+                                    supervised=supervised, students=students, optimal_teacher=optimal_teacher)
+        if optimal_teacher:
+            raise typer.BadParameter("--optimal-teacher chooses a distillation's teacher: give --student-params (the "
+                                     "student's size) too")
         if any(v is not None for v in (teacher_loss, teacher_params, teacher_tokens, supervised)):
             raise typer.BadParameter("--teacher-loss, --teacher-params, --teacher-tokens and --supervised plan a "
                                      "distillation: give --student-params (the student's size) too")

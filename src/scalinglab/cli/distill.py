@@ -18,8 +18,9 @@ TEACHER_COST_HELP = ("What the distillation pays for its teacher: inference (its
 def run_distill_plan(fit_result, budget: Optional[float], target_loss: Optional[float], student_params: float,
                      teacher_loss: Optional[float], teacher_params: Optional[float], teacher_tokens: Optional[float],
                      teacher_cost: str, *, as_json: bool, output: Optional[Path],
-                     supervised: Optional[Path] = None, students: int = 1) -> None:
-    """Check the distill options, decide, print (or write JSON)."""
+                     supervised: Optional[Path] = None, students: int = 1, optimal_teacher: bool = False) -> None:
+    """Check the distill options, decide, print (or write JSON); with ``optimal_teacher``, choose
+    the teacher first (``planning/distill_teacher.py``)."""
     from scalinglab.planning.distill import TEACHER_COSTS, distill_or_train
 
     if target_loss is not None or budget is None:
@@ -30,6 +31,17 @@ def run_distill_plan(fit_result, budget: Optional[float], target_loss: Optional[
                                    (teacher_tokens, "--teacher-tokens", "1.4e11")):
         check_range(value, option, low=0, low_open=True, example=example)
     check_range(students, "--students", low=1, integer=True, example="8")
+    if optimal_teacher:
+        given = [o for o, v in (("--teacher-loss", teacher_loss), ("--teacher-params", teacher_params),
+                                ("--teacher-tokens", teacher_tokens)) if v is not None]
+        if given:
+            raise typer.BadParameter(f"--optimal-teacher chooses the teacher's size and tokens: leave out "
+                                     f"{', '.join(given)} (or drop --optimal-teacher to plan with that teacher)")
+        if teacher_cost == "free":
+            raise typer.BadParameter("--optimal-teacher trains the teacher from the budget (its training and "
+                                     "inference are counted, as --teacher-cost included): drop --teacher-cost free")
+        return _run_optimal_teacher(fit_result, budget, student_params, students, _supervised_fit(supervised),
+                                    as_json=as_json, output=output)
     if students > 1 and teacher_cost != "included":
         raise typer.BadParameter("--students shares the teacher's training between students: it needs "
                                  "--teacher-cost included")
@@ -44,24 +56,73 @@ def run_distill_plan(fit_result, budget: Optional[float], target_loss: Optional[
     if teacher_cost == "included" and teacher_tokens is None:
         raise typer.BadParameter("--teacher-cost included counts the teacher's training (6*N_T*D_T): give "
                                  "--teacher-tokens too")
-    sup_fit = None
-    if supervised is not None:
-        from scalinglab.fitting.result import FitResult
-
-        if not supervised.is_file():
-            raise typer.BadParameter(f"--supervised {supervised}: no such file; give a fit written by `scalinglab fit "
-                                     f"runs.csv --law chinchilla -o sup.json`")
-        sup_fit = FitResult.from_json(supervised)
+    sup_fit = _supervised_fit(supervised)
     decision = distill_or_train(fit_result, budget, student_params, teacher_loss=teacher_loss,
                                 teacher_params=teacher_params, teacher_tokens=teacher_tokens, teacher_cost=teacher_cost,
                                 supervised=sup_fit, students=students)
+    _emit(decision, "Distill or train (laws/distillation.py)", as_json=as_json, output=output)
+
+
+def _supervised_fit(supervised: Optional[Path]):
+    """The --supervised fit, or None; a clear error for a missing file."""
+    if supervised is None:
+        return None
+    from scalinglab.fitting.result import FitResult
+
+    if not supervised.is_file():
+        raise typer.BadParameter(f"--supervised {supervised}: no such file; give a fit written by `scalinglab fit "
+                                 f"runs.csv --law chinchilla -o sup.json`")
+    return FitResult.from_json(supervised)
+
+
+def _emit(result, title: str, *, as_json: bool, output: Optional[Path]) -> None:
     if output is not None:
         from scalinglab.util import jsonio
 
-        output.write_text(jsonio.dumps(decision.to_dict(), indent=2) + "\n")
+        output.write_text(jsonio.dumps(result.to_dict(), indent=2) + "\n")
     if as_json:
-        emit_json(decision.to_dict())
+        emit_json(result.to_dict())
     else:
-        print_text_block(decision.summary(), title="Distill or train (laws/distillation.py)")
+        print_text_block(result.summary(), title=title)
         if output is not None:
             console.print(f"plan written to {output}")
+
+
+def _run_optimal_teacher(fit_result, budget: float, student_params: float, students: int, sup_fit, *, as_json: bool,
+                         output: Optional[Path]) -> None:
+    from scalinglab.planning.distill_teacher import optimal_teacher
+
+    result = optimal_teacher(fit_result, budget, student_params, students=students, supervised=sup_fit)
+    _emit(result, "Compute-optimal teacher (planning/distill_teacher.py)", as_json=as_json, output=output)
+
+
+def law_with_supervised_fit(law_obj, path: Optional[Path]):
+    """``fit --supervised-fit sup.json``: the distillation law with its student's supervised law set
+    to a supervised fit's constants (E, A, B, alpha, beta and gamma, default 1), or to a JSON object
+    of those constants."""
+    if path is None:
+        return law_obj
+    import json
+
+    from scalinglab.laws.base import FixedLaw
+
+    base = law_obj.base if isinstance(law_obj, FixedLaw) else law_obj
+    if not hasattr(base, "with_supervised"):
+        raise typer.BadParameter(f"--supervised-fit sets the supervised law of a distillation law; law "
+                                 f"{law_obj.name!r} has none (use --law distillation)")
+    if not path.is_file():
+        raise typer.BadParameter(f"--supervised-fit {path}: no such file; give a fit written by `scalinglab fit "
+                                 f"runs.csv --law chinchilla -o sup.json`, or a JSON object of E, A, B, alpha, beta")
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        raise typer.BadParameter(f"--supervised-fit {path}: not JSON ({exc})") from None
+    constants = doc.get("params", doc) if isinstance(doc, dict) else None
+    if not isinstance(constants, dict):
+        raise typer.BadParameter(f"--supervised-fit {path}: expected a fit (with 'params') or a JSON object of "
+                                 f"E, A, B, alpha, beta (gamma optional)")
+    try:
+        law = base.with_supervised({k: v for k, v in constants.items() if isinstance(v, (int, float))})
+    except ValueError as exc:
+        raise typer.BadParameter(f"--supervised-fit {path}: {exc}") from None
+    return law.fix(law_obj.fixed_params) if isinstance(law_obj, FixedLaw) else law

@@ -18,8 +18,9 @@ def noise(
                                      "checkpoints (the last checkpoints of each run: rows need run_id and step) "
                                      "or auto (seeds when some point is repeated, else checkpoints)."),
     last: int = typer.Option(5, "--last", help="With checkpoints: the last K checkpoints of each run (>= 3)."),
-    curves: bool = typer.Option(False, "--curves", help="SOURCE is a sweep store (.db): use the late checkpoints "
-                                "of its runs' validation-loss curves (the curves table)."),
+    curves: bool = typer.Option(False, "--curves", help="SOURCE is a sweep store (.db) or its exported curves "
+                                "(`sweep export --curves`, .csv/.parquet): use the late checkpoints of the runs' "
+                                "validation-loss curves."),
     level: float = typer.Option(0.9, help="Confidence level of the chi-square interval of the sd."),
     map: List[str] = MapOpt,
     where: Optional[str] = WhereOpt,
@@ -76,13 +77,31 @@ def _from_curves(source: str, noise_source: str, last: int, level: float):
     from scalinglab.fitting.noise import noise_from_checkpoints
     from scalinglab.sweep.store import curves_frame
 
-    if Path(source).suffix.lower() != ".db":
-        raise typer.BadParameter(f"--curves reads a sweep store's curves; {source} is not a .db store (without "
+    suffix = Path(source).suffix.lower()
+    if suffix not in _CURVE_FILES:
+        raise typer.BadParameter(f"--curves reads a sweep store (.db) or its exported curves (.csv, .parquet: "
+                                 f"`scalinglab sweep export STORE --curves`); {source} is neither (without "
                                  "--curves, rows with run_id and step give the late checkpoints)")
     if noise_source == "seeds":
         raise typer.BadParameter("--curves gives late-checkpoint noise; use --source checkpoints or auto, or drop "
                                  "--curves to use the store's seed repeats")
     if not Path(source).exists():
-        raise typer.BadParameter(f"{source}: no such sweep store")
-    frame = curves_frame(source)
+        raise typer.BadParameter(f"{source}: no such {'sweep store' if suffix == '.db' else 'curves file'}")
+    frame = curves_frame(source) if suffix == ".db" else _CURVE_FILES[suffix](source)
     return _Curves(source, frame), noise_from_checkpoints(frame, loss="auto", last=last, level=level)
+
+
+def _read_csv(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def _read_parquet(path):
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+# what --curves reads: a store, or the curves `sweep export --curves` writes
+_CURVE_FILES = {".db": None, ".csv": _read_csv, ".parquet": _read_parquet}

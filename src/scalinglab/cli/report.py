@@ -12,6 +12,7 @@ from scalinglab.cli.core import (
     OutlierOpt, RunOptions, SepOpt, SourceArg, VarOpt, WeightsOpt, WhereOpt, _load, _refuse_pooled, _weights,
 )
 from scalinglab.cli.lawopts import resolve_law
+from scalinglab.cli.metricopts import MetricOptions, XOpt, YKindOpt, YOpt, YRangeOpt
 from scalinglab.cli.render import RegistryHelpCommand, check_bootstrap, check_range, console, err_console, fail, to_cli
 
 
@@ -42,12 +43,18 @@ def report(
     method: str = typer.Option("parabola", help="Approach 2's per-budget minimum: parabola or akima."),
     weights: str = WeightsOpt,
     seed: int = typer.Option(0, help="Random seed of the bootstraps."),
+    y: Optional[str] = YOpt,
+    y_kind: Optional[str] = YKindOpt,
+    y_range: Optional[str] = YRangeOpt,
+    x: Optional[str] = XOpt,
 ):
     """One self-contained HTML report (figures embedded, no network): data, fit with confidence and
-    prediction intervals, IsoFLOP valleys, frontier, validation and calibration, plan, every warning."""
+    prediction intervals, IsoFLOP valleys, frontier, validation and calibration, plan, every warning.
+    A metric table (--y/--x) is refused: fit, validate and plot take it."""
     from scalinglab.report.document import build_report
 
     with fail(as_json=False):
+        _refuse_metric(MetricOptions(y, y_kind, y_range, x), source, law)
         check_bootstrap(bootstrap, allow_zero=False)
         check_range(budget, "--budget", low=0, low_open=True, example="1e21")
         check_range(gpus, "--gpus", low=1, integer=True, example="8")
@@ -75,3 +82,18 @@ def report(
             err_console.print(f"warning: {step} skipped: {to_cli(why)}", style="yellow", markup=False)
         console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {len(result.figures)} figures, "
                       f"{len(result.warnings)} warnings, {len(result.skipped)} skipped steps)")
+
+
+def _refuse_metric(opts: MetricOptions, source: str, law: str) -> None:
+    """The report is built on a ladder of losses against compute: with --y/--x its calibration,
+    validation, IsoFLOP and frontier steps would all be skipped, so it refuses, naming the option."""
+    if not opts.active:
+        return
+    given = " ".join(f"{flag} {value}" for flag, value in (("--y", opts.y), ("--y-kind", opts.y_kind),
+                                                           ("--y-range", opts.y_range), ("--x", opts.x))
+                     if value is not None)
+    raise typer.BadParameter(
+        f"{given}: the report is built on a ladder of losses against compute (IsoFLOP valleys, frontier, "
+        f"calibration and hold-out by budget, plan) and cannot render a metric table; for a metric run "
+        f"`scalinglab fit {source} --law {law} {given}` (with --bootstrap), `scalinglab validate` and `scalinglab plot` "
+        f"with the same options")

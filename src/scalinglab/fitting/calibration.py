@@ -10,7 +10,7 @@ N* evidence; see ``fitting/prediction``) that a fit carries into its plans.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -266,6 +266,11 @@ def calibrate_runs(df: pd.DataFrame, law, *, level: float = 0.9, by: str = "flop
                    progress: bool = False) -> Calibration:
     """Calibrate on a validated run frame (the library's internal entry; see ``calibrate``);
     ``progress`` shows a bar of the rollout's fits on stderr."""
+    return replace(_calibrate_runs(df, law, level=level, by=by, level_rtol=level_rtol,
+                                   isoflop_method=isoflop_method, fit_kwargs=fit_kwargs, progress=progress), by=by)
+
+
+def _calibrate_runs(df, law, *, level, by, level_rtol, isoflop_method, fit_kwargs, progress) -> Calibration:
     from scalinglab.util.progress import progress_bar
 
     from scalinglab.fitting.noise import ladder_noise, with_noise_floor

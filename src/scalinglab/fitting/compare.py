@@ -143,6 +143,7 @@ class Comparison:
     measured: list = field(default_factory=list)
     noise: Any = None                   # fitting.noise.NoiseEstimate, or None (no noise measured or given)
     loss_gaps: dict = field(default_factory=dict)   # group -> frontier log-loss gap to the baseline per budget
+    loss_gap_ci: dict = field(default_factory=dict)  # group -> (lo, hi) bootstrap interval of that gap per budget
 
     @property
     def table(self) -> pd.DataFrame:
@@ -183,7 +184,7 @@ class Comparison:
             if self.noise is not None and g in self.loss_gaps:
                 from scalinglab.fitting.noise import gap_verdict
 
-                lines.append(f"    {gap_verdict(self.loss_gaps[g], self.noise)}")
+                lines.append(f"    {gap_verdict(self.loss_gaps[g], self.noise, ci=self.loss_gap_ci.get(g))}")
         if self.measured:
             lines.append("[[Without the law]] lowest measured loss of each group per budget; the compute at which "
                          "the baseline's lowest losses (interpolated in log C between its budgets) reach it")
@@ -225,6 +226,7 @@ class Comparison:
             "measured": self.measured,
             "noise": None if self.noise is None else self.noise.to_dict(),
             "loss_gaps": {str(g): v for g, v in self.loss_gaps.items()},
+            "loss_gap_ci": {str(g): {"low": lo, "high": hi} for g, (lo, hi) in self.loss_gap_ci.items()},
         })
 
     def plot(self, path: str | Path) -> Path:
@@ -482,10 +484,12 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     if not base_law.has_frontier:
         # no frontier, so no multiplier: each group's curve is fitted and its parameters compared
         # with the baseline's (least squares per curve, fitting/compare_params.py)
-        from scalinglab.fitting.compare_params import compare_parameters
+        from scalinglab.fitting.compare_params import compare_parameters, refuse_multiplier_arguments
 
+        refuse_multiplier_arguments(base_law, share=share, budgets=budgets, n_budgets=n_budgets,
+                                    test_level=test_level, constraints=constraints, noise=noise, **fit_kwargs)
         return compare_parameters(runs, law=base_law, by=by, baseline=baseline, n_boot=n_boot, level=level,
-                                  seed=seed)
+                                  seed=seed, **fit_kwargs)
     table = _group_frame(runs, by)
     df = table.df
     labels = group_labels(table)
@@ -586,10 +590,13 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     # ---- bootstrap: resample runs within each group (seed groups where points were repeated with
     # several seeds: fitting/noise.py), refit from the full-data optimum
     from scalinglab.fitting.bootstrap import seed_clusters
+    from scalinglab.fitting.noise import frontier_loss_gaps, resolve_noise
 
+    noise = resolve_noise(noise, sub, base_law)
     clusters = {g: seed_clusters(parts[g]) for g in fitted}
     rng = np.random.default_rng(seed)
     samples = {g: [] for g in others}
+    gap_samples = {g: [] for g in others}     # the loss gap's own uncertainty, for the noise verdict
     n_ok = 0
     for _ in range(int(n_boot)):
         idx = {g: rng.integers(0, len(parts[g]), len(parts[g])) if clusters[g] is None else clusters[g].draw(rng)
@@ -614,6 +621,8 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
         n_ok += 1
         for g in others:
             samples[g].append(multiplier_curve(base_law, pub[baseline], pub[g], grid, constraints))
+            if noise is not None:
+                gap_samples[g].append(frontier_loss_gaps(base_law, pub[baseline], pub[g], grid, constraints))
     if n_boot and n_ok < 0.8 * n_boot:
         warnings.append(f"only {n_ok} of {n_boot} bootstrap refits succeeded: the intervals rest on fewer resamples")
 
@@ -637,11 +646,11 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     if n_boot == 0:
         warnings.append("no bootstrap (n_boot=0): no intervals, and no trend can be claimed")
     measured = measured_multipliers(sub.df, fitted, baseline)
-    from scalinglab.fitting.noise import frontier_loss_gaps, resolve_noise
-
-    noise = resolve_noise(noise, sub, base_law)
     gaps = {g: frontier_loss_gaps(base_law, params[baseline], params[g], grid, constraints) for g in others}
+    gap_ci = {g: tuple(np.array([percentile_interval(S[:, j], level, keep_inf=True) for j in range(grid.size)]).T)
+              for g, S in ((g, np.array(v)) for g, v in gap_samples.items()) if S.shape[0]}
     return Comparison(law=base_law.name, baseline=baseline, groups=fitted, mode=decision, test=test, params=params,
                       multipliers=multipliers, budgets=grid, data_flops=data_flops, level=float(level),
                       n_boot=int(n_boot), n_ok=n_ok, n_runs={g: len(parts[g]) for g in fitted}, source=table.source,
-                      constraints=constraints, warnings=warnings, measured=measured, noise=noise, loss_gaps=gaps)
+                      constraints=constraints, warnings=warnings, measured=measured, noise=noise, loss_gaps=gaps,
+                      loss_gap_ci=gap_ci)

@@ -29,9 +29,31 @@ from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
 
-__all__ = ["compare_parameters", "ParameterComparison", "NOT_IDENTIFIED_SHARE"]
+__all__ = ["compare_parameters", "ParameterComparison", "NOT_IDENTIFIED_SHARE", "refuse_multiplier_arguments"]
 
 NOT_IDENTIFIED_SHARE = 0.1
+# arguments of ``compare_groups`` that only the compute multiplier (a law with a frontier) uses, at
+# their defaults; the curve fit takes loss and delta (as ``compare_parameters`` does)
+MULTIPLIER_DEFAULTS = {"share": "auto", "budgets": None, "n_budgets": 7, "test_level": 0.05, "constraints": None,
+                       "noise": "auto"}
+_CURVE_FIT_ARGUMENTS = ("loss", "delta")
+
+
+def refuse_multiplier_arguments(law, **given) -> None:
+    """Nothing is dropped silently: ``compare_groups``'s arguments for the compute multiplier,
+    given for a law without a frontier at other than their defaults, raise ValueError naming them."""
+    def changed(key, value) -> bool:
+        if key not in MULTIPLIER_DEFAULTS:
+            return True
+        default = MULTIPLIER_DEFAULTS[key]
+        return value is not None if default is None else value != default
+
+    unused = [k for k, v in given.items() if k not in _CURVE_FIT_ARGUMENTS and changed(k, v)]
+    if unused:
+        raise ValueError(f"{', '.join(unused)}: only the effective compute multiplier uses "
+                         f"{'it' if len(unused) == 1 else 'them'}, and it needs a law with a compute frontier; "
+                         f"law {law.name!r} has none, so each group's curve is fitted and its parameters are "
+                         f"compared (which takes loss and delta): leave {', '.join(unused)} out")
 
 
 @dataclass

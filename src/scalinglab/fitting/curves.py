@@ -148,11 +148,11 @@ def _refuse_repeated_x(out: pd.DataFrame, raw: pd.DataFrame, x: str, by: str | N
 def curve_law(law, x: str | None = None, y: str | None = None):
     """``law`` reading its one variable from column ``x`` and its target from column ``y``
     (either None: as declared).  Fixed parameters stay fixed."""
-    from scalinglab.laws import get_law
+    from scalinglab.laws import FixedLaw, get_law
 
     law = get_law(law)
-    fixed = law.fixed_params
-    base = getattr(law, "base", law)
+    fixed = law.fixed_params if isinstance(law, FixedLaw) else None
+    base = law.base if isinstance(law, FixedLaw) else law     # a metric law (laws/metric.py) stays whole
     if len(base.variables) != 1:
         raise ValueError(f"law {base.name!r} reads {len(base.variables)} columns ({', '.join(base.variables)}); a "
                          "curve is one metric against one scale variable: choose a law of one variable "

@@ -236,6 +236,10 @@ class SharedExponentsLaw(Law):
         self.varpro_names = ()
         self.positive_features = False          # the group index column is 0 for the first group
 
+    @property
+    def transform(self):
+        return self.base.transform              # the base law's own (a metric's gap, laws/metric.py)
+
     def spec(self) -> dict:
         return {"name": self.name, "base": self.base.spec(), "groups": [str(g) for g in self.groups],
                 "shared": list(self.shared)}

@@ -346,17 +346,36 @@ def frontier_loss_gaps(law, base_public: dict, group_public: dict, budgets, cons
     return out
 
 
-def gap_verdict(gaps, noise: NoiseEstimate, sds: float = WITHIN_NOISE_SDS) -> str:
-    """One line: whether the loss gaps at the budgets are within ``sds`` noise sds."""
+def gap_verdict(gaps, noise: NoiseEstimate, sds: float = WITHIN_NOISE_SDS, ci=None) -> str:
+    """One line: whether the loss gaps at the budgets are within ``sds`` noise sds.
+
+    ``ci``: the gaps' bootstrap interval per budget, (lo, hi).  A gap above the noise is only
+    called beyond noise where that interval excludes zero: two fits of a few runs each can differ
+    by more than a rerun's noise through their own uncertainty alone (a ladder of 7 points whose
+    exponent sits on its bound does), and that is not a signal either."""
     gaps = np.asarray(gaps, dtype=float)
     ok = np.isfinite(gaps)
-    inside = int(np.sum(noise.within(gaps[ok], sds)))
+    within = np.zeros(gaps.shape, dtype=bool)
+    within[ok] = noise.within(gaps[ok], sds)
+    resolved = ok & ~within
+    if ci is not None:
+        lo, hi = (np.asarray(v, dtype=float) for v in ci)
+        resolved &= (lo > 0) | (hi < 0)
+    unresolved = ok & ~within & ~resolved
     largest = float(np.max(np.abs(gaps[ok]))) if ok.any() else math.nan
-    if ok.any() and inside == ok.sum():
-        return (f"within noise: the loss gap to the baseline is below {sds:g} noise sds ({sds * noise.sd:.3g}) at "
+    n, bound = int(ok.sum()), sds * noise.sd
+    if ok.any() and within[ok].all():
+        return (f"within noise: the loss gap to the baseline is below {sds:g} noise sds ({bound:.3g}) at "
                 f"every budget (largest |Δ log L| {largest:.3g}): no larger than a rerun with another seed makes")
-    return (f"beyond noise at {int(ok.sum()) - inside} of {int(ok.sum())} budgets: largest |Δ log L| {largest:.3g} "
-            f"against {sds:g} noise sds = {sds * noise.sd:.3g}")
+    if not resolved.any():
+        return (f"not resolved: the loss gap exceeds {sds:g} noise sds ({bound:.3g}) at {int(unresolved.sum())} of "
+                f"{n} budgets (largest |Δ log L| {largest:.3g}), but its bootstrap interval includes zero there: "
+                f"the fits are less certain than the gap; more runs decide")
+    tail = (f"; at {int(unresolved.sum())} more it exceeds them but its bootstrap interval includes zero"
+            if unresolved.any() else "")
+    return (f"beyond noise at {int(resolved.sum())} of {n} budgets: largest |Δ log L| {largest:.3g} "
+            f"against {sds:g} noise sds = {bound:.3g}"
+            + (", and the gap's bootstrap interval excludes zero" if ci is not None else "") + tail)
 
 
 def heldout_verdict(errors, noise: NoiseEstimate, sds: float = WITHIN_NOISE_SDS) -> str:

@@ -258,6 +258,7 @@ class Calibration:
     n_opt_pairs: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    by: str = "flops"                # the column the ladder was split along (a metric table's scale column)
 
     # -------------------------------------------------------------- distances and intervals
     def distance(self, flops) -> np.ndarray:
@@ -288,10 +289,15 @@ class Calibration:
         return choose_n_opt(self, flops, n_law, n_approach2, bracketed, prefer)
 
     # -------------------------------------------------------------- text and JSON
-    def summary(self) -> str:
+    def summary(self, target: str = "loss") -> str:
+        """The rules in words; ``target``: the name of what the law predicts (its ``target``)."""
+        if self.by != "flops":           # a metric's scale column: no budgets, so no N* to calibrate
+            return "\n".join([f"Prediction intervals ({100 * self.level:g}%), calibrated on {self.n_budgets} "
+                              f"values of {self.by} (up to {self.data_max:.3g})",
+                              f"  {target}: {self.loss.describe()}"])
         lines = [f"Prediction intervals ({100 * self.level:g}%), calibrated on {self.n_budgets} budgets up to "
                  f"C = {self.data_max:.3g}",
-                 f"  loss: {self.loss.describe()}"]
+                 f"  {target}: {self.loss.describe()}"]
         for src in N_OPT_SOURCES:
             if src in self.n_opt:
                 lines.append(f"  N* {src}: {self.n_opt[src].describe()}")
@@ -308,7 +314,7 @@ class Calibration:
             "data_min": self.data_min,
             "n_budgets": self.n_budgets, "n_opt_evidence": self.n_opt_evidence,
             "weight_approach2": self.weight_approach2, "n_opt_pairs": self.n_opt_pairs, "steps": self.steps,
-            "skipped": self.skipped})
+            "skipped": self.skipped, "by": self.by})
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
@@ -319,7 +325,8 @@ class Calibration:
                    n_opt_evidence=d.get("n_opt_evidence") or {},
                    weight_approach2=from_json_float(d.get("weight_approach2")),
                    n_opt_pairs=list(d.get("n_opt_pairs") or []),
-                   steps=list(d.get("steps") or []), skipped=list(d.get("skipped") or []))
+                   steps=list(d.get("steps") or []), skipped=list(d.get("skipped") or []),
+                   by=str(d.get("by") or "flops"))
 
 
 def uncalibrated(level: float, data_max: float, why: str, data_min: float = float("nan")) -> Calibration:

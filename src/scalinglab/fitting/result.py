@@ -193,7 +193,8 @@ class FitResult:
             lines.append(row)
         if self.calibration is not None:
             lines.append("[[Prediction intervals]]")
-            lines += ["    " + line for line in self.calibration.summary().splitlines()]
+            target = getattr(self.law_object, "target", "loss")        # the metric's own name (laws/metric.py)
+            lines += ["    " + line for line in self.calibration.summary(target).splitlines()]
         if self.warnings:
             lines.append("[[Warnings]]")
             lines += [f"    - {w}" for w in self.warnings]
@@ -423,7 +424,7 @@ class BootstrapResult:
             est = self.estimate.get(name, math.nan)
             ratio = hi / lo if lo > 0 and math.isfinite(hi) else math.nan
             lines.append(f"{name:<24}{fmt_num(est):>13}{fmt_num(lo):>13}{fmt_num(hi):>13}"
-                         f"{('%.2f' % ratio) if math.isfinite(ratio) else '':>9}")
+                         f"{('%.2f' % ratio if ratio < 1e4 else '%.3g' % ratio) if math.isfinite(ratio) else '':>9}")
         for msg in self.failures[:5]:
             lines.append(f"failed: {msg}")
         return "\n".join(lines)

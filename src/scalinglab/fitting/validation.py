@@ -119,13 +119,18 @@ class ValidationResult:
     def n_opt_error(self) -> dict[str, float]:
         return _err_stats(self.n_opt_table["rel_error"] if len(self.n_opt_table) else np.array([]))
 
+    def _target_name(self) -> str:
+        """What the law predicts, as the law names it (a metric's own column; laws/metric.py)."""
+        return getattr(getattr(self.fit, "law_object", None), "target", "loss")
+
     def summary(self) -> str:
         le, ne = self.loss_error, self.n_opt_error
         pct = f"{100 * self.level:g}%"
         lines = [
             f"Hold-out validation of {self.law}: fit on {self.n_train} runs with {self.by} <= {self.threshold:.4g}, "
             f"predict {self.n_test}",
-            f"  loss  |rel error|: mean {le['mean']:.4%}  median {le['median']:.4%}  max {le['max']:.4%}",
+            f"  {self._target_name():<5} |rel error|: mean {le['mean']:.4%}  median {le['median']:.4%}  "
+            f"max {le['max']:.4%}",
             f"  {pct} prediction intervals: coverage {self.coverage:.0%} of {self.n_test} held-out runs, "
             f"median half-width {self.median_half_width:.2%}",
         ]
@@ -388,7 +393,9 @@ def validate_holdout(runs, law="chinchilla", *, holdout: str = "largest", thresh
                              "nothing smaller to train on")
         train_mask = ids < ids.max()
     else:
-        train_mask = level_c[ids] <= threshold
+        # a level's value is a geometric mean of its runs: 3e9 thrice comes back 3.0000000000000014e9,
+        # so compare with a rounding tolerance (a threshold equal to a level keeps that level)
+        train_mask = level_c[ids] <= threshold * (1 + 1e-9)
         if not train_mask.any():
             raise ValueError(f"validate_holdout: no run has {by} <= threshold {threshold:.4g} "
                              f"(smallest {by} level is {level_c.min():.4g})")

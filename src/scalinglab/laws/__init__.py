@@ -103,6 +103,10 @@ def law_from_spec(spec: Mapping) -> Law:
             if not hasattr(law, "on"):
                 raise ValueError(f"law spec {spec!r}: law {law.name!r} cannot be put on another column")
             law = law.on(spec["variable"])
+        if "target" in spec:                     # a one-curve law fitting another column (law.measuring)
+            if not hasattr(law, "measuring"):
+                raise ValueError(f"law spec {spec!r}: law {law.name!r} cannot fit another target column")
+            law = law.measuring(spec["target"])
         if "supervised" in spec:                 # a distillation law's student supervised law (laws/distillation.py)
             if not hasattr(law, "with_supervised"):
                 raise ValueError(f"law spec {spec!r}: law {law.name!r} takes no supervised constants")

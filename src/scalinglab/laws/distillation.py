@@ -24,7 +24,8 @@ teacher's loss from its size and tokens.
 
 Columns: ``params`` (N_S), ``tokens`` (D_S, the distillation tokens) and ``teacher_loss`` (L_T).
 There is no 6ND budget to split here (the cost of a distillation includes the teacher's); the
-distill-or-train decision lives in ``planning/distill.py``.
+distill-or-train decision lives in ``planning/distill.py``, the choice of a teacher to train in
+``planning/distill_teacher.py``; the CLI sets the supervised constants with ``fit --supervised-fit``.
 
 Reference constants: the functional form is the paper's eq. 8 (the equation number is confirmed by
 the paper's HTML version, the form by two independent public write-ups that quote it, one of them

@@ -78,9 +78,12 @@ class RLSigmoidLaw(Law):
         return replace(self, target=column)
 
     def spec(self) -> dict:
-        if self.variables == ("gpu_hours",):
-            return {"name": self.name}
-        return {"name": self.name, "variable": self.variables[0]}      # laws.law_from_spec applies on()
+        spec = {"name": self.name}
+        if self.variables != ("gpu_hours",):
+            spec["variable"] = self.variables[0]        # laws.law_from_spec applies on()
+        if self.target != "pass_rate":
+            spec["target"] = self.target                # ... and measuring()
+        return spec
 
     def check_features(self, X):
         Law.check_features(self, X)

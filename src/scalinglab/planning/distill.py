@@ -21,6 +21,9 @@ The supervised side comes from the distillation law's own supervised constants
 (``DistillationLaw.with_supervised``; a point without an interval), or from a fit of the student's
 supervised law passed as ``supervised=`` (CLI ``--supervised fit.json``), which gives it a bootstrap
 CI and a prediction interval and the margin an interval over both fits' resamples.
+
+When the teacher is to be trained for the distillation, ``planning/distill_teacher.py`` chooses its
+size and tokens (``optimal_teacher``) and then asks this module at the chosen teacher.
 """
 from __future__ import annotations
 
