@@ -62,6 +62,27 @@ def pair_runs(x_runs: pd.DataFrame, y_runs: pd.DataFrame, *, on: Sequence[str] =
     return out
 
 
+def skip_comment_header(runs):
+    """A CSV/TSV path whose first lines are ``#`` comments (provenance, as in
+    ``examples/l2l_own_runs.csv``) read past them into a DataFrame; anything else unchanged."""
+    from pathlib import Path
+
+    if not isinstance(runs, (str, Path)) or Path(runs).suffix.lower() not in (".csv", ".tsv") \
+            or not Path(runs).is_file():
+        return runs
+    lines = Path(runs).read_text(encoding="utf-8-sig").splitlines()
+    skip = 0
+    while skip < len(lines) and lines[skip].lstrip().startswith("#"):
+        skip += 1
+    if skip == 0:
+        return runs
+    if skip == len(lines):
+        raise ValueError(f"{runs}: the file has only comment lines; expected a header line and rows")
+    frame = pd.read_csv(runs, skiprows=skip, sep="\t" if Path(runs).suffix.lower() == ".tsv" else ",")
+    frame.attrs["source"] = str(runs)          # messages name the file (load_runs reads it)
+    return frame
+
+
 def _prepare(runs, x: str, y: str, mapping=None, where=None) -> pd.DataFrame:
     """The canonical run frame with the x loss as ``loss`` and the y loss as ``loss_y``; bad
     columns or values are refused by name."""
@@ -72,6 +93,7 @@ def _prepare(runs, x: str, y: str, mapping=None, where=None) -> pd.DataFrame:
     mapping = dict(mapping or {})
     if x != "loss":
         mapping["loss"] = x
+    runs = skip_comment_header(runs)
     try:
         table = load_runs(runs, mapping=mapping, where=where)
     except ValueError as err:
@@ -404,16 +426,28 @@ class LossToLossHoldout:
         return float(np.mean((t["y"] >= t["pi_lo"]) & (t["y"] <= t["pi_hi"]))) if len(t) else float("nan")
 
 
-def holdout_loss_to_loss(runs, x: str, y: str, *, holdout_budgets: int = 2, **fit_kwargs) -> LossToLossHoldout:
-    """Hold out the ``holdout_budgets`` largest FLOP budgets; fit (compute laws included) on the
-    rest; predict each held-out pair's y loss from its x loss at its own compute."""
+HOLDOUT_BY = ("flops", "params")
+
+
+def holdout_loss_to_loss(runs, x: str, y: str, *, holdout_budgets: int = 2, by: str = "flops",
+                         **fit_kwargs) -> LossToLossHoldout:
+    """Hold out the ``holdout_budgets`` largest FLOP budgets (``by="params"``: the largest model
+    sizes, every row of those models, e.g. all checkpoints of the largest model); fit (compute
+    laws included) on the rest; predict each held-out pair's y loss from its x loss at its own
+    compute."""
     from scalinglab.fitting.calibration import ladder_levels
 
+    if by not in HOLDOUT_BY:
+        raise ValueError(f"by={by!r}: hold out the largest levels of one of {HOLDOUT_BY}")
     df = _prepare(runs, x, y, fit_kwargs.pop("mapping", None), fit_kwargs.pop("where", None))
-    ids, levels = ladder_levels(df)
-    if holdout_budgets < 1 or len(levels) - holdout_budgets < MIN_BUDGETS + 1:
-        raise ValueError(f"holdout_budgets={holdout_budgets}: the runs have {len(levels)} FLOP budgets; keep at least "
-                         f"{MIN_BUDGETS + 1} to fit on")
+    if by not in df:
+        raise ValueError(f"by={by!r}: the runs have no {by!r} column; hold out by 'flops' instead")
+    ids, levels = ladder_levels(df, by=by)
+    keep = MIN_BUDGETS + 1 if by == "flops" else 1
+    what = "FLOP budgets" if by == "flops" else "model sizes"
+    if holdout_budgets < 1 or len(levels) - holdout_budgets < keep:
+        raise ValueError(f"holdout_budgets={holdout_budgets}: the runs have {len(levels)} {what}; keep at least "
+                         f"{keep} to fit on")
     test_mask = ids >= len(levels) - holdout_budgets
     train = df[~test_mask].drop(columns=[LOSS_TO_LOSS.target]).assign(**{y: df.loc[~test_mask, LOSS_TO_LOSS.target]})
     res = fit_loss_to_loss(train, "loss", y, **fit_kwargs)
