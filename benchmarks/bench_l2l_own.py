@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench_loss_to_loss import print_table   # same table style (run as a script: its folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "examples" / "l2l_own_runs.csv"
 PAIRS = (("train->test", "loss_train_val", "loss_prose"), ("train->test", "loss_train_val", "loss_c"),
@@ -108,15 +110,7 @@ def main() -> None:
     for c in [c for c in out.columns if c.endswith("%")]:
         out[c] = out[c].map(lambda v: "–" if not np.isfinite(v) else f"{v:.2f}")
     out["seconds"] = out["seconds"].map(lambda v: f"{v:.1f}")
-    if args.markdown:
-        cols = list(out.columns)
-        print("| " + " | ".join(cols) + " |")
-        print("|" + "---|" * len(cols))
-        for _, r in out.iterrows():
-            print("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    else:
-        with pd.option_context("display.width", 250, "display.max_columns", 30):
-            print(out.to_string(index=False))
+    print_table(out, markdown=args.markdown)
     print(f"\ntotal {time.perf_counter() - t0:.1f} s")
 
 

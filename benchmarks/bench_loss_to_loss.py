@@ -94,7 +94,13 @@ def main() -> None:
     out = table.copy()
     for c, f in fmt.items():
         out[c] = out[c].map(lambda v, f=f: "–" if not np.isfinite(v) else f(v))
-    if args.markdown:
+    print_table(out, markdown=args.markdown)
+    print(f"\ntotal {time.perf_counter() - t0:.1f} s")
+
+
+def print_table(out: pd.DataFrame, *, markdown: bool) -> None:
+    """The formatted table as Markdown (for RESULTS.md) or plain text."""
+    if markdown:
         cols = list(out.columns)
         print("| " + " | ".join(cols) + " |")
         print("|" + "---|" * len(cols))
@@ -103,7 +109,6 @@ def main() -> None:
     else:
         with pd.option_context("display.width", 250, "display.max_columns", 30):
             print(out.to_string(index=False))
-    print(f"\ntotal {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -17,24 +17,12 @@ import pytest
 import scalinglab as sl
 from scalinglab.laws.distillation import DISTILLATION, synthetic_distillation_ladder
 from scalinglab.planning.distill_teacher import optimal_teacher
-
-
-def _hoffmann(n, d):
-    """Hoffmann et al. 2022 eq. 10, the law's default supervised student (and teacher)."""
-    return 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28
-
-
-def _eq8(p, n, d, lt):
-    """Busbridge et al. 2025 eq. 8 written out term by term."""
-    ratio = lt / _hoffmann(n, d)
-    gap = (1.0 + (ratio / p["d1"]) ** (1.0 / p["f1"])) ** (-p["c1"] * p["f1"])
-    own = (p["A_d"] / n ** p["alpha_d"] + p["B_d"] / d ** p["beta_d"]) ** p["gamma_d"]
-    return lt + lt ** (-p["c0"]) * gap * own
+from test_distillation import _eq8, _hoffmann, bootstrap_fit
 
 
 @pytest.fixture(scope="module")
 def fit():
-    return sl.bootstrap(synthetic_distillation_ladder(), DISTILLATION, n=30, workers=1, progress=False, n_refine=8)
+    return bootstrap_fit()
 
 
 @pytest.mark.parametrize("budget, students", [(1e20, 1), (1e22, 1), (1e22, 8)])
@@ -48,13 +36,13 @@ def test_the_chosen_teacher_beats_every_teacher_on_a_brute_force_grid(fit, budge
     assert sum(r.split.values()) == pytest.approx(budget, rel=1e-9)
     p = fit.params
     assert r.teacher_loss == pytest.approx(_hoffmann(r.teacher_params, r.teacher_tokens), rel=1e-12)
-    assert r.loss == pytest.approx(_eq8(p, n_s, r.student_tokens, r.teacher_loss), rel=1e-10)
+    assert r.loss == pytest.approx(_eq8(n_s, r.student_tokens, r.teacher_loss, p), rel=1e-10)
     # every teacher (N_T, D_T) on a dense grid, the rest of the budget on the student's tokens
     n_t, d_t = np.meshgrid(np.geomspace(n_s / 100, n_s * 1000, 600), np.geomspace(1e6, 1e15, 600), indexing="ij")
     left = budget - 6 * n_t * d_t / students
     ok = left > 0
     d_s = left[ok] / (6 * n_s + 2 * n_t[ok])
-    losses = _eq8(p, n_s, d_s, _hoffmann(n_t[ok], d_t[ok]))
+    losses = _eq8(n_s, d_s, _hoffmann(n_t[ok], d_t[ok]), p)
     best = np.argmin(losses)
     assert r.loss <= losses[best] * (1 + 1e-9)                 # no grid teacher does better
     assert r.loss == pytest.approx(losses[best], rel=1e-4)     # and the grid's best is as good, to its spacing

@@ -37,9 +37,14 @@ def _eq8(n, d, lt, p=REF):
     return lt + lt ** (-p["c0"]) * gap * own
 
 
+def bootstrap_fit():
+    """The law fitted, with 30 bootstrap resamples, to the seeded synthetic ladder."""
+    return sl.bootstrap(synthetic_distillation_ladder(), DISTILLATION, n=30, workers=1, progress=False, n_refine=8)
+
+
 @pytest.fixture(scope="module")
 def fit():
-    return sl.bootstrap(synthetic_distillation_ladder(), DISTILLATION, n=30, workers=1, progress=False, n_refine=8)
+    return bootstrap_fit()
 
 
 def test_prediction_is_eq8_and_jacobian_matches_finite_differences():
