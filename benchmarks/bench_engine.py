@@ -181,6 +181,17 @@ def law_case(law, n_points: int, n_starts: int, seed: int = 0):
                        "batch_size": rng.choice([2.0 ** 19, 2.0 ** 21, 2.0 ** 23], n_points)})
     # a validation loss for the laws that read one (Hoffmann et al. 2022, eq. 10)
     df["loss"] = 1.69 + 406.4 / df["params"] ** 0.34 + 410.7 / df["tokens"] ** 0.28
+    # the columns of the laws added later, as tests/test_law_conformance.py's ladder gives them (their
+    # own generator, so that the other laws' cases are unchanged): experts (laws/moe.py), samples per
+    # problem k (laws/test_time.py), RL gpu_hours (laws/rl_compute.py), a teacher's loss
+    # (laws/distillation.py), a loss curve's lr areas (laws/lr_schedule.py)
+    extra = np.random.default_rng(seed + 1)
+    df["experts"] = extra.choice([1.0, 2.0, 4.0, 8.0, 16.0, 32.0], n_points)
+    df["k"] = 2.0 ** extra.integers(0, 9, n_points)
+    df["gpu_hours"] = d / 1e6
+    df["teacher_loss"] = df["loss"] * extra.choice([0.5, 0.7, 1.0, 1.4, 2.0], n_points)
+    df["lr_area"] = 3e-4 * d / df["batch_size"]
+    df["anneal_area"] = extra.choice([0.0, 0.05, 0.1, 0.2, 0.3], n_points)
     X = law.features(df)
     y = law.predict(law.from_public(dict(law.reference)), X) * np.exp(rng.normal(0, 0.003, n_points))
     grid = law.initial_grid(X)
@@ -191,7 +202,11 @@ def law_case(law, n_points: int, n_starts: int, seed: int = 0):
 def per_law(repeats: int) -> None:
     print("\n4. every registered law, 240 points, 4,500 starts, n_refine=32 (median of warm calls)")
     times = {}
-    for name, law in LAWS.items():
+    from scalinglab.laws.metric import metric_law
+    laws = dict(LAWS)
+    for base in ("chinchilla", "m4"):        # the metric wrapper (laws/metric.py) on a loss law
+        laws[f"metric({base})"] = metric_law(LAWS[base], "error")
+    for name, law in laws.items():
         if not law.reference:
             continue
         try:

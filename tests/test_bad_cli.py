@@ -48,13 +48,6 @@ def refused_as_json(*args, needles=()):
 
 
 @pytest.fixture(scope="module")
-def ladder_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ladder") / "ladder.csv"
-    synthetic_ladder(seed=3).to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def two_experiments_csv(tmp_path_factory):
     """Two IsoFLOP ladders from different laws, labelled by a 'config' column."""
     a = synthetic_ladder(seed=3).assign(config="small-lr")

@@ -5,25 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from scalinglab.cli import app
-from scalinglab.data.builtin import synthetic_ladder
+from cli_helpers import app, invoke, runner
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EPOCH = SHARED / "chinchilla_epoch_svg.csv"
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def ladder_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ladder") / "ladder.csv"
-    synthetic_ladder(seed=3).to_csv(path, index=False)
-    return path
 
 
 @pytest.mark.skipif(not EPOCH.exists(), reason="../shared/data is absent")

@@ -240,3 +240,67 @@ def test_a_cross_design_and_explicit_groups():
     assert dict(fit.law.lr.exponents)["params"] == pytest.approx(-0.713, abs=0.06)
     with pytest.raises(ValueError, match="--group-by size: no column 'size'"):
         fit_hparams(fixed_steps, n_boot=0, group_by="size")
+
+
+# ------------------------------------------------------------------ the laws' fitted ranges in a plan
+
+def test_an_lr_batch_plan_inside_a_presets_range_has_no_note_and_one_outside_names_the_range():
+    from scalinglab.planning.hyperparams import advice_lines, hparam_advice
+
+    # Step Law was fitted on 60M-1B non-embedding parameters (Li et al. 2025, arXiv:2503.04715)
+    inside = hparam_advice("stepLaw", 4e8, 8e9)
+    assert inside["notes"] == [] and inside["extrapolated"] is False
+    assert not any("extrapolat" in line for line in advice_lines(inside, None))
+    outside = hparam_advice("stepLaw", 3e10, 6e11)
+    # the numbers stay the law's own
+    assert outside["lr"] == pytest.approx(1.79 * 3e10 ** -0.713 * 6e11 ** 0.307)
+    (note,) = outside["notes"]
+    assert "N 6e+07 – 1e+09" in note and "2503.04715" in note and "N = 3e+10 is 30× its largest" in note
+    lines = advice_lines(outside, None)
+    assert lines[0].startswith("Learning rate") and "extrapolated" in lines[0]
+    assert lines[1].startswith("Batch size") and "extrapolated" in lines[1]
+    # below the range too: 1e7 is 6× below 6e7
+    assert "6× below its smallest" in hparam_advice("stepLaw", 1e7, 2e8)["notes"][0]
+    # DeepSeek's budgets 1e17-2e19 FLOPs (arXiv:2401.02954 sec. 3.1): C = 6·N·D = 6e18 inside, 6e22 not
+    assert hparam_advice("deepseek", 1e8, 1e10)["notes"] == []
+    (ds,) = hparam_advice("deepseek", 1e10, 1e12)["notes"]
+    assert "C 1e+17 – 2e+19" in ds and "C = 6e+22 is 3e+03× its largest" in ds
+
+
+def test_a_laws_domain_survives_json_and_a_bad_one_is_refused(tmp_path):
+    from scalinglab.laws.hparams import HparamLaw
+
+    back = HparamLaw.from_dict(json.loads(json.dumps(STEP_LAW.to_dict())))
+    assert back.domain == {"params": (6e7, 1e9)} and back.domain_source == STEP_LAW.domain_source
+    bad = dict(STEP_LAW.to_dict(), domain={"params": [1e9, 1e8]})
+    with pytest.raises(ValueError, match="domain params.*not a range"):
+        HparamLaw.from_dict(bad, source="hp.json")
+
+
+def test_kaplans_critical_batch_is_flagged_outside_the_losses_it_was_measured_on():
+    from scalinglab.planning.hyperparams import advice_lines, critical_batch_advice
+
+    # Kaplan et al. 2020 Fig. 10: WebText2 train losses 3-10 nats/token
+    inside = critical_batch_advice("kaplan", 3.5, 1e10, 1e6)
+    assert inside["extrapolated"] is False and inside["notes"] == []
+    assert inside["b_crit"] == pytest.approx(2e8 * 3.5 ** (-1 / 0.21))
+    outside = critical_batch_advice("kaplan", 2.0, 1e12, 4e6)
+    assert outside["extrapolated"] is True
+    assert any("outside the losses kaplan was fitted on (3 – 10" in n for n in outside["notes"])
+    assert "extrapolated" in next(line for line in advice_lines(None, outside) if line.startswith("Critical batch"))
+
+
+def test_the_critical_batch_table_stays_aligned_with_thousands_of_gpus():
+    from scalinglab.laws.critical_batch import tradeoff_table
+    from scalinglab.planning.hyperparams import trade_table_lines
+
+    # B_crit = 1e7, planned batch 2.5e6 on 1024 GPUs: at k·B_crit, k·B_crit/B0 = 4k times the GPUs,
+    # i.e. 2,048 ... 32,768
+    rows = trade_table_lines(tradeoff_table(1e7, 1e12, 2.5e6, gpus=1024))
+    assert [r.split()[2] for r in rows] == ["GPUs", "2,048", "4,096", "8,192", "16,384", "32,768"]
+    assert len({len(r) for r in rows}) == 1                     # every row as wide as the header
+    # right-aligned: each header name ends where every cell below it ends
+    header = rows[0]
+    for name in ("batch", "×B_crit", "GPUs", "steps", "time", "compute"):
+        end = header.index(name) + len(name)
+        assert all(r[end - 1] != " " and (end == len(r) or r[end] == " ") for r in rows), name

@@ -7,28 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from scalinglab.cli import app
 from scalinglab.data.builtin import synthetic_ladder
 from scalinglab.report import plots
+
+from cli_helpers import app, invoke, runner
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PORIAN = SHARED / "porian_isoflops.csv"
 PORIAN_CONFIG = "rw/tuned/warmup=short/decay=const/count=standard"
-runner = CliRunner()
 SIGNATURES = {"png": (b"\x89PNG\r\n\x1a\n",), "svg": (b"<svg", b"<?xml"), "pdf": (b"%PDF",)}
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def ladder_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ladder") / "ladder.csv"
-    synthetic_ladder(seed=3).to_csv(path, index=False)
-    return path
 
 
 @pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])

@@ -13,21 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from scalinglab.cli import app
 from scalinglab.data.builtin import synthetic_ladder
 from scalinglab.data.grouping import binned_budgets, log_flops_bins
 from scalinglab.data.readers import detect_separator, load_runs
 from scalinglab.data.schema import RunDataError
 
+from cli_helpers import invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH = ROOT.parent / "shared" / "data" / "chinchilla_epoch_svg.csv"
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

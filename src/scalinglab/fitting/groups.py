@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from scalinglab.fitting.result import rmse_label
 from scalinglab.laws.base import Law
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.jsonio import to_jsonable
@@ -349,7 +350,8 @@ class SharedExponentFit:
                  f"{fmt_num(self.separate_objective, 6)}; sharing costs {fmt_num(cost, 3)}, "
                  f"{100 * rel:.0f}%)" if np.isfinite(rel) else
                  f"    objective         = {fmt_num(self.objective, 6)}",
-                 f"    RMSE(log resid)   = {self.result.diagnostics.get('rmse_log', float('nan')):.4g}",
+                 f"    {rmse_label(self.result.law_object):<17} = "
+                 f"{self.result.diagnostics.get('rmse_log', float('nan')):.4g}",
                  f"    converged         = {self.converged} ({self.result.message})",
                  "    " + f"{'group':<{width}}  {'n':>5}" + "".join(f"{k:>11}" for k in own)]
         for _, row in self.table.iterrows():

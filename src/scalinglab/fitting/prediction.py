@@ -329,6 +329,9 @@ class Calibration:
                    by=str(d.get("by") or "flops"))
 
 
+NOT_CALIBRATED = "the fit was not calibrated on its ladder's rollout"   # the fallback's usual ``why``
+
+
 def uncalibrated(level: float, data_max: float, why: str, data_min: float = float("nan")) -> Calibration:
     """The stated fallback rules, for a fit whose ladder gave no rollout (``why`` says so)."""
     return Calibration(level=level, loss=fallback_rule("loss", level),

@@ -147,14 +147,14 @@ class FitResult:
         """``calibration``, or the fallback rules measured from the fitted data's largest compute."""
         if self.calibration is not None:
             return self.calibration
-        from scalinglab.fitting.prediction import uncalibrated
+        from scalinglab.fitting.prediction import NOT_CALIBRATED, uncalibrated
 
         flops = (self.diagnostics.get("data_range") or {}).get("flops")
         if not flops:
             raise ValueError("this fit records neither a calibration nor the compute of its data: fit it with "
                              "scalinglab.fit (which records the data range) and calibrate_fit it on its runs")
         return uncalibrated(float(self.bootstrap.level) if self.bootstrap is not None else 0.9, float(max(flops)),
-                            "the fit was not calibrated on its ladder's rollout", data_min=float(min(flops)))
+                            NOT_CALIBRATED, data_min=float(min(flops)))
 
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
@@ -170,7 +170,7 @@ class FitResult:
                  f"    converged         = {self.converged} ({self.message})"]
         d = self.diagnostics
         if d:
-            lines.append(f"    RMSE(log resid)   = {d.get('rmse_log', float('nan')):.4g}   "
+            lines.append(f"    {rmse_label(law):<17} = {d.get('rmse_log', float('nan')):.4g}   "
                          f"max|r| = {d.get('max_abs_residual', float('nan')):.4g}")
             for var, slope in d.get("residual_trend", {}).items():
                 lines.append(f"    trend d r/d log {var:<8} = {slope:+.3g}")
@@ -601,6 +601,13 @@ def _flops_of(frame) -> np.ndarray:
         return flops
     raise ValueError("a prediction interval needs each run's compute: give a 'flops' column (or 'params' and "
                      "'tokens'), since the interval widens with the distance beyond the fitted data")
+
+
+def rmse_label(law) -> str:
+    """``RMSE(<space> resid)``: the RMS residual's label, named by the space the law fits its
+    target in (log for losses, logit / loglog for bounded metrics)."""
+    transform = getattr(law, "transform", None)
+    return f"RMSE({getattr(transform, 'residual_label', 'log')} resid)"
 
 
 def _describe_loss(r: FitResult) -> str:

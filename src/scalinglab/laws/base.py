@@ -88,6 +88,11 @@ class TargetTransform:
             ok &= (y > 0) & (y < 1)
         return ok
 
+    @property
+    def residual_label(self) -> str:
+        """The space the residuals live in, as summaries name it (``RMSE(logit resid)``)."""
+        return self.name
+
 
 TRANSFORMS = {
     "log": TargetTransform("log", "a positive finite number (fitted in log space)"),

@@ -194,6 +194,7 @@ class CriticalBatchLaw:
     level: float = 0.9
     loss_range: tuple[float, float] | None = None
     source: str = ""
+    loss_range_source: str = ""          # where loss_range comes from (a preset's paper); a fit: its data
 
     def b_crit(self, loss) -> np.ndarray:
         return self.b_star * np.asarray(loss, dtype=float) ** (-1.0 / self.alpha_b)
@@ -212,7 +213,7 @@ class CriticalBatchLaw:
     def to_dict(self) -> dict:
         return {"kind": "critical_batch_law", "name": self.name, "b_star": self.b_star, "alpha_b": self.alpha_b,
                 "citation": self.citation, "unit": self.unit, "samples": self.samples, "level": self.level,
-                "loss_range": self.loss_range}
+                "loss_range": self.loss_range, "loss_range_source": self.loss_range_source}
 
     @classmethod
     def from_dict(cls, d: Mapping, source: str = "") -> "CriticalBatchLaw":
@@ -224,7 +225,8 @@ class CriticalBatchLaw:
         return cls(name=str(d["name"]), b_star=float(d["b_star"]), alpha_b=float(d["alpha_b"]),
                    citation=str(d.get("citation", "")), unit=str(d.get("unit", "tokens")),
                    samples=list(d.get("samples") or []), level=float(d.get("level", 0.9)),
-                   loss_range=tuple(d["loss_range"]) if d.get("loss_range") else None, source=source)
+                   loss_range=tuple(d["loss_range"]) if d.get("loss_range") else None, source=source,
+                   loss_range_source=str(d.get("loss_range_source") or ""))
 
     @classmethod
     def from_noise_scale(cls, loss, noise_scale, *, unit: str = "tokens", name: str = "noise scale",
@@ -287,7 +289,11 @@ def noise_scale_points(curves, *, pool: int = 5):
 KAPLAN_CRITICAL_BATCH = CriticalBatchLaw(
     name="kaplan", b_star=2e8, alpha_b=0.21,
     citation="Kaplan et al. 2020, Scaling Laws for Neural Language Models, arXiv:2001.08361, eq. 5.3 "
-             "(B* ~ 2e8 tokens, alpha_B ~ 0.21; WebText2 loss in nats/token)")
+             "(B* ~ 2e8 tokens, alpha_B ~ 0.21; WebText2 loss in nats/token)",
+    # Kaplan et al. Figure 10 measured B_crit for N = 3M and 85M along their training, at WebText2 train losses
+    # the figure spans from about 10 down to 3 nats/token (read off its axis; the paper gives no table)
+    loss_range=(3.0, 10.0),
+    loss_range_source="WebText2 train losses of Kaplan et al. 2020 Fig. 10, read off its axis")
 
 
 def get_critical_batch_law(name_or_path) -> CriticalBatchLaw:

@@ -123,6 +123,35 @@ class HparamLaw:
     fitted: bool = False
     uncertainty: dict = field(default_factory=dict)
     source: str = ""                    # the file it was read from, for a fitted law
+    # the range its source fitted it on, per variable ("params", "tokens", "flops"): (lo, hi); a plan
+    # outside it prints lr and batch as an extrapolation (``outside_domain``)
+    domain: dict = field(default_factory=dict)
+    domain_source: str = ""
+
+    def outside_domain(self, params=None, tokens=None, flops=None) -> list[str]:
+        """One phrase per variable of ``domain`` the point lies outside, e.g. "N = 3e+10 is 30× its
+        largest"; empty when inside (or when the law has no domain). flops defaults to 6·N·D."""
+        if flops is None and params is not None and tokens is not None:
+            flops = 6.0 * float(params) * float(tokens)
+        point = {"params": params, "tokens": tokens, "flops": flops}
+        out = []
+        for var, (lo, hi) in self.domain.items():
+            x = point.get(var)
+            if x is None:
+                continue
+            x = float(np.asarray(x).reshape(-1)[0])
+            if x > hi:
+                out.append(f"{_SYMBOL[var]} = {x:.3g} is {x / hi:.3g}× its largest")
+            elif x < lo:
+                out.append(f"{_SYMBOL[var]} = {x:.3g} is {lo / x:.3g}× below its smallest")
+        return out
+
+    def domain_text(self) -> str:
+        """E.g. "N 6e+07 – 1e+09 (Li et al. 2025 ...)"; empty without a domain."""
+        if not self.domain:
+            return ""
+        ranges = ", ".join(f"{_SYMBOL[v]} {lo:.3g} – {hi:.3g}" for v, (lo, hi) in self.domain.items())
+        return ranges + (f" ({self.domain_source})" if self.domain_source else "")
 
     def rules(self) -> dict[str, PowerRule]:
         return {k: r for k, r in (("lr", self.lr), ("batch", self.batch)) if r is not None}
@@ -193,7 +222,8 @@ class HparamLaw:
                 "description": self.description, "batch_unit": self.batch_unit, "fitted": self.fitted,
                 "lr": None if self.lr is None else self.lr.to_dict(),
                 "batch": None if self.batch is None else self.batch.to_dict(),
-                "uncertainty": _plain(self.uncertainty)}
+                "uncertainty": _plain(self.uncertainty),
+                "domain": {v: list(r) for v, r in self.domain.items()}, "domain_source": self.domain_source}
 
     @classmethod
     def from_dict(cls, d: Mapping, source: str = "") -> "HparamLaw":
@@ -208,7 +238,18 @@ class HparamLaw:
                    lr=None if d.get("lr") is None else PowerRule.from_dict(d["lr"]),
                    batch=None if d.get("batch") is None else PowerRule.from_dict(d["batch"]),
                    batch_unit=str(d.get("batch_unit", "tokens")), fitted=bool(d.get("fitted", False)),
-                   uncertainty=dict(d.get("uncertainty") or {}), source=source)
+                   uncertainty=dict(d.get("uncertainty") or {}), source=source,
+                   domain=_domain(d.get("domain") or {}, source), domain_source=str(d.get("domain_source", "")))
+
+
+def _domain(d: Mapping, source: str) -> dict:
+    out = {}
+    for v, r in d.items():
+        if v not in HPARAM_VARIABLES or len(r) != 2 or not 0 < float(r[0]) <= float(r[1]):
+            raise ValueError(f"{source or 'hyperparameter law'}: domain {v}: {r!r} is not a range (lo, hi) with "
+                             f"0 < lo <= hi of one of {list(HPARAM_VARIABLES)}")
+        out[v] = (float(r[0]), float(r[1]))
+    return out
 
 
 def _plain(obj):
@@ -232,6 +273,11 @@ STEP_LAW = HparamLaw(
     citation="Step Law: Li et al. 2025, Predictable Scale: Part I, arXiv:2503.04715",
     description="fitted on 3,700 LLM pretraining runs, 60M-1B non-embedding parameters; N non-embedding "
                 "parameters, D tokens, B tokens per step",
+    # the model sizes of Li et al.'s grid searches (abstract and sec. 3 of arXiv:2503.04715; the largest,
+    # 1B on 100B tokens, is their Figure 1 right panel); their token range is not stated as one interval,
+    # so only N is bounded here
+    domain={"params": (6e7, 1e9)},
+    domain_source="Li et al. 2025, arXiv:2503.04715",
 )
 
 DEEPSEEK = HparamLaw(
@@ -241,6 +287,9 @@ DEEPSEEK = HparamLaw(
     citation="DeepSeek LLM: DeepSeek-AI 2024, arXiv:2401.02954, sec. 3.1",
     description="fitted on 1e17-2e19 FLOPs; C = M·D with M the non-embedding FLOPs per token, taken here "
                 "as 6·N·D; B tokens per step",
+    # the compute budgets of DeepSeek's hyperparameter grid searches (arXiv:2401.02954 sec. 3.1, Figure 3)
+    domain={"flops": (1e17, 2e19)},
+    domain_source="DeepSeek-AI 2024, arXiv:2401.02954, sec. 3.1",
 )
 
 HPARAM_LAWS: dict[str, HparamLaw] = {law.name: law for law in (STEP_LAW, DEEPSEEK)}

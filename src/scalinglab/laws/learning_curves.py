@@ -186,37 +186,66 @@ M4_PARAMS = (
 )
 
 
-def _m4_solve(alpha, logr, iters: int = 12):
+def _m4_solve(alpha, logr):
     """s = logit u solving h(s) = log u - alpha log(1 - u) = logr (all arrays broadcast).
     h' = (1 - u) + alpha u > 0, h(s) ~ s as s -> -inf and ~ alpha s as s -> +inf."""
     alpha, logr = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(logr, float))
+    shape = logr.shape
+    alpha, logr = np.ascontiguousarray(alpha).reshape(-1), np.ascontiguousarray(logr).reshape(-1)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _m4_bisect_newton(alpha, logr, iters)
+        return _m4_bracket_newton(alpha, logr).reshape(shape)
 
 
-def _m4_bisect_newton(alpha, logr, iters):
-    """Bisection on s (h is increasing), then four Newton steps (12 halvings of the bracket and four
-    steps agree with 64 halvings to 1e-11 in s on alpha in [0, 5], logr in [-40, 40]).  Where alpha = 0 and logr >= 0
-    the equation has no root in (0, 1) (beta x^c >= G): the result is not finite there and the
-    engine treats that parameter vector as outside the law's domain."""
-    # the root: s in (logr - alpha log 2, logr + log 2) where s < 0, and
-    # s in (logr -/+ |alpha - 1| log 2) / alpha where s > 0
-    inv = 1.0 / np.maximum(alpha, 1e-3)
-    lo = np.minimum(logr, logr * inv) - 2.0 - alpha - inv
-    hi = np.maximum(logr, logr * inv) + 2.0 + inv
-    lo = np.clip(lo, -700.0, 700.0)
-    hi = np.clip(hi, -700.0, 700.0)
-    am1 = alpha - 1.0
-    for _ in range(iters):
+_LOG2 = np.log(2.0)
+
+
+def _m4_halve(lo, hi, am1, logr, n):
+    for _ in range(n):
         mid = 0.5 * (lo + hi)
         h = mid + am1 * _softplus(mid)              # log u - alpha log(1 - u), with log u = s - softplus(s)
         up = h < logr
         lo = np.where(up, mid, lo)
         hi = np.where(up, hi, mid)
+    return lo, hi
+
+
+def _m4_bracket(alpha, logr):
+    """A bracket of the root from the sign of h(0) = (alpha - 1) log 2 - logr and the bounds of
+    h(s) - s (s < 0) and h(s) - alpha s (s > 0): both lie between 0 and (alpha - 1) log 2.  Where
+    alpha < 1 and s > 0, h is concave (its tangent at 0 bounds s below) and h(s) > (alpha - 1)
+    log(1 + e^-s) (bounds s above when logr < 0, the alpha -> 0 limit)."""
+    am1 = alpha - 1.0
+    h0 = am1 * _LOG2
+    w = np.abs(h0)
+    pos = logr > h0                                             # the root is positive
+    inv = 1.0 / np.maximum(alpha, 1e-3)
+    lo = np.where(pos, np.maximum((logr - w) * inv, 0.0), logr - np.maximum(h0, 0.0))
+    hi = np.where(pos, (logr + w) * inv, np.minimum(logr - np.minimum(h0, 0.0), 0.0))
+    concave = pos & (alpha < 1.0)
+    lo = np.where(concave, np.maximum(lo, (logr - h0) / (0.5 * (1.0 + alpha))), lo)
+    flat = np.nonzero(concave & (logr < 0.0) & (alpha < 0.25))      # where (logr + w) / alpha is loose
+    if flat[0].size:
+        hi[flat] = np.minimum(hi[flat], -np.log(np.expm1(logr[flat] / am1[flat])))
+    return np.clip(lo, -700.0, 700.0), np.clip(hi, -700.0, 700.0), am1
+
+
+def _m4_bracket_newton(alpha, logr, halvings: int = 4, newton: int = 4):
+    """Bisection from a tight bracket (:func:`_m4_bracket`; 12 more halvings where it is still wider
+    than 0.5 after ``halvings``), then Newton.  On alpha in [0, 10], logr in [-40, 40] the root
+    agrees with 64 halvings to 2.3e-9 in s (2e-12 for alpha > 0.05), closer than the former 12
+    halvings from a wide bracket + 4 Newton steps (1.6e-8), with half the evaluations of h.  Where
+    alpha = 0 and logr >= 0 the equation has no root in (0, 1) (beta x^c >= G): the result is not
+    finite there and the engine treats that parameter vector as outside the law's domain."""
+    lo, hi, am1 = _m4_bracket(alpha, logr)
+    lo, hi = _m4_halve(lo, hi, am1, logr, halvings)
+    wide = np.nonzero((hi - lo > 0.5) & ((alpha > 0.0) | (logr < 0.0)))
+    if wide[0].size:
+        lo[wide], hi[wide] = _m4_halve(lo[wide], hi[wide], am1[wide], logr[wide], 12)
     s = 0.5 * (lo + hi)
-    for _ in range(4):                                                  # Newton polish
-        u = _sigmoid(s)
-        h = s + am1 * _softplus(s)
+    for _ in range(newton):                                             # Newton polish
+        e = np.exp(-np.abs(s))
+        u = np.where(s >= 0.0, 1.0, e) / (1.0 + e)                     # sigmoid(s)
+        h = s + am1 * (np.maximum(s, 0.0) + np.log1p(e))
         s = s - (h - logr) / ((1.0 - u) + alpha * u)
     return s
 
@@ -237,10 +266,18 @@ class M4Law(_OneVariable, Law):
         return np.log(np.asarray(X, dtype=float)).reshape(-1)
 
     def _solve(self, t, logx):
+        """s = logit u for every row of t (k, 5) and point: the root depends on a row only through
+        (alpha, log beta + (alpha - 1) log G, c), so rows that share those (a start grid's E and G
+        variations) are solved once."""
         e, g, al, lb, c = (t[:, j:j + 1] for j in range(5))
-        logr = lb + (al - 1.0) * g + c * logx
-        s = _m4_solve(al, logr)
-        return e, g, al, s
+        k0 = lb + (al - 1.0) * g
+        key = np.concatenate([al, k0, c], axis=1)
+        if len(key) > 1:
+            key, inverse = np.unique(key, axis=0, return_inverse=True)
+            if len(key) < len(t):
+                s = _m4_solve(key[:, :1], key[:, 1:2] + key[:, 2:3] * logx)[inverse.reshape(-1)]
+                return e, g, al, s
+        return e, g, al, _m4_solve(al, k0 + c * logx)
 
     def predict_z(self, theta, X):
         t, single = as_theta_2d(theta)

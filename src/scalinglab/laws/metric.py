@@ -138,6 +138,10 @@ class GapTransform(TargetTransform):
     def inverse(self, z):
         return self.best + self.sign * np.exp(np.asarray(z, dtype=float))
 
+    @property
+    def residual_label(self) -> str:
+        return "log"           # log of the gap: log residuals, as for a loss
+
     def valid(self, y):
         y = np.asarray(y, dtype=float)
         return np.isfinite(y) & (self.sign * (y - self.best) > 0)

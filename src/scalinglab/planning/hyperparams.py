@@ -4,7 +4,9 @@
 from a sweep with intervals) for lr* and B* at the planned N*, D*; ``critical_batch_advice`` asks
 a critical-batch law (``laws/critical_batch.py``: Kaplan's preset, or one fitted from loss curves
 or measured noise scales) for B_crit at the planned loss, and tabulates the time and compute
-traded by training above it on proportionally more GPUs. Both name the law that gave them.
+traded by training above it on proportionally more GPUs. Both name the law that gave them, and a
+plan outside the range a law was fitted on (the preset's ``domain`` / ``loss_range``, from its paper,
+or a fitted law's data) keeps the law's numbers but marks them extrapolated, with the range in a note.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from scalinglab.laws.critical_batch import (KAPLAN_CRITICAL_BATCH, OWN_CRITICAL_
                                             tradeoff_table)
 from scalinglab.laws.hparams import get_hparam_law
 
-__all__ = ["hparam_advice", "critical_batch_advice", "advice_lines"]
+__all__ = ["hparam_advice", "critical_batch_advice", "advice_lines", "trade_table_lines"]
 
 
 def hparam_advice(law_spec, n_opt: float, d_opt: float, level: float = 0.9, constraints: dict | None = None) -> dict:
@@ -33,6 +35,11 @@ def hparam_advice(law_spec, n_opt: float, d_opt: float, level: float = 0.9, cons
     if beyond:
         out["notes"].append(f"{' and '.join(beyond)}: lr and batch are extrapolated beyond the sweep the law was "
                             "fitted on")
+    outside = law.outside_domain(params=n_opt, tokens=d_opt)
+    if outside:
+        out["notes"].append(f"outside {law.name}'s fitted range {law.domain_text()}: {' and '.join(outside)}: lr and "
+                            "batch are an extrapolation, not a recommendation")
+    out["extrapolated"] = bool(beyond or outside)
     for key, values in est.items():
         out[key] = float(np.asarray(values).reshape(-1)[0])
         for kind in ("ci", "pi"):
@@ -70,9 +77,13 @@ def critical_batch_advice(law_spec, loss: float, tokens: float, batch_tokens: fl
     if planned:
         batch_tokens = float(planned)
         out["notes"].append(f"the plan was made at batch size {planned:.3g} tokens (the law's constraint)")
-    if law is not None and law.loss_range is not None and not (law.loss_range[0] <= loss <= law.loss_range[1]):
-        out["notes"].append(f"the planned loss {loss:.4g} lies outside the losses the law was fitted on "
-                            f"({law.loss_range[0]:.4g} – {law.loss_range[1]:.4g}): extrapolated")
+    out["extrapolated"] = bool(law is not None and law.loss_range is not None
+                               and not (law.loss_range[0] <= loss <= law.loss_range[1]))
+    if out["extrapolated"]:
+        where = f"; {law.loss_range_source}" if law.loss_range_source else ""
+        out["notes"].append(f"the planned loss {loss:.4g} lies outside the losses {law.name} was fitted on "
+                            f"({law.loss_range[0]:.4g} – {law.loss_range[1]:.4g}{where}): B_crit and the trade are an "
+                            "extrapolation")
     if out["unit"] != "tokens":
         out["notes"].append(f"B_crit is in {law.unit}, the plan's batch in tokens: no trade table")
         return out
@@ -84,15 +95,19 @@ def critical_batch_advice(law_spec, loss: float, tokens: float, batch_tokens: fl
     return out
 
 
+_EXTRAPOLATED = " (extrapolated)"
+
+
 def advice_lines(hp: dict | None, cb: dict | None) -> list[str]:
-    """The plan summary's lines for both (empty when neither was asked for)."""
+    """The plan summary's lines for both (empty when neither was asked for). A value its law was not
+    fitted for (``extrapolated``) is marked on its own line, the range in a note below."""
     lines: list[str] = []
     if hp:
         pct = f"{100 * hp['level']:g}%" if hp.get("level") else ""
         for key, label, unit in (("lr", "Learning rate", ""), ("batch", "Batch size", f" {hp['batch_unit']}/step")):
             if key not in hp:
                 continue
-            text = f"{label:<20}{hp[key]:.3g}{unit}"
+            text = f"{label:<20}{hp[key]:.3g}{unit}" + (_EXTRAPOLATED if hp.get("extrapolated") else "")
             if f"{key}_ci" in hp:
                 text += f"   [{pct} CI {hp[key + '_ci'][0]:.3g} – {hp[key + '_ci'][1]:.3g}]"
             if f"{key}_pi" in hp:
@@ -103,17 +118,29 @@ def advice_lines(hp: dict | None, cb: dict | None) -> list[str]:
     if cb:
         ci = cb.get("b_crit_ci")
         lines.append(f"Critical batch      {cb['b_crit']:.3g} {cb['unit']} at the planned loss {cb['loss']:.4g}"
+                     + (_EXTRAPOLATED if cb.get("extrapolated") else "")
                      + (f"   [CI {ci[0]:.3g} – {ci[1]:.3g}]" if ci else ""))
         lines.append(f"  from {cb['law']}: {cb['citation']}")
         if cb.get("trade"):
             lines.append(f"  above it on more GPUs (McCandlish et al. 2018: S = S_min(1 + B_crit/B), "
                          f"E = E_min(1 + B/B_crit)), vs the planned batch {cb['batch']:.3g}:")
-            lines.append(f"    {'batch':>10} {'×B_crit':>7} {'GPUs':>7} {'steps':>9} {'time':>6} {'compute':>8}")
-            for r in cb["trade"]:
-                gpus = f"{r['gpus']:.3g}" if "gpus" in r else f"{r['gpu_ratio']:.3g}×"
-                lines.append(f"    {r['batch']:10.3g} {r['multiple']:7.3g} {gpus:>7} {r['steps']:9.3g} "
-                             f"{r['time_ratio']:5.2f}× {r['compute_ratio']:7.2f}×")
+            lines += trade_table_lines(cb["trade"])
         lines += [f"  note: {n}" for n in cb.get("notes", [])]
     return lines
+
+
+def _gpu_count(x: float) -> str:
+    """A GPU count: whole numbers with thousands separators from 100 up (1,120, not 1.12e+03)."""
+    return f"{round(x):,}" if x >= 100 else f"{x:.3g}"
+
+
+def trade_table_lines(trade: list[dict], indent: str = "    ") -> list[str]:
+    """The critical-batch trade as right-aligned columns, each as wide as its widest cell."""
+    header = ("batch", "×B_crit", "GPUs", "steps", "time", "compute")
+    rows = [(f"{r['batch']:.3g}", f"{r['multiple']:.3g}",
+             _gpu_count(r["gpus"]) if "gpus" in r else f"{r['gpu_ratio']:.3g}×",
+             f"{r['steps']:.3g}", f"{r['time_ratio']:.2f}×", f"{r['compute_ratio']:.2f}×") for r in trade]
+    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+    return [indent + "  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in (header, *rows)]
 
 

@@ -658,9 +658,9 @@ def extend_plan(fit, plan, *, inference_tokens: float | None = None, inference_g
     device = plan.gpu
     extras = PlanExtras()
     if tokens_per_param is not None:
-        from scalinglab.planning.plan import _calibration
+        from scalinglab.planning.fit_data import plan_calibration
 
-        cal = _calibration(fit, plan.data_max_flops, None)
+        cal = plan_calibration(fit, plan.data_max_flops)
         if plan.target_loss is not None:
             extras.multiplier = plan_at_multiplier(fit, tokens_per_param, target_loss=plan.target_loss,
                                                    constraints=constraints, calibration=cal)

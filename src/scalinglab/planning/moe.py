@@ -118,7 +118,7 @@ def plan_experts(fit, budget: float, max_total_params: float | None = None,
     until the law's Ê saturates).  ``fit``: a FitResult of a law that knows experts (``--law moe``),
     bootstrapped for intervals.  ``experts``: the candidate counts (default: the law's, 1 to 64)."""
     from scalinglab.laws.base import check_budget
-    from scalinglab.planning.plan import _calibration, _fit_data_range
+    from scalinglab.planning.fit_data import fit_data_range, plan_calibration
 
     law = fit.law_object
     search = _hook(law)
@@ -142,7 +142,7 @@ def plan_experts(fit, budget: float, max_total_params: float | None = None,
     if boot is not None:
         with np.errstate(all="ignore"):
             samples = search(boot.public_samples(), C, max_total_params, cand)
-    cal = _calibration(fit, None, None)
+    cal = plan_calibration(fit)
 
     def interval(values):
         if values is None:
@@ -173,7 +173,7 @@ def plan_experts(fit, budget: float, max_total_params: float | None = None,
                      "give --max-total-params for the memory-optimal choice")
     notes.append("total parameters from active ones by the law's mapping (every expert held in memory); candidates "
                  f"E in {{{', '.join(f'{e:g}' for e in cand)}}}")
-    fitted = _fit_data_range(fit, EXPERTS)
+    fitted = fit_data_range(fit, EXPERTS)
     if fitted is not None and float(point["experts"][0]) > fitted[1]:
         notes.append(f"E* = {float(point['experts'][0]):g} lies beyond the fit's expert counts ({fitted[0]:g}-"
                      f"{fitted[1]:g}): an extrapolation of the law in E")

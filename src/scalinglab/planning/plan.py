@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.fitting.prediction import choose_n_opt, uncalibrated
+from scalinglab.fitting.prediction import choose_n_opt
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
 from scalinglab.laws.frontier import allocate, compute_for_target
+from scalinglab.planning.fit_data import fit_data_max_flops, fit_data_min_flops, fit_data_range, plan_calibration
 from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
 from scalinglab.planning.hyperparams import advice_lines, critical_batch_advice, hparam_advice
 from scalinglab.planning.shape import ShapeRules, ShapeSearch, search_shape
@@ -318,7 +319,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     n3_ci = _interval(n3_s, level) if n3_s is not None else None
 
     # ---- N* by evidence: approach 3, approach 2 or both (the ladder's rollout decides)
-    cal = _calibration(fit, data_max_flops, isoflop)
+    cal = plan_calibration(fit, data_max_flops, isoflop)
     comparison, choice = None, None
     n_opt, source = n3, "approach 3: minimum of the fitted law along 6ND = C"
     n_s, d_s, loss_s = n3_s, d3_s, loss3_s
@@ -381,7 +382,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
         gpu_hours_ci = tuple(float(x) for x in (np.asarray(compute_ci) / (peak * float(mfu)) / 3600.0))
 
     # ---- extrapolation
-    data_max = data_max_flops if data_max_flops is not None else _fit_data_max_flops(fit)
+    data_max = data_max_flops if data_max_flops is not None else fit_data_max_flops(fit)
     if data_max is None and isoflop is not None:
         data_max = float(np.max(isoflop.budgets["flops"]))
         notes.append("largest compute in the data taken from the IsoFLOP budgets")
@@ -394,14 +395,14 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
                             f"extrapolation: validate with `scalinglab validate` (hold out the largest runs)")
     else:
         notes.append("largest compute in the fit's data unknown: pass data_max_flops to check extrapolation")
-    data_min = _fit_data_min_flops(fit)
+    data_min = fit_data_min_flops(fit)
     if data_min is None and isoflop is not None:
         data_min = float(np.min(isoflop.budgets["flops"]))
     if data_min is not None and data_max is not None and data_min > data_max:
         data_min = None
     if data_min is not None and C < data_min:
         if target_loss is not None:
-            floor = _fit_data_range(fit, model.obj.target)
+            floor = fit_data_range(fit, model.obj.target)
             reached = f" (they reach {floor[0]:.4g} nats/token)" if floor else ""
             warnings.append(f"the compute for the target loss {float(target_loss):g} (C = {C:.3g} FLOPs) is "
                             f"{data_min / C:.3g}× below the smallest compute in the fit's data ({data_min:.3g} "
@@ -642,7 +643,7 @@ def degenerate_fit_problems(fit) -> list[str]:
     law = fit.law_object
     theta = np.asarray(fit.theta, dtype=float).reshape(-1)
     params = dict(fit.params)
-    target_range = _fit_data_range(fit, law.target)
+    target_range = fit_data_range(fit, law.target)
     problems: list[str] = []
     for j, p in enumerate(law.params):
         if p.role not in ("irreducible", "scale", "exponent") or j >= theta.size:
@@ -687,11 +688,11 @@ def refuse_degenerate_fit(fit, allow_degenerate: bool = False) -> list[str]:
 
 def _refuse_impossible(fit, C: float, n_opt: float, d_opt: float, loss: float, target_loss) -> None:
     """A ValueError for a plan no run can follow: below one parameter or one token, or no loss."""
-    flops = _fit_data_range(fit, "flops")
+    flops = fit_data_range(fit, "flops")
     data = f" (the fit's data span {flops[0]:.3g} – {flops[1]:.3g} FLOPs)" if flops else ""
     where = f"N* = {n_opt:.3g} parameters and D* = {d_opt:.3g} tokens (C = 6·N·D = {C:.3g} FLOPs)"
     if target_loss is not None:
-        losses = _fit_data_range(fit, fit.law_object.target)
+        losses = fit_data_range(fit, fit.law_object.target)
         reach = f" (the fit's runs span losses {losses[0]:.4g} – {losses[1]:.4g} nats/token)" if losses else ""
         ask = (f"target_loss={float(target_loss):g} is reached, by the fitted law, at {where}",
                f"choose a lower target_loss, one a real model would have to train for{reach}")
@@ -715,61 +716,12 @@ def _refuse_impossible(fit, C: float, n_opt: float, d_opt: float, loss: float, t
                          f"{ask[1]}")
 
 
-def _fit_data_range(fit, column: str) -> tuple[float, float] | None:
-    """(min, max) of a column of the fitted runs, where the fit records it (``data_range``)."""
-    diagnostics = getattr(fit, "diagnostics", None)
-    data_range = diagnostics.get("data_range") if isinstance(diagnostics, dict) else None
-    values = data_range.get(column) if isinstance(data_range, dict) else None
-    if not values:
-        return None
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return (float(v.min()), float(v.max())) if v.size else None
-
-
-def _fit_data_min_flops(fit) -> float | None:
-    """The smallest compute among the fitted runs, where the fit records it."""
-    flops = _fit_data_range(fit, "flops")
-    return flops[0] if flops and flops[0] > 0 else None
-
-
-def _fit_data_max_flops(fit) -> float | None:
-    """The largest compute among the fitted runs, where the fit records it: an attribute
-    ``data_max_flops``, or ``diagnostics["data_max_flops"]`` / ``diagnostics["data_range"]["flops"]``."""
-    candidates = [getattr(fit, "data_max_flops", None)]
-    diagnostics = getattr(fit, "diagnostics", None)
-    if isinstance(diagnostics, dict):
-        candidates.append(diagnostics.get("data_max_flops"))
-        data_range = diagnostics.get("data_range")
-        if isinstance(data_range, dict) and data_range.get("flops") is not None:
-            candidates.append(np.max(np.asarray(data_range["flops"], dtype=float)))
-    for value in candidates:
-        if value is not None and np.isfinite(float(value)) and float(value) > 0:
-            return float(value)
-    return None
-
-
 def _interval(values, level: float | None) -> tuple[float, float] | None:
     """Percentile interval at ``level`` keeping +inf (an unreachable target is information)."""
     if values is None or level is None:
         return None
     lo, hi = percentile_interval(values, level, keep_inf=True)
     return None if math.isnan(lo) else (lo, hi)
-
-
-def _calibration(fit, data_max_flops, isoflop):
-    """The fit's calibrated interval rules, or the stated fallback measured from its data's reach."""
-    cal = getattr(fit, "calibration", None)
-    if cal is not None:
-        return cal
-    data_max = data_max_flops if data_max_flops is not None else _fit_data_max_flops(fit)
-    if data_max is None and isoflop is not None:
-        data_max = float(np.max(isoflop.budgets["flops"]))
-    if data_max is None:
-        return None
-    data_min = _fit_data_min_flops(fit)
-    return uncalibrated(0.9, data_max, "the fit was not calibrated on its ladder's rollout",
-                        data_min=float("nan") if data_min is None else data_min)
 
 
 def _union(a, b):

@@ -83,7 +83,7 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
     from scalinglab.fitting.validation import validate_holdout
     from scalinglab.laws import get_law
     from scalinglab.planning.plan import plan as make_plan
-    from scalinglab.report.plots import check_plot_options, plot_fit, plot_frontier, plot_isoflop
+    from scalinglab.report.plots import check_plot_options, figure_drawers
 
     check_plot_options("png", dpi, method)
     law_obj = get_law(law)
@@ -134,12 +134,11 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
                 report.warnings += [("plan", w) for w in report.plan.warnings if not w.startswith("fit: ")]
     with tempfile.TemporaryDirectory(prefix="scalinglab-report-") as tmp:
         tmp = Path(tmp)
-        figures = [("fit.png", fit is not None, lambda: plot_fit(fit, runs, tmp / "fit.png", dpi=dpi)),
-                   ("isoflop.png", iso is not None, lambda: plot_isoflop(iso, runs, tmp / "isoflop.png", dpi=dpi)),
-                   ("frontier.png", fit is not None or iso is not None,
-                    lambda: plot_frontier(iso, fit, tmp / "frontier.png", runs=runs, seed=seed, dpi=dpi))]
-        for name, possible, make in figures:
-            if not possible:
+        draw = figure_drawers(fit, iso, runs, tmp, fmt="png", dpi=dpi, seed=seed)
+        possible = {"fit": fit is not None, "isoflop": iso is not None, "frontier": fit is not None or iso is not None}
+        for key, make in draw.items():
+            name = f"{key}.png"
+            if not possible[key]:
                 report.skipped.append((name, "its analysis was skipped (above)"))
                 continue
             path = step(name, make)

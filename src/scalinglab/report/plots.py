@@ -23,8 +23,8 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from scalinglab.util.formatting import fmt_interval  # noqa: E402
 from scalinglab.util.intervals import percentile_interval  # noqa: E402
 
-__all__ = ["plot_fit", "plot_isoflop", "plot_frontier", "make_all_plots", "PlotSet", "FORMATS",
-           "check_plot_options"]
+__all__ = ["plot_fit", "plot_isoflop", "plot_frontier", "make_all_plots", "figure_drawers", "PlotSet",
+           "FORMATS", "check_plot_options"]
 
 FORMATS = ("png", "svg", "pdf")
 DPI_RANGE = (50, 1200)
@@ -425,6 +425,16 @@ def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] |
 
 
 # -------------------------------------------------------------------------------------- all
+def figure_drawers(fit, iso, runs, outdir: str | Path, *, fmt: str = "png", dpi: int = 120, seed: int = 0) -> dict:
+    """The ladder's three figures as ``{"fit", "isoflop", "frontier"}`` -> draw(): each writes
+    ``<name>.<fmt>`` into ``outdir`` and returns its path (``fit``: a FitResult, ``iso``: an
+    IsoFlopResult; the caller draws only those whose analysis it has, the frontier from either)."""
+    outdir = Path(outdir)
+    return {"fit": lambda: plot_fit(fit, runs, outdir / f"fit.{fmt}", dpi=dpi),
+            "isoflop": lambda: plot_isoflop(iso, runs, outdir / f"isoflop.{fmt}", dpi=dpi),
+            "frontier": lambda: plot_frontier(iso, fit, outdir / f"frontier.{fmt}", runs=runs, seed=seed, dpi=dpi)}
+
+
 def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=None, n_bootstrap: int = 200,
                    seed: int = 0, method: str = "parabola", fmt: str = "png", dpi: int = 120,
                    calibrate: bool = True) -> PlotSet:
@@ -467,19 +477,21 @@ def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=Non
             fit.calibration = calibrate_fit(fit, runs)
         except Exception:  # noqa: BLE001 - the prediction band then uses the stated fallback rule
             pass
-    if fit is not None:
-        attempt(f"fit.{fmt}", lambda: plot_fit(fit, runs, outdir / f"fit.{fmt}", dpi=dpi))
-    else:
-        out.skipped.append((f"fit.{fmt}", fit_error))
-    iso = None
+    iso, iso_error = None, None
     try:
         iso = isoflop_approach2(runs, method=method, n_bootstrap=max(n_bootstrap, 100), seed=seed)
     except Exception as exc:  # noqa: BLE001
-        out.skipped.append((f"isoflop.{fmt}", f"approach 2 failed: {exc}"))
+        iso_error = f"approach 2 failed: {exc}"
+    draw = figure_drawers(fit, iso, runs, outdir, fmt=fmt, dpi=dpi, seed=seed)
+    if fit is not None:
+        attempt(f"fit.{fmt}", draw["fit"])
+    else:
+        out.skipped.append((f"fit.{fmt}", fit_error))
     if iso is not None:
-        attempt(f"isoflop.{fmt}", lambda: plot_isoflop(iso, runs, outdir / f"isoflop.{fmt}", dpi=dpi))
-    attempt(f"frontier.{fmt}", lambda: plot_frontier(iso, fit, outdir / f"frontier.{fmt}", runs=runs, seed=seed,
-                                                     dpi=dpi))
+        attempt(f"isoflop.{fmt}", draw["isoflop"])
+    else:
+        out.skipped.append((f"isoflop.{fmt}", iso_error))
+    attempt(f"frontier.{fmt}", draw["frontier"])
     if not out:
         raise ValueError("no figure could be made:\n" + "\n".join(f"  {n}: {why}" for n, why in out.skipped))
     return out
