@@ -304,3 +304,14 @@ def test_the_critical_batch_table_stays_aligned_with_thousands_of_gpus():
     for name in ("batch", "×B_crit", "GPUs", "steps", "time", "compute"):
         end = header.index(name) + len(name)
         assert all(r[end - 1] != " " and (end == len(r) or r[end] == " ") for r in rows), name
+
+
+def test_a_law_file_that_is_not_json_is_refused_naming_its_option(tmp_path):
+    from scalinglab.laws.critical_batch import get_critical_batch_law
+
+    bad = tmp_path / "law.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"--hparams-law .*law\.json: not readable JSON"):
+        get_hparam_law(str(bad))
+    with pytest.raises(ValueError, match=r"--critical-batch .*law\.json: not readable JSON"):
+        get_critical_batch_law(str(bad))

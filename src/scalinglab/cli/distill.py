@@ -102,9 +102,8 @@ def law_with_supervised_fit(law_obj, path: Optional[Path]):
     of those constants."""
     if path is None:
         return law_obj
-    import json
-
     from scalinglab.laws.base import FixedLaw
+    from scalinglab.util.jsonio import read_json_file
 
     base = law_obj.base if isinstance(law_obj, FixedLaw) else law_obj
     if not hasattr(base, "with_supervised"):
@@ -114,9 +113,9 @@ def law_with_supervised_fit(law_obj, path: Optional[Path]):
         raise typer.BadParameter(f"--supervised-fit {path}: no such file; give a fit written by `scalinglab fit "
                                  f"runs.csv --law chinchilla -o sup.json`, or a JSON object of E, A, B, alpha, beta")
     try:
-        doc = json.loads(path.read_text())
+        doc = read_json_file(path, f"--supervised-fit {path}")
     except ValueError as exc:
-        raise typer.BadParameter(f"--supervised-fit {path}: not JSON ({exc})") from None
+        raise typer.BadParameter(str(exc)) from None
     constants = doc.get("params", doc) if isinstance(doc, dict) else None
     if not isinstance(constants, dict):
         raise typer.BadParameter(f"--supervised-fit {path}: expected a fit (with 'params') or a JSON object of "

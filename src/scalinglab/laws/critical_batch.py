@@ -37,6 +37,7 @@ import scalinglab.laws.allocation as _allocation
 # from such a fit takes B_crit from it instead of a B_crit(L) law
 OWN_CRITICAL_BATCH = "critical_batch_tokens"
 from scalinglab.laws.base import Law, Param, as_theta_2d
+from scalinglab.util.jsonio import read_json_file
 
 __all__ = ["BatchSizeLaw", "BATCH_SIZE_LAW", "OWN_CRITICAL_BATCH", "TradeoffFit", "CriticalBatchLaw", "CriticalBatchFit", "fit_tradeoff", "fit_critical_batch",
            "steps_to_loss", "tradeoff_table", "noise_scale_points", "KAPLAN_CRITICAL_BATCH", "get_critical_batch_law"]
@@ -307,11 +308,7 @@ def get_critical_batch_law(name_or_path) -> CriticalBatchLaw:
     if not path.is_file():
         raise ValueError(f"--critical-batch {key}: neither the preset 'kaplan' nor a file; fit one with "
                          "`scalinglab hparams critical-batch curves.csv --target-loss ... -o cb.json`")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--critical-batch {key}: not readable JSON ({exc})") from None
-    return CriticalBatchLaw.from_dict(data, source=str(path))
+    return CriticalBatchLaw.from_dict(read_json_file(path, f"--critical-batch {key}"), source=str(path))
 
 
 @dataclass

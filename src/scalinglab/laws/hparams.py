@@ -27,13 +27,14 @@ and have no budget to split; ``get_hparam_law`` is their registry.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from scalinglab.util.jsonio import read_json_file
 
 __all__ = ["PowerRule", "HparamLaw", "HPARAM_LAWS", "HPARAM_VARIABLES", "BATCH_UNITS", "STEP_LAW",
            "DEEPSEEK", "get_hparam_law", "register_hparam_law", "DEFAULT_HPARAM_LAW"]
@@ -321,10 +322,6 @@ def get_hparam_law(name_or_path) -> HparamLaw:
         if not path.is_file():
             raise ValueError(f"--hparams-law {key}: no such file; give a preset ({', '.join(HPARAM_LAWS)}) or a "
                              "fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`)")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--hparams-law {key}: not readable JSON ({exc})") from None
-        return HparamLaw.from_dict(data, source=str(path))
+        return HparamLaw.from_dict(read_json_file(path, f"--hparams-law {key}"), source=str(path))
     raise ValueError(f"--hparams-law {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) or a fitted "
                      "law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -72,3 +73,12 @@ def float_array(values) -> np.ndarray:
             return [conv(u) for u in v]
         return from_json_float(v)
     return np.array(conv(list(values)), dtype=float) if len(values) else np.empty((0,))
+
+
+def read_json_file(path, label: str):
+    """The JSON document in the file ``path``; one that cannot be read or is not JSON text raises
+    ValueError "LABEL: not readable JSON (why)" (``label`` names the option or file for the user)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:              # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{label}: not readable JSON ({exc})") from None
