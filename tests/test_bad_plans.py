@@ -285,7 +285,8 @@ def _edited(good_json: Path, tmp_path: Path, edit) -> Path:
 
 def test_a_string_for_E_names_the_file_and_field(good_json, tmp_path):
     path = _edited(good_json, tmp_path, lambda d: d["params"].__setitem__("E", "abc"))
-    text = refused("plan", path, "--budget", "1e21")
+    assert "key params.E changed" in refused("plan", path, "--budget", "1e21")   # the checksum first
+    text = refused("plan", path, "--budget", "1e21", "--allow-edited")          # then the value, all the same
     assert str(path) in text and "field 'params' -> 'E'" in text and "'abc', not a number" in text
 
 
@@ -293,7 +294,7 @@ def test_an_unknown_law_names_the_field_and_the_valid_laws(good_json, tmp_path):
     from scalinglab.laws import LAWS
 
     path = _edited(good_json, tmp_path, lambda d: d.__setitem__("law", "nonexistent"))
-    text = refused("plan", path, "--budget", "1e21")
+    text = refused("plan", path, "--budget", "1e21", "--allow-edited")
     assert str(path) in text and "field 'law'" in text and "'nonexistent'" in text
     assert all(name in text for name in LAWS)
 
@@ -301,7 +302,7 @@ def test_an_unknown_law_names_the_field_and_the_valid_laws(good_json, tmp_path):
 def test_edited_params_that_disagree_with_theta_are_refused(good_fit, good_json, tmp_path):
     E = good_fit.params["E"]
     path = _edited(good_json, tmp_path, lambda d: d["params"].__setitem__("E", E * 1.1))
-    text = refused("plan", path, "--budget", "1e21")
+    text = refused("plan", path, "--budget", "1e21", "--allow-edited")
     assert str(path) in text and "field 'params' disagrees with field 'theta'" in text
     assert "edit neither by hand: refit" in text
     # the library names the field too, and a difference below rtol 1e-9 is JSON rounding, not an edit

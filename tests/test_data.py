@@ -362,7 +362,7 @@ def test_where_and_group():
     assert table.df["source_row"].tolist() == [3, 4]       # rows still named as in the source
     with pytest.raises(RunDataError, match="selects none"):
         load_runs(df, where="config == 'r'")
-    with pytest.raises(RunDataError, match=r"where='nosuch > 1' \(CLI --where\) could not be evaluated"):
+    with pytest.raises(RunDataError, match=r"where='nosuch > 1' \(CLI --where\): 'nosuch' is not a column"):
         load_runs(df, where="nosuch > 1")
     with pytest.raises(RunDataError, match=r"group='nosuch' \(CLI --group\) is not a column"):
         load_runs(df, group="nosuch")

@@ -107,11 +107,14 @@ def test_resume_after_interruptions_is_exact(wsd_run, corpus, tmp_path):
     assert train(cfg(), corpus, workdir=tmp_path, on_event=crash).points == result.points
 
 
-def test_resume_rejects_a_different_config(corpus, tmp_path):
-    train(cfg(tokens=20 * TPS, wsd_branch_tokens=(), warmup_tokens=TPS), corpus, workdir=tmp_path)
-    with pytest.raises(ValueError, match="different run.*lr"):
-        train(cfg(tokens=20 * TPS, wsd_branch_tokens=(), warmup_tokens=TPS, lr=1e-3), corpus,
-              workdir=tmp_path)
+def test_resume_refuses_a_different_config_and_restarts_from_scratch(corpus, tmp_path):
+    short = dict(tokens=20 * TPS, wsd_branch_tokens=(), warmup_tokens=TPS)
+    first = train(cfg(**short), corpus, workdir=tmp_path)
+    with pytest.warns(UserWarning, match=r"refused: it belongs to another config .*differs in lr.*from scratch"):
+        again = train(cfg(**short, lr=1e-3), corpus, workdir=tmp_path)
+    fresh = train(cfg(**short, lr=1e-3), corpus, workdir=tmp_path / "fresh")
+    assert again.points == fresh.points and again.points != first.points   # trained anew, not resumed
+    assert (tmp_path / "ckpt.pt.refused").is_file()                         # the other run's state is kept
 
 
 def test_divergence_returns_status_diverged(corpus, tmp_path):

@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.core import (BinBudgetsOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, LawOpt, MapOpt, OutlierOpt,
-                                 RunOptions, SepOpt, SourceArg, WeightsOpt, WhereOpt, _check_output_file, _load,
+from scalinglab.cli.core import (BinBudgetsOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, LastStepOpt, MapOpt,
+                                 OutlierOpt, RunOptions, SepOpt, SourceArg, WeightsOpt, WhereOpt, _check_output_file, _load,
                                  _weights)
 from scalinglab.cli.lawopts import resolve_law
 from scalinglab.cli.metricopts import MetricOptions, XOpt, YKindOpt, YOpt, YRangeOpt, with_columns
@@ -23,7 +23,8 @@ def compare(
     by: str = typer.Option("group", "--by", help="Column that labels each run's group (AdamW vs Muon, bf16 vs fp8, "
                                                  "data mix A vs B)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="The reference group (default: the first)."),
-    law: str = LawOpt,
+    law: str = typer.Option("chinchilla", "--law", help="Law: {laws} (a registered law; a formula law, "
+                            "whose variables are mapped to columns, is fitted with `scalinglab fit`)."),
     fix: List[str] = FixOpt,
     share: str = typer.Option("auto", "--share", help="auto (shared exponents unless an F test on least-squares "
                               "refits rejects them), shared, or separate (one law per group)."),
@@ -52,6 +53,7 @@ def compare(
     sep: Optional[str] = SepOpt,
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
+    last_step: bool = LastStepOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Which intervention buys compute: each group's effective compute multiplier over --baseline.
@@ -81,7 +83,7 @@ def compare(
         _check_output_file(plot, "-o/--plot")
         law_obj = with_columns(resolve_law(law, [], fix, [], []), MetricOptions(y, y_kind, y_range, x))
         options = RunOptions(map, drop_top_loss, where, None if by == "group" else by, flops_tolerance,
-                             drop_outliers, sep, bin_budgets, from_)
+                             drop_outliers, sep, bin_budgets, from_, last_step=last_step)
         if not law_obj.has_frontier:     # curves (an RL run, a learning curve): each group's parameters vs baseline
             from scalinglab.cli.rl import compare_curves
 

@@ -12,17 +12,21 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.lawopts import BOUND_HELP, FIX_HELP, LAW_HELP, LOGP_HELP, VAR_HELP, resolve_law
 from scalinglab.cli.metricopts import (XLabelOpt, XOpt, YKindOpt, YLabelOpt, YOpt, YRangeOpt, MetricOptions,
                                        is_metric, load_metric, metric_candidates, split_column, with_metric)
 from scalinglab.cli.render import (
     RegistryHelpCommand,
+    add_file_notes,
+    file_notes,
     check_bootstrap,
     check_range,
     console,
     emit_json,
     err_console,
     fail,
+    option_given,
     parse_mapping,
     print_frame,
     print_text_block,
@@ -50,6 +54,7 @@ class RunOptions:
     sep: Optional[str] = None
     bin_budgets: Optional[float] = None
     source_format: Optional[str] = None
+    last_step: bool = False
 
 
 def _check_run_options(options: RunOptions) -> None:
@@ -114,6 +119,21 @@ def _refuse_pooled(runs, group: Optional[str], what: str, *, by_group: bool = Fa
                              f"fitted to several experiments pools their valleys into one answer; {ways}")
 
 
+def _check_runs(runs, what: str, *, force: bool, law=None) -> list[str]:
+    """Refuse pooled or degenerate runs (``fitting/ladder_checks.py``) before any work; with
+    ``--force``, the problems to print as WARNINGs (``_warned``)."""
+    from scalinglab.fitting.ladder_checks import check_runs
+
+    if law is not None and is_metric(law):          # a metric table keeps its own [0, 1] checks
+        return []
+    return check_runs(runs, what=what, target=getattr(law, "target", "loss"), force=force)
+
+
+def _warned(text: str, warnings: list[str]) -> str:
+    """A panel's text with the problems ``--force`` let through, one WARNING line each."""
+    return "\n".join([text] + [f"WARNING: {to_cli(w)}" for w in warnings]) if warnings else text
+
+
 SOURCE_FORMATS = ("wandb", "mlflow")
 _LOAD_NOTE_PREFIXES = ("bin_budgets", "--from", "W&B", "MLflow")
 
@@ -146,7 +166,8 @@ def _load(source: str, options: RunOptions, law=None):
     runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
                      where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
                      drop_outliers=options.drop_outliers, sep=options.sep, bin_budgets=options.bin_budgets,
-                     source_format=options.source_format.lower() if options.source_format else None)
+                     source_format=options.source_format.lower() if options.source_format else None,
+                     last_step=options.last_step)
     for note in runs.notes:
         if note.startswith(_LOAD_NOTE_PREFIXES):
             err_console.print(f"note: {to_cli(note)}", markup=False)
@@ -162,7 +183,16 @@ def _load(source: str, options: RunOptions, law=None):
 
 MapOpt = typer.Option([], "--map", help=MAP_HELP)
 DropTopOpt = typer.Option(0, help="Drop the K highest-loss rows (each reported).")
-WhereOpt = typer.Option(None, help="pandas query selecting a subset, e.g. \"config == 'a'\".")
+
+
+def where_help(example: str) -> str:
+    """The --where help of every command (the language of scalinglab.data.filters), with an example."""
+    return (f"Keep the rows this filter selects, e.g. \"{example}\". It may use column names (`backticks` around "
+            "names with spaces or symbols), numbers, 'text', == != < <= > >= (chained), in ('a', 'b') / not in, "
+            "and / or / not, + - * / ** and log10(), log(), abs(); it is read as data, never run as code.")
+
+
+WhereOpt = typer.Option(None, help=where_help("config == 'a' and params > 1e8"))
 GroupOpt = typer.Option(None, help="Column that names the experiment of each row (copied into `group`).")
 FlopsTolOpt = typer.Option(0.05, help="Allowed relative gap between flops and 6*params*tokens.")
 OutlierOpt = typer.Option(None, help="Drop rows more than Z robust z-scores above the trend (each reported).")
@@ -173,7 +203,12 @@ BinBudgetsOpt = typer.Option(None, "--bin-budgets", help="Bin runs whose C lies 
 FromOpt = typer.Option(None, "--from", help="Where the runs come from: wandb (a runs-table or history CSV "
                        "export, or a folder of them) or mlflow (an mlruns/ directory); the usual column "
                        "names need no --map, unfinished runs are dropped and reported.")
+LastStepOpt = typer.Option(False, "--last-step", help="Keep each run's last checkpoint (largest step per run_id): "
+                           "fit final losses from training curves, e.g. a W&B history of 1,000 runs x 1,000 steps.")
 LawOpt = typer.Option("chinchilla", help=LAW_HELP)
+ForceOpt = typer.Option(False, "--force", help="Go on despite pooled or degenerate input (two experiments in one "
+                        "file, no loss variation, loss rising with compute, losses that are no nats/token) or a "
+                        "degenerate fit, with a WARNING naming each problem.")
 WeightsOpt = typer.Option("auto", help="Per-point weights of the objective: auto (valley weights on IsoFLOP ladders, "
                                        "else none), none, valley, valley_narrow, compute, compute_linear, valley_compute.")
 
@@ -205,6 +240,7 @@ def fit(
     sep: Optional[str] = SepOpt,
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
+    last_step: bool = LastStepOpt,
     loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
@@ -227,6 +263,8 @@ def fit(
     y_kind: Optional[str] = YKindOpt,
     y_range: Optional[str] = YRangeOpt,
     x: Optional[str] = XOpt,
+    allow_edited: bool = AllowEditedOpt,
+    force: bool = ForceOpt,
 ):
     """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss).
 
@@ -253,15 +291,17 @@ def fit(
         _check_output_file(output)
         from scalinglab.cli.distill import law_with_supervised_fit
 
-        law_obj = with_metric(law_with_supervised_fit(resolve_law(law, var, fix, bound, log_param), supervised_fit),
+        law_obj = with_metric(law_with_supervised_fit(resolve_law(law, var, fix, bound, log_param), supervised_fit,
+                                                      allow_edited=allow_edited),
                               MetricOptions(y, y_kind, y_range, x), var)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_), law_obj)
+                                        bin_budgets, from_, last_step=last_step), law_obj)
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
         if by_group or shared_exponents:
             _fit_by_group(runs, law_obj, group, fit_kwargs, shared=shared_exponents, as_json=as_json)
             return
         _refuse_pooled(runs, group, "fit", by_group=True)
+        data_problems = _check_runs(runs, "fit", force=force, law=law_obj)
         if bootstrap > 0:
             from scalinglab.fitting.bootstrap import bootstrap as run_bootstrap
 
@@ -277,13 +317,15 @@ def fit(
 
             result.calibration = calibrate_fit(result, runs, level=level, progress=not as_json,
                                                by=split_column(law_obj))
+        if data_problems:               # travels with the fit: a plan from it warns (or refuses) too
+            result.diagnostics["data_problems"] = data_problems
         if output:
             result.to_json(output)
         if as_json:
             payload = result.to_dict()
             emit_json({**result.params, "objective": result.objective, **payload})
         else:
-            print_text_block(summary_to_cli(result.summary()),
+            print_text_block(_warned(summary_to_cli(result.summary()), data_problems),
                              title=f"{law_obj.name} fit to {runs.source} ({len(runs)} runs)")
             if result.bootstrap is not None:
                 print_text_block(summary_to_cli(result.bootstrap.summary()), title="Bootstrap: derived quantities")
@@ -348,6 +390,7 @@ def isoflop(
     keep_edge: bool = typer.Option(False, help="Keep budgets whose minimum lies at the edge of the sampled sizes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
+    force: bool = ForceOpt,
 ):
     """Hoffmann approaches 2 (IsoFLOP valleys) and 1 (training-curve envelope): N*(C), D*(C) with CIs."""
     from scalinglab.fitting.approach1 import isoflop_approach1
@@ -366,15 +409,17 @@ def isoflop(
             source = curve_runs_frame(source)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
                                         bin_budgets, from_))
+        data_problems = _check_runs(runs, "isoflop", force=force)
         if approach == 2:
             result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
                                        keep_edge=keep_edge)
         else:
             result = isoflop_approach1(runs, n_bootstrap=bootstrap, level=level, seed=seed, keep_edge=keep_edge)
         if as_json:
-            emit_json(result.to_dict())
+            emit_json({**result.to_dict(), **({"data_problems": data_problems} if data_problems else {})})
         else:
-            print_text_block(summary_to_cli(result.summary()), title=f"Hoffmann approach {approach} on {runs.source}")
+            print_text_block(_warned(summary_to_cli(result.summary()), data_problems),
+                             title=f"Hoffmann approach {approach} on {runs.source}")
 
 
 @app.command(cls=RegistryHelpCommand)
@@ -398,7 +443,7 @@ def plan(
     aspect_ratio: Optional[float] = typer.Option(None, help="d_model / n_layers (default: scale-dependent, 64 -> 128)."),
     tensor_parallel: int = typer.Option(1, "--tensor-parallel", help="Devices that split each layer (Megatron tensor parallelism): the shape's n_heads and ffn_hidden divide by it."),
     unique_tokens: Optional[float] = typer.Option(None, help="Unique tokens available (data-constrained laws): the plan repeats data beyond them."),
-    force: bool = typer.Option(False, "--force", help="Plan even from a degenerate fit (a vanished term, a parameter at its bound, no convergence), with a WARNING naming each problem."),
+    force: bool = ForceOpt,
     budget_usd: Optional[float] = typer.Option(None, help="Instead of --budget: a training budget in dollars, converted through the GPU's peak, --mfu and its price per GPU-hour."),
     usd_per_gpu_hour: Optional[float] = typer.Option(None, help="Price per GPU-hour of the training GPU (default: the hardware table's typical cloud price, an assumption); prints dollars."),
     inference_tokens: Optional[float] = typer.Option(None, help="Tokens the model will serve over its life: adds the inference-aware optimum (Sardana et al.) that minimises training + inference cost."),
@@ -424,19 +469,24 @@ def plan(
     supervised: Optional[Path] = typer.Option(None, "--supervised", help="With --student-params: a fit of the student's supervised law (e.g. --law chinchilla) for the from-scratch side, with its intervals."),
     optimal_teacher: bool = typer.Option(False, "--optimal-teacher", help="With --student-params: the teacher is trained for this distillation; choose its size and tokens (and the student's tokens) that give the student the least loss for --budget (planning/distill_teacher.py)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    allow_edited: bool = AllowEditedOpt,
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
     from scalinglab.fitting.result import FitResult
     from scalinglab.planning.plan import plan as make_plan, refuse_degenerate_fit
+    from scalinglab.util.errors import ParamError
 
     def in_option_words(exc: ValueError) -> ValueError:
         """The library's allow_degenerate=True is this command's --force (``fail`` puts the rest of
         the message in the CLI's words)."""
+        if isinstance(exc, ParamError):        # spelt by ``fail`` from the option table
+            return exc
         message = str(exc.args[0]) if exc.args else str(exc)
         return ValueError(message.replace("allow_degenerate=True", "--force"))
 
     with fail(as_json=as_json):
         check_range(tensor_parallel, "--tensor-parallel", low=1, integer=True, example="8")
+        check_range(context_length, "--context-length", low=1, integer=True, example="2048")
         _check_plan_output(output)
         for value, option, low, low_open, high, example in (
                 (budget_usd, "--budget-usd", 0, True, None, "1e6"),
@@ -444,7 +494,10 @@ def plan(
                 (inference_tokens, "--inference-tokens", 0, False, None, "2e12"),
                 (inference_mfu, "--inference-mfu", 0, True, 1, "0.3"),
                 (inference_usd_per_gpu_hour, "--inference-usd-per-gpu-hour", 0, True, None, "2.5"),
-                (tokens_per_param, "--tokens-per-param", 0, True, None, "200")):
+                (tokens_per_param, "--tokens-per-param", 0, True, None, "200"),
+                (data_max_flops, "--data-max-flops", 0, True, None, "1e21"),
+                (unique_tokens, "--unique-tokens", 0, True, None, "1e10"),
+                (batch_size, "--batch-size", 0, True, None, "4e6")):
             check_range(value, option, low=low, low_open=low_open, high=high, example=example)
         serving = {"--inference-gpu": inference_gpu, "--inference-mfu": inference_mfu,
                    "--inference-usd-per-gpu-hour": inference_usd_per_gpu_hour,
@@ -462,17 +515,23 @@ def plan(
                                         usd_per_gpu_hour=usd_per_gpu_hour, peak_flops=peak_flops)
         if (budget is None) == (target_loss is None):
             raise typer.BadParameter("give exactly one of --budget, --budget-usd or --target-loss")
-        fit_result = FitResult.from_json(fit_json)
+        fit_result = FitResult.from_json(fit_json, allow_edited=allow_edited)
+        add_file_notes(fit_result)
+        hparams_law, critical_batch = _hyperparameter_laws(hparams_law, critical_batch, allow_edited)
         try:
             refuse_degenerate_fit(fit_result, allow_degenerate=force)  # before the ladder's rollout, which is slow
         except ValueError as exc:
             raise in_option_words(exc) from None
+        from scalinglab.fitting.ladder_checks import check_fit_data
+
+        data_problems = check_fit_data(fit_result, force=force)     # what the fit records of its runs
         if student_params is not None:          # distill or train from scratch (cli/distill.py)
             from scalinglab.cli.distill import run_distill_plan
 
             return run_distill_plan(fit_result, budget, target_loss, student_params, teacher_loss, teacher_params,
                                     teacher_tokens, teacher_cost, as_json=as_json, output=output,
-                                    supervised=supervised, students=students, optimal_teacher=optimal_teacher)
+                                    supervised=supervised, students=students, optimal_teacher=optimal_teacher,
+                                    allow_edited=allow_edited)
         if optimal_teacher:
             raise typer.BadParameter("--optimal-teacher chooses a distillation's teacher: give --student-params (the "
                                      "student's size) too")
@@ -484,6 +543,12 @@ def plan(
                                      f"give --student-params (the student's size) and the teacher (--teacher-loss or "
                                      f"--teacher-params); see --teacher-cost")
         needs = fit_result.law_object.frontier_constraints()
+        unsupported = [c for c in needs if c not in ("unique_tokens", "batch_size", "precision_bits", "experts")]
+        if unsupported:     # a formula law's own feature (a column of its data): no option sets it
+            raise ParamError(
+                "constraints", f"law {fit_result.law!r} plans at a given value of its feature(s) "
+                f"{', '.join(repr(c) for c in unsupported)}, which `scalinglab plan` has no option for; plan it "
+                f"from Python: plan(fit, budget, {{constraints}}={{{unsupported[0]!r}: value}})")
         if "unique_tokens" in needs and unique_tokens is None:
             raise typer.BadParameter(f"law {fit_result.law!r} plans under a unique-token limit: give --unique-tokens "
                                      f"(e.g. --unique-tokens 1e10)")
@@ -505,6 +570,7 @@ def plan(
             from scalinglab.fitting.approach2 import isoflop_approach2
 
             ladder = _load(runs, RunOptions(map, where=where, group=group))
+            data_problems += [p for p in _check_runs(ladder, "plan --runs", force=force) if p not in data_problems]
             iso = isoflop_approach2(ladder, n_bootstrap=400)
             if fit_result.calibration is None:
                 from scalinglab.fitting.calibration import calibrate_fit
@@ -516,10 +582,10 @@ def plan(
                                vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
                                aspect_ratio=aspect_ratio, tensor_parallel=tensor_parallel, allow_degenerate=force,
                                constraints=constraints,
-                               hparams_law=None if hparams_law.lower() == "none" else hparams_law,
-                               critical_batch=None if critical_batch.lower() == "none" else critical_batch)
+                               hparams_law=hparams_law, critical_batch=critical_batch)
         except ValueError as exc:
             raise in_option_words(exc) from None
+        result.warnings.extend(f"data, planned anyway as insisted: {p}" for p in data_problems)
         from scalinglab.planning.inference import extend_plan
 
         extras = extend_plan(fit_result, result, inference_tokens=inference_tokens, inference_gpu=inference_gpu,
@@ -553,6 +619,18 @@ def plan(
                 console.print(f"plan written to {output}")
 
 
+def _hyperparameter_laws(hparams_law: str, critical_batch: str, allow_edited: bool):
+    """``plan``'s --hparams-law and --critical-batch as laws (None for "none"), a file read with
+    --allow-edited's leave and its notes shown on every panel."""
+    from scalinglab.laws.critical_batch import get_critical_batch_law
+    from scalinglab.laws.hparams import get_hparam_law
+
+    hp = None if hparams_law.lower() == "none" else get_hparam_law(hparams_law, allow_edited=allow_edited)
+    cb = None if critical_batch.lower() == "none" else get_critical_batch_law(critical_batch, allow_edited=allow_edited)
+    add_file_notes(hp, cb)
+    return hp, cb
+
+
 @app.command(cls=RegistryHelpCommand)
 def validate(
     source: str = SourceArg,
@@ -570,6 +648,7 @@ def validate(
     sep: Optional[str] = SepOpt,
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
+    last_step: bool = LastStepOpt,
     holdout: str = typer.Option("largest", help="'largest': hold out the largest budget (or size)."),
     threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
     by: str = typer.Option("flops", help="Split by flops or params."),
@@ -589,6 +668,7 @@ def validate(
     y_kind: Optional[str] = YKindOpt,
     y_range: Optional[str] = YRangeOpt,
     x: Optional[str] = XOpt,
+    force: bool = ForceOpt,
 ):
     """Fit on the small runs, predict the large ones with calibrated prediction intervals, and
     report the loss errors, the intervals' coverage and the N* the plan would use."""
@@ -608,17 +688,20 @@ def validate(
                 raise typer.BadParameter("--select compares laws on one hold-out split; drop --rollout")
             candidates = metric_candidates(select, metric) if metric.active else select
             runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                            bin_budgets, from_), candidates[0] if metric.active else None)
+                                            bin_budgets, from_, last_step=last_step),
+                             candidates[0] if metric.active else None)
+            data_problems = [] if metric.active else _check_runs(runs, "validate", force=force)
             chosen = select_law(runs, candidates, threshold=threshold, by=by)
             if as_json:
-                emit_json(chosen.to_dict())
+                emit_json({**chosen.to_dict(), **({"data_problems": data_problems} if data_problems else {})})
             else:
-                print_text_block(chosen.summary(), title=f"Law selection on {runs.source}")
+                print_text_block(_warned(chosen.summary(), data_problems), title=f"Law selection on {runs.source}")
             return
         law_obj = with_metric(resolve_law(law, var, fix, bound, log_param), metric, var)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_), law_obj)
+                                        bin_budgets, from_, last_step=last_step), law_obj)
         _refuse_pooled(runs, group, "validate")
+        data_problems = _check_runs(runs, "validate", force=force, law=law_obj)
         if rollout:
             result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer,
                                       weights=_weights(weights), noise=noise)
@@ -626,10 +709,10 @@ def validate(
             result = validate_holdout(runs, law_obj, holdout=holdout, threshold=threshold, by=by, level=level,
                                       prefer=prefer, weights=_weights(weights), noise=noise)
         if as_json:
-            emit_json(result.to_dict())
+            emit_json({**result.to_dict(), **({"data_problems": data_problems} if data_problems else {})})
         else:
             kind = "Rollout" if rollout else "Hold-out"
-            print_text_block(summary_to_cli(result.summary()),
+            print_text_block(_warned(summary_to_cli(result.summary()), data_problems),
                              title=f"{kind} validation of {law_obj.name} on {runs.source}")
 
 
@@ -652,6 +735,7 @@ def plot(
     sep: Optional[str] = SepOpt,
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
+    last_step: bool = LastStepOpt,
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CI bands."),
     fmt: str = typer.Option("png", "--format", help="File format of the figures: png, svg or pdf."),
     dpi: int = typer.Option(120, help="Resolution of raster output, 50 to 1200."),
@@ -663,6 +747,8 @@ def plot(
     x: Optional[str] = XOpt,
     x_label: Optional[str] = XLabelOpt,
     y_label: Optional[str] = YLabelOpt,
+    allow_edited: bool = AllowEditedOpt,
+    force: bool = ForceOpt,
 ):
     """Figures: fit vs data with both bands and residuals, IsoFLOP valleys with minima, N*(C) frontier with bands."""
     from scalinglab.report.plots import make_all_plots
@@ -687,12 +773,18 @@ def plot(
         if fit_json is not None:
             from scalinglab.fitting.result import FitResult
 
-            fit_result = FitResult.from_json(fit_json)
+            fit_result = FitResult.from_json(fit_json, allow_edited=allow_edited)
+            add_file_notes(fit_result)
+            if option_given("law") and law != fit_result.law:     # the figures draw the fit's law: --law would be ignored
+                raise typer.BadParameter(f"--law {law} and --fit {fit_json} (a fit of law {fit_result.law!r}) "
+                                         f"disagree; leave out --law to plot the fit, or leave out --fit to fit {law}")
             if is_metric(fit_result.law_object) and not is_metric(law_obj):    # a saved metric fit
                 law_obj = fit_result.law_object
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_), law_obj)
+                                        bin_budgets, from_, last_step=last_step), law_obj)
         _refuse_pooled(runs, group, "plot")
+        for problem in _check_runs(runs, "plot", force=force, law=law_obj):
+            err_console.print(f"WARNING: {to_cli(problem)}", style="yellow", markup=False)
         if is_metric(law_obj):
             from scalinglab.report.metric_plot import make_metric_plots
 
@@ -701,6 +793,8 @@ def plot(
         else:
             paths = make_all_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap, method=method,
                                    fmt=fmt, dpi=dpi)
+        for note in file_notes():           # no panel here: the figures' input said on its own lines
+            err_console.print(note, style="yellow", markup=False)
         for path in paths:
             console.print(f"wrote {path}")
         for name, why in paths.skipped:

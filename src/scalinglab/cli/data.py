@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalinglab.cli.app import data_app
-from scalinglab.cli.render import console, emit_json, err_console, fail
+from scalinglab.cli.render import check_range, console, emit_json, err_console, fail
 
 # the sweep's default context (scalinglab.sweep.plan.DEFAULT_CONTEXT; not imported, so that this
 # command does not load the planner)
@@ -41,6 +41,10 @@ def prepare(
     with fail():
         if context < 1:
             raise ValueError(f"--context must be a positive number of tokens; got {context}")
+        check_range(vocab_size, "--vocab-size", low=2, integer=True, example="8192")
+        check_range(max_bytes, "--max-bytes", low=1, integer=True, example="50000000")
+        check_range(val_fraction, "--val-fraction", low=0, high=1, high_open=True, example="0.01")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
     with fail(), Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                           MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
                           transient=True, disable=json_out) as progress:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from scalinglab.cli.render import check_range, console, emit_json, print_text_block
+from scalinglab.cli.render import add_file_notes, check_range, console, emit_json, print_text_block
 
 TEACHER_COST_HELP = ("What the distillation pays for its teacher: inference (its forward passes on the "
                      "distillation tokens, 2*N_T*D_S; needs --teacher-params), included (also its training, "
@@ -18,7 +18,8 @@ TEACHER_COST_HELP = ("What the distillation pays for its teacher: inference (its
 def run_distill_plan(fit_result, budget: Optional[float], target_loss: Optional[float], student_params: float,
                      teacher_loss: Optional[float], teacher_params: Optional[float], teacher_tokens: Optional[float],
                      teacher_cost: str, *, as_json: bool, output: Optional[Path],
-                     supervised: Optional[Path] = None, students: int = 1, optimal_teacher: bool = False) -> None:
+                     supervised: Optional[Path] = None, students: int = 1, optimal_teacher: bool = False,
+                     allow_edited: bool = False) -> None:
     """Check the distill options, decide, print (or write JSON); with ``optimal_teacher``, choose
     the teacher first (``planning/distill_teacher.py``)."""
     from scalinglab.planning.distill import TEACHER_COSTS, distill_or_train
@@ -40,7 +41,8 @@ def run_distill_plan(fit_result, budget: Optional[float], target_loss: Optional[
         if teacher_cost == "free":
             raise typer.BadParameter("--optimal-teacher trains the teacher from the budget (its training and "
                                      "inference are counted, as --teacher-cost included): drop --teacher-cost free")
-        return _run_optimal_teacher(fit_result, budget, student_params, students, _supervised_fit(supervised),
+        return _run_optimal_teacher(fit_result, budget, student_params, students,
+                                    _supervised_fit(supervised, allow_edited),
                                     as_json=as_json, output=output)
     if students > 1 and teacher_cost != "included":
         raise typer.BadParameter("--students shares the teacher's training between students: it needs "
@@ -56,14 +58,14 @@ def run_distill_plan(fit_result, budget: Optional[float], target_loss: Optional[
     if teacher_cost == "included" and teacher_tokens is None:
         raise typer.BadParameter("--teacher-cost included counts the teacher's training (6*N_T*D_T): give "
                                  "--teacher-tokens too")
-    sup_fit = _supervised_fit(supervised)
+    sup_fit = _supervised_fit(supervised, allow_edited)
     decision = distill_or_train(fit_result, budget, student_params, teacher_loss=teacher_loss,
                                 teacher_params=teacher_params, teacher_tokens=teacher_tokens, teacher_cost=teacher_cost,
                                 supervised=sup_fit, students=students)
     _emit(decision, "Distill or train (laws/distillation.py)", as_json=as_json, output=output)
 
 
-def _supervised_fit(supervised: Optional[Path]):
+def _supervised_fit(supervised: Optional[Path], allow_edited: bool = False):
     """The --supervised fit, or None; a clear error for a missing file."""
     if supervised is None:
         return None
@@ -72,7 +74,9 @@ def _supervised_fit(supervised: Optional[Path]):
     if not supervised.is_file():
         raise typer.BadParameter(f"--supervised {supervised}: no such file; give a fit written by `scalinglab fit "
                                  f"runs.csv --law chinchilla -o sup.json`")
-    return FitResult.from_json(supervised)
+    sup = FitResult.from_json(supervised, allow_edited=allow_edited)
+    add_file_notes(sup)
+    return sup
 
 
 def _emit(result, title: str, *, as_json: bool, output: Optional[Path]) -> None:
@@ -96,10 +100,11 @@ def _run_optimal_teacher(fit_result, budget: float, student_params: float, stude
     _emit(result, "Compute-optimal teacher (planning/distill_teacher.py)", as_json=as_json, output=output)
 
 
-def law_with_supervised_fit(law_obj, path: Optional[Path]):
+def law_with_supervised_fit(law_obj, path: Optional[Path], allow_edited: bool = False):
     """``fit --supervised-fit sup.json``: the distillation law with its student's supervised law set
     to a supervised fit's constants (E, A, B, alpha, beta and gamma, default 1), or to a JSON object
-    of those constants."""
+    of those constants.  A fit file is checked as ``FitResult.from_json`` checks one (its checksum,
+    ``allow_edited``); a JSON object of constants is the user's own data."""
     if path is None:
         return law_obj
     from scalinglab.laws.base import FixedLaw
@@ -116,6 +121,12 @@ def law_with_supervised_fit(law_obj, path: Optional[Path]):
         doc = read_json_file(path, f"--supervised-fit {path}")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if isinstance(doc, dict) and "params" in doc and "theta" in doc:        # a fit file scalinglab wrote
+        from scalinglab.fitting.result import FitResult
+
+        sup = FitResult.from_json(path, allow_edited=allow_edited)
+        add_file_notes(sup)
+        doc = {"params": sup.params}
     constants = doc.get("params", doc) if isinstance(doc, dict) else None
     if not isinstance(constants, dict):
         raise typer.BadParameter(f"--supervised-fit {path}: expected a fit (with 'params') or a JSON object of "

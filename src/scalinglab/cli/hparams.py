@@ -8,8 +8,10 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.core import where_help
 from scalinglab.cli.render import check_bootstrap, check_range, emit_json, err_console, fail, parse_mapping, \
     print_text_block
+from scalinglab.cli.rowopts import DropInvalidOpt, print_read_report
 
 hparams_app = typer.Typer(help="Learning-rate and batch-size laws: presets, fits from LR × batch sweeps, "
                                "hold-out checks, and the critical batch.", no_args_is_help=True)
@@ -28,15 +30,21 @@ FormOpt = typer.Option("auto", "--form", help="Regressors of log lr* and log B*:
                        "Law's form), C (log C, DeepSeek's), N or D")
 
 
+def _check_common(seed: int, seq_len: Optional[float]) -> None:
+    check_range(seed, "--seed", low=0, integer=True, example="0")
+    check_range(seq_len, "--seq-len", low=1, integer=True, example="2048")
+
+
 def _columns(text: Optional[str]):
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
 
-def _read(sweep: str, mapping, where, sep, batch_unit, seq_len):
+def _read(sweep: str, mapping, where, sep, batch_unit, seq_len, drop_invalid: bool = False):
     from scalinglab.fitting.hparams import load_hparam_runs
 
     runs, diverged = load_hparam_runs(sweep, mapping=parse_mapping(mapping) or {}, where=where, sep=sep,
-                                      batch_unit=batch_unit, seq_len=seq_len)
+                                      batch_unit=batch_unit, seq_len=seq_len, drop_invalid=drop_invalid)
+    print_read_report(runs.source, runs.invalid_dropped)
     for note in runs.notes:
         if note.startswith("batch_size"):
             err_console.print(f"note: {note}", markup=False)
@@ -67,10 +75,11 @@ def fit_command(
                                 "batch_size, loss (.csv/.parquet/.jsonl or a sweep store .db); a missing or "
                                 "non-finite loss is a diverged run"),
     mapping: List[str] = MapOpt,
-    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset, e.g. \"optimizer == 'adamw'\""),
+    where: Optional[str] = typer.Option(None, help=where_help("optimizer == 'adamw'")),
     sep: Optional[str] = typer.Option(None, "--sep", help="Separator of a delimited file"),
     batch_unit: str = BatchUnitOpt,
     seq_len: Optional[float] = SeqLenOpt,
+    drop_invalid: bool = DropInvalidOpt,
     window: float = WindowOpt,
     form: str = FormOpt,
     group_by: Optional[str] = GroupByOpt,
@@ -89,11 +98,14 @@ def fit_command(
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
         check_range(window, "--window", low=0, low_open=True, high=1, high_open=True, example="0.02")
+        _check_common(seed, seq_len)
+        check_range(params, "--params", low=0, low_open=True, example="1e9")
+        check_range(tokens, "--tokens", low=0, low_open=True, example="2e10")
         if (params is None) != (tokens is None):
             raise typer.BadParameter("give --params and --tokens together (the scale to predict at)")
         if output is not None and (output.is_dir() or not output.parent.exists()):
             raise typer.BadParameter(f"-o {output}: give a file in an existing directory, e.g. -o hp.json")
-        runs = _read(sweep, mapping, where, sep, batch_unit, seq_len)
+        runs = _read(sweep, mapping, where, sep, batch_unit, seq_len, drop_invalid)
         result = fit_hparams(runs, window=window, form=form, n_boot=bootstrap, seed=seed, keep_edge=keep_edge,
                              group_by=_columns(group_by))
         target = None if params is None else {"params": params, "tokens": tokens}
@@ -114,10 +126,11 @@ def fit_command(
 def validate_command(
     sweep: str = typer.Argument(..., help="An LR × batch sweep (as for `hparams fit`) with 3 or more (N, D) groups"),
     mapping: List[str] = MapOpt,
-    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset"),
+    where: Optional[str] = typer.Option(None, help=where_help("optimizer == 'adamw'")),
     sep: Optional[str] = typer.Option(None, "--sep", help="Separator of a delimited file"),
     batch_unit: str = BatchUnitOpt,
     seq_len: Optional[float] = SeqLenOpt,
+    drop_invalid: bool = DropInvalidOpt,
     window: float = WindowOpt,
     form: str = FormOpt,
     group_by: Optional[str] = GroupByOpt,
@@ -132,7 +145,8 @@ def validate_command(
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
         check_range(window, "--window", low=0, low_open=True, high=1, high_open=True, example="0.02")
-        runs = _read(sweep, mapping, where, sep, batch_unit, seq_len)
+        _check_common(seed, seq_len)
+        runs = _read(sweep, mapping, where, sep, batch_unit, seq_len, drop_invalid)
         result = validate_hparams(runs, window=window, form=form, n_boot=bootstrap, seed=seed, keep_edge=keep_edge,
                                   group_by=_columns(group_by))
     if as_json:
@@ -152,6 +166,7 @@ def critical_batch_command(
     mapping: List[str] = MapOpt,
     batch_unit: str = BatchUnitOpt,
     seq_len: Optional[float] = SeqLenOpt,
+    drop_invalid: bool = DropInvalidOpt,
     bootstrap: int = typer.Option(500, "--bootstrap", help="Residual resamples for the intervals"),
     seed: int = typer.Option(0, "--seed"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the B_crit(L) law (JSON) for "
@@ -159,6 +174,7 @@ def critical_batch_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ):
     """Fit McCandlish's steps/examples trade-off (S/S_min - 1)(E/E_min - 1) = 1: B_crit at each target loss."""
+    from scalinglab.data.batch_curves import read_batch_curves
     from scalinglab.laws.critical_batch import fit_critical_batch
 
     if noise:
@@ -166,14 +182,17 @@ def critical_batch_command(
         return
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
+        _check_common(seed, seq_len)
         if target_loss is None:
             raise typer.BadParameter("give --target-loss (e.g. 3.5,3.2), or --noise with a sweep store")
         try:
             targets = [float(x) for x in target_loss.split(",") if x.strip()]
         except ValueError:
             raise typer.BadParameter(f"--target-loss {target_loss!r}: give losses, e.g. 3.5,3.2") from None
-        frame, unit = _curves(curves, parse_mapping(mapping) or {}, batch_unit, seq_len)
-        result = fit_critical_batch(frame, targets, unit=unit, n_boot=bootstrap, seed=seed, source=curves)
+        read = read_batch_curves(curves, mapping=parse_mapping(mapping) or {}, batch_unit=batch_unit,
+                                 seq_len=seq_len, drop_invalid=drop_invalid)
+        print_read_report(read.source, read.dropped, read.notes, read.warnings)
+        result = fit_critical_batch(read.frame, targets, unit=read.unit, n_boot=bootstrap, seed=seed, source=curves)
         if output is not None:
             if result.law is None:
                 raise typer.BadParameter("-o: a B_crit(L) law needs 2 or more --target-loss values")
@@ -212,7 +231,7 @@ def _noise_command(source: str, target_loss, bootstrap: int, seed: int, output, 
         law = CriticalBatchLaw.from_noise_scale(points["loss"], points["noise_scale"], n_boot=bootstrap, seed=seed,
                                                 source=source, name="noise scale")
         if output is not None:
-            output.write_text(__import__("json").dumps(law.to_dict(), indent=1))
+            law.to_json(output)
     if as_json:
         emit_json({"law": law.to_dict(), "points": int(len(points)), "dropped": dropped})
         return
@@ -233,37 +252,3 @@ def _noise_command(source: str, target_loss, bootstrap: int, seed: int, output, 
     print_text_block("\n".join(lines), title=f"Critical batch from the noise scale in {source}")
     if output is not None:
         print(f"law written to {output}; use it with `scalinglab plan FIT --critical-batch {output}`")
-
-
-def _curves(source: str, mapping: dict, batch_unit: str, seq_len):
-    """(run_id, batch_size, step, loss frame, batch unit) from a curves file or a sweep store."""
-    import pandas as pd
-
-    from scalinglab.data.readers import read_table
-
-    if batch_unit not in ("tokens", "sequences"):
-        raise typer.BadParameter(f"--batch-unit {batch_unit!r}: choose tokens or sequences")
-    path = Path(source)
-    if path.suffix.lower() in (".db", ".sqlite"):
-        from scalinglab.sweep.store import SweepStore, curves_frame
-
-        frame = curves_frame(path)
-        with SweepStore(path) as store:
-            train = {r.run_id: r.config.get("train", {}) for r in store.runs("done")}
-        frame = frame[(frame["branch"] == -1) & frame["run_id"].isin(list(train))]
-        frame = frame.assign(loss=frame["train_loss"],
-                             batch_size=[float(train[r]["batch_size"] * train[r]["seq_len"]) for r in frame["run_id"]])
-        return frame[["run_id", "batch_size", "step", "loss"]], "tokens"
-    raw, _ = read_table(path)
-    raw = raw.rename(columns={v: k for k, v in mapping.items() if v is not None})
-    missing = [c for c in ("run_id", "batch_size", "step", "loss") if c not in raw]
-    if missing:
-        raise ValueError(f"{source}: loss curves need columns run_id, batch_size, step, loss; missing {missing} "
-                         f"(have {', '.join(map(str, raw.columns))}; map yours with --map step=COLUMN)")
-    for col in ("batch_size", "step", "loss"):
-        raw[col] = pd.to_numeric(raw[col], errors="coerce")
-    unit = batch_unit
-    if batch_unit == "sequences" and seq_len:
-        raw["batch_size"] = raw["batch_size"] * float(seq_len)
-        unit = "tokens"
-    return raw, unit

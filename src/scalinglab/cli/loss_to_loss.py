@@ -8,7 +8,10 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.render import check_bootstrap, check_range, emit_json, fail, parse_mapping, print_text_block
+from scalinglab.cli.core import where_help
+from scalinglab.cli.fileopts import AllowEditedOpt
+from scalinglab.cli.rowopts import DropInvalidOpt
+from scalinglab.cli.render import add_file_notes, check_bootstrap, check_range, emit_json, fail, parse_mapping, print_text_block
 from scalinglab.util.formatting import fmt_num
 
 IRREDUCIBLE_HELP = ("Where E_x and E_y come from: compute (each loss's own compute law E + A*C^-alpha fitted to "
@@ -53,12 +56,14 @@ def loss_to_loss_command(
     irreducible: str = typer.Option("compute", "--irreducible", help=IRREDUCIBLE_HELP),
     mapping: List[str] = typer.Option([], "--map", help="Column mapping canonical=source, repeatable, e.g. "
                                       "--map params=n_params --map flops=C"),
-    where: Optional[str] = typer.Option(None, help="pandas query selecting a subset, e.g. \"setting == 'tuned'\""),
+    where: Optional[str] = typer.Option(None, help=where_help("setting == 'tuned'")),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Resamples of the pairs for the CIs (0: none)"),
     level: float = typer.Option(0.9, "--level", help="Coverage of the CI and the PI"),
     seed: int = typer.Option(0, "--seed"),
+    drop_invalid: bool = DropInvalidOpt,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fit (JSON) to predict from later"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    allow_edited: bool = AllowEditedOpt,
 ):
     """Loss-to-loss (Brandfonbrener et al. 2024): fit y = K*(x - E_x)^kappa + E_y, predict y losses from x losses."""
     from scalinglab.fitting.loss_to_loss import LossToLossFit, fit_loss_to_loss
@@ -67,10 +72,14 @@ def loss_to_loss_command(
         check_bootstrap(bootstrap)
         check_range(level, "--level", low=0, low_open=True, high=1, high_open=True, example="0.9")
         check_range(flops, "--flops", low=0, low_open=True, example="1e21")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
+        for value in predict:
+            check_range(value, "--predict", low=0, low_open=True, example="3.2")
         if output is not None and (output.is_dir() or not output.parent.exists()):
             raise typer.BadParameter(f"-o {output}: give a file in an existing directory, e.g. -o l2l.json")
         if runs.endswith(".json"):
-            result = LossToLossFit.from_json(runs)
+            result = LossToLossFit.from_json(runs, allow_edited=allow_edited)
+            add_file_notes(result)
             if not predict:
                 raise typer.BadParameter(f"{runs} is a saved fit: give --predict X (an x loss) to predict from it")
         else:
@@ -78,12 +87,13 @@ def loss_to_loss_command(
                 raise typer.BadParameter("give the two loss columns: --x COLUMN (predicted from) and --y COLUMN "
                                          "(predicted), e.g. --x loss_rw --y loss_owt2")
             result = fit_loss_to_loss(runs, x, y, irreducible=_irreducible(irreducible), n_bootstrap=bootstrap,
-                                      level=level, seed=seed, mapping=parse_mapping(mapping) or {}, where=where)
+                                      level=level, seed=seed, mapping=parse_mapping(mapping) or {}, where=where,
+                                      drop_invalid=drop_invalid)
         preds = result.predict(list(predict), flops) if predict else []
         if output is not None:
             result.to_json(output)
     if as_json:
-        emit_json({**result.to_dict(), "predictions": [p.to_dict() for p in preds]})
+        emit_json({**result.to_dict(), "predictions": [p.to_dict() for p in preds], "notes": list(result.notes)})
         return
     text = result.summary()
     if preds:

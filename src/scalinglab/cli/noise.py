@@ -8,10 +8,10 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.core import FromOpt, MapOpt, RunOptions, SepOpt, SourceArg, WhereOpt, _load
-from scalinglab.cli.render import check_range, emit_json, fail, print_text_block, summary_to_cli
+from scalinglab.cli.render import RegistryHelpCommand, check_range, emit_json, fail, print_text_block, summary_to_cli
 
 
-@app.command()
+@app.command(cls=RegistryHelpCommand)
 def noise(
     source: str = SourceArg,
     noise_source: str = typer.Option("auto", "--source", help="seeds (rows that differ only in their seed), "

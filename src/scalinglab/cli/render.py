@@ -21,7 +21,9 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # older typer builds on click itself
     from click import ClickException, UsageError, get_current_context
 
+from scalinglab.cli.options import API_OPTIONS, option_for
 from scalinglab.util import jsonio
+from scalinglab.util.errors import ParamError
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -30,6 +32,9 @@ err_console = Console(stderr=True, highlight=False)
 def emit_json(payload) -> None:
     """Print JSON on stdout, nothing else, so programs can parse it (``scalinglab.util.jsonio``:
     NaN -> null, +-inf -> "Infinity"/"-Infinity", numpy and ``to_dict`` objects made plain)."""
+    notes = file_notes()
+    if notes and isinstance(payload, dict):
+        payload = {"file_notes": notes, **payload}
     sys.stdout.write(jsonio.dumps(payload, indent=2) + "\n")
 
 
@@ -86,10 +91,34 @@ class RegistryHelpCommand(TyperCommand):
             raise typer.Exit(code=2) from None
 
 
+# What a command must say about the files it read (one loaded with --allow-edited, one written by an
+# earlier release): said at the top of every panel and in --json output, for this invocation only
+# (kept in click's context, not in a global).
+_FILE_NOTES = "scalinglab.file_notes"
+
+
+def add_file_notes(*loaded) -> None:
+    """Show the ``file_notes`` of each loaded object (a fit, a law, a schedule fit) on every panel
+    the running command prints."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return
+    notes = ctx.meta.setdefault(_FILE_NOTES, [])
+    for obj in loaded:
+        notes.extend(n for n in getattr(obj, "file_notes", None) or () if n not in notes)
+
+
+def file_notes() -> list[str]:
+    """The notes ``add_file_notes`` gathered in the running command."""
+    ctx = get_current_context(silent=True)
+    return list(ctx.meta.get(_FILE_NOTES, ())) if ctx is not None else []
+
+
 def print_text_block(text: str, title: str | None = None) -> None:
     # Text(): summaries hold brackets like "[0.31, 0.38]" that rich must not read as markup;
     # hang_lines: a long line wraps under its own column, not at the panel's edge (80 columns);
     # a title too long for the border (rich would cut it) goes above the panel, whole
+    text = "\n".join(file_notes() + [text])
     if title is not None and len(title) + 6 > console.width:
         console.print(Text(title, style="bold"))
         title = None
@@ -151,7 +180,7 @@ def print_frame(frame, title: str, *, digits: int = 4, notes: Iterable[str] = ()
         table.add_row(*[(str(int(v)) if frame[c].dtype.kind in "iu" else fmt_num(v, digits)) if numeric[c]
                         else _break_at_separators(str(v), 16) for c, v in row.items()])
     console.print(table)
-    for note in notes:
+    for note in [*file_notes(), *notes]:
         console.print(Text(hang_lines(f"  - {note}", console.width)), soft_wrap=False)
 
 
@@ -205,27 +234,13 @@ def parse_budgets(text: str, option: str = "--budgets") -> List[float]:
 
 
 # ---------------------------------------------------------------------------- errors
-# The library's messages name its arguments (``keep_edge=True``, ``mapping={'flops': None}``,
-# ``isoflop_approach2``); a CLI user types options.  ``to_cli`` rewrites the one into the other
-# at the last moment, so that the library stays free to speak Python.
+# The library's errors name its arguments. A ``ParamError`` (scalinglab.util.errors) carries the
+# names apart from its text, and ``describe_error`` spells each one as the running command's option
+# from the one table (cli/options.py). Older messages still say ``keep_edge=True``,
+# ``mapping={'flops': None}`` or ``isoflop_approach2`` in their text, with a "(CLI --option)" aside:
+# ``to_cli`` rewrites those at the last moment, from the same table, until each is raised as a
+# ParamError (new messages: raise ParamError, do not add rules here).
 
-API_OPTIONS = {  # API argument -> CLI option
-    "mapping": "--map", "where": "--where", "group": "--group", "flops_tolerance": "--flops-tolerance",
-    "drop_top_loss": "--drop-top-loss", "drop_outliers": "--drop-outliers", "n_bootstrap": "--bootstrap",
-    "keep_edge": "--keep-edge", "weights": "--weights", "method": "--method", "unit": "--unit",
-    "level": "--level", "delta": "--delta", "by": "--by", "prefer": "--prefer", "holdout": "--holdout",
-    "threshold": "--threshold", "n_steps": "--steps", "workers": "--workers", "seed": "--seed",
-    "law": "--law", "variables": "--var", "fixed": "--fix", "budget": "--budget", "budgets": "--budget",
-    "target_loss": "--target-loss", "target": "--target-loss", "mfu": "--mfu", "gpu": "--gpu",
-    "n_gpus": "--gpus", "gpus": "--gpus", "peak_flops": "--peak-flops", "data_max_flops": "--data-max-flops",
-    "aspect_ratio": "--aspect-ratio", "head_dim": "--head-dim", "vocab_size": "--vocab-size",
-    "unique_tokens": "--unique-tokens", "isoflop": "--runs", "constraints": None,
-    "min_params": "--min-params", "max_params": "--max-params", "sizes_per_budget": "--sizes-per-budget",
-    "allow_degenerate": "--force", "tensor_parallel": "--tensor-parallel",
-    "budget_usd": "--budget-usd", "usd_per_gpu_hour": "--usd-per-gpu-hour", "inference_tokens": "--inference-tokens",
-    "inference_gpu": "--inference-gpu", "inference_dtype": "--inference-dtype", "inference_mfu": "--inference-mfu",
-    "inference_usd_per_gpu_hour": "--inference-usd-per-gpu-hour", "tokens_per_param": "--tokens-per-param",
-}
 # names that are options wherever they stand; the others (``level``, ``unique_tokens``, a column
 # too) only as ``name=value`` or as the subject of a message ("level must be in (0, 1)")
 _BARE_ANYWHERE = ("flops_tolerance", "drop_top_loss", "drop_outliers", "n_bootstrap", "keep_edge",
@@ -395,6 +410,8 @@ def describe_error(exc: BaseException) -> str:
     """One paragraph for a user: what went wrong, naming the file or option and what is valid."""
     import json
 
+    if isinstance(exc, ParamError):
+        return exc.render(lambda name: option_for(name, _command_name()))
     if isinstance(exc, ClickException):
         # a BadParameter raised by a command names its option itself: no "Invalid value: " before it
         if getattr(exc, "param", True) is None and getattr(exc, "param_hint", True) is None:
@@ -422,12 +439,37 @@ def describe_error(exc: BaseException) -> str:
         if exc.filename2 is not None:
             path = f"{path} -> {exc.filename2}"
         return f"{path}: {reason}" if path is not None else reason
+    if isinstance(exc, RecursionError):        # "[[[[..." or "((((..." thousands deep, read by a parser
+        given = [str(v) for v in _command_values() if isinstance(v, (str, Path)) and Path(v).is_file()]
+        return (f"{' / '.join(given) or 'the input'}: nested too deeply to read (brackets or parentheses "
+                "thousands of levels deep); no file scalinglab writes, and no formula or filter it needs, "
+                "nests more than a few levels")
     if isinstance(exc, KeyError) and exc.args and not (isinstance(exc.args[0], str) and " " in exc.args[0]):
         return f"missing field {exc.args[0]!r}"
     message = exc.args[0] if exc.args else ""
     if not isinstance(message, str) or not message.strip():
         message = str(exc) or type(exc).__name__
     return message
+
+
+def option_given(name: str) -> bool:
+    """Whether the running command's parameter ``name`` was typed (not left at its default)."""
+    ctx = get_current_context(silent=True)
+    source = None if ctx is None else ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
+
+
+def _command_values() -> list:
+    """The running command's parameter values (lists flattened), from click's context."""
+    ctx = get_current_context(silent=True)
+    values = [] if ctx is None else list(ctx.params.values())
+    return [v for value in values for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+def _command_name() -> str | None:
+    """The running command as typed after the program's name ("sweep plan"), from click's context."""
+    ctx = get_current_context(silent=True)
+    return None if ctx is None else " ".join(ctx.command_path.split()[1:])
 
 
 def _command_json_flag() -> bool:
@@ -466,10 +508,12 @@ def fail(as_json: bool | None = None) -> Iterator[None]:
     except Exception as exc:
         if as_json is None:
             as_json = _command_json_flag()
-        expected = (ClickException, ValueError, KeyError, OSError, TypeError)
+        expected = (ClickException, ValueError, KeyError, OSError, TypeError, RecursionError)
         if not isinstance(exc, expected) and os.environ.get("SCALINGLAB_TRACEBACK"):
             raise
-        message = to_cli(describe_error(exc))
+        message = describe_error(exc)
+        if not isinstance(exc, ParamError):     # a ParamError is in the CLI's words already
+            message = to_cli(message)
         if not isinstance(exc, expected):
             message = (f"unexpected {type(exc).__name__}: {message} (this is a bug in scalinglab; please "
                        "report it with the command; SCALINGLAB_TRACEBACK=1 shows where it happened)")

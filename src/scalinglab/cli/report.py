@@ -8,8 +8,8 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.core import (
-    BinBudgetsOpt, BoundOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, GroupOpt, LawOpt, LogParamOpt, MapOpt,
-    OutlierOpt, RunOptions, SepOpt, SourceArg, VarOpt, WeightsOpt, WhereOpt, _load, _refuse_pooled, _weights,
+    BinBudgetsOpt, BoundOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, GroupOpt, LastStepOpt, LawOpt, LogParamOpt,
+    MapOpt, OutlierOpt, RunOptions, SepOpt, SourceArg, VarOpt, WeightsOpt, WhereOpt, _load, _refuse_pooled, _weights,
 )
 from scalinglab.cli.lawopts import resolve_law
 from scalinglab.cli.metricopts import MetricOptions, XOpt, YKindOpt, YOpt, YRangeOpt
@@ -34,6 +34,7 @@ def report(
     sep: Optional[str] = SepOpt,
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
+    last_step: bool = LastStepOpt,
     budget: Optional[float] = typer.Option(None, help="The plan's compute in FLOPs (default: 100x the largest "
                                                       "compute in the data)."),
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the confidence intervals."),
@@ -73,7 +74,7 @@ def report(
             raise typer.BadParameter(f"-o {output}: is a directory; give a file name, e.g. -o report.html")
         law_obj = resolve_law(law, var, fix, bound, log_param)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_))
+                                        bin_budgets, from_, last_step=last_step))
         _refuse_pooled(runs, group, "report")
         result = build_report(runs, law_obj, budget=budget, n_bootstrap=bootstrap, seed=seed, gpu=gpu, gpus=gpus,
                               mfu=mfu, method=method, weights=_weights(weights), progress=True)

@@ -8,8 +8,10 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.core import where_help
 from scalinglab.cli.lawopts import parse_fixed
 from scalinglab.cli.render import check_bootstrap, check_range, console, emit_json, fail, print_text_block
+from scalinglab.cli.rowopts import DropInvalidOpt
 
 rl_app = typer.Typer(help="RL post-training compute curves: R(C) = R0 + (A - R0)/(1 + (C_mid/C)^B) "
                           "(Khatri et al. 2025).", no_args_is_help=True)
@@ -23,8 +25,7 @@ def rl_fit(
     y: str = typer.Option("pass_rate", "--y", help="Pass-rate or reward column, values in (0, 1)."),
     predict: Optional[str] = typer.Option(None, "--predict", help="Compute values to predict at, comma-separated "
                                           "(e.g. 50000,100000): pass rate with confidence and prediction intervals."),
-    where: Optional[str] = typer.Option(None, "--where", help="Select the run's rows, a pandas query, e.g. "
-                                        "\"recipe == 'scalerl'\"."),
+    where: Optional[str] = typer.Option(None, "--where", help=where_help("recipe == 'scalerl'")),
     min_x: Optional[float] = typer.Option(None, "--min-x", help="Leave out points below this compute (the early, "
                                           "noisy stretch; Khatri et al. fit after ~1500 GPU-hours)."),
     fix: List[str] = typer.Option([], "--fix", help="Hold a parameter at a value, repeatable: --fix R0=0.2 "
@@ -36,6 +37,7 @@ def rl_fit(
     seed: int = typer.Option(0, "--seed", help="Random seed of the bootstrap."),
     allow_unbent: bool = typer.Option(False, "--allow-unbent", help="Report a curve that has not bent yet (its "
                                       "asymptote not identified) with a warning instead of an error."),
+    drop_invalid: bool = DropInvalidOpt,
     plot: Optional[Path] = typer.Option(None, "-o", "--plot", help="Write the figure: points, fit, confidence and "
                                         "prediction bands out to the largest --predict value (.png, .pdf, .svg)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
@@ -54,7 +56,8 @@ def rl_fit(
         from scalinglab.fitting.rl import fit_rl_curve
 
         result = fit_rl_curve(source, x=x, y=y, fixed=parse_fixed(fix) or None, min_x=min_x, n_boot=bootstrap,
-                              block=block, level=level, seed=seed, allow_unbent=allow_unbent, where=where)
+                              block=block, level=level, seed=seed, allow_unbent=allow_unbent, where=where,
+                              drop_invalid=drop_invalid)
         if plot is not None:
             result.curve.plot(plot, upto=max(at) if at else None)
         if as_json:

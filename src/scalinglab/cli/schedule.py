@@ -8,7 +8,9 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.render import check_bootstrap, check_range, emit_json, fail, print_text_block
+from scalinglab.cli.fileopts import AllowEditedOpt
+from scalinglab.cli.render import add_file_notes, check_bootstrap, check_range, emit_json, fail, print_text_block
+from scalinglab.cli.rowopts import DropInvalidOpt
 
 schedule_app = typer.Typer(help="Loss curves under any learning-rate schedule (Tissue et al. 2024): fit the "
                                 "annealing law to recorded curves, predict cosine / WSD / constant runs, "
@@ -53,6 +55,7 @@ def fit_command(
     bootstrap: int = typer.Option(200, "--bootstrap", help="Moving-block bootstrap resamples for the intervals"),
     level: float = typer.Option(0.9, "--level", help="Level of the intervals"),
     seed: int = typer.Option(0, "--seed"),
+    drop_invalid: bool = DropInvalidOpt,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fit (JSON) for `schedule "
                                           "predict` and `schedule cooldown`"),
     as_json: bool = JsonOpt,
@@ -62,6 +65,7 @@ def fit_command(
 
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
+        check_range(seed, "--seed", low=0, integer=True, example="0")
         if decay != "fit":
             try:
                 decay = float(decay)
@@ -73,7 +77,7 @@ def fit_command(
             check_range(from_step, "--from-step", low=1, integer=True, example="100")
         _check_out(output, "-o", "sched.json")
         result = fit_schedule(curves, runs=run or None, loss_column=loss_column, decay=decay, from_step=from_step,
-                              n_boot=bootstrap, level=level, seed=seed)
+                              n_boot=bootstrap, level=level, seed=seed, drop_invalid=drop_invalid)
         if output is not None:
             result.to_json(output)
     if as_json:
@@ -101,6 +105,7 @@ def predict_command(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a figure of the predicted curve (PNG)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the predicted curve (CSV)"),
     as_json: bool = JsonOpt,
+    allow_edited: bool = AllowEditedOpt,
 ):
     """Predict the whole loss curve of a cosine, WSD or constant-lr run, with intervals."""
     from scalinglab.fitting.lr_schedule import ScheduleFit
@@ -116,7 +121,8 @@ def predict_command(
         _check_out(plot, "--plot", "curve.png")
         if compare_run and not compare:
             raise typer.BadParameter("--compare-run needs --compare (the file holding that curve)")
-        result = ScheduleFit.from_json(fit)
+        result = ScheduleFit.from_json(fit, allow_edited=allow_edited)
+        add_file_notes(result)
         curve = predict_schedule(result, schedule, steps, peak_lr=peak_lr, warmup=warmup, cooldown=cooldown,
                                  cooldown_shape=cooldown_shape, min_ratio=min_ratio)
         scored = curve_error(result, compare, compare_run) if compare else None
@@ -150,6 +156,7 @@ def cooldown_command(
                                     "best final loss"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the final loss vs fraction figure (PNG)"),
     as_json: bool = JsonOpt,
+    allow_edited: bool = AllowEditedOpt,
 ):
     """Recommend the WSD cooldown fraction that minimises the predicted final loss."""
     from scalinglab.fitting.lr_schedule import ScheduleFit
@@ -166,7 +173,8 @@ def cooldown_command(
             except ValueError:
                 raise typer.BadParameter(f"--fractions {fractions!r}: give numbers in (0, 1] separated by commas, "
                                          f"e.g. 0.1,0.2,0.3") from None
-        result = ScheduleFit.from_json(fit)
+        result = ScheduleFit.from_json(fit, allow_edited=allow_edited)
+        add_file_notes(result)
         scan = recommend_cooldown(result, steps, fractions=grid, cooldown_shape=cooldown_shape, peak_lr=peak_lr,
                                   warmup=warmup, tolerance=tolerance)
         if plot is not None:

@@ -5,7 +5,7 @@ import contextlib
 import sqlite3
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich import box
@@ -13,7 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from scalinglab.cli.app import sweep_app
-from scalinglab.cli.render import console, emit_json, err_console, fail, hang_lines, parse_budgets
+from scalinglab.cli.fileopts import AllowEditedOpt
+from scalinglab.cli.render import (add_file_notes, check_range, console, emit_json, err_console, fail, file_notes,
+                                   hang_lines, parse_budgets)
 from scalinglab.sweep.defaults import DEFAULT_THROUGHPUT, MAX_EPOCHS
 
 
@@ -45,12 +47,13 @@ def _lr(lr: float) -> str:
 
 @contextlib.contextmanager
 def _store_errors(db: Path):
-    """SQLite errors met after a store opened cleanly (damage the open-time check did not see)."""
+    """SQLite errors met after a store opened cleanly: damage the open-time check did not see,
+    read-only media, a full disk (each named as what it is)."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        from scalinglab.sweep.store import corrupted_message
-        raise ValueError(corrupted_message(db, f"SQLite: {exc}")) from None
+        from scalinglab.sweep.store import store_error_message
+        raise ValueError(store_error_message(db, exc)) from None
 
 
 def _factors(text: str, option: str) -> tuple[float, ...]:
@@ -58,6 +61,15 @@ def _factors(text: str, option: str) -> tuple[float, ...]:
         return tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise ValueError(f"{option} {text!r}: give comma-separated positive numbers, e.g. 0.5,1,2") from None
+
+
+def _hparams_law(name_or_path: str, allow_edited: bool):
+    """--hparams-law as a law; a fitted law's file read with --allow-edited's leave, its notes on every panel."""
+    from scalinglab.laws.hparams import get_hparam_law
+
+    law = get_hparam_law(name_or_path, allow_edited=allow_edited)
+    add_file_notes(law)
+    return law
 
 
 @sweep_app.command("plan")
@@ -95,16 +107,22 @@ def plan_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan, write nothing"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing store"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+    allow_edited: bool = AllowEditedOpt,
 ) -> None:
     """Plan an IsoFLOP ladder: sizes around the rough optimum of each budget, tokens from the exact FLOP count."""
     from scalinglab.sweep.plan import plan_sweep, write_plan
     with fail():
         if output is None and not dry_run:
             raise ValueError("-o/--output: give the sweep store to write, e.g. -o ladder.db (or --dry-run)")
+        check_range(spread, "--spread", low=0, low_open=True, high=3, example="0.5")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
+        check_range(throughput, "--throughput", low=0, low_open=True, example="1e10")
+        check_range(max_epochs, "--max-epochs", low=0, low_open=True, example="100")
         plan = plan_sweep(parse_budgets(budgets), sizes_per_budget=sizes_per_budget, min_params=min_params,
                           max_params=max_params, spread_decades=spread, corpus=corpus, tokens_per_param=tokens_per_param,
                           context_length=context, schedule=schedule, seed=seed, throughput=throughput,
-                          max_epochs=max_epochs, hparams=hparams, hparams_law=hparams_law,
+                          max_epochs=max_epochs, hparams=hparams,
+                          hparams_law=_hparams_law(hparams_law, allow_edited),
                           lr_factors=_factors(lr_factors, "--lr-factors"),
                           batch_factors=_factors(batch_factors, "--batch-factors"), tensor_parallel=tensor_parallel,
                           seeds=seeds)
@@ -135,6 +153,8 @@ def plan_command(
         console.print(Text(hang_lines(f"{key}: {rule}", console.width), style="dim"))
     for w in plan.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {w}")
+    for note in file_notes():                   # the --hparams-law file: edited, or an earlier release's
+        err_console.print(note, style="yellow", markup=False)
     if dry_run:
         console.print("dry run: nothing written")
     else:
@@ -155,6 +175,10 @@ def run_command(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per run (at most cores // --jobs)"),
     jobs: int = typer.Option(1, "--jobs", "-j", help="CPU runs trained at once, each in its own process "
                              "(on CUDA: one run per GPU)"),
+    restart: List[str] = typer.Option([], "--restart", metavar="RUN", help="train this run again from "
+                                      "scratch: discard its checkpoints and anything it recorded (repeat "
+                                      "for several runs); the way out when a run was started with "
+                                      "another corpus or config"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
 ) -> None:
     """Train every pending run; safe to interrupt (Ctrl-C) or kill and run again."""
@@ -163,10 +187,14 @@ def run_command(
         warnings.simplefilter("always", UserWarning)
         summary = run_sweep(db, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
                             progress=not no_progress, address=address, retry_failed=retry_failed,
-                            device=device, threads=threads, jobs=jobs)
+                            device=device, threads=threads, jobs=jobs, restart=restart)
     for w in caught:
         if issubclass(w.category, UserWarning):
             err_console.print(Text.assemble(("warning: ", "yellow"), str(w.message)), soft_wrap=True)
+    for note in summary.notes:
+        console.print(Text.assemble(("note: ", "cyan"), note), soft_wrap=True)
+    if summary.restarted:
+        console.print(f"restarted from scratch: {', '.join(summary.restarted)}", soft_wrap=True)
     if summary.resumed:
         console.print(f"resumed {len(summary.resumed)} run(s) interrupted when an earlier `sweep run` "
                       "was stopped", soft_wrap=True)
@@ -206,7 +234,7 @@ def status_command(
     """Done, running, interrupted, failed and pending runs of a sweep, with each failure's cause."""
     from scalinglab.sweep.store import LOG_NAME, SweepStore, one_line_error
     with fail(), _store_errors(db):
-        with SweepStore(db) as store:
+        with SweepStore(db, readonly=True) as store:
             counts, runs = store.counts(), store.runs()
             interrupted = set(store.interrupted())
             losses = dict(store.con.execute("SELECT run_id, loss FROM points WHERE branch = -1").fetchall())

@@ -40,6 +40,7 @@ def infer_plan_command(
             check_range(tokens_per_sample, "--tokens-per-sample", low=0, low_open=True, example="500")
         for v in k:
             check_range(v, "--k", low=1, integer=True, example="1000")
+        check_range(seed, "--seed", low=0, integer=True, example="0")
         budgets = [b for text in budget for b in parse_budgets(text, "--budget")]
         if not budgets:
             raise typer.BadParameter("--budget: give at least one inference budget in FLOPs per problem, "

@@ -20,6 +20,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.filters import FilterError, select_rows
 from scalinglab.data.readers import DELIMITED_SUFFIXES, RunTable, read_table
 from scalinglab.data.schema import RunDataError, coerce_numeric
 
@@ -56,7 +57,8 @@ def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = 
     """The rows of ``source`` (a path or a DataFrame) that ``law`` (a ``MetricLaw``) can fit.
 
     ``mapping``: new name -> file column (as ``load_runs``), applied first, so ``--y``/``--x`` can
-    use either name.  ``where``: a pandas query on the renamed columns.  ``group``: a column copied
+    use either name.  ``where``: a row filter on the renamed columns
+    (:mod:`scalinglab.data.filters`).  ``group``: a column copied
     into ``group``.  Raises :class:`RunDataError` naming the file, row and column."""
     if isinstance(source, pd.DataFrame):
         raw, name, skipped = source.copy(), str(source.attrs.get("source", "<DataFrame>")), 0
@@ -84,13 +86,10 @@ def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = 
     raw["source_row"] = np.arange(1, len(raw) + 1)
     if where:
         try:
-            raw = raw.query(where)
-        except Exception as exc:                  # pandas raises many types for a bad query
-            raise RunDataError(f"{name}: --where {where!r} is not a valid query on columns {list(raw.columns)} "
-                               f"({exc})") from None
+            raw = select_rows(raw, where, source=name)
+        except FilterError as exc:
+            raise RunDataError(str(exc)) from None
         notes.append(f"where {where}: {len(raw)} rows")
-        if len(raw) == 0:
-            raise RunDataError(f"{name}: --where {where!r} selects no rows")
     if group is not None:
         if group not in raw:
             raise RunDataError(f"{name}: --group {group!r} is not a column; its columns are {list(raw.columns)}")

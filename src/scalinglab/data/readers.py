@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.filters import FilterError, select_rows
 from scalinglab.data.schema import (
     CANONICAL_COLUMNS,
     DEFAULT_FLOPS_TOLERANCE,
@@ -97,7 +98,8 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
               where: str | None = None, group: str | None = None,
               flops_tolerance: float | None = DEFAULT_FLOPS_TOLERANCE,
               drop_outliers: float | None = None, sep: str | None = None,
-              bin_budgets: float | None = None, source_format: str | None = None) -> RunTable:
+              bin_budgets: float | None = None, source_format: str | None = None,
+              last_step: bool = False) -> RunTable:
     """Read, map, select, validate and (on request) prune runs.
 
     Parameters
@@ -110,7 +112,8 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         label goes to ``budget`` (``{"budget": "FLOP budget"}``): it is not checked against
         6·N·D within ``flops_tolerance``, and with no tokens or flops column D = budget/(6N).
     drop_top_loss : remove the K highest-loss rows (Epoch's Chinchilla refit drops 5).
-    where : pandas query applied after mapping, e.g. ``"config == 'rw/base'"``.
+    where : a row filter applied after mapping, e.g. ``"config == 'rw/base' and params > 1e8"``,
+        in the small expression language of :mod:`scalinglab.data.filters` (never run as Python).
     group : a column whose values are copied into ``group``.
     flops_tolerance : relative tolerance of D vs C/(6N) when both are given; None skips it
         (C/(6·N·D) near a power of 1000 is refused as a unit slip whatever the tolerance).
@@ -126,6 +129,9 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         (an ``mlruns/`` file store, an experiment or a run directory); the usual column names
         are mapped without ``mapping`` (which still wins), unfinished runs are dropped and
         reported in ``RunTable.dropped``. See :mod:`scalinglab.data.sources`.
+    last_step : keep only each run's last checkpoint (largest ``step`` per ``run_id``): a
+        final-loss ladder from training curves, e.g. a W&B history of 1,000 runs x 1,000 steps
+        (:func:`scalinglab.data.scale.last_checkpoints`). Applied after ``where``, before the drops.
 
     Values outside the physical ranges (``scalinglab.data.schema.PHYSICAL_RANGES``) are refused;
     values that load but look like a unit slip are recorded in ``RunTable.warnings``.
@@ -135,6 +141,9 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         if source_format is not None or sep is not None:
             raise RunDataError(f"{source.source}: source_format / sep (CLI --from / --sep) apply when reading "
                                "a file; a RunTable is already read")
+        if last_step:
+            source = RunTable(df=_last_checkpoints(source.df, source.notes), source=source.source,
+                              dropped=source.dropped, notes=list(source.notes), warnings=list(source.warnings))
         refined = _refine_table(source, mapping=mapping, drop_top_loss=drop_top_loss, where=where,
                                 group=group, drop_outliers=drop_outliers)
         return _bin(refined, bin_budgets)
@@ -181,6 +190,8 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     warnings: list[str] = []
     df = validate_runs(frame, name, flops_tolerance=flops_tolerance, column_origins=origins,
                        row_label=label, warnings=warnings, exact_units=exact_units)
+    if last_step:
+        df = _last_checkpoints(df, notes)
     dropped = _empty_dropped(df)
     if source_dropped is not None and len(source_dropped):
         source_dropped = apply_mapping(source_dropped, {k: v for k, v in (mapping or {}).items()
@@ -188,6 +199,14 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         dropped = source_dropped.reset_index(drop=True)
     table = RunTable(df=df, source=name, dropped=dropped, notes=notes, warnings=warnings)
     return _bin(_prune(table, drop_top_loss, drop_outliers), bin_budgets)
+
+
+def _last_checkpoints(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    from scalinglab.data.scale import last_checkpoints
+
+    last = last_checkpoints(df).reset_index(drop=True)
+    notes.append(f"last_step: each run's last checkpoint, {len(last):,} of {len(df):,} rows")
+    return last
 
 
 def _check_bin_width(width, name: str) -> None:
@@ -478,17 +497,9 @@ def _apply_where(frame: pd.DataFrame, where: str | None, source: str, notes: lis
             if not bad.any():
                 view[column] = values
     try:
-        mask = view.eval(where)
-    except Exception as exc:
-        raise RunDataError(f"{source}: where={where!r} (CLI --where) could not be evaluated ({type(exc).__name__}: "
-                           f"{exc}); columns are {[str(c) for c in view.columns]} (quote names with "
-                           "spaces in backticks)") from None
-    if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
-        raise RunDataError(f"{source}: where={where!r} (CLI --where) must be a condition that is true or false per "
-                           "row, e.g. \"config == 'a' and params > 1e8\"")
-    kept = frame[mask.to_numpy()]
-    if len(kept) == 0:
-        raise RunDataError(f"{source}: where={where!r} (CLI --where) selects none of the {len(frame)} rows")
+        kept = select_rows(frame, where, source=source, view=view)
+    except FilterError as exc:
+        raise RunDataError(str(exc)) from None
     notes.append(f"where {where!r} kept {len(kept)} of {len(frame)} rows")
     return kept
 
@@ -557,10 +568,9 @@ def outlier_scores(df: pd.DataFrame, *, source: str = "<DataFrame>") -> np.ndarr
         raise RunDataError(f"{source}: drop_outliers (CLI --drop-outliers) needs at least {OUTLIER_MIN_ROWS} "
                            f"rows to fit its trend; the data have {len(df)}; use drop_top_loss instead "
                            "(CLI --drop-top-loss)")
-    x = np.log(df["params"].to_numpy())
-    y = np.log(df["tokens"].to_numpy())
-    x, y = x - x.mean(), y - y.mean()
-    design = np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
+    from scalinglab.data.grouping import trend_design
+
+    design = trend_design(df)
     target = np.log(df["loss"].to_numpy())
     keep = np.ones(len(target), dtype=bool)
     for _ in range(2):

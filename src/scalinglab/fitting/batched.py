@@ -31,7 +31,13 @@ residuals in the law's target transform):
   failed and leaves the batch at once: it never poisons the others.
 
 Per-start weights (k, n) fit k different weightings of the same rows at once: the bootstrap
-passes each resample's row counts this way, so B resamples are B starts of one batch.
+passes each resample's row counts this way, so B resamples are B starts of one batch (with
+``weight_index``, many starts share one row of weights without a (k, n) copy).
+
+Memory is bounded: when k starts' per-row work would pass ``BLOCK_BYTES`` (256 MB), the rows are
+walked in chunks and only the (k, p, p) normal equations J^T Omega J and the (k, p) gradients are
+kept between iterations, never the (k, n, p) Jacobian; the geodesic correction then recomputes
+the Jacobian chunk by chunk.  A chunked fit is the unchunked one up to the summation order.
 
 The engine (``engine.fit_arrays``) polishes the best start with its scalar L-BFGS-B where the
 batch did not converge there (``polish="auto"``; ``polish=True`` always): converged, the batched
@@ -53,7 +59,11 @@ __all__ = ["BatchResult", "grid_objective", "refine_batch", "nnls_small_batch"]
 # evaluate Epoch's 4,500 x 240 grid ~3x faster than 512 KB ones and ~7x faster than the 16 MB
 # ones used before (benchmarks/RESULTS.md, "Batched fitting engine")
 _CHUNK_ELEMENTS = 32_768
-_BLOCK_ELEMENTS = 4_000_000      # k * n * p Jacobian entries per block of starts (~32 MB)
+# bytes of per-row work (residuals, Jacobian, weights and their temporaries) live at once: past it
+# the solver walks the rows in chunks, accumulating J^T Omega J and J^T psi, instead of holding a
+# (starts, rows, params) Jacobian (a 1e6-row table with 36 starts and 5 parameters: 1.4 GB per copy)
+BLOCK_BYTES = 256 << 20
+_LIVE_COPIES = 6                 # ~ copies of a (k, rows, p) block alive at once (J, J^T Omega, trial, ...)
 _LAMBDA0 = 1e-3
 _LAMBDA_MAX = 1e14
 _DOWN, _UP = 0.2, 10.0           # damping after an accepted / a rejected step
@@ -77,12 +87,6 @@ class BatchResult:
 
 def _unweighted(objective: Objective) -> Objective:
     return Objective(objective.loss, objective.delta, objective.asymmetry)
-
-
-def _row_weights(W, rows):
-    if W is None:
-        return None
-    return W if W.ndim == 1 else W[rows]
 
 
 def _value(base: Objective, r: np.ndarray, W) -> np.ndarray:
@@ -127,11 +131,13 @@ def grid_objective(law, objective: Objective, grid: np.ndarray, X: np.ndarray, l
 def refine_batch(law, objective: Objective, starts: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
                  weights: np.ndarray | None = None, maxiter: int = 200, ftol: float = 1e-12,
                  xtol: float = 1e-8, cache=None, join: tuple[float, float] | None = None,
-                 groups: np.ndarray | None = None) -> BatchResult:
+                 groups: np.ndarray | None = None, weight_index: np.ndarray | None = None) -> BatchResult:
     """Refine every start (k, p) at once; see the module docstring.
 
     weights : None (the objective's own per-point weights, if any) or (k, n) per-start weights
         that replace them (start i minimises sum_j weights[i, j] * rho(r_j)).
+    weight_index : (k,) with weights of shape (m, n): start i uses the row weights[weight_index[i]]
+        (m weightings shared by many starts without a (k, n) copy).
     maxiter : iteration limit per start.  ftol, xtol : a start has converged when an accepted
         step lowers its objective by at most ``ftol`` (relative) and moves every parameter by at
         most ``xtol * (1 + |theta|)``.
@@ -148,36 +154,99 @@ def refine_batch(law, objective: Objective, starts: np.ndarray, X: np.ndarray, l
     k, p = starts.shape
     n = X.shape[0]
     W = None if weights is None else np.asarray(weights, dtype=float)
-    if W is not None and W.shape != (k, n):
+    if W is not None and weight_index is None and W.shape != (k, n):
         raise ValueError(f"weights has shape {W.shape}; refine_batch needs ({k}, {n}): one row per start")
+    if weight_index is not None:
+        weight_index = np.asarray(weight_index, dtype=int)
+        if W is None or W.ndim != 2 or W.shape[1] != n or weight_index.shape != (k,):
+            raise ValueError(f"weight_index needs weights of shape (m, {n}) and one index per start ({k},)")
     if groups is None:
         groups = np.arange(k) if W is not None else np.zeros(k, dtype=int)
     groups = np.asarray(groups, dtype=int)
     if W is None:
         W = objective.weights
-    cache = law.precompute(X) if cache is None else cache
-    block = max(1, _BLOCK_ELEMENTS // max(1, n * p))
-    if k <= block:
-        return _refine_block(law, _unweighted(objective), starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups)
-    parts = [_refine_block(law, _unweighted(objective), starts[i:i + block], X, logy,
-                           W[i:i + block] if W is not None and W.ndim == 2 else W, maxiter, ftol, xtol, cache,
-                           join, groups[i:i + block])
-             for i in range(0, k, block)]
-    return BatchResult(theta=np.vstack([q.theta for q in parts]),
-                       objective=np.concatenate([q.objective for q in parts]),
-                       converged=np.concatenate([q.converged for q in parts]),
-                       nit=np.concatenate([q.nit for q in parts]), nfev=np.concatenate([q.nfev for q in parts]),
-                       message=[m for q in parts for m in q.message],
-                       joined=np.concatenate([q.joined for q in parts]))
+    rows = _Rows(law, X, logy, W, weight_index, cache, chunk_rows(k, p, n))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _lm(law, _unweighted(objective), starts, rows, maxiter, ftol, xtol, join, groups, geodesic=True)
 
 
-def _evaluate(law, theta, X, logy, base, W, cache):
-    """Residuals, Jacobian, objective, and whether both are finite, for a batch of thetas
-    (called with floating-point warnings silenced: an overflowing start is expected)."""
-    z, J = law.predict_z_and_jac_batch(theta, X, cache)
-    r = z - logy
-    f = _value(base, r, W)
-    return r, J, f, np.isfinite(f) & np.isfinite(J.sum(axis=(1, 2)))
+def chunk_rows(k: int, p: int, n: int, budget: int | None = None) -> int:
+    """Rows per chunk so that k starts' per-row work (about ``_LIVE_COPIES`` (k, rows, p + 2)
+    float64 blocks) stays within ``budget`` bytes (default ``BLOCK_BYTES``); at least one row."""
+    budget = BLOCK_BYTES if budget is None else budget
+    return int(max(1, min(n, budget // (8 * _LIVE_COPIES * max(1, k) * (p + 2)))))
+
+
+class _Rows:
+    """The data rows, walked in chunks of at most ``size`` rows: each chunk's features, log
+    targets, law cache and weights.  One chunk (the usual case) keeps the residuals and the
+    Jacobian of the current point between iterations; several recompute them chunk by chunk."""
+
+    def __init__(self, law, X, logy, W, weight_index, cache, size):
+        self.law, self.W, self.index = law, W, weight_index
+        n = X.shape[0]
+        self.spans = [slice(lo, min(n, lo + size)) for lo in range(0, max(n, 1), size)]
+        self.single = len(self.spans) == 1
+        if self.single:
+            self.parts = [(X, logy, law.precompute(X) if cache is None else cache)]
+        else:
+            self.parts = [(X[s], logy[s], law.precompute(X[s])) for s in self.spans]
+
+    def weights(self, idx, j):
+        """Weights of the starts ``idx`` on chunk j: None, (rows,) or (len(idx), rows)."""
+        W = self.W
+        if W is None:
+            return None
+        if W.ndim == 1:
+            return W if self.single else W[self.spans[j]]
+        sel = W[idx] if self.index is None else W[self.index[idx]]
+        return sel if self.single else sel[:, self.spans[j]]
+
+    def evaluate(self, base, theta, idx):
+        """At the thetas (k, p) of starts ``idx``: objective (k,), finite flag, J^T psi (k, p),
+        J^T Omega J (k, p, p), and with one chunk the residuals and Jacobian, else None."""
+        k, p = theta.shape
+        f, fin = np.zeros(k), np.ones(k, dtype=bool)
+        g, A = np.zeros((k, p)), np.zeros((k, p, p))
+        kept = None
+        for j, (Xc, logyc, cache) in enumerate(self.parts):
+            z, J = self.law.predict_z_and_jac_batch(theta, Xc, cache)
+            r = z - logyc
+            Wc = self.weights(idx, j)
+            f += _value(base, r, Wc)
+            fin &= np.isfinite(J.sum(axis=(1, 2)))
+            gc, Ac, _ = _normal(base, r, J, Wc)
+            g += gc
+            A += Ac
+            if self.single:
+                kept = (r, J)
+        return f, np.isfinite(f) & fin, g, A, kept
+
+    def geodesic_rhs(self, base, th, idx, probe, kept):
+        """J^T (Omega r_vv) at the thetas ``th`` with r_vv from the probe point (see
+        ``_geodesic``), chunk by chunk (with one chunk from the kept residuals and Jacobian)."""
+        hv = probe - th
+        rhs = np.zeros_like(th)
+        for j, (Xc, logyc, cache) in enumerate(self.parts):
+            if kept is not None:
+                r, J = kept
+            else:
+                z, J = self.law.predict_z_and_jac_batch(th, Xc, cache)
+                r = z - logyc
+            _, omega = _psi_omega(base, r, self.weights(idx, j))
+            rp = self.law.predict_z(probe, Xc) - logyc
+            jv = np.matmul(J, hv[:, :, None])[:, :, 0]
+            rvv = (2.0 / _GEO_H ** 2) * (rp - r - jv)
+            rhs += np.matmul(J.transpose(0, 2, 1), (omega * rvv)[:, :, None])[:, :, 0]
+        return rhs
+
+
+def _normal(base, r, J, W):
+    """J^T psi (k, p) and J^T Omega J (k, p, p) of one block of rows."""
+    psi, omega = _psi_omega(base, r, W)
+    Jt_ = J.transpose(0, 2, 1)
+    g = np.matmul(Jt_, psi[:, :, None])[:, :, 0]
+    return g, np.matmul(Jt_ * omega[:, None, :], J), omega
 
 
 def _group_min(f: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -187,18 +256,12 @@ def _group_min(f: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return best[groups]
 
 
-def _refine_block(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups,
-                  geodesic=True) -> BatchResult:
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _lm(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups, geodesic)
-
-
-def _lm(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups, geodesic) -> BatchResult:
+def _lm(law, base, starts, rows: _Rows, maxiter, ftol, xtol, join, groups, geodesic) -> BatchResult:
     lo, hi = law.bounds_arrays()
     bounded = bool(np.isfinite(lo).any() or np.isfinite(hi).any())
     theta = np.minimum(np.maximum(starts, lo), hi)
     k, p = theta.shape
-    r, J, f, ok = _evaluate(law, theta, X, logy, base, W, cache)
+    f, ok, g0, A0, kept = rows.evaluate(base, theta, np.arange(k))
     f = np.where(ok, f, np.inf)
     lam = np.full(k, _LAMBDA0)
     nit = np.zeros(k, dtype=int)
@@ -209,20 +272,19 @@ def _lm(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups,
     for i in np.flatnonzero(~ok):
         message[i] = "objective or Jacobian not finite at the start"
     act = np.flatnonzero(ok)                      # the starts still moving
-    ra, Ja = r[act], J[act]                       # their residuals and Jacobians
+    ga, Aa = g0[act], A0[act]                     # their normal equations at the current point
+    ka = None if kept is None else (kept[0][act], kept[1][act])    # one chunk: residuals, Jacobian
     diag = np.arange(p)
     for _ in range(maxiter):
         if act.size == 0:
             break
-        Wa = _row_weights(W, act)
         th = theta[act]
         la = lam[act]
-        psi, omega = _psi_omega(base, ra, Wa)
-        Jt_ = Ja.transpose(0, 2, 1)
-        g = np.matmul(Jt_, psi[:, :, None])[:, :, 0]
-        A = np.matmul(Jt_ * omega[:, None, :], Ja)
+        g = ga.copy()
+        A = Aa.copy()
         d = A[:, diag, diag]
         A[:, diag, diag] = d + la[:, None] * np.maximum(d, 1e-12 * d.max(axis=1, keepdims=True) + 1e-300)
+        frozen = None
         if bounded:
             frozen = ((th <= lo) & (g > 0)) | ((th >= hi) & (g < 0))
             if frozen.any():
@@ -231,9 +293,9 @@ def _lm(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups,
                 g = np.where(frozen, 0.0, g)
         v = -_solve(A, g)
         if geodesic:
-            v = _geodesic(law, X, logy, cache, th, v, ra, Ja, omega, A, lo, hi, frozen if bounded else None)
+            v = _geodesic(rows, base, act, th, v, ka, A, lo, hi, frozen)
         trial = np.minimum(np.maximum(th + v, lo), hi)
-        rt, Jt, ft, okt = _evaluate(law, trial, X, logy, base, Wa, cache)
+        ft, okt, gt, At, kt = rows.evaluate(base, trial, act)
         nfev[act] += 1
         nit[act] += 1
         f_old = f[act]
@@ -245,7 +307,9 @@ def _lm(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups,
             ib = act[b]
             theta[ib] = trial[b]
             f[ib] = ft[b]
-            ra[b], Ja[b] = rt[b], Jt[b]
+            ga[b], Aa[b] = gt[b], At[b]
+            if ka is not None:
+                ka[0][b], ka[1][b] = kt[0][b], kt[1][b]
             lam[ib] = np.maximum(la[b] * _DOWN, 1e-12)
             gain = f_old[b] - ft[b]
             # converged: a step that barely changes anything; or a start crawling (linear
@@ -288,7 +352,9 @@ def _lm(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups,
                     done[still[hit]] = True
         if done.any():
             keep = ~done
-            act, ra, Ja = act[keep], ra[keep], Ja[keep]
+            act, ga, Aa = act[keep], ga[keep], Aa[keep]
+            if ka is not None:
+                ka = (ka[0][keep], ka[1][keep])
     return BatchResult(theta=theta, objective=f, converged=converged, nit=nit, nfev=nfev, message=message,
                        joined=joined)
 
@@ -296,18 +362,14 @@ def _lm(law, base, starts, X, logy, W, maxiter, ftol, xtol, cache, join, groups,
 _GEO_H, _GEO_RATIO = 0.1, 0.75
 
 
-def _geodesic(law, X, logy, cache, th, v, r, J, omega, A, lo, hi, frozen):
+def _geodesic(rows: _Rows, base, act, th, v, kept, A, lo, hi, frozen):
     """Geodesic acceleration (Transtrum & Sethna 2012, arXiv:1201.5885): the second directional
     derivative of the residuals along the step, r_vv ~ (2/h)((r(theta + h v) - r)/h - J v),
     gives the correction a = -A^-1 J^T (omega r_vv); the step becomes v + a/2 where
     2|a|/|v| <= 0.75 (elsewhere the plain step).  It follows curved valleys (E and A trading
     off at a small exponent) in far fewer steps."""
     probe = np.minimum(np.maximum(th + _GEO_H * v, lo), hi)
-    hv = probe - th
-    rp = law.predict_z(probe, X) - logy
-    jv = np.matmul(J, hv[:, :, None])[:, :, 0]
-    rvv = (2.0 / _GEO_H ** 2) * (rp - r - jv)
-    rhs = np.matmul(J.transpose(0, 2, 1), (omega * rvv)[:, :, None])[:, :, 0]
+    rhs = rows.geodesic_rhs(base, th, act, probe, kept)
     if frozen is not None:
         rhs = np.where(frozen, 0.0, rhs)
     a = -_solve(A, rhs)

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from scalinglab.fitting.batched import _CHUNK_ELEMENTS
-from scalinglab.fitting.engine import SOLVER_LABELS, _assemble, _check_arrays, Refined, refine
+from scalinglab.fitting.engine import SOLVER_LABELS, _assemble, _check_arrays, Refined, no_finite_start, refine
 from scalinglab.fitting.objectives import (DEFAULT_WEIGHTS, auto_weights, describe_weights, make_objective,
                                            resolve_weights)
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
@@ -130,8 +130,7 @@ def _fit_part(law, objective, X_all, y_all, logy_all, masks, W, slice_w, specs, 
                 order = np.argsort(v, kind="stable")
                 order = order[np.isfinite(v[order])]
                 if order.size == 0:
-                    out[j] = ValueError(f"law {law.name!r}: the objective is not finite at any of the {len(grid)} "
-                                        f"starting points; pass init_grid= or x0= near the data")
+                    out[j] = no_finite_start(law, len(grid))
                     continue
                 top_of[j] = (grid[order[: (len(order) if n_refine is None else int(n_refine))]], len(grid))
     for j in part:
@@ -154,8 +153,8 @@ def _fit_part(law, objective, X_all, y_all, logy_all, masks, W, slice_w, specs, 
     if not starts:
         return
     groups = np.asarray(groups, dtype=int)
-    batch = refine_batch(law, objective, np.array(starts), Xp, logyp, weights=Wp[groups], groups=groups,
-                         join=(basin_rtol, basin_ptol))
+    batch = refine_batch(law, objective, np.array(starts), Xp, logyp, weights=Wp, weight_index=groups,
+                         groups=groups, join=(basin_rtol, basin_ptol))
     for j in part:
         if out[j] is not None:
             continue

@@ -311,7 +311,8 @@ def fit_resamples_batched(state: dict[str, Any], indices: Sequence[int],
     keep = np.isfinite(F) & (F <= (1.0 + state["margin"]) * F[:, :1])
     keep[:, 0] = True
     group, which = np.nonzero(keep)
-    res = refine_batch(law, objective.with_weights(None), cand[which], X, logy, weights=W[group], groups=group)
+    res = refine_batch(law, objective.with_weights(None), cand[which], X, logy, weights=W, weight_index=group,
+                       groups=group)
     out = []
     for b, (i, ss) in enumerate(zip(indices, seeds)):
         mine = np.flatnonzero(group == b)

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.scale import check_fit_rows
+from scalinglab.data.filters import select_rows
 from scalinglab.fitting.prediction import IntervalRule, conformal_rule
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
@@ -44,90 +46,66 @@ _READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".js
 # ------------------------------------------------------------------------------------- the data
 
 
-def _read_table(source) -> tuple[pd.DataFrame, str]:
-    if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True), "<DataFrame>"
+def _read_table(source, expected: str) -> tuple[pd.DataFrame, str]:
+    """The raw frame (with ``source_row``, 1-based data rows) and the source's name."""
+    from scalinglab.data.tables import read_frame
+
     if isinstance(getattr(source, "df", None), pd.DataFrame):          # a RunTable, already read
-        return source.df.reset_index(drop=True), str(getattr(source, "source", "<runs>"))
-    path = Path(source)
-    name = str(source)
-    kind = _READERS.get(path.suffix.lower())
-    if kind is None:
-        raise ValueError(f"{name}: cannot read a {path.suffix or 'suffix-less'} file; give a curve as "
-                         f"{', '.join(sorted(_READERS))}")
-    if not path.is_file():
-        raise ValueError(f"{name}: no such file")
-    if kind == "csv":
-        df = pd.read_csv(path, sep=None, engine="python")
-    elif kind == "tsv":
-        df = pd.read_csv(path, sep="\t")
-    elif kind == "jsonl":
-        df = pd.read_json(path, lines=True)
-    elif kind == "json":
-        df = pd.read_json(path)
-    else:
-        df = pd.read_parquet(path)
-    return df, name
+        frame = source.df.copy()
+        frame.attrs["source"] = str(getattr(source, "source", "<runs>"))
+        source = frame
+    elif not isinstance(source, pd.DataFrame):
+        path = Path(source)
+        if path.suffix.lower() not in _READERS:
+            raise ValueError(f"{source}: cannot read a {path.suffix or 'suffix-less'} file; give a curve as "
+                             f"{', '.join(sorted(_READERS))}")
+        if not path.is_file():
+            raise ValueError(f"{source}: no such file")
+    frame, name, _ = read_frame(source, expected=expected)
+    return frame, name
 
 
 def read_curve(source, x: str, y: str, *, by: str | None = None, domain=None,
-               where: str | None = None, one_run: bool = False) -> tuple[pd.DataFrame, str]:
+               where: str | None = None, one_run: bool = False,
+               drop_invalid: bool = False) -> tuple[pd.DataFrame, str]:
     """(frame, source name) of one or more curves: columns ``x`` and ``y`` as floats (and ``by``,
     the curve/recipe label, as strings), rows sorted by ``x`` within each curve, curves in the
-    order the file first names them; ``where``, a pandas query, selects rows first.  Refuses,
+    order the file first names them; ``where``, a row filter (:mod:`scalinglab.data.filters`),
+    selects rows first.  Refuses,
     naming the file, the row and the column: a missing column (listing the ones there are), a
     value that is not a positive finite number in ``x`` or not in ``domain`` (a
-    ``TargetTransform``) in ``y``; with ``one_run``, the same x twice in a curve (several runs
-    pooled)."""
-    df, name = _read_table(source)
+    ``TargetTransform``) in ``y``, every row checked; with ``one_run``, the same x twice in a curve
+    (several runs pooled).  ``drop_invalid``: leave the invalid rows out instead, each listed in the
+    frame's ``attrs["dropped"]``."""
+    df, name = _read_table(source, ", ".join(repr(c) for c in (x, y, by) if c is not None))
     if where:
-        try:
-            df = df.query(where).reset_index(drop=True)
-        except Exception as err:       # pandas raises many kinds; all mean the expression is wrong here
-            raise ValueError(f"{name}: where={where!r} could not be applied ({type(err).__name__}: {err}); the "
-                             f"columns are {list(df.columns)}") from None
-        if len(df) == 0:
-            raise ValueError(f"{name}: where={where!r} selects no rows")
+        df = select_rows(df, where, source=name).reset_index(drop=True)
     for option, col in (("x", x), ("y", y), ("by", by)):
         if col is not None and col not in df.columns:
             raise ValueError(f"{name}: no column {col!r} (the {option} column); the columns are {list(df.columns)}")
     if len(df) == 0:
         raise ValueError(f"{name}: no data rows")
-    label = (lambda i: f"data row {i + 1} (line {i + 2} of the file)") if name.endswith((".csv", ".tsv", ".txt")) \
-        else (lambda i: f"row {i + 1}")
-    out = pd.DataFrame({x: pd.to_numeric(df[x], errors="coerce").astype(float),
-                        y: pd.to_numeric(df[y], errors="coerce").astype(float)})
-    bad_x = ~(np.isfinite(out[x].to_numpy()) & (out[x].to_numpy() > 0))
-    if bad_x.any():
-        i = int(np.argmax(bad_x))
-        raise ValueError(f"{name}: {label(i)}, column {x!r}: {_shown(df[x].iloc[i])} is not a positive finite number "
-                         f"({int(bad_x.sum())} such rows); the scale variable (compute, GPU-hours, FLOPs) must be > 0")
-    ok_y = np.isfinite(out[y].to_numpy()) if domain is None else domain.valid(out[y].to_numpy())
-    if not ok_y.all():
-        i = int(np.argmax(~ok_y))
-        what = "a finite number" if domain is None else domain.domain
-        raise ValueError(f"{name}: {label(i)}, column {y!r}: {_shown(df[y].iloc[i])} is not {what} "
-                         f"({int((~ok_y).sum())} such rows)")
+    from scalinglab.data.schema import row_label_for
+    from scalinglab.data.tables import Cell, check_cells
+
+    cells = [Cell(x, "a positive finite number: the scale variable (compute, GPU-hours, FLOPs) must be > 0"),
+             Cell(y, "a finite number" if domain is None else domain.domain, low=-math.inf,
+                  valid=None if domain is None else domain.valid)]
+    if by is not None:
+        cells.append(Cell(by, "its curve's label on every point", text=True))
+    checked = check_cells(df, cells, source=name, label=row_label_for(name), drop_invalid=drop_invalid)
+    df = checked.frame
+    out = pd.DataFrame({x: df[x].astype(float), y: df[y].astype(float)})
+    out.attrs["dropped"] = checked.dropped
     if one_run:
         _refuse_repeated_x(out, df, x, by, name)
     if by is not None:
-        if df[by].isna().any():
-            i = int(np.flatnonzero(df[by].isna().to_numpy())[0])
-            raise ValueError(f"{name}: {label(i)}, column {by!r}: no label; every point needs its curve's label")
         out[by] = df[by].astype(str)
         # curves keep the order in which the file first names them (the first is the baseline)
         rank = {g: i for i, g in enumerate(pd.unique(out[by]))}
         out = out.assign(_curve=out[by].map(rank)).sort_values(["_curve", x], kind="stable").drop(columns="_curve")
         return out.reset_index(drop=True), name
     return out.sort_values(x, kind="stable").reset_index(drop=True), name
-
-
-def _shown(value) -> str:
-    """A cell as a person wrote it: 1.3, not np.float64(1.3)."""
-    try:
-        return f"{float(value):g}"
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 def _refuse_repeated_x(out: pd.DataFrame, raw: pd.DataFrame, x: str, by: str | None, name: str) -> None:
@@ -264,6 +242,7 @@ class CurveFit:
     fit: Any = None
     warnings: list = field(default_factory=list)
     data: Any = None                       # the points fitted (a frame with columns x and y)
+    notes: list = field(default_factory=list)   # what reading did: the rows drop_invalid left out, each listed
 
     def predict(self, at) -> pd.DataFrame:
         """Predicted ``y`` at each x in ``at`` with its bootstrap confidence interval and its
@@ -332,20 +311,24 @@ class CurveFit:
                             "level": self.level, "x_range": list(self.x_range), "n_points": self.n_points,
                             "bootstrap": {"kind": "moving-block residual", "block": self.block, "n": self.n_boot,
                                           "n_ok": self.n_ok, "at_bound_share": self.bound_share},
-                            "prediction_rule": self.rule.to_dict(), "warnings": list(self.warnings)})
+                            "prediction_rule": self.rule.to_dict(), "warnings": list(self.warnings),
+                            "notes": list(self.notes)})
 
 
 def fit_curve(data, law, *, x: str | None = None, y: str | None = None, fixed=None, min_x: float | None = None,
               n_boot: int = 200, block: int | None = None, level: float = 0.9, seed: int = 0, loss: str = "mse",
               delta: float = 1e-3, source: str | None = None, where: str | None = None,
-              one_run: bool = False) -> CurveFit:
+              one_run: bool = False, drop_invalid: bool = False) -> CurveFit:
     """Fit ``law`` to one curve: ``data`` a path or DataFrame with columns ``x`` and ``y`` (the
     law's own variable and target when None), points with x < ``min_x`` left out (an early,
     noisy stretch).  ``loss``: the objective on residuals in the law's transform ("mse": least
     squares, the default for one curve; "huber" with ``delta``).  Confidence intervals: a
     moving-block residual bootstrap of ``n_boot`` resamples (``block`` points per block, default
     Carlstein's rule, ``default_block``); prediction intervals: the curve's rollout (module
-    docstring).  ``one_run``: refuse a file whose rows repeat an x (several runs pooled)."""
+    docstring).  ``one_run``: refuse a file whose rows repeat an x (several runs pooled).
+    ``drop_invalid``: leave out rows whose x or y is invalid, each listed in ``notes``, instead of
+    refusing the file."""
+    from scalinglab.data.tables import dropped_note
     from scalinglab.fitting.bootstrap import bound_hit_fractions
     from scalinglab.fitting.engine import fit_arrays
     from scalinglab.laws import get_law
@@ -361,7 +344,12 @@ def fit_curve(data, law, *, x: str | None = None, y: str | None = None, fixed=No
     df, name = (data, source) if isinstance(data, pd.DataFrame) and source else read_curve(data, x, y,
                                                                                           domain=law.transform,
                                                                                           where=where,
-                                                                                          one_run=one_run)
+                                                                                          one_run=one_run,
+                                                                                          drop_invalid=drop_invalid)
+    check_fit_rows(len(df), what="a curve fit", source=str(name),
+                   remedy="fit the evaluations after the early stretch (min_x=, CLI --min-x), or keep every k-th "
+                          "evaluation with where= (CLI --where)")
+    dropped = df.attrs.get("dropped", [])
     if min_x is not None:
         if not (math.isfinite(min_x) and min_x > 0):
             raise ValueError(f"min_x={min_x!r} must be a positive number of {x} (e.g. 1500)")
@@ -415,4 +403,4 @@ def fit_curve(data, law, *, x: str | None = None, y: str | None = None, fixed=No
                     samples_theta=T, rule=rule, bound_share=bound_share,
                     x_range=(float(X[:, 0].min()), float(X[:, 0].max())), n_points=len(yv), block=blk,
                     n_boot=int(n_boot), n_ok=len(thetas), level=float(level), fit=res, warnings=warnings,
-                    data=df[[x, y]].reset_index(drop=True))
+                    data=df[[x, y]].reset_index(drop=True), notes=[dropped_note(name, dropped)] if dropped else [])

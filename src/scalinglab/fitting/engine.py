@@ -39,7 +39,16 @@ from scalinglab.fitting.goodness import structure_warnings
 from scalinglab.fitting.result import FitResult
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
 from scalinglab.laws import Law, get_law
+from scalinglab.util.errors import ParamError
 from scalinglab.util.threads import single_threaded_blas
+
+
+def no_finite_start(law, n_starts: int) -> ParamError:
+    """The error of a fit whose objective is NaN or infinite at every starting point."""
+    return ParamError("init_grid", f"law {law.name!r}: the objective is not finite at any of the {n_starts} "
+                      "starting points (the law's predictions are NaN or infinite there); give starting points "
+                      "near the data ({init_grid} or {x0})", also=("x0",))
+
 
 METHODS = ("auto", "multistart", "varpro")
 SOLVERS = ("batched", "lbfgs")
@@ -85,9 +94,12 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
     """
     from scalinglab.data.readers import as_runtable
 
+    from scalinglab.data.scale import check_fit_rows, runs_remedy
+
     law = get_law(law, fixed=fixed)
     table = as_runtable(runs)
     df = table.df
+    check_fit_rows(len(df), what="a fit", source=table.source, remedy=runs_remedy(df))
     try:
         X = law.features(df)
         y = law.target_values(df)
@@ -234,8 +246,7 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
             order = np.argsort(values, kind="stable")
             order = order[np.isfinite(values[order])]
             if order.size == 0:
-                raise ValueError(f"law {law.name!r}: the objective is not finite at any of the "
-                                 f"{len(grid)} starting points; pass init_grid= or x0= near the data")
+                raise no_finite_start(law, len(grid))
             starts = grid[order[: (len(order) if n_refine is None else int(n_refine))]]
         n_starts += len(starts) if x0 is not None else len(grid)
         starts_all += list(starts)

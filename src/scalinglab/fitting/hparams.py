@@ -35,8 +35,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.scale import check_fit_rows
+from scalinglab.data.filters import FilterError, where_mask
 from scalinglab.laws.hparams import BATCH_UNITS, HPARAM_LAWS, HparamLaw, PowerRule, design, get_hparam_law
 from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.jsonio import checked_dumps
 
 __all__ = ["HparamFit", "HparamValidation", "fit_hparams", "validate_hparams", "load_hparam_runs", "synthetic_hparam_sweep",
            "smooth_group", "FORMS", "TARGETS"]
@@ -53,14 +56,19 @@ EDGE_SHARE = 0.02                          # an optimum within 2% of the box's w
 # ----------------------------------------------------------------------------------------------
 
 def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None = None, sep: str | None = None,
-                     batch_unit: str = "tokens", seq_len: float | None = None):
+                     batch_unit: str = "tokens", seq_len: float | None = None, drop_invalid: bool = False):
     """(runs, diverged): the sweep's finished runs as a validated RunTable, and the rows whose loss
     is missing or not finite (diverged or unfinished runs) as a frame with their row numbers.
 
     batch_unit: what the batch column counts, "tokens" or "sequences"; sequences are converted to
-    tokens with ``seq_len`` (tokens per sequence), and kept in sequences without it."""
-    from scalinglab.data.readers import load_runs, read_table
-    from scalinglab.data.schema import RunDataError, row_label_for
+    tokens with ``seq_len`` (tokens per sequence), and kept in sequences without it.
+    drop_invalid: leave out the finished runs with an invalid cell in a column the fit uses (not a
+    number, inf, negative, missing lr or batch size), each listed in ``runs.invalid_dropped``, instead
+    of refusing the file. A missing or infinite loss is a diverged run either way; a loss that is
+    not a number ('abc') is invalid, not diverged."""
+    from scalinglab.data.readers import load_runs
+    from scalinglab.data.schema import RunDataError, coerce_numeric, row_label_for
+    from scalinglab.data.tables import Cell, check_cells, read_frame
 
     if batch_unit not in BATCH_UNITS:
         raise ValueError(f"--batch-unit {batch_unit!r}: choose tokens or sequences")
@@ -78,8 +86,8 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
         raw = runs_frame(source)                   # lr and batch_size (tokens) from each run's config
         raw = raw[raw["branch"] == -1].drop(columns=["budget", "run_budget"]).reset_index(drop=True)
     else:
-        name = str(source)
-        raw, _ = read_table(Path(source), sep=sep)
+        raw, name, _ = read_frame(Path(source), sep=sep, expected="params, tokens (or flops), lr, batch_size, loss "
+                                  "(one row per run of the LR × batch sweep)")
     label = row_label_for(name)
     if "source_row" not in raw.columns:
         raw.insert(len(raw.columns), "source_row", np.arange(1, len(raw) + 1, dtype="int64"))
@@ -89,14 +97,23 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
             have = ", ".join(str(c) for c in raw.columns if c != "source_row")
             raise ValueError(f"{name}: no {canon!r} column (have: {have}); an LR × batch sweep needs lr, batch_size, "
                              f"loss, params and tokens (or flops): map yours with --map {canon}=COLUMN")
-    loss = pd.to_numeric(raw[mapping.get("loss", "loss")], errors="coerce")
-    bad = ~np.isfinite(loss.to_numpy(dtype=float))
+    loss, unreadable = coerce_numeric(raw[mapping.get("loss", "loss")])
+    bad = ~np.isfinite(loss.to_numpy(dtype=float)) & ~unreadable.to_numpy()
     diverged = raw[bad].copy()
     diverged["reason"] = [f"{label(int(r))}: loss {v!r} is missing or not finite (diverged or unfinished); "
                           "left out of the smoothing" for r, v in zip(diverged["source_row"],
                                                                        raw.loc[bad, mapping.get("loss", "loss")])]
+    finished, dropped = raw[~bad].reset_index(drop=True), []
+    if drop_invalid:
+        used = [c for c in ("params", "tokens", "flops", "lr", "batch_size", "loss")
+                if mapping.get(c, c) is not None and mapping.get(c, c) in finished.columns]
+        cells = [Cell(mapping.get(c, c), f"a positive {c}", shown=mapping.get(c, c),
+                      missing="keep" if c in ("tokens", "flops") else "refuse") for c in used]
+        checked = check_cells(finished, cells, source=name, label=label, drop_invalid=True)
+        finished, dropped = checked.frame, checked.dropped
+    finished.attrs["source"] = name               # load_runs names the file and its rows as the user sees them
     try:
-        runs = load_runs(raw[~bad].reset_index(drop=True), mapping=mapping, where=where)
+        runs = load_runs(finished, mapping=mapping, where=where)
     except RunDataError as exc:
         raise RunDataError(str(exc).replace("<DataFrame>", name)) from None
     runs.source = name
@@ -111,6 +128,7 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
                 diverged["batch_size"] = pd.to_numeric(diverged["batch_size"], errors="coerce") * float(seq_len)
             batch_unit = "tokens"
     runs.batch_unit = batch_unit
+    runs.invalid_dropped = dropped
     return runs, diverged.reset_index(drop=True)
 
 
@@ -121,8 +139,8 @@ def _apply_mapping_and_where(frame: pd.DataFrame, mapping: dict, where: str | No
             renamed[col] = pd.to_numeric(renamed[col], errors="coerce")
     if where:
         try:
-            renamed = renamed.query(where)
-        except Exception:   # a where that names the loss of finished runs only: keep all listed
+            renamed = renamed[where_mask(renamed, where)]
+        except FilterError:   # e.g. a where on the loss, which these rows lack: keep all listed
             pass
     return renamed
 
@@ -370,7 +388,8 @@ class HparamFit:
                 "diverged": int(len(self.diverged)), "notes": self.notes, "warnings": self.warnings}
 
     def to_json(self, path=None) -> str:
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False, default=_json_default)
+        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
+        text = checked_dumps(json.loads(json.dumps(self.to_dict(), allow_nan=False, default=_json_default)), indent=1)
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -421,12 +440,17 @@ def _check_columns(df: pd.DataFrame, source: str) -> None:
     if missing:
         raise ValueError(f"{source}: an LR × batch sweep needs columns params, tokens, lr, batch_size and loss; "
                          f"missing {missing} (map yours with --map lr=COLUMN)")
+    from scalinglab.data.schema import row_label_for
+
+    rows = df["source_row"].to_numpy() if "source_row" in df else np.arange(1, len(df) + 1)
     for c in ("params", "tokens", "lr", "batch_size", "loss"):
         v = df[c].to_numpy(float)
         ok = np.isfinite(v) & (v > 0)
         if not ok.all():
             i = int(np.argmax(~ok))
-            raise ValueError(f"{source}: row {i + 1}, column {c!r}: {v[i]!r} is not a positive finite number")
+            raise ValueError(f"{source}: {row_label_for(source)(int(rows[i]))}, column {c!r}: {v[i]!r} is not a "
+                             f"positive finite number ({int((~ok).sum())} such rows); every run of the sweep needs "
+                             "it, or pass drop_invalid=True (CLI --drop-invalid) to leave such rows out, each listed")
 
 
 def _optima(df: pd.DataFrame, groups: list[_Group], dims, window, rows_override=None):
@@ -486,6 +510,8 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
     (runs within each group); keep_edge: keep groups whose optimum lies on the sampled box's edge;
     group_by: columns that name the groups (default: runs of equal N and D)."""
     df, source, diverged, unit = _as_frame(runs)
+    check_fit_rows(len(df), what="an lr x batch fit", source=source,
+                   remedy="give one row per run (its final loss), or select groups with where= (CLI --where)")
     if not (0 < window < 1):
         raise ValueError(f"--window {window!r}: the near-optimal band is a relative loss, e.g. 0.02 (2%)")
     if not (0 < level < 1):
@@ -697,6 +723,8 @@ def validate_hparams(runs, *, presets=tuple(HPARAM_LAWS), **fit_kwargs) -> Hpara
     the predicted lr and batch against its best measured run. ``presets``: published laws to score
     the same way (batch in tokens; skipped when the sweep's batch is in sequences)."""
     df, source, diverged, unit = _as_frame(runs)
+    check_fit_rows(len(df), what="an lr x batch fit", source=source,
+                   remedy="give one row per run (its final loss), or select groups with where= (CLI --where)")
     _check_columns(df, source)
     group_by = fit_kwargs.get("group_by")
     ids = _group_ids(df, group_by)

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.scale import check_fit_rows
 from scalinglab.laws.loss_to_loss import LOSS_TO_LOSS, X_FLOOR, Y_FLOOR, check_x_above_floor
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
@@ -83,10 +84,13 @@ def skip_comment_header(runs):
     return frame
 
 
-def _prepare(runs, x: str, y: str, mapping=None, where=None) -> pd.DataFrame:
+def _prepare(runs, x: str, y: str, mapping=None, where=None, drop_invalid: bool = False) -> pd.DataFrame:
     """The canonical run frame with the x loss as ``loss`` and the y loss as ``loss_y``; bad
-    columns or values are refused by name."""
-    from scalinglab.data.readers import load_runs
+    columns or values are refused by name (file, row, column), every row checked.  With
+    ``drop_invalid`` such rows are left out instead, each listed in ``attrs["dropped"]``."""
+    from scalinglab.data.readers import RunTable, load_runs
+    from scalinglab.data.schema import row_label_for
+    from scalinglab.data.tables import Cell, check_cells, read_frame
 
     if x == y:
         raise ValueError(f"--x and --y name the same column {x!r}; give the losses of two datasets")
@@ -94,6 +98,21 @@ def _prepare(runs, x: str, y: str, mapping=None, where=None) -> pd.DataFrame:
     if x != "loss":
         mapping["loss"] = x
     runs = skip_comment_header(runs)
+    dropped: list[str] = []
+    if not isinstance(runs, RunTable):
+        raw, name, label = read_frame(runs, expected=f"{x!r} and {y!r} (the two losses), params and tokens or flops",
+                                      text_columns=("run_id", "group"))
+        if drop_invalid:
+            count = "a positive count, e.g. 1.2e9"
+            need = {x: ("a positive loss in nats/token", "refuse"), y: ("a positive loss in nats/token", "refuse"),
+                    mapping.get("params", "params"): (count, "refuse"),
+                    mapping.get("tokens", "tokens"): (count, "keep"),
+                    mapping.get("flops", "flops"): ("positive FLOPs", "keep")}
+            cells = [Cell(c, what, missing=missing) for c, (what, missing) in need.items() if c in raw.columns]
+            checked = check_cells(raw, cells, source=name, label=label, drop_invalid=True)
+            raw, dropped = checked.frame, checked.dropped
+        raw.attrs["source"] = name
+        runs = raw
     try:
         table = load_runs(runs, mapping=mapping, where=where)
     except ValueError as err:
@@ -103,13 +122,12 @@ def _prepare(runs, x: str, y: str, mapping=None, where=None) -> pd.DataFrame:
     if source is None:
         have = [c for c in df.columns if c != "source_row"]
         raise ValueError(f"{table.source}: no y loss column {y!r}; the runs have {have}")
-    vals = pd.to_numeric(df[source], errors="coerce").to_numpy(float)
-    bad = ~(np.isfinite(vals) & (vals > 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"{table.source}: row {i + 1}, column {y!r}: {df[source].iloc[i]!r} is not a positive "
-                         f"finite loss ({int(bad.sum())} such rows); pair only runs evaluated on both datasets")
-    df[LOSS_TO_LOSS.target] = vals
+    checked = check_cells(df, [Cell(source, "a positive finite loss (pair only runs evaluated on both datasets)",
+                                    shown=y)], source=table.source, label=row_label_for(table.source),
+                          drop_invalid=drop_invalid)
+    df = checked.frame
+    df[LOSS_TO_LOSS.target] = df[source].to_numpy(float)
+    df.attrs.update(dropped=dropped + checked.dropped, source=table.source)
     if len(df) < MIN_PAIRS:
         raise ValueError(f"{table.source}: {len(df)} paired run(s) with both {x!r} and {y!r}; loss-to-loss needs "
                          f"at least {MIN_PAIRS} (the shifted power law has 4 parameters)")
@@ -201,6 +219,8 @@ class LossToLossFit:
     n_pairs: int
     data_max_flops: float
     compute_laws: dict = field(default_factory=dict)
+    file_notes: list = field(default_factory=list, repr=False, compare=False)  # from_json: what to tell
+    notes: list = field(default_factory=list)        # what reading did: rows drop_invalid left out, each listed
 
     @property
     def params(self) -> dict[str, float]:
@@ -256,6 +276,7 @@ class LossToLossFit:
                 c = self.compute_laws[key]
                 txt = ", ".join(f"{k} = {fmt_num(v, 4)}" for k, v in c.params.items())
                 lines.append(f"  compute law of {col}: {c.law_object.formula}, {txt}")
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -264,9 +285,10 @@ class LossToLossFit:
                 "compute_laws": {k: v.to_dict() for k, v in self.compute_laws.items()}}
 
     def to_json(self, path=None) -> str:
-        from scalinglab.util.jsonio import dumps
+        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
+        from scalinglab.util.jsonio import checked_dumps
 
-        text = dumps(self.to_dict())
+        text = checked_dumps(self.to_dict())
         if path is not None:
             from pathlib import Path
 
@@ -274,27 +296,31 @@ class LossToLossFit:
         return text
 
     @classmethod
-    def from_json(cls, path_or_text) -> "LossToLossFit":
-        import json
-        from pathlib import Path
-
+    def from_json(cls, path_or_text, *, allow_edited: bool = False) -> "LossToLossFit":
+        """From a file ``to_json`` wrote (or its text), checked as ``util/jsonio.verify_document``
+        says (an edited file refused unless ``allow_edited``) and field by field as
+        ``FitResult.from_dict`` checks a fit."""
         from scalinglab.fitting.result import FitResult
+        from scalinglab.util.jsonio import read_json_object, verify_document
 
-        text = str(path_or_text)
-        if not text.lstrip().startswith("{"):
-            text = Path(text).read_text()
-        d = json.loads(text)
+        d = read_json_object(path_or_text, str(path_or_text), "a loss-to-loss fit (write one with `scalinglab "
+                             "loss-to-loss ... -o FILE.json`)")
         if d.get("kind") != "loss_to_loss_fit":
             raise ValueError(f"{path_or_text}: not a loss-to-loss fit (write one with `scalinglab loss-to-loss ... "
                              f"-o FILE.json`)")
-        return cls(d["x"], d["y"], FitResult.from_dict(d["fit"]), d["irreducible"], int(d["n_pairs"]),
-                   float(d["data_max_flops"]),
-                   {k: FitResult.from_dict(v) for k, v in (d.get("compute_laws") or {}).items()})
+        label = "loss-to-loss fit JSON text" if str(path_or_text).lstrip().startswith("{") else str(path_or_text)
+        d, notes = verify_document(d, label=label, allow_edited=allow_edited)
+        fit = FitResult.from_dict(d["fit"], source=f"{label} (field 'fit')")
+        laws = {k: FitResult.from_dict(v, source=f"{label} (field 'compute_laws.{k}')")
+                for k, v in (d.get("compute_laws") or {}).items()}
+        notes += [n for f in (fit, *laws.values()) for n in f.file_notes]
+        return cls(d["x"], d["y"], fit, d["irreducible"], int(d["n_pairs"]), float(d["data_max_flops"]), laws,
+                   file_notes=notes)
 
 
 def fit_loss_to_loss(runs, x: str, y: str, *, irreducible="compute", n_bootstrap: int = 200, level: float = 0.9,
                      seed: int = 0, calibrate: bool = True, mapping=None, where=None,
-                     n_refine: int = 16) -> LossToLossFit:
+                     n_refine: int = 16, drop_invalid: bool = False) -> LossToLossFit:
     """Fit L_y = K (L_x - E_x)^kappa + E_y to runs with both losses per row.
 
     runs : RunTable, DataFrame or path; ``x``, ``y`` the two loss columns (``mapping`` / ``where``
@@ -303,11 +329,18 @@ def fit_loss_to_loss(runs, x: str, y: str, *, irreducible="compute", n_bootstrap
         "joint" (all four fitted from the pairs), or a pair (E_x, E_y) of numbers.
     n_bootstrap : resamples of the pairs for the CI of K and kappa (0: none).
     calibrate : calibrate the prediction intervals on the pairs' rollout over FLOP budgets.
+    drop_invalid : leave out rows with an invalid cell in a column the fit uses (each listed in
+        ``notes``) instead of refusing the file.
     """
+    from scalinglab.data.tables import dropped_note
     from scalinglab.fitting.bootstrap import bootstrap
     from scalinglab.fitting.engine import fit as fit_runs
 
-    df = _prepare(runs, x, y, mapping, where)
+    df = _prepare(runs, x, y, mapping, where, drop_invalid)
+    check_fit_rows(len(df), what="a loss-to-loss fit", source=str(df.attrs.get("source", "<runs>")),
+                   remedy="pair the x and y losses once per run (its final checkpoint), or select rows with "
+                          "where= (CLI --where)")
+    notes = [dropped_note(df.attrs["source"], df.attrs["dropped"])] if df.attrs["dropped"] else []
     compute_laws: dict = {}
     if isinstance(irreducible, str):
         if irreducible not in IRREDUCIBLE_MODES:
@@ -340,7 +373,7 @@ def fit_loss_to_loss(runs, x: str, y: str, *, irreducible="compute", n_bootstrap
     if calibrate:
         result.calibration = rollout_calibration(df, y, irreducible, level=level, seed=seed, n_refine=n_refine)
     flops = np.asarray(df["flops"], dtype=float)
-    return LossToLossFit(x, y, result, mode, len(df), float(flops.max()), compute_laws)
+    return LossToLossFit(x, y, result, mode, len(df), float(flops.max()), compute_laws, notes=notes)
 
 
 def rollout_calibration(df: pd.DataFrame, y: str, irreducible, *, level: float = 0.9, seed: int = 0,

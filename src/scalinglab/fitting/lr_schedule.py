@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.scale import check_fit_rows
 from scalinglab.laws.lr_schedule import DEFAULT_DECAY, LR_SCHEDULE, LRScheduleLaw
 from scalinglab.util.intervals import percentile_interval
-from scalinglab.util.jsonio import dumps, float_array, from_jsonable
+from scalinglab.util.jsonio import checked_dumps, float_array, from_jsonable, loaded_level, verify_document
 
 __all__ = ["ScheduleFit", "read_curves", "fit_schedule", "CURVE_FILE_HELP"]
 
@@ -41,9 +42,15 @@ DECAY_GRID = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995)
 # ------------------------------------------------------------------------------------------ input
 
 
-def _read_table(source) -> tuple[pd.DataFrame, str]:
+def _read_table(source, expected: str) -> tuple[pd.DataFrame, str, object, bool]:
+    """(raw frame with source_row, source name, row label, from a sweep store)."""
+    from scalinglab.data.schema import row_label_for
+    from scalinglab.data.tables import read_frame
+
     if isinstance(source, pd.DataFrame):
-        return source.copy(), "the curve frame"
+        frame = source.copy()
+        frame.attrs.setdefault("source", "the curve frame")
+        return (*read_frame(frame, expected=expected), False)
     path = Path(source)
     if not path.exists():
         raise ValueError(f"curve file {path} does not exist; give {CURVE_FILE_HELP}")
@@ -52,34 +59,48 @@ def _read_table(source) -> tuple[pd.DataFrame, str]:
         from scalinglab.sweep.store import FINAL_BRANCH, curves_frame
 
         df = curves_frame(path)
-        df = df[df["branch"] == FINAL_BRANCH]
-        return df.rename(columns={"train_loss": "loss"}), str(path)
-    if suffix == ".parquet":
-        return pd.read_parquet(path), str(path)
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=suffix == ".jsonl"), str(path)
-    if suffix in (".csv", ".tsv", ".txt"):
-        return pd.read_csv(path, sep=None, engine="python"), str(path)
-    raise ValueError(f"curve file {path}: unknown type {suffix!r}; give {CURVE_FILE_HELP}")
+        df = df[df["branch"] == FINAL_BRANCH].reset_index(drop=True)
+        df["source_row"] = np.arange(1, len(df) + 1)
+        return df.rename(columns={"train_loss": "loss"}), str(path), row_label_for(str(path)), True
+    if suffix not in (".parquet", ".jsonl", ".json", ".csv", ".tsv", ".txt"):
+        raise ValueError(f"curve file {path}: unknown type {suffix!r}; give {CURVE_FILE_HELP}")
+    return (*read_frame(path, expected=expected, text_columns=("run", "run_id")), False)
 
 
-def read_curves(source, *, runs=None, loss_column: str | None = None) -> pd.DataFrame:
-    """Curves as a frame (run_id, step, lr, loss), sorted by run and step.
+def read_curves(source, *, runs=None, loss_column: str | None = None, drop_invalid: bool = False) -> pd.DataFrame:
+    """Curves as a frame (run_id, step, lr, loss, source_row), sorted by run and step.
 
     ``runs``: keep only these run names (in this order).  ``loss_column``: the column holding
     the loss (default ``loss``, else ``train_loss``; ``val_loss`` for a store's validation
-    loss).  Rows whose loss is missing (a store's validation loss between evaluations) are
-    dropped; any other bad value is an error naming the file, row and column."""
-    df, where = _read_table(source)
-    found = list(df.columns)
+    loss).  Every row of the curves used is checked (``data/tables.check_cells``): a step, lr or
+    loss that is not a number, not finite, missing or out of range is an error naming the file,
+    row, curve and column, or, with ``drop_invalid``, the row is left out and listed in
+    ``attrs["dropped"]``.  A sweep store's rows without a validation loss (between evaluations)
+    are left out and counted in ``attrs["notes"]``.  ``attrs["warnings"]``: a curve whose peak lr
+    lies far outside its siblings' (``data/tables.setting_outliers``)."""
+    from scalinglab.data.tables import Cell, check_cells, setting_outliers
+
+    df, where, label, from_store = _read_table(source, "step, lr, loss (and run or run_id for several curves)")
+    found = [c for c in df.columns if c != "source_row"]
     if "run_id" not in df.columns:
-        df["run_id"] = df["run"].astype(str) if "run" in df.columns else "curve"
+        df["run_id"] = df["run"] if "run" in df.columns else "curve"
     if loss_column is None:
         loss_column = "loss" if "loss" in df.columns else "train_loss"
     missing = [c for c in ("step", "lr", loss_column) if c not in df.columns]
     if missing:
         raise ValueError(f"{where}: missing column(s) {missing}; {CURVE_FILE_HELP} (columns found: {found})")
-    df = df.loc[df[loss_column].notna(), ["run_id", "step", "lr", loss_column]].rename(columns={loss_column: "loss"})
+    df = df[["run_id", "step", "lr", loss_column, "source_row"]].rename(columns={loss_column: "loss"})
+    notes = []
+    if from_store:
+        unevaluated = df["loss"].isna().to_numpy()
+        if unevaluated.any():
+            notes.append(f"{where}: {int(unevaluated.sum())} logged step(s) without a {loss_column} (between "
+                         "evaluations) left out")
+        df = df[~unevaluated]
+    if df["run_id"].isna().any():
+        i = int(np.argmax(df["run_id"].isna().to_numpy()))
+        raise ValueError(f"{where}: {label(int(df['source_row'].iloc[i]))}, column 'run': no curve name; every row "
+                         "of a file of several curves needs its curve's name")
     df["run_id"] = df["run_id"].astype(str)
     if runs:
         runs = [str(r) for r in runs]
@@ -89,20 +110,18 @@ def read_curves(source, *, runs=None, loss_column: str | None = None) -> pd.Data
         df = pd.concat([df[df["run_id"] == r] for r in runs])
     if df.empty:
         raise ValueError(f"{where}: no rows with a loss; {CURVE_FILE_HELP}")
-    for col in ("step", "lr", "loss"):
-        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(v) | (v <= 0 if col in ("step", "loss") else v < 0)
-        if bad.any():
-            i = int(np.argmax(bad))
-            need = {"step": "a whole number of steps >= 1", "lr": "a learning rate >= 0",
-                    "loss": "a positive loss in nats/token"}[col]
-            raise ValueError(f"{where}: row {df.index[i] + 1} (curve {df['run_id'].iloc[i]!r}), column {col!r}: "
-                             f"{df[col].iloc[i]} is not {need}")
-        df[col] = v
+    cells = [Cell("step", "a whole number of steps >= 1", whole=True),
+             Cell("lr", "a learning rate >= 0", low_closed=True),
+             Cell("loss", "a positive loss in nats/token", shown=loss_column)]
+    checked = check_cells(df, cells, source=where, label=label, drop_invalid=drop_invalid, run_column="run_id",
+                          run_word="curve")
+    df = checked.frame
     order = list(dict.fromkeys(df["run_id"]))              # curves in the order they come
     df["_order"] = df["run_id"].map({r: i for i, r in enumerate(order)})
     df = df.sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(drop=True)
-    df.attrs["source"] = where
+    df.attrs.update(source=where, dropped=checked.dropped, notes=notes,
+                    warnings=setting_outliers(df, "lr", "run_id", source=where, label=label, what="peak lr",
+                                              reduce="max", run_word="curve"))
     return df
 
 
@@ -143,6 +162,8 @@ class ScheduleFit:
     warnings: list[str] = field(default_factory=list)
     source: str = ""
     decay_profile: list = field(default_factory=list)   # [(lambda, objective)] when decay="fit"
+    notes: list[str] = field(default_factory=list)       # what reading did: rows dropped (each listed), left out
+    file_notes: list[str] = field(default_factory=list, repr=False, compare=False)  # from_json: what to tell
 
     @property
     def law(self) -> LRScheduleLaw:
@@ -205,6 +226,7 @@ class ScheduleFit:
         if self.decay_profile:
             lines.append("[[lambda profile]] objective of the fit at each lambda (the lowest is kept)")
             lines += [f"    {lam:<8g}{obj:>14.7g}" for lam, obj in self.decay_profile]
+        lines += [f"note: {n}" for n in self.notes]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -215,17 +237,23 @@ class ScheduleFit:
                 "residual_band": list(self.residual_band), "decay": self.decay, "peak_lr": self.peak_lr,
                 "warmup": self.warmup, "curves": self.curves, "n_points": self.n_points,
                 "rmse_log": self.rmse_log, "converged": self.converged, "warnings": self.warnings,
-                "source": self.source, "decay_profile": [list(p) for p in self.decay_profile]}
+                "source": self.source, "decay_profile": [list(p) for p in self.decay_profile],
+                "notes": list(self.notes)}
 
     def to_json(self, path=None) -> str:
-        text = dumps(self.to_dict())
+        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
+        text = checked_dumps(self.to_dict())
         if path is not None:
             Path(path).write_text(text + "\n")
         return text
 
     @classmethod
-    def from_json(cls, text_or_path) -> "ScheduleFit":
+    def from_json(cls, text_or_path, *, allow_edited: bool = False) -> "ScheduleFit":
+        """From a file ``to_json`` wrote (or its text), checked as ``util/jsonio.verify_document``
+        says: an edited file is refused unless ``allow_edited``; a level outside (0, 1) or
+        resamples of the wrong shape are refused, non-finite resamples dropped and named."""
         text = str(text_or_path)
+        label = "schedule fit JSON text" if text.lstrip().startswith("{") else f"schedule fit {text}"
         if not text.lstrip().startswith("{"):
             path = Path(text_or_path)
             if not path.exists():
@@ -233,20 +261,48 @@ class ScheduleFit:
                                  f"CURVES -o {path.name}`")
             text = path.read_text()
         try:
-            d = from_jsonable(json.loads(text))
+            d = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"schedule fit is not JSON ({err}); write one with `scalinglab schedule fit`") from None
         if not isinstance(d, dict) or d.get("kind") != "lr_schedule_fit":
-            raise ValueError("this JSON is not a schedule fit (no \"kind\": \"lr_schedule_fit\"); write one with "
+            raise ValueError(f"{label}: not a schedule fit (no \"kind\": \"lr_schedule_fit\"); write one with "
                              "`scalinglab schedule fit CURVES -o sched.json`")
-        samples = float_array(d["samples"]) if d["samples"] else np.empty((0, len(d["theta"])))
+        d, file_notes = verify_document(d, label=label, allow_edited=allow_edited)
+        d = from_jsonable(d)                        # after the checksum, which covers the text as written
+        samples, more = _loaded_samples(d["samples"], len(d["theta"]), label)
+        try:
+            level = loaded_level(d["level"], "level")
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
         return cls(params={k: float(v) for k, v in d["params"].items()}, theta=float_array(d["theta"]),
-                   samples=samples.reshape(-1, len(d["theta"])), level=float(d["level"]),
+                   samples=samples, level=level, file_notes=file_notes + more,
                    residual_band=tuple(float(v) for v in d["residual_band"]), decay=float(d["decay"]),
                    peak_lr=float(d["peak_lr"]), warmup=int(d["warmup"]), curves=list(d["curves"]),
                    n_points=int(d["n_points"]), rmse_log=float(d["rmse_log"]), converged=bool(d["converged"]),
                    warnings=list(d.get("warnings", [])), source=str(d.get("source", "")),
-                   decay_profile=[tuple(float(v) for v in p) for p in d.get("decay_profile", [])])
+                   decay_profile=[tuple(float(v) for v in p) for p in d.get("decay_profile", [])],
+                   notes=[str(n) for n in d.get("notes", [])])
+
+
+def _loaded_samples(rows, width: int, label: str) -> tuple[np.ndarray, list[str]]:
+    """A schedule fit file's (B, width) bootstrap optima and the notes about them: non-finite
+    resamples dropped and counted; none left means no confidence interval, said so."""
+    try:
+        samples = float_array(rows) if rows else np.empty((0, width))
+    except (TypeError, ValueError):
+        samples = None
+    if samples is None or samples.ndim != 2 or samples.shape[1] != width:
+        raise ValueError(f"{label}: samples is not a table of one row of {width} numbers (theta) per resample"
+                         + ("" if samples is None else f"; its shape is {samples.shape}"))
+    finite = np.all(np.isfinite(samples), axis=1)
+    n_bad = int(np.sum(~finite))
+    if n_bad == 0:
+        return samples, []
+    if n_bad == len(samples):
+        return samples[finite], [f"WARNING: {label}: all {n_bad} bootstrap resamples are non-finite: no confidence "
+                                 f"interval"]
+    return samples[finite], [f"note: {label}: {n_bad} of {len(samples)} bootstrap resamples are non-finite and were "
+                             f"dropped; the intervals come from the {len(samples) - n_bad} left"]
 
 
 # ------------------------------------------------------------------------------------------ fitting
@@ -280,16 +336,18 @@ def _block_indices(groups: list[np.ndarray], rng: np.random.Generator, blocks: i
 
 def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: float | str = DEFAULT_DECAY,
                  from_step: int | None = None, n_boot: int = 200, level: float = 0.9, blocks: int = 20,
-                 seed: int = 0) -> ScheduleFit:
+                 seed: int = 0, drop_invalid: bool = False) -> ScheduleFit:
     """Fit L = L0 + A*S1^-alpha - C*S2 to one or more curves (``read_curves`` input).
 
     ``decay``: lambda of the annealing momentum, or "fit": the lambda of ``DECAY_GRID`` whose fit
     has the lowest objective (a profile; the bootstrap then holds lambda there).  ``from_step``:
     the first step fitted (default: the step after each curve's warmup, where the law starts to
-    hold).  ``n_boot``: circular-block
+    hold).  ``drop_invalid``: leave out rows with an invalid cell, each listed in ``notes``, instead
+    of refusing the curves (``read_curves``).  ``n_boot``: circular-block
     resamples (``blocks`` blocks per curve) for the intervals; 0 skips the bootstrap.
     Raises ValueError naming the problem when the curves cannot identify the law: fewer rows than
     parameters, or no annealing (S2 = 0 everywhere: C is not identified)."""
+    from scalinglab.data.tables import dropped_note
     from scalinglab.fitting.engine import fit_arrays
 
     if not 0.0 < level < 1.0:
@@ -301,7 +359,9 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
     profiled = isinstance(decay, str)
     if profiled and decay != "fit":
         raise ValueError(f"decay must be a number in [0, 1) (e.g. 0.999) or 'fit'; got {decay!r}")
-    df = read_curves(curves, runs=runs, loss_column=loss_column)
+    df = read_curves(curves, runs=runs, loss_column=loss_column, drop_invalid=drop_invalid)
+    check_fit_rows(len(df), what="a schedule fit", source=str(df.attrs.get("source", curves)),
+                   remedy="fit fewer curves (runs=, CLI --run) or log every k-th step")
     keep = _fit_rows(df, from_step)
     if keep.sum() <= len(LR_SCHEDULE.params):
         raise ValueError(f"{df.attrs['source']}: {int(keep.sum())} step(s) after the warmup; the law has "
@@ -333,7 +393,7 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
             samples.append(r.theta)
         except ValueError:                       # a resample that missed every annealed step
             failed += 1
-    warnings = list(result.warnings)
+    warnings = list(df.attrs["warnings"]) + list(result.warnings)
     if failed:
         warnings.append(f"{failed} of {n_boot} bootstrap resamples could not be fitted (no annealed steps) and "
                         f"were left out")
@@ -352,4 +412,6 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
                        peak_lr=float(first["lr"].max()), warmup=warmup_steps(first["step"], first["lr"]),
                        curves=curve_info, n_points=int(keep.sum()), rmse_log=float(np.sqrt(np.mean(resid ** 2))),
                        converged=bool(result.converged), warnings=warnings, source=df.attrs["source"],
-                       decay_profile=profile if profiled else [])
+                       decay_profile=profile if profiled else [],
+                       notes=([dropped_note(df.attrs["source"], df.attrs["dropped"])] if df.attrs["dropped"] else [])
+                       + list(df.attrs["notes"]))

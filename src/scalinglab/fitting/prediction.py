@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalinglab.util.jsonio import from_json_float, to_jsonable
+from scalinglab.util.jsonio import from_json_float, loaded_level, loaded_nonnegative, to_jsonable
 
 __all__ = ["IntervalRule", "Calibration", "NOptChoice", "FALLBACK", "fallback_rule", "conformal_rule",
            "uncalibrated", "choose_n_opt", "n_opt_evidence", "N_OPT_SOURCES", "DISTANCE_FLOOR_DEX",
@@ -318,8 +318,10 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
-        return cls(level=float(d["level"]), loss=IntervalRule.from_dict(d["loss"]),
-                   n_opt={k: IntervalRule.from_dict(v) for k, v in d["n_opt"].items()},
+        """The calibration ``to_dict`` wrote; levels in (0, 1) and widths finite and >= 0, else a
+        ValueError naming the key (e.g. "loss.q")."""
+        return cls(level=loaded_level(d["level"], "level"), loss=_loaded_rule(d["loss"], "loss"),
+                   n_opt={k: _loaded_rule(v, f"n_opt.{k}") for k, v in d["n_opt"].items()},
                    data_max=float(d["data_max"]), n_budgets=int(d["n_budgets"]),
                    data_min=from_json_float(d.get("data_min")),
                    n_opt_evidence=d.get("n_opt_evidence") or {},
@@ -327,6 +329,14 @@ class Calibration:
                    n_opt_pairs=list(d.get("n_opt_pairs") or []),
                    steps=list(d.get("steps") or []), skipped=list(d.get("skipped") or []),
                    by=str(d.get("by") or "flops"))
+
+
+def _loaded_rule(d: dict, key: str) -> IntervalRule:
+    rule = IntervalRule.from_dict(d)
+    loaded_level(rule.level, f"{key}.level")
+    for name in ("q", "floor", "noise_sd"):
+        loaded_nonnegative(getattr(rule, name), f"{key}.{name}")
+    return rule
 
 
 NOT_CALIBRATED = "the fit was not calibrated on its ladder's rollout"   # the fallback's usual ``why``

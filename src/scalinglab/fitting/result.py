@@ -13,7 +13,8 @@ import numpy as np
 
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
-from scalinglab.util.jsonio import float_array, from_json_float, from_jsonable, to_jsonable
+from scalinglab.util.jsonio import (checked_dumps, float_array, from_json_float, from_jsonable, loaded_level,
+                                    to_jsonable, verify_document)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class FitResult:
     law_spec: dict[str, Any] | None = None
     calibration: Any = None
     weights: Any = None              # the weights spec the fit used: a name, None, a callable or an array
+    file_notes: list[str] = field(default_factory=list, repr=False, compare=False)  # from_json: what to tell
     _law: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ prediction
@@ -260,7 +262,7 @@ class FitResult:
             raise bad("'theta'", f"holds {theta.size} value(s); law {law_obj.name!r} fits {len(law_obj.params)} "
                                  f"({', '.join(law_obj.param_names)}): edit neither by hand: refit")
         _check_agreement(params, law_obj.to_public(theta), "'theta' (the fitted internal vector)", bad)
-        boot = _field(d, "bootstrap", lambda v: None if v is None else BootstrapResult.from_dict(v), bad)
+        boot, boot_notes = _field(d, "bootstrap", lambda v: _loaded_bootstrap(v, where), bad)
         if boot is not None and boot.estimate:
             _check_agreement(params, {k: v for k, v in boot.estimate.items() if k in params},
                              "'bootstrap' (its full-data estimate, the centre of the intervals)", bad)
@@ -292,20 +294,25 @@ class FitResult:
             comparison=from_jsonable(d.get("comparison")),
             calibration=_field(d, "calibration", _calibration_from_dict, bad),
             weights=d.get("weights"),
+            file_notes=boot_notes,
         )
 
     def to_json(self, path: str | Path | None = None) -> str:
-        """JSON text; also written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``); also
+        written to ``path`` when given."""
+        text = checked_dumps(self.to_dict())
         if path is not None:
             Path(path).write_text(text)
         return text
 
     @classmethod
-    def from_json(cls, path_or_str: str | Path) -> "FitResult":
+    def from_json(cls, path_or_str: str | Path, *, allow_edited: bool = False) -> "FitResult":
         """From a JSON file path or JSON text.  What is not a fit JSON (a directory, a runs
         file, a binary file, a hand-edited fit whose fields no longer agree) is refused with a
-        ValueError naming the file and, where one is at fault, the field."""
+        ValueError naming the file and, where one is at fault, the field.  A file changed after
+        it was written is refused naming the first changed key unless ``allow_edited`` (then its
+        ``file_notes`` carry a WARNING); one from an earlier release goes through
+        ``migrate_fit_json`` (a note says it was not verified).  Values are checked either way."""
         text = str(path_or_str)
         is_text = not isinstance(path_or_str, Path) and text.lstrip().startswith("{")
         source = "fit JSON text" if is_text else text
@@ -335,7 +342,10 @@ class FitResult:
             what = f"a JSON {type(d).__name__}" if not isinstance(d, dict) else \
                 f"a JSON object with {', '.join(map(repr, list(d)[:6]))}"
             raise ValueError(f"{source} is not {FIT_JSON}: it holds {what}, not a fit's 'law', 'params' and 'theta'")
-        return cls.from_dict(d, source=source)
+        d, notes = verify_document(d, label=source, allow_edited=allow_edited, migrate=migrate_fit_json)
+        result = cls.from_dict(d, source=source)
+        result.file_notes = notes + result.file_notes
+        return result
 
 
 # ---------------------------------------------------------------------- bootstrap result
@@ -442,12 +452,32 @@ class BootstrapResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BootstrapResult":
-        names = tuple(d["names"])
-        samples = float_array(d["samples"]).reshape(-1, len(names))
+        """The bootstrap ``to_dict`` wrote.  ``samples`` must be a table of one row per successful
+        resample (``n_requested - n_failed`` of them) by ``names``, each ``derived`` array one value
+        per resample, ``level`` in (0, 1): a ValueError names the key that is not."""
+        names = tuple(_text_list(d["names"]))
+        try:
+            samples = float_array(d["samples"])
+        except (TypeError, ValueError):
+            samples = None
+        if samples is not None and samples.size == 0:
+            samples = samples.reshape(0, len(names))
+        if samples is None or samples.ndim != 2 or samples.shape[1] != len(names):
+            raise ValueError(f"samples is not a table of one row of {len(names)} numbers ({', '.join(names)}) per "
+                             f"resample" + ("" if samples is None else f"; its shape is {samples.shape}"))
+        if d.get("n_requested"):                 # 0: not recorded (a BootstrapResult built by hand)
+            ok = _count(d["n_requested"]) - _count(d.get("n_failed", 0))
+            if samples.shape[0] != ok:
+                raise ValueError(f"samples holds {samples.shape[0]} resamples but n_requested - n_failed says {ok} "
+                                 f"succeeded: the samples were cut or padded")
+        derived = {k: float_array(v) for k, v in d.get("derived", {}).items()}
+        for k, v in derived.items():
+            if v.shape != (samples.shape[0],):
+                raise ValueError(f"derived.{k} holds {v.size} values, not one per resample ({samples.shape[0]})")
         return cls(
-            samples=samples, names=names, level=float(d["level"]),
+            samples=samples, names=names, level=loaded_level(d["level"], "level"),
             ci={k: (from_json_float(lo), from_json_float(hi)) for k, (lo, hi) in d["ci"].items()},
-            derived={k: float_array(v) for k, v in d.get("derived", {}).items()},
+            derived=derived,
             estimate={k: from_json_float(v) for k, v in d.get("estimate", {}).items()},
             unit=d.get("unit", "point"), n_requested=int(d.get("n_requested", samples.shape[0])),
             n_failed=int(d.get("n_failed", 0)), failures=list(d.get("failures", [])),
@@ -456,6 +486,62 @@ class BootstrapResult:
             budgets=tuple(float(c) for c in d.get("budgets", ())), seed=int(d.get("seed", 0)),
             n_clusters=int(d.get("n_clusters", 0)), wall_seconds=from_json_float(d.get("wall_seconds")),
         )
+
+
+def _loaded_bootstrap(v, where: str = "") -> tuple[BootstrapResult | None, list[str]]:
+    """A fit file's bootstrap and the notes about it: resamples with a non-finite parameter are
+    dropped, named and counted, and the intervals recomputed from the rest; none left means no
+    confidence interval, said so."""
+    if v is None:
+        return None, []
+    boot = BootstrapResult.from_dict(v)
+    finite = np.all(np.isfinite(boot.samples), axis=1)
+    n, n_bad = boot.n_ok, int(np.sum(~finite))
+    if n_bad == 0:
+        return boot, []
+    if n_bad == n:
+        return None, [f"WARNING: {where}field 'bootstrap': all {n} resamples have non-finite parameters: no "
+                      f"confidence interval (refit with a bootstrap to get one)"]
+    boot.samples = boot.samples[finite]
+    boot.derived = {k: a[finite] for k, a in boot.derived.items()}
+    boot.ci = {k: percentile_interval(boot.values(k), boot.level) for k in list(boot.names) + list(boot.derived)}
+    boot.n_failed += n_bad
+    return boot, [f"note: {where}field 'bootstrap': {n_bad} of {n} resamples have non-finite parameters and were "
+                  f"dropped; the confidence intervals are recomputed from the {n - n_bad} left"]
+
+
+def migrate_fit_json(d: dict) -> dict:
+    """Today's payload from a fit JSON written before schema_version 1 (the releases up to commit
+    efdde50, which carry no schema version and no checksum).  Two layouts exist:
+
+    - commit c1e1bef (the law protocol) and later: today's fields; nothing changes.
+    - before c1e1bef: no 'law_spec', and 'theta' in the law's internal order of that time, which
+      the file records in 'param_names' (chinchilla's was a, b, e, alpha, beta; today e, a, b,
+      alpha, beta).  'theta' is reordered by those names to today's order, or, where the names
+      are not today's, rebuilt from the public 'params' the file holds (``law.from_public``).
+
+    A file whose law cannot be built is returned as it is, for ``FitResult.from_dict`` to name."""
+    from scalinglab.laws import get_law
+
+    d = dict(d)
+    try:
+        law = get_law(d.get("law_spec") or d["law"])
+    except (KeyError, ValueError, TypeError):
+        return d
+    names, theta = d.get("param_names"), d.get("theta")
+    today = list(law.param_names)
+    if not isinstance(names, list) or names == today or not isinstance(theta, list) or len(theta) != len(names):
+        return d
+    if sorted(names) == sorted(today):
+        d["theta"] = [theta[names.index(k)] for k in today]
+    elif isinstance(d.get("params"), dict):
+        try:
+            d["theta"] = [float(x) for x in law.from_public({k: from_json_float(v) for k, v in d["params"].items()})]
+        except (KeyError, ValueError, TypeError):
+            return d
+    d["param_names"] = today
+    d.setdefault("law_spec", {"name": d["law"]})
+    return d
 
 
 # ---------------------------------------------------------------------- reading fit JSON

@@ -172,6 +172,7 @@ class RLCurveFit:
                              f"{fmt_interval((r['ci_low'], r['ci_high'])):<20}  "
                              f"{fmt_interval((r['pi_low'], r['pi_high'])):<20}")
             lines.append(f"prediction intervals: {c.rule.describe()}".replace("this ladder's", "this curve's"))
+        lines += [f"note: {n}" for n in c.notes]
         for w in c.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
@@ -185,19 +186,21 @@ class RLCurveFit:
 
 def fit_rl_curve(data, *, x: str = "gpu_hours", y: str = "pass_rate", law="rl_sigmoid", fixed=None,
                  min_x: float | None = None, n_boot: int = 200, block: int | None = None, level: float = 0.9,
-                 seed: int = 0, allow_unbent: bool = False, loss: str = "mse", where: str | None = None
-                 ) -> RLCurveFit:
+                 seed: int = 0, allow_unbent: bool = False, loss: str = "mse", where: str | None = None,
+                 drop_invalid: bool = False) -> RLCurveFit:
     """Fit an RL compute curve to one run and check that it has bent.
 
     data: a path (.csv, .tsv, .jsonl, .json, .parquet) or DataFrame with columns ``x`` (compute:
     GPU-hours, FLOPs) and ``y`` (pass rate or reward in (0, 1)).  fixed: public parameters held
     (e.g. ``{"R0": 0.2}``, the pass rate measured before RL).  min_x: leave out points below this
     compute (Khatri et al. fit after an early, noisy stretch of about 1.5k GPU-hours).  n_boot,
-    block, level, seed: the moving-block residual bootstrap.  where: a pandas query selecting the
-    run's rows (``"recipe == 'scalerl'"``).  Raises :class:`CurveNotBentError`
-    when the asymptote is not identified, unless ``allow_unbent`` (then it is a warning)."""
+    block, level, seed: the moving-block residual bootstrap.  where: a row filter selecting the
+    run's rows (``"recipe == 'scalerl'"``; :mod:`scalinglab.data.filters`).  Raises
+    :class:`CurveNotBentError` when the asymptote is not identified, unless ``allow_unbent`` (then it is a warning).
+    drop_invalid: leave out rows whose x or y is invalid (each listed in the notes) instead of
+    refusing the file."""
     curve = fit_curve(data, law, x=x, y=y, fixed=fixed, min_x=min_x, n_boot=n_boot, block=block, level=level,
-                      seed=seed, loss=loss, where=where, one_run=True)
+                      seed=seed, loss=loss, where=where, one_run=True, drop_invalid=drop_invalid)
     bend = check_bend(curve)
     if not bend.bent:
         if not allow_unbent:

@@ -48,6 +48,16 @@ def profile_thetas(law, X: np.ndarray, y: np.ndarray, grid: np.ndarray | None = 
     if weights is not None:                      # sqrt(w_i) * ((basis c)_i / y_i - 1)
         root = np.sqrt(np.asarray(weights, dtype=float))
         w, target = w * root, root
+    from scalinglab.fitting import batched
+
+    # the (g, n, c) bases of a block of grid points at a time: within the engine's memory budget
+    # (900 grid points x 1e6 rows x 3 columns would be 21 GB at once)
+    c = law.varpro_basis_batch(grid[:1], X[:1]).shape[2]
+    block = max(1, batched.BLOCK_BYTES // (8 * 4 * max(1, len(w)) * c))
+    return np.vstack([_profile_block(law, grid[i:i + block], X, w, target) for i in range(0, len(grid), block)])
+
+
+def _profile_block(law, grid: np.ndarray, X: np.ndarray, w: np.ndarray, target: np.ndarray) -> np.ndarray:
     bases = law.varpro_basis_batch(grid, X) * w[None, :, None]      # (g, n, c)
     if bases.shape[2] <= _BATCHED_MAX_COLUMNS:
         # all grid points at once: exact NNLS by enumerating supports (fitting/batched.py)

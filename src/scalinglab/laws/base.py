@@ -423,6 +423,16 @@ class FixedLaw(Law):
         if bad:
             raise ValueError(f"fixed={dict(fixed)!r}: {bad} must be finite (and positive for a parameter "
                              f"fitted in log space)")
+        for k, v in fixed.items():
+            p = base.public_param(k)
+            lo, hi = p.bounds
+            z = float(p.to_internal(float(v)))
+            if (lo is not None and z < lo) or (hi is not None and z > hi):
+                from scalinglab.util.errors import ParamError
+
+                span = " to ".join("unbounded" if b is None else f"{float(p.to_public(b)):.6g}" for b in (lo, hi))
+                raise ParamError("fixed", f"{{fixed}} {k}={float(v):g}: outside the values law {base.name!r} "
+                                 f"allows for {k} ({span}); give a value inside them", value=v)
         if len(fixed) >= len(base.params):
             raise ValueError(f"fixed={dict(fixed)!r} fixes every parameter of law {base.name!r}; leave one free")
         self.base = base

@@ -23,7 +23,6 @@ measures (``CriticalBatchLaw.from_noise_scale``: B_simple ≈ B_crit, McCandlish
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,8 @@ import scalinglab.laws.allocation as _allocation
 # from such a fit takes B_crit from it instead of a B_crit(L) law
 OWN_CRITICAL_BATCH = "critical_batch_tokens"
 from scalinglab.laws.base import Law, Param, as_theta_2d
-from scalinglab.util.jsonio import read_json_file
+from scalinglab.util.jsonio import (checked_dumps, loaded_level, loaded_nonnegative, loaded_number,
+                                    read_checked_json_file)
 
 __all__ = ["BatchSizeLaw", "BATCH_SIZE_LAW", "OWN_CRITICAL_BATCH", "TradeoffFit", "CriticalBatchLaw", "CriticalBatchFit", "fit_tradeoff", "fit_critical_batch",
            "steps_to_loss", "tradeoff_table", "noise_scale_points", "KAPLAN_CRITICAL_BATCH", "get_critical_batch_law"]
@@ -196,6 +196,7 @@ class CriticalBatchLaw:
     loss_range: tuple[float, float] | None = None
     source: str = ""
     loss_range_source: str = ""          # where loss_range comes from (a preset's paper); a fit: its data
+    file_notes: list = field(default_factory=list, repr=False, compare=False)  # read from a file: what to tell
 
     def b_crit(self, loss) -> np.ndarray:
         return self.b_star * np.asarray(loss, dtype=float) ** (-1.0 / self.alpha_b)
@@ -223,11 +224,27 @@ class CriticalBatchLaw:
         if d.get("kind") != "critical_batch_law":
             raise ValueError(f"{source or 'critical batch law'}: not a critical-batch law (written by "
                              "`scalinglab hparams critical-batch ... -o cb.json`)")
-        return cls(name=str(d["name"]), b_star=float(d["b_star"]), alpha_b=float(d["alpha_b"]),
+        where = f"{source or 'critical batch law'}: "
+        try:
+            b_star, alpha_b = loaded_nonnegative(d["b_star"], "b_star"), loaded_nonnegative(d["alpha_b"], "alpha_b")
+            if not (b_star > 0 and alpha_b > 0):
+                raise ValueError(f"b_star {b_star:g} and alpha_b {alpha_b:g} must both be > 0")
+            level = loaded_level(d.get("level", 0.9), "level")
+            samples = _loaded_samples(d.get("samples") or [])
+        except ValueError as exc:
+            raise ValueError(where + str(exc)) from None
+        return cls(name=str(d["name"]), b_star=b_star, alpha_b=alpha_b,
                    citation=str(d.get("citation", "")), unit=str(d.get("unit", "tokens")),
-                   samples=list(d.get("samples") or []), level=float(d.get("level", 0.9)),
+                   samples=samples, level=level,
                    loss_range=tuple(d["loss_range"]) if d.get("loss_range") else None, source=source,
                    loss_range_source=str(d.get("loss_range_source") or ""))
+
+    def to_json(self, path=None) -> str:
+        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
+        text = checked_dumps(self.to_dict(), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
 
     @classmethod
     def from_noise_scale(cls, loss, noise_scale, *, unit: str = "tokens", name: str = "noise scale",
@@ -240,6 +257,17 @@ class CriticalBatchLaw:
         return _power_in_loss(L[ok], Bn[ok], name=name, unit=unit, source=source, n_boot=n_boot, level=level,
                               seed=seed, citation=f"fitted to {ok.sum()} measured noise scales B_simple "
                                                   "(McCandlish et al. 2018)")
+
+
+def _loaded_samples(rows) -> list[list[float]]:
+    """A law file's resamples: pairs (log b_star, 1/alpha_b) of finite numbers."""
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 2 for r in rows):
+        raise ValueError("samples is not a list of pairs (log b_star, 1/alpha_b), one per resample")
+    out = [[loaded_number(v, "samples") for v in r] for r in rows]
+    if not all(math.isfinite(v) for r in out for v in r):
+        raise ValueError(f"samples holds non-finite values in {sum(not all(map(math.isfinite, r)) for r in out)} "
+                         f"of {len(out)} resamples")
+    return out
 
 
 def _power_in_loss(L, Bc, *, name, unit, source, n_boot, level, seed, citation, samples=None) -> CriticalBatchLaw:
@@ -297,8 +325,9 @@ KAPLAN_CRITICAL_BATCH = CriticalBatchLaw(
     loss_range_source="WebText2 train losses of Kaplan et al. 2020 Fig. 10, read off its axis")
 
 
-def get_critical_batch_law(name_or_path) -> CriticalBatchLaw:
-    """``kaplan`` (the preset), a CriticalBatchLaw, or a fitted law's JSON file."""
+def get_critical_batch_law(name_or_path, *, allow_edited: bool = False) -> CriticalBatchLaw:
+    """``kaplan`` (the preset), a CriticalBatchLaw, or a fitted law's JSON file, checked as
+    ``util/jsonio.verify_document`` says (an edited file refused unless ``allow_edited``)."""
     if isinstance(name_or_path, CriticalBatchLaw):
         return name_or_path
     key = str(name_or_path)
@@ -308,7 +337,10 @@ def get_critical_batch_law(name_or_path) -> CriticalBatchLaw:
     if not path.is_file():
         raise ValueError(f"--critical-batch {key}: neither the preset 'kaplan' nor a file; fit one with "
                          "`scalinglab hparams critical-batch curves.csv --target-loss ... -o cb.json`")
-    return CriticalBatchLaw.from_dict(read_json_file(path, f"--critical-batch {key}"), source=str(path))
+    doc, notes = read_checked_json_file(path, f"--critical-batch {key}", allow_edited=allow_edited)
+    law = CriticalBatchLaw.from_dict(doc, source=str(path))
+    law.file_notes = notes
+    return law
 
 
 @dataclass
@@ -350,7 +382,8 @@ class CriticalBatchFit:
                 "unreached": {str(k): list(map(str, v)) for k, v in self.unreached.items()}, "notes": self.notes}
 
     def to_json(self, path=None) -> str:
-        text = json.dumps(self.to_dict(), indent=1)
+        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
+        text = checked_dumps(self.to_dict(), indent=1)
         if path is not None:
             Path(path).write_text(text)
         return text

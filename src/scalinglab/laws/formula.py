@@ -30,17 +30,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from scalinglab.laws.base import TRANSFORMS, Law, Param, as_theta_2d
+from scalinglab.util.expression import MAX_LENGTH, NODE_KINDS, ExpressionError, parse_expression, piece
 
 FUNCTIONS = ("exp", "log", "log10", "sqrt")
 ALLOWED = ("numbers, names, parentheses, unary + and -, binary + - * / ** (^ is read as **), "
            "and the functions " + ", ".join(f"{f}(x)" for f in FUNCTIONS) + " of one argument")
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
-_KINDS = {ast.Attribute: "attribute access", ast.Subscript: "subscript", ast.Lambda: "lambda",
-          ast.Call: "function call", ast.Constant: "constant", ast.Compare: "comparison",
-          ast.BoolOp: "boolean operator", ast.IfExp: "conditional expression", ast.ListComp: "comprehension",
-          ast.GeneratorExp: "comprehension", ast.SetComp: "comprehension", ast.DictComp: "comprehension",
-          ast.BinOp: "operator", ast.UnaryOp: "operator", ast.Starred: "starred argument"}
-_MAX_LENGTH = 2000
 _LN10 = math.log(10.0)
 
 
@@ -51,32 +46,31 @@ def parse_formula(text: str) -> tuple:
     """The expression tree of ``text`` (an optional ``L = `` prefix is dropped), or ValueError."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"formula must be a non-empty string, e.g. 'E + A/N**alpha'; got {text!r}")
-    if len(text) > _MAX_LENGTH:
-        raise ValueError(f"formula is {len(text)} characters long; at most {_MAX_LENGTH} are accepted")
+    if len(text) > MAX_LENGTH:
+        raise ValueError(f"formula is {len(text)} characters long; at most {MAX_LENGTH} are accepted")
     src = " ".join(text.split()).replace("^", "**")
     m = re.fullmatch(r"([A-Za-z_]\w*)\s*=(?!=)(.*)", src)
     src = m.group(2).strip() if m else src
     try:
-        body = ast.parse(src, mode="eval").body
-    except SyntaxError as exc:
-        raise ValueError(f"formula {text!r} is not a valid expression ({exc.msg}); a formula may use {ALLOWED}") \
-            from None
-    except (RecursionError, MemoryError):
-        raise ValueError(f"formula {text!r} is nested too deeply") from None
+        body = parse_expression(src)
+    except ExpressionError as exc:
+        raise ValueError(f"formula {text!r} {exc}; a formula may use {ALLOWED}") from None
     return _convert(body, src, text)
 
 
 def _convert(node, src: str, text: str) -> tuple:
     def bad(why: str):
-        piece = ast.get_source_segment(src, node) or type(node).__name__
-        return ValueError(f"formula {text!r}: {piece!r} ({why}) is not allowed; a formula may use {ALLOWED}")
+        return ValueError(f"formula {text!r}: {piece(src, node)!r} ({why}) is not allowed; a formula may use {ALLOWED}")
 
     if isinstance(node, ast.Constant):
         v = node.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad(f"a {type(v).__name__} constant")
-        if not math.isfinite(float(v)):
-            raise bad("a non-finite number")
+        try:
+            if not math.isfinite(float(v)):
+                raise bad("a non-finite number")
+        except OverflowError:                 # an integer literal of hundreds of digits
+            raise bad("a number beyond the float range, about 1.8e308") from None
         return ("const", float(v))
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
@@ -86,15 +80,28 @@ def _convert(node, src: str, text: str) -> tuple:
         inner = _convert(node.operand, src, text)
         return inner if isinstance(node.op, ast.UAdd) else ("neg", inner)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        return (_BINOPS[type(node.op)], _convert(node.left, src, text), _convert(node.right, src, text))
+        tree = (_BINOPS[type(node.op)], _convert(node.left, src, text), _convert(node.right, src, text))
+        return _fold(tree, bad)
     if isinstance(node, ast.Call):
         fname = node.func.id if isinstance(node.func, ast.Name) else None
         if fname not in FUNCTIONS:
             raise bad("a call of something other than " + ", ".join(FUNCTIONS))
         if len(node.args) != 1 or node.keywords or isinstance(node.args[0], ast.Starred):
             raise bad(f"{fname} takes exactly one positional argument")
-        return ("call", fname, _convert(node.args[0], src, text))
-    raise bad(_KINDS.get(type(node), type(node).__name__))
+        return _fold(("call", fname, _convert(node.args[0], src, text)), bad)
+    raise bad(NODE_KINDS.get(type(node), type(node).__name__))
+
+
+def _fold(tree: tuple, bad) -> tuple:
+    """A piece of numbers only (``0/0``, ``10**400``, ``log(0)``) as its value, refused (``bad``)
+    when that is not a finite number: it would make every prediction NaN or infinite."""
+    if not all(child[0] == "const" for child in tree[1:] if isinstance(child, tuple)):
+        return tree
+    with np.errstate(all="ignore"):
+        value = float(_forward(tree, {}, {})[0])
+    if not math.isfinite(value):
+        raise bad(f"numbers only, evaluating to {value}")
+    return ("const", value)
 
 
 def _symbols(node: tuple, out: list | None = None) -> list[str]:
@@ -169,7 +176,7 @@ def _forward(node: tuple, env: Mapping[str, tuple], logs: Mapping[str, Any]) -> 
     ``logs`` the logarithms of the features (reused when a feature is raised to a parameter)."""
     op = node[0]
     if op == "const":
-        return node[1], {}
+        return np.float64(node[1]), {}         # numpy division: 1/0 is inf, not ZeroDivisionError
     if op == "sym":
         return env[node[1]]
     if op == "neg":

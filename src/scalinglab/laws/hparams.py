@@ -34,7 +34,7 @@ from typing import Mapping
 
 import numpy as np
 
-from scalinglab.util.jsonio import read_json_file
+from scalinglab.util.jsonio import loaded_nonnegative, read_checked_json_file
 
 __all__ = ["PowerRule", "HparamLaw", "HPARAM_LAWS", "HPARAM_VARIABLES", "BATCH_UNITS", "STEP_LAW",
            "DEEPSEEK", "get_hparam_law", "register_hparam_law", "DEFAULT_HPARAM_LAW"]
@@ -128,6 +128,7 @@ class HparamLaw:
     # outside it prints lr and batch as an extrapolation (``outside_domain``)
     domain: dict = field(default_factory=dict)
     domain_source: str = ""
+    file_notes: list = field(default_factory=list, repr=False, compare=False)  # read from a file: what to tell
 
     def outside_domain(self, params=None, tokens=None, flops=None) -> list[str]:
         """One phrase per variable of ``domain`` the point lies outside, e.g. "N = 3e+10 is 30× its
@@ -239,8 +240,20 @@ class HparamLaw:
                    lr=None if d.get("lr") is None else PowerRule.from_dict(d["lr"]),
                    batch=None if d.get("batch") is None else PowerRule.from_dict(d["batch"]),
                    batch_unit=str(d.get("batch_unit", "tokens")), fitted=bool(d.get("fitted", False)),
-                   uncertainty=dict(d.get("uncertainty") or {}), source=source,
+                   uncertainty=_uncertainty(d.get("uncertainty") or {}, source), source=source,
                    domain=_domain(d.get("domain") or {}, source), domain_source=str(d.get("domain_source", "")))
+
+
+def _uncertainty(d: Mapping, source: str) -> dict:
+    """A fitted law's ``uncertainty`` as read from a file: residual scatter a finite number >= 0."""
+    out = dict(d)
+    for key, u in out.items():
+        if isinstance(u, Mapping) and u.get("residual_sd") is not None:
+            try:
+                loaded_nonnegative(u["residual_sd"], f"uncertainty.{key}.residual_sd")
+            except ValueError as exc:
+                raise ValueError(f"{source or 'hyperparameter law'}: {exc}") from None
+    return out
 
 
 def _domain(d: Mapping, source: str) -> dict:
@@ -306,9 +319,10 @@ def register_hparam_law(law: HparamLaw, *, replace: bool = False) -> HparamLaw:
     return law
 
 
-def get_hparam_law(name_or_path) -> HparamLaw:
+def get_hparam_law(name_or_path, *, allow_edited: bool = False) -> HparamLaw:
     """A preset by name (``stepLaw``, ``deepseek``), an HparamLaw, or a fitted law's JSON file
-    (``scalinglab hparams fit ... -o hp.json``)."""
+    (``scalinglab hparams fit ... -o hp.json``), checked as ``util/jsonio.verify_document`` says
+    (an edited file refused unless ``allow_edited``; the law's ``file_notes`` say what to tell)."""
     if isinstance(name_or_path, HparamLaw):
         return name_or_path
     key = str(name_or_path)
@@ -322,6 +336,9 @@ def get_hparam_law(name_or_path) -> HparamLaw:
         if not path.is_file():
             raise ValueError(f"--hparams-law {key}: no such file; give a preset ({', '.join(HPARAM_LAWS)}) or a "
                              "fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`)")
-        return HparamLaw.from_dict(read_json_file(path, f"--hparams-law {key}"), source=str(path))
+        doc, notes = read_checked_json_file(path, f"--hparams-law {key}", allow_edited=allow_edited)
+        law = HparamLaw.from_dict(doc, source=str(path))
+        law.file_notes = notes
+        return law
     raise ValueError(f"--hparams-law {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) or a fitted "
                      "law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)")

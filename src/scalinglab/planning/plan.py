@@ -31,7 +31,8 @@ from scalinglab.laws.frontier import allocate, compute_for_target
 from scalinglab.planning.fit_data import fit_data_max_flops, fit_data_min_flops, fit_data_range, plan_calibration
 from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
 from scalinglab.planning.hyperparams import advice_lines, critical_batch_advice, hparam_advice
-from scalinglab.planning.shape import ShapeRules, ShapeSearch, search_shape
+from scalinglab.planning.shape import MAX_SHAPE_PARAMS, ShapeRules, ShapeSearch, search_shape
+from scalinglab.util.errors import ParamError
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
@@ -419,6 +420,11 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
                         + " and the units of the fit's data (parameters counted in millions?)")
 
     # ---- shape
+    if not n_opt <= MAX_SHAPE_PARAMS:
+        asked = "target_loss" if target_loss is not None else "budget"
+        raise ParamError(asked, f"{{{asked}}}: the compute-optimal model would have N* = {n_opt:.3g} parameters "
+                         f"(C = {C:.3g} FLOPs), beyond the {MAX_SHAPE_PARAMS:.0e} any plan is shaped for; no run "
+                         f"is this size: check the {asked.replace('_', ' ')} and its units")
     shape = search_shape(n_opt, rules)
     from scalinglab.train.counting import training_flops_per_token
 
@@ -505,6 +511,10 @@ class _LawView:
 
     def compute_for_loss(self, target: float) -> float:
         C = float(compute_for_target(self.obj, self.params, target, self.constraints))
+        if C <= 0:          # the frontier is below the target already at (next to) no compute
+            raise ParamError("target_loss", f"{{target_loss}} {target:.4g} is above the law's frontier at every "
+                             f"compute (reached with C = {C:g} FLOPs); choose a target below the losses of the runs "
+                             f"the law was fitted on")
         if not math.isfinite(C):
             floors = {k: self.params[k] for k in self.obj.names_with_role("irreducible") if k in self.params}
             raise ValueError(

@@ -76,6 +76,7 @@ _FAR = 0.05  # a count further than this from N* is noted (K = 1) or refused (K 
 _FFN_STEPS = 8  # MLP widths tried either side of the nominal one (rule 2)
 _BIG = 1e9  # targets above which widths that cannot reach the band are not enumerated
 _MAX_TARGET = 1e17  # exact counts stay far inside int64 (and no model is this big)
+MAX_SHAPE_PARAMS = _MAX_TARGET  # the largest model a plan is shaped for (planning/plan.py refuses beyond it)
 _MAX_TENSOR_PARALLEL = 1024
 
 

@@ -57,9 +57,13 @@ def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
 
 
 def _cause(exc: BaseException) -> str:
-    """An exception as the one-line cause of a failed run: ``Type: message``."""
+    """An exception as the one-line cause of a failed run: ``Type: message``, after "disk full: ",
+    "read-only: " or "permission denied: " when it is one of those."""
+    from scalinglab.util.storage import storage_problem
     message = one_line(str(exc))
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    cause = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    kind = storage_problem(exc) if isinstance(exc, OSError) else None
+    return f"{kind}: {cause}" if kind else cause          # "disk full: OSError: [Errno 28] ..."
 
 
 # ---------------------------------------------------------------------- devices

@@ -11,15 +11,24 @@ before any run starts, so a sweep that cannot train fails once, clearly, instead
 Corpus: ``corpus`` if given, else the one the sweep was planned with, else the built-in default
 (the Python sources installed with this interpreter, byte tokenizer, capped at
 ``DEFAULT_CORPUS_BYTES`` = 10 MB so it is prepared in seconds) written once to ``<db>.d/corpus.bin``.
+
+A run is bound to its inputs: when it starts, the store records the fingerprints of its corpus and
+config (``train/fingerprint.py``). A later ``run_sweep`` whose corpus (or a run's config) differs
+from what any run of the store was started with is refused before anything trains, naming both
+fingerprints and the ways out: the original corpus, ``restart=[run ids]`` (those runs forget what
+they recorded and their checkpoints, and train again from scratch), or a new store.
 """
 from __future__ import annotations
 
 import os
+import sqlite3
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from scalinglab.sweep.store import LOG_NAME, SweepStore, pid_alive
+from scalinglab.sweep.store import LOG_NAME, StoreError, SweepStore, pid_alive, store_error_message
+from scalinglab.util.storage import storage_problem
 
 __all__ = ["run_sweep", "SweepSummary", "sweep_dir", "default_corpus", "DEFAULT_CORPUS_BYTES"]
 
@@ -37,6 +46,8 @@ class SweepSummary:
     counts: dict[str, int] = field(default_factory=dict)   # the store's totals afterwards
     corpus: str = ""
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)       # e.g. inputs recorded for runs of an older store
+    restarted: list[str] = field(default_factory=list)   # discarded and pending again (``restart``)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -66,7 +77,7 @@ _pid_alive = pid_alive             # (moved to the store, which also needs it)
 def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Path | None = None,
               workdir: str | Path | None = None, max_runs: int | None = None, progress: bool = True,
               address: str | None = None, retry_failed: bool = False, device: str = "auto",
-              threads: int = 1, jobs: int = 1) -> SweepSummary:
+              threads: int = 1, jobs: int = 1, restart: Iterable[str] = ()) -> SweepSummary:
     """Train every pending run of the sweep store ``db_path``; see the module docstring.
 
     executor: "local" (child processes) or "ray" (one task per run; ``address`` of a cluster, else
@@ -76,7 +87,9 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
     of the cores, ``max(1, cores // jobs)`` (a warning says when it is lowered). jobs: CPU runs
     trained at once by the local executor, each in its own worker process; runs on CUDA go one
     per GPU whatever ``jobs`` says. KeyboardInterrupt stops cleanly: the runs in flight (all of
-    them) go back to pending and ``summary.interrupted`` is True.
+    them) go back to pending and ``summary.interrupted`` is True. restart: run ids to train again
+    from scratch (what they recorded and their checkpoints are discarded first). A read-only store or
+    a full disk is refused as such (StoreError).
     """
     if executor not in _EXECUTORS:
         raise ValueError(f"--executor must be one of {', '.join(_EXECUTORS)}; got {executor!r}")
@@ -104,13 +117,40 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
     elif executor == "local" and jobs > 1:
         run_warnings.append(f"--jobs {jobs} is for CPU runs; these runs train on CUDA, one per GPU")
     db_path = Path(db_path)
+    restart = list(dict.fromkeys([restart] if isinstance(restart, str) else restart))
+    try:
+        return _run(db_path, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
+                    progress=progress, address=address, retry_failed=retry_failed, device=device,
+                    threads=threads, parallel=jobs, on_cpu=on_cpu, run_warnings=run_warnings, restart=restart)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(store_error_message(db_path, exc)) from None
+    except OSError as exc:
+        kind = storage_problem(exc)
+        if kind is None or exc.filename is None:
+            raise
+        raise StoreError(f"{exc.filename}: {kind} ({exc.strerror}); `scalinglab sweep run {db_path}` writes "
+                         f"checkpoints and logs beside the store ({sweep_dir(db_path)}, or --workdir): "
+                         + ("free space there and run it again; finished runs stay recorded" if kind == "disk full"
+                            else "run it where that is writable")) from None
+
+
+def _run(db_path: Path, *, executor, corpus, workdir, max_runs, progress, address, retry_failed, device,
+         threads, parallel, on_cpu, run_warnings, restart) -> SweepSummary:
     store = SweepStore(db_path)
     summary = SweepSummary()
+    runs_dir = Path(workdir) if workdir is not None else sweep_dir(db_path) / "runs"
     try:
         _claim(store)
+        unknown = [r for r in restart if r not in {run.run_id for run in store.runs()}]
+        if unknown:
+            raise ValueError(f"restart= (CLI: --restart {unknown[0]}): sweep store {db_path} has no run "
+                             f"{unknown[0]!r}; `scalinglab sweep status {db_path}` lists its runs")
         summary.resumed = store.reset_running()
         if retry_failed:
             store.reset_failed()
+        for run_id in restart:
+            _discard_run(store, run_id, runs_dir)
+        summary.restarted = restart
         runs = store.runs("pending")
         if max_runs is not None:
             runs = runs[:max_runs]
@@ -118,11 +158,11 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
             summary.counts = store.counts()
             return summary
         corpus_path = _resolve_corpus(db_path, store, corpus, runs)
+        inputs, summary.notes = _bind_inputs(store, runs, corpus_path)
         summary.corpus = str(corpus_path)
         summary.warnings = run_warnings + _repetition_warnings(runs, corpus_path)
         for message in summary.warnings:
             warnings.warn(message, UserWarning, stacklevel=2)
-        runs_dir = Path(workdir) if workdir is not None else sweep_dir(db_path) / "runs"
         jobs = [{"run_id": r.run_id, "config": r.config["train"], "corpus": str(corpus_path.resolve()),
                  "workdir": str((runs_dir / r.run_id).resolve()), "device": device, "threads": threads}
                 for r in runs]
@@ -138,7 +178,7 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
         workdirs = {j["run_id"]: Path(j["workdir"]) for j in jobs}
 
         def on_start(job):
-            store.mark_running(job["run_id"], job["workdir"])
+            store.mark_running(job["run_id"], job["workdir"], inputs[job["run_id"]])
             display.start(job["run_id"])
 
         def log_failure(run_id: str, outcome: dict) -> None:
@@ -182,6 +222,74 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
     finally:
         _release(store)
         store.close()
+
+
+def _discard_run(store: SweepStore, run_id: str, runs_dir: Path) -> None:
+    """``restart``: the run forgets what it recorded and loses its checkpoints (its log stays,
+    with a line saying so), so that it trains again from scratch."""
+    recorded = store.restart_run(run_id)
+    for folder in {Path(p).resolve() for p in (recorded, runs_dir / run_id) if p}:
+        if not folder.is_dir():
+            continue
+        for item in folder.iterdir():
+            if item.is_file() and item.name != LOG_NAME:
+                item.unlink()
+        with open(folder / LOG_NAME, "a") as log:
+            log.write(f"--- run {run_id} restarted from scratch (restart): its checkpoints were discarded\n")
+
+
+def _bind_inputs(store: SweepStore, pending, corpus_path: Path) -> tuple[dict[str, dict], list[str]]:
+    """The input fingerprints to record for each run about to train, and notes; refuses (StoreError)
+    when any run of the store was started with another corpus, or its config changed since."""
+    from scalinglab.train.fingerprint import config_fingerprint, corpus_fingerprint, short
+    corpus_fp = corpus_fingerprint(corpus_path)
+    everything = store.runs()
+    config_fp = {r.run_id: config_fingerprint(r.config["train"]) for r in everything}
+    recorded = store.run_inputs()
+    conflicts = []
+    for r in everything:
+        had = recorded.get(r.run_id)
+        if had is None:
+            continue
+        if had.get("corpus") != corpus_fp:
+            conflicts.append((r.run_id, "corpus", had.get("corpus"), had.get("corpus_path")))
+        elif had.get("config") != config_fp[r.run_id]:
+            conflicts.append((r.run_id, "config", had.get("config"), None))
+    if conflicts:
+        raise StoreError(_conflict_message(store.path, conflicts, corpus_path, corpus_fp, config_fp))
+    inputs = {r.run_id: {"corpus": corpus_fp, "config": config_fp[r.run_id],
+                         "corpus_path": str(corpus_path.resolve())} for r in pending}
+    older = [r.run_id for r in pending if r.attempts > 0 and r.run_id not in recorded]
+    notes = []
+    if older:
+        notes.append(f"{len(older)} run(s) ({_some(older)}) were started by a scalinglab that did not record a "
+                     f"run's inputs: whether they began on this corpus cannot be checked; from now on they are "
+                     f"bound to corpus {short(corpus_fp)} ({corpus_path}) and their configs")
+    return inputs, notes
+
+
+def _some(ids: list[str], n: int = 3) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
+def _conflict_message(path: Path, conflicts, corpus_path: Path, corpus_fp: str, config_fp: dict) -> str:
+    from scalinglab.train.fingerprint import short
+    ids = [c[0] for c in conflicts]
+    run_id, kind, theirs, their_path = conflicts[0]
+    if kind == "corpus":
+        head = (f"run {run_id} was started with corpus {short(theirs)} ({their_path or 'path not recorded'}), but "
+                f"this `sweep run` would train with corpus {short(corpus_fp)} ({corpus_path})")
+    else:
+        head = (f"run {run_id} was started with config {short(theirs)}, but the store now gives it config "
+                f"{short(config_fp[run_id])} (its settings were changed after it started)")
+    others = f"; so were {_some(ids[1:], 5)}" if len(ids) > 1 else ""
+    back = (f"give the corpus it was started with (corpus={their_path} (CLI --corpus {their_path})); or "
+            if kind == "corpus" and their_path else "")
+    return (f"sweep store {path}: {head}{others}. Going on would mix two {kind}s in one sweep, so nothing "
+            f"was trained. The way out: {back}restart= (CLI: {' '.join('--restart ' + i for i in ids)}) "
+            f"discards what {'that run' if len(ids) == 1 else 'those runs'} recorded and "
+            f"{'its' if len(ids) == 1 else 'their'} checkpoints and trains {'it' if len(ids) == 1 else 'them'} "
+            f"again from scratch; or plan a new store for the new {kind} (`scalinglab sweep plan ... -o NEW.db`)")
 
 
 def _claim(store: SweepStore) -> None:

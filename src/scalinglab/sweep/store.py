@@ -13,6 +13,15 @@ Tables
 Schema versions: 1 (no noise columns) is migrated to 2 when opened (two ALTER TABLE ADD COLUMN,
 one transaction); a store newer than this scalinglab is refused.
 
+A run's inputs: when a run starts, the meta key ``inputs:<run_id>`` records the fingerprints of
+its corpus and config (``train/fingerprint.py``, JSON ``{"corpus", "config", "corpus_path"}``);
+``sweep run`` refuses to go on with other inputs (``runner.py``). Stores written before this
+have no such keys; their runs get them when they next start.
+
+Reading opens the file read-only (``SweepStore(path, readonly=True)``: ``status``, ``export``,
+``fit``), so a store on read-only media reads as it is; a store that cannot be written, or a
+full disk, is named as such (``store_error_message``), never as a corrupted file.
+
 Every write is one transaction and idempotent (ON CONFLICT ... DO UPDATE), and a run's points,
 curve and ``status='done'`` go in together, so a sweep killed at any instant and run again
 never duplicates or half-records a run.
@@ -23,6 +32,7 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +40,12 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
+from scalinglab.util.storage import DISK_FULL, PERMISSION, READ_ONLY, media_problem, storage_problem
+
 __all__ = ["SCHEMA_VERSION", "StoreError", "RunRecord", "SweepStore", "create_store", "runs_frame",
            "curves_frame", "curve_runs_frame", "export", "STATUSES", "FINAL_BRANCH", "corrupted_message", "pid_alive",
-           "one_line_error", "LOG_NAME"]
+           "one_line_error", "LOG_NAME",
+           "store_error_message", "INPUTS_KEY"]
 
 SCHEMA_VERSION = 2
 # version -> the statements that bring a store of that version to the next one
@@ -42,6 +55,7 @@ STATUSES = ("pending", "running", "done", "failed")
 FINAL_BRANCH = -1
 LOG_NAME = "worker.log"          # a run's log (its worker's stderr, a crash's full traceback), in its workdir
 _SQLITE_HEADER = b"SQLite format 3\x00"
+INPUTS_KEY = "inputs:"           # meta key prefix: inputs:<run_id> -> the run's input fingerprints (JSON)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,6 +88,32 @@ def corrupted_message(path: str | Path, detail: str, *, what: str = "is corrupte
             f"{path}.corrupt) and plan the sweep again into {path} with the same `scalinglab sweep plan` "
             f"options; `scalinglab sweep run {path}` then takes the runs that had finished or started from "
             f"their checkpoints in {runs_dir} (or the --workdir you gave) instead of training them again")
+
+
+def store_error_message(path: str | Path, exc: BaseException) -> str:
+    """The message for a store SQLite (or the OS) could not use: read-only media, permission
+    denied and a full disk named as such, each with its way out; damage as ``corrupted_message``."""
+    path = Path(path)
+    detail = f"SQLite: {exc}" if isinstance(exc, sqlite3.Error) else (
+        getattr(exc, "strerror", None) or str(exc))
+    kind = storage_problem(exc, path)
+    if kind == DISK_FULL:
+        return (f"sweep store {path}: the disk is full ({detail}); free space on the disk that holds "
+                f"{path.parent} (df -h {path.parent}) and run the command again; what the store recorded "
+                "so far is kept (every write is one transaction)")
+    if kind in (READ_ONLY, PERMISSION):
+        what = ("is on read-only storage" if kind == READ_ONLY else
+                f"cannot be written by this user: permission denied on it or its directory {path.parent}, "
+                "where SQLite keeps its -wal and -shm files")
+        return (f"sweep store {path} {what} ({detail}). `scalinglab sweep run` records results in the "
+                f"store: run it where the store is writable, or copy {path} (and {path.name}.d, its "
+                "checkpoints) to writable storage and run the copy; `scalinglab sweep status`, `sweep "
+                "export` and `scalinglab fit` read the store as it is")
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if isinstance(exc, sqlite3.Error) and name and not name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return (f"sweep store {path} could not be used ({detail}); nothing in it was changed by this "
+                "command, which can be run again")
+    return corrupted_message(path, detail)
 
 
 def pid_alive(pid: int) -> bool:
@@ -116,7 +156,9 @@ class RunRecord:
     workdir: str | None
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        return _connect_readonly(path)
     con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)   # explicit BEGIN below
     con.execute("PRAGMA busy_timeout = 30000")
     con.execute("PRAGMA journal_mode = WAL")
@@ -125,11 +167,33 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
-class SweepStore:
-    """An open sweep store. ``SweepStore(path)`` checks the file exists and its schema version."""
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write (``mode=ro``). Where SQLite cannot even make the WAL index
+    beside the file (read-only media, a directory this user may not write), the file is opened as
+    immutable: nobody can be writing it there."""
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    con = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+    try:
+        con.execute("PRAGMA busy_timeout = 30000")
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.OperationalError as exc:
+        con.close()
+        if media_problem(path) is None and storage_problem(exc, path) is None:
+            raise
+    return sqlite3.connect(uri + "?immutable=1", uri=True, timeout=30.0, isolation_level=None)
 
-    def __init__(self, path: str | Path):
+
+class SweepStore:
+    """An open sweep store. ``SweepStore(path)`` checks the file exists and its schema version.
+
+    ``readonly``: open it for reading only (nothing is written, not even a schema upgrade unless
+    the store is older than this scalinglab and writable); what ``status``, ``export`` and the
+    readers use, so a store on read-only media can be read."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         if not self.path.is_file():
             raise StoreError(f"sweep store {self.path} does not exist; create it with "
                              f"`scalinglab sweep plan --budgets ... -o {self.path}`")
@@ -137,7 +201,8 @@ class SweepStore:
             with open(self.path, "rb") as fh:
                 header = fh.read(len(_SQLITE_HEADER))
         except OSError as exc:
-            raise StoreError(f"sweep store {self.path} cannot be read ({exc.strerror})") from None
+            kind = storage_problem(exc)
+            raise StoreError(f"sweep store {self.path} cannot be read ({kind or exc.strerror})") from None
         if not header:
             raise StoreError(f"{self.path} is empty: not a scalinglab sweep store; create one with "
                              f"`scalinglab sweep plan --budgets ... -o {self.path} --overwrite`")
@@ -146,7 +211,7 @@ class SweepStore:
                 self.path, "it is not an SQLite database: its first bytes are not the SQLite header",
                 what="is corrupted, or not a scalinglab sweep store at all"))
         try:
-            self.con = _connect(self.path)
+            self.con = _connect(self.path, readonly)
             tables = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             # a store is small (runs, points, curves): checking every page costs milliseconds and
             # turns a damaged file into one clear message instead of an error at some later write
@@ -159,7 +224,7 @@ class SweepStore:
             rows = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
-            raise StoreError(corrupted_message(self.path, f"SQLite: {exc}")) from None
+            raise StoreError(store_error_message(self.path, exc)) from None
         except StoreError:
             self._close_quietly()
             raise
@@ -178,7 +243,26 @@ class SweepStore:
         self.meta = rows
 
     def _migrate(self, version: int) -> int:
-        """Bring an older store up to SCHEMA_VERSION, one version at a time, each in one transaction."""
+        """Bring an older store up to SCHEMA_VERSION, one version at a time, each in one transaction
+        (a read-only open upgrades through a writable connection it closes again)."""
+        if self.readonly:
+            reader = self.con
+            try:
+                self.con = _connect(self.path)
+            except sqlite3.DatabaseError as exc:
+                self.con = reader
+                self._close_quietly()
+                raise StoreError(f"sweep store {self.path} has schema version {version}, written by an older "
+                                 f"scalinglab; reading it needs a one-time upgrade that writes to it, and "
+                                 f"{store_error_message(self.path, exc)}") from None
+            try:
+                return self._migrate_writable(version)
+            finally:
+                self.con.close()
+                self.con = reader
+        return self._migrate_writable(version)
+
+    def _migrate_writable(self, version: int) -> int:
         while version < SCHEMA_VERSION and version in _MIGRATIONS:
             try:
                 with self.transaction() as con:
@@ -188,7 +272,7 @@ class SweepStore:
             except sqlite3.DatabaseError as exc:
                 self._close_quietly()
                 raise StoreError(f"sweep store {self.path} has schema version {version} and could not be upgraded "
-                                 f"to {version + 1} ({exc}); is the file writable?") from None
+                                 f"to {version + 1}: {store_error_message(self.path, exc)}") from None
             version += 1
         return version
 
@@ -215,7 +299,8 @@ class SweepStore:
         try:
             yield self.con
         except BaseException:
-            self.con.execute("ROLLBACK")
+            if self.con.in_transaction:    # SQLite rolls back by itself on some errors (SQLITE_FULL)
+                self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
 
@@ -240,6 +325,19 @@ class SweepStore:
     def get_meta(self, key: str) -> str | None:
         row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def run_inputs(self) -> dict[str, dict]:
+        """run_id -> the input fingerprints recorded when it started (``{"corpus", "config",
+        "corpus_path"}``); a record that is not such an object reads as ``{}``."""
+        out = {}
+        for key, value in self.con.execute("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
+                                           (len(INPUTS_KEY), INPUTS_KEY)):
+            try:
+                record = json.loads(value)
+            except ValueError:
+                record = None
+            out[key[len(INPUTS_KEY):]] = record if isinstance(record, dict) else {}
+        return out
 
     def driver_pid(self) -> int | None:
         """The process running this sweep now (``scalinglab sweep run``), None when none is alive.
@@ -280,10 +378,28 @@ class SweepStore:
             con.execute("UPDATE runs SET status = 'pending', error = NULL WHERE status = 'failed'")
         return ids
 
-    def mark_running(self, run_id: str, workdir: str) -> None:
+    def mark_running(self, run_id: str, workdir: str, inputs: dict | None = None) -> None:
+        """The run starts; ``inputs``: its input fingerprints, recorded in the same transaction."""
         with self.transaction() as con:
             con.execute("UPDATE runs SET status = 'running', attempts = attempts + 1, started = ?, "
                         "workdir = ?, error = NULL WHERE run_id = ?", (time.time(), str(workdir), run_id))
+            if inputs is not None:
+                con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                            "value = excluded.value", (INPUTS_KEY + run_id, json.dumps(inputs)))
+
+    def restart_run(self, run_id: str) -> str | None:
+        """Forget everything a run recorded (points, curve, status, input fingerprints): it is
+        pending, to be trained from scratch. Returns its last workdir (its checkpoints are there)."""
+        with self.transaction() as con:
+            row = con.execute("SELECT workdir FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"sweep store {self.path} has no run {run_id!r}")
+            con.execute("DELETE FROM points WHERE run_id = ?", (run_id,))
+            con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
+            con.execute("DELETE FROM meta WHERE key = ?", (INPUTS_KEY + run_id,))
+            con.execute("UPDATE runs SET status = 'pending', error = NULL, finished = NULL, wall_seconds = NULL, "
+                        "hardware = NULL WHERE run_id = ?", (run_id,))
+        return row[0]
 
     def mark_pending(self, run_id: str) -> None:
         with self.transaction() as con:
@@ -374,7 +490,7 @@ def runs_frame(path: str | Path) -> pd.DataFrame:
     ``batch_size`` in tokens, ``branch`` -1 for a run's final point, ``noise_scale`` the run's
     gradient noise scale B_simple in tokens (late half of its main branch; nan when unmeasured).
     """
-    with SweepStore(path) as store:
+    with SweepStore(path, readonly=True) as store:
         df = pd.read_sql_query(
             "SELECT p.run_id, p.branch, p.step, p.params, p.params_total, p.tokens, p.flops_6nd, p.flops, "
             "p.loss, r.budget, r.config FROM points p JOIN runs r USING (run_id) "
@@ -421,7 +537,7 @@ def _noise_scale_tokens(sums, seq_len: float) -> float:
 
 
 def curves_frame(path: str | Path) -> pd.DataFrame:
-    with SweepStore(path) as store:
+    with SweepStore(path, readonly=True) as store:
         return pd.read_sql_query(
             "SELECT c.run_id, r.budget, c.branch, c.step, c.tokens, c.train_loss, c.val_loss, c.lr, "
             "c.noise_g2, c.noise_trace FROM curves c JOIN runs r USING (run_id) "
@@ -434,7 +550,7 @@ def curve_runs_frame(path: str | Path) -> pd.DataFrame:
     ``run_id``; ``params`` the run's non-embedding N, ``tokens`` the tokens seen at that step,
     ``flops`` 6·N·D there, ``loss`` the logged training loss, ``run_budget`` the run's planned
     budget (not ``budget``: a curve row has spent only part of it)."""
-    with SweepStore(path) as store:
+    with SweepStore(path, readonly=True) as store:
         df = pd.read_sql_query(
             "SELECT c.run_id, c.step, c.tokens, c.train_loss AS loss, p.params, r.budget AS run_budget "
             "FROM curves c JOIN runs r USING (run_id) JOIN points p ON p.run_id = c.run_id "

@@ -23,7 +23,7 @@ import os
 import sysconfig
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -85,9 +85,55 @@ def load_corpus_info(path: str | Path) -> CorpusInfo:
     if not meta.exists():
         raise CorpusError(f"corpus sidecar {meta} is missing; {path} must be written by "
                           "`scalinglab data prepare` (token file + JSON sidecar)")
-    d = json.loads(meta.read_text())
+    rebuild = _rebuild_hint(path)
+    try:
+        d = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:          # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        why = exc.strerror if isinstance(exc, OSError) else getattr(exc, "msg", None) or "not UTF-8 text"
+        raise CorpusError(f"corpus sidecar {meta} is not readable JSON ({why}); {rebuild}") from None
+    problem = _sidecar_problem(d)
+    if problem:
+        raise CorpusError(f"corpus sidecar {meta} {problem}; {rebuild}")
     d["path"] = str(path)
-    return CorpusInfo(**{k: v for k, v in d.items() if k in CorpusInfo.__dataclass_fields__})
+    info = CorpusInfo(**{k: v for k, v in d.items() if k in CorpusInfo.__dataclass_fields__})
+    itemsize = np.dtype(info.dtype).itemsize
+    expected, size = info.n_tokens * itemsize, path.stat().st_size
+    if size != expected:
+        raise CorpusError(f"corpus file {path} is {size:,} bytes, but its sidecar {meta} describes "
+                          f"{info.n_tokens:,} {info.dtype} tokens ({itemsize} bytes each): {expected:,} bytes; "
+                          f"the token file is {'truncated' if size < expected else 'longer than written'} "
+                          f"or was changed after it was prepared; {rebuild}")
+    return info
+
+
+# sidecar fields every corpus has, and the check each value must pass
+_COUNT_FIELDS = ("vocab_size", "n_train", "n_val", "n_documents", "n_val_documents")
+_DTYPES = ("uint16", "uint32")
+
+
+def _sidecar_problem(d) -> str | None:
+    """What makes a parsed sidecar unusable (a sentence fragment), or None."""
+    if not isinstance(d, dict):
+        return f"holds a JSON {type(d).__name__}, not an object"
+    required = [name for name, f in CorpusInfo.__dataclass_fields__.items() if name != "path"
+                and f.default is MISSING and f.default_factory is MISSING]
+    missing = [name for name in required if name not in d]
+    if missing:
+        return f"lacks the field(s) {', '.join(missing)}"
+    bad = [name for name in _COUNT_FIELDS
+           if not (isinstance(d[name], int) and not isinstance(d[name], bool) and d[name] >= 0)]
+    if bad:
+        return "has " + ", ".join(f"{name} = {d[name]!r}" for name in bad) + " (must be whole numbers >= 0)"
+    if d["dtype"] not in _DTYPES:
+        return f"has dtype = {d['dtype']!r} (must be one of {', '.join(_DTYPES)})"
+    if not (d["eos_id"] is None or (isinstance(d["eos_id"], int) and not isinstance(d["eos_id"], bool))):
+        return f"has eos_id = {d['eos_id']!r} (must be a token id or null)"
+    return None
+
+
+def _rebuild_hint(path: Path) -> str:
+    return (f"rebuild the token file and its sidecar together with `scalinglab data prepare FILES -o {path}` "
+            "(the same inputs and options as before)")
 
 
 def _write_sidecar(info: CorpusInfo) -> None:

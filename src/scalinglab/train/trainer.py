@@ -6,6 +6,13 @@ returns the (N, D, validation loss) points it measured. Everything needed to con
 and reproduces the uninterrupted run's losses exactly (bitwise on CPU), because the data a step
 sees depends only on (seed, step) and the checkpoint holds model, optimizer and RNG states.
 
+A checkpoint is data, never code: it holds tensors, numbers, strings, lists and dicts only and
+loads with ``torch.load(weights_only=True)``; it also holds the run's fingerprints (its config's
+and its corpus's, ``train/fingerprint.py``). One that does not load that way, does not fit the
+model and optimizers (names, shapes), or belongs to another config or corpus is refused: it is
+set aside as ``ckpt.pt.refused``, the run starts again from scratch, and a warning (a line in a
+sweep run's log, ``worker.log``) says why.
+
 WSD branches (Hägele et al. 2024): with ``schedule="wsd"`` the run keeps a constant learning
 rate and, for every extra token count D_b in ``wsd_branch_tokens``, saves the stable-phase state
 at step S_b·(1 - cooldown_fraction), runs the cooldown of a D_b-token WSD run, records its point,
@@ -18,7 +25,9 @@ import contextlib
 import math
 import os
 import platform
+import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -28,13 +37,19 @@ import torch
 from scalinglab.train import schedules
 from scalinglab.train.corpus import TokenData
 from scalinglab.train.counting import ModelShape, ParamCount, count_params, training_flops_per_token
+from scalinglab.train.fingerprint import RESUME_MAY_CHANGE, config_fingerprint, corpus_fingerprint, short
 from scalinglab.train.model import Transformer
 from scalinglab.train.noise_scale import HalfBatchProbe, b_simple, unbiased_estimates
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "train", "CheckpointRefused", "REFUSED_SUFFIX"]
 
-# config fields that may change between an interrupted run and its resume
-_RESUME_MAY_CHANGE = ("device", "compile", "log_every", "checkpoint_every", "noise_every")
+CHECKPOINT_FORMAT = 2              # 1: before fingerprints (no "format" key); 2: with them
+REFUSED_SUFFIX = ".refused"        # a refused checkpoint is kept beside the run as ckpt.pt.refused
+_STATUSES = ("running", "done", "diverged")
+
+
+class CheckpointRefused(ValueError):
+    """A checkpoint that is not this run's or not plain data; the message says why."""
 
 
 @dataclass
@@ -170,6 +185,7 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
         raise ValueError(f"corpus {corpus} has vocab {data.info.vocab_size}, larger than the model's "
                          f"shape.vocab_size {config.shape.vocab_size}")
     data._split("train", config.seq_len), data._split("val", config.seq_len)   # early, clear errors
+    fingerprint = {"config": config_fingerprint(config.to_dict()), "corpus": corpus_fingerprint(corpus)}
 
     S, tps = config.total_steps, config.tokens_per_step
     branches = config.branches()
@@ -205,13 +221,16 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
         st = {"step": 0, "branch": None, "branches_done": 0, "points": [], "curve": [],
               "wall": 0.0, "status": "running", "message": ""}
         if ckpt_path.exists():
-            st = _load(ckpt_path, model, optimizers, config, device)
-            if st["status"] != "running":
-                return _result(st, params, fpt, hardware)
+            blob = _resume_blob(ckpt_path, base_path, model, optimizers, config, fingerprint, device,
+                                n_branches=len(branches))
+            if blob is not None:
+                st = _apply(blob, model, optimizers)
+                if st["status"] != "running":
+                    return _result(st, params, fpt, hardware)
         noise = st.setdefault("noise", _noise_sums())   # (checkpoints older than the noise scale lack it)
 
         def checkpoint(path=ckpt_path):
-            _save(path, model, optimizers, config, st)
+            _save(path, model, optimizers, config, st, fingerprint)
 
         def evaluate() -> float:
             model.eval()
@@ -241,7 +260,8 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
                 checkpoint(base_path)
             if b is not None and step == branches[b][1]:        # branch finished: point, restore
                 record_point(step * tps, b)
-                base = _load(base_path, model, optimizers, config, device)
+                base = _apply(_read(base_path, model, optimizers, config, fingerprint, device,
+                                    n_branches=len(branches)), model, optimizers)
                 st.update(step=base["step"], branch=None, branches_done=b + 1)
                 st["wall"] = time.perf_counter() - t0
                 checkpoint()
@@ -323,8 +343,10 @@ def _make_optimizers(model: Transformer, config: TrainConfig, device) -> list[to
     return [adamw] + ([muon] if muon is not None else [])
 
 
-def _save(path: Path, model, optimizers, config: TrainConfig, st: dict) -> None:
-    blob = {"model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+def _save(path: Path, model, optimizers, config: TrainConfig, st: dict, fingerprint: dict) -> None:
+    """Tensors, numbers, strings, lists and dicts only: what ``torch.load(weights_only=True)`` reads."""
+    blob = {"format": CHECKPOINT_FORMAT, "fingerprint": dict(fingerprint),
+            "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": config.to_dict(), "state": st}
@@ -333,18 +355,145 @@ def _save(path: Path, model, optimizers, config: TrainConfig, st: dict) -> None:
     os.replace(tmp, path)
 
 
-def _load(path: Path, model, optimizers, config: TrainConfig, device) -> dict:
-    blob = torch.load(path, map_location=device, weights_only=False)
-    mine, theirs = config.to_dict(), blob["config"]
-    diff = [k for k in mine if k not in _RESUME_MAY_CHANGE and mine[k] != theirs.get(k)]
-    if diff:
-        raise ValueError(f"workdir checkpoint {path} belongs to a different run (differs in "
-                         f"{', '.join(diff)}); use a fresh workdir or the original config")
+def _resume_blob(ckpt_path: Path, base_path: Path, model, optimizers, config: TrainConfig,
+                 fingerprint: dict, device, *, n_branches: int) -> dict | None:
+    """The checkpoint to resume from, or None (start from scratch) when it is refused: then it is
+    set aside as ``ckpt.pt.refused``, the branch base with it, and a warning says why. A run
+    stopped inside a WSD branch also needs that branch's saved base: it is checked too."""
+    try:
+        blob = _read(ckpt_path, model, optimizers, config, fingerprint, device, n_branches=n_branches)
+        if blob["state"]["branch"] is not None:
+            _read(base_path, model, optimizers, config, fingerprint, device, n_branches=n_branches)
+        return blob
+    except CheckpointRefused as exc:
+        refused = ckpt_path.with_name(ckpt_path.name + REFUSED_SUFFIX)
+        os.replace(ckpt_path, refused)
+        base_path.unlink(missing_ok=True)
+        warnings.warn(f"{exc}; the run starts again from scratch (the refused checkpoint is kept as "
+                      f"{refused})", UserWarning, stacklevel=3)
+        return None
+
+
+def _read(path: Path, model, optimizers, config: TrainConfig, fingerprint: dict, device, *,
+          n_branches: int) -> dict:
+    """Load a checkpoint as plain data and check it is this run's; raise CheckpointRefused if not.
+    Nothing of the model, optimizers or RNG changes here (``_apply`` does that)."""
+    def refuse(why: str):
+        raise CheckpointRefused(f"checkpoint {path} refused: {why}")
+
+    try:
+        with warnings.catch_warnings():     # torch's own notes on odd pickle protocols: the refusal says it
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:    # pickle, zip, torch and OS errors: any file that does not load as data
+        text = str(exc)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:
+            refuse(f"it holds a pickled Python object ({found.group(1)}), and loading that would run its "
+                   "code; a checkpoint holds tensors and numbers only")
+        unpickler = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+        if unpickler:
+            refuse(f"it is a pickle that is not plain data (the safe loader stopped at: {unpickler.group(1)[:200]}); "
+                   "loading it as Python objects could run code, so it is not loaded")
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        refuse(f"it does not load as tensors and numbers ({type(exc).__name__}: {first[:300]})")
+    if not isinstance(blob, dict) or not {"model", "optimizers", "rng_cpu", "config", "state"} <= set(blob):
+        refuse("it is not a scalinglab checkpoint (it lacks the model, optimizer, RNG, config or state entries)")
+    theirs = blob.get("fingerprint")
+    if isinstance(theirs, dict):
+        if theirs.get("config") != fingerprint["config"]:
+            diff = _config_diff(config, blob["config"])
+            refuse(f"it belongs to another config (fingerprint {short(theirs.get('config'))}, this run's "
+                   f"{short(fingerprint['config'])}" + (f"; differs in {', '.join(diff)}" if diff else "") + ")")
+        if theirs.get("corpus") != fingerprint["corpus"]:
+            refuse(f"it was trained on another corpus (fingerprint {short(theirs.get('corpus'))}, this run's "
+                   f"corpus {short(fingerprint['corpus'])})")
+    else:                       # written before fingerprints: compare the stored config itself
+        diff = _config_diff(config, blob["config"])
+        if diff:
+            refuse(f"it belongs to a different run (differs in {', '.join(diff)})")
+    problem = (_tensors_problem("model", blob["model"], model.state_dict())
+               or _optimizers_problem(blob["optimizers"], optimizers)
+               or _rng_problem(blob["rng_cpu"], blob.get("rng_cuda"))
+               or _state_problem(blob["state"], config.total_steps, n_branches))
+    if problem:
+        refuse(f"it does not fit this run: {problem}")
+    return blob
+
+
+def _config_diff(config: TrainConfig, theirs) -> list[str]:
+    """The settings (other than RESUME_MAY_CHANGE) in which a checkpoint's config differs."""
+    mine, theirs = config.to_dict(), theirs if isinstance(theirs, dict) else {}
+    return [k for k in mine if k not in RESUME_MAY_CHANGE and mine[k] != theirs.get(k)]
+
+
+def _tensors_problem(what: str, theirs, mine: dict) -> str | None:
+    if not isinstance(theirs, dict):
+        return f"its {what} state is not a table of tensors"
+    if set(theirs) != set(mine):
+        odd = sorted(set(theirs) ^ set(mine))
+        return f"its {what} state has other entries ({', '.join(map(str, odd[:3]))}{', ...' if len(odd) > 3 else ''})"
+    for name, t in mine.items():
+        got = theirs[name]
+        if not isinstance(got, torch.Tensor) or got.shape != t.shape or got.dtype != t.dtype:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            return f"{what} entry {name} is {shape}, this run's is {tuple(t.shape)} {t.dtype}"
+    return None
+
+
+def _optimizers_problem(theirs, optimizers) -> str | None:
+    if not isinstance(theirs, list) or len(theirs) != len(optimizers):
+        return "its optimizer states do not match this run's optimizers"
+    for opt, sd in zip(optimizers, theirs):
+        groups = sd.get("param_groups") if isinstance(sd, dict) else None
+        state = sd.get("state") if isinstance(sd, dict) else None
+        if not isinstance(groups, list) or not isinstance(state, dict) or len(groups) != len(opt.param_groups) \
+                or any(not isinstance(g, dict) or len(g.get("params", ())) != len(mine["params"])
+                       for g, mine in zip(groups, opt.param_groups)):
+            return f"its {type(opt).__name__} state has other parameter groups"
+        params = [p for g in opt.param_groups for p in g["params"]]
+        for index, entry in state.items():
+            if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(entry, dict):
+                return f"its {type(opt).__name__} state names parameter {index!r}, which this run lacks"
+            for key, value in entry.items():
+                if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape != params[index].shape:
+                    return (f"its {type(opt).__name__} {key} of parameter {index} is {tuple(value.shape)}, "
+                            f"the parameter is {tuple(params[index].shape)}")
+    return None
+
+
+def _rng_problem(cpu, cuda) -> str | None:
+    def is_state(t):
+        return isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.ndim == 1
+    if not is_state(cpu) or not (cuda is None or (isinstance(cuda, list) and all(map(is_state, cuda)))):
+        return "its random-number-generator states are not byte tensors"
+    return None
+
+
+def _state_problem(st, total_steps: int, n_branches: int) -> str | None:
+    def whole(v, low, high):
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+    if not isinstance(st, dict):
+        return "its bookkeeping is not a table"
+    if not whole(st.get("step"), 0, total_steps):
+        return f"its step {st.get('step')!r} is not in 0..{total_steps}"
+    if not (st.get("branch") is None or whole(st.get("branch"), 0, n_branches - 1)) \
+            or not whole(st.get("branches_done"), 0, n_branches):
+        return f"its WSD branch counters do not fit the run's {n_branches} branch(es)"
+    if not (isinstance(st.get("points"), list) and isinstance(st.get("curve"), list)
+            and isinstance(st.get("wall"), (int, float)) and st.get("status") in _STATUSES
+            and isinstance(st.get("message"), str) and isinstance(st.get("noise", {}), dict)):
+        return "its bookkeeping (points, curve, wall time, status) is malformed"
+    return None
+
+
+def _apply(blob: dict, model, optimizers) -> dict:
+    """Restore a checked checkpoint (``_read``) into the model, optimizers and RNGs; its state."""
     model.load_state_dict(blob["model"])
     for opt, sd in zip(optimizers, blob["optimizers"]):
         opt.load_state_dict(sd)
     torch.set_rng_state(blob["rng_cpu"])
-    if blob["rng_cuda"] is not None and torch.cuda.is_available():
+    if blob.get("rng_cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(blob["rng_cuda"])
     return blob["state"]
 
