@@ -135,13 +135,17 @@ def run_head_fit(src: Path, repeats: int) -> dict:
     return res
 
 
-def cli_seconds(src: Path | None, repeats: int, python: str | None = None) -> float:
+def cli_seconds(src: Path | None, repeats: int, python: str | None = None, extra: tuple[str, ...] = (),
+                code: str | None = None) -> float:
     """Median wall time of a whole ``scalinglab fit`` process; ``python``: another interpreter (e.g. a
-    virtual environment with only ``pip install .``, the core dependencies a CLI user gets)."""
+    virtual environment with only ``pip install .``, the core dependencies a CLI user gets);
+    ``extra``: more options (``--no-calibrate``); ``code``: time ``python -c code`` instead (the
+    floor: ``pass``)."""
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    cmd = [python or sys.executable, "-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS]
+    cmd = ([python or sys.executable, "-c", code] if code is not None else
+           [python or sys.executable, "-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS, *extra])
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -317,8 +321,14 @@ def main():
           f"(ratio {t_slow / t_fast:.1f}x)")
 
     print("\n3. a whole `scalinglab fit` process on that file (calibration included)")
-    t_cli = cli_seconds(None, args.cli_repeats)
-    print(f"    this tree: {t_cli:.2f} s (median of {args.cli_repeats}); notebook way / this = {nb_seconds / t_cli:.0f}x")
+    t_pass = cli_seconds(None, args.cli_repeats, code="pass")
+    # no bootstrap (its default may be > 0): the fit and its calibration, as issue 25 measures them
+    t_cli = cli_seconds(None, args.cli_repeats, extra=("--bootstrap", "0"))
+    t_nocal = cli_seconds(None, args.cli_repeats, extra=("--no-calibrate", "--bootstrap", "0"))
+    print(f"    `python -c pass`: {t_pass:.3f} s (median of {args.cli_repeats}; the floor of any process)")
+    print(f"    this tree, calibrated: {t_cli:.2f} s (median of {args.cli_repeats}; {t_cli / t_pass:.1f}x `python -c "
+          f"pass`); notebook way / this = {nb_seconds / t_cli:.0f}x")
+    print(f"    this tree, --no-calibrate: {t_nocal:.2f} s ({t_nocal / t_pass:.1f}x `python -c pass`)")
     if head is not None:
         t_cli_head = cli_seconds(head, max(1, args.cli_repeats - 1))
         print(f"    HEAD's tree: {t_cli_head:.2f} s; ratio {t_cli_head / t_cli:.1f}x")

@@ -21,7 +21,8 @@ Inputs (rows = checkpoints, W&B-history style, the way a 1e6-row file arises):
 * rl.csv (rl fit): one RL run evaluated ``rows`` times (``examples/rl_curves.py``).
 * pairs.csv (loss-to-loss): x and y losses of rows runs over 6 budgets.
 * curves.csv (schedule fit): sqrt(rows)/10 WSD/cosine runs of 10 sqrt(rows) steps each, the
-  loss from the annealing law (Tissue et al. 2024) times exp(0.003 z).
+  loss from the annealing law (Tissue et al. 2024; the tests' constants, peak lr scaled so the
+  areas match the tests' 1,500-step curves) times exp(0.003 z).
 """
 from __future__ import annotations
 
@@ -103,8 +104,9 @@ def rl_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 
 def pairs_frame(rows: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    budgets = np.repeat(np.logspace(16, 21, 6), -(-rows // 6))[:rows]
-    n = np.sqrt(budgets / 120.0) * np.exp(rng.uniform(np.log(1 / 8), np.log(8), rows))
+    per = -(-rows // 6)
+    budgets = np.repeat(np.logspace(16, 21, 6), per)[:rows]
+    n = np.sqrt(budgets / 120.0) * np.tile(np.geomspace(1 / 8, 8, per), 6)[:rows]     # distinct sizes per budget
     d = budgets / (6 * n)
     x = chinchilla(n, d)
     y = (0.9 * (x - 1.6) ** 1.1 + 1.9) * np.exp(rng.normal(0.0, 0.005, rows))
@@ -117,13 +119,14 @@ def curves_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 
     n_runs = max(2, round(math.sqrt(rows) / 10))
     steps = rows // n_runs
-    truth = {"L0": 2.8, "A": 0.45, "alpha": 0.5, "C": 0.6}
+    truth = {"L0": 1.0, "A": 0.6, "alpha": 0.4, "C": 0.1}       # tests/test_lr_schedule.py's
+    peak = 3e-3 * 1500 / steps                 # the areas of the tests' 1,500-step curves at any length
     rng = np.random.default_rng(seed)
     frames = []
     for i in range(n_runs):
         kind = ("wsd", "cosine")[i % 2]
         kw = {"cooldown": 0.1 + 0.2 * (i % 3) / 2} if kind == "wsd" else {}
-        lr = schedule_lr(kind, steps, peak_lr=3e-3 * (1 + 0.1 * (i // 2)), warmup=30, **kw)
+        lr = schedule_lr(kind, steps, peak_lr=peak * (1 + 0.1 * (i // 2)), warmup=30, **kw)
         s1, s2 = schedule_areas(lr, 0.999)
         clean = LR_SCHEDULE.predict(LR_SCHEDULE.from_public(truth), np.column_stack([s1, s2]))
         frames.append(pd.DataFrame({"run": f"{kind}-{i}", "step": np.arange(1, steps + 1), "lr": lr,

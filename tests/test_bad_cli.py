@@ -14,8 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
-from scalinglab.cli.render import describe_error, fail, summary_to_cli, to_cli
+from scalinglab.cli.render import describe_error, fail, to_cli
 from scalinglab.data.builtin import synthetic_ladder
+from scalinglab.util.errors import ParamError, ParamText
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PORIAN = SHARED / "porian_isoflops.csv"
@@ -220,37 +221,39 @@ def test_with_json_a_pooled_fit_is_refused_as_json(two_experiments_csv):
 # ------------------------------------------------------------------ part 8: the CLI's words
 
 @pytest.mark.parametrize("api, cli, gone", [
-    ("the valley is not bracketed (keep_edge=True keeps it)", "--keep-edge", "keep_edge"),
-    ("raise flops_tolerance (CLI --flops-tolerance) or ignore the flops column with mapping={'flops': None}",
-     "raise --flops-tolerance or ignore the flops column with --map flops=", "mapping="),
-    ("map it: mapping={'budget': '<column>'} (CLI --map budget=\"<column>\")", '--map budget="<column>"', "(CLI"),
-    ("e.g. mapping={'params': 'Model Size', 'flops': 'Training FLOP'} (CLI: --map params=\"Model Size\")",
-     '--map params="Model Size" --map flops="Training FLOP"', "(CLI"),
-    ("analyse one group at a time, e.g. load_runs(path, where=\"group == '...'\")", "--where \"group == '...'\"",
-     "load_runs"),
-    ("each run_id has a single row (final losses only); use isoflop_approach2 for final losses",
-     "scalinglab isoflop --approach 2", "isoflop_approach2"),
-    ("budget must be a positive, finite number of FLOPs (e.g. 1e23); got array(-1.e+21)", "got -1e+21", "array("),
-    ("x.csv: level must be in (0, 1), got 1.5", "x.csv: --level must be in (0, 1)", ": level must"),
-    ("n_bootstrap must be >= 0, got -5", "--bootstrap must be", "n_bootstrap"),
-    ("ladder.csv: where='nope == 1' could not be evaluated", "--where \"nope == 1\"", "where="),
-    ("ladder.csv: group='nope' is not a column", "--group nope", "group="),
-    ("ladder.csv: mapping params='Nope' names column(s) not in the data", "--map params=Nope", "mapping"),
-    ("n_gpus (CLI: --gpus) must be a positive integer", "--gpus must be", "n_gpus"),
-    ("give isoflop= (CLI: --runs with the IsoFLOP ladder)", "give --runs with the IsoFLOP ladder", "isoflop="),
-    ("or fix alpha from a larger run (fixed={'alpha': value}, CLI --fix alpha=value)", "(--fix alpha=value)",
+    # the library marks each parameter it names (util/errors.ParamText); the CLI spells it from the one table
+    (ParamText("the valley is not bracketed ({keep_edge} keeps it)", keep_edge=True), "(--keep-edge keeps it)",
+     "keep_edge"),
+    (ParamText("raise {flops_tolerance} or ignore the flops column with {mapping}", "flops_tolerance",
+               mapping={"flops": None}), "raise --flops-tolerance or ignore the flops column with --map flops=",
+     "mapping="),
+    (ParamText("map it: {mapping}", mapping={"budget": "<column>"}), 'map it: --map budget="<column>"', "mapping"),
+    (ParamText("e.g. {mapping}", mapping={"params": "Model Size", "flops": "Training FLOP"}),
+     '--map params="Model Size" --map flops="Training FLOP"', "mapping"),
+    (ParamText("analyse one group at a time, e.g. {where}", where="group == '...'"), "--where \"group == '...'\"",
+     "where="),
+    (ParamText("use {isoflop_approach2} for final losses", "isoflop_approach2"), "scalinglab isoflop --approach 2",
+     "isoflop_approach2"),
+    (ParamError("level", "x.csv: {level} must be in (0, 1), got 1.5"), "x.csv: --level must be in (0, 1)",
+     ": level must"),
+    (ParamError("n_bootstrap", "{n_bootstrap} must be >= 0, got -5"), "--bootstrap must be", "n_bootstrap"),
+    (ParamText("ladder.csv: {group} is not a column", group="nope"), "--group nope", "group="),
+    (ParamText("ladder.csv: {mapping} names column(s) not in the data", mapping={"params": "Nope"}),
+     "--map params=Nope", "mapping"),
+    (ParamError("n_gpus", "{n_gpus} must be a positive integer"), "--gpus must be", "n_gpus"),
+    (ParamText("or fix alpha from a larger run ({fixed})", fixed={"alpha": "value"}), "(--fix alpha=value)",
      "fixed="),
-    ("unit must be one of ('point', 'run', 'size'), got 'foo'", "--unit must be one of point, run, size", "('"),
 ])
 def test_library_words_become_cli_options(api, cli, gone):
-    text = to_cli(api)
+    text = to_cli(api.args[0] if isinstance(api, ParamError) else api)
     assert cli in text and gone not in text, text
+    assert gone in str(api)                         # the API's own words name the argument
 
 
 def test_a_row_of_values_is_not_read_as_options():
     text = "rows 3 and 4 are duplicates: same params=1e+06, tokens=2e+10, seed=3, group='a'"
     assert to_cli(text) == text
-    assert summary_to_cli("    objective         = huber(delta=0.001), summed") == \
+    assert to_cli("    objective         = huber(delta=0.001), summed") == \
         "    objective         = huber(delta=0.001), summed"
 
 
@@ -298,7 +301,7 @@ def test_library_messages_fill_their_placeholders():
     (("fit", "{ladder}", "--bootstrap", "1"), ("--bootstrap 1", "at least 2")),
     (("fit", "{ladder}", "--budget", "-1e21"), ("--budget", "> 0")),
     (("fit", "{ladder}", "--delta", "0"), ("--delta 0", "> 0")),
-    (("fit", "{ladder}", "--workers", "0"), ("--workers 0", ">= 1")),
+    (("fit", "{ladder}", "--jobs", "0"), ("--jobs 0", ">= 1")),
     (("fit", "{ladder}", "--seed", "-1"), ("--seed -1", ">= 0")),
     (("fit", "{ladder}", "--drop-top-loss", "-1"), ("--drop-top-loss -1", ">= 0")),
     (("fit", "{ladder}", "--flops-tolerance", "0"), ("--flops-tolerance 0", "> 0")),

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.laws.critical_batch import (KAPLAN_CRITICAL_BATCH, CriticalBatchLaw, fit_critical_batch,
-                                            fit_tradeoff, get_critical_batch_law, steps_to_loss,
-                                            tradeoff_table)
+from scalinglab.data.law_files import get_critical_batch_law
+from scalinglab.laws.critical_batch import KAPLAN_CRITICAL_BATCH, tradeoff_table
+from scalinglab.studies.critical_batch import fit_critical_batch, fit_noise_scale_law, fit_tradeoff, steps_to_loss
 
 S_MIN, B_CRIT = 1000.0, 2048.0                      # truth: E_min = S_min·B_crit = 2,048,000 tokens
 
@@ -107,12 +107,12 @@ def test_the_kaplan_preset_and_a_noise_scale_law():
     rng = np.random.default_rng(1)
     L = np.linspace(2.5, 4.0, 30)
     Bn = 5e7 * L ** -4.0 * np.exp(rng.normal(0, 0.05, L.size))
-    law = CriticalBatchLaw.from_noise_scale(L, Bn, n_boot=200)
+    law = fit_noise_scale_law(L, Bn, n_boot=200)
     assert 1 / law.alpha_b == pytest.approx(4.0, abs=0.3)
     lo, hi = law.interval(3.0)
     assert lo < 5e7 * 3.0 ** -4.0 < hi
     with pytest.raises(ValueError, match="2 or more distinct losses"):
-        CriticalBatchLaw.from_noise_scale([3.0, 3.0], [1e5, 2e5])
+        fit_noise_scale_law([3.0, 3.0], [1e5, 2e5])
 
 
 def test_a_fitted_law_round_trips_through_json(tmp_path):

@@ -19,9 +19,9 @@ import scalinglab as sl
 from cli_helpers import invoke
 from scalinglab.fitting.hparams import fit_hparams, synthetic_hparam_sweep
 from scalinglab.fitting.result import FitResult
-from scalinglab.laws.critical_batch import CriticalBatchLaw, get_critical_batch_law
+from scalinglab.data.law_files import get_critical_batch_law, get_hparam_law, write_law_file
+from scalinglab.laws.critical_batch import CriticalBatchLaw
 from scalinglab.laws.formula import FormulaLaw, parse_variable_map
-from scalinglab.laws.hparams import get_hparam_law
 from scalinglab.laws.lr_schedule import LR_SCHEDULE, schedule_areas
 from scalinglab.planning.lr_schedule import schedule_lr
 from scalinglab.util.jsonio import EditedFileError, canonical_text, checked_document, verify_document
@@ -274,7 +274,7 @@ def test_hyperparameter_law_files(fit_json, tmp_path):
 def test_critical_batch_law_files(fit_json, tmp_path):
     law = CriticalBatchLaw(name="noise scale", b_star=2e8, alpha_b=0.21, citation="test", samples=[[19.1, 4.7]] * 3)
     path = tmp_path / "cb.json"
-    law.to_json(path)
+    write_law_file(law, path)
     back = get_critical_batch_law(str(path))
     assert back.file_notes == [] and (back.b_star, back.alpha_b, back.samples) == (law.b_star, law.alpha_b, law.samples)
     edited = _edit(path, tmp_path, lambda d: d.__setitem__("b_star", 1.0), "cb_edit.json")

@@ -10,7 +10,8 @@ import pytest
 
 from scalinglab.fitting.hparams import (fit_hparams, load_hparam_runs, smooth_group, synthetic_hparam_sweep,
                                         validate_hparams)
-from scalinglab.laws.hparams import DEEPSEEK, HPARAM_LAWS, STEP_LAW, get_hparam_law
+from scalinglab.data.law_files import get_hparam_law
+from scalinglab.laws.hparams import DEEPSEEK, HPARAM_LAWS, STEP_LAW
 
 NBOOT = 40
 
@@ -307,7 +308,7 @@ def test_the_critical_batch_table_stays_aligned_with_thousands_of_gpus():
 
 
 def test_a_law_file_that_is_not_json_is_refused_naming_its_option(tmp_path):
-    from scalinglab.laws.critical_batch import get_critical_batch_law
+    from scalinglab.data.law_files import get_critical_batch_law
 
     bad = tmp_path / "law.json"
     bad.write_text("{not json")

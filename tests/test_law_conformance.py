@@ -18,6 +18,7 @@ import pytest
 
 from scalinglab.laws import LAWS, get_law
 from scalinglab.laws.base import Law
+from scalinglab.laws.check import _hoffmann_loss, check_law, example_runs
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "scalinglab"
 NOISE = 0.003                     # log-normal noise on each loss, about a seed-to-seed spread
@@ -50,42 +51,17 @@ def _law_and_truth(case: str) -> tuple[Law, dict[str, float]]:
 
 
 def ladder(law: Law, truth: dict[str, float], budgets=(1e17, 1e18, 1e19, 1e20), sizes=9, seed=0) -> pd.DataFrame:
-    """An IsoFLOP ladder with every canonical input a law may read: N around sqrt(C/120),
-    D = C/(6N), unique tokens that repeat the data 1-16 times across runs, training
-    precisions of 3-16 bits, batch sizes of 2^19-2^23 tokens, 1-256 samples per problem ``k``,
-    RL compute of 70-1.5e5 ``gpu_hours`` (D / 1e6), and a validation ``loss`` for laws
-    of downstream metrics (laws/downstream.py): Hoffmann et al.'s eq. 10 loss of the run.  The
-    law's target is written to its own column (``loss`` for loss laws)."""
+    """An IsoFLOP ladder with every canonical input a law may read (``laws.check.example_runs``:
+    N around sqrt(C/120), D = C/(6N), repeated data, precisions, batch sizes, experts, samples,
+    RL compute, a teacher's loss, learning-rate areas and Hoffmann et al.'s eq. 10 loss).  The
+    law's target is written to its own column (``loss`` for loss laws) from ``truth`` with
+    log-normal noise."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for c in budgets:
-        centre = np.sqrt(c / 120.0)
-        for k, n in enumerate(centre * np.geomspace(1 / 8, 8, sizes)):
-            d = c / (6 * n)
-            epochs = [1.0, 2.0, 4.0, 8.0, 16.0][k % 5]
-            bits = [16.0, 8.0, 4.0, 3.0][len(rows) % 4]           # training precision (laws/precision.py)
-            batch = [2.0 ** 19, 2.0 ** 21, 2.0 ** 23][k % 3]       # tokens per step (laws/critical_batch.py)
-            experts = [32.0, 1.0, 8.0, 2.0, 16.0, 4.0][len(rows) % 6]  # experts, 1 = dense (laws/moe.py)
-            samples = 2.0 ** k                                      # samples per problem, 1-256 (laws/test_time.py)
-            gpu_hours = d / 1e6                                     # RL compute, 70-1.5e5 GPU-hours (laws/rl_compute.py)
-            teacher = _hoffmann_loss(n, d) * [0.5, 0.7, 1.0, 1.4, 2.0][len(rows) % 5]  # laws/distillation.py
-            # a loss curve's areas (laws/lr_schedule.py): summed lr of d/batch steps at 3e-4, anneals of 0-0.3
-            areas = {"lr_area": 3e-4 * d / batch, "anneal_area": [0.0, 0.05, 0.1, 0.2, 0.3][k % 5]}
-            rows.append({"params": n, "tokens": d, "flops": c, "unique_tokens": d / epochs, "epochs": epochs,
-                         "precision_bits": bits, "batch_size": batch, "experts": experts, "k": samples, "gpu_hours": gpu_hours, "run_id": f"c{c:.0e}-n{k}",
-                         "teacher_loss": teacher,
-                         **areas,
-                         "loss": _hoffmann_loss(n, d)})
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(example_runs(budgets, sizes))
     theta = law.from_public(truth)
     clean = law.predict(theta, law.features(df))
     df[law.target] = clean * np.exp(rng.normal(0.0, NOISE, len(df)))
     return df
-
-
-def _hoffmann_loss(n, d):
-    """L(N, D) = 1.69 + 406.4/N^0.34 + 410.7/D^0.28 (Hoffmann et al. 2022, eq. 10)."""
-    return 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28
 
 
 def _constraints(law: Law, df: pd.DataFrame) -> dict[str, float]:
@@ -167,12 +143,9 @@ def test_fixing_any_parameter_leaves_the_rest_free(case):
     fixed = law.fix({name: truth[name]})
     assert name not in fixed.public_names and name in fixed.all_public_names
     assert len(fixed.param_names) == len(law.param_names) - 1
-    df = ladder(law, truth)
-    X = law.features(df)
-    theta = fixed.from_public(truth)
-    np.testing.assert_allclose(fixed.predict(theta, X), law.predict(law.from_public(truth), X), rtol=1e-12)
-    z, jac = fixed.predict_z_and_jac(theta, X, fixed.precompute(X))
-    assert jac.shape == (len(df), len(fixed.param_names))
+    # the plumbing (fixed predictions equal the free law's, the Jacobian loses a column, and the
+    # rest of laws.check_law's checks) on the ladder generated from the law's own constants
+    assert "fixing" in check_law(law, ladder(law, truth))
 
 
 def test_fixing_an_unknown_parameter_names_the_valid_ones():

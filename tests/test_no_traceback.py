@@ -289,8 +289,8 @@ def test_a_param_error_reads_as_the_api_in_python_and_as_options_at_the_cli():
     assert isinstance(exc, ValueError) and exc.param == "n_bootstrap" and exc.value == 1
     assert describe_error(exc) == "--bootstrap must be 0 or >= 2; got 1 (with --level, 'set {x}')"
     # one table, with the names a command spells its own way
-    assert option_for("context_length") == "--context-length"
-    assert option_for("context_length", "sweep plan") == "--context"
+    assert option_for("context_length") == "--context"
+    assert option_for("method") == "--method" and option_for("method", "isoflop") == "--valley"
     assert option_for("no_such_argument") == "no_such_argument"
 
 

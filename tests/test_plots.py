@@ -1,4 +1,4 @@
-"""plot: file formats, --dpi/--format/--method validation, akima passed through to approach 2,
+"""plot: file formats, --dpi/--format/--valley validation, akima passed through to approach 2,
 and one failed figure does not stop the others."""
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_dpi_changes_the_png_size(ladder_csv, tmp_path):
     (("--format", "jpg"), "--format"),
     (("--dpi", "10"), "--dpi"),
     (("--dpi", "5000"), "--dpi"),
-    (("--method", "cubic"), "--method"),
+    (("--valley", "cubic"), "--valley"),
 ])
 def test_bad_plot_options_exit_2_naming_the_option(ladder_csv, tmp_path, args, needle):
     result = runner.invoke(app, ["plot", str(ladder_csv), "-o", str(tmp_path / "p"), "--bootstrap", "0", *args])
@@ -86,7 +86,7 @@ def test_akima_exponent_of_the_plot_is_isoflops(tmp_path):
     # and through the CLI: the figure's title carries the same exponent
     csv = tmp_path / "porian.csv"
     df.assign(config=PORIAN_CONFIG).to_csv(csv, index=False)
-    result = invoke("plot", csv, "-o", tmp_path / "cli", "--bootstrap", "0", "--method", "akima", "--format", "svg")
+    result = invoke("plot", csv, "-o", tmp_path / "cli", "--bootstrap", "0", "--valley", "akima", "--format", "svg")
     assert result.exit_code == 0, result.output
     assert f"{expected:.3f}" in (tmp_path / "cli" / "isoflop.svg").read_text()
 

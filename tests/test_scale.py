@@ -124,3 +124,19 @@ def test_last_checkpoints_keeps_each_runs_largest_step_whatever_the_row_order():
     assert sorted(zip(last["run_id"], last["step"])) == [("a", 3), ("b", 7)]
     with pytest.raises(RunDataError, match="run_id"):
         last_checkpoints(df.drop(columns="run_id"))
+
+
+def test_the_other_fitting_commands_refuse_up_front_and_name_a_way_out(tmp_path, monkeypatch):
+    rl = tmp_path / "rl.csv"
+    c = np.arange(1, 31) * 500.0
+    pd.DataFrame({"gpu_hours": c, "pass_rate": 0.2 + 0.4 / (1 + (3000.0 / c) ** 1.5)}).to_csv(rl, index=False)
+    curves = tmp_path / "curves.csv"
+    pd.DataFrame({"run": "a", "step": np.arange(1, 31), "lr": 1e-3, "loss": np.linspace(3.0, 2.5, 30)}).to_csv(
+        curves, index=False)
+    monkeypatch.setenv(MAX_ROWS_ENV, "20")
+    for args, way_out in ((["rl", "fit", str(rl)], "--min-x"),
+                          (["schedule", "fit", str(curves)], "--run")):
+        res = runner.invoke(app, args)
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2, (args, res.output)
+        assert "30 rows" in text and "20 rows" in text and way_out in text and "Traceback" not in text, text

@@ -188,7 +188,10 @@ def test_a_run_whose_config_changed_since_it_started_is_refused(started):
     with SweepStore(db) as s, pytest.raises(StoreError) as info:
         runner._bind_inputs(s, s.runs("pending"), Path(s.sweep["settings"]["corpus"]))
     assert f"run {runs[0].run_id} was started with config" in str(info.value)
-    assert f"--restart {runs[0].run_id}" in str(info.value)
+    assert f"restart={runs[0].run_id!r}" in str(info.value)       # the API's argument; the CLI says --restart
+    from scalinglab.cli.render import describe_error
+
+    assert f"--restart {runs[0].run_id}" in describe_error(info.value)
 
 
 def test_runs_started_before_fingerprints_resume_with_a_note(started, corpora):

@@ -164,7 +164,7 @@ def test_escape_attempts_are_refused_naming_the_piece(text, piece, tmp_path):
     with pytest.raises(FilterError) as info:
         where_mask(frame(), text.replace("{mark}", str(mark)), source="runs.csv")
     message = str(info.value)
-    assert message.startswith(f"runs.csv: where={text.replace('{mark}', str(mark))!r} (CLI --where): ")
+    assert message.startswith(f"runs.csv: where={text.replace('{mark}', str(mark))!r}: ")
     assert repr(piece) in message and message.endswith("allowed: " + ALLOWED), message
     assert not mark.exists()
 

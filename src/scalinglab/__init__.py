@@ -25,7 +25,7 @@ _EXPORTS = {
     "FormulaLaw": "scalinglab.laws.formula",
     "allocate": "scalinglab.laws.frontier",
     "compute_for_target": "scalinglab.laws.frontier",
-    "fit": "scalinglab.fitting.engine",
+    "fit": "scalinglab.fitting.calibrated",
     "FitResult": "scalinglab.fitting.result",
     "bootstrap": "scalinglab.fitting.bootstrap",
     "isoflop_approach2": "scalinglab.fitting.approach2",

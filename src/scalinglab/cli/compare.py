@@ -8,13 +8,14 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.language import bootstrap_option
 from scalinglab.cli.core import (BinBudgetsOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, LastStepOpt, MapOpt,
                                  OutlierOpt, RunOptions, SepOpt, SourceArg, WeightsOpt, WhereOpt, _check_output_file, _load,
                                  _weights)
 from scalinglab.cli.lawopts import resolve_law
 from scalinglab.cli.metricopts import MetricOptions, XOpt, YKindOpt, YOpt, YRangeOpt, with_columns
 from scalinglab.cli.render import (RegistryHelpCommand, check_bootstrap, check_range, console, emit_json, fail,
-                                   parse_budgets, print_text_block, summary_to_cli)
+                                   parse_budgets, print_text_block, to_cli)
 
 
 @app.command(cls=RegistryHelpCommand)
@@ -30,7 +31,7 @@ def compare(
                               "refits rejects them), shared, or separate (one law per group)."),
     budgets: Optional[str] = typer.Option(None, "--budgets", help="FLOPs at which to report the multiplier, "
                                           "comma-separated (default: 7 log-spaced over the runs' compute)."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples (runs resampled within each group)."),
+    bootstrap: int = bootstrap_option("intervals (runs resampled within each group)"),
     level: float = typer.Option(0.9, help="Confidence level of the intervals."),
     test_level: float = typer.Option(0.05, "--test-level", help="Significance level of the sharing test."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
@@ -44,7 +45,8 @@ def compare(
     loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     weights: str = WeightsOpt,
-    plot: Optional[Path] = typer.Option(None, "-o", "--plot", help="Write the figure of m(C) with its bands (PNG)."),
+    plot: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the figure of m(C) with its bands "
+                                        "(.png, .pdf or .svg)."),
     map: List[str] = MapOpt,
     drop_top_loss: int = DropTopOpt,
     where: Optional[str] = WhereOpt,
@@ -78,9 +80,9 @@ def compare(
         if grid is not None and len(set(grid)) < 2:
             raise typer.BadParameter("--budgets: give two or more budgets, e.g. 1e18,1e20,1e22 (a trend needs two)")
         if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise typer.BadParameter(f"-o/--plot {plot}: the figure is written as .png, .pdf or .svg; "
+            raise typer.BadParameter(f"-o {plot}: the figure is written as .png, .pdf or .svg; "
                                      "e.g. -o compare.png")
-        _check_output_file(plot, "-o/--plot")
+        _check_output_file(plot, "-o")
         law_obj = with_columns(resolve_law(law, [], fix, [], []), MetricOptions(y, y_kind, y_range, x))
         options = RunOptions(map, drop_top_loss, where, None if by == "group" else by, flops_tolerance,
                              drop_outliers, sep, bin_budgets, from_, last_step=last_step)
@@ -102,7 +104,7 @@ def compare(
         if as_json:
             emit_json({**result.to_dict(), "plot": None if plot is None else str(plot)})
             return
-        print_text_block(summary_to_cli(result.summary()),
+        print_text_block(to_cli(result.summary()),
                          title=f"compare {runs.source} by {by} ({len(runs)} runs), baseline {result.baseline}")
         if plot is not None:
             console.print(f"figure written to {plot}")

@@ -13,9 +13,12 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.fileopts import AllowEditedOpt
-from scalinglab.cli.lawopts import BOUND_HELP, FIX_HELP, LAW_HELP, LOGP_HELP, VAR_HELP, resolve_law
+from scalinglab.cli.levelopts import LevelOpt, checked_level, resolved_level
+from scalinglab.cli.language import bootstrap_option
+from scalinglab.cli.lawopts import (BOUND_HELP, FIX_HELP, LAW_HELP, LOGP_HELP, USER_LAW_HELP, VAR_HELP,
+                                    load_user_law, resolve_law)
 from scalinglab.cli.metricopts import (XLabelOpt, XOpt, YKindOpt, YLabelOpt, YOpt, YRangeOpt, MetricOptions,
-                                       is_metric, load_metric, metric_candidates, split_column, with_metric)
+                                       is_metric, load_metric, metric_candidates, with_metric)
 from scalinglab.cli.render import (
     RegistryHelpCommand,
     add_file_notes,
@@ -30,7 +33,6 @@ from scalinglab.cli.render import (
     parse_mapping,
     print_frame,
     print_text_block,
-    summary_to_cli,
     to_cli,
 )
 
@@ -245,11 +247,12 @@ def fit(
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
     weights: str = WeightsOpt,
-    bootstrap: int = typer.Option(0, help="Bootstrap resamples for confidence intervals (0 = none)."),
+    bootstrap: int = bootstrap_option("confidence intervals and the derived quantities; 0 = none"),
     unit: str = typer.Option("point", help="Bootstrap resampling unit: point, run or size."),
-    level: float = typer.Option(0.9, help="Confidence level of the intervals."),
+    level: Optional[float] = LevelOpt,
     budget: List[float] = typer.Option([], help="FLOP budget(s) at which to report N*, D*, loss with CIs."),
-    workers: Optional[int] = typer.Option(None, help="Bootstrap worker processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes of the bootstrap (default: "
+                                          "all cores)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fit (JSON) here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
@@ -266,7 +269,8 @@ def fit(
     allow_edited: bool = AllowEditedOpt,
     force: bool = ForceOpt,
 ):
-    """Fit a scaling law to runs (multi-start L-BFGS-B on summed Huber loss of log-loss).
+    """Fit a scaling law to runs: a grid of starts refined by batched Levenberg-Marquardt on the
+    summed Huber loss of log-loss residuals (--loss, --method), with bootstrap confidence intervals.
 
     The fit carries prediction intervals calibrated on the ladder's own rollout (fit below each
     budget, predict above), which `scalinglab plan` uses.  Runs that hold several experiments
@@ -274,14 +278,14 @@ def fit(
     fit them."""
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
-        check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
+        level = resolved_level(level)
         check_range(delta, "--delta", low=0, low_open=True, example="1e-3")
-        check_range(workers, "--workers", low=1, integer=True, example="4")
+        check_range(workers, "--jobs", low=1, integer=True, example="4")
         check_range(seed, "--seed", low=0, integer=True, example="0")
         for value in budget:
             check_range(value, "--budget", low=0, low_open=True, example="1e21")
         if by_group or shared_exponents:
-            if bootstrap > 0:
+            if bootstrap > 0 and option_given("bootstrap"):
                 raise typer.BadParameter("--bootstrap applies to one law; with --by-group/--shared-exponents "
                                          "fit the group you need alone (--where) to bootstrap it")
             if output is not None:
@@ -307,16 +311,15 @@ def fit(
 
             result = run_bootstrap(runs, law_obj, n=bootstrap, unit=unit, level=level, workers=workers,
                                    seed=seed, progress=not as_json, budgets=tuple(budget) or None,
-                                   **fit_kwargs)
+                                   calibrate=False, **fit_kwargs)
         else:
             from scalinglab.fitting.engine import fit as run_fit
 
             result = run_fit(runs, law_obj, **fit_kwargs)
-        if calibrate:
-            from scalinglab.fitting.calibration import calibrate_fit
+        if calibrate:       # what scalinglab.fit(calibrate=True) does, with a progress bar
+            from scalinglab.fitting.calibration import calibrate_result
 
-            result.calibration = calibrate_fit(result, runs, level=level, progress=not as_json,
-                                               by=split_column(law_obj))
+            calibrate_result(result, runs, level, progress=not as_json)
         if data_problems:               # travels with the fit: a plan from it warns (or refuses) too
             result.diagnostics["data_problems"] = data_problems
         if output:
@@ -325,10 +328,10 @@ def fit(
             payload = result.to_dict()
             emit_json({**result.params, "objective": result.objective, **payload})
         else:
-            print_text_block(_warned(summary_to_cli(result.summary()), data_problems),
+            print_text_block(_warned(to_cli(result.summary()), data_problems),
                              title=f"{law_obj.name} fit to {runs.source} ({len(runs)} runs)")
             if result.bootstrap is not None:
-                print_text_block(summary_to_cli(result.bootstrap.summary()), title="Bootstrap: derived quantities")
+                print_text_block(to_cli(result.bootstrap.summary()), title="Bootstrap: derived quantities")
             if output:
                 console.print(f"fit written to {output}")
 
@@ -384,9 +387,9 @@ def isoflop(
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
     approach: int = typer.Option(2, help="2: IsoFLOP valleys (final losses per budget); 1: lower envelope of training curves (rows sharing a run_id)."),
-    method: str = typer.Option("parabola", help="Approach 2: per-budget minimum by parabola in log N, or akima."),
-    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the exponent CIs."),
-    level: float = typer.Option(0.9, help="Confidence level."),
+    method: str = typer.Option("parabola", "--valley", help="Approach 2: each budget's minimum by a parabola in log N, or akima."),
+    bootstrap: int = bootstrap_option("exponent CIs"),
+    level: Optional[float] = LevelOpt,
     keep_edge: bool = typer.Option(False, help="Keep budgets whose minimum lies at the edge of the sampled sizes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
@@ -400,7 +403,7 @@ def isoflop(
         if approach not in (1, 2):
             raise typer.BadParameter(f"--approach {approach}: valid values are 1 (envelope) and 2 (IsoFLOP)")
         check_bootstrap(bootstrap)
-        check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
+        level = resolved_level(level)
         check_range(seed, "--seed", low=0, integer=True, example="0")
         if approach == 1 and str(source).endswith((".db", ".sqlite")):
             # a sweep store's final losses are one row per run; approach 1 needs the training curves
@@ -418,7 +421,7 @@ def isoflop(
         if as_json:
             emit_json({**result.to_dict(), **({"data_problems": data_problems} if data_problems else {})})
         else:
-            print_text_block(_warned(summary_to_cli(result.summary()), data_problems),
+            print_text_block(_warned(to_cli(result.summary()), data_problems),
                              title=f"Hoffmann approach {approach} on {runs.source}")
 
 
@@ -434,11 +437,12 @@ def plan(
     map: List[str] = MapOpt,
     where: Optional[str] = WhereOpt,
     group: Optional[str] = GroupOpt,
+    last_step: bool = LastStepOpt,
     prefer: str = typer.Option("auto", help="N* source: auto (by the ladder's rollout evidence), approach2, approach3 or combined."),
     peak_flops: Optional[float] = typer.Option(None, help="Peak FLOP/s per device, instead of the --gpu table."),
     data_max_flops: Optional[float] = typer.Option(None, help="Largest compute in the fit's data (for the extrapolation check; read from the fit when it records it)."),
     vocab_size: int = typer.Option(32768, help="Vocabulary of the planned model (model-shape search)."),
-    context_length: int = typer.Option(2048, help="Context length of the planned model."),
+    context_length: int = typer.Option(2048, "--context", help="Context length of the planned model, in tokens."),
     head_dim: int = typer.Option(64, help="Attention head dimension; d_model is a multiple of it."),
     aspect_ratio: Optional[float] = typer.Option(None, help="d_model / n_layers (default: scale-dependent, 64 -> 128)."),
     tensor_parallel: int = typer.Option(1, "--tensor-parallel", help="Devices that split each layer (Megatron tensor parallelism): the shape's n_heads and ffn_hidden divide by it."),
@@ -470,23 +474,17 @@ def plan(
     optimal_teacher: bool = typer.Option(False, "--optimal-teacher", help="With --student-params: the teacher is trained for this distillation; choose its size and tokens (and the student's tokens) that give the student the least loss for --budget (planning/distill_teacher.py)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     allow_edited: bool = AllowEditedOpt,
+    user_law: Optional[str] = typer.Option(None, "--law", help=USER_LAW_HELP),
+    level: Optional[float] = LevelOpt,
 ):
     """Compute-optimal N*, D*, loss, GPU-hours and a model shape for a budget (or a target loss)."""
     from scalinglab.fitting.result import FitResult
-    from scalinglab.planning.plan import plan as make_plan, refuse_degenerate_fit
-    from scalinglab.util.errors import ParamError
-
-    def in_option_words(exc: ValueError) -> ValueError:
-        """The library's allow_degenerate=True is this command's --force (``fail`` puts the rest of
-        the message in the CLI's words)."""
-        if isinstance(exc, ParamError):        # spelt by ``fail`` from the option table
-            return exc
-        message = str(exc.args[0]) if exc.args else str(exc)
-        return ValueError(message.replace("allow_degenerate=True", "--force"))
+    from scalinglab.planning.request import PlanRequest, check_plannable, make_full_plan
 
     with fail(as_json=as_json):
+        checked_level(level)
         check_range(tensor_parallel, "--tensor-parallel", low=1, integer=True, example="8")
-        check_range(context_length, "--context-length", low=1, integer=True, example="2048")
+        check_range(context_length, "--context", low=1, integer=True, example="2048")
         _check_plan_output(output)
         for value, option, low, low_open, high, example in (
                 (budget_usd, "--budget-usd", 0, True, None, "1e6"),
@@ -499,37 +497,26 @@ def plan(
                 (unique_tokens, "--unique-tokens", 0, True, None, "1e10"),
                 (batch_size, "--batch-size", 0, True, None, "4e6")):
             check_range(value, option, low=low, low_open=low_open, high=high, example=example)
-        serving = {"--inference-gpu": inference_gpu, "--inference-mfu": inference_mfu,
-                   "--inference-usd-per-gpu-hour": inference_usd_per_gpu_hour,
-                   "--inference-dtype": None if inference_dtype == "bf16" else inference_dtype}
-        unused = [option for option, value in serving.items() if value is not None]
-        if unused and inference_tokens is None:
-            raise typer.BadParameter(f"{', '.join(unused)} price the serving of the model: give --inference-tokens "
-                                     f"(tokens it will serve, e.g. 2e12) too, or leave them out")
-        if budget_usd is not None:
-            from scalinglab.planning.cost import budget_from_usd
-
-            if budget is not None:
-                raise typer.BadParameter("give --budget (FLOPs) or --budget-usd (dollars), not both")
-            budget, _ = budget_from_usd(budget_usd, None if peak_flops is not None else gpu, mfu,
-                                        usd_per_gpu_hour=usd_per_gpu_hour, peak_flops=peak_flops)
-        if (budget is None) == (target_loss is None):
-            raise typer.BadParameter("give exactly one of --budget, --budget-usd or --target-loss")
+        request = PlanRequest(
+            budget=budget, target_loss=target_loss, budget_usd=budget_usd, usd_per_gpu_hour=usd_per_gpu_hour,
+            gpu=gpu, peak_flops=peak_flops, mfu=mfu, gpus=gpus, prefer=prefer, data_max_flops=data_max_flops,
+            vocab_size=vocab_size, context_length=context_length, head_dim=head_dim, aspect_ratio=aspect_ratio,
+            tensor_parallel=tensor_parallel, unique_tokens=unique_tokens, precision=precision, serve_bits=serve_bits,
+            batch_size=batch_size, experts=experts, max_total_params=max_total_params,
+            inference_tokens=inference_tokens, inference_gpu=inference_gpu, inference_dtype=inference_dtype,
+            inference_mfu=inference_mfu, inference_usd_per_gpu_hour=inference_usd_per_gpu_hour,
+            tokens_per_param=tokens_per_param, allow_degenerate=force, progress=not as_json, level=level)
+        request.check()
+        load_user_law(user_law)
         fit_result = FitResult.from_json(fit_json, allow_edited=allow_edited)
         add_file_notes(fit_result)
-        hparams_law, critical_batch = _hyperparameter_laws(hparams_law, critical_batch, allow_edited)
-        try:
-            refuse_degenerate_fit(fit_result, allow_degenerate=force)  # before the ladder's rollout, which is slow
-        except ValueError as exc:
-            raise in_option_words(exc) from None
-        from scalinglab.fitting.ladder_checks import check_fit_data
-
-        data_problems = check_fit_data(fit_result, force=force)     # what the fit records of its runs
+        request.hparams_law, request.critical_batch = _hyperparameter_laws(hparams_law, critical_batch, allow_edited)
         if student_params is not None:          # distill or train from scratch (cli/distill.py)
             from scalinglab.cli.distill import run_distill_plan
 
-            return run_distill_plan(fit_result, budget, target_loss, student_params, teacher_loss, teacher_params,
-                                    teacher_tokens, teacher_cost, as_json=as_json, output=output,
+            check_plannable(fit_result, allow_degenerate=force)
+            return run_distill_plan(fit_result, request.budget_flops(), target_loss, student_params, teacher_loss,
+                                    teacher_params, teacher_tokens, teacher_cost, as_json=as_json, output=output,
                                     supervised=supervised, students=students, optimal_teacher=optimal_teacher,
                                     allow_edited=allow_edited)
         if optimal_teacher:
@@ -538,69 +525,9 @@ def plan(
         if any(v is not None for v in (teacher_loss, teacher_params, teacher_tokens, supervised)):
             raise typer.BadParameter("--teacher-loss, --teacher-params, --teacher-tokens and --supervised plan a "
                                      "distillation: give --student-params (the student's size) too")
-        if hasattr(fit_result.law_object, "supervised_loss") and not fit_result.law_object.has_frontier:
-            raise typer.BadParameter(f"law {fit_result.law!r} decides between distilling and training from scratch: "
-                                     f"give --student-params (the student's size) and the teacher (--teacher-loss or "
-                                     f"--teacher-params); see --teacher-cost")
-        needs = fit_result.law_object.frontier_constraints()
-        unsupported = [c for c in needs if c not in ("unique_tokens", "batch_size", "precision_bits", "experts")]
-        if unsupported:     # a formula law's own feature (a column of its data): no option sets it
-            raise ParamError(
-                "constraints", f"law {fit_result.law!r} plans at a given value of its feature(s) "
-                f"{', '.join(repr(c) for c in unsupported)}, which `scalinglab plan` has no option for; plan it "
-                f"from Python: plan(fit, budget, {{constraints}}={{{unsupported[0]!r}: value}})")
-        if "unique_tokens" in needs and unique_tokens is None:
-            raise typer.BadParameter(f"law {fit_result.law!r} plans under a unique-token limit: give --unique-tokens "
-                                     f"(e.g. --unique-tokens 1e10)")
-        from scalinglab.planning.precision import compare_precisions, plan_constraints, split_precisions
-
-        constraints = plan_constraints(needs, unique_tokens=unique_tokens, precision=precision, serve_bits=serve_bits)
-        if "batch_size" in needs:   # laws/critical_batch.py: the frontier at the run's batch size
-            if batch_size is None:
-                raise typer.BadParameter(f"law {fit_result.law!r} plans at a batch size: give --batch-size (tokens per "
-                                         f"step, e.g. --batch-size 4e6)")
-            check_range(batch_size, "--batch-size", low=0, low_open=True, example="4e6")
-            constraints = {**(constraints or {}), "batch_size": float(batch_size)}
-        from scalinglab.planning.moe import moe_constraints   # laws of experts: --experts / --max-total-params
-
-        constraints, experts_plan = moe_constraints(fit_result, needs, constraints, budget=budget, experts=experts,
-                                                    max_total_params=max_total_params)
-        iso = None
-        if runs:
-            from scalinglab.fitting.approach2 import isoflop_approach2
-
-            ladder = _load(runs, RunOptions(map, where=where, group=group))
-            data_problems += [p for p in _check_runs(ladder, "plan --runs", force=force) if p not in data_problems]
-            iso = isoflop_approach2(ladder, n_bootstrap=400)
-            if fit_result.calibration is None:
-                from scalinglab.fitting.calibration import calibrate_fit
-
-                fit_result.calibration = calibrate_fit(fit_result, ladder, progress=not as_json)
-        try:
-            result = make_plan(fit_result, budget, target_loss=target_loss, gpu=gpu, mfu=mfu, gpus=gpus,
-                               peak_flops=peak_flops, isoflop=iso, prefer=prefer, data_max_flops=data_max_flops,
-                               vocab_size=vocab_size, context_length=context_length, head_dim=head_dim,
-                               aspect_ratio=aspect_ratio, tensor_parallel=tensor_parallel, allow_degenerate=force,
-                               constraints=constraints,
-                               hparams_law=hparams_law, critical_batch=critical_batch)
-        except ValueError as exc:
-            raise in_option_words(exc) from None
-        result.warnings.extend(f"data, planned anyway as insisted: {p}" for p in data_problems)
-        from scalinglab.planning.inference import extend_plan
-
-        extras = extend_plan(fit_result, result, inference_tokens=inference_tokens, inference_gpu=inference_gpu,
-                             inference_dtype=inference_dtype, inference_mfu=inference_mfu,
-                             inference_usd_per_gpu_hour=inference_usd_per_gpu_hour, tokens_per_param=tokens_per_param,
-                             usd_per_gpu_hour=usd_per_gpu_hour, budget_usd=budget_usd,
-                             constraints=constraints)
-        precisions = None
-        if len(split_precisions(precision)) > 1 or serve_bits is not None:     # one precision: the plan is it
-            precisions = compare_precisions(fit_result, budget, split_precisions(precision), target_loss=target_loss,
-                                            gpu=gpu, mfu=mfu, serve_bits=serve_bits, constraints={
-                                                k: v for k, v in (constraints or {}).items() if k != "precision_bits"})
-        document = {**result.to_dict(), **extras.to_dict(),
-                    **({"precision": precisions.to_dict()} if precisions is not None else {}),
-                    **({"experts": experts_plan.to_dict()} if experts_plan is not None else {})}
+        ladder = _load(runs, RunOptions(map, where=where, group=group, last_step=last_step)) if runs else None
+        full = make_full_plan(fit_result, request, ladder)
+        document = full.to_dict()
         if output is not None:
             from scalinglab.util import jsonio
 
@@ -608,13 +535,8 @@ def plan(
         if as_json:
             emit_json(document)
         else:
-            print_text_block(result.summary(), title="Plan")
-            for title, text in extras.sections():
+            for title, text in full.sections():
                 print_text_block(text, title=title)
-            if precisions is not None:
-                print_text_block(precisions.summary(), title="Training precision (laws/precision.py)")
-            if experts_plan is not None:
-                print_text_block(experts_plan.summary(), title="Experts under the memory limit (laws/moe.py)")
             if output is not None:
                 console.print(f"plan written to {output}")
 
@@ -622,8 +544,7 @@ def plan(
 def _hyperparameter_laws(hparams_law: str, critical_batch: str, allow_edited: bool):
     """``plan``'s --hparams-law and --critical-batch as laws (None for "none"), a file read with
     --allow-edited's leave and its notes shown on every panel."""
-    from scalinglab.laws.critical_batch import get_critical_batch_law
-    from scalinglab.laws.hparams import get_hparam_law
+    from scalinglab.data.law_files import get_critical_batch_law, get_hparam_law
 
     hp = None if hparams_law.lower() == "none" else get_hparam_law(hparams_law, allow_edited=allow_edited)
     cb = None if critical_batch.lower() == "none" else get_critical_batch_law(critical_batch, allow_edited=allow_edited)
@@ -654,7 +575,7 @@ def validate(
     by: str = typer.Option("flops", help="Split by flops or params."),
     rollout: bool = typer.Option(False, help="Repeat over increasing thresholds and show how errors shrink."),
     steps: Optional[int] = typer.Option(10, help="Rollout: at most this many thresholds, spread over the feasible ones (0 = all)."),
-    level: float = typer.Option(0.9, help="Level of the prediction intervals."),
+    level: Optional[float] = LevelOpt,
     prefer: str = typer.Option("auto", help="N* source: auto (by the training part's rollout evidence), approach2, approach3 or combined."),
     weights: str = WeightsOpt,
     noise: str = typer.Option("auto", "--noise", help="Run-to-run noise: auto (from seed repeats or late "
@@ -675,7 +596,7 @@ def validate(
     from scalinglab.fitting.validation import validate_holdout, validate_rollout
 
     with fail(as_json=as_json):
-        check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
+        level = resolved_level(level)
         check_range(threshold, "--threshold", low=0, low_open=True, example="1e19")
         check_range(steps, "--steps", low=0, integer=True, example="10")
         metric = MetricOptions(y, y_kind, y_range, x)
@@ -712,7 +633,7 @@ def validate(
             emit_json({**result.to_dict(), **({"data_problems": data_problems} if data_problems else {})})
         else:
             kind = "Rollout" if rollout else "Hold-out"
-            print_text_block(_warned(summary_to_cli(result.summary()), data_problems),
+            print_text_block(_warned(to_cli(result.summary()), data_problems),
                              title=f"{kind} validation of {law_obj.name} on {runs.source}")
 
 
@@ -736,11 +657,11 @@ def plot(
     bin_budgets: Optional[float] = BinBudgetsOpt,
     from_: Optional[str] = FromOpt,
     last_step: bool = LastStepOpt,
-    bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CI bands."),
+    bootstrap: int = bootstrap_option("CI bands"),
     fmt: str = typer.Option("png", "--format", help="File format of the figures: png, svg or pdf."),
     dpi: int = typer.Option(120, help="Resolution of raster output, 50 to 1200."),
-    method: str = typer.Option("parabola", help="Approach 2: per-budget minimum by parabola in log N, or akima "
-                                                "(as `isoflop --method`)."),
+    method: str = typer.Option("parabola", "--valley", help="Approach 2: each budget's minimum by a parabola in "
+                               "log N, or akima (as `isoflop --valley`)."),
     y: Optional[str] = YOpt,
     y_kind: Optional[str] = YKindOpt,
     y_range: Optional[str] = YRangeOpt,
@@ -749,18 +670,17 @@ def plot(
     y_label: Optional[str] = YLabelOpt,
     allow_edited: bool = AllowEditedOpt,
     force: bool = ForceOpt,
+    level: Optional[float] = LevelOpt,
 ):
     """Figures: fit vs data with both bands and residuals, IsoFLOP valleys with minima, N*(C) frontier with bands."""
     from scalinglab.report.plots import make_all_plots
 
     with fail(as_json=False):
         check_bootstrap(bootstrap)
+        checked_level(level)
         from scalinglab.report.plots import check_plot_options
 
-        try:
-            check_plot_options(fmt, dpi, method)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
+        check_plot_options(fmt, dpi, method)            # ``fail`` names the option
         if output.exists() and not output.is_dir():
             raise typer.BadParameter(f"-o {output}: is a file; plot writes fit.png, isoflop.png and frontier.png "
                                      f"into a directory: give a directory (created when missing), e.g. -o plots")
@@ -775,7 +695,8 @@ def plot(
 
             fit_result = FitResult.from_json(fit_json, allow_edited=allow_edited)
             add_file_notes(fit_result)
-            if option_given("law") and law != fit_result.law:     # the figures draw the fit's law: --law would be ignored
+            if option_given("law") and law not in (fit_result.law, (fit_result.law_spec or {}).get("class")):
+                # the figures draw the fit's law: --law would be ignored
                 raise typer.BadParameter(f"--law {law} and --fit {fit_json} (a fit of law {fit_result.law!r}) "
                                          f"disagree; leave out --law to plot the fit, or leave out --fit to fit {law}")
             if is_metric(fit_result.law_object) and not is_metric(law_obj):    # a saved metric fit
@@ -789,10 +710,10 @@ def plot(
             from scalinglab.report.metric_plot import make_metric_plots
 
             paths = make_metric_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap, fmt=fmt,
-                                      dpi=dpi, x_label=x_label, y_label=y_label)
+                                      dpi=dpi, x_label=x_label, y_label=y_label, level=level)
         else:
             paths = make_all_plots(runs, output, law=law_obj, fit=fit_result, n_bootstrap=bootstrap, method=method,
-                                   fmt=fmt, dpi=dpi)
+                                   fmt=fmt, dpi=dpi, level=level)
         for note in file_notes():           # no panel here: the figures' input said on its own lines
             err_console.print(note, style="yellow", markup=False)
         for path in paths:
@@ -806,7 +727,7 @@ def demo(
     budget: float = typer.Option(1e21, help="Budget to plan for, in FLOPs (the built-in ladder reaches 1e19)."),
     gpu: str = typer.Option("h100", help="GPU type for wall-clock."),
     gpus: int = typer.Option(8, help="Number of GPUs."),
-    bootstrap: int = typer.Option(200, help="Bootstrap resamples for the CIs."),
+    bootstrap: int = bootstrap_option("CIs"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Fit the built-in ladder and print a compute-optimal plan (no files needed)."""

@@ -21,7 +21,7 @@ def prepare(
                                        ".jsonl ('text' field per line), .parquet ('text' column) or "
                                        "directories. None: the Python sources installed with this "
                                        "interpreter (offline built-in corpus)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Token file to write, e.g. corpus.bin "
+    out: Path = typer.Option(..., "-o", "--output", help="Token file to write, e.g. corpus.bin "
                              "(a JSON sidecar corpus.bin.json is written beside it)."),
     tokenizer: str = typer.Option("byte", help="byte (UTF-8 bytes + end-of-text, vocab 257), bpe "
                                   "(byte-level BPE trained on these documents) or a tokenizer JSON path."),

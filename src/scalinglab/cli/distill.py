@@ -107,11 +107,10 @@ def law_with_supervised_fit(law_obj, path: Optional[Path], allow_edited: bool = 
     ``allow_edited``); a JSON object of constants is the user's own data."""
     if path is None:
         return law_obj
-    from scalinglab.laws.base import FixedLaw
     from scalinglab.util.jsonio import read_json_file
 
-    base = law_obj.base if isinstance(law_obj, FixedLaw) else law_obj
-    if not hasattr(base, "with_supervised"):
+    with_supervised = law_obj.capability("with_supervised")      # a fixed law forwards it, fixed values kept
+    if with_supervised is None:
         raise typer.BadParameter(f"--supervised-fit sets the supervised law of a distillation law; law "
                                  f"{law_obj.name!r} has none (use --law distillation)")
     if not path.is_file():
@@ -132,7 +131,6 @@ def law_with_supervised_fit(law_obj, path: Optional[Path], allow_edited: bool = 
         raise typer.BadParameter(f"--supervised-fit {path}: expected a fit (with 'params') or a JSON object of "
                                  f"E, A, B, alpha, beta (gamma optional)")
     try:
-        law = base.with_supervised({k: v for k, v in constants.items() if isinstance(v, (int, float))})
+        return with_supervised({k: v for k, v in constants.items() if isinstance(v, (int, float))})
     except ValueError as exc:
         raise typer.BadParameter(f"--supervised-fit {path}: {exc}") from None
-    return law.fix(law_obj.fixed_params) if isinstance(law_obj, FixedLaw) else law

@@ -1,5 +1,5 @@
 """`scalinglab hparams laws | fit | validate | critical-batch`: a thin layer over
-``laws/hparams.py``, ``fitting/hparams.py`` and ``laws/critical_batch.py``."""
+``laws/hparams.py``, ``fitting/hparams.py``, ``laws/critical_batch.py`` and ``studies/critical_batch.py``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +8,13 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.language import LanguageGroup, bootstrap_option
 from scalinglab.cli.core import where_help
 from scalinglab.cli.render import check_bootstrap, check_range, emit_json, err_console, fail, parse_mapping, \
     print_text_block
 from scalinglab.cli.rowopts import DropInvalidOpt, print_read_report
 
-hparams_app = typer.Typer(help="Learning-rate and batch-size laws: presets, fits from LR × batch sweeps, "
+hparams_app = typer.Typer(cls=LanguageGroup, help="Learning-rate and batch-size laws: presets, fits from LR × batch sweeps, "
                                "hold-out checks, and the critical batch.", no_args_is_help=True)
 app.add_typer(hparams_app, name="hparams")
 
@@ -83,7 +84,7 @@ def fit_command(
     window: float = WindowOpt,
     form: str = FormOpt,
     group_by: Optional[str] = GroupByOpt,
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Resamples (runs within each group) for the intervals"),
+    bootstrap: int = bootstrap_option("intervals (runs resampled within each group)"),
     seed: int = typer.Option(0, "--seed"),
     keep_edge: bool = typer.Option(False, "--keep-edge", help="Keep groups whose optimum is on the sampled range's edge"),
     params: Optional[float] = typer.Option(None, "--params", help="Predict lr* and B* at this N (with --tokens)"),
@@ -134,7 +135,7 @@ def validate_command(
     window: float = WindowOpt,
     form: str = FormOpt,
     group_by: Optional[str] = GroupByOpt,
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Resamples for the intervals"),
+    bootstrap: int = bootstrap_option("intervals"),
     seed: int = typer.Option(0, "--seed"),
     keep_edge: bool = typer.Option(False, "--keep-edge"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
@@ -167,7 +168,7 @@ def critical_batch_command(
     batch_unit: str = BatchUnitOpt,
     seq_len: Optional[float] = SeqLenOpt,
     drop_invalid: bool = DropInvalidOpt,
-    bootstrap: int = typer.Option(500, "--bootstrap", help="Residual resamples for the intervals"),
+    bootstrap: int = bootstrap_option("intervals (residual resamples)"),
     seed: int = typer.Option(0, "--seed"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the B_crit(L) law (JSON) for "
                                           "`plan --critical-batch`"),
@@ -175,7 +176,7 @@ def critical_batch_command(
 ):
     """Fit McCandlish's steps/examples trade-off (S/S_min - 1)(E/E_min - 1) = 1: B_crit at each target loss."""
     from scalinglab.data.batch_curves import read_batch_curves
-    from scalinglab.laws.critical_batch import fit_critical_batch
+    from scalinglab.studies.critical_batch import fit_critical_batch
 
     if noise:
         _noise_command(curves, target_loss, bootstrap, seed, output, as_json)
@@ -208,7 +209,8 @@ def critical_batch_command(
 def _noise_command(source: str, target_loss, bootstrap: int, seed: int, output, as_json: bool) -> None:
     import numpy as np
 
-    from scalinglab.laws.critical_batch import CriticalBatchLaw, noise_scale_points
+    from scalinglab.data.law_files import write_law_file
+    from scalinglab.studies.critical_batch import fit_noise_scale_law, noise_scale_points
 
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
@@ -217,21 +219,18 @@ def _noise_command(source: str, target_loss, bootstrap: int, seed: int, output, 
         if Path(source).suffix.lower() not in (".db", ".sqlite"):
             raise typer.BadParameter(f"--noise reads the noise scale the trainer stored: give a sweep store (.db), "
                                      f"not {source}")
-        from scalinglab.sweep.store import SweepStore, curves_frame
+        from scalinglab.sweep.store import main_branch_curves
 
-        frame = curves_frame(source)
-        with SweepStore(source) as store:
-            seq = {r.run_id: float(r.config.get("train", {}).get("seq_len", 1)) for r in store.runs("done")}
-        frame = frame[(frame["branch"] == -1) & frame["run_id"].isin(list(seq))]
-        frame = frame.assign(loss=frame["train_loss"], seq_len=[seq[r] for r in frame["run_id"]])
+        frame = main_branch_curves(source)
+        frame = frame.assign(loss=frame["train_loss"])
         points, dropped = noise_scale_points(frame)
         if points.empty:
             raise ValueError(f"{source}: no noise-scale measurements in its curves (stores written before the "
                              "trainer measured it, or runs of one sequence per step)")
-        law = CriticalBatchLaw.from_noise_scale(points["loss"], points["noise_scale"], n_boot=bootstrap, seed=seed,
-                                                source=source, name="noise scale")
+        law = fit_noise_scale_law(points["loss"], points["noise_scale"], n_boot=bootstrap, seed=seed,
+                                  source=source, name="noise scale")
         if output is not None:
-            law.to_json(output)
+            write_law_file(law, output)
     if as_json:
         emit_json({"law": law.to_dict(), "points": int(len(points)), "dropped": dropped})
         return
@@ -239,7 +238,9 @@ def _noise_command(source: str, target_loss, bootstrap: int, seed: int, output, 
              f"pooled measurements (5 curve rows each), losses {points['loss'].min():.4g} – "
              f"{points['loss'].max():.4g}", f"  {law.describe()}"]
     if law.samples:
-        lo, hi = np.quantile(np.asarray(law.samples)[:, 1], [(1 - law.level) / 2, (1 + law.level) / 2])
+        from scalinglab.util.intervals import percentile_interval
+
+        lo, hi = percentile_interval(np.asarray(law.samples)[:, 1], law.level)
         lines.append(f"  exponent 1/alpha_b {1 / law.alpha_b:.3g}   [{100 * law.level:g}% CI {lo:.3g} – {hi:.3g}; "
                      "Kaplan et al. 2020: 1/0.21 = 4.76]")
     for L in np.quantile(points["loss"], [0.0, 0.5, 1.0]):

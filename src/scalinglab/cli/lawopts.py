@@ -2,8 +2,10 @@
 
 ``--law`` is a registered name (the registry's list, entry points included) or a formula such as
 ``"E + A/N**alpha + B/D**beta"`` whose variables ``--var N=params --var D=tokens`` maps onto run
-columns.  ``--fix E=1.69`` holds parameters at values; ``--bound alpha=0:5`` bounds a formula
-parameter; ``--log-param A`` fits a formula parameter in log space.
+columns, or a user's law as ``package.module:Class``, which IMPORTS that module (your code, loaded
+deliberately like a plugin; ``laws.load_law``, docs/extending.md).  ``--fix E=1.69`` holds
+parameters at values; ``--bound alpha=0:5`` bounds a formula parameter; ``--log-param A`` fits a
+formula parameter in log space.
 """
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ from typing import Iterable, List
 import typer
 
 LAW_HELP = ("Law: {laws}; or a formula such as "
-            "\"E + A/N**alpha + B/D**beta\" with --var N=params --var D=tokens.")
+            "\"E + A/N**alpha + B/D**beta\" with --var N=params --var D=tokens; or your own law as "
+            "package.module:Class (imports that module: docs/extending.md).")
+USER_LAW_HELP = ("The fit's law when it is your own, as package.module:Class: imports that module so that the fit "
+                 "file can be read (docs/extending.md); built-in laws need nothing.")
 VAR_HELP = "Formula variable -> run column, repeatable: --var N=params --var D=tokens."
 FIX_HELP = "Hold a parameter at a value, repeatable: --fix E=1.69."
 BOUND_HELP = "Bounds of a formula parameter, repeatable: --bound alpha=0:5 (either side may be empty)."
@@ -54,11 +59,17 @@ def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float | None, float | 
 def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[str] = (),
                 log_param: List[str] = ()):
     """The Law object the options describe; errors name the option."""
-    from scalinglab.laws import LAWS, get_law
+    from scalinglab.laws import LAWS, get_law, is_law_import_path, load_law
 
     fixed = parse_fixed(fix)
+    if is_law_import_path(law):              # a user's law: its module is imported (your code)
+        if var or bound or log_param:
+            raise typer.BadParameter(f"--var/--bound/--log-param apply to a formula law; {law!r} is a law class "
+                                     f"(give its bounds in its Param records)")
+        user_law = load_law(law)
+        return user_law.fix(fixed) if fixed else user_law
     if law in LAWS or law.isidentifier():
-        on = getattr(LAWS.get(law), "on", None)          # a one-variable law: --var x=COLUMN picks its column
+        on = LAWS[law].capability("on") if law in LAWS else None   # a one-variable law: --var x=COLUMN picks its column
         if on is not None and var and not bound and not log_param:
             pairs = _pairs(var, "--var", "x=flops")
             if len(pairs) != 1 or "x" not in pairs:
@@ -81,3 +92,16 @@ def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[
         return formula.fix(fixed) if fixed else formula
     except ValueError as err:
         raise typer.BadParameter(f"--law {law!r}: {err}") from None
+
+
+def load_user_law(law: str | None) -> None:
+    """A command that reads a fit file: ``--law package.module:Class`` loads the user's law the file
+    is of (a registered name needs nothing: the file names its law)."""
+    from scalinglab.laws import LAWS, is_law_import_path, load_law
+
+    if law is None or law in LAWS:
+        return
+    if not is_law_import_path(law):
+        raise typer.BadParameter(f"--law {law}: here --law loads your own law for the fit file, as "
+                                 f"package.module:Class (e.g. --law mylaws:MyLaw); the file names its law")
+    load_law(law)

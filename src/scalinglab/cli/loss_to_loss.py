@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.language import bootstrap_option
 from scalinglab.cli.core import where_help
 from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.rowopts import DropInvalidOpt
@@ -57,7 +58,7 @@ def loss_to_loss_command(
     mapping: List[str] = typer.Option([], "--map", help="Column mapping canonical=source, repeatable, e.g. "
                                       "--map params=n_params --map flops=C"),
     where: Optional[str] = typer.Option(None, help=where_help("setting == 'tuned'")),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Resamples of the pairs for the CIs (0: none)"),
+    bootstrap: int = bootstrap_option("CIs (the pairs resampled; 0 = none)"),
     level: float = typer.Option(0.9, "--level", help="Coverage of the CI and the PI"),
     seed: int = typer.Option(0, "--seed"),
     drop_invalid: bool = DropInvalidOpt,

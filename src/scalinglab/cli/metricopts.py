@@ -114,13 +114,7 @@ def with_columns(law_obj, opts: MetricOptions, var=()):
 
 
 def is_metric(law_obj) -> bool:
-    return getattr(law_obj, "metric", None) is not None
-
-
-def split_column(law_obj) -> str:
-    """The column a hold-out or a calibration splits the runs by: the metric's scale column, or
-    compute for a run table."""
-    return getattr(law_obj, "x", None) or "flops"
+    return law_obj.metric is not None
 
 
 def load_metric(source: str, law_obj, options):

@@ -8,7 +8,7 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.core import FromOpt, MapOpt, RunOptions, SepOpt, SourceArg, WhereOpt, _load
-from scalinglab.cli.render import RegistryHelpCommand, check_range, emit_json, fail, print_text_block, summary_to_cli
+from scalinglab.cli.render import RegistryHelpCommand, check_range, emit_json, fail, print_text_block, to_cli
 
 
 @app.command(cls=RegistryHelpCommand)
@@ -58,7 +58,7 @@ def noise(
     lines += [f"    {k}: {v}" for k, v in shown[:8]]
     if len(shown) > 8:
         lines.append(f"    ... and {len(shown) - 8} more")
-    print_text_block(summary_to_cli("\n".join(lines)), title=f"noise of {runs.source} ({len(runs)} rows)")
+    print_text_block(to_cli("\n".join(lines)), title=f"noise of {runs.source} ({len(runs)} rows)")
 
 
 class _Curves:

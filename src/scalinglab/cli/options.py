@@ -11,19 +11,24 @@ API_OPTIONS = {  # API argument -> CLI option
     "drop_top_loss": "--drop-top-loss", "drop_outliers": "--drop-outliers", "n_bootstrap": "--bootstrap",
     "n_boot": "--bootstrap", "keep_edge": "--keep-edge", "weights": "--weights", "method": "--method",
     "unit": "--unit", "level": "--level", "delta": "--delta", "by": "--by", "prefer": "--prefer",
-    "holdout": "--holdout", "threshold": "--threshold", "n_steps": "--steps", "workers": "--workers",
+    "holdout": "--holdout", "threshold": "--threshold", "n_steps": "--steps", "workers": "--jobs",
     "seed": "--seed", "law": "--law", "variables": "--var", "fixed": "--fix", "budget": "--budget",
     "budgets": "--budget", "target_loss": "--target-loss", "target": "--target-loss", "mfu": "--mfu",
     "gpu": "--gpu", "n_gpus": "--gpus", "gpus": "--gpus", "peak_flops": "--peak-flops",
     "data_max_flops": "--data-max-flops", "aspect_ratio": "--aspect-ratio", "head_dim": "--head-dim",
-    "vocab_size": "--vocab-size", "context_length": "--context-length", "unique_tokens": "--unique-tokens",
+    "vocab_size": "--vocab-size", "context_length": "--context", "unique_tokens": "--unique-tokens",
     "isoflop": "--runs", "constraints": None, "min_params": "--min-params", "max_params": "--max-params",
     "sizes_per_budget": "--sizes-per-budget", "allow_degenerate": "--force", "tensor_parallel": "--tensor-parallel",
     "budget_usd": "--budget-usd", "usd_per_gpu_hour": "--usd-per-gpu-hour", "inference_tokens": "--inference-tokens",
     "inference_gpu": "--inference-gpu", "inference_dtype": "--inference-dtype", "inference_mfu": "--inference-mfu",
     "inference_usd_per_gpu_hour": "--inference-usd-per-gpu-hour", "tokens_per_param": "--tokens-per-param",
     "source_format": "--from", "sep": "--sep", "bin_budgets": "--bin-budgets",
-    "allow_edited": "--allow-edited",
+    "allow_edited": "--allow-edited", "drop_invalid": "--drop-invalid", "force": "--force",
+    "last_step": "--last-step", "batch_unit": "--batch-unit", "restart": "--restart", "corpus": "--corpus",
+    "allow_unbent": "--allow-unbent", "min_x": "--min-x",
+    # API functions that a command runs: a message naming one names the command
+    "fit_groups": "--by-group", "isoflop_approach1": "`scalinglab isoflop --approach 1`",
+    "isoflop_approach2": "`scalinglab isoflop --approach 2`",
     "init_grid": "--bound", "x0": "--fix",   # the CLI's start grid follows the bounds; --fix sets a value
 }
 # Names that are also columns or fields (params, tokens, batch_size, step) are options of some
@@ -31,10 +36,14 @@ API_OPTIONS = {  # API argument -> CLI option
 
 # command (as typed after `scalinglab`) -> {API argument: its option in that command}
 COMMAND_OPTIONS: dict[str, dict[str, str | None]] = {
-    "sweep plan": {"budgets": "--budgets", "context_length": "--context"},
-    "data prepare": {"context_length": "--context", "min_context": "--context"},
+    "sweep plan": {"budgets": "--budgets"},
+    "data prepare": {"min_context": "--context"},
+    "isoflop": {"method": "--valley"},      # the valley fit; fit's --method is the fit's starts
+    "plot": {"method": "--valley"},
+    "report": {"method": "--valley"},
     "loss-to-loss": {"x_loss": "--predict"},
-    "plan": {"batch_size": "--batch-size"},
+    "plan": {"batch_size": "--batch-size", "student_params": "--student-params",
+             "teacher_loss": "--teacher-loss", "teacher_params": "--teacher-params", "teacher_cost": "--teacher-cost"},
     "hparams fit": {"params": "--params", "tokens": "--tokens", "seq_len": "--seq-len"},
     "schedule predict": {"peak_lr": "--peak-lr", "warmup": "--warmup", "steps": "--steps"},
     "schedule cooldown": {"peak_lr": "--peak-lr", "warmup": "--warmup", "steps": "--steps"},

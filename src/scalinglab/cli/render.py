@@ -21,9 +21,9 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # older typer builds on click itself
     from click import ClickException, UsageError, get_current_context
 
-from scalinglab.cli.options import API_OPTIONS, option_for
+from scalinglab.cli.options import option_for
 from scalinglab.util import jsonio
-from scalinglab.util.errors import ParamError
+from scalinglab.util.errors import ParamError, ParamText, spell_text
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -87,7 +87,7 @@ class RegistryHelpCommand(TyperCommand):
         except UsageError as exc:
             if not as_json:
                 raise
-            report_error(to_cli(exc.format_message()), as_json=True, exit_code=2)
+            report_error(exc.format_message(), as_json=True, exit_code=2)
             raise typer.Exit(code=2) from None
 
 
@@ -234,176 +234,21 @@ def parse_budgets(text: str, option: str = "--budgets") -> List[float]:
 
 
 # ---------------------------------------------------------------------------- errors
-# The library's errors name its arguments. A ``ParamError`` (scalinglab.util.errors) carries the
-# names apart from its text, and ``describe_error`` spells each one as the running command's option
-# from the one table (cli/options.py). Older messages still say ``keep_edge=True``,
-# ``mapping={'flops': None}`` or ``isoflop_approach2`` in their text, with a "(CLI --option)" aside:
-# ``to_cli`` rewrites those at the last moment, from the same table, until each is raised as a
-# ParamError (new messages: raise ParamError, do not add rules here).
-
-# names that are options wherever they stand; the others (``level``, ``unique_tokens``, a column
-# too) only as ``name=value`` or as the subject of a message ("level must be in (0, 1)")
-_BARE_ANYWHERE = ("flops_tolerance", "drop_top_loss", "drop_outliers", "n_bootstrap", "keep_edge",
-                  "n_gpus", "peak_flops", "data_max_flops", "target_loss", "aspect_ratio", "head_dim",
-                  "budget_usd", "usd_per_gpu_hour", "inference_usd_per_gpu_hour", "inference_mfu")
-_VALUE = r"""(?:\{[^{}]*\}|'[^']*'|"[^"]*"|[^\s,;()]+)"""
-_ASIDE = r"(?:\s*\(CLI:?\s+(?P<aside>[^()]*)\))?"
-_ASSIGNMENT = re.compile(r"(?<![\w.\-'\"])(?P<name>[a-z_]+)=(?P<value>" + _VALUE + ")" + _ASIDE)
-_BARE = re.compile(r"(?<![\w\-'\"])(?P<name>" + "|".join(_BARE_ANYWHERE) + r")(?![\w'\"=])" + _ASIDE)
-_SUBJECT = re.compile(r"(^|: |; )(?P<name>[a-z_]+)(?= must )")
-_API_CALLS = [
-    (re.compile(r"load_runs\(\s*path,\s*where=(" + _VALUE + r")\)"), lambda m: _option_text("where", m.group(1))),
-    (re.compile(r"pass budget_column='group' if the group labels are the FLOP budgets"),
-     'if the group labels are the FLOP budgets, map that column to budget instead (--map budget="<column>")'),
-    (re.compile(r"\buse isoflop_approach(\d)\b"), r"use `scalinglab isoflop --approach \1`"),
-    (re.compile(r"\bfrom isoflop_approach(\d)\b"), r"from `scalinglab isoflop --approach \1`"),
-    (re.compile(r"\bisoflop_approach(\d)\b"), r"isoflop --approach \1"),
-    (re.compile(r"\bfit_groups\(\)"), "--by-group"),
-    # "one of ('point', 'run', 'size')" -> "one of point, run, size"
-    (re.compile(r"one of \(([^()]*)\)"), lambda m: "one of " + m.group(1).replace("'", "")),
-    # numpy reprs: "got array(-1.e+21)" -> "got -1e+21"
-    (re.compile(r"\barray\((\[?[^()]*?\]?)(?:, dtype=\w+)?\)"), lambda m: _plain_numbers(m.group(1))),
-]
+# The library's errors, warnings and notes name its arguments. A ``ParamError`` or a ``ParamText``
+# (scalinglab.util.errors) carries the names apart from its text, and ``to_cli`` spells each one
+# as the running command's option from the one table (cli/options.py). Text is never rewritten:
+# a message that names a parameter is raised as a ParamError (or built as a ParamText).
 
 
-def _plain_numbers(text: str) -> str:
-    def one(m):
-        try:
-            return f"{float(m.group(0)):g}"
-        except ValueError:
-            return m.group(0)
-    return re.sub(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|[-+]?inf|nan", one, " ".join(text.split()))
+def _spell(name: str) -> str:
+    return option_for(name, _command_name())
 
 
-def _shell_word(text: str) -> str:
-    """``text`` as one shell word: bare when it is plain, else quoted."""
-    if text and re.fullmatch(r"[\w.,:+\-/=<>*@]+", text) and not re.search(r"[<>]", text):
-        return text
-    return f"'{text}'" if '"' in text else f'"{text}"'
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
-def _pairs_of(value: str) -> list[tuple[str, str | None]] | None:
-    """``{'flops': None, 'params': 'Model Size'}`` -> [("flops", None), ("params", "Model Size")]."""
-    import ast
-
-    try:
-        d = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        # placeholders such as {name: value} or {'E': value}
-        inner = value.strip()[1:-1]
-        d = {}
-        for part in inner.split(","):
-            k, sep, v = part.partition(":")
-            if not sep:
-                return None
-            v = v.strip()
-            d[_unquote(k.strip())] = None if v == "None" else _unquote(v)
-    if not isinstance(d, dict):
-        return None
-    return [(str(k), None if v is None else "..." if v is Ellipsis else str(v)) for k, v in d.items()]
-
-
-def _option_text(name: str, value: str | None) -> str | None:
-    """The CLI spelling of ``name=value``; None where the CLI has no such option."""
-    option = API_OPTIONS.get(name)
-    if name == "constraints" and value and value.startswith("{"):
-        pairs = _pairs_of(value)
-        return None if pairs is None else " ".join(
-            f"{API_OPTIONS.get(k) or '--' + k.replace('_', '-')} {_shell_word(v or '...')}" for k, v in pairs)
-    if option is None:
-        return None
-    if value is None:
-        return option
-    if value == "True":
-        return option
-    if value == "False":
-        return "--no-" + option[2:]
-    if value.startswith("{") and name in ("mapping", "fixed", "variables"):
-        pairs = _pairs_of(value)
-        if pairs is None:
-            return None
-        return " ".join(f"{option} {k}={_shell_word(v) if v else ''}" for k, v in pairs)
-    return f"{option} {_shell_word(_unquote(value))}"
-
-
-def to_cli(message: str) -> str:
-    """A library message in the CLI's words: API arguments become options (``keep_edge=True`` ->
-    ``--keep-edge``, ``mapping={'flops': None}`` -> ``--map flops=``, ``where=...`` ->
-    ``--where ...``), API functions become commands, numpy reprs become numbers; a library's
-    own "(CLI ...)" aside is dropped where the rewrite already says it."""
-    # rewritten text is held between \x00 and \x01, so that no later rule rewrites it again
-    def protect(repl):
-        def sub(m):
-            text = repl(m) if callable(repl) else m.expand(repl)
-            return text if text == m.group(0) else "\x00" + text + "\x01"
-        return sub
-
-    def apply(pattern, repl, text):
-        parts = re.split(r"(\x00[^\x00\x01]*\x01)", text)
-        return "".join(part if i % 2 else pattern.sub(protect(repl), part) for i, part in enumerate(parts))
-
-    def assignment(m):
-        # "same params=1e+06, tokens=2e+10, seed=3": a row's values, not arguments
-        before, after = m.string[:m.start()], m.string[m.end():]
-        if re.search(r"\w=[^\s,;()]+,\s*$", before) or re.match(r",\s*\w+=", after):
-            return m.group(0)
-        text = _option_text(m.group("name"), m.group("value"))
-        return m.group("aside") or m.group(0) if text is None else text
-
-    def subject(m):
-        option = "--bootstrap" if m.group("name") == "n" else API_OPTIONS.get(m.group("name"))
-        return m.group(0) if option is None else m.group(1) + option
-
-    for pattern, repl in _API_CALLS:
-        message = apply(pattern, repl, message)
-    rules = [
-        # "mapping params='Nope'": one entry of a mapping, as a reader names it
-        (re.compile(r"\bmapping (\w+)=(" + _VALUE + r")"),
-         lambda m: f"--map {m.group(1)}={_shell_word(_unquote(m.group(2)))}"),
-        (_ASSIGNMENT, assignment),
-        (_BARE, lambda m: _option_text(m.group("name"), None) or m.group(0)),
-        # "isoflop= (CLI: --runs with the IsoFLOP ladder)": an argument the table lacks, and its aside
-        (re.compile(r"(?<![\w\-'\"])[a-z_]+=?\s+\(CLI:?\s+(?P<aside>[^()]*)\)"), lambda m: m.group("aside")),
-        (_SUBJECT, subject),
-    ]
-    for pattern, repl in rules:
-        message = apply(pattern, repl, message)
-    # a rewrite followed by the library's own aside says it twice: "(--fix E=value, CLI --fix E=value)"
-    message = re.sub(r"\((\x00[^\x00\x01]*\x01), CLI:?\s+[^()]*\)", r"(\1)", message)
-    message = re.sub(r"(\x01)\s*\(CLI:?\s+[^()]*\)", r"\1", message)
-    return message.replace("\x00", "").replace("\x01", "")
-
-
-_NOTE = re.compile(r"^(\s*(?:- |excluded: |warning: |note: ))(.*)$")
-
-
-def summary_to_cli(text: str) -> str:
-    """A result's summary with its warnings and notes in the CLI's words (``to_cli``): the lines
-    of a [[Warnings]] section and lines that start "- ", "warning: ", "excluded: " or "note: ".
-    The rest (parameter tables, "huber(delta=0.001)") describes the result and stays as is."""
-    out, in_warnings = [], False
-    for line in text.splitlines():
-        if line.lstrip().startswith("[["):
-            in_warnings = line.strip().lower().startswith("[[warning")
-            out.append(line)
-            continue
-        m = _NOTE.match(line)
-        if in_warnings:
-            out.append(to_cli(line))
-        elif m:
-            out.append(m.group(1) + to_cli(m.group(2)))
-        elif "  excluded: " in line or "  note: " in line:
-            head, sep, tail = line.partition("excluded: " if "  excluded: " in line else "note: ")
-            out.append(head + sep + to_cli(tail))
-        else:
-            out.append(line)
-    return "\n".join(out)
+def to_cli(text) -> str:
+    """A library message, warning or summary in the CLI's words: the parameters a ``ParamText``
+    names become the running command's options (``drop_invalid=True`` -> ``--drop-invalid``,
+    ``mapping={'flops': None}`` -> ``--map flops=``); other text is shown as it is."""
+    return spell_text(text, _spell)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -411,7 +256,9 @@ def describe_error(exc: BaseException) -> str:
     import json
 
     if isinstance(exc, ParamError):
-        return exc.render(lambda name: option_for(name, _command_name()))
+        return exc.render(_spell)
+    if exc.args and isinstance(exc.args[0], ParamText):     # a RunDataError, say, naming parameters
+        return exc.args[0].render(_spell)
     if isinstance(exc, ClickException):
         # a BadParameter raised by a command names its option itself: no "Invalid value: " before it
         if getattr(exc, "param", True) is None and getattr(exc, "param_hint", True) is None:
@@ -494,8 +341,8 @@ def report_error(message: str, as_json: bool, exit_code: int = 2) -> None:
 def fail(as_json: bool | None = None) -> Iterator[None]:
     """Turn any error inside the block into a one-paragraph message and exit code 2, never a
     traceback: input errors (ValueError, KeyError, bad options), files that cannot be read or
-    written (OSError: the path and why), unreadable JSON or text.  The message is put in the
-    CLI's words (``to_cli``).  ``as_json``: also print it as ``{"error": ..., "exit_code": 2}`` on
+    written (OSError: the path and why), unreadable JSON or text.  The parameters a message
+    names are spelt as the CLI's options (``describe_error``).  ``as_json``: also print it as ``{"error": ..., "exit_code": 2}`` on
     stdout; None reads whether the command was given ``--json``.
 
     An exception no input explains (a bug) is reported the same way, named as unexpected, so
@@ -511,9 +358,7 @@ def fail(as_json: bool | None = None) -> Iterator[None]:
         expected = (ClickException, ValueError, KeyError, OSError, TypeError, RecursionError)
         if not isinstance(exc, expected) and os.environ.get("SCALINGLAB_TRACEBACK"):
             raise
-        message = describe_error(exc)
-        if not isinstance(exc, ParamError):     # a ParamError is in the CLI's words already
-            message = to_cli(message)
+        message = describe_error(exc)           # parameters spelt as this command's options
         if not isinstance(exc, expected):
             message = (f"unexpected {type(exc).__name__}: {message} (this is a bug in scalinglab; please "
                        "report it with the command; SCALINGLAB_TRACEBACK=1 shows where it happened)")

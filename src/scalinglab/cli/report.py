@@ -12,7 +12,9 @@ from scalinglab.cli.core import (
     MapOpt, OutlierOpt, RunOptions, SepOpt, SourceArg, VarOpt, WeightsOpt, WhereOpt, _load, _refuse_pooled, _weights,
 )
 from scalinglab.cli.lawopts import resolve_law
-from scalinglab.cli.metricopts import MetricOptions, XOpt, YKindOpt, YOpt, YRangeOpt
+from scalinglab.cli.levelopts import LevelOpt, resolved_level
+from scalinglab.cli.language import bootstrap_option
+from scalinglab.cli.metricopts import MetricOptions
 from scalinglab.cli.render import RegistryHelpCommand, check_bootstrap, check_range, console, err_console, fail, to_cli
 
 
@@ -37,36 +39,37 @@ def report(
     last_step: bool = LastStepOpt,
     budget: Optional[float] = typer.Option(None, help="The plan's compute in FLOPs (default: 100x the largest "
                                                       "compute in the data)."),
-    bootstrap: int = typer.Option(200, help="Bootstrap resamples for the confidence intervals."),
+    bootstrap: int = bootstrap_option("confidence intervals"),
     gpu: str = typer.Option("h100", help="GPU type for the plan's wall-clock."),
     gpus: int = typer.Option(8, help="Number of GPUs of the plan."),
     mfu: float = typer.Option(0.4, help="Model FLOPs utilisation in (0, 1]."),
-    method: str = typer.Option("parabola", help="Approach 2's per-budget minimum: parabola or akima."),
+    method: str = typer.Option("parabola", "--valley", help="Approach 2: each budget's minimum by a parabola in "
+                               "log N, or akima (as `isoflop --valley`)."),
     weights: str = WeightsOpt,
     seed: int = typer.Option(0, help="Random seed of the bootstraps."),
-    y: Optional[str] = YOpt,
-    y_kind: Optional[str] = YKindOpt,
-    y_range: Optional[str] = YRangeOpt,
-    x: Optional[str] = XOpt,
+    level: Optional[float] = LevelOpt,
+    # --y/--x are refused by name (_refuse_metric), not listed: the report takes a ladder of losses
+    y: Optional[str] = typer.Option(None, "--y", hidden=True),
+    y_kind: Optional[str] = typer.Option(None, "--y-kind", hidden=True),
+    y_range: Optional[str] = typer.Option(None, "--y-range", hidden=True),
+    x: Optional[str] = typer.Option(None, "--x", hidden=True),
 ):
     """One self-contained HTML report (figures embedded, no network): data, fit with confidence and
     prediction intervals, IsoFLOP valleys, frontier, validation and calibration, plan, every warning.
-    A metric table (--y/--x) is refused: fit, validate and plot take it."""
+    It reads a ladder of losses; a metric table goes to fit, validate and plot (their --y/--x)."""
     from scalinglab.report.document import build_report
 
     with fail(as_json=False):
         _refuse_metric(MetricOptions(y, y_kind, y_range, x), source, law)
         check_bootstrap(bootstrap, allow_zero=False)
+        level = resolved_level(level)
         check_range(budget, "--budget", low=0, low_open=True, example="1e21")
         check_range(gpus, "--gpus", low=1, integer=True, example="8")
         check_range(mfu, "--mfu", low=0, high=1, low_open=True, example="0.4")
         check_range(seed, "--seed", low=0, integer=True, example="0")
         from scalinglab.report.plots import check_plot_options
 
-        try:
-            check_plot_options(method=method)     # the plot command's check of the same option
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
+        check_plot_options(method=method)     # the plot command's check of the same option
         if output.suffix.lower() not in (".html", ".htm"):
             raise typer.BadParameter(f"-o {output}: the report is one HTML file; give a name ending in .html, "
                                      "e.g. -o report.html")
@@ -77,7 +80,8 @@ def report(
                                         bin_budgets, from_, last_step=last_step))
         _refuse_pooled(runs, group, "report")
         result = build_report(runs, law_obj, budget=budget, n_bootstrap=bootstrap, seed=seed, gpu=gpu, gpus=gpus,
-                              mfu=mfu, method=method, weights=_weights(weights), progress=True)
+                              mfu=mfu, method=method, weights=_weights(weights), progress=True,
+                              level=level)
         path = result.write(output)
         for step, why in result.skipped:
             err_console.print(f"warning: {step} skipped: {to_cli(why)}", style="yellow", markup=False)

@@ -8,12 +8,13 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.language import LanguageGroup, bootstrap_option
 from scalinglab.cli.core import where_help
 from scalinglab.cli.lawopts import parse_fixed
 from scalinglab.cli.render import check_bootstrap, check_range, console, emit_json, fail, print_text_block
 from scalinglab.cli.rowopts import DropInvalidOpt
 
-rl_app = typer.Typer(help="RL post-training compute curves: R(C) = R0 + (A - R0)/(1 + (C_mid/C)^B) "
+rl_app = typer.Typer(cls=LanguageGroup, help="RL post-training compute curves: R(C) = R0 + (A - R0)/(1 + (C_mid/C)^B) "
                           "(Khatri et al. 2025).", no_args_is_help=True)
 app.add_typer(rl_app, name="rl")
 
@@ -30,7 +31,7 @@ def rl_fit(
                                           "noisy stretch; Khatri et al. fit after ~1500 GPU-hours)."),
     fix: List[str] = typer.Option([], "--fix", help="Hold a parameter at a value, repeatable: --fix R0=0.2 "
                                   "(the pass rate before RL), --fix A=0.6."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Moving-block residual bootstrap resamples."),
+    bootstrap: int = bootstrap_option("intervals (moving-block residual resamples)"),
     block: Optional[int] = typer.Option(None, "--block", help="Points per bootstrap block (default: Carlstein's rule "
                                        "from the residuals' autocorrelation)."),
     level: float = typer.Option(0.9, "--level", help="Level of the intervals."),
@@ -38,7 +39,7 @@ def rl_fit(
     allow_unbent: bool = typer.Option(False, "--allow-unbent", help="Report a curve that has not bent yet (its "
                                       "asymptote not identified) with a warning instead of an error."),
     drop_invalid: bool = DropInvalidOpt,
-    plot: Optional[Path] = typer.Option(None, "-o", "--plot", help="Write the figure: points, fit, confidence and "
+    plot: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the figure: points, fit, confidence and "
                                         "prediction bands out to the largest --predict value (.png, .pdf, .svg)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ):
@@ -52,7 +53,7 @@ def rl_fit(
         check_range(block, "--block", low=1, integer=True, example="3")
         at = _compute_values(predict, x) if predict is not None else None
         if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise typer.BadParameter(f"-o/--plot {plot}: the figure is written as .png, .pdf or .svg; e.g. -o rl.png")
+            raise typer.BadParameter(f"-o {plot}: the figure is written as .png, .pdf or .svg; e.g. -o rl.png")
         from scalinglab.fitting.rl import fit_rl_curve
 
         result = fit_rl_curve(source, x=x, y=y, fixed=parse_fixed(fix) or None, min_x=min_x, n_boot=bootstrap,
@@ -90,7 +91,7 @@ def _compute_values(text: str, x: str) -> list[float]:
 def compare_curves(source, law, *, by, baseline, x, y, n_boot, level, seed, where, plot, as_json) -> None:
     """`scalinglab compare` for a law without a compute frontier: each group's fitted parameters
     against the baseline's (``fitting.compare_params``), printed or as JSON."""
-    from scalinglab.cli.render import summary_to_cli
+    from scalinglab.cli.render import to_cli
     from scalinglab.fitting.compare_params import compare_parameters
 
     result = compare_parameters(source, law=law, by=by, baseline=baseline, x=x, y=y, n_boot=n_boot, level=level,
@@ -101,7 +102,7 @@ def compare_curves(source, law, *, by, baseline, x, y, n_boot, level, seed, wher
         emit_json({**result.to_dict(), "plot": None if plot is None else str(plot)})
         return
     n = sum(f.n_points for f in result.fits.values())
-    print_text_block(summary_to_cli(result.summary()),
+    print_text_block(to_cli(result.summary()),
                      title=f"compare {result.source} by {by} ({n} points), baseline {result.baseline}")
     if plot is not None:
         console.print(f"figure written to {plot}")

@@ -8,11 +8,12 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.language import LanguageGroup, bootstrap_option
 from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.render import add_file_notes, check_bootstrap, check_range, emit_json, fail, print_text_block
 from scalinglab.cli.rowopts import DropInvalidOpt
 
-schedule_app = typer.Typer(help="Loss curves under any learning-rate schedule (Tissue et al. 2024): fit the "
+schedule_app = typer.Typer(cls=LanguageGroup, help="Loss curves under any learning-rate schedule (Tissue et al. 2024): fit the "
                                 "annealing law to recorded curves, predict cosine / WSD / constant runs, "
                                 "recommend the cooldown.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
@@ -52,7 +53,7 @@ def fit_command(
     decay: str = typer.Option("0.999", "--decay", help="lambda, the decay of the annealing momentum (paper: 0.999), "
                               "or 'fit' to profile it over 0.9 ... 0.9995"),
     from_step: Optional[int] = typer.Option(None, "--from-step", help="First step fitted (default: after the warmup)"),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Moving-block bootstrap resamples for the intervals"),
+    bootstrap: int = bootstrap_option("intervals (moving-block resamples)"),
     level: float = typer.Option(0.9, "--level", help="Level of the intervals"),
     seed: int = typer.Option(0, "--seed"),
     drop_invalid: bool = DropInvalidOpt,

@@ -65,7 +65,7 @@ def _factors(text: str, option: str) -> tuple[float, ...]:
 
 def _hparams_law(name_or_path: str, allow_edited: bool):
     """--hparams-law as a law; a fitted law's file read with --allow-edited's leave, its notes on every panel."""
-    from scalinglab.laws.hparams import get_hparam_law
+    from scalinglab.data.law_files import get_hparam_law
 
     law = get_hparam_law(name_or_path, allow_edited=allow_edited)
     add_file_notes(law)
@@ -85,7 +85,7 @@ def plan_command(
                                            "models train best far above it, ~200)"),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="token file (scalinglab data prepare); "
                                           "default: the built-in corpus, byte tokenizer"),
-    context: int = typer.Option(128, "--context", help="sequence length of every run"),
+    context: int = typer.Option(128, "--context", help="context length of every run, in tokens"),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine (one point per run) or wsd (+ branches)"),
     seed: int = typer.Option(0, "--seed", help="seed of the first run; run i gets seed + i"),
     seeds: int = typer.Option(1, "--seeds", help="train each planned run this many times with distinct seeds "
@@ -237,7 +237,7 @@ def status_command(
         with SweepStore(db, readonly=True) as store:
             counts, runs = store.counts(), store.runs()
             interrupted = set(store.interrupted())
-            losses = dict(store.con.execute("SELECT run_id, loss FROM points WHERE branch = -1").fetchall())
+            losses = store.final_losses()
     # a run marked running whose `sweep run` is gone (killed) is interrupted: the next run resumes it
     counts = {"pending": counts["pending"], "running": counts["running"] - len(interrupted),
               "interrupted": len(interrupted), "done": counts["done"], "failed": counts["failed"]}

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
+from scalinglab.cli.language import bootstrap_option
 from scalinglab.cli.render import check_bootstrap, check_range, emit_json, fail, parse_budgets, parse_mapping, \
     print_frame
 
@@ -24,7 +25,7 @@ def infer_plan_command(
     k: List[int] = typer.Option([], "--k", help="Also predict each model's pass@k at these k (repeatable)"),
     tokens_per_sample: Optional[float] = typer.Option(None, "--tokens-per-sample", help="Generated tokens per "
                                                       "sample, when the table has no tokens column"),
-    n_bootstrap: int = typer.Option(200, "--bootstrap", help="Resamples of the problems for the CIs (0: none)"),
+    n_bootstrap: int = bootstrap_option("CIs (the problems resampled; 0 = none)"),
     level: float = typer.Option(0.9, "--level", help="Level of the CIs and prediction intervals"),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),

@@ -1,5 +1,5 @@
 """Loss curves of runs at several batch sizes, the input of the critical-batch fit
-(``laws/critical_batch.fit_critical_batch``): a file with columns run_id, batch_size, step, loss
+(``studies/critical_batch.fit_critical_batch``): a file with columns run_id, batch_size, step, loss
 (``mapping`` renames them), or a sweep store (its runs' training curves, the batch size from each
 run's config).
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from scalinglab.data.schema import RunDataError, row_label_for
 from scalinglab.data.tables import Cell, check_cells, check_constant, read_frame, setting_outliers
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["BatchCurves", "read_batch_curves", "BATCH_CURVE_COLUMNS", "BATCH_UNITS"]
 
@@ -47,7 +48,7 @@ def read_batch_curves(source, *, mapping: dict | None = None, batch_unit: str = 
         ``seq_len`` when given). drop_invalid : leave invalid rows out, each listed, instead of
         refusing the file."""
     if batch_unit not in BATCH_UNITS:
-        raise ValueError(f"batch_unit={batch_unit!r} (CLI --batch-unit): choose tokens or sequences")
+        raise ParamError("batch_unit", ParamText("{batch_unit}: choose tokens or sequences", batch_unit=batch_unit))
     expected = ", ".join(BATCH_CURVE_COLUMNS)
     if not isinstance(source, pd.DataFrame) and Path(source).suffix.lower() in _STORE_SUFFIXES:
         raw, name, unit = _store_curves(Path(source)), str(source), "tokens"
@@ -57,8 +58,10 @@ def read_batch_curves(source, *, mapping: dict | None = None, batch_unit: str = 
         mapping = {k: v for k, v in (mapping or {}).items() if v is not None}
         absent = [v for v in mapping.values() if v not in raw.columns]
         if absent:
-            raise RunDataError(f"{name}: mapping names column(s) {absent} (CLI --map) that the file does not have; "
-                               f"its columns are {[str(c) for c in raw.columns if c != 'source_row']}")
+            raise RunDataError(f"{name}: " + ParamText(f"{{mapping}} names column(s) {absent} that the file does not "
+                                                       f"have; its columns are "
+                                                       f"{[str(c) for c in raw.columns if c != 'source_row']}",
+                                                       mapping={k: v for k, v in mapping.items() if v in absent}))
         raw = raw.rename(columns={v: k for k, v in mapping.items()})
         unit = batch_unit
     missing = [c for c in BATCH_CURVE_COLUMNS if c not in raw]

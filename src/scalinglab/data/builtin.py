@@ -6,6 +6,7 @@ The default law is Epoch AI's maximum-likelihood refit of Chinchilla (Besiroglu 
 L(N, D) = E + A/N^α + B/D^β with E = 1.8172, A = 482.01, B = 2085.43, α = 0.3478, β = 0.3658.
 """
 from __future__ import annotations
+from scalinglab.util.errors import ParamError
 
 import math
 
@@ -72,7 +73,7 @@ def _check_common(noise, seed, name: str = "synthetic_ladder") -> None:
     if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
         raise ValueError(f"{name}: noise={noise!r} must be a finite sigma >= 0 (of log-loss)")
     if not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"{name}: seed={seed!r} must be an integer")
+        raise ParamError("seed", f"{name}: {{seed}}={seed!r} must be an integer")
 
 
 def _compact(x: float) -> str:
@@ -98,9 +99,10 @@ def synthetic_ladder(*, law_params: dict | None = None, budgets=DEFAULT_BUDGETS,
     _check_common(noise, seed)
     budgets = np.asarray(budgets, dtype=float).ravel()
     if budgets.size == 0 or not np.all(np.isfinite(budgets) & (budgets > 0)):
-        raise ValueError(f"synthetic_ladder: budgets={budgets.tolist()} must be positive finite FLOPs")
+        raise ParamError("budgets", f"synthetic_ladder: {{budgets}}={budgets.tolist()} must be positive finite FLOPs")
     if not isinstance(sizes_per_budget, (int, np.integer)) or sizes_per_budget < 3:
-        raise ValueError(f"synthetic_ladder: sizes_per_budget={sizes_per_budget!r} must be an integer >= 3 "
+        raise ParamError("sizes_per_budget", f"synthetic_ladder: {{sizes_per_budget}}={sizes_per_budget!r} must "
+                                             f"be an integer >= 3 "
                          "(a valley needs three points)")
     rng = np.random.default_rng(seed)
     rows = []

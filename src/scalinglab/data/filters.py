@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.util.expression import NODE_KINDS, ExpressionError, parse_expression, piece
+from scalinglab.util.errors import ParamText
 
 FUNCTIONS = {"log10": np.log10, "log": np.log, "abs": np.abs}
 ALLOWED = ("column names (`backticks` around names with spaces or symbols), numbers, 'text', "
@@ -70,7 +71,7 @@ def where_mask(frame: pd.DataFrame, where: str, *, source: str | None = None) ->
     """The rows of ``frame`` that ``where`` selects, a boolean array; FilterError otherwise
     (its message starts with ``source``, when given)."""
     if not isinstance(where, str) or not where.strip():
-        raise FilterError(f"{_subject(where, source)}: give a condition as text, e.g. {EXAMPLE}")
+        raise FilterError(_subject(where, source) + f": give a condition as text, e.g. {EXAMPLE}")
     return _Evaluator(frame, where, _subject(where, source)).mask()
 
 
@@ -80,15 +81,17 @@ def select_rows(frame: pd.DataFrame, where: str, *, source: str | None = None,
     ``view``: the same rows as the expression should read them (e.g. with numbers parsed)."""
     kept = frame[where_mask(frame if view is None else view, where, source=source)]
     if len(kept) == 0:
-        raise FilterError(f"{_subject(where, source)} selects none of the {len(frame)} rows")
+        raise FilterError(_subject(where, source) + f" selects none of the {len(frame)} rows")
     return kept
 
 
 def _subject(where, source: str | None) -> str:
-    """"SOURCE: where='...' (CLI --where)", a long expression shortened to its start."""
-    shown = repr(where) if not isinstance(where, str) or len(where) <= _SHOWN else \
-        f"{where[:_SHOWN // 2]!r}... ({len(where)} characters)"
-    return f"{source + ': ' if source else ''}where={shown} (CLI --where)"
+    """"SOURCE: where='...'" (the CLI: --where "..."), a long expression shortened to its start."""
+    if isinstance(where, str) and len(where) > _SHOWN:
+        subject = ParamText(f"{{where}}... ({len(where)} characters)", where=where[:_SHOWN // 2])
+    else:
+        subject = ParamText("{where}", where=where)
+    return (source + ": " if source else "") + subject
 
 
 # ------------------------------------------------------------------------------ reading the text
@@ -161,7 +164,7 @@ class _Evaluator:
 
     def refusal(self, what: str, allowed: bool = False) -> FilterError:
         tail = f"; allowed: {ALLOWED}" if allowed else ""
-        return FilterError(f"{self.subject}: {what}{tail}")
+        return FilterError(self.subject + f": {what}{tail}")
 
     def shown(self, text: str) -> str:
         for key, name in self.names.items():

@@ -8,6 +8,7 @@ with) when the runs have one, since ``flops`` is the canonical 6·N·D, which fo
 another FLOP convention spreads widely inside one budget; else ``flops``.
 """
 from __future__ import annotations
+from scalinglab.util.errors import ParamError, ParamText
 
 from dataclasses import dataclass
 
@@ -111,12 +112,11 @@ def check_single_experiment(df: pd.DataFrame, what: str) -> None:
     if "group" in df.columns:
         groups = df["group"].dropna().unique()
         if len(groups) > 1:
-            raise ValueError(
-                f"{what}: the runs hold {len(groups)} groups ({', '.join(map(str, groups[:5]))}"
+            raise ParamError("where", what + ParamText(
+                f": the runs hold {len(groups)} groups ({', '.join(map(str, groups[:5]))}"
                 f"{', ...' if len(groups) > 5 else ''}); analyse one group at a time, e.g. "
-                "load_runs(path, where=\"group == '...'\"), or pass budget_column='group' if the "
-                "group labels are the FLOP budgets"
-            )
+                "{where}, or, if the group labels are the FLOP budgets, map that column to budget "
+                "instead ({mapping})", where="group == '...'", mapping={"budget": "<column>"}))
 
 
 def log_flops_bins(flops: np.ndarray, width_dex: float, min_runs: int = MIN_BIN_RUNS) -> np.ndarray:
@@ -225,15 +225,15 @@ class PooledRuns:
         if self.column is not None:
             return (f"{source}: column {self.column!r} splits the runs into experiments whose losses differ "
                     f"systematically: {self.levels[0]!r} and {self.levels[1]!r} lie {gap}. One law fitted to "
-                    f"all of them pools the experiments into one answer; label them with group={self.column!r} "
-                    f"(CLI --group {self.column}) and fit one at a time, e.g. where=\"{self.column} == "
-                    f"{str(self.levels[0])!r}\" (CLI --where \"{self.column} == {str(self.levels[0])!r}\")")
+                    f"all of them pools the experiments into one answer; "
+                    + ParamText("label them with {group} and fit one at a time, e.g. {where}", group=self.column,
+                                where=f"{self.column} == {str(self.levels[0])!r}"))
         shown = ", ".join(self.rows[:8]) + (f" and {len(self.rows) - 8} more" if len(self.rows) > 8 else "")
         return (f"{source}: the runs form two families that no column tells apart: rows {shown} lie above the "
                 f"others, {gap}. That is two experiments pooled in one file (a second ladder, another dataset or "
-                "recipe), and one law fitted to both reports their mixture with full confidence; add a column "
-                "naming each run's experiment and pass it as group='<column>' (CLI --group <column>), or choose "
-                "one with where=\"<column> == '...'\" (CLI --where \"<column> == '...'\")")
+                "recipe), and one law fitted to both reports their mixture with full confidence; "
+                + ParamText("add a column naming each run's experiment and pass it as {group}, or choose one with "
+                            "{where}", group="<column>", where="<column> == '...'"))
 
 
 def _robust_sd(values: np.ndarray) -> float:

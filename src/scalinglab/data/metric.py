@@ -88,7 +88,7 @@ def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = 
         try:
             raw = select_rows(raw, where, source=name)
         except FilterError as exc:
-            raise RunDataError(str(exc)) from None
+            raise RunDataError(exc.args[0]) from None          # its ParamText, which names where
         notes.append(f"where {where}: {len(raw)} rows")
     if group is not None:
         if group not in raw:

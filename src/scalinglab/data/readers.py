@@ -40,6 +40,7 @@ from scalinglab.data.schema import (
     row_label_for,
     validate_runs,
 )
+from scalinglab.util.errors import ParamText
 
 __all__ = ["RunTable", "as_runtable", "load_runs", "read_table", "detect_separator", "SUPPORTED_SUFFIXES",
            "ORIGINAL_PREFIX"]
@@ -139,8 +140,8 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     _check_bin_width(bin_budgets, str(source) if isinstance(source, (str, Path)) else "<runs>")
     if isinstance(source, RunTable):
         if source_format is not None or sep is not None:
-            raise RunDataError(f"{source.source}: source_format / sep (CLI --from / --sep) apply when reading "
-                               "a file; a RunTable is already read")
+            raise RunDataError(f"{source.source}: " + ParamText("{source_format} / {sep} apply when reading a file; "
+                                                                "a RunTable is already read", "source_format", "sep"))
         if last_step:
             source = RunTable(df=_last_checkpoints(source.df, source.notes), source=source.source,
                               dropped=source.dropped, notes=list(source.notes), warnings=list(source.warnings))
@@ -151,7 +152,8 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     source_dropped = None
     if isinstance(source, pd.DataFrame):
         if source_format is not None or sep is not None:
-            raise RunDataError("<DataFrame>: source_format / sep (CLI --from / --sep) apply when reading a file")
+            raise RunDataError(ParamText("<DataFrame>: {source_format} / {sep} apply when reading a file",
+                                         "source_format", "sep"))
         raw, name = source.copy(), str(source.attrs.get("source", "<DataFrame>"))
         label = row_label_for(name)
         exact_units = bool(source.attrs.get("exact_units", False))
@@ -177,10 +179,10 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     if bin_budgets is not None:
         budget_source = (mapping or {}).get("budget", "budget")
         if budget_source is not None and budget_source in raw.columns:
-            raise RunDataError(f"{name}: bin_budgets={bin_budgets!r} (CLI --bin-budgets) labels runs with budgets, "
-                               f"but the runs already have a budget column ({budget_source!r}); drop "
-                               "--bin-budgets to use it, or ignore it with --map budget= (mapping "
-                               "{'budget': None})")
+            raise RunDataError(f"{name}: " + ParamText(
+                "{bin_budgets} labels runs with budgets, but the runs already have a budget column "
+                f"({budget_source!r}); leave it out to use that column, or ignore the column with {{mapping}}",
+                bin_budgets=bin_budgets, mapping={"budget": None}))
     frame, origins = apply_mapping(raw, mapping, name, notes)
     frame = _apply_group(frame, group, name, origins, notes)
     frame = _apply_where(frame, where, name, notes)
@@ -214,8 +216,8 @@ def _check_bin_width(width, name: str) -> None:
         return
     if isinstance(width, bool) or not isinstance(width, (int, float, np.floating)) or not math.isfinite(width) \
             or width <= 0:
-        raise RunDataError(f"{name}: bin_budgets={width!r} (CLI --bin-budgets) must be a positive width in decades "
-                           "of C (log10 FLOPs), e.g. 0.25")
+        raise RunDataError(f"{name}: " + ParamText("{bin_budgets} must be a positive width in decades of C "
+                                                   "(log10 FLOPs), e.g. 0.25", bin_budgets=width))
 
 
 def _bin(table: RunTable, width: float | None) -> RunTable:
@@ -225,8 +227,9 @@ def _bin(table: RunTable, width: float | None) -> RunTable:
     from scalinglab.data.grouping import MIN_BIN_RUNS, binned_budgets
 
     if "budget" in table.df.columns:
-        raise RunDataError(f"{table.source}: bin_budgets={width!r} (CLI --bin-budgets) labels runs with budgets, but "
-                           "the runs already have a budget column; drop --bin-budgets to use it")
+        raise RunDataError(f"{table.source}: " + ParamText("{bin_budgets} labels runs with budgets, but the runs "
+                                                           "already have a budget column; leave it out to use it",
+                                                           bin_budgets=width))
     ids, budget = binned_budgets(table.df["flops"].to_numpy(float), float(width))
     df = table.df.copy()
     df["budget"] = budget
@@ -263,8 +266,8 @@ def read_table(path: Path, *, text_columns: tuple[str, ...] = (), sep: str | Non
                            "and tokens or flops (or budget)")
     label = row_label_for(str(path))
     if sep is not None and suffix not in DELIMITED_SUFFIXES:
-        raise RunDataError(f"{path}: sep={sep!r} (CLI --sep) applies to delimited text files "
-                           f"({', '.join(DELIMITED_SUFFIXES)}), not to {suffix} files")
+        raise RunDataError(f"{path}: " + ParamText(f"{{sep}} applies to delimited text files "
+                                                   f"({', '.join(DELIMITED_SUFFIXES)}), not to {suffix} files", sep=sep))
     if suffix in DELIMITED_SUFFIXES:
         frame = read_delimited(path, sep=sep, text_columns=text_columns)
     elif suffix == ".parquet":
@@ -285,7 +288,7 @@ def read_table(path: Path, *, text_columns: tuple[str, ...] = (), sep: str | Non
 def _normalise_sep(sep: str, path: Path) -> str:
     sep = _SEP_ALIASES.get(sep.lower(), sep) if isinstance(sep, str) else sep
     if not isinstance(sep, str) or len(sep) != 1 or sep in ('"', "\n", "\r"):
-        raise RunDataError(f"{path}: sep={sep!r} (CLI --sep) must be one character, e.g. ',' ';' or 'tab'")
+        raise RunDataError(f"{path}: " + ParamText("{sep} must be one character, e.g. ',' ';' or 'tab'", sep=sep))
     return sep
 
 
@@ -320,8 +323,8 @@ def read_delimited(path: Path, *, sep: str | None = None, text_columns: tuple[st
         if sep not in header:
             found = [(_SEP_NAMES[s], header.count(s)) for s in SEPARATORS if s in header]
             seen = (f"; the header line splits on {found[0][0]} ({found[0][1]} times)" if found else "")
-            raise RunDataError(f"{path}: sep={sep!r} (CLI --sep) does not occur in the header line "
-                               f"{header[:80]!r}{seen}; leave --sep out to detect it")
+            raise RunDataError(f"{path}: " + ParamText(f"{{sep}} does not occur in the header line {header[:80]!r}"
+                                                       f"{seen}; leave it out to detect the separator", sep=sep))
     kind = _SEP_NAMES.get(sep, repr(sep))
     try:
         frame = pd.read_csv(path, sep=sep, dtype={c: "str" for c in text_columns} or None,
@@ -331,7 +334,7 @@ def read_delimited(path: Path, *, sep: str | None = None, text_columns: tuple[st
                            "with params, loss and tokens or flops (or budget)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise RunDataError(f"{path}: not a readable {kind}-separated file ({exc}); give the separator "
-                           "with --sep") from None
+                           + ParamText("with {sep}", "sep")) from None
     return frame
 
 
@@ -340,10 +343,12 @@ def _read_foreign(path: Path, fmt: str, sep, mapping, notes: list[str]):
     from scalinglab.data.sources import SOURCE_FORMATS, read_mlflow, read_wandb
 
     if fmt not in SOURCE_FORMATS:
-        raise RunDataError(f"{path}: source_format={fmt!r} (CLI --from) is not one of {', '.join(SOURCE_FORMATS)}")
+        raise RunDataError(f"{path}: " + ParamText(f"{{source_format}} is not one of {', '.join(SOURCE_FORMATS)}",
+                                                   source_format=fmt))
     if fmt == "mlflow":
         if sep is not None:
-            raise RunDataError(f"{path}: sep (CLI --sep) applies to delimited files, not to an MLflow store")
+            raise RunDataError(f"{path}: " + ParamText("{sep} applies to delimited files, not to an MLflow store",
+                                                       "sep"))
         frame, dropped, found = read_mlflow(path)
         frame.insert(len(frame.columns), "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
         dirs = list(frame["mlflow_dir"])
@@ -429,23 +434,25 @@ def apply_mapping(raw: pd.DataFrame, mapping, source: str, notes: list[str]) -> 
     if not mapping:
         return raw, {}
     if not isinstance(mapping, dict):
-        raise RunDataError(f"{source}: mapping must be a dict canonical -> source column, got "
-                           f"{type(mapping).__name__}")
+        raise RunDataError(f"{source}: " + ParamText(f"{{mapping}} must be a dict canonical -> source column, got "
+                                                     f"{type(mapping).__name__}", "mapping"))
     columns = [str(c) for c in raw.columns]
     unknown = [k for k in mapping if k not in CANONICAL_COLUMNS]
     if unknown:
-        raise RunDataError(f"{source}: mapping names unknown canonical column(s) {unknown} (CLI --map "
-                           f"<canonical>=<column>); canonical names are: {', '.join(CANONICAL_COLUMNS)}")
-    absent = [f"{k}={v!r}" for k, v in mapping.items() if v is not None and v not in columns]
+        raise RunDataError(f"{source}: " + ParamText(f"{{mapping}} names unknown canonical column(s) {unknown}; "
+                                                     f"canonical names are: {', '.join(CANONICAL_COLUMNS)}",
+                                                     mapping={k: mapping[k] for k in unknown}))
+    absent = {k: v for k, v in mapping.items() if v is not None and v not in columns}
     if absent:
-        raise RunDataError(f"{source}: mapping {', '.join(absent)} (CLI --map) names column(s) not in the data; "
-                           f"the columns are {columns}")
+        raise RunDataError(f"{source}: " + ParamText(f"{{mapping}} names column(s) not in the data; the columns are "
+                                                     f"{columns}", mapping=absent))
     sources = [v for v in mapping.values() if v is not None]
     repeated = sorted({v for v in sources if sources.count(v) > 1})
     if repeated:
-        raise RunDataError(f"{source}: mapping uses source column(s) {repeated} for more than one "
-                           "canonical name (CLI: several --map with the same column); each source column "
-                           "maps to one canonical column")
+        raise RunDataError(f"{source}: " + ParamText(f"{{mapping}} uses source column(s) {repeated} for more than "
+                                                     "one canonical name; each source column maps to one canonical "
+                                                     "column", mapping={k: v for k, v in mapping.items()
+                                                                        if v in repeated}))
     renames: dict[str, str] = {}
     for canonical, src in mapping.items():
         if src == canonical:
@@ -469,13 +476,13 @@ def _apply_group(frame: pd.DataFrame, group: str | None, source: str, origins: d
     if group is None:
         return frame
     if group not in frame.columns:
-        raise RunDataError(f"{source}: group={group!r} (CLI --group) is not a column; the columns are "
-                           f"{[str(c) for c in frame.columns]}")
+        raise RunDataError(f"{source}: " + ParamText(f"{{group}} is not a column; the columns are "
+                                                     f"{[str(c) for c in frame.columns]}", group=group))
     if group == "group":
         return frame
     if "group" in origins:
-        raise RunDataError(f"{source}: group={group!r} (CLI --group) and mapping group={origins['group']!r} "
-                           "(CLI --map group=) both name the group column; give one")
+        raise RunDataError(f"{source}: " + ParamText("{group} and {mapping} both name the group column; give one",
+                                                     group=group, mapping={"group": origins["group"]}))
     frame = frame.copy()
     if "group" in frame.columns:
         frame = frame.rename(columns={"group": ORIGINAL_PREFIX + "group"})
@@ -499,7 +506,7 @@ def _apply_where(frame: pd.DataFrame, where: str | None, source: str, notes: lis
     try:
         kept = select_rows(frame, where, source=source, view=view)
     except FilterError as exc:
-        raise RunDataError(str(exc)) from None
+        raise RunDataError(exc.args[0]) from None          # its ParamText, which names where
     notes.append(f"where {where!r} kept {len(kept)} of {len(frame)} rows")
     return kept
 
@@ -525,12 +532,13 @@ def _refine_table(table: RunTable, *, mapping, drop_top_loss, where, group, drop
 def _prune(table: RunTable, drop_top_loss, drop_outliers) -> RunTable:
     df, dropped = table.df, [table.dropped] if len(table.dropped) else []
     if isinstance(drop_top_loss, bool) or not isinstance(drop_top_loss, (int, np.integer)) or drop_top_loss < 0:
-        raise RunDataError(f"{table.source}: drop_top_loss={drop_top_loss!r} (CLI --drop-top-loss) must be a "
-                           "whole number >= 0")
+        raise RunDataError(f"{table.source}: " + ParamText("{drop_top_loss} must be a whole number >= 0",
+                                                           drop_top_loss=drop_top_loss))
     if drop_top_loss:
         if drop_top_loss >= len(df):
-            raise RunDataError(f"{table.source}: drop_top_loss={drop_top_loss} (CLI --drop-top-loss) would "
-                               f"drop all {len(df)} rows; give fewer than {len(df)}")
+            raise RunDataError(f"{table.source}: " + ParamText(f"{{drop_top_loss}} would drop all {len(df)} rows; "
+                                                               f"give fewer than {len(df)}",
+                                                               drop_top_loss=int(drop_top_loss)))
         order = np.argsort(-df["loss"].to_numpy(), kind="stable")[:drop_top_loss]
         removed = df.iloc[order].copy()
         removed["reason"] = "drop_top_loss"
@@ -539,8 +547,9 @@ def _prune(table: RunTable, drop_top_loss, drop_outliers) -> RunTable:
         df = df.drop(index=df.index[order]).reset_index(drop=True)
     if drop_outliers is not None:
         if not (isinstance(drop_outliers, (int, float)) and math.isfinite(drop_outliers) and drop_outliers > 0):
-            raise RunDataError(f"{table.source}: drop_outliers={drop_outliers!r} (CLI --drop-outliers) must be "
-                               "a positive number of robust z-scores, e.g. 3.5 (or None in Python: keep all)")
+            raise RunDataError(f"{table.source}: " + ParamText("{drop_outliers} must be a positive number of robust "
+                                                               "z-scores, e.g. 3.5 (or None in Python: keep all)",
+                                                               drop_outliers=drop_outliers))
         z = outlier_scores(df, source=table.source)
         mask = z > drop_outliers
         removed = df[mask].copy()
@@ -565,9 +574,9 @@ def outlier_scores(df: pd.DataFrame, *, source: str = "<DataFrame>") -> np.ndarr
     Only positive z means "worse than the trend" (diverged or badly tuned runs).
     """
     if len(df) < OUTLIER_MIN_ROWS:
-        raise RunDataError(f"{source}: drop_outliers (CLI --drop-outliers) needs at least {OUTLIER_MIN_ROWS} "
-                           f"rows to fit its trend; the data have {len(df)}; use drop_top_loss instead "
-                           "(CLI --drop-top-loss)")
+        raise RunDataError(f"{source}: " + ParamText(f"{{drop_outliers}} needs at least {OUTLIER_MIN_ROWS} rows to "
+                                                     f"fit its trend; the data have {len(df)}; use {{drop_top_loss}} "
+                                                     "instead", "drop_outliers", "drop_top_loss"))
     from scalinglab.data.grouping import trend_design
 
     design = trend_design(df)

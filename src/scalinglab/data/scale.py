@@ -17,8 +17,10 @@ import os
 import pandas as pd
 
 from scalinglab.data.schema import RunDataError
+from scalinglab.util.errors import ParamText
 
-__all__ = ["MAX_FIT_ROWS", "MAX_ROWS_ENV", "max_fit_rows", "check_fit_rows", "curve_shape", "last_checkpoints"]
+__all__ = ["MAX_FIT_ROWS", "MAX_ROWS_ENV", "max_fit_rows", "check_fit_rows", "curve_shape", "runs_remedy",
+           "last_checkpoints"]
 
 MAX_FIT_ROWS = 10_000
 MAX_ROWS_ENV = "SCALINGLAB_MAX_ROWS"
@@ -56,7 +58,7 @@ def check_fit_rows(n_rows: int, *, what: str, source: str, remedy: str, limit: i
     if n_rows <= limit:
         return
     raise RunDataError(f"{source}: {n_rows:,} rows are more than {what} takes ({limit:,} rows: past that a fit "
-                       f"runs for minutes and gigabytes); {remedy}. A larger limit: set {MAX_ROWS_ENV}, e.g. "
+                       f"runs for minutes and gigabytes); " + remedy + f". A larger limit: set {MAX_ROWS_ENV}, e.g. "
                        f"{MAX_ROWS_ENV}={n_rows}")
 
 
@@ -66,18 +68,18 @@ def runs_remedy(df: pd.DataFrame) -> str:
     shape = curve_shape(df)
     if shape is not None:
         runs, steps = shape
-        return (f"the rows are {runs:,} runs x up to {steps:,} steps (checkpoints): fit final losses, one row "
-                f"per run, with last_step=True (CLI --last-step; {runs:,} rows)")
-    return "select the rows to fit with where= (CLI --where), or aggregate them to one row per run"
+        return ParamText(f"the rows are {runs:,} runs x up to {steps:,} steps (checkpoints): fit final losses, "
+                         f"one row per run, with {{last_step}} ({runs:,} rows)", last_step=True)
+    return ParamText("select the rows to fit with {where}, or aggregate them to one row per run", "where")
 
 
 def last_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
     """Each run's last checkpoint (largest ``step``; rows without a run_id or step are kept as
     they are): a final-loss ladder from training curves.  Needs the ``run_id`` column."""
     if "run_id" not in df.columns:
-        raise RunDataError("last_step=True (CLI --last-step) keeps each run's last checkpoint and needs a run_id "
-                           f"column; the runs have columns {[str(c) for c in df.columns]} (map one with "
-                           "--map run_id=<column>)")
+        raise RunDataError(ParamText("{last_step} keeps each run's last checkpoint and needs a run_id "
+                                     f"column; the runs have columns {[str(c) for c in df.columns]} (map one with "
+                                     "{mapping})", last_step=True, mapping={"run_id": "<column>"}))
     if "step" not in df.columns:
         return df
     logged = df[df["run_id"].notna() & df["step"].notna()]

@@ -40,6 +40,7 @@ billions); they load, with a warning naming the rows, the column and the likely 
 flops and tokens are given, C/(6·N·D) near a power of 1000 is a unit slip too, and refused as one.
 """
 from __future__ import annotations
+from scalinglab.util.errors import ParamText
 
 import math
 import re
@@ -300,8 +301,9 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
     if flops_tolerance is not None and not (isinstance(flops_tolerance, (int, float))
                                             and not isinstance(flops_tolerance, bool)
                                             and math.isfinite(flops_tolerance) and flops_tolerance > 0):
-        raise RunDataError(f"{source}: flops_tolerance={flops_tolerance!r} (CLI --flops-tolerance) must be a "
-                           "positive number (relative, e.g. 0.05), or None in Python to skip the 6·N·D check")
+        raise RunDataError(f"{source}: " + ParamText("{flops_tolerance} must be a positive number (relative, e.g. "
+                                                     "0.05), or None in Python to skip the 6·N·D check",
+                                                     flops_tolerance=flops_tolerance))
     origins = dict(column_origins or {})
     label = row_label or row_label_for(source)
     _check_structure(df, source, origins)
@@ -325,10 +327,10 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
     found: list[tuple[int, str]] = []           # warnings, the same way
 
     def add(idx, text: str) -> None:
-        errors.append((int(rows[idx]), f"{label(rows[idx])}, {text}"))
+        errors.append((int(rows[idx]), f"{label(rows[idx])}, " + text))
 
     def warn(idx, text: str) -> None:
-        found.append((int(rows[idx]), f"{source}: {label(rows[idx])}, {text}"))
+        found.append((int(rows[idx]), f"{source}: {label(rows[idx])}, " + text))
 
     out: dict[str, pd.Series] = {}
     unreadable: dict[str, np.ndarray] = {}      # per column: rows whose cell could not be read
@@ -432,9 +434,8 @@ def _check_structure(df: pd.DataFrame, source: str, origins: Mapping[str, str]) 
         raise RunDataError(
             f"{source}: missing required column(s) {', '.join(repr(m) for m in missing)}; the data have "
             f"columns {_columns(df)}. Map source columns onto canonical names, e.g. "
-            "mapping={'params': 'Model Size', 'flops': 'Training FLOP'} "
-            "(CLI: --map params=\"Model Size\"); a nominal IsoFLOP budget label goes to 'budget'. "
-            "Canonical names: " + ", ".join(CANONICAL_COLUMNS))
+            + ParamText("{mapping}", mapping={"params": "Model Size", "flops": "Training FLOP"})
+            + "; a nominal IsoFLOP budget label goes to 'budget'. Canonical names: " + ", ".join(CANONICAL_COLUMNS))
 
 
 def _fill_tokens_flops(out, index, add, warn, col_name, tolerance, unreadable, bad) -> dict[str, int]:
@@ -606,7 +607,7 @@ def _check_budget_scale(out, df, add, col_name, bad) -> None:
                  f"6·{_fmt(params[idx])}·{_fmt(tokens[idx])} = {_fmt(six_nd[idx])}, more than a factor "
                  f"of {BUDGET_RATIO_LIMIT:g} off; the budget column should be the run's FLOP budget in "
                  "FLOPs (e.g. 1e19, not 10 exaFLOPs or a PF-day count); convert it, or map the right "
-                 "column onto budget (CLI --map budget=\"<column>\")")
+                 + ParamText("column onto budget ({mapping})", mapping={"budget": "<column>"}))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -748,30 +749,29 @@ def _duplicates(df: pd.DataFrame, label) -> list[str]:
     return errors
 
 
-FLOPS_HINT = ("D and C/(6N) disagree: if the data count FLOPs another way (attention, embeddings), "
-              "raise flops_tolerance (CLI --flops-tolerance) or ignore the flops column with "
-              "mapping={'flops': None} (CLI --map flops=) so that C = 6·N·D; if the column is the nominal "
-              "IsoFLOP budget a run belongs to (a label such as 'FLOP budget'), map it to budget instead of "
-              "flops: mapping={'budget': '<column>'} (CLI --map budget=\"<column>\")")
-UNIT_SLIP_HINT = ("C/(6·N·D) near a power of 1000 means one column is in thousands, millions or billions "
-                  "(or FLOPs in a multiple of FLOPs): convert that column in the file; raising "
-                  "flops_tolerance (CLI --flops-tolerance) would only hide the slip. To use C = 6·N·D "
-                  "and ignore the flops column: mapping={'flops': None} (CLI --map flops=)")
-DUPLICATE_HINT = ("rows that are different experiments need the column that tells them apart: "
-                  "group='<column>' (CLI --group <column>), or choose one with where=\"<column> == '...'\" "
-                  "(CLI --where \"<column> == '...'\")")
-SEED_HINT = ("rows that are replicates of one run with different random seeds need their seed as a "
-             "column: a column named seed, or mapping={'seed': '<column>'} (CLI --map seed=\"<column>\")")
+FLOPS_HINT = (ParamText("D and C/(6N) disagree: if the data count FLOPs another way (attention, embeddings), "
+                        "raise {flops_tolerance} or ignore the flops column with {mapping} so that C = 6·N·D; ",
+                        "flops_tolerance", mapping={"flops": None})
+              + ParamText("if the column is the nominal IsoFLOP budget a run belongs to (a label such as "
+                          "'FLOP budget'), map it to budget instead of flops: {mapping}", mapping={"budget": "<column>"}))
+UNIT_SLIP_HINT = ParamText("C/(6·N·D) near a power of 1000 means one column is in thousands, millions or billions "
+                           "(or FLOPs in a multiple of FLOPs): convert that column in the file; raising "
+                           "{flops_tolerance} would only hide the slip. To use C = 6·N·D and ignore the flops "
+                           "column: {mapping}", "flops_tolerance", mapping={"flops": None})
+DUPLICATE_HINT = ParamText("rows that are different experiments need the column that tells them apart: {group}, "
+                           "or choose one with {where}", group="<column>", where="<column> == '...'")
+SEED_HINT = ParamText("rows that are replicates of one run with different random seeds need their seed as a "
+                      "column: a column named seed, or {mapping}", mapping={"seed": "<column>"})
 
 
 def _collect(source: str, errors: list[str], hints: tuple[str, ...] = ()) -> RunDataError:
     shown = errors[:MAX_REPORTED_ERRORS]
     more = len(errors) - len(shown)
-    lines = [f"{source}: {len(errors)} problem(s) with the runs:"] + [f"  - {e}" for e in shown]
+    lines = [f"{source}: {len(errors)} problem(s) with the runs:"] + ["  - " + e for e in shown]
     if more:
         lines.append(f"  ... and {more} more")
-    lines += [f"Hint: {h}" for h in hints]
-    return RunDataError("\n".join(lines), errors)
+    lines += ["Hint: " + h for h in hints]          # a hint may name parameters (ParamText): kept by +
+    return RunDataError(ParamText.join("\n", lines), errors)
 
 
 def _columns(df: pd.DataFrame) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.data.schema import CANONICAL_COLUMNS, RunDataError
+from scalinglab.util.errors import ParamText
 
 __all__ = ["SOURCE_FORMATS", "PRESETS", "preset_mapping", "read_wandb", "read_mlflow"]
 
@@ -78,7 +79,8 @@ def preset_mapping(columns, fmt: str, user_mapping: dict | None = None) -> tuple
     column mapped.
     """
     if fmt not in PRESETS:
-        raise RunDataError(f"unknown source format {fmt!r} (CLI --from); choose one of {', '.join(SOURCE_FORMATS)}")
+        raise RunDataError(ParamText(f"unknown {{source_format}}; choose one of {', '.join(SOURCE_FORMATS)}",
+                                     source_format=fmt))
     columns = [str(c) for c in columns]
     user_mapping = user_mapping or {}
     taken = {v for v in user_mapping.values() if v is not None}

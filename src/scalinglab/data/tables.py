@@ -30,13 +30,14 @@ import pandas as pd
 
 from scalinglab.data.readers import DELIMITED_SUFFIXES, read_delimited, read_table
 from scalinglab.data.schema import RunDataError, _collect, _fmt, coerce_numeric, row_label_for
+from scalinglab.util.errors import ParamText
 
 __all__ = ["Cell", "RowCheck", "dropped_note", "read_frame", "check_cells", "check_constant", "setting_outliers",
            "rows_text",
            "DROP_HINT", "OUTLIER_MIN_FACTOR", "OUTLIER_Z"]
 
-DROP_HINT = ("to fit the remaining rows instead, pass drop_invalid=True (CLI --drop-invalid): every dropped row "
-             "is listed with its reason")
+DROP_HINT = ParamText("to fit the remaining rows instead, pass {drop_invalid}: every dropped row is listed with its "
+                      "reason", drop_invalid=True)
 # A sibling run's setting is an outlier when it lies further (in log10) from the median of the others than
 # both of these allow. OUTLIER_Z: the modified z-score cut of Iglewicz & Hoaglin (1993, "How to detect and
 # handle outliers"), 3.5 robust standard deviations (1.4826 · MAD) of the others' log values, so a sweep grid

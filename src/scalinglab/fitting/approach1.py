@@ -18,6 +18,7 @@ from scalinglab.fitting.approach2 import PowerLaw, loglog_regression
 from scalinglab.fitting.valleys import check_level
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamText
 
 __all__ = ["EnvelopeResult", "isoflop_approach1"]
 
@@ -134,11 +135,12 @@ def isoflop_approach1(runs, *, n_bins: int = 30, min_runs: int = 3, n_bootstrap:
         i = int(np.flatnonzero(df["run_id"].isna().to_numpy())[0])
         raise ValueError(f"isoflop_approach1: row {row_label(df, i)} has no run_id; every point of a "
                          "training curve needs the run it belongs to")
-    check_single_experiment(df, "isoflop_approach1")
+    check_single_experiment(df, ParamText("{isoflop_approach1}", "isoflop_approach1"))
     per_run = df.groupby("run_id").size()
     if per_run.max() < 2:
-        raise ValueError(f"isoflop_approach1 needs training curves, but each of the {len(per_run)} run_ids "
-                         "has a single row (final losses only); use isoflop_approach2 for final losses")
+        raise ValueError(ParamText(f"{{isoflop_approach1}} needs training curves, but each of the {len(per_run)} "
+                                   "run_ids has a single row (final losses only); use {isoflop_approach2} for final "
+                                   "losses", "isoflop_approach1", "isoflop_approach2"))
     single = per_run[per_run < 2]
     warnings = []
     if len(single):

@@ -17,6 +17,7 @@ import pandas as pd
 from scalinglab.fitting.valleys import MIN_SIZES, find_budget_minima
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamText
 
 __all__ = ["IsoflopResult", "PowerLaw", "isoflop_approach2", "loglog_regression"]
 
@@ -106,6 +107,13 @@ class IsoflopResult:
     def b_ci(self) -> tuple[float, float]:
         return self.d_opt.exponent_ci
 
+    def a_conf_int(self, level: float | None = None) -> tuple[float, float]:
+        """The exponent a's ``level`` bootstrap interval (None: ``self.level``), from the kept
+        resamples (``a_ci`` where none were kept)."""
+        if level is None or level == self.level or self.bootstrap_a is None:
+            return self.a_ci
+        return percentile_interval(self.bootstrap_a, level)
+
     def predict_n_opt(self, flops):
         """N*(C) from the fitted power law (extrapolates: check C against the fitted range)."""
         return self.n_opt(flops)
@@ -130,15 +138,15 @@ class IsoflopResult:
             f"  {'C':>10} {'N*':>10} {'D*':>10} {'L*':>8} {'pts':>4} {'N range':>21}  note",
         ]
         for r in self.budgets.itertuples():
-            note = "" if r.used else f"excluded: {r.excluded}"
+            note = "" if r.used else "excluded: " + r.excluded       # + keeps a ParamText's parameters
             if r.used and r.at_edge:
                 note = "at edge (kept)"
             lines.append(
                 f"  {r.flops:10.3g} {r.n_opt:10.3g} {r.d_opt:10.3g} {r.loss_opt:8.4f} {r.n_points:4d} "
-                f"{r.n_min:10.3g}-{r.n_max:<10.3g}  {note}"
+                f"{r.n_min:10.3g}-{r.n_max:<10.3g}  " + note
             )
-        lines += [f"  warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
+        lines += ["  warning: " + w for w in self.warnings]
+        return ParamText.join("\n", lines)
 
     def to_dict(self) -> dict:
         """Plain JSON (util.jsonio convention: NaN -> null, ±inf -> "Infinity"/"-Infinity")."""

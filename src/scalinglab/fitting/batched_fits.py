@@ -26,27 +26,32 @@ import numpy as np
 
 from scalinglab.fitting.batched import _CHUNK_ELEMENTS
 from scalinglab.fitting.engine import SOLVER_LABELS, _assemble, _check_arrays, Refined, no_finite_start, refine
-from scalinglab.fitting.objectives import (DEFAULT_WEIGHTS, auto_weights, describe_weights, make_objective,
-                                           resolve_weights)
+from scalinglab.fitting.objectives import DEFAULT_WEIGHTS, describe_weights, make_objective
+from scalinglab.fitting.problem import FitProblem
+from scalinglab.fitting.split import as_table
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
-from scalinglab.laws import get_law
 
 __all__ = ["fit_slices"]
 PARALLEL = True
 
 
-def fit_slices(df, law, masks: Sequence[np.ndarray], *, fixed=None, loss="huber", delta=1e-3, asymmetry=None,
+def fit_slices(runs, law, masks: Sequence[np.ndarray], *, fixed=None, loss="huber", delta=1e-3, asymmetry=None,
                weights=DEFAULT_WEIGHTS, method="auto", n_refine=32, basin_rtol=1e-4, basin_ptol=1e-2,
                polish="auto") -> list:
-    """Fit ``law`` to ``df[mask]`` for every boolean row mask, in one batch.
+    """Fit ``law`` to the rows of every boolean mask, in one batch.
 
-    ``df`` is a validated canonical run frame; the options are ``engine.fit``'s (weights: a
-    spec resolved on each slice, as ``fit`` resolves it on the rows it gets).  Returns, per
-    mask, the FitResult ``engine.fit(slice, law, diagnose=False, ...)`` would return, or the
-    ValueError/RuntimeError that fitting it raised."""
-    law = get_law(law, fixed=fixed)
-    X_all = law.features(df)
-    y_all = law.target_values(df)
+    ``runs``: a validated canonical run frame, or a FitProblem (``fitting/problem.py``) already
+    built from one, whose features and target are reused (``law`` and ``fixed`` are then its
+    own, and ``weights`` is resolved on each slice from the problem's rows).  The options are
+    ``engine.fit``'s (weights: a spec resolved on each slice, as ``fit`` resolves it on the rows
+    it gets).  Returns, per mask, the FitResult ``engine.fit(slice, law, diagnose=False, ...)``
+    would return, or the ValueError/RuntimeError that fitting it raised."""
+    if isinstance(runs, FitProblem):
+        problem = runs.with_weights(weights)
+    else:
+        problem = FitProblem.build(as_table(runs, "<runs>"), law, fixed=fixed, weights=None, check_size=False)
+        problem = problem.with_weights(weights)
+    law, X_all, y_all = problem.law, problem.X, problem.y
     objective = make_objective(loss, delta, asymmetry)
     masks = [np.asarray(m, dtype=bool) for m in masks]
     n = len(y_all)
@@ -55,18 +60,17 @@ def fit_slices(df, law, masks: Sequence[np.ndarray], *, fixed=None, loss="huber"
     specs, slice_w = [], []
     live = []
     for j, m in enumerate(masks):
-        part = df[m]
-        spec = auto_weights(law, part) if isinstance(weights, str) and weights == "auto" else weights
         try:
             _check_arrays(law, X_all[m], y_all[m])
-            w = resolve_weights(spec, part, law)
+            part = problem.subset(m)
         except ValueError as err:
             out[j] = err
-            specs.append(spec)
+            specs.append(None)
             slice_w.append(None)
             continue
+        w = part.weights
         W[j, m] = 1.0 if w is None else w
-        specs.append(spec)
+        specs.append(part.weights_used)
         slice_w.append(w)
         live.append(j)
     if not live:

@@ -48,9 +48,10 @@ import numpy as np
 
 from scalinglab.fitting.result import BootstrapResult
 from scalinglab.laws.frontier import DEFAULT_BUDGETS, frontier_quantities
-from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.intervals import check_level, percentile_interval
 from scalinglab.util.progress import progress_bar
 from scalinglab.util.threads import single_threaded_blas
+from scalinglab.util.errors import ParamError
 
 UNITS = ("point", "run", "size", "seed")
 _MAX_FAILURE_MESSAGES = 20
@@ -123,7 +124,7 @@ def resample_keys(df, unit: str) -> np.ndarray:
         from scalinglab.fitting.noise import seed_groups
 
         return seed_groups(df)
-    raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    raise ParamError("unit", f"{{unit}} must be one of {UNITS}, got {unit!r}")
 
 
 # --------------------------------------------------------------------------- warm starts
@@ -391,7 +392,7 @@ def run_resamples(state: dict[str, Any], n: int, seed: int, *, workers: int = 1,
 def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None, level: float = 0.9,
               workers: int | None = None, seed: int = 0, progress: bool = True, fit=None,
               budgets: Sequence[float] | None = DEFAULT_BUDGETS, n_perturbed: int = 2, n_grid: int = 3,
-              screen_margin: float = 0.25, **fit_kwargs):
+              screen_margin: float = 0.25, calibrate: bool = True, **fit_kwargs):
     """Fit ``law`` to ``runs`` and bootstrap it.
 
     Returns the full-data ``FitResult`` with ``.bootstrap`` (a :class:`BootstrapResult`)
@@ -406,7 +407,10 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
     workers : processes for ``solver="lbfgs"`` (default ``os.cpu_count()``); results do not
         depend on it.  The batched solver (the default) fits every resample in this process,
         all at once (``fit_resamples_batched``).
-    fit : an existing full-data FitResult of the same law, to skip the full-data fit.
+    fit : an existing full-data FitResult of the same law, to skip the full-data fit (its
+        calibration, or none, is kept).
+    calibrate : calibrate the full-data fit's prediction intervals at ``level``, as ``fit``
+        does by default (and `scalinglab fit --bootstrap N`).
     budgets : compute budgets (FLOPs) at which N*, D*, D*/N* and the loss are derived.
     n_perturbed, n_grid, screen_margin : how alternative basins are found (perturbed copies
         of the optimum, distinct best grid points, refined once on the full data) and when
@@ -417,15 +421,14 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
         table and each resampled row carries its weight.
     """
     from scalinglab.data.readers import as_runtable
-    from scalinglab.fitting.engine import fit as fit_runs
     from scalinglab.fitting.identifiability import identifiability_warnings
-    from scalinglab.fitting.objectives import DEFAULT_WEIGHTS, make_objective, resolve_weights
+    from scalinglab.fitting.objectives import DEFAULT_WEIGHTS, make_objective
+    from scalinglab.fitting.problem import FitProblem
     from scalinglab.laws import get_law
 
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    level = check_level(level)
     if n < 2:
-        raise ValueError(f"n must be at least 2 resamples, got {n}")
+        raise ParamError("n_bootstrap", f"{{n_bootstrap}} must be at least 2 resamples, got {n}", value=n)
     law = get_law(law, fixed=fit_kwargs.pop("fixed", None))
     if fit is not None:
         law = fit.law_object
@@ -435,18 +438,23 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
     df = table.df
     unit, promoted = _seed_unit(df, unit)
     keys = resample_keys(df, unit)                      # fail fast on a bad unit
-    X = law.features(df)
-    y = law.target_values(df)
     spec = fit_kwargs.get("weights", DEFAULT_WEIGHTS)
     if fit is not None and "weights" not in fit_kwargs:
         spec = getattr(fit, "weights", None)         # resample the way the given fit was fitted
-    weights = resolve_weights(spec, df, law)
+    # one problem for the full fit and every resample: the given fit's own when it was fitted on
+    # these runs, else built here (features, target and weights resolved once on the full table)
+    if fit is not None and fit.problem is not None and fit.problem.table is table:
+        problem = fit.problem.with_weights(spec)
+    else:
+        problem = FitProblem.build(table, law, weights=spec, check_size=fit is None)
+    problem = problem.with_keys(unit, keys)
+    X, y, weights = problem.X, problem.y, problem.weights
     if fit is not None and fit.diagnostics.get("weights") is not None and weights is None:
         raise ValueError(f"the given fit used per-point weights ({fit.diagnostics['weights'].get('spec')}); "
                          f"pass the same weights= to bootstrap so that every resample is fitted with them")
 
     with single_threaded_blas():              # the parent's fits too; restored on exit
-        full = _full_fit(fit_runs, table, law, fit, seed, fit_kwargs)
+        full = _full_fit(problem, fit, seed, fit_kwargs, calibrate=calibrate, level=level)
         theta_full = np.asarray(full.theta, dtype=float)
         objective_spec = (full.loss, full.delta, getattr(full, "asymmetry", None))
         objective = make_objective(*objective_spec, weights=weights)
@@ -487,11 +495,18 @@ def _seed_unit(df, unit: str) -> tuple[str, str]:
                     "the runs repeat design points with several seeds")
 
 
-def _full_fit(fit_runs, table, law, fit, seed, fit_kwargs):
-    """The full-data fit: run it, or check the one given."""
-    if fit is None:
-        return fit_runs(table, law, seed=seed, **fit_kwargs)
-    return fit
+def _full_fit(problem, fit, seed, fit_kwargs, *, calibrate: bool, level: float):
+    """The full-data fit of ``problem`` (as ``engine.fit`` gives it, calibrated on request), or
+    the one given."""
+    if fit is not None:
+        return fit
+    from scalinglab.fitting.calibration import calibrate_result
+    from scalinglab.fitting.engine import fit_problem
+
+    full = fit_problem(problem, seed=seed, **{k: v for k, v in fit_kwargs.items() if k != "weights"})
+    if calibrate:
+        calibrate_result(full, problem.table, level)
+    return full
 
 
 def _resample_kwargs(fit_kwargs: dict) -> dict:

@@ -63,15 +63,24 @@ class RolloutRecords:
 
 def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray, *, fit_kwargs: dict,
                     isoflop_method: str = "parabola", budget_rtol: float = 0.02,
-                    min_train: int = MIN_TRAIN_BUDGETS, with_n_opt: bool = True, progress=None) -> RolloutRecords:
-    """Fit below each level, predict every level above it, record the errors (see module doc)."""
-    from scalinglab.fitting.split import fit_part, law_n_opt
+                    min_train: int = MIN_TRAIN_BUDGETS, with_n_opt: bool = True, progress=None,
+                    problem=None) -> RolloutRecords:
+    """Fit below each level, predict every level above it, record the errors (see module doc).
+    ``problem``: the FitProblem of ``df``'s rows, when built already; else built here, once."""
+    from scalinglab.fitting.objectives import DEFAULT_WEIGHTS
+    from scalinglab.fitting.problem import FitProblem
+    from scalinglab.fitting.split import as_table, fit_part, law_n_opt
 
     obj = _law_object(law, fit_kwargs)
+    if problem is None:
+        problem = FitProblem.build(as_table(df, "<runs>"), obj, weights=None, check_size=False)
+    if problem.n != len(df):
+        raise ValueError(f"the fit problem has {problem.n} rows but the runs have {len(df)}")
+    problem = problem.with_weights(fit_kwargs.get("weights", DEFAULT_WEIGHTS))   # every step's spec
     loss_rows, nopt_rows, skipped = [], [], []
     empirical = _empirical_minima(df, ids, isoflop_method) if with_n_opt else {}
     steps = rollout_thresholds(ids, min_train)
-    batched = _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs)
+    batched = _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs, problem)
     for k in steps:
         train_mask = ids <= k
         train, test = df[train_mask], df[~train_mask]
@@ -81,15 +90,16 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
                 if isinstance(res, Exception):
                     raise res
             else:
-                res = fit_part(train, law, fit_kwargs, what=f"rollout step C <= {level_c[k]:.3g}", diagnose=False)
+                res = fit_part(train, law, fit_kwargs, what=f"rollout step C <= {level_c[k]:.3g}", diagnose=False,
+                               problem=problem.subset(train_mask))
         except (ValueError, RuntimeError) as err:
             skipped.append({"threshold": float(level_c[k]), "reason": str(err)})
             if progress is not None:
                 progress()
             continue
-        pred = np.asarray(res.predict(test), dtype=float)
+        pred = np.asarray(res.predict(problem.features_at(~train_mask, test)), dtype=float)
         z_pred = obj.transform.forward(pred)
-        z_obs = obj.transform.forward(obj.target_values(test))
+        z_obs = obj.transform.forward(problem.y[~train_mask])
         tid = ids[~train_mask]
         loss_rows.append(pd.DataFrame({
             "step": k, "train_max": level_c[k], "train_span": np.log10(level_c[k] / level_c[0]),
@@ -121,7 +131,7 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
 _BATCHED_OPTIONS = {"fixed", "loss", "delta", "asymmetry", "weights", "method", "n_refine"}
 
 
-def _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs) -> dict | None:
+def _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs, problem=None) -> dict | None:
     """Every rollout step's fit at once (``batched_fits.fit_slices``): step -> FitResult, or the
     error that refuses or fails it; None where the options need the per-step engine."""
     from scalinglab.fitting.batched_fits import fit_slices
@@ -140,7 +150,8 @@ def _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs) -> dict | No
             out[k] = err
     if fit_steps:
         opts = {key: v for key, v in fit_kwargs.items() if v is not None or key == "weights"}
-        for k, res in zip(fit_steps, fit_slices(df, law, [ids <= k for k in fit_steps], **opts)):
+        runs = df if problem is None else problem
+        for k, res in zip(fit_steps, fit_slices(runs, law, [ids <= k for k in fit_steps], **opts)):
             out[k] = res
     return out
 
@@ -263,14 +274,17 @@ def _pairs(records: pd.DataFrame) -> np.ndarray:
 
 def calibrate_runs(df: pd.DataFrame, law, *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,
                    isoflop_method: str = "parabola", fit_kwargs: dict | None = None,
-                   progress: bool = False) -> Calibration:
+                   progress: bool = False, problem=None) -> Calibration:
     """Calibrate on a validated run frame (the library's internal entry; see ``calibrate``);
-    ``progress`` shows a bar of the rollout's fits on stderr."""
+    ``progress`` shows a bar of the rollout's fits on stderr.  ``problem``: the FitProblem of
+    ``df``'s rows (``fitting/problem.py``), built once elsewhere; the rollout fits its subsets."""
     return replace(_calibrate_runs(df, law, level=level, by=by, level_rtol=level_rtol,
-                                   isoflop_method=isoflop_method, fit_kwargs=fit_kwargs, progress=progress), by=by)
+                                   isoflop_method=isoflop_method, fit_kwargs=fit_kwargs, progress=progress,
+                                   problem=problem), by=by)
 
 
-def _calibrate_runs(df, law, *, level, by, level_rtol, isoflop_method, fit_kwargs, progress) -> Calibration:
+def _calibrate_runs(df, law, *, level, by, level_rtol, isoflop_method, fit_kwargs, progress,
+                    problem=None) -> Calibration:
     from scalinglab.util.progress import progress_bar
 
     from scalinglab.fitting.noise import ladder_noise, with_noise_floor
@@ -285,7 +299,8 @@ def _calibrate_runs(df, law, *, level, by, level_rtol, isoflop_method, fit_kwarg
                                              data_min=data_min), noise)
     with progress_bar(progress, "rollout calibration", len(rollout_thresholds(ids))) as advance:
         records = rollout_records(df, law, ids, c, fit_kwargs=fit_kwargs, isoflop_method=isoflop_method,
-                                  budget_rtol=level_rtol, with_n_opt=by == "flops", progress=lambda: advance(1))
+                                  budget_rtol=level_rtol, with_n_opt=by == "flops", progress=lambda: advance(1),
+                                  problem=problem)
     return with_noise_floor(calibration_from_records(records, level=level, data_min=data_min, data_max=data_max,
                                                      n_budgets=len(c)), noise)
 
@@ -308,13 +323,41 @@ def calibrate(runs, law="chinchilla", *, level: float = 0.9, by: str = "flops", 
 
 
 
+def calibrate_result(result, runs, level: float = 0.9, progress: bool = False) -> None:
+    """Give ``result`` the calibration of its prediction intervals at ``level``, from the rollout
+    of ``runs`` (the runs it was fitted to) split along its law's scale column: what
+    ``scalinglab.fit`` and `scalinglab fit` do by default.  A fit whose per-point weights are an
+    array, which cannot follow the rollout's slices, stays uncalibrated with a warning saying so."""
+    w = result.weights
+    if w is not None and not isinstance(w, str) and not callable(w):
+        result.warnings.append("not calibrated: an array of per-point weights cannot follow the rollout's slices "
+                               "of the runs; give weights as a name (e.g. 'valley') or a callable f(df) -> array "
+                               "to calibrate (or calibrate=False to say so); a plan uses the stated fallback rule")
+        return
+    result.calibration = calibrate_fit(result, runs, level=level, by=split_column(result.law_object),
+                                       progress=progress)
+
+
+def split_column(law) -> str:
+    """The column a calibration or a hold-out splits the runs along: a metric law's scale column
+    (``laws/metric.py``), else compute."""
+    return law.x or "flops"
+
+
 def calibrate_fit(fit_result, runs, *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,
                   isoflop_method: str = "parabola", progress: bool = False) -> Calibration:
     """Calibrate the prediction intervals of ``fit_result`` on the runs it was fitted to: the
     rollout refits the same law (fixed parameters included) with the same objective."""
     from scalinglab.data.readers import as_runtable
 
-    df = as_runtable(runs).df.reset_index(drop=True)
+    from scalinglab.data.scale import check_fit_rows, runs_remedy
+
+    table = as_runtable(runs)
+    df = table.df.reset_index(drop=True)
+    check_fit_rows(len(df), what="the rollout calibration (a refit below each budget)", source=table.source,
+                   remedy=runs_remedy(df))
     law = fit_result.law_spec or fit_result.law
+    # the fit's own problem when it was fitted on these very runs: the rollout slices its arrays
+    problem = fit_result.problem if fit_result.problem is not None and fit_result.problem.table is table else None
     return calibrate_runs(df, law, level=level, by=by, level_rtol=level_rtol, isoflop_method=isoflop_method,
-                          fit_kwargs=fit_result.fit_options(), progress=progress)
+                          fit_kwargs=fit_result.fit_options(), progress=progress, problem=problem)

@@ -41,6 +41,7 @@ from scalinglab.util.fdist import f_sf
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["compare_groups", "Comparison", "GroupMultiplier", "SharingTest", "multiplier_curve", "measured_multipliers",
            "SHARE_CHOICES"]
@@ -429,14 +430,14 @@ def _group_frame(runs, by: str):
     df = table.df
     if by != "group":
         if by not in df.columns:
-            raise ValueError(f"{table.source}: by={by!r} is not a column of the runs (columns: {list(df.columns)}); "
-                             "name the column that labels each run's group, e.g. by='group' (CLI: --by group, "
-                             "and --group COLUMN when reading a file)")
+            raise ParamError("by", ParamText(f"{table.source}: {{by}} is not a column of the runs (columns: "
+                                             f"{list(df.columns)}); name the column that labels each run's group, "
+                                             "e.g. ", by=by) + ParamText("{by}", by="group"))
         df = df.assign(group=df[by].astype(str))
         table = RunTable(df=df, source=table.source, notes=list(table.notes))
     if "group" not in df.columns:
-        raise ValueError(f"{table.source}: the runs have no group column; label each run's group (AdamW vs Muon, "
-                         "bf16 vs fp8, data mix A vs B) in a column and pass it as by= (CLI: --group COLUMN)")
+        raise ParamError("by", f"{table.source}: the runs have no group column; label each run's group (AdamW vs "
+                         "Muon, bf16 vs fp8, data mix A vs B) in a column and pass its name as {by}")
     return table
 
 
@@ -467,9 +468,9 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     if share not in SHARE_CHOICES:
         raise ValueError(f"share={share!r} is not one of {', '.join(SHARE_CHOICES)}")
     if int(n_boot) != n_boot or n_boot < 0:
-        raise ValueError(f"n_boot={n_boot!r} must be a whole number of resamples >= 0 (e.g. 200)")
+        raise ParamError("n_boot", f"{{n_boot}}={n_boot!r} must be a whole number of resamples >= 0 (e.g. 200)")
     if not 0 < level < 1:
-        raise ValueError(f"level={level!r} must lie strictly between 0 and 1 (e.g. 0.9)")
+        raise ParamError("level", f"{{level}}={level!r} must lie strictly between 0 and 1 (e.g. 0.9)")
     if not 0 < test_level < 1:
         raise ValueError(f"test_level={test_level!r} must lie strictly between 0 and 1 (e.g. 0.05)")
     if int(n_budgets) != n_budgets or n_budgets < 2:
@@ -478,7 +479,8 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     if budgets is not None:
         given = np.asarray(list(budgets), dtype=float)
         if np.unique(given).size < 2 or not np.all(np.isfinite(given) & (given > 0)):
-            raise ValueError(f"budgets must be two or more positive FLOP counts (e.g. 1e18,1e20,1e22); got {list(given)}")
+            raise ParamError("budgets", f"{{budgets}} must be two or more positive FLOP counts (e.g. "
+                                        f"1e18,1e20,1e22); got {list(given)}")
         given = np.unique(given)
     base_law = get_law(law, fixed=fit_kwargs.pop("fixed", None))
     if not base_law.has_frontier:

@@ -28,6 +28,7 @@ import pandas as pd
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError
 
 __all__ = ["compare_parameters", "ParameterComparison", "NOT_IDENTIFIED_SHARE", "refuse_multiplier_arguments"]
 
@@ -147,7 +148,7 @@ def compare_parameters(data, *, law, by: str = "group", baseline=None, x: str | 
 
     law = curve_law(get_law(law, fixed=fixed), x, y)
     if not 0 < level < 1:
-        raise ValueError(f"level={level!r} must lie strictly between 0 and 1 (e.g. 0.9)")
+        raise ParamError("level", f"{{level}}={level!r} must lie strictly between 0 and 1 (e.g. 0.9)")
     df, name = read_curve(data, law.variables[0], law.target, by=by, domain=law.transform, where=where)
     labels = list(pd.unique(df[by]))
     if len(labels) < 2:

@@ -23,7 +23,7 @@ decades of x beyond that fit's data.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from scalinglab.data.filters import select_rows
 from scalinglab.fitting.prediction import IntervalRule, conformal_rule
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["read_curve", "curve_law", "fit_curve", "CurveFit", "block_residual_resamples", "default_block",
            "rollout_rule", "ROLLOUT_FRACTIONS"]
@@ -118,31 +119,30 @@ def _refuse_repeated_x(out: pd.DataFrame, raw: pd.DataFrame, x: str, by: str | N
         v = frame[x].to_numpy()[dup][0]
         within = "" if by is None else f" of one {by}"
         raise ValueError(f"{name}: {int(dup.sum())} rows{within} share a value of {x} with another row (e.g. "
-                         f"{v:g}): the rows hold several runs. Select one run with where=\"recipe == 'name'\" "
-                         "(CLI --where), or compare the runs by the column that labels them (`scalinglab compare "
-                         "--by COLUMN`)")
+                         f"{v:g}): the rows hold several runs. "
+                         + ParamText("Select one run with {where}, or compare the runs by the column that labels "
+                                     "them (`scalinglab compare --by COLUMN`)", where="recipe == 'name'"))
 
 
 def curve_law(law, x: str | None = None, y: str | None = None):
     """``law`` reading its one variable from column ``x`` and its target from column ``y``
     (either None: as declared).  Fixed parameters stay fixed."""
-    from scalinglab.laws import FixedLaw, get_law
+    from scalinglab.laws import get_law
 
-    law = get_law(law)
-    fixed = law.fixed_params if isinstance(law, FixedLaw) else None
-    base = law.base if isinstance(law, FixedLaw) else law     # a metric law (laws/metric.py) stays whole
-    if len(base.variables) != 1:
-        raise ValueError(f"law {base.name!r} reads {len(base.variables)} columns ({', '.join(base.variables)}); a "
+    law = get_law(law)                  # a fixed or metric law forwards on/measuring, its fixed values kept
+    if len(law.variables) != 1:
+        raise ValueError(f"law {law.name!r} reads {len(law.variables)} columns ({', '.join(law.variables)}); a "
                          "curve is one metric against one scale variable: choose a law of one variable "
                          "(e.g. rl_sigmoid, power_c, bnsl1)")
-    if x is not None and tuple(base.variables) != (x,):
-        if not hasattr(base, "on"):
-            raise ValueError(f"law {base.name!r} reads column {base.variables[0]!r} and cannot be put on {x!r}; "
+    if x is not None and tuple(law.variables) != (x,):
+        on = law.capability("on")
+        if on is None:
+            raise ValueError(f"law {law.name!r} reads column {law.variables[0]!r} and cannot be put on {x!r}; "
                              "name the column it reads, or use a law that can be (e.g. rl_sigmoid, bnsl1, m4)")
-        base = base.on(x)
-    if y is not None and base.target != y:
-        base = base.measuring(y) if hasattr(base, "measuring") else replace(base, target=y)
-    return base.fix(fixed) if fixed else base
+        law = on(x)
+    if y is not None and law.target != y:
+        law = law.measuring(y)
+    return law
 
 
 # ---------------------------------------------------------------------------------- resampling
@@ -336,9 +336,9 @@ def fit_curve(data, law, *, x: str | None = None, y: str | None = None, fixed=No
     law = curve_law(get_law(law, fixed=fixed), x, y)
     x, y = law.variables[0], law.target
     if int(n_boot) != n_boot or n_boot < 0:
-        raise ValueError(f"n_boot={n_boot!r} must be a whole number of resamples >= 0 (e.g. 200)")
+        raise ParamError("n_boot", f"{{n_boot}}={n_boot!r} must be a whole number of resamples >= 0 (e.g. 200)")
     if not 0 < level < 1:
-        raise ValueError(f"level={level!r} must lie strictly between 0 and 1 (e.g. 0.9)")
+        raise ParamError("level", f"{{level}}={level!r} must lie strictly between 0 and 1 (e.g. 0.9)")
     if block is not None and (int(block) != block or block < 1):
         raise ValueError(f"block={block!r} must be a whole number of points >= 1 (e.g. 3)")
     df, name = (data, source) if isinstance(data, pd.DataFrame) and source else read_curve(data, x, y,
@@ -347,12 +347,12 @@ def fit_curve(data, law, *, x: str | None = None, y: str | None = None, fixed=No
                                                                                           one_run=one_run,
                                                                                           drop_invalid=drop_invalid)
     check_fit_rows(len(df), what="a curve fit", source=str(name),
-                   remedy="fit the evaluations after the early stretch (min_x=, CLI --min-x), or keep every k-th "
-                          "evaluation with where= (CLI --where)")
+                   remedy=ParamText("fit the evaluations after the early stretch ({min_x}), or keep every k-th "
+                                    "evaluation with {where}", "min_x", "where"))
     dropped = df.attrs.get("dropped", [])
     if min_x is not None:
         if not (math.isfinite(min_x) and min_x > 0):
-            raise ValueError(f"min_x={min_x!r} must be a positive number of {x} (e.g. 1500)")
+            raise ParamError("min_x", f"{{min_x}}={min_x!r} must be a positive number of {x} (e.g. 1500)")
         kept = df[df[x] >= min_x]
         if len(kept) <= len(law.param_names):
             raise ValueError(f"{name}: {len(kept)} point(s) have {x} >= {min_x:g} (of {len(df)}); the law needs "

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from scalinglab.fitting.batched import grid_objective  # noqa: F401  (part of the engine API)
-from scalinglab.fitting.objectives import (DEFAULT_WEIGHTS, Objective, auto_weights, describe_weights,
-                                           make_objective, resolve_weights)
+from scalinglab.fitting.objectives import DEFAULT_WEIGHTS, Objective, describe_weights, make_objective
 from scalinglab.fitting.influence import influence_warnings
 from scalinglab.fitting.goodness import structure_warnings
+from scalinglab.fitting.problem import FitProblem
 from scalinglab.fitting.result import FitResult
 from scalinglab.fitting.varpro import supports_varpro, varpro_starts
 from scalinglab.laws import Law, get_law
@@ -91,35 +91,34 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
     ``fit_arrays`` for the other options (``solver``: "batched", the default, or "lbfgs").
     ``diagnose=False`` skips the influence, residual-structure and ladder diagnostics (the
     rollout calibration's internal refits need only the parameters).
+    The engine's fit, uncalibrated: ``scalinglab.fit`` (``fitting/calibrated.py``) is this and the
+    rollout calibration of its prediction intervals, as `scalinglab fit`.
     """
-    from scalinglab.data.readers import as_runtable
+    return fit_problem(FitProblem.build(runs, law, fixed=fixed, weights=weights), loss=loss, delta=delta,
+                       asymmetry=asymmetry, init_grid=init_grid, n_refine=n_refine, method=method, seed=seed, x0=x0,
+                       diagnose=diagnose, **options)
 
-    from scalinglab.data.scale import check_fit_rows, runs_remedy
 
-    law = get_law(law, fixed=fixed)
-    table = as_runtable(runs)
-    df = table.df
-    check_fit_rows(len(df), what="a fit", source=table.source, remedy=runs_remedy(df))
-    try:
-        X = law.features(df)
-        y = law.target_values(df)
-    except ValueError as err:
-        raise ValueError(f"{table.source}: {err}") from None
-    if isinstance(weights, str) and weights == "auto":
-        weights = auto_weights(law, df)
-    w = resolve_weights(weights, df, law)
+def fit_problem(problem: FitProblem, *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None, n_refine=32,
+                method="auto", seed=0, x0=None, diagnose=True, **options) -> FitResult:
+    """``fit`` on a problem already built (``fitting/problem.py``): its law, features, target
+    and weights; the result keeps the problem (``result.problem``) so that a calibration or a
+    bootstrap of the same runs reuses it.  Options as ``fit``."""
+    law, X, y, w = problem.law, problem.X, problem.y, problem.weights
+    table, df = problem.table, problem.df
     result = fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
                         n_refine=n_refine, method=method, seed=seed, x0=x0, weights=w, **options)
     if w is not None:
-        result.diagnostics["weights"] = describe_weights(weights, w)
-    result.weights = weights        # the spec, so that a slice of the runs is refitted the same way
+        result.diagnostics["weights"] = describe_weights(problem.weights_used, w)
+    result.weights = problem.weights_used   # the spec, so that a slice of the runs is refitted the same way
+    result.problem = problem
     if not diagnose:
         return result
     degenerate = not result.converged or any(
         key in w for w in result.warnings for key in ("at its lower bound", "at its upper bound", "has vanished",
                                                       "did not report convergence"))
     result.warnings.extend(influence_warnings(law, result.theta, X, y, df, degenerate))
-    result.warnings.extend(structure_warnings(law, result.theta, X, y, df, w))
+    result.warnings.extend(structure_warnings(law, result.theta, X, y, df, problem.weights))
     result.warnings.extend(ladder_warnings(law, df))
     # what the one door noticed (a likely unit slip, naming its rows) travels with the fit into plans
     result.warnings.extend(f"data: {w}" for w in getattr(table, "warnings", []) or [])
@@ -207,11 +206,11 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
     X, y = _check_arrays(law, X, y_loss)
     objective = make_objective(loss, delta, asymmetry, weights=weights, n=X.shape[0])
     if method not in METHODS:
-        raise ValueError(f"method={method!r} is not known; valid: {', '.join(METHODS)}")
+        raise ParamError("method", f"{{method}}={method!r} is not known; valid: {', '.join(METHODS)}")
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not known; valid: {', '.join(SOLVERS)}")
     if workers is not None and (int(workers) != workers or workers < 1):
-        raise ValueError(f"workers={workers!r} must be >= 1 (or None for automatic)")
+        raise ParamError("workers", f"{{workers}}={workers!r} must be >= 1 (or None for automatic)")
     if polish not in (True, False, "auto"):
         raise ValueError(f"polish={polish!r} must be True, False or 'auto'")
     if n_refine is not None and (int(n_refine) != n_refine or n_refine < 1):
@@ -220,7 +219,7 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
         raise ValueError(f"method='varpro' needs a law with linear coefficients; {law.name!r} has none. "
                          f"Use method='multistart' or 'auto'")
     if method == "varpro" and x0 is not None:
-        raise ValueError("x0 (warm starts) applies to method='multistart' or 'auto', not 'varpro'")
+        raise ParamError("x0", "{x0} (warm starts) applies to method='multistart' or 'auto', not 'varpro'")
 
     logy = law.transform.forward(y)          # the transformed target ("logy" for the log laws)
     n_starts = 0
@@ -317,7 +316,7 @@ def refine_starts(law: Law, objective: Objective, starts: np.ndarray, X: np.ndar
     if workers is None:
         workers = _default_workers(len(starts))
     if workers < 1:
-        raise ValueError(f"workers={workers!r} must be >= 1 (or None for automatic)")
+        raise ParamError("workers", f"{{workers}}={workers!r} must be >= 1 (or None for automatic)")
     if workers == 1 or len(starts) < 2:
         return refine_all(law, objective, starts, X, logy, origins=origins, **kwargs)
     workers = min(workers, len(starts))

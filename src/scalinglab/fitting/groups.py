@@ -20,6 +20,7 @@ from scalinglab.fitting.result import rmse_label
 from scalinglab.laws.base import Law
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["group_labels", "require_single_group", "fit_groups", "GroupFits", "fit_shared_exponents",
            "SharedExponentFit", "SharedExponentsLaw"]
@@ -56,8 +57,9 @@ def require_single_group(runs, what: str = "fit") -> None:
             f" and {len(labels) - _SHOWN} more" if len(labels) > _SHOWN else "")
         raise ValueError(
             f"{what}: the runs hold {len(labels)} groups ({shown}); one law fitted to several experiments "
-            "pools their valleys and reports the mixture as one answer. Choose one group, e.g. "
-            f"load_runs(path, where=\"group == {str(labels[0])!r}\"), or fit one law per group with fit_groups()")
+            "pools their valleys and reports the mixture as one answer. "
+            + ParamText("Choose one group, e.g. {where}, or fit one law per group with {fit_groups}",
+                        "fit_groups", where=f"group == {str(labels[0])!r}"))
 
 
 @dataclass
@@ -169,8 +171,8 @@ def fit_groups(runs, law="chinchilla", *, min_runs: int | None = None, **fit_kwa
     table = as_runtable(runs)
     df = table.df
     if "group" not in df.columns:
-        raise ValueError(f"{table.source}: the runs have no group column; label each run's experiment with "
-                         "load_runs(path, group='<column>')")
+        raise ParamError("group", f"{table.source}: the runs have no group column; label each run's experiment "
+                         + ParamText("with {group}", group="<column>"))
     missing = df["group"].isna().to_numpy()
     if missing.any():
         from scalinglab.data.grouping import row_label
@@ -236,6 +238,9 @@ class SharedExponentsLaw(Law):
         self.budget = None
         self.varpro_names = ()
         self.positive_features = False          # the group index column is 0 for the first group
+        # its parameters are per group, so no capability of the base (laws/base.py: CAPABILITIES)
+        # carries over: a fit of it is compared, not planned with
+        self.capabilities = frozenset()
 
     @property
     def transform(self):

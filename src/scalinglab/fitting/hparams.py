@@ -37,9 +37,11 @@ import pandas as pd
 
 from scalinglab.data.scale import check_fit_rows
 from scalinglab.data.filters import FilterError, where_mask
-from scalinglab.laws.hparams import BATCH_UNITS, HPARAM_LAWS, HparamLaw, PowerRule, design, get_hparam_law
+from scalinglab.data.law_files import get_hparam_law
+from scalinglab.laws.hparams import BATCH_UNITS, HPARAM_LAWS, HparamLaw, PowerRule, design
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import checked_dumps
+from scalinglab.util.errors import ParamText
 
 __all__ = ["HparamFit", "HparamValidation", "fit_hparams", "validate_hparams", "load_hparam_runs", "synthetic_hparam_sweep",
            "smooth_group", "FORMS", "TARGETS"]
@@ -115,7 +117,7 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
     try:
         runs = load_runs(finished, mapping=mapping, where=where)
     except RunDataError as exc:
-        raise RunDataError(str(exc).replace("<DataFrame>", name)) from None
+        raise RunDataError(exc.args[0].replace("<DataFrame>", name)) from None
     runs.source = name
     if len(diverged):
         diverged = _apply_mapping_and_where(diverged, mapping, where)
@@ -450,7 +452,8 @@ def _check_columns(df: pd.DataFrame, source: str) -> None:
             i = int(np.argmax(~ok))
             raise ValueError(f"{source}: {row_label_for(source)(int(rows[i]))}, column {c!r}: {v[i]!r} is not a "
                              f"positive finite number ({int((~ok).sum())} such rows); every run of the sweep needs "
-                             "it, or pass drop_invalid=True (CLI --drop-invalid) to leave such rows out, each listed")
+                             + ParamText("it, or pass {drop_invalid} to leave such rows out, each listed",
+                                         drop_invalid=True))
 
 
 def _optima(df: pd.DataFrame, groups: list[_Group], dims, window, rows_override=None):
@@ -511,7 +514,7 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
     group_by: columns that name the groups (default: runs of equal N and D)."""
     df, source, diverged, unit = _as_frame(runs)
     check_fit_rows(len(df), what="an lr x batch fit", source=source,
-                   remedy="give one row per run (its final loss), or select groups with where= (CLI --where)")
+                   remedy=ParamText("give one row per run (its final loss), or select groups with {where}", "where"))
     if not (0 < window < 1):
         raise ValueError(f"--window {window!r}: the near-optimal band is a relative loss, e.g. 0.02 (2%)")
     if not (0 < level < 1):
@@ -724,7 +727,7 @@ def validate_hparams(runs, *, presets=tuple(HPARAM_LAWS), **fit_kwargs) -> Hpara
     the same way (batch in tokens; skipped when the sweep's batch is in sequences)."""
     df, source, diverged, unit = _as_frame(runs)
     check_fit_rows(len(df), what="an lr x batch fit", source=source,
-                   remedy="give one row per run (its final loss), or select groups with where= (CLI --where)")
+                   remedy=ParamText("give one row per run (its final loss), or select groups with {where}", "where"))
     _check_columns(df, source)
     group_by = fit_kwargs.get("group_by")
     ids = _group_ids(df, group_by)

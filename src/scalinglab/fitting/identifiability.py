@@ -16,6 +16,7 @@ Each function is pure and returns a list of human-readable strings; ``bootstrap(
 them to ``FitResult.warnings``.
 """
 from __future__ import annotations
+from scalinglab.util.errors import ParamText
 
 from dataclasses import dataclass
 from typing import Sequence
@@ -38,9 +39,9 @@ def fix_hint(law) -> str:
     the CLI option that exist for it."""
     names = law.names_with_role("irreducible") if law is not None else ()
     if not names:
-        return "or fix a parameter you know from a larger run (fixed={name: value}, CLI --fix name=value)"
+        return ParamText("or fix a parameter you know from a larger run ({fixed})", fixed={"name": "value"})
     k = names[0]
-    return f"or fix {k} from a larger run (fixed={{'{k}': value}}, CLI --fix {k}=value)"
+    return ParamText(f"or fix {k} from a larger run ({{fixed}})", fixed={k: "value"})
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def bootstrap_warnings(boot, *, law=None, thresholds: Thresholds = Thresholds())
     t = thresholds
     roles = _roles(law)
     fixed = set(law.fixed_params) if law is not None else set()
-    fix = f"{FIX_RANGE}, {fix_hint(law)}"
+    fix = f"{FIX_RANGE}, " + fix_hint(law)
     out: list[str] = []
     pct = f"{100 * boot.level:g}%"
     if boot.n_requested and boot.n_failed / boot.n_requested > t.fail_fraction:
@@ -149,13 +150,13 @@ def bootstrap_warnings(boot, *, law=None, thresholds: Thresholds = Thresholds())
         small, big = (-hi, -lo) if hi < 0 else (lo, hi)     # a negative exponent (laws/distillation.py's c0)
         if small <= 0:
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], reaching zero: {sym} is "
-                       f"not identified by these runs; {fix}.")
+                       f"not identified by these runs; " + fix + ".")
         elif big / small > t.ci_ratio:
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], a factor {big / small:.3g} "
-                       f"wide (> {t.ci_ratio:g}): {sym} is poorly identified; {fix}.")
+                       f"wide (> {t.ci_ratio:g}): {sym} is poorly identified; " + fix + ".")
         elif exponent and np.isfinite(est) and hi - lo > abs(est):
             out.append(f"the {pct} interval of {sym} is [{lo:.3g}, {hi:.3g}], wider than {sym} itself "
-                       f"({est:.3g}): {fix}.")
+                       f"({est:.3g}): " + fix + ".")
     for name, frac in boot.at_bound.items():
         if frac > t.bound_fraction:
             out.append(f"{100 * frac:.0f}% of bootstrap fits end on a bound of {name}; the optimum "
@@ -187,9 +188,9 @@ def _correlation_warnings(boot, roles: dict[str, str], law, threshold: float) ->
                        f"token counts per size), or use isoflop_approach2 for N*(C)")
             else:
                 fix = (f"{_symbol(p)} and {_symbol(q)} move together so only a combination of them is "
-                       f"determined: extend the range of sizes/tokens, {fix_hint(law)}")
+                       "determined: extend the range of sizes/tokens, " + fix_hint(law))
             out.append(f"bootstrap correlation of {_symbol(p)} and {_symbol(q)} is {r:+.4f} "
-                       f"(|r| > {threshold:g}): {fix}.")
+                       f"(|r| > {threshold:g}): " + fix + ".")
     return out
 
 

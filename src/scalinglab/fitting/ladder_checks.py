@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.data.grouping import find_pooled, group_budgets, row_label
+from scalinglab.util.ranks import spearman_rho
+from scalinglab.util.errors import ParamText
 
 __all__ = ["DegenerateRunsError", "pooled_problem", "ladder_problems", "loss_scale_problems", "check_runs",
            "fit_data_problems", "check_fit_data", "LOSS_NATS_RANGE", "FLAT_LOG_SPREAD", "FLAT_NOISE_SDS"]
@@ -97,14 +99,16 @@ def loss_scale_problems(losses, *, where: str = "the losses", df: pd.DataFrame |
             f"model's loss: {named}")
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(v)
+    map_loss = ParamText("{mapping}", mapping={"loss": "<column>"})
     if v.size and (v > 1).all() and ((logs > low) & (logs <= high)).all():
         return [f"{seen}. They look like perplexity (e^loss, {v.min():.4g} – {v.max():.4g}, i.e. losses of "
                 f"{logs.min():.3g} – {logs.max():.3g} nats): give the loss, ln(perplexity), or map the column "
-                "that holds it with mapping={'loss': '<column>'} (CLI --map loss=<column>)"]
+                "that holds it with " + map_loss]
     if v.size and (v > high).all() and (v <= 100).all():
-        return [f"{seen}. They look like percentages: give the loss in nats/token (CLI --map loss=<column>)"]
+        return [f"{seen}. They look like percentages: give the loss in nats/token, or map the column that holds "
+                "it with " + map_loss]
     return [f"{seen}; give the loss in nats/token (bits/token x ln 2; perplexity: its logarithm), or map the "
-            "column that holds it with mapping={'loss': '<column>'} (CLI --map loss=<column>)"]
+            "column that holds it with " + map_loss]
 
 
 def _flat_problem(df: pd.DataFrame, noise_sd: float | None) -> str | None:
@@ -131,10 +135,8 @@ def _rising_problem(df: pd.DataFrame) -> str | None:
     if budgets.size < 2:
         return None
     best = pd.Series(df["loss"].to_numpy(float)).groupby(ids).min().reindex(range(budgets.size)).to_numpy()
-    from scipy.stats import spearmanr
-
-    rho = float(spearmanr(budgets, best).statistic) if budgets.size > 2 else float(np.sign(best[1] - best[0])
-                                                                                     * np.sign(budgets[1] - budgets[0]))
+    rho = spearman_rho(budgets, best) if budgets.size > 2 else float(np.sign(best[1] - best[0])
+                                                                      * np.sign(budgets[1] - budgets[0]))
     if not rho > 0:
         return None
     order = np.argsort(budgets)
@@ -172,9 +174,10 @@ def check_runs(runs, *, what: str, target: str = "loss", force: bool = False, po
     problems.extend(ladder_problems(runs, target=target))
     problems = [p for p in problems if p]
     if problems and not force:
-        raise DegenerateRunsError(f"{what}: {'; '.join(problems)}. An answer from these runs would be a confident "
-                                  "number with nothing under it; fix the data, or go on anyway with force=True "
-                                  "(CLI --force), which prints each problem as a WARNING", problems)
+        raise DegenerateRunsError(f"{what}: " + ParamText.join("; ", problems)
+                                  + ParamText(". An answer from these runs would be a confident number with nothing "
+                                              "under it; fix the data, or go on anyway with {force}, which prints "
+                                              "each problem as a WARNING", force=True), problems)
     return problems
 
 
@@ -205,7 +208,8 @@ def check_fit_data(fit, *, force: bool = False) -> list[str]:
     unless ``force`` (then returned, for the plan to warn with)."""
     problems = fit_data_problems(fit)
     if problems and not force:
-        raise DegenerateRunsError(f"plan: the fit was made from runs that cannot support a plan: {'; '.join(problems)}. "
-                                  "Refit on runs that can, or plan anyway with force=True (CLI --force), which prints "
-                                  "each problem as a WARNING of the plan", problems)
+        raise DegenerateRunsError("plan: the fit was made from runs that cannot support a plan: "
+                                  + ParamText.join("; ", problems)
+                                  + ParamText(". Refit on runs that can, or plan anyway with {force}, which prints "
+                                              "each problem as a WARNING of the plan", force=True), problems)
     return problems

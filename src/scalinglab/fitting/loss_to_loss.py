@@ -32,6 +32,7 @@ from scalinglab.data.scale import check_fit_rows
 from scalinglab.laws.loss_to_loss import LOSS_TO_LOSS, X_FLOOR, Y_FLOOR, check_x_above_floor
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.errors import ParamError, ParamText
 
 MIN_PAIRS = 6            # four parameters (two with E fixed) and a residual to spare
 MIN_BUDGETS = 3          # a compute law E + A C^-alpha has three parameters
@@ -116,7 +117,7 @@ def _prepare(runs, x: str, y: str, mapping=None, where=None, drop_invalid: bool 
     try:
         table = load_runs(runs, mapping=mapping, where=where)
     except ValueError as err:
-        raise ValueError(f"x loss column {x!r}: {err}") from None
+        raise ValueError(f"x loss column {x!r}: " + (err.args[0] if err.args else str(err))) from None
     df = table.df.reset_index(drop=True)
     source = y if y in df else f"orig_{y}" if f"orig_{y}" in df else None
     if source is None:
@@ -338,8 +339,8 @@ def fit_loss_to_loss(runs, x: str, y: str, *, irreducible="compute", n_bootstrap
 
     df = _prepare(runs, x, y, mapping, where, drop_invalid)
     check_fit_rows(len(df), what="a loss-to-loss fit", source=str(df.attrs.get("source", "<runs>")),
-                   remedy="pair the x and y losses once per run (its final checkpoint), or select rows with "
-                          "where= (CLI --where)")
+                   remedy=ParamText("pair the x and y losses once per run (its final checkpoint), or select rows "
+                                    "with {where}", "where"))
     notes = [dropped_note(df.attrs["source"], df.attrs["dropped"])] if df.attrs["dropped"] else []
     compute_laws: dict = {}
     if isinstance(irreducible, str):
@@ -367,7 +368,7 @@ def fit_loss_to_loss(runs, x: str, y: str, *, irreducible="compute", n_bootstrap
     law = LOSS_TO_LOSS.fix(fixed) if fixed else LOSS_TO_LOSS
     if n_bootstrap > 0:
         result = bootstrap(df, law, n=n_bootstrap, level=level, seed=seed, progress=False, budgets=(),
-                           n_refine=n_refine)
+                           n_refine=n_refine, calibrate=False)      # calibrated below, on the pairs
     else:
         result = fit_runs(df, law, n_refine=n_refine, seed=seed)
     if calibrate:
@@ -471,10 +472,10 @@ def holdout_loss_to_loss(runs, x: str, y: str, *, holdout_budgets: int = 2, by: 
     from scalinglab.fitting.calibration import ladder_levels
 
     if by not in HOLDOUT_BY:
-        raise ValueError(f"by={by!r}: hold out the largest levels of one of {HOLDOUT_BY}")
+        raise ParamError("by", f"{{by}}={by!r}: hold out the largest levels of one of {HOLDOUT_BY}")
     df = _prepare(runs, x, y, fit_kwargs.pop("mapping", None), fit_kwargs.pop("where", None))
     if by not in df:
-        raise ValueError(f"by={by!r}: the runs have no {by!r} column; hold out by 'flops' instead")
+        raise ParamError("by", f"{{by}}={by!r}: the runs have no {by!r} column; hold out by 'flops' instead")
     ids, levels = ladder_levels(df, by=by)
     keep = MIN_BUDGETS + 1 if by == "flops" else 1
     what = "FLOP budgets" if by == "flops" else "model sizes"

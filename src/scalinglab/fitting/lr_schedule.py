@@ -27,8 +27,9 @@ import pandas as pd
 
 from scalinglab.data.scale import check_fit_rows
 from scalinglab.laws.lr_schedule import DEFAULT_DECAY, LR_SCHEDULE, LRScheduleLaw
-from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.intervals import percentile_band, percentile_interval
 from scalinglab.util.jsonio import checked_dumps, float_array, from_jsonable, loaded_level, verify_document
+from scalinglab.util.errors import ParamError
 
 __all__ = ["ScheduleFit", "read_curves", "fit_schedule", "CURVE_FILE_HELP"]
 
@@ -190,9 +191,7 @@ class ScheduleFit:
         loss = law.predict(self.theta, X)
         if len(self.samples):
             draws = np.asarray(law.predict(self.samples, X), dtype=float).reshape(len(self.samples), -1)
-            lo_q, hi_q = (1.0 - self.level) / 2.0, (1.0 + self.level) / 2.0
-            with np.errstate(invalid="ignore"):
-                ci_lo, ci_hi = np.nanquantile(draws, [lo_q, hi_q], axis=0)
+            ci_lo, ci_hi = percentile_band(draws, self.level)
             ci_lo, ci_hi = np.minimum(ci_lo, loss), np.maximum(ci_hi, loss)
         else:
             ci_lo = ci_hi = loss
@@ -351,9 +350,9 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
     from scalinglab.fitting.engine import fit_arrays
 
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), e.g. 0.9; got {level!r}")
+        raise ParamError("level", f"{{level}} must be in (0, 1), e.g. 0.9; got {level!r}")
     if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0 (0: no bootstrap); got {n_boot!r}")
+        raise ParamError("n_boot", f"{{n_boot}} must be >= 0 (0: no bootstrap); got {n_boot!r}")
     if from_step is not None and from_step < 1:
         raise ValueError(f"from_step must be a step >= 1; got {from_step!r}")
     profiled = isinstance(decay, str)

@@ -31,6 +31,7 @@ import pandas as pd
 
 from scalinglab.data.schema import _COORDINATE_COLUMNS
 from scalinglab.util.jsonio import from_json_float, to_jsonable
+from scalinglab.util.errors import ParamError
 
 __all__ = ["NoiseEstimate", "estimate_noise", "noise_from_replicates", "noise_from_checkpoints", "seed_groups",
            "replicate_groups", "has_replicates", "sd_interval", "WITHIN_NOISE_SDS", "NOISE_SOURCES"]
@@ -112,7 +113,7 @@ def sd_interval(sd: float, dof: int, level: float = 0.9) -> tuple[float, float]:
     from scipy.stats import chi2
 
     if not 0 < level < 1:
-        raise ValueError(f"level must lie strictly between 0 and 1, e.g. 0.9; got {level!r}")
+        raise ParamError("level", f"{{level}} must lie strictly between 0 and 1, e.g. 0.9; got {level!r}")
     if dof < 1 or not np.isfinite(sd):
         return (math.nan, math.nan)
     a = (1 - level) / 2
@@ -180,11 +181,14 @@ def _target(df: pd.DataFrame, law, column: str = "loss") -> tuple[np.ndarray, st
     return np.asarray(obj.transform.forward(obj.target_values(df)), dtype=float), obj.target_transform
 
 
-def _label(df: pd.DataFrame, rows: np.ndarray) -> str:
-    first = df.iloc[int(rows[0])]
-    parts = [f"{c}={first[c]:.4g}" if isinstance(first[c], (float, np.floating)) else f"{c}={first[c]}"
-             for c in ("group", "params", "tokens") if c in df.columns and pd.notna(first[c])]
-    return ", ".join(parts) or f"row {int(rows[0])}"
+def _label_row(columns: list, row: int) -> str:
+    """``_label`` of one row from the columns' arrays (no per-row DataFrame access)."""
+    parts = []
+    for c, values in columns:
+        v = values[row]
+        if pd.notna(v):
+            parts.append(f"{c}={v:.4g}" if isinstance(v, (float, np.floating)) else f"{c}={v}")
+    return ", ".join(parts) or f"row {row}"
 
 
 def noise_from_replicates(df: pd.DataFrame, law=None, *, level: float = 0.9) -> NoiseEstimate | None:
@@ -201,8 +205,13 @@ def noise_from_replicates(df: pd.DataFrame, law=None, *, level: float = 0.9) -> 
     dof = int(np.sum(counts[counts > 1] - 1))
     labels = {}
     index = np.flatnonzero(ok)
+    # each repeated group's first row, in one pass (a scan of the rows per group is quadratic:
+    # hours for a 1e6-row history of 500,000 repeated points)
+    first = np.full(counts.size, index.size)
+    np.minimum.at(first, ids, np.arange(index.size))
+    columns = [(c, df[c].to_numpy()) for c in ("group", "params", "tokens") if c in df.columns]
     for g in np.flatnonzero(counts > 1):
-        labels[_label(df, index[ids == g])] = int(counts[g])
+        labels[_label_row(columns, int(index[first[g]]))] = int(counts[g])
     return NoiseEstimate(sd=math.sqrt(ss / dof), dof=dof, source="seeds", counts=labels, level=level, space=space)
 
 

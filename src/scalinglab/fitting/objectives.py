@@ -24,6 +24,7 @@ is the unweighted one, bit for bit.  :data:`WEIGHTS` names a few weightings comp
 table (see :func:`resolve_weights`); users may pass their own callable ``f(df) -> (n,)``.
 """
 from __future__ import annotations
+from scalinglab.util.errors import ParamError
 
 from dataclasses import dataclass, field
 from typing import Callable
@@ -95,9 +96,10 @@ def make_objective(loss: str = "huber", delta: float = 1e-3, asymmetry: float | 
     try:
         delta = float(delta)
     except (TypeError, ValueError):
-        raise ValueError(f"delta={delta!r} must be a positive number (Huber threshold on log-loss)") from None
+        raise ParamError("delta", f"{{delta}}={delta!r} must be a positive number (Huber threshold on "
+                                  f"log-loss)") from None
     if not (np.isfinite(delta) and delta > 0):
-        raise ValueError(f"delta={delta!r} must be a positive finite number (Huber threshold on log-loss)")
+        raise ParamError("delta", f"{{delta}}={delta!r} must be a positive finite number (Huber threshold on log-loss)")
     if loss == "asymmetric":
         asymmetry = DEFAULT_ASYMMETRY if asymmetry is None else float(asymmetry)
         if not (np.isfinite(asymmetry) and asymmetry > 0):
@@ -117,19 +119,20 @@ def check_weights(weights, n: int | None = None) -> np.ndarray | None:
     if weights is None:
         return None
     if isinstance(weights, str) or callable(weights):
-        raise ValueError(f"weights={weights!r}: the engine's arrays need an array (n,) of per-point "
+        raise ParamError("weights", f"{{weights}}={weights!r}: the engine's arrays need an array (n,) of per-point "
                          f"weights; names ({', '.join(WEIGHTS)}) and callables f(df) apply to fit(runs, ...)")
     try:
         w = np.array(weights, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"weights must be an array (n,) of positive finite numbers; got {type(weights).__name__}") from None
+        raise ParamError("weights", f"{{weights}} must be an array (n,) of positive finite numbers; got "
+                                    f"{type(weights).__name__}") from None
     if w.ndim != 1 or (n is not None and w.shape[0] != n):
         want = f"({n},)" if n is not None else "(n,)"
         raise ValueError(f"weights has shape {w.shape}; it must be {want}, one weight per point")
     bad = np.flatnonzero(~(np.isfinite(w) & (w > 0)))
     if bad.size:
         rows = ", ".join(str(i + 1) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
-        raise ValueError(f"weights must be positive and finite; rows {rows} (1-based) have "
+        raise ParamError("weights", f"{{weights}} must be positive and finite; rows {rows} (1-based) have "
                          f"{', '.join(f'{v:g}' for v in w[bad[:3]])}{' ...' if bad.size > 3 else ''} "
                          f"(drop a point instead of giving it weight 0)")
     w.setflags(write=False)
@@ -254,7 +257,8 @@ def resolve_weights(weights, df, law=None) -> np.ndarray | None:
     n = len(df)
     if isinstance(weights, str):
         if weights not in WEIGHTS:
-            raise ValueError(f"weights={weights!r} is not a known weighting; valid: auto, {', '.join(WEIGHTS)}, "
+            raise ParamError("weights", f"{{weights}}={weights!r} is not a known weighting; valid: auto, "
+                                        f"{', '.join(WEIGHTS)}, "
                              f"a callable f(df) -> array (n,), or an array (n,)")
         return check_weights(WEIGHTS[weights](df), n)
     if callable(weights):

@@ -20,12 +20,14 @@ combination) by the rollout error each had on the same ladder.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from scalinglab.util.intervals import check_level, conformal_quantile, normal_quantile
 from scalinglab.util.jsonio import from_json_float, loaded_level, loaded_nonnegative, to_jsonable
+from scalinglab.util.errors import ParamError
 
 __all__ = ["IntervalRule", "Calibration", "NOptChoice", "FALLBACK", "fallback_rule", "conformal_rule",
            "uncalibrated", "choose_n_opt", "n_opt_evidence", "N_OPT_SOURCES", "DISTANCE_FLOOR_DEX",
@@ -60,6 +62,32 @@ class IntervalRule:
     detail: str = ""
     noise_sd: float = 0.0            # run-to-run noise sd measured on the ladder (fitting/noise.py); 0: none
     noise_detail: str = ""
+    # the conformity scores |e| / (floor + d) of a rollout rule, ascending: any level's q is derived
+    # from them (``at_level``); empty for a fallback rule, or one read from a file written before
+    # scalinglab kept them
+    scores: tuple[float, ...] = field(default=(), repr=False)
+
+    def at_level(self, level: float, kind: str = "loss") -> "IntervalRule":
+        """This rule at coverage ``level``: a rollout rule re-takes its conformal quantile of the
+        same scores (the fallback of ``kind`` where they are too few for the level); a fallback
+        rule scales with the normal quantile, as ``fallback_rule`` states it."""
+        level = check_level(level)
+        if level == self.level:
+            return self
+        if self.source != "rollout":
+            z = normal_quantile(0.5 + level / 2) / normal_quantile(0.5 + self.level / 2)
+            return replace(self, level=level, q=self.q * z)
+        if not self.scores:
+            raise ParamError("level", f"this {100 * self.level:g}% prediction-interval rule was read from a "
+                                      f"file written "
+                             f"before scalinglab kept the calibration's scores, so no other level can be derived "
+                             f"from it: ask for {{level}}={self.level:g}, or refit and calibrate (`scalinglab fit RUNS "
+                             f"-o fit.json`) to derive any level")
+        q = conformal_quantile(self.scores, level)
+        if q is None:
+            noise = {"noise_sd": self.noise_sd, "noise_detail": self.noise_detail}
+            return replace(fallback_rule(kind, level), **noise)
+        return replace(self, level=level, q=q)
 
     def half_width(self, distance) -> np.ndarray:
         d = np.maximum(np.asarray(distance, dtype=float), 0.0)
@@ -67,7 +95,7 @@ class IntervalRule:
         if self.noise_sd > 0:
             # the rollout's held-out errors already hold one run's noise: it is a floor there; a
             # fallback rule never saw this ladder's noise, so it is added in quadrature
-            n = _normal_quantile(0.5 + self.level / 2) * self.noise_sd
+            n = normal_quantile(0.5 + self.level / 2) * self.noise_sd
             h = np.maximum(h, n) if self.source == "rollout" else np.hypot(h, n)
         return h
 
@@ -86,17 +114,20 @@ class IntervalRule:
     def _noise_text(self) -> str:
         if not self.noise_sd > 0:
             return ""
-        n = _normal_quantile(0.5 + self.level / 2) * self.noise_sd
+        n = normal_quantile(0.5 + self.level / 2) * self.noise_sd
         how = ("never narrower than" if self.source == "rollout" else
                "the rule was not calibrated on this ladder's noise, so it is added in quadrature:")
         return f"; {how} the run-to-run noise ±{n:.3g} ({self.noise_detail or f'sd {self.noise_sd:.3g}'})"
 
     def to_dict(self) -> dict:
-        return to_jsonable(self.__dict__)
+        return to_jsonable({**self.__dict__, "scores": list(self.scores)})
 
     @classmethod
     def from_dict(cls, d: dict) -> "IntervalRule":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "scores" in fields:
+            fields["scores"] = tuple(float(x) for x in (fields["scores"] or ()))
+        return cls(**fields)
 
 
 # Stated conservative rules for ladders too short to calibrate: the largest q any public
@@ -114,14 +145,8 @@ FALLBACK = {
 def fallback_rule(kind: str, level: float) -> IntervalRule:
     f = FALLBACK[kind]
     # the slopes are 90% rules; other levels scale with the normal quantile
-    z = _normal_quantile(0.5 + level / 2) / _normal_quantile(0.95)
+    z = normal_quantile(0.5 + level / 2) / normal_quantile(0.95)
     return IntervalRule(level=level, q=f["q"] * z, source="fallback", detail=f["detail"])
-
-
-def _normal_quantile(p: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(p))
 
 
 def conformal_rule(distance, error, level: float, targets=None, floor: float = DISTANCE_FLOOR_DEX,
@@ -135,12 +160,12 @@ def conformal_rule(distance, error, level: float, targets=None, floor: float = D
     d, e = d[ok], e[ok]
     t = np.asarray(targets)[ok] if targets is not None else np.arange(len(d))
     n, n_targets = len(e), len(np.unique(t))
-    k = math.ceil((n + 1) * level)
-    if n_targets < MIN_CALIBRATION_PAIRS or k > n:
-        return fallback_rule(kind, level)
     scores = np.sort(e / (floor + np.maximum(d, 0.0)))
-    return IntervalRule(level=level, q=float(scores[k - 1]), floor=floor, source="rollout", n_errors=n,
-                        n_targets=n_targets, max_distance=float(d.max()))
+    q = conformal_quantile(scores, level)
+    if n_targets < MIN_CALIBRATION_PAIRS or q is None:
+        return fallback_rule(kind, level)
+    return IntervalRule(level=level, q=q, floor=floor, source="rollout", n_errors=n, n_targets=n_targets,
+                        max_distance=float(d.max()), scores=tuple(float(x) for x in scores))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,6 +285,15 @@ class Calibration:
     skipped: list[dict] = field(default_factory=list)
     by: str = "flops"                # the column the ladder was split along (a metric table's scale column)
 
+    def at_level(self, level: float) -> "Calibration":
+        """These rules at coverage ``level``, derived from the rollout's kept scores (see
+        ``IntervalRule.at_level``); the same object when it is at that level already."""
+        level = check_level(level)
+        if level == self.level:
+            return self
+        return replace(self, level=level, loss=self.loss.at_level(level, "loss"),
+                       n_opt={k: r.at_level(level, "n_opt") for k, r in self.n_opt.items()})
+
     # -------------------------------------------------------------- distances and intervals
     def distance(self, flops) -> np.ndarray:
         """Decades of compute beyond the largest fitted budget (0 inside the data)."""
@@ -336,6 +370,10 @@ def _loaded_rule(d: dict, key: str) -> IntervalRule:
     loaded_level(rule.level, f"{key}.level")
     for name in ("q", "floor", "noise_sd"):
         loaded_nonnegative(getattr(rule, name), f"{key}.{name}")
+    for j, score in enumerate(rule.scores):
+        loaded_nonnegative(score, f"{key}.scores[{j}]")
+    if list(rule.scores) != sorted(rule.scores):
+        raise ValueError(f"{key}.scores is not in ascending order, as scalinglab writes the conformity scores")
     return rule
 
 
@@ -377,10 +415,10 @@ def choose_n_opt(cal: Calibration | None, flops: float, n_law: float, n_approach
     if a2_ok:
         candidates["combined"] = float(10 ** (w2 * math.log10(n_approach2) + (1 - w2) * math.log10(n_law)))
     if prefer not in ("auto",) + N_OPT_SOURCES:
-        raise ValueError(f"prefer must be one of auto, {', '.join(N_OPT_SOURCES)}; got {prefer!r}")
+        raise ParamError("prefer", f"{{prefer}} must be one of auto, {', '.join(N_OPT_SOURCES)}; got {prefer!r}")
     if prefer != "auto":
         if prefer not in candidates:
-            raise ValueError(f"prefer={prefer!r} needs approach 2's N* (give the IsoFLOP runs)")
+            raise ParamError("prefer", f"{{prefer}}={prefer!r} needs approach 2's N* (give the IsoFLOP runs)")
         source, reason = prefer, f"prefer={prefer!r} (user's choice)"
     elif not a2_ok:
         source, reason = "approach3", "approach 2 is not available (no IsoFLOP runs, or fewer than 2 bracketed valleys)"

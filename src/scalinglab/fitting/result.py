@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scalinglab.util.formatting import fmt_num
-from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.intervals import check_level, percentile_interval
 from scalinglab.util.jsonio import (checked_dumps, float_array, from_json_float, from_jsonable, loaded_level,
                                     to_jsonable, verify_document)
+
+
+DEFAULT_LEVEL = 0.9      # the level of a fit's intervals when nobody asked for another
 
 
 @dataclass
@@ -76,6 +79,9 @@ class FitResult:
     calibration: Any = None
     weights: Any = None              # the weights spec the fit used: a name, None, a callable or an array
     file_notes: list[str] = field(default_factory=list, repr=False, compare=False)  # from_json: what to tell
+    # the FitProblem (fitting/problem.py) it was fitted on, when fitted from a run table: a
+    # calibration or bootstrap of the same runs reuses it; not saved (runs stay with their file)
+    problem: Any = field(default=None, repr=False, compare=False)
     _law: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ prediction
@@ -132,31 +138,63 @@ class FitResult:
                              "refit it with the same weights and calibrate the result")
         return {"loss": self.loss, "delta": self.delta, "asymmetry": self.asymmetry, "weights": w}
 
-    def prediction_interval(self, runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(predicted, lo, hi): the target and its prediction interval for runs (a RunTable, or
-        a DataFrame / dict with the law's columns and ``flops``, or ``params`` and ``tokens``).
+    def prediction_interval(self, runs, level: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(predicted, lo, hi): the target and its ``level`` prediction interval for runs (a
+        RunTable, or a DataFrame / dict with the law's columns and ``flops``, or ``params`` and
+        ``tokens``); ``level`` None: the fit's (``self.level``).
 
         The interval widens with the decades of compute beyond the fitted data, by the rule the
-        ladder's rollout calibrated (``calibration``); a fit without one uses the stated fallback
-        rule of ``fitting.prediction.FALLBACK`` (wider, never the bootstrap CI)."""
+        ladder's rollout calibrated (``calibration``, re-derived at ``level`` from its kept scores);
+        a fit without one uses the stated fallback rule of ``fitting.prediction.FALLBACK`` (wider,
+        never the bootstrap CI)."""
         frame = getattr(runs, "df", runs)
         flops = _flops_of(frame)
         pred = np.asarray(self.predict(runs), dtype=float)
-        lo, hi = self.calibration_or_fallback().loss_interval(self.law_object, pred, flops)
+        lo, hi = self.calibration_or_fallback(level).loss_interval(self.law_object, pred, flops)
         return pred, np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
 
-    def calibration_or_fallback(self):
-        """``calibration``, or the fallback rules measured from the fitted data's largest compute."""
+    def calibration_or_fallback(self, level: float | None = None):
+        """``calibration`` at ``level`` (None: the fit's), or the fallback rules measured from the
+        fitted data's largest compute."""
+        level = self.level if level is None else level
         if self.calibration is not None:
-            return self.calibration
+            return self.calibration.at_level(level)
         from scalinglab.fitting.prediction import NOT_CALIBRATED, uncalibrated
 
         flops = (self.diagnostics.get("data_range") or {}).get("flops")
         if not flops:
             raise ValueError("this fit records neither a calibration nor the compute of its data: fit it with "
                              "scalinglab.fit (which records the data range) and calibrate_fit it on its runs")
-        return uncalibrated(float(self.bootstrap.level) if self.bootstrap is not None else 0.9, float(max(flops)),
-                            NOT_CALIBRATED, data_min=float(min(flops)))
+        return uncalibrated(level, float(max(flops)), NOT_CALIBRATED, data_min=float(min(flops)))
+
+    # ------------------------------------------------------------------ intervals at any level
+    @property
+    def level(self) -> float:
+        """The level the fit's stored intervals were built at: its calibration's, else its
+        bootstrap's, else ``DEFAULT_LEVEL`` (0.9).  Any other is derived on demand."""
+        return stored_level(self)
+
+    def conf_int(self, level: float | None = None) -> dict[str, tuple[float, float]]:
+        """``name -> (lo, hi)``: the ``level`` bootstrap confidence interval of every parameter and
+        derived quantity (None: the fit's level), from the kept resamples, as statsmodels'
+        ``conf_int``.  A fit without a bootstrap has none: a ValueError says how to get one."""
+        if self.bootstrap is None:
+            raise ValueError("this fit has no bootstrap, so no confidence interval: bootstrap it "
+                             "(scalinglab.bootstrap(runs, law, n=200), `scalinglab fit --bootstrap 200`)")
+        return self.bootstrap.conf_int(self.level if level is None else level)
+
+    def at_level(self, level: float | None) -> "FitResult":
+        """This fit with every stored interval at ``level`` (the bootstrap's CIs and the
+        calibration's rules, derived from the kept resamples and scores); the same object when
+        ``level`` is None or the fit's own."""
+        if level is None:
+            return self
+        level = check_level(level)
+        boot, cal = self.bootstrap, self.calibration
+        if (boot is None or boot.level == level) and (cal is None or cal.level == level):
+            return self
+        return replace(self, bootstrap=None if boot is None else boot.at_level(level),
+                       calibration=None if cal is None else cal.at_level(level))
 
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
@@ -246,7 +284,7 @@ class FitResult:
         where = f"{source}: " if source else ""
 
         def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"{where}field {name} {why}")
+            return ValueError(f"{where}field {name} " + why)        # + keeps a ParamText's parameters
 
         if not isinstance(d, dict):
             raise ValueError(f"{where}a fit JSON is an object with 'law', 'params' and 'theta'; got a JSON "
@@ -408,6 +446,20 @@ class BootstrapResult:
     def interval(self, values: np.ndarray, level: float | None = None) -> tuple[float, float]:
         """Percentile interval of ``values`` (any per-resample array) at ``level``."""
         return percentile_interval(values, self.level if level is None else level)
+
+    def conf_int(self, level: float | None = None) -> dict[str, tuple[float, float]]:
+        """``name -> (lo, hi)``: the ``level`` percentile interval (None: ``self.level``) of every
+        parameter and derived quantity, from the kept resamples."""
+        if level is None or level == self.level:
+            return dict(self.ci)
+        return {k: self.interval(self.values(k), level) for k in list(self.names) + list(self.derived)}
+
+    def at_level(self, level: float) -> "BootstrapResult":
+        """This bootstrap with ``ci`` and ``level`` at ``level`` (the same resamples)."""
+        level = check_level(level)
+        if level == self.level:
+            return self
+        return replace(self, level=level, ci=self.conf_int(level))
 
     def correlation(self, log_columns: tuple[str, ...] = ()) -> np.ndarray:
         """Correlation matrix of the parameter samples; ``log_columns`` (positive scale
@@ -614,7 +666,8 @@ def _law_of(d: dict, bad):
         try:
             get_law(name)
         except ValueError as exc:
-            raise bad("'law'", f"is not a law: {exc.args[0]}; {_REFIT}") from None
+            raise _unloaded_law(name, spec, bad) if _is_user_law(name, spec) else \
+                bad("'law'", "is not a law: " + exc.args[0] + f"; {_REFIT}") from None
     if spec:
         try:
             law = get_law(spec)
@@ -624,6 +677,29 @@ def _law_of(d: dict, bad):
             raise bad("'law'", f"is {name!r} but field 'law_spec' describes law {law.name!r}; {_REFIT}")
         return law
     return get_law(name)
+
+
+def _is_user_law(name: str, spec) -> bool:
+    """A law this file names but the registry lacks that is a user's: its spec records its class,
+    or it carries none of what a built-in fit's spec could (formula, columns, metric)."""
+    if isinstance(spec, dict) and "class" in spec:
+        return True
+    return name.isidentifier() and not (isinstance(spec, dict) and set(spec) - {"name", "fixed"})
+
+
+def _unloaded_law(name: str, spec, bad) -> ValueError:
+    """The error for a fit of a law not loaded in this process: how to load it, never a refit.
+    The file's ``class`` is named, not imported: loading user code is the reader's explicit act."""
+    from scalinglab.util.errors import ParamError
+
+    origin = spec.get("class") if isinstance(spec, dict) else None
+    where = bad("'law'", "").args[0]
+    how = (f"{{law}} {origin} (it imports that module: your code)" if isinstance(origin, str) and origin
+           else "{law} package.module:Class (the module that defines it: your code)")
+    return ParamError("law", f"{where}names law {name!r}, a law this process has not loaded (not built in, not a "
+                      f"formula, no entry point in group 'scalinglab.laws'). Load it first: {how}, "
+                      f"scalinglab.laws.load_law or register_law from Python, or declare it under the entry-point "
+                      f"group 'scalinglab.laws' of its package", value=name)
 
 
 def _public_params(values, law, bad) -> dict[str, float]:
@@ -661,6 +737,15 @@ def _check_agreement(params: dict, other: dict, what: str, bad) -> None:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def stored_level(fit) -> float:
+    """The level of a fit's stored intervals: its calibration's, else its bootstrap's, else
+    ``DEFAULT_LEVEL``; a fit-like record (the planners take one) without either has the default."""
+    for part in (getattr(fit, "calibration", None), getattr(fit, "bootstrap", None)):
+        if part is not None:
+            return float(part.level)
+    return DEFAULT_LEVEL
 
 
 def _calibration_from_dict(d):

@@ -34,6 +34,7 @@ from scalinglab.fitting.curves import CurveFit, fit_curve
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamText
 
 __all__ = ["fit_rl_curve", "RLCurveFit", "BendCheck", "CurveNotBentError", "check_bend", "BOUND_SHARE",
            "MIN_GAIN_REACHED"]
@@ -118,8 +119,8 @@ def check_bend(fit: CurveFit) -> BendCheck:
             need += f" (the run continued to at least {fmt_num(max(midpoint[2][1], midpoint[1]))} {x})"
         message = (f"{fit.source}: the curve has not bent yet, so its asymptote {what} is not identified: "
                    + "; ".join(reasons) + f". Missing: {need}, or a known asymptote held fixed, "
-                   f"fixed={{'{what}': ...}} (CLI --fix {what}=...); allow_unbent=True (CLI --allow-unbent) reports "
-                   "the fit anyway.")
+                   + ParamText("{fixed}; {allow_unbent} reports the fit anyway.", fixed={what: "..."},
+                               allow_unbent=True))
     return BendCheck(gain_reached=reached, gain_reached_ci=reached_ci, data_max=hi_x, midpoint=midpoint, asymptote=asymptote, bent=bent,
                      reasons=reasons, message=message)
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from scalinglab.laws import LAWS, get_law
 from scalinglab.laws.base import Law
+from scalinglab.util.errors import ParamError
 
 ALL_1D = "all-1d"
 
@@ -210,7 +211,7 @@ def select_law(runs, laws: Sequence | str = ALL_1D, *, train=None, threshold: fl
         from scalinglab.fitting.calibration import ladder_levels
 
         if by not in df:
-            raise ValueError(f"select: by={by!r} is not a column of the runs; use flops, params or tokens")
+            raise ParamError("by", f"select: {{by}}={by!r} is not a column of the runs; use flops, params or tokens")
         if threshold is not None:
             mask, split = df[by].to_numpy(float) <= threshold, f"{by} <= {threshold:.4g} fits, the rest held out"
         else:

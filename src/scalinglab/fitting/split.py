@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scalinglab.data.readers import RunTable
+from scalinglab.fitting.problem import as_table  # noqa: F401  (part of this module's API)
 
 __all__ = ["as_table", "check_fittable", "fit_part", "law_n_opt", "law_spec"]
 
@@ -45,20 +45,24 @@ def check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ...
                              "train on at least 2 budgets")
 
 
-def as_table(df: pd.DataFrame, source: str) -> RunTable:
-    """Wrap an already-validated slice so that the engine does not validate (and renumber) it again."""
-    return RunTable(df=df, source=source, dropped=pd.DataFrame(columns=list(df.columns) + ["reason", "detail"]))
-
-
-def fit_part(train: pd.DataFrame, law, fit_kwargs: dict, what: str, diagnose: bool = True):
+def fit_part(train: pd.DataFrame, law, fit_kwargs: dict, what: str, diagnose: bool = True, problem=None):
     """Fit ``law`` on a validated slice of runs, refusing one it cannot support (says why).
     ``diagnose=False`` skips the fit's diagnostics (influence, residual structure, ladder
-    warnings): the rollout's refits need only the parameters."""
-    from scalinglab.fitting.engine import fit
+    warnings): the rollout's refits need only the parameters.  ``problem``: the slice's
+    FitProblem (a subset of one built before, ``fitting/problem.py``), whose law (fixed
+    parameters included), features and target are used instead of asking the law again; the
+    weights are ``fit_kwargs``'s spec resolved on its rows."""
+    from scalinglab.fitting.engine import fit, fit_problem
+    from scalinglab.fitting.objectives import DEFAULT_WEIGHTS
 
     name, variables, n_params = law_spec(law, fit_kwargs.get("fixed"))
     check_fittable(train, name, variables, n_params, what)
-    return fit(as_table(train, "<training part>"), law, **{"diagnose": diagnose, **fit_kwargs})
+    if problem is None:
+        return fit(as_table(train, "<training part>"), law,
+                   **{"diagnose": diagnose, **fit_kwargs})
+    options = {k: v for k, v in fit_kwargs.items() if k not in ("weights", "fixed", "calibrate", "level")}
+    return fit_problem(problem.with_weights(fit_kwargs.get("weights", DEFAULT_WEIGHTS)),
+                       **{"diagnose": diagnose, **options})
 
 
 def law_n_opt(fit_result, flops, constraints=None) -> tuple[np.ndarray, str]:

@@ -20,6 +20,7 @@ from scalinglab.fitting.calibration import calibrate_runs, ladder_levels, own_mi
 from scalinglab.fitting.prediction import Calibration, choose_n_opt, uncalibrated
 from scalinglab.fitting.split import fit_part, law_n_opt, law_spec
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError
 
 __all__ = ["ValidationResult", "RolloutResult", "validate_holdout", "validate_rollout", "law_n_opt"]
 
@@ -247,12 +248,12 @@ def _levels(df: pd.DataFrame, by: str, level_rtol: float, law=None) -> tuple[np.
     # besides N, D, C: the scale column a law reads (laws/metric.py puts a law on any column)
     scale = tuple(getattr(law, "variables", ())) if not isinstance(law, (str, dict)) else ()
     if by not in BY_COLUMNS + scale:
-        raise ValueError(f"by must be one of {BY_COLUMNS + scale}, got {by!r}")
+        raise ParamError("by", f"{{by}} must be one of {BY_COLUMNS + scale}, got {by!r}")
     return ladder_levels(df, by, level_rtol)
 
 
 def _n_opt_table(fit_result, train: pd.DataFrame, test: pd.DataFrame, test_c: np.ndarray, df: pd.DataFrame,
-                 law, cal: Calibration, options: dict, notes: list[str]) -> pd.DataFrame:
+                 law, cal: Calibration, options: dict, notes: list[str], problem=None) -> pd.DataFrame:
     """Per held-out budget: the N* the default plan would choose, scored against that budget's
     own IsoFLOP minimum (or, without one, the same law fitted on all runs)."""
     from scalinglab.fitting.approach2 import isoflop_approach2
@@ -287,7 +288,7 @@ def _n_opt_table(fit_result, train: pd.DataFrame, test: pd.DataFrame, test_c: np
     else:
         notes.append("held-out runs form no IsoFLOP budget with >= 3 sizes and an interior minimum; "
                      "N* is compared with the same law fitted on all runs")
-        full = fit_part(df, law, options["fit_kwargs"], what="reference fit on all runs")
+        full = fit_part(df, law, options["fit_kwargs"], what="reference fit on all runs", problem=problem)
         ref, _ = law_n_opt(full, budgets, constraints)
         reference = "law fitted on all runs"
     rows = []
@@ -301,17 +302,20 @@ def _n_opt_table(fit_result, train: pd.DataFrame, test: pd.DataFrame, test_c: np
     return pd.DataFrame(rows, columns=N_OPT_COLUMNS)
 
 
-def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, compare_n_opt=True) -> ValidationResult:
+def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, compare_n_opt=True,
+                    problem=None) -> ValidationResult:
     fit_kwargs, level = options["fit_kwargs"], options["level"]
     train, test = df[train_mask], df[~train_mask]
     if len(test) == 0:
         raise ValueError(f"{what}: nothing is held out (every run has {by} <= the threshold)")
-    result = fit_part(train, law, fit_kwargs, what)
+    # the training part's problem: rows of the one built from all runs (fitting/problem.py)
+    train_problem = None if problem is None else problem.subset(train_mask)
+    result = fit_part(train, law, fit_kwargs, what, problem=train_problem)
     notes: list[str] = []
     data_max = float(level_c[ids[train_mask]].max())
     if options["calibrate"]:
         cal = calibrate_runs(train, law, level=level, by=by, level_rtol=options["level_rtol"],
-                             isoflop_method=options["isoflop_method"], fit_kwargs=fit_kwargs)
+                             isoflop_method=options["isoflop_method"], fit_kwargs=fit_kwargs, problem=train_problem)
     else:
         cal = uncalibrated(level, data_max, "calibration switched off (calibrate=False)",
                            data_min=float(level_c[ids[train_mask]].min()))
@@ -344,7 +348,7 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
         else:   # the held-out runs' FLOP budgets, grouped by the same rule
             b_ids, b_c = ladder_levels(df, "flops", options["level_rtol"])
             test_budget = b_c[b_ids[~train_mask]]
-        n_opt = _n_opt_table(result, train, test, test_budget, df, law, cal, options, notes)
+        n_opt = _n_opt_table(result, train, test, test_budget, df, law, cal, options, notes, problem=problem)
     else:
         n_opt = pd.DataFrame(columns=N_OPT_COLUMNS)
     name = law_spec(law, fit_kwargs.get("fixed"))[0]
@@ -353,9 +357,24 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
                             level=level, notes=notes)
 
 
+def _problem(runs, df, law, options):
+    """The problem of fitting ``law`` to all of ``df``'s rows, built once: every split's training
+    part, its calibration and the reference fit take rows of it."""
+    from scalinglab.fitting.objectives import DEFAULT_WEIGHTS
+    from scalinglab.fitting.problem import FitProblem
+    from scalinglab.fitting.split import as_table
+
+    fit_kwargs = options["fit_kwargs"]
+    from scalinglab.data.readers import RunTable
+
+    source = runs.source if isinstance(runs, RunTable) else str(runs) if isinstance(runs, str) else "<runs>"
+    return FitProblem.build(as_table(df, source), law, fixed=fit_kwargs.get("fixed"),
+                            weights=fit_kwargs.get("weights", DEFAULT_WEIGHTS))
+
+
 def _options(level, level_rtol, isoflop_method, calibrate, prefer, fit_kwargs) -> dict:
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), e.g. 0.9; got {level!r}")
+        raise ParamError("level", f"{{level}} must be in (0, 1), e.g. 0.9; got {level!r}")
     noise = fit_kwargs.pop("noise", "auto")     # run-to-run noise (fitting/noise.resolve_noise)
     if not (isinstance(noise, str) and noise.strip().lower() in ("auto", "none")):
         from scalinglab.fitting.noise import resolve_noise
@@ -387,7 +406,8 @@ def validate_holdout(runs, law="chinchilla", *, holdout: str = "largest", thresh
     values = df[by].to_numpy(float)
     if threshold is None:
         if holdout != "largest":
-            raise ValueError(f"holdout must be 'largest' (or pass threshold=<{by} value>), got {holdout!r}")
+            raise ParamError("holdout", f"{{holdout}} must be 'largest' (or pass threshold=<{by} value>), got "
+                                        f"{holdout!r}")
         if ids.max() < 1:
             raise ValueError(f"validate_holdout: all runs share one {by} level ({values.min():.4g}); "
                              "nothing smaller to train on")
@@ -399,7 +419,8 @@ def validate_holdout(runs, law="chinchilla", *, holdout: str = "largest", thresh
         if not train_mask.any():
             raise ValueError(f"validate_holdout: no run has {by} <= threshold {threshold:.4g} "
                              f"(smallest {by} level is {level_c.min():.4g})")
-    return _validate_split(df, ids, level_c, train_mask, law, by, what="validate_holdout", options=options)
+    return _validate_split(df, ids, level_c, train_mask, law, by, what="validate_holdout", options=options,
+                           problem=_problem(runs, df, law, options))
 
 
 def validate_rollout(runs, law="chinchilla", *, by: str = "flops", n_steps: int | None = None,
@@ -436,10 +457,11 @@ def validate_rollout(runs, law="chinchilla", *, by: str = "flops", n_steps: int 
                          + "\n".join(s["reason"] for s in skipped))
     if n_steps is not None:
         if n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+            raise ParamError("n_steps", f"{{n_steps}} must be >= 1, got {n_steps}")
         pick = np.unique(np.round(np.linspace(len(feasible) - 1, 0, min(n_steps, len(feasible)))).astype(int))
         feasible = [feasible[i] for i in pick]
+    problem = _problem(runs, df, law, options)
     steps = [_validate_split(df, ids, level_c, ids <= k, law, by, what="validate_rollout", options=options,
-                             compare_n_opt=compare_n_opt)
+                             compare_n_opt=compare_n_opt, problem=problem)
              for k in feasible]
     return RolloutResult(steps, law=name, by=by, skipped=skipped)

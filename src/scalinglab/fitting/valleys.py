@@ -20,6 +20,7 @@ import pandas as pd
 from scalinglab.data.grouping import check_single_experiment, group_budgets, resolve_budget_column
 from scalinglab.data.readers import as_runtable
 from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = [
     "BudgetMinima",
@@ -40,7 +41,7 @@ METHODS = ("parabola", "akima")
 
 def check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+        raise ParamError("level", f"{{level}} must be in (0, 1), got {level}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,21 +203,22 @@ def find_budget_minima(runs, *, method: str = "parabola", n_bootstrap: int = 0, 
     See :func:`scalinglab.fitting.approach2.isoflop_approach2` for the rules.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise ParamError("method", f"{{method}} must be one of {METHODS}, got {method!r}")
     check_level(level)
     if n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+        raise ParamError("n_bootstrap", f"{{n_bootstrap}} must be >= 0, got {n_bootstrap}")
     if min_sizes < MIN_SIZES:
         raise ValueError(f"min_sizes must be >= {MIN_SIZES} (a minimum needs three sizes), got {min_sizes}")
     df = as_runtable(runs).df
     if len(df) == 0:
-        raise ValueError("isoflop_approach2: no runs")
+        raise ValueError(ParamText("{isoflop_approach2}: no runs", "isoflop_approach2"))
     budget_column = resolve_budget_column(df, budget_column)
     if budget_column != "group":
-        check_single_experiment(df, "isoflop_approach2")
+        check_single_experiment(df, ParamText("{isoflop_approach2}", "isoflop_approach2"))
     ids, budget_c = group_budgets(df, budget_column, budget_rtol)
     rng = np.random.default_rng(seed)
     warnings: list[str] = []
+    at_edge_budgets: list[float] = []
 
     rows = []
     boot_logn = []  # per used budget: (B,) bootstrap log N*
@@ -257,8 +259,10 @@ def find_budget_minima(runs, *, method: str = "parabola", n_bootstrap: int = 0, 
             row["excluded"] = "parabola curves down (no valley): loss is not convex in log N here"
         elif at_edge and not keep_edge:
             side = "smallest" if x_opt <= sizes[0] + step else "largest"
+            # a table cell is plain text (pandas keeps str, not ParamText): the way out is a warning
             row["excluded"] = (f"minimum at the {side} sampled size (N range {row['n_min']:.3g}-{row['n_max']:.3g}); "
-                               "the valley is not bracketed (keep_edge=True keeps it)")
+                               "the valley is not bracketed")
+            at_edge_budgets.append(float(budget_c[b]))
         else:
             row["used"] = True
         if n_bootstrap > 0:
@@ -274,4 +278,8 @@ def find_budget_minima(runs, *, method: str = "parabola", n_bootstrap: int = 0, 
 
     table = pd.DataFrame(rows)
     boot = np.stack(boot_logn, axis=1) if boot_logn else None  # (B, n_used) bootstrap log N*
+    if at_edge_budgets:
+        shown = ", ".join(f"{c:.3g}" for c in at_edge_budgets)
+        warnings.append(ParamText(f"the valley of budget(s) C={shown} is not bracketed by the sampled sizes, so they "
+                                  "are left out of the power-law fit ({keep_edge} keeps them)", keep_edge=True))
     return BudgetMinima(table=table, boot_logn=boot, warnings=warnings)

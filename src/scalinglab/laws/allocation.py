@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, check_budget
+from scalinglab.util.errors import ParamError
 
 
 def _arr(x) -> np.ndarray:
@@ -121,12 +122,13 @@ def compute_for_loss(E, A, B, alpha, beta, target_loss, *, on_unreachable: str =
         raise ValueError(f"on_unreachable must be 'raise' or 'inf'; got {on_unreachable!r}")
     E, target = _arr(E), _arr(target_loss)
     if not np.all(np.isfinite(target)) or np.any(target <= 0):
-        raise ValueError(f"target_loss must be a positive, finite loss in nats/token; got {target_loss!r}")
+        raise ParamError("target_loss", f"{{target_loss}} must be a positive, finite loss in nats/token; got "
+                                        f"{target_loss!r}")
     unreachable = target <= E
     if on_unreachable == "raise" and np.any(unreachable):
         e_txt = f"{float(np.max(E)):.4g}" if E.size else "?"
-        raise ValueError(
-            f"target_loss={float(np.min(target)):.4g} is at or below the fitted irreducible loss "
+        raise ParamError("target_loss", f"{{target_loss}}={float(np.min(target)):.4g} is at or below the fitted "
+                                        f"irreducible loss "
             f"E={e_txt}: no amount of compute reaches it. Choose a target_loss above E; note that E "
             f"is usually the least certain parameter, so check its confidence interval (fit with "
             f"--bootstrap) before trusting a target close to it."

@@ -11,15 +11,16 @@ A law declares
   default, per run over its curve where a law needs it;
 - its prediction in the transformed space, batched over many parameter vectors
   (:meth:`Law.predict_z`), and its Jacobian (:meth:`Law.predict_z_and_jac`; batched,
-  :meth:`Law.predict_z_and_jac_batch`, which the batched engine steps k starts with and which
-  defaults to forward differences on ``predict_z``);
-- a default start grid, a default resampling unit, and the budget constraint its frontier
+  :meth:`Law.predict_z_and_jac_batch`, which the batched engine steps k starts with; both
+  default to forward differences on ``predict_z``);
+- a default start grid (``start_grid``, in the parameters' own units, or :meth:`Law.initial_grid`), a default resampling unit, and the budget constraint its frontier
   lives on (``budget``: ``"6ND"`` for laws of N and D, ``None`` for a law with no budget).
   The frontier itself is computed by ``laws/frontier.py`` from the law's predictions, or by
   the law's own :meth:`Law.closed_form_allocation` where one is known.
 
 Nothing outside ``laws/`` asks which law it holds.  A new law is a subclass plus one line in
-the registry (``laws/__init__.py``) or a call to ``register_law``.
+the registry (``laws/__init__.py``) or a call to ``register_law``; ``docs/extending.md`` is the
+minimum protocol a user's law follows, and ``laws/check.py: check_law`` checks it.
 
 Optional hook for variable projection (``fitting/varpro.py``): a log-target law whose
 prediction is a non-negative linear combination of basis functions once a few nonlinear
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
+
+from scalinglab.util.errors import ParamError
 
 ROLES = ("irreducible", "scale", "exponent", "shape", "other")
 PARAM_TRANSFORMS = ("identity", "log")
@@ -117,6 +120,9 @@ class Param:
     bounds : (lo, hi) on the internal coordinate; None for unbounded.
     role : ``"irreducible"`` (the floor of the target), ``"scale"`` (a prefactor),
         ``"exponent"``, ``"shape"`` (saturation points, midpoints...) or ``"other"``.
+    limits : (lo, hi) in the parameter's own (public) units, e.g. ``(0.05, 2.0)`` for an
+        exponent or ``(0, None)`` for a scale fitted in log space; None for open.  Sets
+        ``bounds`` (their internal image); give one of the two.
     """
 
     name: str
@@ -125,6 +131,7 @@ class Param:
     bounds: tuple[float | None, float | None] = (None, None)
     role: str = "other"
     description: str = ""
+    limits: tuple[float | None, float | None] | None = None
 
     def __post_init__(self):
         if not self.internal:
@@ -133,6 +140,29 @@ class Param:
             raise ValueError(f"parameter {self.name!r}: transform {self.transform!r} is not one of {PARAM_TRANSFORMS}")
         if self.role not in ROLES:
             raise ValueError(f"parameter {self.name!r}: role {self.role!r} is not one of {ROLES}")
+        if self.limits is not None:
+            object.__setattr__(self, "bounds", self._bounds_of_limits(self.limits))
+
+    def _bounds_of_limits(self, limits) -> tuple[float | None, float | None]:
+        """The internal bounds of public ``limits`` (log of each side for a log parameter, where
+        a lower limit of 0 is no bound)."""
+        if tuple(self.bounds) != (None, None):
+            raise ValueError(f"parameter {self.name!r}: give bounds (on the fitted coordinate) or limits (in its "
+                             f"own units), not both")
+        try:
+            lo, hi = (None if v is None or np.isinf(float(v)) else float(v) for v in limits)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {self.name!r}: limits={limits!r} must be a pair (lo, hi) of numbers or "
+                             f"None, e.g. (0.0, 2.0)") from None
+        if lo is not None and hi is not None and not lo < hi:
+            raise ValueError(f"parameter {self.name!r}: limits={limits!r} must have lo < hi")
+        if self.transform == "log" and ((lo is not None and lo < 0) or (hi is not None and hi <= 0)):
+            raise ValueError(f"parameter {self.name!r} is fitted in log space, so it is positive: limits={limits!r} "
+                             f"must lie in (0, inf), e.g. (0, None) or (1e-3, 1e3)")
+        if self.transform == "log":
+            lo = None if lo is None or lo == 0 else float(np.log(lo))
+            hi = None if hi is None else float(np.log(hi))
+        return (lo, hi)
 
     def to_public(self, internal):
         v = np.asarray(internal, dtype=float)
@@ -146,6 +176,25 @@ class Param:
         return v
 
 
+# ------------------------------------------------------------------------------ capabilities
+
+# What a law may optionally do, each a typed method of :class:`Law` (the default refuses): a law
+# lists those it implements in ``capabilities``; callers ask ``law.capability(name)``, which gives
+# the bound hook or None, and every wrapper (:class:`FixedLaw`, ``laws/metric.MetricLaw``)
+# forwards the ones it declares.  Nothing outside ``laws/`` probes a law with hasattr.
+CAPABILITIES: dict[str, str] = {
+    "on": "the same law reading its one variable from another run column",
+    "supervised_loss": "the loss of a model trained from scratch, L~(N, D) (a distillation law's student baseline)",
+    "with_supervised": "the same law with its supervised baseline set to given constants",
+    "memory_optimal": "the number of experts of least loss under a limit on total parameters",
+    "serving_penalty": "the loss added by quantising a trained model for serving",
+}
+
+
+class MissingCapability(ValueError):
+    """A law asked for a capability it does not declare."""
+
+
 # ------------------------------------------------------------------------------ the law
 
 
@@ -155,7 +204,8 @@ class Law:
     Class attributes a law sets: ``name``, ``formula``, ``variables`` (its feature columns,
     the column order of X), ``params`` (:class:`Param` records, the order of theta),
     ``target``, ``target_transform``, ``resample_unit``, ``budget`` and, optionally,
-    ``varpro_names``.
+    ``varpro_names`` and ``start_grid`` (public name -> candidate start values in the
+    parameter's own units: the default :meth:`initial_grid` is their product).
     """
 
     name: str = ""
@@ -168,11 +218,18 @@ class Law:
     budget: str | None = None                    # "6ND": frontier along C = 6·N·D; None: no frontier
     varpro_names: tuple[str, ...] = ()
     positive_features: bool = True               # features enter through their logarithms
+    # each row's features depend on that row alone (a slice of the runs may take rows of X);
+    # False for a law whose features run over a curve (the summed learning rate up to a step)
+    row_features: bool = True
     description: str = ""
     # published constants (public names) with their source: the conformance suite generates a
     # ladder from them and checks that the fit recovers them
     reference: tuple[tuple[str, float], ...] = ()
     reference_source: str = ""
+    start_grid: Mapping[str, Any] | None = None
+    capabilities: frozenset[str] = frozenset()   # names from CAPABILITIES this law implements
+    metric: Any = None        # laws/metric.py: the bounded metric a MetricLaw fits (None: the law's own target)
+    x: str | None = None      # laws/metric.py: the run column a MetricLaw reads its one variable from
 
     # ---------------------------------------------------------------- parameters
     @property
@@ -317,8 +374,10 @@ class Law:
 
     def predict_z_and_jac(self, theta: np.ndarray, X: np.ndarray, cache: Any = None
                           ) -> tuple[np.ndarray, np.ndarray]:
-        """(z (n,), dz/dtheta (n, p)) at one theta (p,)."""
-        raise NotImplementedError
+        """(z (n,), dz/dtheta (n, p)) at one theta (p,): :meth:`predict_z_and_jac_batch` at that
+        one theta (forward differences unless the law overrides it)."""
+        z, jac = self.predict_z_and_jac_batch(np.asarray(theta, dtype=float).reshape(1, -1), X, cache)
+        return z[0], jac[0]
 
     def predict_z_and_jac_batch(self, theta: np.ndarray, X: np.ndarray, cache: Any = None
                                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -345,8 +404,31 @@ class Law:
     # ---------------------------------------------------------------- starts
     def initial_grid(self, X: np.ndarray | None = None) -> np.ndarray:
         """Default starting points, (k, p) internal vectors.  ``X`` lets a law centre scale
-        parameters on the data."""
-        raise NotImplementedError
+        parameters on the data.  Default: the product of the law's ``start_grid`` (values in
+        the parameters' own units), mapped to the fitted coordinates and clipped to the bounds."""
+        if not self.start_grid:
+            raise NotImplementedError(f"law {self.name!r} has no start grid: set start_grid = {{parameter: [start "
+                                      f"values in its own units]}} for {list(self.public_names)}, or override "
+                                      f"initial_grid")
+        missing = [p.name for p in self.params if p.name not in self.start_grid]
+        unknown = [k for k in self.start_grid if k not in self.public_names]
+        if missing or unknown:
+            raise ValueError(f"law {self.name!r}: start_grid must give start values for each of its parameters "
+                             f"{list(self.public_names)}; " + (f"it lacks {missing}" if missing else f"{unknown} are "
+                             f"not parameters"))
+        columns = [np.atleast_1d(p.to_internal(np.asarray(self.start_grid[p.name], dtype=float))) for p in self.params]
+        bad = [p.name for p, c in zip(self.params, columns) if c.size == 0 or not np.all(np.isfinite(c))]
+        if bad:
+            raise ValueError(f"law {self.name!r}: start_grid values of {bad} must be finite (and positive for a "
+                             f"parameter fitted in log space)")
+        lo, hi = self.bounds_arrays()
+        for j, (p, c) in enumerate(zip(self.params, columns)):
+            if np.any((c < lo[j]) | (c > hi[j])):
+                span = " to ".join("unbounded" if b is None else f"{float(p.to_public(b)):.6g}" for b in p.bounds)
+                raise ValueError(f"law {self.name!r}: start_grid values of {p.name!r} "
+                                 f"{[float(v) for v in np.ravel(self.start_grid[p.name])]} leave its limits ({span})")
+        grid = np.stack(np.meshgrid(*columns, indexing="ij"), axis=-1).reshape(-1, len(columns))
+        return np.unique(grid, axis=0)
 
     # ---------------------------------------------------------------- frontier
     @property
@@ -386,8 +468,62 @@ class Law:
     # ---------------------------------------------------------------- identity
     def spec(self) -> dict:
         """What rebuilds this law (``laws.law_from_spec``): registry name, fixed values, and
-        for formula laws the formula and variable map."""
-        return {"name": self.name}
+        for formula laws the formula and variable map.  A user's law (a class outside
+        scalinglab) also records ``class`` ("module:Class"), which a fit file's reader names
+        when the law is not loaded; it is never imported from the file."""
+        cls = type(self)
+        if cls.__module__.split(".")[0] == "scalinglab":
+            return {"name": self.name}
+        return {"name": self.name, "class": f"{cls.__module__}:{cls.__qualname__}"}
+
+    def measuring(self, column: str) -> "Law":
+        """The same law fitting its target from run column ``column`` (a loss or rate of the same
+        kind under another name).  Laws are frozen dataclasses, so the default replaces ``target``."""
+        import dataclasses
+
+        if not isinstance(column, str) or not column:
+            raise ValueError(f"law {self.name!r}: measuring() needs a run column name such as 'loss'; got {column!r}")
+        if not dataclasses.is_dataclass(self):
+            raise ValueError(f"law {self.name!r} cannot fit another target column ({column!r})")
+        return dataclasses.replace(self, target=column)
+
+    # ---------------------------------------------------------------- optional capabilities
+    def capability(self, name: str):
+        """The bound hook of capability ``name`` (a key of :data:`CAPABILITIES`) when this law
+        declares it, else None.  An unknown name raises ValueError (a typo is not "absent")."""
+        if name not in CAPABILITIES:
+            raise ValueError(f"unknown capability {name!r}; capabilities are {', '.join(CAPABILITIES)}")
+        return getattr(self, name) if name in self.capabilities else None
+
+    def _missing(self, name: str) -> MissingCapability:
+        return MissingCapability(f"law {self.name!r} cannot give {CAPABILITIES[name]} (capability {name!r}); "
+                                 f"its capabilities are {sorted(self.capabilities) or 'none'}")
+
+    def on(self, column: str) -> "Law":
+        """Capability ``on``: the same law reading its one variable from run column ``column``."""
+        raise self._missing("on")
+
+    def supervised_loss(self, n, d) -> np.ndarray:
+        """Capability ``supervised_loss``: L~(N, D) of a model of ``n`` parameters trained from
+        scratch on ``d`` tokens (arrays broadcast)."""
+        raise self._missing("supervised_loss")
+
+    def with_supervised(self, constants: Mapping[str, float]) -> "Law":
+        """Capability ``with_supervised``: the same law with its supervised baseline's constants
+        (E, A, B, alpha, beta and optionally gamma) set to ``constants``."""
+        raise self._missing("with_supervised")
+
+    def memory_optimal(self, public: Mapping[str, Any], C, max_total=None, experts=None) -> dict[str, np.ndarray]:
+        """Capability ``memory_optimal``: for ``public`` parameters (values or (B,) arrays, fixed
+        ones included), the expert count, active size and tokens of least loss at ``C`` FLOPs
+        with at most ``max_total`` total parameters, over candidate counts ``experts``."""
+        raise self._missing("memory_optimal")
+
+    def serving_penalty(self, public: Mapping[str, Any], params, tokens, train_bits, serve_bits,
+                        constants: Mapping[str, float] | None = None):
+        """Capability ``serving_penalty``: the loss added by quantising models of ``params`` and
+        ``tokens`` trained in ``train_bits`` to ``serve_bits``, at ``public`` parameters."""
+        raise self._missing("serving_penalty")
 
     # ---------------------------------------------------------------- variable projection
     def varpro_basis(self, nonlinear: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -416,25 +552,24 @@ class FixedLaw(Law):
             base = base.base
         unknown = [k for k in fixed if k not in base.public_names]
         if unknown:
-            raise ValueError(f"fixed={dict(fixed)!r}: law {base.name!r} has no parameter(s) {unknown}; "
+            raise ParamError("fixed", f"{{fixed}}={dict(fixed)!r}: law {base.name!r} has no parameter(s) {unknown}; "
                              f"its parameters are {list(base.public_names)}")
         bad = [k for k, v in fixed.items()
                if not np.isfinite(float(np.asarray(base.public_param(k).to_internal(float(v)))))]
         if bad:
-            raise ValueError(f"fixed={dict(fixed)!r}: {bad} must be finite (and positive for a parameter "
+            raise ParamError("fixed", f"{{fixed}}={dict(fixed)!r}: {bad} must be finite (and positive for a parameter "
                              f"fitted in log space)")
         for k, v in fixed.items():
             p = base.public_param(k)
             lo, hi = p.bounds
             z = float(p.to_internal(float(v)))
             if (lo is not None and z < lo) or (hi is not None and z > hi):
-                from scalinglab.util.errors import ParamError
-
                 span = " to ".join("unbounded" if b is None else f"{float(p.to_public(b)):.6g}" for b in (lo, hi))
                 raise ParamError("fixed", f"{{fixed}} {k}={float(v):g}: outside the values law {base.name!r} "
                                  f"allows for {k} ({span}); give a value inside them", value=v)
         if len(fixed) >= len(base.params):
-            raise ValueError(f"fixed={dict(fixed)!r} fixes every parameter of law {base.name!r}; leave one free")
+            raise ParamError("fixed", f"{{fixed}}={dict(fixed)!r} fixes every parameter of law {base.name!r}; "
+                                      f"leave one free")
         self.base = base
         self._fixed = {k: float(v) for k, v in fixed.items()}
         self._free = np.array([p.name not in self._fixed for p in base.params])
@@ -442,7 +577,7 @@ class FixedLaw(Law):
                                for p in base.params])
         # a frozen-looking instance: copy the base's declarations
         for attr in ("name", "formula", "variables", "target", "target_transform", "resample_unit", "budget",
-                     "positive_features", "description"):
+                     "positive_features", "row_features", "description", "capabilities"):
             setattr(self, attr, getattr(base, attr))
         self.params = tuple(p for p in base.params if p.name not in self._fixed)
         self.varpro_names = ()
@@ -502,6 +637,29 @@ class FixedLaw(Law):
     def derived(self, public):
         return self.base.derived(public)
 
+    # every capability, forwarded: a law-valued one keeps the same parameters fixed, a
+    # parameter-valued one gets the fixed values added to the free ones it is given
+    def _with_fixed(self, public):
+        return {**self._fixed, **dict(public)}
+
+    def measuring(self, column):
+        return FixedLaw(self.base.measuring(column), self._fixed)
+
+    def on(self, column):
+        return FixedLaw(self.base.on(column), self._fixed)
+
+    def supervised_loss(self, n, d):
+        return self.base.supervised_loss(n, d)
+
+    def with_supervised(self, constants):
+        return FixedLaw(self.base.with_supervised(constants), self._fixed)
+
+    def memory_optimal(self, public, C, max_total=None, experts=None):
+        return self.base.memory_optimal(self._with_fixed(public), C, max_total, experts)
+
+    def serving_penalty(self, public, params, tokens, train_bits, serve_bits, constants=None):
+        return self.base.serving_penalty(self._with_fixed(public), params, tokens, train_bits, serve_bits, constants)
+
     def spec(self) -> dict:
         return {**self.base.spec(), "fixed": dict(self._fixed)}
 
@@ -536,6 +694,34 @@ def softmax_lse(u: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     s = np.sum(e, axis=axis, keepdims=True)
     lse = np.squeeze(m + np.log(s), axis=axis)
     return lse, e / s
+
+
+def lse(*terms) -> np.ndarray:
+    """log(exp(t_0) + exp(t_1) + ...) of broadcastable arrays, without overflow: the sum of
+    positive terms that a law fits in log space, e.g. log L = lse(e, a - alpha log N, b - beta log D)
+    for L = E + A/N^alpha + B/D^beta with e, a, b = log E, log A, log B."""
+    m = _elementwise_max(terms)
+    with np.errstate(invalid="ignore"):
+        return m + np.log(sum(np.exp(t - m) for t in terms))
+
+
+def lse_and_weights(*terms) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """(lse(*terms), (w_0, w_1, ...)) with w_i = exp(t_i - lse), summing to one: the gradient
+    of the log-sum-exp, of which an lse law's Jacobian is made (d lse / d t_i = w_i)."""
+    m = _elementwise_max(terms)
+    with np.errstate(invalid="ignore"):
+        exps = [np.exp(t - m) for t in terms]
+        total = sum(exps)
+        return m + np.log(total), tuple(w / total for w in exps)
+
+
+def _elementwise_max(terms) -> np.ndarray:
+    if not terms:
+        raise ValueError("lse needs at least one term")
+    m = np.asarray(terms[0], dtype=float)
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    return m
 
 
 def fd_jac_batch(law: Law, theta, X) -> tuple[np.ndarray, np.ndarray]:

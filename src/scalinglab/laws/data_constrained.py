@@ -57,7 +57,7 @@ from typing import Mapping
 import numpy as np
 
 import scalinglab.laws.allocation as allocation
-from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, Param, as_theta_2d
+from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, Param, as_theta_2d, lse, lse_and_weights
 
 __all__ = ["DataConstrainedLaw", "DATA_CONSTRAINED", "MUENNIGHOFF_2023", "effective_tokens",
            "effective_params", "unique_params", "loss_limit"]
@@ -215,16 +215,8 @@ class DataConstrainedLaw(Law):
             r_n = np.expm1(np.minimum(c.log_n - log_un, _MAX_LOG_EXCESS))
             log_np = _decayed_log(log_un, r_n, sn)
             log_dp = _decayed_log(c.log_ud, c.r_d, sd)
-            u1 = a - al * log_np
-            u2 = b - be * log_dp
-            e = np.broadcast_to(e, u1.shape)
-            m = np.maximum(np.maximum(u1, u2), e)
-            out = m + np.log(np.exp(u1 - m) + np.exp(u2 - m) + np.exp(e - m))
+            out = lse(a - al * log_np, b - be * log_dp, e)
         return out[0] if single else out
-
-    def predict_z_and_jac(self, theta, X, cache=None):
-        z, jac = self.predict_z_and_jac_batch(np.asarray(theta, dtype=float).reshape(1, -1), X, cache)
-        return z[0], jac[0]
 
     def predict_z_and_jac_batch(self, theta, X, cache=None):
         """:meth:`predict_z_and_jac` for (k, 7) thetas at once: the same formulas, each
@@ -251,10 +243,7 @@ class DataConstrainedLaw(Law):
             hd = (sd * gd - c.r_d * ed) / dd
             u1 = a - al * log_np
             u2 = b - be * log_dp
-            m = np.maximum(np.maximum(u1, u2), e)
-            w0, w1, w2 = np.exp(e - m), np.exp(u1 - m), np.exp(u2 - m)
-            tot = w0 + w1 + w2
-            w0, w1, w2 = w0 / tot, w1 / tot, w2 / tot
+            z, (w0, w1, w2) = lse_and_weights(e, u1, u2)
             dx_dal = 1.0 / al ** 2 - x / al
             dx_dbe = (c.log_ud - 1.0 / be) / al
             jac = np.empty(u1.shape + (7,))
@@ -265,7 +254,7 @@ class DataConstrainedLaw(Law):
             jac[..., 4] = -w2 * log_dp - w1 * al * q * dx_dbe
             jac[..., 5] = -w2 * be * hd
             jac[..., 6] = -w1 * al * hn
-            return m + np.log(tot), jac
+            return z, jac
 
     # ---------------------------------------------------------------- starts
     def initial_grid(self, X=None):

@@ -97,6 +97,7 @@ class DistillationLaw(Law):
                         ("alpha_d", 0.34), ("beta_d", 0.28), ("gamma_d", 1.0))
     reference_source: str = ("synthetic constants in the form of Busbridge et al. 2025 eq. 8 (the paper's "
                              "fitted values were not retrievable); supervised part: Hoffmann et al. 2022 eq. 10")
+    capabilities = frozenset({"supervised_loss", "with_supervised"})    # laws/base.py: CAPABILITIES
 
     # ---------------------------------------------------------------- the supervised student
     def with_supervised(self, constants: Mapping[str, float]) -> "DistillationLaw":

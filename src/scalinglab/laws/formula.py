@@ -22,7 +22,6 @@ Differentiation is forward mode: each node returns its value together with a spa
 from __future__ import annotations
 
 import ast
-import json
 import math
 import re
 from typing import Any, Mapping, Sequence
@@ -31,6 +30,8 @@ import numpy as np
 
 from scalinglab.laws.base import TRANSFORMS, Law, Param, as_theta_2d
 from scalinglab.util.expression import MAX_LENGTH, NODE_KINDS, ExpressionError, parse_expression, piece
+from scalinglab.util.jsonio import canonical_text
+from scalinglab.util.errors import ParamError
 
 FUNCTIONS = ("exp", "log", "log10", "sqrt")
 ALLOWED = ("numbers, names, parentheses, unary + and -, binary + - * / ** (^ is read as **), "
@@ -268,7 +269,8 @@ class FormulaLaw(Law):
         symbols = _symbols(self.tree)
         vmap = dict(variables or {})
         if not vmap:
-            raise ValueError(f"formula {formula!r}: variables must map at least one symbol to a run column, "
+            raise ParamError("variables", f"formula {formula!r}: {{variables}} must map at least one symbol to "
+                                          f"a run column, "
                              f"e.g. {{'N': 'params'}}; its symbols are {symbols}")
         for sym, col in vmap.items():
             if sym not in symbols:
@@ -299,11 +301,11 @@ class FormulaLaw(Law):
         if target_transform not in TRANSFORMS:
             raise ValueError(f"target_transform={target_transform!r} is not one of {list(TRANSFORMS)}")
         if not _identifier(target):
-            raise ValueError(f"target={target!r} must be a run column name, e.g. 'loss'")
+            raise ParamError("target", f"{{target}}={target!r} must be a run column name, e.g. 'loss'")
         if budget == "auto":
             budget = "6ND" if {"params", "tokens"} <= set(vmap.values()) else None
         elif budget not in ("6ND", None):
-            raise ValueError(f"budget={budget!r} must be 'auto', '6ND' or None")
+            raise ParamError("budget", f"{{budget}}={budget!r} must be 'auto', '6ND' or None")
         roles = _infer_roles(self.tree, names)
         self.symbol_map = vmap
         self.variables = tuple(vmap.values())
@@ -471,7 +473,7 @@ class FormulaLaw(Law):
         return isinstance(other, FormulaLaw) and self.spec() == other.spec()
 
     def __hash__(self):
-        return hash(json.dumps(self.spec(), sort_keys=True))
+        return hash(canonical_text(self.spec()))           # keys sorted: equal specs hash alike
 
 
 def _from_spec(spec):

@@ -16,6 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, check_budget
+from scalinglab.util.errors import ParamError
 
 __all__ = ["NoFrontierError", "allocate", "compute_for_target", "frontier_quantities", "budget_tag",
            "DEFAULT_BUDGETS"]
@@ -125,7 +126,7 @@ def compute_for_target(law: Law, public: Mapping[str, object], target: float,
     constraints = check_frontier(law, constraints)
     target = float(target)
     if not math.isfinite(target):
-        raise ValueError(f"target must be a finite value of {law.target}; got {target!r}")
+        raise ParamError("target", f"{{target}} must be a finite value of {law.target}; got {target!r}")
     closed = law.closed_form_compute_for_target(public, target, constraints)
     if closed is not None:
         return closed

@@ -19,25 +19,25 @@ Presets (``HPARAM_LAWS``), each with its constants and source:
 A law fitted from an LR × batch sweep (``fitting/hparams.py``) is the same object with its
 bootstrap samples and its regression's residual scatter, so it also gives intervals: a
 bootstrap confidence interval (CI) and a prediction interval (PI) that adds the scatter of the
-sweep's own optima about the power law. It is written to and read from JSON
-(``get_hparam_law("hp.json")``).
+sweep's own optima about the power law. It is written to JSON (``to_dict``) and read back by
+``data/law_files.get_hparam_law("hp.json")`` through ``HparamLaw.from_dict``: a law reads no files.
 
 These laws are not in the loss-law registry (``laws.LAWS``): they predict settings, not a loss,
-and have no budget to split; ``get_hparam_law`` is their registry.
+and have no budget to split; ``HPARAM_LAWS`` is their registry (``find_hparam_law``).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from scalinglab.util.jsonio import loaded_nonnegative, read_checked_json_file
+from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.jsonio import loaded_nonnegative
 
 __all__ = ["PowerRule", "HparamLaw", "HPARAM_LAWS", "HPARAM_VARIABLES", "BATCH_UNITS", "STEP_LAW",
-           "DEEPSEEK", "get_hparam_law", "register_hparam_law", "DEFAULT_HPARAM_LAW"]
+           "DEEPSEEK", "find_hparam_law", "register_hparam_law", "DEFAULT_HPARAM_LAW"]
 
 HPARAM_VARIABLES = ("params", "tokens", "flops")
 BATCH_UNITS = ("tokens", "sequences")
@@ -190,7 +190,7 @@ class HparamLaw:
                 logs = rule.log_predict(x, np.asarray(samples, dtype=float))[:, 0]
                 logs = logs[np.isfinite(logs)]
                 if logs.size:
-                    lo, hi = np.quantile(logs, [(1 - level) / 2, (1 + level) / 2])
+                    lo, hi = percentile_interval(logs, level)
                     entry["ci"] = (float(np.exp(lo)), float(np.exp(hi)))
             s, dof, xtx_inv = u.get("residual_sd"), u.get("dof"), u.get("xtx_inv")
             if s is not None and dof and xtx_inv is not None:
@@ -319,26 +319,12 @@ def register_hparam_law(law: HparamLaw, *, replace: bool = False) -> HparamLaw:
     return law
 
 
-def get_hparam_law(name_or_path, *, allow_edited: bool = False) -> HparamLaw:
-    """A preset by name (``stepLaw``, ``deepseek``), an HparamLaw, or a fitted law's JSON file
-    (``scalinglab hparams fit ... -o hp.json``), checked as ``util/jsonio.verify_document`` says
-    (an edited file refused unless ``allow_edited``; the law's ``file_notes`` say what to tell)."""
-    if isinstance(name_or_path, HparamLaw):
-        return name_or_path
-    key = str(name_or_path)
+def find_hparam_law(name_or_law) -> HparamLaw | None:
+    """An HparamLaw as given, a registered law by name (``stepLaw``, ``deepseek``; any case), or None:
+    anything else may be a fitted law's file, which ``data/law_files.get_hparam_law`` reads."""
+    if isinstance(name_or_law, HparamLaw):
+        return name_or_law
+    key = str(name_or_law)
     if key in HPARAM_LAWS:
         return HPARAM_LAWS[key]
-    lowered = {k.lower(): v for k, v in HPARAM_LAWS.items()}
-    if key.lower() in lowered:
-        return lowered[key.lower()]
-    path = Path(key)
-    if path.suffix.lower() == ".json" or path.exists():
-        if not path.is_file():
-            raise ValueError(f"--hparams-law {key}: no such file; give a preset ({', '.join(HPARAM_LAWS)}) or a "
-                             "fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`)")
-        doc, notes = read_checked_json_file(path, f"--hparams-law {key}", allow_edited=allow_edited)
-        law = HparamLaw.from_dict(doc, source=str(path))
-        law.file_notes = notes
-        return law
-    raise ValueError(f"--hparams-law {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) or a fitted "
-                     "law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)")
+    return {k.lower(): v for k, v in HPARAM_LAWS.items()}.get(key.lower())

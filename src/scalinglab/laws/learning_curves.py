@@ -44,6 +44,7 @@ class _OneVariable:
     """Mixin: the law on another run column, and a refusal when a curve has too few points."""
 
     default_variable = "tokens"                   # the registered law's column (a learning curve's x)
+    capabilities = frozenset({"on"})              # laws/base.py: CAPABILITIES
 
     def on(self, column: str) -> "Law":
         """The same law reading its x from ``column`` (e.g. ``"params"``, ``"flops"``)."""

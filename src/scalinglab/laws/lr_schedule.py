@@ -98,6 +98,7 @@ class LRScheduleLaw(Law):
     params: tuple[Param, ...] = _PARAMS
     decay: float = DEFAULT_DECAY
     positive_features: bool = False
+    row_features: bool = False       # the areas sum the learning rate over each curve up to a step
     description: str = ("loss curve under any learning-rate schedule (Tissue et al. 2024): S1 = summed lr, "
                         "S2 = annealing area with momentum decay lambda; fit curves of (step, lr, loss) with "
                         "`scalinglab schedule fit`")

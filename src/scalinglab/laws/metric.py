@@ -173,8 +173,8 @@ class MetricLaw(Law):
                                  f"({', '.join(base.variables)}); --x puts a law of one variable on another column "
                                  f"(choose power_n, bnsl1, m4...; a formula law maps its variables with --var)")
         self.base, self.metric, self.x = base, target, x
-        for attr in ("name", "formula", "resample_unit", "budget", "positive_features", "description",
-                     "reference", "reference_source"):
+        for attr in ("name", "formula", "resample_unit", "budget", "positive_features", "row_features",
+                     "description", "reference", "reference_source"):
             setattr(self, attr, getattr(base, attr))
         self.params = base.params
         self.variables = (x,) if x is not None else base.variables
@@ -184,6 +184,10 @@ class MetricLaw(Law):
         self.varpro_names = ()
         if x is not None:                       # no budget: the frontier splits N and D along 6ND
             self.budget = None
+        # a metric law answers in its metric, so the base's loss-valued capabilities (a supervised
+        # baseline, a serving penalty, a memory optimum) do not carry over; a law of one variable
+        # can be put on another column, by the metric law's own x
+        self.capabilities = frozenset({"on"}) if len(base.variables) == 1 else frozenset()
 
     # ------------------------------------------------------------ the metric
     @property
@@ -257,6 +261,11 @@ class MetricLaw(Law):
 
     def derived(self, public):
         return self.base.derived(public)
+
+    def on(self, column):
+        if "on" not in self.capabilities:
+            raise self._missing("on")
+        return MetricLaw(self.base, self.metric, column)
 
     def spec(self) -> dict:
         return {**self.base.spec(), "metric": {**self.metric.to_dict(), "x": self.x}}

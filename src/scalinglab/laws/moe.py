@@ -50,7 +50,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 import scalinglab.laws.allocation as allocation
-from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, Param, as_theta_2d
+from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, Param, as_theta_2d, lse, lse_and_weights
 
 __all__ = ["MoELaw", "MOE", "LUDZIEJEWSKI_2025", "E_START", "E_MAX", "VOCAB", "DEFAULT_EXPERTS", "expert_transform",
            "total_params", "max_active_params", "per_expert_coefficients", "memory_optimal",
@@ -176,6 +176,7 @@ class MoELaw(Law):
     reference: tuple = tuple(LUDZIEJEWSKI_2025.items())
     reference_source: str = ("Ludziejewski et al. 2025, arXiv:2502.05172, appendix B, Table 3 (E_start = 2.0732, "
                              "E_max = 290.4521 held fixed)")
+    capabilities = frozenset({"memory_optimal"})                        # laws/base.py: CAPABILITIES
 
     # ---------------------------------------------------------------- memory-limited choice of E
     def memory_optimal(self, public, C, max_total=None, experts=None) -> dict[str, np.ndarray]:
@@ -225,29 +226,19 @@ class MoELaw(Law):
         lc, la, lb, al, be, de, om, ga, ze = (t[:, j:j + 1] for j in range(9))
         u0 = la + de * lE - (al + ga * lE) * log_n
         u1 = lb + om * lE - (be + ze * lE) * log_d
-        lc = np.broadcast_to(lc, u0.shape)
-        m = np.maximum(np.maximum(u0, u1), lc)
-        return u0, u1, lc, m
+        return u0, u1, lc
 
     def predict_z(self, theta, X):
         t, single = as_theta_2d(theta)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            u0, u1, lc, m = self._terms(t, self.precompute(X))
-            out = m + np.log(np.exp(u0 - m) + np.exp(u1 - m) + np.exp(lc - m))
+            out = lse(*self._terms(t, self.precompute(X)))
         return out[0] if single else out
-
-    def predict_z_and_jac(self, theta, X, cache=None):
-        z, jac = self.predict_z_and_jac_batch(np.asarray(theta, dtype=float).reshape(1, -1), X, cache)
-        return z[0], jac[0]
 
     def predict_z_and_jac_batch(self, theta, X, cache=None):
         t = np.atleast_2d(np.asarray(theta, dtype=float))
         cache = self.precompute(X) if cache is None else cache
         log_n, log_d, lE = cache
-        u0, u1, lc, m = self._terms(t, cache)
-        w0, w1, w2 = np.exp(u0 - m), np.exp(u1 - m), np.exp(lc - m)
-        s = w0 + w1 + w2
-        w0, w1, w2 = w0 / s, w1 / s, w2 / s
+        z, (w0, w1, w2) = lse_and_weights(*self._terms(t, cache))
         jac = np.empty((t.shape[0], log_n.shape[0], 9))
         jac[..., 0] = w2
         jac[..., 1] = w0
@@ -258,7 +249,7 @@ class MoELaw(Law):
         jac[..., 6] = w1 * lE
         jac[..., 7] = -w0 * lE * log_n
         jac[..., 8] = -w1 * lE * log_d
-        return m + np.log(s), jac
+        return z, jac
 
     # ---------------------------------------------------------------- starts
     def initial_grid(self, X=None):

@@ -48,7 +48,7 @@ from typing import Mapping
 import numpy as np
 
 import scalinglab.laws.allocation as allocation
-from scalinglab.laws.base import Law, Param, as_theta_2d
+from scalinglab.laws.base import Law, Param, as_theta_2d, lse, lse_and_weights
 
 __all__ = ["PrecisionLaw", "PRECISION", "KUMAR_2024", "PTQ_CONSTANTS", "PRECISION_BITS", "effective_params",
            "ptq_penalty", "parse_precision", "precision_factor", "synthetic_precision_ladder"]
@@ -129,6 +129,7 @@ class PrecisionLaw(Law):
     reference: tuple = tuple(KUMAR_2024.items())
     reference_source: str = ("Kumar et al. 2024, arXiv:2411.04330 (gamma_w = 2.6745, appendix K, Table 2) with the "
                              "Chinchilla part of Besiroglu et al. 2024, arXiv:2404.10102")
+    capabilities = frozenset({"serving_penalty"})                       # laws/base.py: CAPABILITIES
 
     # ---------------------------------------------------------------- data
     def features(self, df) -> np.ndarray:
@@ -162,16 +163,8 @@ class PrecisionLaw(Law):
         e, a, b, al, be, lg = (t[:, j:j + 1] for j in range(6))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             log_neff = log_n + np.log(-np.expm1(-bits * np.exp(-lg)))
-            u0 = a - al * log_neff
-            u1 = b - be * log_d
-            e = np.broadcast_to(e, u0.shape)
-            m = np.maximum(np.maximum(u0, u1), e)
-            out = m + np.log(np.exp(u0 - m) + np.exp(u1 - m) + np.exp(e - m))
+            out = lse(a - al * log_neff, b - be * log_d, e)
         return out[0] if single else out
-
-    def predict_z_and_jac(self, theta, X, cache=None):
-        z, jac = self.predict_z_and_jac_batch(np.asarray(theta, dtype=float).reshape(1, -1), X, cache)
-        return z[0], jac[0]
 
     def predict_z_and_jac_batch(self, theta, X, cache=None):
         t = np.atleast_2d(np.asarray(theta, dtype=float))
@@ -179,12 +172,7 @@ class PrecisionLaw(Law):
         e, a, b, al, be, lg = (t[:, j:j + 1] for j in range(6))
         u = bits[None, :] * np.exp(-lg)                            # (k, n): P / gamma
         log_neff = log_n + np.log(-np.expm1(-u))
-        u0 = a - al * log_neff
-        u1 = b - be * log_d
-        m = np.maximum(np.maximum(u0, u1), e)
-        w0, w1, w2 = np.exp(u0 - m), np.exp(u1 - m), np.exp(e - m)
-        s = w0 + w1 + w2
-        w0, w1, w2 = w0 / s, w1 / s, w2 / s
+        z, (w0, w1, w2) = lse_and_weights(a - al * log_neff, b - be * log_d, e)
         jac = np.empty((t.shape[0], log_n.shape[0], 6))
         jac[..., 0] = w2
         jac[..., 1] = w0
@@ -193,7 +181,7 @@ class PrecisionLaw(Law):
         jac[..., 4] = -w1 * log_d
         with np.errstate(over="ignore"):
             jac[..., 5] = w0 * al * u / np.expm1(u)
-        return m + np.log(s), jac
+        return z, jac
 
     # ---------------------------------------------------------------- starts
     def initial_grid(self, X=None):

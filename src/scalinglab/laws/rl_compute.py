@@ -62,6 +62,7 @@ class RLSigmoidLaw(Law):
     reference: tuple = (("R0", 0.2), ("A", 0.6), ("B", 1.5), ("C_mid", 2000.0))
     reference_source: str = ("Khatri et al. 2025 (arXiv:2510.13786), eq. 1; illustrative constants of the "
                              "magnitude of its Fig. 1, not its fitted values")
+    capabilities = frozenset({"on"})                                    # laws/base.py: CAPABILITIES
 
     # ---------------------------------------------------------------- columns
     def on(self, column: str) -> "RLSigmoidLaw":

@@ -20,6 +20,9 @@ _EXPORTS = {
     "plan_at_multiplier": "scalinglab.planning.inference",
     "budget_from_usd": "scalinglab.planning.cost",
     "plan_cost": "scalinglab.planning.cost",
+    "PlanRequest": "scalinglab.planning.request",
+    "FullPlan": "scalinglab.planning.request",
+    "make_full_plan": "scalinglab.planning.request",
 }
 
 __all__ = sorted(_EXPORTS)

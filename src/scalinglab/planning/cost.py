@@ -20,6 +20,7 @@ import numpy as np
 
 from scalinglab.planning.hardware import gpu_spec, peak_flops_for_dtype, resolve_peak_flops
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["resolve_price", "usd_per_flop", "budget_from_usd", "usd_for_flops", "inference_weight", "CostEstimate",
            "plan_cost"]
@@ -30,7 +31,8 @@ SECONDS_PER_HOUR = 3600.0
 def _positive(value, name: str, example: str) -> float:
     v = float(value)
     if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive, finite number (e.g. {example}); got {value!r}")
+        raise ParamError(name, f"{{{name}}} must be a positive, finite number (e.g. {example}); got {value!r}",
+                         value=value)
     return v
 
 
@@ -42,13 +44,13 @@ def resolve_price(gpu: str | None, usd_per_gpu_hour: float | None = None, *,
         price = _positive(usd_per_gpu_hour, option, "2.5")
         return price, f"user-supplied price ${price:g}/device-hour"
     if gpu is None:
-        raise ValueError(f"a custom device (peak_flops) has no price in the hardware table: give {option} "
-                         f"(dollars per device-hour, e.g. 2.5)")
+        raise ParamError(option, f"a custom device ({{peak_flops}}) has no price in the hardware table: give "
+                                 f"{{{option}}} (dollars per device-hour, e.g. 2.5)", also=("peak_flops",))
     spec = gpu_spec(gpu)
     if spec.usd_per_hour is None:
         priced = ", ".join(sorted(name for name, s in _priced().items()))
-        raise ValueError(f"the hardware table has no sourced cloud price for {spec.name}: give {option} "
-                         f"(dollars per device-hour, e.g. 2.5); devices with a table price: {priced}")
+        raise ParamError(option, f"the hardware table has no sourced cloud price for {spec.name}: give {{{option}}} "
+                                 f"(dollars per device-hour, e.g. 2.5); devices with a table price: {priced}")
     return float(spec.usd_per_hour), f"{spec.name}: ${spec.usd_per_hour:g}/device-hour, {spec.price_source}"
 
 
@@ -63,15 +65,16 @@ def _peak(gpu: str | None, peak_flops: float | None, dtype: str = "bf16",
     if peak_flops is not None or str(dtype).strip().lower() == "bf16":
         return resolve_peak_flops(gpu, peak_flops)
     if gpu is None:
-        raise ValueError(f"{option}={dtype!r} needs a device from the hardware table (its datasheet's dtype rates); "
-                         f"a custom peak_flops is a BF16 peak")
+        raise ParamError(option, f"{{{option}}}={dtype!r} needs a device from the hardware table (its datasheet's "
+                                 "dtype rates); a custom {peak_flops} is a BF16 peak", also=("peak_flops",))
     return peak_flops_for_dtype(gpu, dtype, option=option)
 
 
 def _mfu(mfu: float, option: str = "mfu") -> float:
     v = float(mfu)
     if not (math.isfinite(v) and 0 < v <= 1):
-        raise ValueError(f"{option} must be in (0, 1] (a fraction of peak, typically 0.3-0.55); got {mfu!r}")
+        raise ParamError(option, f"{{{option}}} must be in (0, 1] (a fraction of peak, typically 0.3-0.55); "
+                                 f"got {mfu!r}", value=mfu)
     return v
 
 
@@ -195,14 +198,15 @@ def inference_weight(gpu: str | None = "h100", mfu: float = 0.4, *, peak_flops: 
     try:
         train_per_flop, _ = usd_per_flop(gpu, m_train, usd_per_gpu_hour=usd_per_gpu_hour, peak_flops=peak_flops)
     except ValueError:
-        missing.append(f"the training device ({gpu or 'custom'}; usd_per_gpu_hour)")
+        missing.append(ParamText(f"the training device ({gpu or 'custom'}; {{usd_per_gpu_hour}})", "usd_per_gpu_hour"))
     try:
         inf_per_flop, inf_source = usd_per_flop(inf_gpu, m_inf, dtype=inference_dtype, peak_flops=inf_peak_override,
                                                 usd_per_gpu_hour=inf_price_given)
     except ValueError:
-        missing.append(f"the serving device ({inf_gpu or 'custom'}; inference_usd_per_gpu_hour)")
+        missing.append(ParamText(f"the serving device ({inf_gpu or 'custom'}; {{inference_usd_per_gpu_hour}})",
+                                 "inference_usd_per_gpu_hour"))
     if missing:
         r = (peak_t * m_train) / (peak_i * m_inf)
-        return r, None, (f"no price for {' or '.join(missing)}: compared in device-hours at an equal price per "
-                         f"device-hour; serving on {peak_i_source} at MFU {m_inf:g}")
+        return r, None, ("no price for " + ParamText.join(" or ", missing) + ": compared in device-hours at an "
+                         f"equal price per device-hour; serving on {peak_i_source} at MFU {m_inf:g}")
     return inf_per_flop / train_per_flop, train_per_flop, f"serving on {inf_source}"

@@ -178,7 +178,7 @@ def distillation_tokens(budget, student_params: float, teacher_params: float | N
 
 
 def _check_inputs(law, budget, student_params, teacher_loss, teacher_params, teacher_tokens, teacher_cost, students):
-    if not hasattr(law, "supervised_loss"):
+    if law.capability("supervised_loss") is None:
         raise ValueError(f"law {law.name!r} has no supervised baseline: a distill-or-train plan needs a fit of a "
                          f"distillation law (scalinglab fit runs.csv --law distillation)")
     check_budget(budget, "budget")

@@ -213,7 +213,7 @@ def optimal_teacher(fit_or_path, budget: float, student_params: float, *, studen
     Intervals re-optimise up to ``max_resamples`` bootstrap resamples."""
     fit = _load_fit(fit_or_path)
     law = fit.law_object
-    if not hasattr(law, "supervised_loss"):
+    if law.capability("supervised_loss") is None:
         raise ValueError(f"law {law.name!r} has no supervised law for a teacher: choosing a teacher needs a fit of a "
                          f"distillation law (scalinglab fit runs.csv --law distillation)")
     check_budget(budget, "budget")

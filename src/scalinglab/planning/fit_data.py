@@ -5,15 +5,26 @@ the stated fallback measured from the data's reach).
 Duck-typed on purpose: the planners accept a ``FitResult`` or anything with ``diagnostics`` (and
 optionally ``calibration`` / ``data_max_flops``).  ``FitResult.calibration_or_fallback`` is the
 fitting side's strict version (it raises where the fit records no compute and states the fallback
-at the bootstrap's level); a plan's fallback is always stated at 90 % and may take the compute
+at the fit's level); a plan's fallback is stated at the plan's level and may take the compute
 from the caller or the IsoFLOP budgets instead."""
 from __future__ import annotations
 
 import numpy as np
 
 from scalinglab.fitting.prediction import NOT_CALIBRATED, uncalibrated
+from scalinglab.fitting.result import stored_level
+from scalinglab.util.intervals import check_level
 
-FALLBACK_LEVEL = 0.9
+
+def at_plan_level(fit, level: float | None):
+    """(the fit with every interval at ``level``, that level): ``level`` None keeps the fit's own
+    (``stored_level``); another is derived from its kept resamples and calibration scores
+    (``FitResult.at_level``), so that a plan's confidence and prediction intervals share one level."""
+    level = stored_level(fit) if level is None else check_level(level)
+    parts = [getattr(fit, "calibration", None), getattr(fit, "bootstrap", None)]
+    if any(part is not None and part.level != level for part in parts):
+        fit = fit.at_level(level)
+    return fit, level
 
 
 def fit_data_range(fit, column: str) -> tuple[float, float] | None:
@@ -50,18 +61,20 @@ def fit_data_max_flops(fit) -> float | None:
     return None
 
 
-def plan_calibration(fit, data_max_flops: float | None = None, isoflop=None):
-    """The fit's calibrated interval rules, or the stated fallback measured from its data's reach
-    (``data_max_flops`` if given, else what the fit records, else the largest IsoFLOP budget);
-    None where no compute of the data is known."""
+def plan_calibration(fit, data_max_flops: float | None = None, isoflop=None, level: float | None = None):
+    """The fit's calibrated interval rules at ``level`` (None: the fit's own level), or the
+    stated fallback at that level measured from its data's reach (``data_max_flops`` if given,
+    else what the fit records, else the largest IsoFLOP budget); None where no compute of the
+    data is known."""
     cal = getattr(fit, "calibration", None)
     if cal is not None:
-        return cal
+        return cal if level is None else cal.at_level(level)
+    level = stored_level(fit) if level is None else check_level(level)
     data_max = data_max_flops if data_max_flops is not None else fit_data_max_flops(fit)
     if data_max is None and isoflop is not None:
         data_max = float(np.max(isoflop.budgets["flops"]))
     if data_max is None:
         return None
     data_min = fit_data_min_flops(fit)
-    return uncalibrated(FALLBACK_LEVEL, data_max, NOT_CALIBRATED,
+    return uncalibrated(level, data_max, NOT_CALIBRATED,
                         data_min=float("nan") if data_min is None else data_min)

@@ -20,6 +20,7 @@ Two further columns serve money and inference (``planning/cost.py``, ``planning/
   four times on Blackwell); a dtype a device lacks is refused, naming the ones it has.
 """
 from __future__ import annotations
+from scalinglab.util.errors import ParamError
 
 from dataclasses import dataclass, field, replace
 
@@ -152,8 +153,7 @@ def gpu_spec(name: str) -> GpuSpec:
     key = ALIASES.get(key, key)
     if key not in GPUS:
         valid = ", ".join(sorted(GPUS))
-        raise ValueError(
-            f"gpu={name!r} is not in the hardware table; valid names: {valid} "
+        raise ParamError("gpu", f"{{gpu}}={name!r} is not in the hardware table; valid names: {valid} "
             f"(aliases: {', '.join(sorted(ALIASES))}). For another accelerator pass its peak dense "
             f"BF16 FLOP/s directly as peak_flops."
         )
@@ -165,7 +165,8 @@ def resolve_peak_flops(gpu: str | None = "h100", peak_flops: float | None = None
     if peak_flops is not None:
         value = float(peak_flops)
         if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"peak_flops must be a positive FLOP/s per device (e.g. 989.5e12); got {peak_flops!r}")
+            raise ParamError("peak_flops", f"{{peak_flops}} must be a positive FLOP/s per device (e.g. "
+                                           f"989.5e12); got {peak_flops!r}")
         return value, f"user-supplied peak {value:.4g} FLOP/s"
     if gpu is None:
         raise ValueError("give gpu (a name from the hardware table) or peak_flops (FLOP/s per device)")
@@ -179,9 +180,10 @@ def peak_flops_for_dtype(gpu: str, dtype: str = "bf16", *, option: str = "dtype"
     spec = gpu_spec(gpu)
     key = str(dtype).strip().lower()
     if key not in DTYPES:
-        raise ValueError(f"{option}={dtype!r} is not a tensor dtype; choose one of {', '.join(DTYPES)}")
+        raise ParamError(option, f"{{{option}}}={dtype!r} is not a tensor dtype; choose one of {', '.join(DTYPES)}")
     if key not in spec.dtype_speedup:
-        raise ValueError(f"{option}={dtype!r}: {spec.name} has no dense {key} tensor throughput in its datasheet; "
+        raise ParamError(option, f"{{{option}}}={dtype!r}: {spec.name} has no dense {key} tensor throughput in its "
+                         "datasheet; "
                          f"its dtypes are {', '.join(spec.dtype_speedup)}")
     factor = float(spec.dtype_speedup[key])
     return spec.peak_bf16_flops * factor, f"{spec.name} {key}: {factor:g}× its BF16 peak ({spec.source})"
@@ -197,9 +199,10 @@ def wall_clock(C, gpu: str | None = "h100", mfu: float = 0.4, n_gpus: int = 1, *
     """
     mfu_value = float(mfu)
     if not (0 < mfu_value <= 1) or not np.isfinite(mfu_value):
-        raise ValueError(f"mfu must be in (0, 1] (a fraction of peak, typically 0.3-0.55); got {mfu!r}")
+        raise ParamError("mfu", f"{{mfu}} must be in (0, 1] (a fraction of peak, typically 0.3-0.55); got {mfu!r}",
+                         value=mfu)
     if int(n_gpus) != n_gpus or int(n_gpus) < 1:
-        raise ValueError(f"n_gpus (CLI: --gpus) must be a positive integer; got {n_gpus!r}")
+        raise ParamError("n_gpus", f"{{n_gpus}} must be a positive integer; got {n_gpus!r}", value=n_gpus)
     peak, _ = resolve_peak_flops(gpu, peak_flops)
     C_arr = np.asarray(C, dtype=float)
     if np.any(~(C_arr > 0)):  # catches NaN and non-positive; inf is allowed (an unreachable target)

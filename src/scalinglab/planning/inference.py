@@ -41,6 +41,7 @@ from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, check_budget
 from scalinglab.laws.frontier import N_MIN, allocate, check_frontier, compute_for_target
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError
 
 __all__ = ["lifetime_cost", "tokens_for_target", "min_cost_for_target", "best_loss_for_lifetime_budget",
            "InferencePlan", "plan_inference", "MultiplierPlan", "plan_at_multiplier", "PlanExtras", "extend_plan"]
@@ -364,10 +365,12 @@ def plan_inference(fit, inference_tokens: float, *, target_loss: float | None = 
     one inference FLOP costs (``planning.cost.usd_per_flop`` of the two devices gives it).
     ``max_resamples``: use at most this many bootstrap resamples for the intervals (None: all)."""
     if (target_loss is None) == (budget is None):
-        raise ValueError("give exactly one of target_loss (nats/token) or budget (FLOPs) for the inference plan")
+        raise ParamError("budget", "give exactly one of {target_loss} (nats/token) or {budget} (FLOPs) for the "
+                         "inference plan", also=("target_loss",))
     T = float(inference_tokens)
     if not (math.isfinite(T) and T >= 0):
-        raise ValueError(f"inference_tokens must be a non-negative, finite number of tokens (e.g. 2e12); got "
+        raise ParamError("inference_tokens", f"{{inference_tokens}} must be a non-negative, finite number of "
+                                             f"tokens (e.g. 2e12); got "
                          f"{inference_tokens!r}")
     r = float(inference_weight)
     if not (math.isfinite(r) and r > 0):
@@ -389,7 +392,8 @@ def plan_inference(fit, inference_tokens: float, *, target_loss: float | None = 
         target, target_source = float(target_loss), "the target"
         n_c, d_c, C = _chinchilla_point(law, public, target, constraints)
         if not math.isfinite(n_c):
-            raise ValueError(f"target_loss={target:.4g} is not reached by the law's frontier at any compute; "
+            raise ParamError("target_loss", f"{{target_loss}}={target:.4g} is not reached by the law's frontier "
+                                            f"at any compute; "
                              f"choose a higher target")
     n_i, d_i, cost_i = _min_cost(law, law.from_public(public), target, T, r, constraints, n_c)
     if not math.isfinite(n_i):
@@ -542,10 +546,12 @@ def plan_at_multiplier(fit, tokens_per_param: float, budget: float | None = None
     compute that reaches the target at this M (bisection in log C)."""
     M = float(tokens_per_param)
     if not (math.isfinite(M) and M > 0):
-        raise ValueError(f"tokens_per_param must be a positive number of tokens per parameter (e.g. 200); got "
+        raise ParamError("tokens_per_param", f"{{tokens_per_param}} must be a positive number of tokens per "
+                                             f"parameter (e.g. 200); got "
                          f"{tokens_per_param!r}")
     if (budget is None) == (target_loss is None):
-        raise ValueError("give exactly one of budget (FLOPs) or target_loss (nats/token)")
+        raise ParamError("budget", "give exactly one of {budget} (FLOPs) or {target_loss} (nats/token)",
+                         also=("target_loss",))
     law = fit.law_object
     constraints = check_frontier(law, constraints)
     public = {k: float(v) for k, v in fit.params.items()}
@@ -557,7 +563,8 @@ def plan_at_multiplier(fit, tokens_per_param: float, budget: float | None = None
         target = float(target_loss)
         lo, hi = math.log(1e6), math.log(1e35)
         if not _multiplier_loss(law, theta, math.exp(hi), M, constraints)[1] <= target:
-            raise ValueError(f"target_loss={target:.4g} is not reached at M = {M:g} with any compute up to 1e35 FLOPs; "
+            raise ParamError("target_loss", f"{{target_loss}}={target:.4g} is not reached at M = {M:g} with any "
+                                            f"compute up to 1e35 FLOPs; "
                              f"choose a higher target")
         for _ in range(_BISECT):
             mid = 0.5 * (lo + hi)

@@ -7,8 +7,8 @@ depends on E: ``laws/moe.py``, Ludziejewski et al. 2025), and the E of least los
 the bootstrap CI of its loss (the same resamples for every E, so the rows are paired) and a
 prediction interval from the fit's calibration; E* carries the spread of the chosen E over resamples.
 
-The law plugs in through a hook, not its name: ``memory_optimal(public, C, max_total, experts)`` on
-the law (``laws/moe.py``), and the frontier constraints ``experts`` / ``max_total_params``.
+The law plugs in through a declared capability, not its name: ``memory_optimal(public, C, max_total,
+experts)`` (``laws/base.py: CAPABILITIES``, ``laws/moe.py``), and the frontier constraints ``experts`` / ``max_total_params``.
 """
 from __future__ import annotations
 
@@ -106,11 +106,6 @@ class ExpertsPlan:
                             {f"{k:g}": v for k, v in self.experts_share.items()}, "notes": self.notes, "options": [dict(o.__dict__) for o in self.options]})
 
 
-def _hook(law):
-    """The law's memory-limited search (a FixedLaw holds its law in ``base``), or None."""
-    return getattr(law, "memory_optimal", None) or getattr(getattr(law, "base", None), "memory_optimal", None)
-
-
 def plan_experts(fit, budget: float, max_total_params: float | None = None,
                  experts: Sequence[float] | None = None) -> ExpertsPlan:
     """The number of experts, active size and tokens of least loss for ``budget`` FLOPs (C = 6 N_active D)
@@ -121,7 +116,7 @@ def plan_experts(fit, budget: float, max_total_params: float | None = None,
     from scalinglab.planning.fit_data import fit_data_range, plan_calibration
 
     law = fit.law_object
-    search = _hook(law)
+    search = law.capability("memory_optimal")
     if search is None or EXPERTS not in law.frontier_constraints():
         raise ValueError(f"--max-total-params chooses the number of experts through a law that knows how loss and "
                          f"memory depend on them; law {fit.law!r} does not. Fit runs with an 'experts' column "
@@ -193,8 +188,7 @@ def _discrete_interval(values, level):
     v = v[np.isfinite(v)]
     if v.size == 0:
         return None
-    tail = (1.0 - float(level)) / 2.0
-    return (float(np.quantile(v, tail, method="lower")), float(np.quantile(v, 1.0 - tail, method="higher")))
+    return percentile_interval(v, level, discrete=True)
 
 
 def _shares(values) -> dict[float, float] | None:

@@ -28,11 +28,12 @@ import numpy as np
 from scalinglab.fitting.prediction import choose_n_opt
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN
 from scalinglab.laws.frontier import allocate, compute_for_target
-from scalinglab.planning.fit_data import fit_data_max_flops, fit_data_min_flops, fit_data_range, plan_calibration
+from scalinglab.planning.fit_data import (at_plan_level, fit_data_max_flops, fit_data_min_flops, fit_data_range,
+                                          plan_calibration)
 from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
 from scalinglab.planning.hyperparams import advice_lines, critical_batch_advice, hparam_advice
 from scalinglab.planning.shape import MAX_SHAPE_PARAMS, ShapeRules, ShapeSearch, search_shape
-from scalinglab.util.errors import ParamError
+from scalinglab.util.errors import ParamError, ParamText
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
@@ -250,7 +251,8 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
          mfu: float = 0.4, gpus: int = 1, peak_flops: float | None = None, isoflop=None, prefer: str = "auto",
          disagree_factor: float = 1.5, data_max_flops: float | None = None, extrapolation_limit: float = 100.0,
          shape_rules: ShapeRules | None = None, constraints: dict[str, float] | None = None,
-         allow_degenerate: bool = False, hparams_law="stepLaw", critical_batch="kaplan", **shape_kwargs) -> Plan:
+         allow_degenerate: bool = False, hparams_law="stepLaw", critical_batch="kaplan", level: float | None = None,
+         **shape_kwargs) -> Plan:
     """Plan a run from a fitted law: give exactly one of ``budget`` (FLOPs) or ``target_loss``.
 
     fit_or_path: a FitResult or a path to its JSON. gpu / peak_flops / mfu / gpus: hardware for
@@ -269,6 +271,9 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     hparams_law: the lr/batch law for the run (``laws/hparams.py``: "stepLaw", "deepseek", an
     HparamLaw or a fitted law's JSON; None: none). critical_batch: the B_crit(L) law ("kaplan", a
     CriticalBatchLaw or a fitted law's JSON; None: none).
+    level: the coverage of every interval of the plan, confidence and prediction alike (None: the
+    fit's own level, ``FitResult.level``); derived from the fit's kept resamples and calibration
+    scores (``FitResult.at_level``).
 
     A plan is refused (ValueError) when it is physically impossible (N* < 1 parameter, D* < 1
     token, a non-finite loss) and when the fit is degenerate (``degenerate_fit_problems``: a
@@ -276,11 +281,12 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     from a degenerate fit anyway, with a warning per problem. Budgets below the fit's data, and
     models below ``SMALL_MODEL_PARAMS``, are warned about.
     """
-    fit = _load_fit(fit_or_path)
+    fit, pi_level = at_plan_level(_load_fit(fit_or_path), level)
     if (budget is None) == (target_loss is None):
-        raise ValueError("give exactly one of budget (FLOPs, e.g. 1e23) or target_loss (nats/token)")
+        raise ParamError("budget", "give exactly one of {budget} (FLOPs, e.g. 1e23) or {target_loss} (nats/token)",
+                         also=("target_loss",))
     if prefer not in PREFER_CHOICES:
-        raise ValueError(f"prefer must be one of {', '.join(PREFER_CHOICES)}; got {prefer!r}")
+        raise ParamError("prefer", f"{{prefer}} must be one of {', '.join(PREFER_CHOICES)}; got {prefer!r}")
     if not (disagree_factor > 1):
         raise ValueError(f"disagree_factor must be a ratio > 1 (e.g. 1.5); got {disagree_factor!r}")
     rules = _shape_rules(shape_rules, shape_kwargs)
@@ -312,7 +318,8 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     else:
         C = float(budget)
         if not (math.isfinite(C) and C > 0):
-            raise ValueError(f"budget must be a positive, finite number of FLOPs (e.g. 1e23); got {budget!r}")
+            raise ParamError("budget", f"{{budget}} must be a positive, finite number of FLOPs (e.g. 1e23); got "
+                                       f"{budget!r}")
 
     # ---- allocation from the law (approach 3)
     n3, d3, loss3 = model.allocation(C)
@@ -320,7 +327,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     n3_ci = _interval(n3_s, level) if n3_s is not None else None
 
     # ---- N* by evidence: approach 3, approach 2 or both (the ladder's rollout decides)
-    cal = plan_calibration(fit, data_max_flops, isoflop)
+    cal = plan_calibration(fit, data_max_flops, isoflop, level=pi_level)
     comparison, choice = None, None
     n_opt, source = n3, "approach 3: minimum of the fitted law along 6ND = C"
     n_s, d_s, loss_s = n3_s, d3_s, loss3_s
@@ -341,7 +348,8 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
             warnings.append(f"approach 2 and the law disagree on N* at C={C:.3g} (ratio {comparison.ratio:.2f}, "
                             f"{comparison.criterion}); allocating with {choice.label}: {choice.reason}")
     elif prefer not in ("auto", "approach3"):
-        raise ValueError(f"prefer={prefer!r} needs approach 2: give isoflop= (CLI: --runs with the IsoFLOP ladder)")
+        raise ParamError("prefer", ParamText("{prefer} needs approach 2: give {isoflop} (the IsoFLOP ladder)",
+                                             "isoflop", prefer=prefer))
     else:
         choice = choose_n_opt(cal, C, n3, None, None, "approach3" if prefer == "approach3" else "auto")
     if n_opt != n3:
@@ -591,7 +599,7 @@ class _LawView:
 def _compare(iso, C: float, n3: float, n3_ci, model: _LawView, level, factor: float) -> Approach2Comparison:
     n2 = float(np.asarray(iso.predict_n_opt(C), dtype=float))
     a2 = float(iso.a)
-    a2_ci = tuple(float(v) for v in iso.a_ci) if iso.a_ci is not None else None
+    a2_ci = tuple(float(v) for v in iso.a_conf_int(level)) if iso.a_ci is not None else None
     if a2_ci is not None and not all(np.isfinite(a2_ci)):
         a2_ci = None
     n2_ci = None
@@ -692,7 +700,8 @@ def refuse_degenerate_fit(fit, allow_degenerate: bool = False) -> list[str]:
         raise ValueError("the fit is degenerate, so a plan from it would be a confident number with nothing under "
                          f"it: {'; '.join(problems)}. Refit on a ladder that pins every term down (more model "
                          "sizes and budgets; the fit's warnings say which), or plan anyway with "
-                         "allow_degenerate=True (each problem then becomes a WARNING of the plan)")
+                         + ParamText("{allow_degenerate} (each problem then becomes a WARNING of the plan)",
+                                     allow_degenerate=True))
     return problems
 
 
@@ -704,10 +713,12 @@ def _refuse_impossible(fit, C: float, n_opt: float, d_opt: float, loss: float, t
     if target_loss is not None:
         losses = fit_data_range(fit, fit.law_object.target)
         reach = f" (the fit's runs span losses {losses[0]:.4g} – {losses[1]:.4g} nats/token)" if losses else ""
-        ask = (f"target_loss={float(target_loss):g} is reached, by the fitted law, at {where}",
-               f"choose a lower target_loss, one a real model would have to train for{reach}")
+        ask = (ParamText(f"{{target_loss}} is reached, by the fitted law, at {where}",
+                         target_loss=float(f"{float(target_loss):.6g}")),
+               ParamText(f"choose a lower {{target_loss}}, one a real model would have to train for{reach}",
+                         "target_loss"))
     else:
-        ask = (f"at budget={C:.3g} FLOPs the fitted law puts {where}",
+        ask = (ParamText(f"at {{budget}} FLOPs the fitted law puts {where}", budget=float(f"{C:.3g}")),
                f"give a budget of real training compute{data}")
     problems = degenerate_fit_problems(fit)
     if problems:   # planned anyway: the fit, not the request, put the optimum there
@@ -717,13 +728,13 @@ def _refuse_impossible(fit, C: float, n_opt: float, d_opt: float, loss: float, t
         ask = (ask[0], f"the budget lies within or beyond the fit's data{data}, so the fitted law itself puts "
                        f"its optimum there: check the fit (`scalinglab fit` prints its warnings)")
     if not (math.isfinite(n_opt) and math.isfinite(d_opt)):
-        raise ValueError(f"{ask[0]}: not finite numbers, so there is no plan; {ask[1]}")
+        raise ValueError(ask[0] + ": not finite numbers, so there is no plan; " + ask[1])
     if n_opt < 1 or d_opt < 1:
         short = "parameter" if n_opt < 1 else "token"
-        raise ValueError(f"{ask[0]}: less than one {short}, which no model can be; {ask[1]}")
+        raise ValueError(ask[0] + f": less than one {short}, which no model can be; " + ask[1])
     if not math.isfinite(loss):
-        raise ValueError(f"{ask[0]}, where it predicts a loss of {loss!r}: not a finite number, so there is no plan; "
-                         f"{ask[1]}")
+        raise ValueError(ask[0] + f", where it predicts a loss of {loss!r}: not a finite number, so there is no "
+                         "plan; " + ask[1])
 
 
 def _interval(values, level: float | None) -> tuple[float, float] | None:

@@ -26,6 +26,7 @@ import numpy as np
 from scalinglab.laws.frontier import allocate, compute_for_target
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.errors import ParamError
 
 __all__ = ["PrecisionOption", "PrecisionComparison", "compare_precisions", "PRECISION_CONSTRAINT"]
 
@@ -133,11 +134,6 @@ def _bits_and_dtype(precision) -> tuple[str, float]:
     return name, bits
 
 
-def _serving_penalty(law):
-    """The law's post-training-quantisation penalty, or None (a FixedLaw holds its law in ``base``)."""
-    return getattr(law, "serving_penalty", None) or getattr(getattr(law, "base", None), "serving_penalty", None)
-
-
 def compare_precisions(fit, budget: float | None = None, precisions: Sequence = ("bf16", "fp8"), *,
                        target_loss: float | None = None, gpu: str = "h100", mfu: float = 0.4,
                        serve_bits=None, constraints: dict | None = None) -> PrecisionComparison:
@@ -153,9 +149,10 @@ def compare_precisions(fit, budget: float | None = None, precisions: Sequence = 
                          f"law {fit.law!r} does not take precision_bits. Fit runs with a precision_bits column "
                          f"with --law precision")
     if (budget is None) == (target_loss is None):
-        raise ValueError("give exactly one of budget (FLOPs, e.g. 1e23) or target_loss (nats/token)")
+        raise ParamError("budget", "give exactly one of {budget} (FLOPs, e.g. 1e23) or {target_loss} (nats/token)",
+                         also=("target_loss",))
     if not (0 < float(mfu) <= 1):
-        raise ValueError(f"mfu must be in (0, 1]; got {mfu!r}")
+        raise ParamError("mfu", f"{{mfu}} must be in (0, 1]; got {mfu!r}")
     precisions = list(precisions)
     if not precisions:
         raise ValueError("--precision: give one or more precisions, e.g. bf16,fp8,fp4")
@@ -172,7 +169,7 @@ def compare_precisions(fit, budget: float | None = None, precisions: Sequence = 
         from scalinglab.laws.precision import parse_precision
 
         serve = parse_precision(serve_bits)
-        if _serving_penalty(law) is None:
+        if law.capability("serving_penalty") is None:
             raise ValueError(f"--serve-bits: law {fit.law!r} has no post-training-quantisation penalty")
     params = {k: float(v) for k, v in fit.params.items()}
     boot = getattr(fit, "bootstrap", None)
@@ -215,7 +212,7 @@ def compare_precisions(fit, budget: float | None = None, precisions: Sequence = 
                 n_s, d_s, l_s = allocate(law, samples, C, cons)
             n_ci, loss_ci = interval(n_s), interval(l_s)
         if serve is not None:
-            penalty = _serving_penalty(law)
+            penalty = law.capability("serving_penalty")
             served = float(loss + penalty(params, n, d, bits, serve))
             if samples is not None:
                 with np.errstate(all="ignore"):

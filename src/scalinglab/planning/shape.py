@@ -65,6 +65,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from scalinglab.train.counting import ModelShape, count_params
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["ShapeRules", "ShapeSearch", "TensorParallelError", "allowed_head_counts", "default_aspect_ratio",
            "head_granularity", "search_shape", "shape_for_params"]
@@ -131,19 +132,22 @@ class ShapeRules:
         ]
         for name, value, valid in checks:
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be {valid}; got {value!r}")
+                raise ParamError(name, f"{{{name}}} must be {valid}; got {value!r}", value=value)
         if not (self.ffn_ratio > 0 and math.isfinite(self.ffn_ratio)):
             raise ValueError(f"ffn_ratio must be a positive number (8/3 for SwiGLU, 4 for GELU); got {self.ffn_ratio!r}")
         if self.aspect_ratio is not None and not (self.aspect_ratio > 0 and math.isfinite(self.aspect_ratio)):
-            raise ValueError(f"aspect_ratio (d_model/n_layers) must be positive, e.g. 64-128; got {self.aspect_ratio!r}")
+            raise ParamError("aspect_ratio", f"{{aspect_ratio}} (d_model/n_layers) must be positive, e.g. 64-128; "
+                                             f"got {self.aspect_ratio!r}", value=self.aspect_ratio)
         if self.head_dim % 2:
-            raise ValueError(f"head_dim must be even (RoPE rotates pairs of channels), e.g. 64 or 128; got {self.head_dim}")
+            raise ParamError("head_dim", f"{{head_dim}} must be even (RoPE rotates pairs of channels), e.g. 64 "
+                                         f"or 128; got {self.head_dim}")
         if not (0 <= self.count_tolerance < 1):
             raise ValueError(f"count_tolerance must be a fraction in [0, 1), e.g. 0.005; got {self.count_tolerance!r}")
         if not (self.aspect_tolerance >= 1):
             raise ValueError(f"aspect_tolerance must be a factor >= 1 (e.g. 2); got {self.aspect_tolerance!r}")
         if self.tensor_parallel > _MAX_TENSOR_PARALLEL:
-            raise ValueError(f"tensor_parallel must be at most {_MAX_TENSOR_PARALLEL} devices per layer (e.g. 1, 2, "
+            raise ParamError("tensor_parallel", f"{{tensor_parallel}} must be at most {_MAX_TENSOR_PARALLEL} "
+                                                f"devices per layer (e.g. 1, 2, "
                              f"4 or 8); got {self.tensor_parallel!r}")
         if not (0 <= self.ffn_tolerance < 1):
             raise ValueError(f"ffn_tolerance must be a fraction in [0, 1), e.g. 0.1; got {self.ffn_tolerance!r}")
@@ -387,17 +391,18 @@ def _tensor_parallel_error(result: ShapeSearch) -> TensorParallelError:
     smallest = count_params(ModelShape(n_layers=1, d_model=h * rules.head_dim, n_heads=h,
                                        ffn_hidden=_nominal_ffn(h * rules.head_dim, rules),
                                        vocab_size=rules.vocab_size, context_length=rules.context_length)).non_embedding
-    way_out = (f"tensor_parallel={largest} is the largest that reaches it" if largest and largest > 1
-               else "plan it without tensor parallelism (tensor_parallel=1)")
+    way_out = (ParamText("{tensor_parallel} is the largest that reaches it", tensor_parallel=largest)
+               if largest and largest > 1 else
+               ParamText("plan it without tensor parallelism ({tensor_parallel})", tensor_parallel=1))
     layers = "1 layer" if s.n_layers == 1 else f"{s.n_layers} layers"
     closest = (f"one layer of {h} heads × {rules.head_dim} (d_model {s.d_model}) already has {smallest:,} "
                f"({100 * result.relative_error:+.0f}%)" if result.non_embedding == smallest > result.n_target else
                f"the closest, {layers} of {s.n_heads} heads × {rules.head_dim} (d_model {s.d_model}, ffn_hidden "
                f"{s.ffn_hidden}), has {result.non_embedding:,} ({100 * result.relative_error:+.0f}%)")
     return TensorParallelError(
-        f"tensor_parallel={k}: no shape whose n_heads and ffn_hidden divide by {k} comes within "
-        f"{100 * _FAR:g}% of N* = {result.n_target:,.0f} non-embedding parameters: {closest}; {way_out}, "
-        "or use a smaller head_dim",
+        ParamText("{tensor_parallel}", tensor_parallel=k) + f": no shape whose n_heads and ffn_hidden divide by {k} "
+        f"comes within {100 * _FAR:g}% of N* = {result.n_target:,.0f} non-embedding parameters: {closest}; "
+        + way_out + ParamText(", or use a smaller {head_dim}", "head_dim"),
         tensor_parallel=k, largest=largest, smallest_heads=h, smallest_params=smallest,
         result=result)
 

@@ -41,6 +41,7 @@ import pandas as pd
 
 from scalinglab.laws.base import check_budget
 from scalinglab.laws.test_time import COVERAGE_POWER
+from scalinglab.util.errors import ParamError
 
 __all__ = ["pass_at_k", "SampleOutcomes", "read_sample_outcomes", "coverage_curve", "CoverageFit",
            "fit_coverage", "beta_binomial_fit", "beta_pass_at_k", "InferencePlan", "infer_plan"]
@@ -196,10 +197,12 @@ def read_sample_outcomes(table, *, tokens_per_sample: float | None = None, sourc
 def _apply_mapping(df: pd.DataFrame, mapping: dict, source: str) -> pd.DataFrame:
     unknown = [k for k in mapping if k not in SAMPLE_COLUMNS]
     if unknown:
-        raise ValueError(f"mapping={mapping!r}: {unknown} are not sample columns; map onto {list(SAMPLE_COLUMNS)}")
+        raise ParamError("mapping", f"{{mapping}}={mapping!r}: {unknown} are not sample columns; map onto "
+                                    f"{list(SAMPLE_COLUMNS)}")
     missing = [v for v in mapping.values() if v is not None and v not in df.columns]
     if missing:
-        raise ValueError(f"mapping={mapping!r}: {source} has no column(s) {missing}; it has {list(df.columns)}")
+        raise ParamError("mapping", f"{{mapping}}={mapping!r}: {source} has no column(s) {missing}; it has "
+                                    f"{list(df.columns)}")
     taken = {k: df[v] for k, v in mapping.items() if v is not None}        # read before anything is dropped
     df = df.drop(columns=[k for k, v in mapping.items() if k in df.columns and v != k])
     return df.assign(**taken)
@@ -374,9 +377,9 @@ def fit_coverage(outcomes: SampleOutcomes, *, level: float = 0.9, n_boot: int = 
     """Fit -log pass@k = a k^-b to one model's aggregate curve on k = 1 ... min n (``points``
     values of k), with a bootstrap over problems and a rollout prediction rule."""
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1); got {level}")
+        raise ParamError("level", f"{{level}} must be in (0, 1); got {level}")
     if n_boot != 0 and n_boot < 2:
-        raise ValueError(f"n_boot must be 0 or at least 2 resamples; got {n_boot}")
+        raise ParamError("n_boot", f"{{n_boot}} must be 0 or at least 2 resamples; got {n_boot}")
     o = outcomes
     n_min = int(o.n.min())
     ks = curve_ks(n_min, points)
@@ -431,7 +434,7 @@ class InferencePlan:
         """The best model per budget by the power law's pass@k (``by="beta_binomial"``: by the
         distributional estimate)."""
         if by not in ("pass_at_k", "beta_binomial"):
-            raise ValueError(f"by must be 'pass_at_k' or 'beta_binomial'; got {by!r}")
+            raise ParamError("by", f"{{by}} must be 'pass_at_k' or 'beta_binomial'; got {by!r}")
         ok = self.options[self.options["samples"] >= 1]
         idx = ok.groupby("budget", sort=False)[by].idxmax()
         return self.options.loc[idx].reset_index(drop=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scalinglab.util.intervals import check_level
+
 DEFAULT_EXTRAPOLATION = 100.0   # plan at 100x the largest compute in the data unless told a budget
 
 
@@ -71,11 +73,11 @@ def data_summary(runs) -> dict:
 
 def build_report(runs, law="chinchilla", *, budget: float | None = None, n_bootstrap: int = 200,
                  seed: int = 0, gpu: str = "h100", gpus: int = 8, mfu: float = 0.4, method: str = "parabola",
-                 weights="auto", progress: bool = False, dpi: int = 110) -> Report:
+                 weights="auto", progress: bool = False, dpi: int = 110, level: float = 0.9) -> Report:
     """Fit, calibrate, run approach 2, validate, plan and draw, for one ladder.
 
     budget: the plan's compute in FLOPs (default: 100x the largest compute in the data, and the
-    report says so). A step that fails is listed in ``skipped`` with its reason; the others run.
+    report says so). level: the coverage of every interval in the report. A step that fails is listed in ``skipped`` with its reason; the others run.
     """
     from scalinglab.fitting.approach2 import isoflop_approach2
     from scalinglab.fitting.bootstrap import bootstrap
@@ -86,6 +88,7 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
     from scalinglab.report.plots import check_plot_options, figure_drawers
 
     check_plot_options("png", dpi, method)
+    level = check_level(level)
     law_obj = get_law(law)
     data = data_summary(runs)
     if budget is None and "flops" in data:
@@ -96,7 +99,7 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
     report = Report(source=str(runs.source), law=law_obj.name, data=data,
                     options={"law": law_obj.name, "formula": getattr(law_obj, "formula", ""),
                              "budget": budget, "budget_note": budget_note, "bootstrap": n_bootstrap,
-                             "seed": seed, "gpu": gpu, "gpus": gpus, "mfu": mfu, "method": method,
+                             "seed": seed, "gpu": gpu, "gpus": gpus, "mfu": mfu, "method": method, "level": level,
                              "weights": weights if weights is not None else "none"})
     report.warnings += [("data", w) for w in getattr(runs, "warnings", []) or []]
     if len(runs.dropped):
@@ -111,25 +114,28 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
             return None
 
     fit = step("fit", lambda: bootstrap(runs, law_obj, n=n_bootstrap, seed=seed, progress=progress,
-                                        budgets=(budget,) if budget else None, weights=weights))
+                                        budgets=(budget,) if budget else None, weights=weights, level=level,
+                                        calibrate=False))       # calibrated as a step of its own, below
     if fit is not None:
-        fit.calibration = step("calibration", lambda: calibrate_fit(fit, runs, progress=progress))
+        fit.calibration = step("calibration", lambda: calibrate_fit(fit, runs, level=level, progress=progress))
         report.fit = fit
         report.warnings += [("fit", w) for w in fit.warnings]
     iso = step("isoflop", lambda: isoflop_approach2(runs, method=method, n_bootstrap=max(n_bootstrap, 100),
-                                                   seed=seed))
+                                                   seed=seed, level=level))
     if iso is not None:
         report.isoflop = iso
         report.warnings += [("isoflop", w) for w in iso.warnings]
     report.validation = step("validation", lambda: validate_holdout(runs, law_obj, holdout="largest",
-                                                                    isoflop_method=method, weights=weights))
+                                                                    isoflop_method=method, weights=weights,
+                                                                    level=level))
     if fit is not None and budget:
         if law_obj.frontier_constraints() or law_obj.budget is None:
             report.skipped.append(("plan", f"law {law_obj.name!r} plans only with constraints "
                                            f"({', '.join(law_obj.frontier_constraints()) or 'no compute budget'}): "
                                            "use `scalinglab plan` with them"))
         else:
-            report.plan = step("plan", lambda: make_plan(fit, budget, isoflop=iso, gpu=gpu, gpus=gpus, mfu=mfu))
+            report.plan = step("plan", lambda: make_plan(fit, budget, isoflop=iso, gpu=gpu, gpus=gpus, mfu=mfu,
+                                                              level=level))
             if report.plan is not None:
                 report.warnings += [("plan", w) for w in report.plan.warnings if not w.startswith("fit: ")]
     with tempfile.TemporaryDirectory(prefix="scalinglab-report-") as tmp:

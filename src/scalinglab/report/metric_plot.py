@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.report.plots import _save, plt
+from scalinglab.util.intervals import percentile_band
 
 EXTRAPOLATE_DEX = 1.0          # how far beyond the largest x the curve is drawn
 
@@ -28,7 +29,7 @@ def metric_figure(fit, runs, *, x_label: str | None = None, y_label: str | None 
                   extrapolate_dex: float = EXTRAPOLATE_DEX):
     """Figure of ``fit`` (a FitResult of a one-variable ``MetricLaw``) over ``runs``."""
     law = fit.law_object
-    if len(law.variables) != 1 or getattr(law, "metric", None) is None:
+    if len(law.variables) != 1 or law.metric is None:
         raise ValueError(f"a metric figure needs a law of one scale column on a metric (--y/--x); law {fit.law!r} "
                          f"reads {list(law.variables)}")
     df = getattr(runs, "df", runs)
@@ -45,7 +46,7 @@ def metric_figure(fit, runs, *, x_label: str | None = None, y_label: str | None 
     samples = fit.predict_samples(grid[:, None])
     if samples is not None:
         level = fit.bootstrap.level
-        qlo, qhi = np.nanquantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        qlo, qhi = percentile_band(samples, level)
         ax.fill_between(grid, qlo, qhi, color="tab:blue", alpha=0.3, lw=0,
                         label=f"{100 * level:.0f}% bootstrap CI")
     ax.plot(grid, pred, color="tab:blue", lw=1.6, label=f"{law.name} fit")
@@ -67,23 +68,27 @@ def plot_metric_fit(fit, runs, path: str | Path, *, x_label: str | None = None, 
 
 
 def make_metric_plots(runs, outdir: str | Path, *, law, fit=None, n_bootstrap: int = 200, fmt: str = "png",
-                      dpi: int = 120, x_label: str | None = None, y_label: str | None = None, seed: int = 0):
+                      dpi: int = 120, x_label: str | None = None, y_label: str | None = None, seed: int = 0,
+                      level: float | None = None):
     """``fit.<fmt>`` in ``outdir``: ``fit`` (or ``law`` fitted here with an ``n_bootstrap``-resample
-    bootstrap and calibrated along its scale column) drawn over ``runs``."""
+    bootstrap and calibrated along its scale column) drawn over ``runs``, its bands at ``level``
+    (None: the given fit's own, or 0.9)."""
     from scalinglab.fitting.calibration import calibrate_fit
+    from scalinglab.fitting.result import DEFAULT_LEVEL
     from scalinglab.report.plots import PlotSet
 
     if fit is None:
         if n_bootstrap > 0:
             from scalinglab.fitting.bootstrap import bootstrap
 
-            fit = bootstrap(runs, law, n=n_bootstrap, seed=seed, progress=False, budgets=None)
+            fit = bootstrap(runs, law, n=n_bootstrap, seed=seed, progress=False, budgets=None,
+                            level=level or DEFAULT_LEVEL, calibrate=False)
         else:
             from scalinglab.fitting.engine import fit as run_fit
 
-            fit = run_fit(runs, law)
+            fit = run_fit(runs, law)                  # calibrated below, along its scale column
     if fit.calibration is None:
-        fit.calibration = calibrate_fit(fit, runs, level=fit.bootstrap.level if fit.bootstrap is not None else 0.9,
-                                        by=fit.law_object.variables[0])
+        fit.calibration = calibrate_fit(fit, runs, level=level or fit.level, by=fit.law_object.variables[0])
+    fit = fit.at_level(level)                         # every band at one level
     path = plot_metric_fit(fit, runs, Path(outdir) / f"fit.{fmt}", x_label=x_label, y_label=y_label, dpi=dpi)
     return PlotSet([path])

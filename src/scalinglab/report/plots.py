@@ -20,8 +20,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
+from scalinglab.util.errors import ParamError  # noqa: E402
 from scalinglab.util.formatting import fmt_interval  # noqa: E402
-from scalinglab.util.intervals import percentile_interval  # noqa: E402
+from scalinglab.fitting.result import DEFAULT_LEVEL  # noqa: E402
+from scalinglab.util.intervals import percentile_band  # noqa: E402
 
 __all__ = ["plot_fit", "plot_isoflop", "plot_frontier", "make_all_plots", "figure_drawers", "PlotSet",
            "FORMATS", "check_plot_options"]
@@ -35,13 +37,14 @@ _PF_DAY = 8.64e19               # FLOPs in one petaflop/s-day (Kaplan et al. 202
 
 
 def check_plot_options(fmt: str = "png", dpi: int = 120, method: str = "parabola") -> None:
-    """Raise ValueError naming the option when format, dpi or method is not one plot accepts."""
+    """Raise ValueError naming the option when format, dpi or method is not one plot accepts (a
+    ParamError for ``method``, which the CLI spells per command)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt}: valid formats are {', '.join(FORMATS)}")
     if isinstance(dpi, bool) or not float(dpi).is_integer() or not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
         raise ValueError(f"--dpi {dpi}: give a whole number from {DPI_RANGE[0]} to {DPI_RANGE[1]}, e.g. 150")
     if method not in METHODS:
-        raise ValueError(f"--method {method}: valid methods are {', '.join(METHODS)}")
+        raise ParamError("method", f"{{method}} {method}: valid methods are {', '.join(METHODS)}", value=method)
 
 
 class PlotSet(list):
@@ -126,7 +129,8 @@ def plot_fit(fit, runs, path: str | Path, *, dpi: int = 120, extrapolate: float 
     frontier = _frontier_ok(law) and "tokens" in fit.variables
     boot = getattr(fit, "bootstrap", None)
     has_boot = boot is not None and boot.n_ok > 0
-    level = int(round((boot.level if boot is not None else 0.9) * 100))
+    coverage = boot.level if boot is not None else fit.level
+    level = int(round(coverage * 100))
 
     if frontier:
         fig = plt.figure(figsize=(13, 6.5))
@@ -158,8 +162,7 @@ def plot_fit(fit, runs, path: str | Path, *, dpi: int = 120, extrapolate: float 
         if has_boot:
             samples = fit.predict_samples(frame)
             if samples is not None:
-                with np.errstate(all="ignore"):
-                    lo, hi = np.nanpercentile(samples, [50 - level / 2, 50 + level / 2], axis=0)
+                lo, hi = percentile_band(samples, coverage)
                 ax.fill_between(n, lo, hi, color=color, alpha=0.25, lw=0, zorder=1)
                 band_drawn = True
         if not frontier:
@@ -236,7 +239,7 @@ def _frontier_loss_panel(axf, fit, df, groups, level, extrapolate):
         with np.errstate(all="ignore"):
             samples = np.column_stack([np.atleast_1d(allocate(law, boot.public_samples(), float(ci))[2])
                                        for ci in c])
-            band = np.array([percentile_interval(samples[:, j], boot.level) for j in range(len(c))]).T
+            band = np.array(percentile_band(samples, boot.level))
     try:
         pred, plo, phi = fit.prediction_interval(frame)
         if band is not None:   # as in a plan, the prediction interval always contains the confidence interval
@@ -358,8 +361,7 @@ def _approach2_band(iso, runs, c: np.ndarray, seed: int):
     if ok.sum() < 10:
         return None
     logn = intercept[ok, None] + slope[ok, None] * np.log(c)[None, :]
-    q = 100 * (1 - iso.level) / 2
-    return np.exp(np.percentile(logn, [q, 100 - q], axis=0))
+    return np.exp(np.array(percentile_band(logn, iso.level)))
 
 
 def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] | None = None, *,
@@ -407,7 +409,7 @@ def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] |
             with np.errstate(all="ignore"):
                 n_samples = np.column_stack([np.atleast_1d(allocate(law, boot.public_samples(), float(ci))[0])
                                              for ci in c])
-            band = np.array([percentile_interval(n_samples[:, j], boot.level) for j in range(len(c))]).T
+            band = np.array(percentile_band(n_samples, boot.level))
             ax.fill_between(c, band[0], band[1], color="navy", alpha=0.2,
                             label=f"approach 3 {int(round(boot.level * 100))}% bootstrap band")
     if kaplan:
@@ -437,10 +439,11 @@ def figure_drawers(fit, iso, runs, outdir: str | Path, *, fmt: str = "png", dpi:
 
 def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=None, n_bootstrap: int = 200,
                    seed: int = 0, method: str = "parabola", fmt: str = "png", dpi: int = 120,
-                   calibrate: bool = True) -> PlotSet:
+                   calibrate: bool = True, level: float | None = None) -> PlotSet:
     """fit, isoflop and frontier figures (``fmt``: png, svg or pdf) for a ladder; fits what it is
-    not given. A figure that cannot be made is skipped with its reason (``PlotSet.skipped``); the
-    others are still written. Raises only for bad options or when no figure at all could be made."""
+    not given; every band at ``level`` (None: the given fit's own, or 0.9), derived from the
+    resamples and calibration scores the fit keeps. A figure that cannot be made is skipped with
+    its reason (``PlotSet.skipped``); the others are still written. Raises only for bad options or when no figure at all could be made."""
     from scalinglab.fitting.approach2 import isoflop_approach2
 
     check_plot_options(fmt, dpi, method)
@@ -463,23 +466,27 @@ def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=Non
             if n_bootstrap > 0:
                 from scalinglab.fitting.bootstrap import bootstrap
 
-                fit = bootstrap(runs, law, n=n_bootstrap, seed=seed, progress=False)
+                fit = bootstrap(runs, law, n=n_bootstrap, seed=seed, progress=False, level=level or DEFAULT_LEVEL,
+                                calibrate=calibrate)
             else:
-                from scalinglab.fitting.engine import fit as run_fit
+                from scalinglab.fitting.calibrated import fit as run_fit
 
-                fit = run_fit(runs, law)
+                fit = run_fit(runs, law, level=level or DEFAULT_LEVEL, calibrate=calibrate)
         except Exception as exc:  # noqa: BLE001
             fit_error = f"the law could not be fitted: {type(exc).__name__}: {exc}"
     if fit is not None and calibrate and getattr(fit, "calibration", None) is None:
         try:
             from scalinglab.fitting.calibration import calibrate_fit
 
-            fit.calibration = calibrate_fit(fit, runs)
+            fit.calibration = calibrate_fit(fit, runs, level=level or fit.level)
         except Exception:  # noqa: BLE001 - the prediction band then uses the stated fallback rule
             pass
+    if fit is not None:
+        fit = fit.at_level(level)                     # every band at one level
     iso, iso_error = None, None
     try:
-        iso = isoflop_approach2(runs, method=method, n_bootstrap=max(n_bootstrap, 100), seed=seed)
+        iso = isoflop_approach2(runs, method=method, n_bootstrap=max(n_bootstrap, 100), seed=seed,
+                                level=fit.level if fit is not None else level or DEFAULT_LEVEL)
     except Exception as exc:  # noqa: BLE001
         iso_error = f"approach 2 failed: {exc}"
     draw = figure_drawers(fit, iso, runs, outdir, fmt=fmt, dpi=dpi, seed=seed)

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalinglab.laws.hparams import HparamLaw, get_hparam_law
+from scalinglab.laws.hparams import HPARAM_LAWS, HparamLaw
 from scalinglab.planning.shape import shape_for_params
 from scalinglab.train.counting import ModelShape, count_params, training_flops_per_token
 
@@ -88,7 +88,7 @@ def batch_lr_rule(law: HparamLaw) -> str:
             f"{BATCH_SEQS_RANGE[1]} sequences (and >= {MIN_STEPS} steps), lr {LR_RANGE[0]:g}-{LR_RANGE[1]:g}")
 
 
-RULES["batch_lr"] = batch_lr_rule(get_hparam_law(DEFAULT_HPARAMS_LAW))
+RULES["batch_lr"] = batch_lr_rule(HPARAM_LAWS[DEFAULT_HPARAMS_LAW])
 
 
 def head_dim_for(n_target: float) -> int:
@@ -260,6 +260,7 @@ def plan_sweep(budgets, *, sizes_per_budget: int = 5, min_params: float | None =
     seeds: each planned run trained this many times with distinct seeds (``sweep/seeds.py``), to
     measure run-to-run noise.
     """
+    from scalinglab.data.law_files import get_hparam_law      # a preset, a law, or its file
     from scalinglab.sweep.seeds import check_seeds, repeat_with_seeds
 
     check_seeds(seeds)
@@ -432,7 +433,7 @@ def _plan_run(budget: float, n_target: float, shape: ModelShape, schedule: str,
     d_exact = budget / fpt
     if d_exact < MIN_STEPS * seq:
         return None
-    law = get_hparam_law(DEFAULT_HPARAMS_LAW) if law is None else law
+    law = HPARAM_LAWS[DEFAULT_HPARAMS_LAW] if law is None else law
     guess = law.predict(params=count_params(shape).non_embedding, tokens=d_exact, flops=budget)
     b_opt_tokens = float(guess["batch"][0]) if "batch" in guess else BATCH_SEQS_RANGE[1] * seq
     if law.batch_unit == "sequences":             # a law fitted on a sweep that counted sequences

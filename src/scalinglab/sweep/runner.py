@@ -29,6 +29,7 @@ from typing import Iterable
 
 from scalinglab.sweep.store import LOG_NAME, StoreError, SweepStore, pid_alive, store_error_message
 from scalinglab.util.storage import storage_problem
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["run_sweep", "SweepSummary", "sweep_dir", "default_corpus", "DEFAULT_CORPUS_BYTES"]
 
@@ -143,8 +144,9 @@ def _run(db_path: Path, *, executor, corpus, workdir, max_runs, progress, addres
         _claim(store)
         unknown = [r for r in restart if r not in {run.run_id for run in store.runs()}]
         if unknown:
-            raise ValueError(f"restart= (CLI: --restart {unknown[0]}): sweep store {db_path} has no run "
-                             f"{unknown[0]!r}; `scalinglab sweep status {db_path}` lists its runs")
+            raise ParamError("restart", ParamText(f"{{restart}}: sweep store {db_path} has no run {unknown[0]!r}; "
+                                                  f"`scalinglab sweep status {db_path}` lists its runs",
+                                                  restart=unknown[0]))
         summary.resumed = store.reset_running()
         if retry_failed:
             store.reset_failed()
@@ -283,10 +285,11 @@ def _conflict_message(path: Path, conflicts, corpus_path: Path, corpus_fp: str, 
         head = (f"run {run_id} was started with config {short(theirs)}, but the store now gives it config "
                 f"{short(config_fp[run_id])} (its settings were changed after it started)")
     others = f"; so were {_some(ids[1:], 5)}" if len(ids) > 1 else ""
-    back = (f"give the corpus it was started with (corpus={their_path} (CLI --corpus {their_path})); or "
+    back = (ParamText("give the corpus it was started with ({corpus}); or ", corpus=str(their_path))
             if kind == "corpus" and their_path else "")
+    restart = ParamText.join(" ", [ParamText("{restart}", restart=i) for i in ids])
     return (f"sweep store {path}: {head}{others}. Going on would mix two {kind}s in one sweep, so nothing "
-            f"was trained. The way out: {back}restart= (CLI: {' '.join('--restart ' + i for i in ids)}) "
+            f"was trained. The way out: " + back + restart + " "
             f"discards what {'that run' if len(ids) == 1 else 'those runs'} recorded and "
             f"{'its' if len(ids) == 1 else 'their'} checkpoints and trains {'it' if len(ids) == 1 else 'them'} "
             f"again from scratch; or plan a new store for the new {kind} (`scalinglab sweep plan ... -o NEW.db`)")

@@ -358,6 +358,10 @@ class SweepStore:
         return [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE status = 'running' "
                                                "ORDER BY position")]
 
+    def final_losses(self) -> dict[str, float]:
+        """Each finished run's final loss (its point on the main branch, ``FINAL_BRANCH``), by run_id."""
+        return dict(self.con.execute("SELECT run_id, loss FROM points WHERE branch = ?", (FINAL_BRANCH,)).fetchall())
+
     # ------------------------------------------------------------------ writing
 
     def set_meta(self, key: str, value: str) -> None:
@@ -534,6 +538,16 @@ def _noise_scale_tokens(sums, seq_len: float) -> float:
     if not sums or sums[1] is None or not sums[1] > 0:
         return float("nan")
     return float(sums[0] / sums[1] * seq_len)
+
+
+def main_branch_curves(path: str | Path) -> pd.DataFrame:
+    """The training curves of the store's done runs on their main branch (``FINAL_BRANCH``, not a
+    WSD cooldown branch), with each run's ``seq_len`` (1 where its config names none)."""
+    frame = curves_frame(path)
+    with SweepStore(path, readonly=True) as store:
+        seq = {r.run_id: float(r.config.get("train", {}).get("seq_len", 1)) for r in store.runs("done")}
+    frame = frame[(frame["branch"] == FINAL_BRANCH) & frame["run_id"].isin(list(seq))]
+    return frame.assign(seq_len=[seq[r] for r in frame["run_id"]])
 
 
 def curves_frame(path: str | Path) -> pd.DataFrame:

@@ -1,0 +1,63 @@
+"""Law files: a hyperparameter or critical-batch law named by preset or read from its JSON file.
+
+A law never reads files (``laws/``: science only). Here a file is read and verified once
+(``util/jsonio.read_checked_json_file``: its schema version and checksum, an edited file refused
+unless ``allow_edited``), and the law is built from the parsed document by the law's own
+``from_dict``; what the check has to tell (an edit loaded anyway, an earlier release's file) rides
+on the law as ``file_notes``. ``write_law_file`` is the way back.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from scalinglab.laws.critical_batch import KAPLAN_CRITICAL_BATCH, CriticalBatchLaw, find_critical_batch_law
+from scalinglab.laws.hparams import HPARAM_LAWS, HparamLaw, find_hparam_law
+from scalinglab.util.jsonio import read_checked_json_file
+
+__all__ = ["get_hparam_law", "get_critical_batch_law", "write_law_file"]
+
+
+def get_hparam_law(name_or_path, *, allow_edited: bool = False) -> HparamLaw:
+    """A preset by name (``stepLaw``, ``deepseek``), an HparamLaw, or a fitted law's JSON file
+    (``scalinglab hparams fit ... -o hp.json``), checked as ``util/jsonio.verify_document`` says
+    (an edited file refused unless ``allow_edited``; the law's ``file_notes`` say what to tell)."""
+    law = find_hparam_law(name_or_path)
+    if law is not None:
+        return law
+    key = str(name_or_path)
+    path = Path(key)
+    if path.suffix.lower() == ".json" or path.exists():
+        if not path.is_file():
+            raise ValueError(f"--hparams-law {key}: no such file; give a preset ({', '.join(HPARAM_LAWS)}) or a "
+                             "fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`)")
+        doc, notes = read_checked_json_file(path, f"--hparams-law {key}", allow_edited=allow_edited)
+        law = HparamLaw.from_dict(doc, source=str(path))
+        law.file_notes = notes
+        return law
+    raise ValueError(f"--hparams-law {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) or a fitted "
+                     "law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)")
+
+
+def get_critical_batch_law(name_or_path, *, allow_edited: bool = False) -> CriticalBatchLaw:
+    """``kaplan`` (the preset), a CriticalBatchLaw, or a fitted law's JSON file, checked as
+    ``util/jsonio.verify_document`` says (an edited file refused unless ``allow_edited``)."""
+    law = find_critical_batch_law(name_or_path)
+    if law is not None:
+        return law
+    key = str(name_or_path)
+    path = Path(key)
+    if not path.is_file():
+        raise ValueError(f"--critical-batch {key}: neither the preset '{KAPLAN_CRITICAL_BATCH.name}' nor a file; "
+                         "fit one with `scalinglab hparams critical-batch curves.csv --target-loss ... -o cb.json`")
+    doc, notes = read_checked_json_file(path, f"--critical-batch {key}", allow_edited=allow_edited)
+    law = CriticalBatchLaw.from_dict(doc, source=str(path))
+    law.file_notes = notes
+    return law
+
+
+def write_law_file(law: CriticalBatchLaw, path) -> str:
+    """Write ``law.to_json()`` (schema version and checksum) to ``path``, for ``get_critical_batch_law``
+    to read back; returns the text."""
+    text = law.to_json()
+    Path(path).write_text(text)
+    return text
