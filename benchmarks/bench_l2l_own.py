@@ -64,7 +64,7 @@ def final_baseline(runs: pd.DataFrame, y: str, held_out: int) -> np.ndarray:
 
 
 def run(path: Path, n_bootstrap: int = 200) -> pd.DataFrame:
-    from scalinglab.fitting.loss_to_loss import holdout_loss_to_loss
+    from scalinglab.studies.loss_to_loss import holdout_loss_to_loss
 
     runs = read_runs(path)
     rows = []

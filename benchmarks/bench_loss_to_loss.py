@@ -31,7 +31,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "porian_isoflops.csv"
 
 def porian_pairs(path: Path, setting: str) -> pd.DataFrame:
     """RefinedWeb/OWT2 pairs of one setting, matched on compute and model size."""
-    from scalinglab.fitting.loss_to_loss import pair_runs
+    from scalinglab.studies.loss_to_loss import pair_runs
 
     df = pd.read_csv(path)
     cols = ["flops", "params", "tokens", "loss"]
@@ -57,7 +57,7 @@ def own_law_baseline(pairs: pd.DataFrame, holdout_budgets: int) -> np.ndarray:
 
 
 def run(path: Path) -> pd.DataFrame:
-    from scalinglab.fitting.loss_to_loss import holdout_loss_to_loss
+    from scalinglab.studies.loss_to_loss import holdout_loss_to_loss
 
     rows = []
     for setting in settings(path):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.fitting.observational import capability_pcs, holdout_by_flops
+from scalinglab.studies.observational import capability_pcs, holdout_by_flops
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "obsscaling_base_llm_benchmark_eval.csv"
 BENCH = ["MMLU", "ARC-C", "HellaSwag", "Winograd", "TruthfulQA", "GSM8K", "XWinograd", "HumanEval"]

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 from rl_curves import RECIPES, rl_run  # noqa: E402
 
-from scalinglab.fitting.rl import CurveNotBentError, fit_rl_curve  # noqa: E402
+from scalinglab.studies.rl import CurveNotBentError, fit_rl_curve  # noqa: E402
 
 
 def main(argv=None):

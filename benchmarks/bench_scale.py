@@ -88,7 +88,7 @@ def runs_frame(rows: int, seed: int = 0, recipes: tuple[str, ...] = ()) -> pd.Da
 
 
 def sweep_frame(rows: int, seed: int = 0) -> pd.DataFrame:
-    from scalinglab.fitting.hparams import synthetic_hparam_sweep
+    from scalinglab.studies.hparams import synthetic_hparam_sweep
 
     k = max(5, round(math.sqrt(rows / 8)))
     return synthetic_hparam_sweep(lr_factors=tuple(2.0 ** np.linspace(-3, 3, k)),

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    from scalinglab.fitting.lr_schedule import fit_schedule, read_curves
+    from scalinglab.studies.lr_schedule import fit_schedule, read_curves
     from scalinglab.planning.lr_schedule import curve_error, predict_lr, recommend_cooldown
     from scalinglab.report.lr_schedule import plot_schedule_curves
 

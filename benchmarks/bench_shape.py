@@ -1,4 +1,4 @@
-"""Model-shape search (planning/shape.py): how closely the exact count hits N*, before and after
+"""Model-shape search (arch/shape.py): how closely the exact count hits N*, before and after
 the tensor-parallel rules (issue 18, part 5), and what one search costs.
 
     python benchmarks/bench_shape.py [--points 241]
@@ -19,14 +19,14 @@ import time
 
 import numpy as np
 
-from scalinglab.planning.shape import TensorParallelError, default_aspect_ratio, search_shape
-from scalinglab.train.counting import ModelShape, count_params
+from scalinglab.arch.shape import TensorParallelError, default_aspect_ratio, search_shape
+from scalinglab.arch.counting import ModelShape, count_params
 
 RANGES = [(1e6, 1e7), (1e7, 1e8), (1e8, 1e9), (1e9, 1e12)]
 
 
 def _old_count(layers: int, heads: int, head_dim: int = 64) -> int:
-    # as the old module counted: a ModelShape through train.counting.count_params
+    # as the old module counted: a ModelShape through arch.counting.count_params
     d = heads * head_dim
     f = max(64, int(round(8 / 3 * d / 64)) * 64)
     shape = ModelShape(n_layers=layers, d_model=d, n_heads=heads, ffn_hidden=f, vocab_size=32768,

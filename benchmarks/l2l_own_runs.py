@@ -73,7 +73,7 @@ def lr_of(width: int) -> float:
 
 
 def shape_of(width: int):
-    from scalinglab.train.counting import ModelShape
+    from scalinglab.arch.counting import ModelShape
 
     ffn = int(round(8 / 3 * width / 8)) * 8
     return ModelShape(n_layers=2, d_model=width, n_heads=4, ffn_hidden=ffn, vocab_size=257, context_length=SEQ_LEN)
@@ -107,7 +107,7 @@ def score(ckpt: Path, shape, sets: dict) -> dict[str, float]:
 
 def train_and_score(width: int, corpus: Path, sets: dict, workdir: Path) -> list[dict]:
     """Train one model; score it at each checkpoint (caught as the trainer writes them)."""
-    from scalinglab.train.counting import count_params, training_flops_per_token
+    from scalinglab.arch.counting import count_params, training_flops_per_token
     from scalinglab.train.trainer import TrainConfig, train
 
     shape = shape_of(width)
@@ -179,7 +179,7 @@ def main() -> None:
               f"the built-in Python corpus", "# (cosine, peak lr 3e-3 x min(1, 48/d_model), seed 0), scored at 4 checkpoints on 32,768 held-out "
               "tokens of: the training corpus's", "# validation split (loss_train_val), Perl's .pod documentation "
               "(loss_prose), C headers in /usr/include (loss_c).", "# params = non-embedding parameters, flops = "
-              "6 x params x tokens, flops_exact = training FLOPs per token x tokens (train/counting.py)."]
+              "6 x params x tokens, flops_exact = training FLOPs per token x tokens (arch/counting.py)."]
     args.out.write_text("\n".join(header) + "\n" + table.to_csv(index=False, float_format="%.6g"))
     print(f"wrote {args.out}: {len(table)} rows, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 

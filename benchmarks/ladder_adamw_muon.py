@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scalinglab.sweep.store import create_store, runs_frame
+from scalinglab.data.store import create_store, runs_frame
 
 BUDGETS = (1e11, 3e11, 1e12)
 # non-embedding sizes per budget (the planner's shapes 1x16, 2x16, 1x32, 1x48, 1x64, 1x80)

@@ -24,7 +24,7 @@ PEAK_LR = 3e-3
 
 def main() -> None:
     from scalinglab.train.corpus import prepare_corpus
-    from scalinglab.train.counting import ModelShape
+    from scalinglab.arch.counting import ModelShape
     from scalinglab.train.trainer import TrainConfig, train
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -224,7 +224,7 @@ def test_compare_on_a_metric_with_a_frontier_equals_the_loss_comparison():
     """--y loss (lower-better, floor 0) fits log(loss - 0): the same target as the loss law itself,
     so the compute multipliers must agree with the plain comparison to the solver's tolerance."""
     from scalinglab.data.builtin import synthetic_ladder
-    from scalinglab.fitting.compare import compare_groups
+    from scalinglab.studies.compare import compare_groups
 
     a = synthetic_ladder(seed=3).assign(group="a")
     b = synthetic_ladder(seed=4, law_params={"E": 1.69, "A": 406.4 * 0.8, "B": 410.7, "alpha": 0.34, "beta": 0.28}

@@ -126,7 +126,7 @@ def test_by_group_refuses_what_it_cannot_do(ladder_csv, two_experiments_csv, tmp
 
 def test_fit_groups_library(two_experiments_csv):
     from scalinglab.data.readers import load_runs
-    from scalinglab.fitting.groups import fit_groups, fit_shared_exponents, group_labels, require_single_group
+    from scalinglab.studies.groups import fit_groups, fit_shared_exponents, group_labels, require_single_group
 
     runs = load_runs(two_experiments_csv, group="config")
     assert group_labels(runs) == ["small-lr", "large-lr"]

@@ -570,7 +570,7 @@ def test_property_one_corrupted_row_is_refused_or_warned_about_by_its_row(tmp_pa
 def test_counts_made_by_scalinglab_itself_are_not_taken_for_unit_slips():
     """A sweep store's sizes are exact counts (a CPU ladder of 3,376-parameter models is what it
     says): the same rows warn from a file, and not when they carry the store's exact-units mark
-    (``sweep.store.curve_runs_frame`` sets it; ``.db`` files are read the same way)."""
+    (``data.store.curve_runs_frame`` sets it; ``.db`` files are read the same way)."""
     frame = ladder()
     frame["params"] = np.round(frame["params"] / 1e6, 1)
     frame["tokens"] = 6.0 * frame["params"] * 2000.0

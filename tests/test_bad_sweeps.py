@@ -11,7 +11,7 @@ import pytest
 
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
-from scalinglab.sweep.store import SweepStore
+from scalinglab.data.store import SweepStore
 from sweep_helpers import run_cli
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import scalinglab as sl
-from scalinglab.fitting.groups import SharedExponentsLaw
+from scalinglab.studies.groups import SharedExponentsLaw
 from scalinglab.laws import LAWS, get_law, law_from_spec
 from scalinglab.laws.base import CAPABILITIES, FixedLaw, Law, MissingCapability
 from scalinglab.laws.distillation import BUSBRIDGE_SUPERVISED, DISTILLATION, synthetic_distillation_ladder

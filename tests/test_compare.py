@@ -1,4 +1,4 @@
-"""Compute multipliers between groups of runs (fitting/compare.py, `scalinglab compare`).
+"""Compute multipliers between groups of runs (studies/compare.py, `scalinglab compare`).
 
 Synthetic groups with known multipliers, derived analytically from the Chinchilla form
 L = E + A/N^alpha + B/D^beta (constants: Besiroglu et al. 2024, the chinchilla law's reference):
@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from scalinglab.fitting.compare import compare_groups, multiplier_curve
+from scalinglab.studies.compare import compare_groups, multiplier_curve
 from scalinglab.laws import get_law
 from scalinglab.laws.allocation import compute_for_loss, compute_optimal_allocation
 
@@ -132,7 +132,7 @@ def test_compare_cli_json_and_figure(constant_runs, tmp_path):
 
 
 def test_measured_multiplier_interpolates_the_baselines_lowest_losses_in_log_c():
-    from scalinglab.fitting.compare import measured_multipliers
+    from scalinglab.studies.compare import measured_multipliers
 
     # baseline lowest losses 3.0 / 2.5 / 2.0 at 1e18 / 1e19 / 1e20 (three sizes each, valley in the middle)
     rows = []

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from scalinglab.train.counting import (ModelShape, ParamCount, count_params,
+from scalinglab.arch.counting import (ModelShape, ParamCount, count_params,
                                        training_flops_per_token)
 
 
@@ -56,6 +56,6 @@ def test_invalid_shapes_are_rejected(bad):
 
 
 def test_counting_does_not_import_torch():
-    code = ("import sys, scalinglab.train, scalinglab.train.counting; "
+    code = ("import sys, scalinglab.train, scalinglab.arch.counting; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -135,7 +135,7 @@ def test_a_law_from_the_trainers_noise_scale_in_a_sweep_store(tmp_path):
     from typer.testing import CliRunner
 
     from scalinglab.cli import app
-    from scalinglab.sweep.store import create_store
+    from scalinglab.data.store import create_store
 
     runs = [{"run_id": f"r{i}", "budget": 1e12, "config": {"train": {"lr": 1e-3, "batch_size": 4 * (i + 1),
                                                                        "seq_len": 64, "seed": i}}} for i in range(2)]

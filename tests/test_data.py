@@ -323,9 +323,9 @@ def test_run_ids_keep_leading_zeros_in_csv(tmp_path):
 def test_sweep_store_dispatches_to_runs_frame(tmp_path, monkeypatch):
     store = tmp_path / "sweep.db"
     store.write_bytes(b"not empty")
-    fake = types.ModuleType("scalinglab.sweep.store")
+    fake = types.ModuleType("scalinglab.data.store")
     fake.runs_frame = lambda path: small_runs().assign(seen=str(path))
-    monkeypatch.setitem(sys.modules, "scalinglab.sweep.store", fake)
+    monkeypatch.setitem(sys.modules, "scalinglab.data.store", fake)
     table = load_runs(store)
     assert len(table) == 4 and table.df["seen"].iloc[0] == str(store)
 

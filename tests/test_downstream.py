@@ -1,5 +1,5 @@
 """Downstream metrics from loss (laws/downstream.py) and observational scaling
-(fitting/observational.py; Ruan, Maddison, Hashimoto 2024, arXiv:2405.10938).
+(studies/observational.py; Ruan, Maddison, Hashimoto 2024, arXiv:2405.10938).
 
 Synthetic recovery: data generated from known constants (stated below) with a small seeded
 noise; the fit must recover them.  Real data: ../shared/data/obsscaling_base_llm_benchmark_eval.csv
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.fitting.engine import fit_arrays
-from scalinglab.fitting.observational import (capability_pcs, check_scores, fit_observational, fit_sigmoid_link,
+from scalinglab.studies.observational import (capability_pcs, check_scores, fit_observational, fit_sigmoid_link,
                                               holdout_by_flops)
 from scalinglab.laws import get_law
 

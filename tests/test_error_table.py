@@ -135,7 +135,7 @@ def test_no_sql_in_the_cli():
 
 
 def _store(tmp_path):
-    from scalinglab.sweep.store import FINAL_BRANCH, create_store
+    from scalinglab.data.store import FINAL_BRANCH, create_store
 
     runs = [{"run_id": f"r{i}", "budget": 1e12, "config": {"train": {"seq_len": 64 * (i + 1), "tokens": 1920}}} for i in range(3)]
     store = create_store(tmp_path / "s.db", runs, {})
@@ -152,7 +152,7 @@ def _store(tmp_path):
 
 
 def test_final_losses_are_the_main_branch_points(tmp_path):
-    from scalinglab.sweep.store import SweepStore
+    from scalinglab.data.store import SweepStore
 
     path, _ = _store(tmp_path)
     with SweepStore(path, readonly=True) as store:
@@ -160,7 +160,7 @@ def test_final_losses_are_the_main_branch_points(tmp_path):
 
 
 def test_main_branch_curves_of_done_runs(tmp_path):
-    from scalinglab.sweep.store import main_branch_curves
+    from scalinglab.data.store import main_branch_curves
 
     path, final = _store(tmp_path)
     frame = main_branch_curves(path)

@@ -205,7 +205,7 @@ def test_rl_fit_names_every_invalid_row_or_drops_and_lists_them(tmp_path):
 
 
 def test_hparams_fit_refuses_a_loss_that_is_not_a_number_instead_of_calling_it_diverged(tmp_path):
-    from scalinglab.fitting.hparams import synthetic_hparam_sweep
+    from scalinglab.studies.hparams import synthetic_hparam_sweep
 
     sweep = synthetic_hparam_sweep()
     finished = np.flatnonzero(np.isfinite(sweep["loss"].to_numpy()))

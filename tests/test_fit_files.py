@@ -17,7 +17,7 @@ import pytest
 
 import scalinglab as sl
 from cli_helpers import invoke
-from scalinglab.fitting.hparams import fit_hparams, synthetic_hparam_sweep
+from scalinglab.studies.hparams import fit_hparams, synthetic_hparam_sweep
 from scalinglab.fitting.result import FitResult
 from scalinglab.data.law_files import get_critical_batch_law, get_hparam_law, write_law_file
 from scalinglab.laws.critical_batch import CriticalBatchLaw

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.fitting.hparams import (fit_hparams, load_hparam_runs, smooth_group, synthetic_hparam_sweep,
+from scalinglab.studies.hparams import (fit_hparams, load_hparam_runs, smooth_group, synthetic_hparam_sweep,
                                         validate_hparams)
 from scalinglab.data.law_files import get_hparam_law
 from scalinglab.laws.hparams import DEEPSEEK, HPARAM_LAWS, STEP_LAW
@@ -156,7 +156,7 @@ def test_sweeps_that_cannot_carry_a_law_are_refused_clearly():
 
 def test_the_sweep_planner_takes_its_rule_from_the_laws_and_plans_the_grid():
     from scalinglab.sweep.plan import LR_RANGE, plan_sweep
-    from scalinglab.train.counting import count_params
+    from scalinglab.arch.counting import count_params
     base = plan_sweep([1e12], sizes_per_budget=2)
     for run in base.runs:
         guess = DEEPSEEK.predict(flops=1e12)                 # the default law, from laws/hparams.py

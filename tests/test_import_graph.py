@@ -99,3 +99,40 @@ def test_the_cli_starts_without_the_heavy_libraries():
             f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing scalinglab.cli imported {out}"
+
+
+# The layers, bottom to top (DESIGN.md): an import only ever points down or sideways.  The
+# package's face (scalinglab/__init__.py) sits on top; a top-level job (the demo) beside the CLI.
+LAYERS = ("util", "arch", "laws", "data", "fitting", "studies", "planning", "train", "sweep", "report", "cli")
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return LAYERS.index(parts[1])
+    if len(parts) > 1:                       # a top-level job such as scalinglab.demo: beside the CLI
+        return LAYERS.index("cli")
+    return len(LAYERS)
+
+
+def up_layer_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted((m, t) for m, ts in graph.items() for t in ts if layer_of(t) > layer_of(m))
+
+
+def test_every_import_points_down_the_layers():
+    graph = import_graph()
+    assert {m.split(".")[1] for m in graph if m.count(".") >= 1} >= set(LAYERS), "a layer folder is missing"
+    bad = up_layer_imports(graph)
+    assert not bad, "imports that run up a layer: " + ", ".join(f"{m} -> {t}" for m, t in bad)
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"scalinglab.laws.x": {"scalinglab.fitting.engine"}, "scalinglab.cli.core": {"scalinglab.laws.x"}}
+    assert up_layer_imports(graph) == [("scalinglab.laws.x", "scalinglab.fitting.engine")]
+
+
+def test_fitting_holds_the_engine_only():
+    """The studies (questions answered on the engine) live in studies/, not beside the engine."""
+    studies = {"compare", "compare_params", "groups", "curves", "rl", "loss_to_loss", "lr_schedule", "hparams",
+               "observational", "critical_batch"}
+    assert not {p.stem for p in (PKG / "fitting").glob("*.py")} & studies

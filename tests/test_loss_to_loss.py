@@ -1,4 +1,4 @@
-"""Loss-to-loss prediction (laws/loss_to_loss.py, fitting/loss_to_loss.py, cli/loss_to_loss.py;
+"""Loss-to-loss prediction (laws/loss_to_loss.py, studies/loss_to_loss.py, cli/loss_to_loss.py;
 Brandfonbrener et al. 2024, arXiv:2411.12925): L_y = K (L_x - E_x)^kappa + E_y.
 
 Synthetic recovery: x losses from Hoffmann et al. 2022's eq. 10 (E = 1.69, A = 406.4, B = 410.7,
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.fitting.loss_to_loss import fit_loss_to_loss, holdout_loss_to_loss, pair_runs
+from scalinglab.studies.loss_to_loss import fit_loss_to_loss, holdout_loss_to_loss, pair_runs
 from scalinglab.laws import get_law
 
 PORIAN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "porian_isoflops.csv"
@@ -111,7 +111,7 @@ def test_joint_fit_and_given_floors():
 
 
 def test_saved_fit_predicts_the_same(synthetic_fit, tmp_path):
-    from scalinglab.fitting.loss_to_loss import LossToLossFit
+    from scalinglab.studies.loss_to_loss import LossToLossFit
 
     path = tmp_path / "l2l.json"
     synthetic_fit.to_json(path)
@@ -212,7 +212,7 @@ def test_holdout_by_model_size_is_checked():
 
 
 def test_a_commented_csv_is_read_past_its_header(tmp_path):
-    from scalinglab.fitting.loss_to_loss import skip_comment_header
+    from scalinglab.studies.loss_to_loss import skip_comment_header
 
     frame = skip_comment_header(OWN_RUNS)             # the '#' provenance lines are not rows
     assert len(frame) == 28 and frame.columns[0] == "run"

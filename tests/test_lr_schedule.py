@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
-from scalinglab.fitting.lr_schedule import ScheduleFit, fit_schedule
+from scalinglab.studies.lr_schedule import ScheduleFit, fit_schedule
 from scalinglab.laws.lr_schedule import LR_SCHEDULE, curve_areas, schedule_areas
 from scalinglab.planning.lr_schedule import curve_error, predict_schedule, recommend_cooldown, schedule_lr
 
@@ -118,7 +118,7 @@ def test_block_bootstrap_draws_every_step_equally_often():
     """A circular-block resample draws each of a curve's n steps once per resample on average,
     the first and last included (a moving block, whose blocks cannot wrap, draws a block-length
     end step about b times less often: it biased every refit of L0, A and alpha the same way)."""
-    from scalinglab.fitting.lr_schedule import _block_indices
+    from scalinglab.studies.lr_schedule import _block_indices
 
     rng = np.random.default_rng(0)
     n, draws = 200, 4000
@@ -233,7 +233,7 @@ def test_fits_the_curves_of_a_sweep_store_logged_every_few_steps(tmp_path):
     """A store's curves are logged every 10 steps: the lr in between is filled in linearly (from 0
     before the first logged step), which is exact for WSD's linear warmup and cooldown when the
     kinks (steps 30 and 1200) are logged, so the constants come back as from the dense curve."""
-    from scalinglab.sweep.store import create_store
+    from scalinglab.data.store import create_store
 
     dense = _curve("wsd", steps=1500, cooldown=0.2, noise=0.0)
     logged = dense[dense["step"] % 10 == 0]

@@ -3,7 +3,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scalinglab.train.counting import ModelShape, count_params  # noqa: E402
+from scalinglab.arch.counting import ModelShape, count_params  # noqa: E402
 from scalinglab.train.model import Transformer  # noqa: E402
 
 

@@ -53,7 +53,7 @@ def files(tmp_path_factory):
     pd.concat([ladder.assign(config="a"), other], ignore_index=True).to_csv(d / "groups.csv", index=False)
     assert run("fit", d / "ladder.csv", "--bootstrap", "0", "-o", d / "fit.json").exit_code == 0
 
-    from scalinglab.fitting.hparams import synthetic_hparam_sweep
+    from scalinglab.studies.hparams import synthetic_hparam_sweep
 
     synthetic_hparam_sweep(seed=0).to_csv(d / "hp.csv", index=False)
     # loss curves at three batch sizes: loss falls as 1/steps, faster at larger batches

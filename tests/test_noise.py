@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from scalinglab.cli import app
 from scalinglab.fitting.bootstrap import ClusterIndex, bootstrap, resample_weights
-from scalinglab.fitting.compare import compare_groups
+from scalinglab.studies.compare import compare_groups
 from scalinglab.fitting.noise import (NoiseEstimate, estimate_noise, frontier_loss_gaps, has_replicates,
                                       noise_from_checkpoints, sd_interval, seed_groups, with_noise_floor)
 from scalinglab.fitting.prediction import IntervalRule, uncalibrated
@@ -264,7 +264,7 @@ def test_sweep_plan_cli_seeds(tmp_path):
     db = tmp_path / "noise_seeds.db"
     assert runner.invoke(app, ["sweep", "plan", "--budgets", "3e12", "--sizes-per-budget", "2", "--seeds", "2",
                                "-o", str(db)]).exit_code == 0
-    from scalinglab.sweep.store import SweepStore
+    from scalinglab.data.store import SweepStore
 
     with SweepStore(db) as store:
         assert len(store.runs()) == 4 and store.counts().get("pending") == 4
@@ -272,7 +272,7 @@ def test_sweep_plan_cli_seeds(tmp_path):
 
 def test_a_store_of_seed_repeats_exports_its_seeds_and_gives_both_noise_estimates(tmp_path):
     from scalinglab.sweep.plan import write_plan
-    from scalinglab.sweep.store import SweepStore, runs_frame
+    from scalinglab.data.store import SweepStore, runs_frame
 
     plan = plan_sweep([3e12], sizes_per_budget=2, seeds=3)
     db = tmp_path / "noise_store.db"

@@ -93,7 +93,7 @@ def corpus(tmp_path_factory):
 
 
 def _cfg(**kw):
-    from scalinglab.train.counting import ModelShape
+    from scalinglab.arch.counting import ModelShape
     from scalinglab.train.trainer import TrainConfig
     shape = ModelShape(n_layers=1, d_model=32, n_heads=2, ffn_hidden=64, vocab_size=32, context_length=32)
     base = dict(shape=shape, tokens=60 * 8 * 32, batch_size=8, seq_len=32, lr=1e-2, eval_every=30,
@@ -134,7 +134,7 @@ CREATE TABLE curves (run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER 
 
 
 def test_a_version_1_store_is_migrated_and_keeps_its_curves(tmp_path):
-    from scalinglab.sweep.store import SCHEMA_VERSION, SweepStore, curves_frame, runs_frame
+    from scalinglab.data.store import SCHEMA_VERSION, SweepStore, curves_frame, runs_frame
     path = tmp_path / "old.db"
     con = sqlite3.connect(path)
     con.executescript(_V1_SCHEMA)

@@ -21,8 +21,8 @@ import pytest
 from scalinglab.laws.allocation import (allocation_exponents, compute_for_loss, compute_optimal_allocation,
                                        loss_at_optimum_coefficients, optimal_n_numeric, tokens_per_param)
 from scalinglab.planning.hardware import GPUS, gpu_spec, wall_clock
-from scalinglab.planning.shape import ShapeRules, default_aspect_ratio, search_shape, shape_for_params
-from scalinglab.train.counting import ModelShape, count_params
+from scalinglab.arch.shape import ShapeRules, default_aspect_ratio, search_shape, shape_for_params
+from scalinglab.arch.counting import ModelShape, count_params
 
 EPOCH = dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
 EPOCH_T = tuple(EPOCH[k] for k in ("E", "A", "B", "alpha", "beta"))

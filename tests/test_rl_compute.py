@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
-from scalinglab.fitting.curves import block_residual_resamples, default_block
-from scalinglab.fitting.rl import CurveNotBentError, fit_rl_curve
+from scalinglab.studies.curves import block_residual_resamples, default_block
+from scalinglab.studies.rl import CurveNotBentError, fit_rl_curve
 from scalinglab.laws import get_law
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def test_block_length_follows_the_residuals_dependence():
 # ----------------------------------------------------------------------------------- compare
 
 def test_recipes_compared_by_asymptote_and_efficiency(tmp_path):
-    from scalinglab.fitting.compare import compare_groups
+    from scalinglab.studies.compare import compare_groups
 
     path = tmp_path / "runs.csv"
     EX.recipes(c_max=20000.0).to_csv(path, index=False)
@@ -250,6 +250,6 @@ def test_compare_reads_the_curves_from_the_columns_named_by_x_and_y(tmp_path):
     share = runner.invoke(app, ["compare", str(plain), *common, "--share", "shared"])
     assert share.exit_code == 2 and "--share" in share.output and "compute frontier" in share.output
     with pytest.raises(ValueError, match="budgets: only the effective compute multiplier"):
-        from scalinglab.fitting.compare import compare_groups
+        from scalinglab.studies.compare import compare_groups
 
         compare_groups(plain, law="rl_sigmoid", by="recipe", budgets=[1e3, 1e4], n_boot=0)

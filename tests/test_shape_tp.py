@@ -1,7 +1,7 @@
 """Model shapes that split over --tensor-parallel K (issue 18, part 5), and `plan -o`.
 
 What is checked, and where each number comes from:
-- the rules of planning/shape.py's docstring: n_heads a multiple of K and of its granularity
+- the rules of arch/shape.py's docstring: n_heads a multiple of K and of its granularity
   (any count to 7, even to 14, by 4 to 28, then multiples of 8), ffn_hidden a multiple of
   64·K within 10% of 8/3·d_model, the exact count of train/counting (its formula is
   re-derived here, not imported);
@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
-from scalinglab.planning.shape import (ShapeRules, TensorParallelError, allowed_head_counts, default_aspect_ratio,
+from scalinglab.arch.shape import (ShapeRules, TensorParallelError, allowed_head_counts, default_aspect_ratio,
                                        head_granularity, search_shape)
 
 runner = CliRunner()
@@ -36,7 +36,7 @@ def is_prime(n: int) -> bool:
 
 
 def non_embedding(n_layers: int, d: int, f: int) -> int:
-    # train/counting.py's docstring: n_layers (4 d^2 + 3 d ffn + 2 d) + d (final norm)
+    # arch/counting.py's docstring: n_layers (4 d^2 + 3 d ffn + 2 d) + d (final norm)
     return n_layers * (4 * d * d + 3 * d * f + 2 * d) + d
 
 

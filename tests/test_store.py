@@ -5,7 +5,7 @@ import pytest
 
 from scalinglab.data.readers import load_runs
 from scalinglab.sweep.plan import plan_sweep, write_plan
-from scalinglab.sweep.store import SCHEMA_VERSION, SweepStore, export, runs_frame
+from scalinglab.data.store import SCHEMA_VERSION, SweepStore, export, runs_frame
 
 
 def _fake_finish(store, run, loss=3.0, twice=False):
@@ -70,7 +70,7 @@ def test_corrupted_store_names_the_file_and_the_recovery(store):
 
 
 def test_old_multi_line_errors_read_as_one_line():
-    from scalinglab.sweep.store import one_line_error
+    from scalinglab.data.store import one_line_error
     old = ("crashed: Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
            "    boom()\nValueError: the cause")
     assert one_line_error(old) == "crashed: ValueError: the cause"

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from scalinglab.sweep import runner, store as store_module
+from scalinglab.data import store as store_module
+from scalinglab.sweep import runner
 from scalinglab.sweep.plan import plan_sweep, write_plan
-from scalinglab.sweep.store import StoreError, SweepStore, runs_frame, store_error_message
+from scalinglab.data.store import StoreError, SweepStore, runs_frame, store_error_message
 from scalinglab.train.corpus import CorpusError, load_corpus_info, synthetic_corpus
 from scalinglab.train.fingerprint import corpus_fingerprint, short
 from sweep_helpers import CLI, live_members, query, run_cli
 
 torch = pytest.importorskip("torch")
 
-from scalinglab.train.counting import ModelShape  # noqa: E402
+from scalinglab.arch.counting import ModelShape  # noqa: E402
 from scalinglab.train.trainer import TrainConfig, train  # noqa: E402
 
 SHAPE = ModelShape(n_layers=1, d_model=16, n_heads=2, ffn_hidden=32, vocab_size=64, context_length=16)

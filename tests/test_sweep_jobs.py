@@ -14,7 +14,7 @@ from scalinglab.sweep import executors
 from scalinglab.sweep.executors import LocalExecutor, cpu_threads
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
-from scalinglab.sweep.store import SweepStore
+from scalinglab.data.store import SweepStore
 from sweep_helpers import CLI, live_members, query, run_cli
 
 
@@ -214,7 +214,7 @@ def test_ctrl_c_with_two_jobs_stops_both_workers_and_exits_130(tmp_path):
 def test_the_store_gives_approach_1_the_curves_it_recorded(tmp_path, corpus):
     """A sweep store's training curves as run rows sharing a run_id (what approach 1 reads)."""
     from scalinglab.data.readers import load_runs
-    from scalinglab.sweep.store import StoreError, curve_runs_frame
+    from scalinglab.data.store import StoreError, curve_runs_frame
     db = tmp_path / "s.db"
     plan = plan_sweep([3e9], sizes_per_budget=2, corpus=corpus)
     write_plan(plan, db).close()

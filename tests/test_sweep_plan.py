@@ -4,7 +4,7 @@ import math
 import pytest
 
 from scalinglab.sweep.plan import (MIN_STEPS, plan_sweep, smallest_workable_budget, write_plan)
-from scalinglab.train.counting import count_params, training_flops_per_token
+from scalinglab.arch.counting import count_params, training_flops_per_token
 
 
 def test_runs_hit_their_budget_with_the_exact_counter():
@@ -76,9 +76,9 @@ def test_write_plan_refuses_to_overwrite(tmp_path):
 
 
 def test_rough_optimum_counts_the_budget_exactly():
-    from scalinglab.planning.shape import shape_for_params
+    from scalinglab.arch.shape import shape_for_params
     from scalinglab.sweep.plan import head_dim_for, rough_optimal_size
-    from scalinglab.train.counting import training_flops_per_token
+    from scalinglab.arch.counting import training_flops_per_token
 
     # N0 solves C = F(N0) * 20 * N0 with F the exact FLOPs per token; F >= 6N, so N0 <= sqrt(C/120),
     # and at large N (head and attention negligible) it approaches sqrt(C/120).

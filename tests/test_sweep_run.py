@@ -12,7 +12,7 @@ import pytest
 from scalinglab.data.readers import load_runs
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
-from scalinglab.sweep.store import SweepStore, runs_frame
+from scalinglab.data.store import SweepStore, runs_frame
 from sweep_helpers import live_members, query
 
 CLI = [sys.executable, "-c", "from scalinglab.cli import main; main()"]

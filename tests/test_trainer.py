@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from scalinglab.train.corpus import synthetic_corpus  # noqa: E402
-from scalinglab.train.counting import ModelShape, count_params, training_flops_per_token  # noqa: E402
+from scalinglab.arch.counting import ModelShape, count_params, training_flops_per_token  # noqa: E402
 from scalinglab.train.trainer import TrainConfig, train  # noqa: E402
 
 SHAPE = ModelShape(n_layers=2, d_model=32, n_heads=2, ffn_hidden=64, vocab_size=32, context_length=32)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from scalinglab.util.version import __version__  # noqa: E402  (one place for the version)
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -40,17 +40,17 @@ _EXPORTS = {
     "plan_experts": "scalinglab.planning.moe",
     "compute_optimal_allocation": "scalinglab.laws.allocation",
     "build_report": "scalinglab.report.document",
-    "fit_rl_curve": "scalinglab.fitting.rl",
-    "CurveNotBentError": "scalinglab.fitting.rl",
-    "fit_curve": "scalinglab.fitting.curves",
-    "compare_parameters": "scalinglab.fitting.compare_params",
-    "fit_schedule": "scalinglab.fitting.lr_schedule",
-    "ScheduleFit": "scalinglab.fitting.lr_schedule",
+    "fit_rl_curve": "scalinglab.studies.rl",
+    "CurveNotBentError": "scalinglab.studies.rl",
+    "fit_curve": "scalinglab.studies.curves",
+    "compare_parameters": "scalinglab.studies.compare_params",
+    "fit_schedule": "scalinglab.studies.lr_schedule",
+    "ScheduleFit": "scalinglab.studies.lr_schedule",
     "predict_schedule": "scalinglab.planning.lr_schedule",
     "recommend_cooldown": "scalinglab.planning.lr_schedule",
-    "fit_loss_to_loss": "scalinglab.fitting.loss_to_loss",
-    "pair_runs": "scalinglab.fitting.loss_to_loss",
-    "holdout_loss_to_loss": "scalinglab.fitting.loss_to_loss",
+    "fit_loss_to_loss": "scalinglab.studies.loss_to_loss",
+    "pair_runs": "scalinglab.studies.loss_to_loss",
+    "holdout_loss_to_loss": "scalinglab.studies.loss_to_loss",
     "distill_or_train": "scalinglab.planning.distill",
     "optimal_teacher": "scalinglab.planning.distill_teacher",
     "pass_at_k": "scalinglab.planning.test_time",

@@ -1,5 +1,5 @@
 """`scalinglab compare`: each group's effective compute multiplier over a baseline group
-(a thin layer over ``scalinglab.fitting.compare``)."""
+(a thin layer over ``scalinglab.studies.compare``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -94,7 +94,7 @@ def compare(
             return compare_curves(source, law_obj, by=by, baseline=baseline, x=None, y=None, n_boot=bootstrap,
                                   level=level, seed=seed, where=where, plot=plot, as_json=as_json)
         runs = _load(source, options, law_obj)
-        from scalinglab.fitting.compare import compare_groups
+        from scalinglab.studies.compare import compare_groups
 
         result = compare_groups(runs, baseline=baseline, law=law_obj, share=share, budgets=grid, n_boot=bootstrap,
                                 level=level, test_level=test_level, seed=seed, loss=loss, delta=delta,

@@ -106,7 +106,7 @@ def _where_hint(group: Optional[str], label) -> str:
 def _refuse_pooled(runs, group: Optional[str], what: str, *, by_group: bool = False) -> None:
     """Refuse runs that hold several experiments (``group`` labels): one law fitted to all of
     them pools them into one answer.  The message names the groups and the ways out."""
-    from scalinglab.fitting.groups import group_labels
+    from scalinglab.studies.groups import group_labels
 
     labels = group_labels(runs)
     if len(labels) <= 1:
@@ -339,7 +339,7 @@ def fit(
 def _fit_by_group(runs, law_obj, group: Optional[str], fit_kwargs: dict, *, shared: bool, as_json: bool) -> None:
     """``fit --by-group`` / ``--shared-exponents``: one law per group, and optionally one law whose
     exponents the groups share; says which it did."""
-    from scalinglab.fitting.groups import fit_groups, fit_shared_exponents, group_labels
+    from scalinglab.studies.groups import fit_groups, fit_shared_exponents, group_labels
 
     labels = group_labels(runs)
     if len(labels) < 2:
@@ -407,7 +407,7 @@ def isoflop(
         check_range(seed, "--seed", low=0, integer=True, example="0")
         if approach == 1 and str(source).endswith((".db", ".sqlite")):
             # a sweep store's final losses are one row per run; approach 1 needs the training curves
-            from scalinglab.sweep.store import curve_runs_frame
+            from scalinglab.data.store import curve_runs_frame
 
             source = curve_runs_frame(source)
         runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,

@@ -1,5 +1,5 @@
 """`scalinglab hparams laws | fit | validate | critical-batch`: a thin layer over
-``laws/hparams.py``, ``fitting/hparams.py``, ``laws/critical_batch.py`` and ``studies/critical_batch.py``."""
+``laws/hparams.py``, ``studies/hparams.py``, ``laws/critical_batch.py`` and ``studies/critical_batch.py``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,7 +41,7 @@ def _columns(text: Optional[str]):
 
 
 def _read(sweep: str, mapping, where, sep, batch_unit, seq_len, drop_invalid: bool = False):
-    from scalinglab.fitting.hparams import load_hparam_runs
+    from scalinglab.studies.hparams import load_hparam_runs
 
     runs, diverged = load_hparam_runs(sweep, mapping=parse_mapping(mapping) or {}, where=where, sep=sep,
                                       batch_unit=batch_unit, seq_len=seq_len, drop_invalid=drop_invalid)
@@ -94,7 +94,7 @@ def fit_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ):
     """Fit lr* and B* power laws from an LR × batch sweep: smooth, keep the near-optimal runs, regress, bootstrap."""
-    from scalinglab.fitting.hparams import fit_hparams
+    from scalinglab.studies.hparams import fit_hparams
 
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
@@ -141,7 +141,7 @@ def validate_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ):
     """Fit on every (N, D) group but the largest, predict its lr* and B*, and read its loss there vs its best run."""
-    from scalinglab.fitting.hparams import validate_hparams
+    from scalinglab.studies.hparams import validate_hparams
 
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
@@ -219,7 +219,7 @@ def _noise_command(source: str, target_loss, bootstrap: int, seed: int, output, 
         if Path(source).suffix.lower() not in (".db", ".sqlite"):
             raise typer.BadParameter(f"--noise reads the noise scale the trainer stored: give a sweep store (.db), "
                                      f"not {source}")
-        from scalinglab.sweep.store import main_branch_curves
+        from scalinglab.data.store import main_branch_curves
 
         frame = main_branch_curves(source)
         frame = frame.assign(loss=frame["train_loss"])

@@ -154,7 +154,7 @@ class LanguageGroup(TyperGroup):
 
 def _print_version(value: bool) -> None:
     if value:
-        from scalinglab import __version__
+        from scalinglab.util.version import __version__
 
         typer.echo(f"scalinglab {__version__}")
         raise typer.Exit()

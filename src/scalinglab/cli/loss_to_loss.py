@@ -1,4 +1,4 @@
-"""`scalinglab loss-to-loss`: a thin layer over ``fitting/loss_to_loss.py`` (Brandfonbrener et
+"""`scalinglab loss-to-loss`: a thin layer over ``studies/loss_to_loss.py`` (Brandfonbrener et
 al. 2024): fit L_y = K (L_x - E_x)^kappa + E_y to paired losses, predict y losses from x losses."""
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def loss_to_loss_command(
     allow_edited: bool = AllowEditedOpt,
 ):
     """Loss-to-loss (Brandfonbrener et al. 2024): fit y = K*(x - E_x)^kappa + E_y, predict y losses from x losses."""
-    from scalinglab.fitting.loss_to_loss import LossToLossFit, fit_loss_to_loss
+    from scalinglab.studies.loss_to_loss import LossToLossFit, fit_loss_to_loss
 
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)

@@ -101,11 +101,11 @@ def with_metric(law_obj, opts: MetricOptions, var=()):
 def with_columns(law_obj, opts: MetricOptions, var=()):
     """``with_metric`` for a command that also takes a law of one curve with a bounded target of
     its own (rl_sigmoid's pass rate, fitted in logit space): there ``--x``/``--y`` only name the
-    columns it reads (``fitting.curves.curve_law``); ``--y-kind``/``--y-range`` still ask for a
+    columns it reads (``studies.curves.curve_law``); ``--y-kind``/``--y-range`` still ask for a
     metric, which such a law refuses by name."""
     if not opts.active or law_obj.target_transform == "log" or opts.y_kind is not None or opts.y_range is not None:
         return with_metric(law_obj, opts, var)
-    from scalinglab.fitting.curves import curve_law
+    from scalinglab.studies.curves import curve_law
 
     try:
         return curve_law(law_obj, opts.x, opts.y)

@@ -75,7 +75,7 @@ def _from_curves(source: str, noise_source: str, last: int, level: float):
     from pathlib import Path
 
     from scalinglab.fitting.noise import noise_from_checkpoints
-    from scalinglab.sweep.store import curves_frame
+    from scalinglab.data.store import curves_frame
 
     suffix = Path(source).suffix.lower()
     if suffix not in _CURVE_FILES:

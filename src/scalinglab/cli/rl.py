@@ -1,5 +1,5 @@
 """`scalinglab rl fit`: an RL post-training curve's asymptote and efficiency with intervals, whether
-it has bent, and the pass rate at more compute (a thin shell over ``scalinglab.fitting.rl``)."""
+it has bent, and the pass rate at more compute (a thin shell over ``scalinglab.studies.rl``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,7 +54,7 @@ def rl_fit(
         at = _compute_values(predict, x) if predict is not None else None
         if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg"):
             raise typer.BadParameter(f"-o {plot}: the figure is written as .png, .pdf or .svg; e.g. -o rl.png")
-        from scalinglab.fitting.rl import fit_rl_curve
+        from scalinglab.studies.rl import fit_rl_curve
 
         result = fit_rl_curve(source, x=x, y=y, fixed=parse_fixed(fix) or None, min_x=min_x, n_boot=bootstrap,
                               block=block, level=level, seed=seed, allow_unbent=allow_unbent, where=where,
@@ -90,9 +90,9 @@ def _compute_values(text: str, x: str) -> list[float]:
 
 def compare_curves(source, law, *, by, baseline, x, y, n_boot, level, seed, where, plot, as_json) -> None:
     """`scalinglab compare` for a law without a compute frontier: each group's fitted parameters
-    against the baseline's (``fitting.compare_params``), printed or as JSON."""
+    against the baseline's (``studies.compare_params``), printed or as JSON."""
     from scalinglab.cli.render import to_cli
-    from scalinglab.fitting.compare_params import compare_parameters
+    from scalinglab.studies.compare_params import compare_parameters
 
     result = compare_parameters(source, law=law, by=by, baseline=baseline, x=x, y=y, n_boot=n_boot, level=level,
                                 seed=seed, where=where)

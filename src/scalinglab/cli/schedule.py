@@ -1,4 +1,4 @@
-"""`scalinglab schedule fit | predict | cooldown`: a thin layer over ``fitting/lr_schedule.py``
+"""`scalinglab schedule fit | predict | cooldown`: a thin layer over ``studies/lr_schedule.py``
 and ``planning/lr_schedule.py`` (loss curves under any learning-rate schedule)."""
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def fit_command(
     as_json: bool = JsonOpt,
 ):
     """Fit L = L0 + A*S1^-alpha - C*S2 (S1 summed lr, S2 annealing area) to recorded loss curves."""
-    from scalinglab.fitting.lr_schedule import fit_schedule
+    from scalinglab.studies.lr_schedule import fit_schedule
 
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
@@ -109,7 +109,7 @@ def predict_command(
     allow_edited: bool = AllowEditedOpt,
 ):
     """Predict the whole loss curve of a cosine, WSD or constant-lr run, with intervals."""
-    from scalinglab.fitting.lr_schedule import ScheduleFit
+    from scalinglab.studies.lr_schedule import ScheduleFit
     from scalinglab.planning.lr_schedule import SCHEDULES, curve_error, predict_schedule
 
     with fail(as_json=as_json):
@@ -160,7 +160,7 @@ def cooldown_command(
     allow_edited: bool = AllowEditedOpt,
 ):
     """Recommend the WSD cooldown fraction that minimises the predicted final loss."""
-    from scalinglab.fitting.lr_schedule import ScheduleFit
+    from scalinglab.studies.lr_schedule import ScheduleFit
     from scalinglab.planning.lr_schedule import recommend_cooldown
 
     with fail(as_json=as_json):

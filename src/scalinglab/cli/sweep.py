@@ -52,7 +52,7 @@ def _store_errors(db: Path):
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        from scalinglab.sweep.store import store_error_message
+        from scalinglab.data.store import store_error_message
         raise ValueError(store_error_message(db, exc)) from None
 
 
@@ -232,7 +232,7 @@ def status_command(
     as_json: bool = typer.Option(False, "--json", help="print the status as JSON"),
 ) -> None:
     """Done, running, interrupted, failed and pending runs of a sweep, with each failure's cause."""
-    from scalinglab.sweep.store import LOG_NAME, SweepStore, one_line_error
+    from scalinglab.data.store import LOG_NAME, SweepStore, one_line_error
     with fail(), _store_errors(db):
         with SweepStore(db, readonly=True) as store:
             counts, runs = store.counts(), store.runs()
@@ -286,7 +286,7 @@ def export_command(
     curves: bool = typer.Option(False, "--curves", help="export the loss curves instead of the points"),
 ) -> None:
     """Write the finished runs' points (canonical columns) or loss curves to CSV/Parquet."""
-    from scalinglab.sweep.store import export
+    from scalinglab.data.store import export
     with fail(), _store_errors(db):
         frame = export(db, output, curves=curves)
     console.print(f"wrote {len(frame)} rows to {output}")

@@ -93,7 +93,7 @@ def read_batch_curves(source, *, mapping: dict | None = None, batch_unit: str = 
 
 def _store_curves(path: Path) -> pd.DataFrame:
     """A sweep store's finished runs' training curves, batch size in tokens from each run's config."""
-    from scalinglab.sweep.store import SweepStore, curves_frame
+    from scalinglab.data.store import SweepStore, curves_frame
 
     frame = curves_frame(path)
     with SweepStore(path) as store:

@@ -408,9 +408,9 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 def _read_store(path: Path) -> pd.DataFrame:
     try:
-        from scalinglab.sweep.store import runs_frame
+        from scalinglab.data.store import runs_frame
     except ImportError as exc:
-        raise RunDataError(f"{path}: reading a sweep store needs scalinglab.sweep.store ({exc})") from None
+        raise RunDataError(f"{path}: reading a sweep store needs scalinglab.data.store ({exc})") from None
     frame = runs_frame(path)
     if not isinstance(frame, pd.DataFrame):
         raise RunDataError(f"{path}: the sweep store did not return a table of runs")

@@ -16,7 +16,7 @@ Presets (``HPARAM_LAWS``), each with its constants and source:
   B = 0.2920·C^0.3271 tokens. DeepSeek's C is M·D with M the non-embedding FLOPs per token
   (attention included); here C = 6·N·D, which is M·D up to the attention term.
 
-A law fitted from an LR × batch sweep (``fitting/hparams.py``) is the same object with its
+A law fitted from an LR × batch sweep (``studies/hparams.py``) is the same object with its
 bootstrap samples and its regression's residual scatter, so it also gives intervals: a
 bootstrap confidence interval (CI) and a prediction interval (PI) that adds the scatter of the
 sweep's own optima about the power law. It is written to JSON (``to_dict``) and read back by

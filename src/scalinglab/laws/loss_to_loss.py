@@ -12,7 +12,7 @@ each other.  The same form links
 - test -> test: two models trained on different data, evaluated on the same set.
 
 The x loss is the canonical ``loss`` column (what every other law fits); the y loss is
-``loss_y``.  ``fitting/loss_to_loss.py`` maps any two loss columns onto these and fixes E_x, E_y
+``loss_y``.  ``studies/loss_to_loss.py`` maps any two loss columns onto these and fixes E_x, E_y
 from each dataset's own compute scaling law before fitting K and kappa, as we read the paper.
 Fitted in log space, log L_y = LSE(log E_y, log K + kappa log(L_x - E_x)); a run whose x loss is
 not above E_x has no prediction (NaN), and :func:`check_x_above_floor` refuses it by name.
@@ -57,7 +57,7 @@ class LossToLossLaw(Law):
     # with kappa = 1.2 fits E_y -> 0 at a lower objective than the truth).  kappa = 3 and
     # E_x = 2.0 nats (below the ladder's smallest x loss, 2.33 nats at 1e21 FLOPs) are where the
     # conformance ladder pins all four; real fits fix E_x and E_y from each dataset's own compute
-    # law, as we read the paper (fitting/loss_to_loss.py).
+    # law, as we read the paper (studies/loss_to_loss.py).
     reference: tuple = (("K", 1.0), ("kappa", 3.0), ("E_x", 2.0), ("E_y", 1.2))
     reference_source: str = ("Brandfonbrener et al. 2024 (arXiv:2411.12925), shifted power law of §3; constants "
                              "illustrative, chosen where one ladder identifies all four parameters")

@@ -13,7 +13,7 @@ Since 1 / (1 + (C_mid/C)^B) = sigmoid(B (log C - log C_mid)), the curve is a log
 The target is a rate in (0, 1) (a pass rate, a reward rescaled to [0, 1]), so residuals are
 measured in logit space; a prediction the form would put outside (0, 1) is clipped to 1e-9
 from the edge.  A is identified only once the curve has bent: data that stop below C_mid
-constrain R0 and the early slope but not the ceiling (``fitting/rl.py`` says so).
+constrain R0 and the early slope but not the ceiling (``studies/rl.py`` says so).
 
 The registered law reads ``gpu_hours`` and fits ``pass_rate``; :meth:`RLSigmoidLaw.on` /
 :meth:`RLSigmoidLaw.measuring` give the same law on other columns (FLOPs, mean reward).  There

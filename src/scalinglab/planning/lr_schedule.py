@@ -1,9 +1,9 @@
-"""Plan a learning-rate schedule with a fitted annealing law (``fitting/lr_schedule.py``):
+"""Plan a learning-rate schedule with a fitted annealing law (``studies/lr_schedule.py``):
 predict the whole loss curve of cosine, WSD (any cooldown length, linear or 1-sqrt) and
 constant-lr runs, score a prediction against a recorded curve, and recommend the WSD cooldown
 fraction that minimises the final loss.
 
-The schedules are the trainer's own (``train/schedules.py``, torch-free), so a prediction is
+The schedules are the trainer's own (``arch/schedules.py``, torch-free), so a prediction is
 for exactly the lr sequence ``scalinglab sweep``/``train()`` would run.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalinglab.fitting.lr_schedule import ScheduleFit, read_curves, warmup_steps
+from scalinglab.studies.lr_schedule import ScheduleFit, read_curves, warmup_steps
 from scalinglab.laws.lr_schedule import curve_areas, schedule_areas
-from scalinglab.train import schedules as _sched
+from scalinglab.arch import schedules as _sched
 from scalinglab.util.intervals import percentile_interval
 
 __all__ = ["SCHEDULES", "COOLDOWN_SHAPES", "schedule_lr", "ScheduleCurve", "predict_schedule", "predict_lr", "CurveError",

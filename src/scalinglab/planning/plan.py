@@ -32,7 +32,7 @@ from scalinglab.planning.fit_data import (at_plan_level, fit_data_max_flops, fit
                                           plan_calibration)
 from scalinglab.planning.hardware import resolve_peak_flops, wall_clock
 from scalinglab.planning.hyperparams import advice_lines, critical_batch_advice, hparam_advice
-from scalinglab.planning.shape import MAX_SHAPE_PARAMS, ShapeRules, ShapeSearch, search_shape
+from scalinglab.arch.shape import MAX_SHAPE_PARAMS, ShapeRules, ShapeSearch, search_shape
 from scalinglab.util.errors import ParamError, ParamText
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
@@ -265,7 +265,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     ``extrapolation_limit`` times beyond it is warned about. shape_rules / shape_kwargs: rules
     for the model shape (``ShapeRules`` fields: vocab_size, context_length, aspect_ratio,
     head_dim, ffn_ratio, ffn_multiple, aspect_tolerance, count_tolerance, tie_embeddings,
-    tensor_parallel, ffn_tolerance; see ``planning.shape``).
+    tensor_parallel, ffn_tolerance; see ``arch.shape``).
     constraints: the law's other frontier inputs (``Law.frontier_constraints()``), e.g.
     ``{"unique_tokens": 1e11}`` for a data-constrained law.
     hparams_law: the lr/batch law for the run (``laws/hparams.py``: "stepLaw", "deepseek", an
@@ -434,7 +434,7 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
                          f"(C = {C:.3g} FLOPs), beyond the {MAX_SHAPE_PARAMS:.0e} any plan is shaped for; no run "
                          f"is this size: check the {asked.replace('_', ' ')} and its units")
     shape = search_shape(n_opt, rules)
-    from scalinglab.train.counting import training_flops_per_token
+    from scalinglab.arch.counting import training_flops_per_token
 
     notes.append("N is in the fit's parameter convention; the shape matches it as non-embedding parameters "
                  "(if the data counted embeddings, add them back: see total params)")

@@ -196,7 +196,7 @@ def _warnings(report) -> str:
 
 
 def render_html(report) -> str:
-    from scalinglab import __version__
+    from scalinglab.util.version import __version__
 
     bodies = {"glance": _glance, "data": _data, "fit": _fit, "isoflop": _isoflop, "frontier": _frontier,
               "validation": _validation, "plan": _plan, "warnings": _warnings}

@@ -108,7 +108,7 @@ def train_job(job: dict, on_event: Callable[[dict], None] | None = None) -> dict
     try:
         import torch
         from dataclasses import asdict
-        from scalinglab.train.counting import ModelShape
+        from scalinglab.arch.counting import ModelShape
         from scalinglab.train.trainer import TrainConfig, train
 
         if job.get("threads") and not (job.get("device", "auto") != "cpu" and torch.cuda.is_available()):

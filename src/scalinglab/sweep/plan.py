@@ -12,16 +12,16 @@ Rules (each one is also written into the plan's ``rules`` so a stored sweep says
   params at D/N = 149 beat 3.4k and 50k), so the README's CPU ladder centres on R = 200. ``sizes_per_budget``
   K target sizes are log-spaced over N0 · 10^[-spread, +spread] (spread 0.5 decades by default,
   so the IsoFLOP valley's minimum lies inside the grid), clipped to ``min_params/max_params``.
-* Shapes. ``scalinglab.planning.shape.shape_for_params`` with the corpus's vocabulary (the byte
+* Shapes. ``scalinglab.arch.shape.shape_for_params`` with the corpus's vocabulary (the byte
   tokenizer's 257 when no corpus is given), context 128 (CPU-scale runs) and a head_dim that
   grows with size: 16 below 3e5 non-embedding parameters, 32 below 1e7, 64 above (the shape
   search cannot make a model smaller than one head per layer). Targets that map onto the same
   shape are kept once. The MLP keeps its nominal width (``ffn_tolerance=0``): a ladder's sizes
   differ in width and depth only, and their exact counts are recorded, so the plan's freedom to
   move ffn_hidden towards N* buys nothing here. ``tensor_parallel`` K: heads and ffn_hidden
-  divide by K (planning.shape rule 5; a size no K-way shape reaches within 5% is refused).
+  divide by K (arch.shape rule 5; a size no K-way shape reaches within 5% is refused).
 * Tokens. D = C / training_flops_per_token(shape): the budget is met with the EXACT FLOP count
-  (``scalinglab.train.counting``: head and attention included), not 6ND; 6·N·D is recorded too.
+  (``scalinglab.arch.counting``: head and attention included), not 6ND; 6·N·D is recorded too.
   D is rounded to whole optimizer steps, so the exact FLOPs are within half a step of C.
 * Batch size and learning rate: a hyperparameter law from ``laws/hparams.py`` (``hparams_law``,
   default DeepSeek LLM, DeepSeek-AI 2024, §3.1, fitted on 1e17-2e19 FLOPs: B_opt = 0.2920 ·
@@ -53,8 +53,8 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.laws.hparams import HPARAM_LAWS, HparamLaw
-from scalinglab.planning.shape import shape_for_params
-from scalinglab.train.counting import ModelShape, count_params, training_flops_per_token
+from scalinglab.arch.shape import shape_for_params
+from scalinglab.arch.counting import ModelShape, count_params, training_flops_per_token
 
 __all__ = ["PlannedRun", "SweepPlan", "plan_sweep", "write_plan", "smallest_workable_budget", "RULES",
            "BYTE_VOCAB", "DEFAULT_CONTEXT", "DEFAULT_THROUGHPUT", "MIN_STEPS", "MAX_EPOCHS", "head_dim_for"]
@@ -73,7 +73,7 @@ RULES = {
     "sizes": "N0 solves C = F(N0) * R N0 with F the exact training FLOPs per token and R = --tokens-per-param "
              "(default 20: D = 20 N, Hoffmann et al. 2022; ~sqrt(C/120) at scale); K sizes log-spaced over "
              "N0 * 10^[-spread, +spread]",
-    "shape": "planning.shape.shape_for_params; vocab from the corpus (byte: 257); context 128; "
+    "shape": "arch.shape.shape_for_params; vocab from the corpus (byte: 257); context 128; "
              "head_dim 16 below 3e5 params, 32 below 1e7, else 64; nominal SwiGLU width",
     "tokens": "D = C / training_flops_per_token(shape) (exact count incl. head and attention), "
               "rounded to whole steps; 6ND recorded as flops_6nd",
@@ -204,7 +204,7 @@ def _ladder_shape(n_target: float, budget: float, vocab: int, context_length: in
     """The shape of one ladder size (module docstring, Shapes). With tensor parallelism the closest
     K-way shape stands in even when it misses the target by more than the plan's 5% (its exact
     count is what the ladder records); a size below one layer of K-way heads is refused."""
-    from scalinglab.planning.shape import TensorParallelError
+    from scalinglab.arch.shape import TensorParallelError
     try:
         return shape_for_params(n_target, vocab_size=vocab, context_length=context_length,
                                 head_dim=head_dim_for(n_target), ffn_multiple=16, ffn_tolerance=0.0,
@@ -458,7 +458,7 @@ def _plan_run(budget: float, n_target: float, shape: ModelShape, schedule: str,
 
 def write_plan(plan: SweepPlan, path: str | Path, *, overwrite: bool = False):
     """Store ``plan`` as a new sweep store at ``path`` (every run pending); returns the SweepStore."""
-    from scalinglab.sweep.store import create_store
+    from scalinglab.data.store import create_store
     runs = [{"run_id": r.run_id, "budget": r.budget,
              "config": {"train": r.train_config(), "plan": r.to_dict()}} for r in plan.runs]
     sweep = {"settings": plan.settings, "rules": plan.rules, "warnings": plan.warnings,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from scalinglab.sweep.store import LOG_NAME, StoreError, SweepStore, pid_alive, store_error_message
+from scalinglab.data.store import LOG_NAME, StoreError, SweepStore, pid_alive, store_error_message
 from scalinglab.util.storage import storage_problem
 from scalinglab.util.errors import ParamError, ParamText
 

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from scalinglab.train.counting import ModelShape
+from scalinglab.arch.counting import ModelShape
 
 
 def rope_tables(seq_len: int, head_dim: int, base: float = 10000.0, device=None):

@@ -34,9 +34,9 @@ from typing import Callable
 
 import torch
 
-from scalinglab.train import schedules
+from scalinglab.arch import schedules
 from scalinglab.train.corpus import TokenData
-from scalinglab.train.counting import ModelShape, ParamCount, count_params, training_flops_per_token
+from scalinglab.arch.counting import ModelShape, ParamCount, count_params, training_flops_per_token
 from scalinglab.train.fingerprint import RESUME_MAY_CHANGE, config_fingerprint, corpus_fingerprint, short
 from scalinglab.train.model import Transformer
 from scalinglab.train.noise_scale import HalfBatchProbe, b_simple, unbiased_estimates

@@ -20,7 +20,7 @@ midpoint with its interval and the asymptote's interval, and what would identify
 past the midpoint, or a known asymptote held fixed); ``allow_unbent=True`` returns the fit
 with the same text as a warning instead.
 
-Intervals: a moving-block bootstrap of the residuals (``fitting/curves.py`` says why: the
+Intervals: a moving-block bootstrap of the residuals (``studies/curves.py`` says why: the
 points of one run are autocorrelated, and its compute grid is chosen, not sampled).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalinglab.fitting.curves import CurveFit, fit_curve
+from scalinglab.studies.curves import CurveFit, fit_curve
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable

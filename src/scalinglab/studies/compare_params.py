@@ -140,10 +140,10 @@ def compare_parameters(data, *, law, by: str = "group", baseline=None, x: str | 
 
     data: a path or DataFrame with a column ``by`` labelling each curve (recipe), and the law's
     variable and target (or columns ``x`` and ``y``).  baseline: a label (default: the first
-    curve in the file).  The rest as for ``fitting.curves.fit_curve`` (least squares on the
+    curve in the file).  The rest as for ``studies.curves.fit_curve`` (least squares on the
     law's transformed target by default).
     """
-    from scalinglab.fitting.curves import curve_law, fit_curve, read_curve
+    from scalinglab.studies.curves import curve_law, fit_curve, read_curve
     from scalinglab.laws import get_law
 
     law = curve_law(get_law(law, fixed=fixed), x, y)

@@ -82,7 +82,7 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
     if isinstance(source, pd.DataFrame):
         raw, name = source.copy(), "<DataFrame>"
     elif Path(source).suffix.lower() in (".db", ".sqlite"):
-        from scalinglab.sweep.store import runs_frame
+        from scalinglab.data.store import runs_frame
 
         name = str(source)
         raw = runs_frame(source)                   # lr and batch_size (tokens) from each run's config

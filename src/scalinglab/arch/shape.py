@@ -32,7 +32,7 @@ Rules (also reported in the plan, see ``ShapeRules.describe``), with K = tensor_
    Pythia-160M use 768/12 = 64; Pythia-1.4B 2048/24 ≈ 85; Llama-2-7B 4096/32 = 128, GPT-3
    175B 12288/96 = 128; Llama-2-70B 8192/80 ≈ 102. Pass ``aspect_ratio`` to fix it instead.
 4. Search every allowed head count, MLP width (rule 2) and n_layers up to 512, with the exact
-   non-embedding count (``scalinglab.train.counting.count_params``). Keep the shapes whose
+   non-embedding count (``scalinglab.arch.counting.count_params``). Keep the shapes whose
    aspect ratio is within a factor ``aspect_tolerance`` (default 2, well inside Kaplan's flat
    region) of the target. Among those within ``count_tolerance`` (default 0.5%) of the target
    count, take the MLP width nearest the nominal one, then the aspect ratio closest to the
@@ -64,7 +64,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from scalinglab.train.counting import ModelShape, count_params
+from scalinglab.arch.counting import ModelShape, count_params
 from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["ShapeRules", "ShapeSearch", "TensorParallelError", "allowed_head_counts", "default_aspect_ratio",

@@ -1,8 +1,8 @@
 """Which intervention buys compute: the effective compute multiplier of groups of runs over a baseline.
 
 Runs from two or more groups (AdamW vs Muon, bf16 vs fp8, data mix A vs B) are fitted with one law
-each (``fitting.groups.fit_groups``) and with one law whose exponents they share
-(``fitting.groups.fit_shared_exponents``).  Which of the two is used is a test, not a taste:
+each (``studies.groups.fit_groups``) and with one law whose exponents they share
+(``studies.groups.fit_shared_exponents``).  Which of the two is used is a test, not a taste:
 
 * sharing: an F test (the small-sample form of the likelihood-ratio test for Gaussian errors) on the
   log-loss residuals of the two fits, F = ((RSS_shared - RSS_separate) / q) / (RSS_separate / (n - p)),
@@ -370,7 +370,7 @@ def _holdout_check(sub, law, weights, objective, fitted) -> dict | None:
     """Fit separate and shared-exponent laws without each group's largest budget and predict it:
     the RMSE of log loss on the held-out runs, both ways (None when a group has < 3 budgets)."""
     from scalinglab.data.grouping import group_budgets
-    from scalinglab.fitting.groups import SharedExponentsLaw, fit_groups, fit_shared_exponents
+    from scalinglab.studies.groups import SharedExponentsLaw, fit_groups, fit_shared_exponents
 
     df = sub.df
     ids, budget_c = group_budgets(df, "auto")
@@ -409,7 +409,7 @@ def _holdout_check(sub, law, weights, objective, fitted) -> dict | None:
 def _least_squares_rss(sub, law, weights, fitted, w) -> tuple[float, float]:
     """Weighted residual sums of squares of the separate and the shared-exponent fits, both refitted by
     least squares (the F test's premise; the fits the multipliers use keep the caller's objective)."""
-    from scalinglab.fitting.groups import fit_groups, fit_shared_exponents
+    from scalinglab.studies.groups import fit_groups, fit_shared_exponents
 
     separate = fit_groups(sub, law, weights=weights, loss="mse")
     missing = [g for g in fitted if g not in separate.fits]
@@ -450,7 +450,7 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     runs: a RunTable or anything ``load_runs`` reads, with a column labelling each run's group
     (``by``, default ``group``).  baseline: the label of the reference group (default: the first).
     law: a law with a frontier (default Chinchilla); for a law without one (an RL compute curve, a
-    learning curve) the result is ``fitting.compare_params.compare_parameters``'s instead: each
+    learning curve) the result is ``studies.compare_params.compare_parameters``'s instead: each
     group's fitted parameters against the baseline's.  share: "auto" (shared exponents unless the F
     test rejects them at ``test_level``), "shared" or "separate".  budgets: FLOPs at which m(C) is
     reported (default ``n_budgets`` log-spaced over the runs' compute).  n_boot, level, seed: the
@@ -461,7 +461,7 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     fit_kwargs: the objective (loss, delta, weights, fixed), as for ``fit``.
     """
     from scalinglab.fitting.engine import fit_arrays
-    from scalinglab.fitting.groups import SharedExponentsLaw, fit_groups, fit_shared_exponents, group_labels
+    from scalinglab.studies.groups import SharedExponentsLaw, fit_groups, fit_shared_exponents, group_labels
     from scalinglab.fitting.objectives import DEFAULT_WEIGHTS, resolve_weights
     from scalinglab.laws import get_law
 
@@ -485,8 +485,8 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
     base_law = get_law(law, fixed=fit_kwargs.pop("fixed", None))
     if not base_law.has_frontier:
         # no frontier, so no multiplier: each group's curve is fitted and its parameters compared
-        # with the baseline's (least squares per curve, fitting/compare_params.py)
-        from scalinglab.fitting.compare_params import compare_parameters, refuse_multiplier_arguments
+        # with the baseline's (least squares per curve, studies/compare_params.py)
+        from scalinglab.studies.compare_params import compare_parameters, refuse_multiplier_arguments
 
         refuse_multiplier_arguments(base_law, share=share, budgets=budgets, n_budgets=n_budgets,
                                     test_level=test_level, constraints=constraints, noise=noise, **fit_kwargs)

@@ -57,7 +57,7 @@ def _read_table(source, expected: str) -> tuple[pd.DataFrame, str, object, bool]
         raise ValueError(f"curve file {path} does not exist; give {CURVE_FILE_HELP}")
     suffix = path.suffix.lower()
     if suffix in _STORE_SUFFIXES:
-        from scalinglab.sweep.store import FINAL_BRANCH, curves_frame
+        from scalinglab.data.store import FINAL_BRANCH, curves_frame
 
         df = curves_frame(path)
         df = df[df["branch"] == FINAL_BRANCH].reset_index(drop=True)
