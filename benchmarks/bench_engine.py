@@ -19,6 +19,8 @@ a shared box are noisy; the ratios are what to read):
    with log-log growth exponents.
 
 Run by hand:  python benchmarks/bench_engine.py [--quick] [--skip-scaling]
+Whole processes only (issue 25 part 8):  python benchmarks/bench_engine.py --process-only [--compare-src OLD/src]
+(Epoch's procedure, then `python -c pass` and the `fit` cases of ``PROCESS_CASES``, interleaved).
 """
 from __future__ import annotations
 
@@ -154,6 +156,55 @@ def cli_seconds(src: Path | None, repeats: int, python: str | None = None, extra
     return float(np.median(times))
 
 
+# the whole-process cases of section 3, as issue 25 part 8 measures them: the floor, the fit as a user
+# runs it (its default bootstrap and calibration), without the bootstrap, and without either
+PROCESS_CASES = (("python -c pass", None), ("fit (default: bootstrap + calibration)", ()),
+                 ("fit --bootstrap 0", ("--bootstrap", "0")),
+                 ("fit --bootstrap 0 --no-calibrate", ("--bootstrap", "0", "--no-calibrate")))
+
+
+def process_times(repeats: int, trees: dict[str, Path | None]) -> dict[tuple[str, str], tuple[float, float]]:
+    """Median wall and CPU seconds (the process and its forked workers) of every case in
+    ``PROCESS_CASES`` under every source tree (label -> src folder, None: the installed one), the
+    cases and trees interleaved round by round so that a shared box's load falls on all alike.
+    Bytecode is written and read as on a user's machine (``PYTHONDONTWRITEBYTECODE`` unset)."""
+    import resource
+
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for round_ in range(repeats + 1):                # round 0 warms up (bytecode caches), unrecorded
+        for label, src in trees.items():
+            for case, extra in PROCESS_CASES:
+                if extra is None and label != next(iter(trees)):
+                    continue                                  # one floor per round
+                env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+                if src is not None:
+                    env["PYTHONPATH"] = str(src)
+                cmd = ([sys.executable, "-c", "pass"] if extra is None else
+                       [sys.executable, "-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS, *extra])
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.perf_counter()
+                subprocess.run(cmd, env=env, capture_output=True, check=True)
+                wall = time.perf_counter() - t0
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                if round_:
+                    samples.setdefault((label, case), []).append((wall, cpu))
+    return {key: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v])))
+            for key, v in samples.items()}
+
+
+def print_process_times(repeats: int, trees: dict[str, Path | None], nb_seconds: float | None) -> None:
+    loads = [os.getloadavg()[0]]
+    times = process_times(repeats, trees)
+    loads.append(os.getloadavg()[0])
+    floor = times[(next(iter(trees)), PROCESS_CASES[0][0])][0]
+    print(f"    whole processes, median of {repeats} interleaved rounds (load average {loads[0]:.1f} at the start, "
+          f"{loads[1]:.1f} at the end); CPU = user + system of the process and its workers")
+    for (label, case), (wall, cpu) in times.items():
+        vs_nb = f"; Epoch's procedure / this = {nb_seconds / wall:.0f}x" if nb_seconds and wall > floor else ""
+        print(f"    [{label}] {case:40s} wall {wall:6.2f} s ({wall / floor:5.1f}x pass)  CPU {cpu:6.2f} s{vs_nb}")
+
+
 def import_ms() -> dict[str, float]:
     """Cumulative import time (ms) of the heavy packages in one ``scalinglab fit`` process."""
     cmd = [sys.executable, "-X", "importtime", "-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS]
@@ -272,6 +323,10 @@ def main():
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--cli-python", default=None, help="also time the CLI process under this interpreter, e.g. "
                     "a venv with only `pip install .` (no pyarrow: pandas imports it when installed)")
+    ap.add_argument("--process-only", action="store_true", help="only Epoch's procedure (the notebook way, "
+                    "timed on --subset starts) and the whole `scalinglab fit` processes of section 3")
+    ap.add_argument("--compare-src", default=None, help="with --process-only: also time the processes under "
+                    "this source tree (a src/ folder, e.g. a copy taken before a change), interleaved")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA} not found: run from the repository next to ../shared/data")
@@ -281,6 +336,15 @@ def main():
     print(f"machine: nproc={os.cpu_count()}, cpu={cpu_model()}, load avg={os.getloadavg()}, python {platform.python_version()}, "
           f"numpy {np.__version__}")
     print(f"data: Epoch's Chinchilla reconstruction, {len(y)} points (5 highest-loss dropped)")
+    if args.process_only:
+        nb_seconds, nb_best = notebook_way(X, y, args.subset, seed=0)
+        print(f"    Epoch's procedure (the notebook way): {nb_seconds:8.1f} s for 4,500 starts (scaled from "
+              f"{args.subset}); best objective in the subset {nb_best:.10g}")
+        trees = {"this tree": None}
+        if args.compare_src:
+            trees[args.compare_src] = Path(args.compare_src)
+        print_process_times(args.cli_repeats, trees, nb_seconds)
+        return
 
     print("\n1. Epoch's refit, 4,500-point grid (median of warm calls)")
     nb_seconds, nb_best = notebook_way(X, y, args.subset, seed=0)

@@ -1,9 +1,18 @@
 """Fixtures shared by the CLI test files."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from scalinglab.data.builtin import synthetic_ladder
+
+# The public datasets (scalinglab.data.datasets) come from ../shared/data when it is there, so
+# that no test downloads anything; without it the tests that need them skip.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("SCALINGLAB_DATA_MIRROR", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
-"""The README runs top to bottom.
+"""The README and every page of the documentation site run top to bottom.
 
-Every ```bash and ```python block of README.md is run in order, in one temporary directory that
-has ``../shared/data`` beside it (as the README's examples assume), and the numbers each example
-shows are compared with the numbers it prints now:
+Page by page (README.md, then each Markdown file under docs/), every ```bash and ```python block
+is run in order, in one temporary directory per page that has ``../shared/data`` beside it (as
+the examples assume), and the numbers each example shows are compared with the numbers it prints
+now:
 
 - a ```bash block is a list of commands (``\\`` continues a line, ``#`` starts a comment); ``pip
   install`` steps and the test-suite line itself are not run (the suite is what runs this test);
@@ -18,7 +19,7 @@ shows are compared with the numbers it prints now:
   what it prints;
 - a block preceded by ``<!-- readme-test: skip REASON -->`` is not run (the reason is required).
 
-This fails when the README shows a number the code no longer prints: the README is then stale.
+This fails when a page shows a number the code no longer prints: the page is then stale.
 """
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 # SCALINGLAB_README runs another Markdown file the same way (a section being written, before it joins)
-README = Path(os.environ.get("SCALINGLAB_README") or ROOT / "README.md")
+EXTRA = os.environ.get("SCALINGLAB_README")
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FENCE = re.compile(r"^```(\w*)\s*$")
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s+(.+?)\s*-->")
@@ -41,6 +44,21 @@ SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s+(.+?)\s*-->")
 # (a wall-clock time, "3.1 min" or "87 s", is not a result and is never compared)
 NUMBER = re.compile(r"(?<![\w.])-?(?:\d+\.\d+(?:e[+-]?\d+)?|\d+e[+-]?\d+)(?![\w.])(?!\s?(?:s|min|h)\b)")
 NOT_RUN = ("pip install", "python -m pytest")
+
+
+def pages() -> list[Path]:
+    """The Markdown pages whose examples run: README.md and every docs page (or SCALINGLAB_README)."""
+    if EXTRA:
+        return [Path(EXTRA).resolve()]
+    return [README, *sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.relative_to(DOCS).parts)]
+
+
+def runnable(page: Path) -> list[dict]:
+    return [b for b in blocks(page.read_text(encoding="utf-8")) if b["lang"] in ("bash", "python")]
+
+
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else str(page)
 
 
 def blocks(text: str) -> list[dict]:
@@ -149,24 +167,32 @@ def test_numbers_compare_decimals_and_exponents_not_wall_times():
     assert missing_numbers({"2.3476", "2.49e+09", "0.502"}, "2.3479 2.49e+09 0.51") == ["0.502"]
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (the README's examples read it)")
-def test_readme_runs_top_to_bottom(tmp_path):
+@pytest.mark.skipif(bool(EXTRA), reason="SCALINGLAB_README names one page")
+def test_examples_kept_their_pages():
+    """The README keeps its runnable first steps and the docs hold the examples moved out of it."""
+    assert len(runnable(README)) >= 3, "the README lost its examples"
+    docs = [p for p in pages() if p != README]
+    assert sum(len(runnable(p)) for p in docs) >= 80, "the docs pages lost their examples"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (the examples read it)")
+@pytest.mark.parametrize("page", [p for p in pages() if runnable(p)], ids=_page_id)
+def test_page_runs_top_to_bottom(tmp_path, page):
     work = tmp_path / "work"
     work.mkdir()
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "data").symlink_to(SHARED_DATA)
     for shipped in ("examples", "benchmarks"):       # the README's examples read these in place
         (work / shipped).symlink_to(ROOT / shipped)
-    items = blocks(README.read_text(encoding="utf-8"))
-    if README == ROOT / "README.md":
-        assert sum(b["lang"] in ("bash", "python") for b in items) >= 10, "the README lost its examples"
+    items = blocks(page.read_text(encoding="utf-8"))
+    name = _page_id(page)
     problems = []
     for k, block in enumerate(items):
         if block["lang"] not in ("bash", "python") or block["skip"]:
             continue
         shown = items[k + 1]["body"] if k + 1 < len(items) and items[k + 1]["lang"] == "" else None
         if block["lang"] == "python":
-            script = work / f"readme_block_{block['line']}.py"
+            script = work / f"page_block_{block['line']}.py"
             script.write_text(block["body"], encoding="utf-8")
             results = [("python " + script.name, run(f"{shlex.quote(sys.executable)} {script.name}", work))]
             comments = "\n".join(line.split("#", 1)[1] for line in block["body"].splitlines() if "#" in line)
@@ -180,10 +206,10 @@ def test_readme_runs_top_to_bottom(tmp_path):
             last = i == len(results) - 1
             if last and expect_error:
                 if res.returncode != 2:
-                    problems.append(f"README line {block['line']}: `{cmd}` should fail with exit 2 as shown; "
+                    problems.append(f"{name} line {block['line']}: `{cmd}` should fail with exit 2 as shown; "
                                     f"got {res.returncode}")
             elif res.returncode != 0:
-                problems.append(f"README line {block['line']}: `{cmd}` exited {res.returncode}:\n"
+                problems.append(f"{name} line {block['line']}: `{cmd}` exited {res.returncode}:\n"
                                 f"{(res.stderr or res.stdout)[-2000:]}")
         if expected and results:
             printed = results[-1][1].stdout + results[-1][1].stderr
@@ -191,6 +217,6 @@ def test_readme_runs_top_to_bottom(tmp_path):
                 printed = "".join(r.stdout for _, r in results)
             missing = missing_numbers(expected, printed)
             if missing:
-                problems.append(f"README line {block['line']}: `{results[-1][0]}` no longer prints "
-                                f"{', '.join(missing[:12])} shown in the README")
+                problems.append(f"{name} line {block['line']}: `{results[-1][0]}` no longer prints "
+                                f"{', '.join(missing[:12])} shown on the page")
     assert not problems, "\n\n".join(problems)

@@ -2,7 +2,7 @@
 
 The browser test uses Debian's ``chromium`` package in headless mode: it saves a screenshot
 (``report.png`` beside the report, kept under pytest's tmp directory and printed) and fails on
-any console error. It skips when Chromium is not installed (CI has none unless installed).
+any console error. It skips when Chromium is not installed; CI installs it (``.ci/run``: Debian's ``chromium``).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _pngs(html: str) -> dict[str, np.ndarray]:
 
 def test_report_has_every_section_and_is_self_contained(report):
     html = report.to_html()
-    for key in ("glance", "data", "fit", "isoflop", "frontier", "validation", "plan", "warnings"):
+    for key in ("glance", "data", "fit", "isoflop", "frontier", "validation", "plan", "warnings", "made"):
         assert f'<section id="{key}">' in html
     # no network: nothing is loaded from anywhere (no src/href to a URL, no script at all)
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
@@ -114,6 +114,6 @@ def test_report_renders_in_headless_chromium_without_console_errors(tmp_path, re
     broken.write_text("<html><body><script>undefined_function()</script></body></html>")
     bad = _chromium(["--dump-dom", broken.as_uri()])
     assert CONSOLE.findall(bad.stderr), "the console-error check did not see a deliberate script error"
-    # the page as the browser built it: every section and the three figures
+    # the page as the browser built it: every section (the eight results and how it was made) and the three figures
     dom = _chromium(["--dump-dom", page.as_uri()]).stdout
-    assert dom.count("<section") == 8 and dom.count("data:image/png;base64,") == 3
+    assert dom.count("<section") == 9 and dom.count("data:image/png;base64,") == 3

@@ -127,7 +127,7 @@ def test_a_run_stopped_before_its_bend_is_refused_naming_what_is_missing():
     # truth: C_mid = 3000 GPU-hours; the run stops at 2500, where it has made 1/(1 + 1.2^1.6) = 43%
     run = EX.rl_run(*EX.RECIPES["scalerl"], c_max=2500.0, every=100.0, seed=1)
     with pytest.raises(CurveNotBentError, match=r"has not bent yet.*largest gpu_hours in the data, 2500.*C_mid"
-                                                r".*Missing: points past C_mid.*fixed=\{'A': \.\.\.\}"):
+                                                r".*Missing: points past C_mid.*fixed=\{'A': '\.\.\.'\}"):
         fit_rl_curve(run, n_boot=40)
     fit = fit_rl_curve(run, n_boot=40, allow_unbent=True)
     assert not fit.bend.bent and fit.bend.gain_reached_ci[0] < 0.5

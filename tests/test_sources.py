@@ -1,8 +1,8 @@
 """Runs from where they live: TSV / semicolon files, --sep, --bin-budgets, W&B exports, MLflow stores.
 
-The W&B and MLflow fixtures are written here by hand in those tools' on-disk formats (W&B's
-runs-table "Export CSV", run.history() and chart exports; MLflow's FileStore layout), never
-downloaded and never produced by the wandb / mlflow packages (which are not dependencies).
+The W&B fixtures are written here by hand in W&B's export formats (the runs-table "Export CSV",
+run.history() and chart exports); the MLflow store is written by the MLflow client (the mlflow
+extra; the MLflow tests skip without it).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.cli.render import describe_error
 from scalinglab.data.builtin import synthetic_ladder
 from scalinglab.data.grouping import binned_budgets, log_flops_bins
 from scalinglab.data.readers import detect_separator, load_runs
@@ -55,12 +56,13 @@ def test_explicit_sep_and_its_errors(ladder, tmp_path):
     ladder.to_csv(path, sep="\t", index=False)
     assert len(load_runs(path, sep="tab")) == len(ladder)
     assert len(load_runs(path, sep="\t")) == len(ladder)
-    with pytest.raises(RunDataError, match=r"runs\.tsv.*sep=';' \(CLI --sep\) does not occur.*tab"):
+    with pytest.raises(RunDataError, match=r"runs\.tsv.*sep=';' does not occur.*tab") as info:
         load_runs(path, sep=";")
-    with pytest.raises(RunDataError, match=r"--sep.*one character"):
+    assert "--sep" in describe_error(info.value)        # the CLI's edge names the option
+    with pytest.raises(RunDataError, match=r"sep=';;' must be one character"):
         load_runs(path, sep=";;")
     ladder.to_json(tmp_path / "runs.jsonl", orient="records", lines=True)
-    with pytest.raises(RunDataError, match=r"--sep\) applies to delimited"):
+    with pytest.raises(RunDataError, match=r"sep=','.* applies to delimited"):
         load_runs(tmp_path / "runs.jsonl", sep=",")
 
 
@@ -124,10 +126,11 @@ def test_cli_bin_budgets_reports_the_budgets_it_made():
 def test_bin_budgets_refused_with_a_budget_column_or_a_bad_width(ladder, tmp_path):
     path = tmp_path / "runs.csv"
     ladder.assign(budget=6 * ladder["params"] * ladder["tokens"]).to_csv(path, index=False)
-    with pytest.raises(RunDataError, match=r"runs\.csv.*--bin-budgets.*already have a budget column"):
+    with pytest.raises(RunDataError, match=r"runs\.csv.*bin_budgets=0.25.*already have a budget column") as info:
         load_runs(path, bin_budgets=0.25)
+    assert "--bin-budgets" in describe_error(info.value)
     assert "budget" in load_runs(path, mapping={"budget": None}, bin_budgets=0.25).df
-    with pytest.raises(RunDataError, match=r"--bin-budgets.*positive"):
+    with pytest.raises(RunDataError, match=r"bin_budgets=-1.*positive"):
         load_runs(path, bin_budgets=-1.0)
     result = invoke("isoflop", path, "--bin-budgets", "0.25")
     assert result.exit_code == 2 and "--bin-budgets" in result.output
@@ -169,23 +172,23 @@ def _wandb_runs_table(ladder: pd.DataFrame) -> pd.DataFrame:
 def test_wandb_runs_table_needs_no_map_and_reports_unfinished_runs(ladder, tmp_path):
     path = tmp_path / "wandb_export.csv"
     _wandb_runs_table(ladder).to_csv(path, index=False)
-    runs = load_runs(path, source_format="wandb")
+    runs = load_runs(path, source_format="wandb", drop_invalid=True)
     assert len(runs) == len(ladder)
     np.testing.assert_allclose(runs.df["params"], ladder["params"])
-    np.testing.assert_allclose(runs.df["loss"], ladder["loss"])
+    np.testing.assert_allclose(runs.df["loss"], ladder["loss"] + 0.01)        # the held-out val/loss first
     assert runs.df["lr"].iloc[0] == 3e-3 and runs.df["run_id"].iloc[0] == "ladder-00"
     assert sorted(runs.dropped["detail"].str.extract(r"'(\w+)'")[0]) == ["crashed", "killed", "running"]
     assert (runs.dropped["reason"] == "state").all()
     assert any("dropped 3" in n and "crashed: 1" in n for n in runs.notes)
     # --map still wins over the preset
-    other = load_runs(path, source_format="wandb", mapping={"loss": "val/loss"})
-    np.testing.assert_allclose(other.df["loss"], ladder["loss"] + 0.01)
+    other = load_runs(path, source_format="wandb", mapping={"loss": "train/loss"}, drop_invalid=True)
+    np.testing.assert_allclose(other.df["loss"], ladder["loss"])
 
 
 def test_wandb_cli_fit_prints_dropped_runs_with_their_state(ladder, tmp_path):
     path = tmp_path / "wandb_export.csv"
     _wandb_runs_table(ladder).to_csv(path, index=False)
-    result = invoke("fit", path, "--from", "wandb", "--json")
+    result = invoke("fit", path, "--from", "wandb", "--drop-invalid", "--json")
     assert result.exit_code == 0, result.output
     assert "crashed" in result.output and "running" in result.output and "killed" in result.output
     assert "ladder-crash" in result.output
@@ -216,7 +219,7 @@ def test_wandb_history_long_form_takes_each_runs_last_logged_loss(ladder, tmp_pa
 def test_wandb_directory_joins_a_chart_export_onto_the_runs_table(ladder, tmp_path):
     table = _wandb_runs_table(ladder)
     table["train/loss"] = table["train/loss"] + 1.0          # the summary is stale; the history is not
-    table.to_csv(tmp_path / "runs.csv", index=False)
+    table.drop(columns="val/loss").to_csv(tmp_path / "runs.csv", index=False)
     steps = [100, 200, 300]
     chart = {"Step": steps}
     for name, loss in zip(table["Name"][: len(ladder)], ladder["loss"]):
@@ -224,7 +227,7 @@ def test_wandb_directory_joins_a_chart_export_onto_the_runs_table(ladder, tmp_pa
         chart[f"{name} - train/loss__MIN"] = [loss] * 3
         chart[f"{name} - train/loss__MAX"] = [loss + 0.3] * 3
     pd.DataFrame(chart).to_csv(tmp_path / "wandb_chart.csv", index=False)
-    runs = load_runs(tmp_path, source_format="wandb")
+    runs = load_runs(tmp_path, source_format="wandb", drop_invalid=True)
     assert len(runs) == len(ladder) and len(runs.dropped) == 3
     np.testing.assert_allclose(runs.df["loss"], ladder["loss"])
     assert (runs.df["step"] == 300).all()
@@ -248,74 +251,55 @@ def test_wandb_bad_inputs_name_the_file_and_column(tmp_path):
 
 # ------------------------------------------------------------------------------ MLflow
 
-def _mlflow_run(root: Path, experiment: str, run_id: str, name: str, params: dict, losses: list[float],
-                status: int = 3, stage: str = "active") -> None:
-    run = root / experiment / run_id
-    (run / "metrics" / "train").mkdir(parents=True)
-    (run / "params").mkdir()
-    (run / "tags").mkdir()
-    (run / "artifacts").mkdir()
-    (run / "meta.yaml").write_text(
-        f"artifact_uri: file://{run}/artifacts\nend_time: 1714561200000\nentry_point_name: ''\n"
-        f"experiment_id: '{experiment}'\nlifecycle_stage: {stage}\nrun_id: {run_id}\nrun_name: {name}\n"
-        f"run_uuid: {run_id}\nsource_name: ''\nsource_type: 4\nsource_version: ''\n"
-        f"start_time: 1714557600000\nstatus: {status}\ntags: []\nuser_id: alice\n")
-    for key, value in params.items():
-        (run / "params" / key).write_text(str(value))
-    (run / "tags" / "mlflow.runName").write_text(name)
-    (run / "tags" / "mlflow.user").write_text("alice")
-    lines = [f"{1714557600000 + 1000 * k} {loss} {100 * k}" for k, loss in enumerate(losses)]
-    lines.insert(1, f"1714557600500 {losses[-1] + 5} 0")            # logged out of order: steps decide
-    (run / "metrics" / "train" / "loss").write_text("\n".join(lines) + "\n")
-    (run / "metrics" / "lr").write_text("1714557600000 0.003 0\n")
-
-
 @pytest.fixture()
-def mlruns(ladder, tmp_path) -> Path:
+def mlruns(ladder, tmp_path, monkeypatch) -> Path:
+    """A local mlruns/ folder (MLflow's file store) written by the MLflow client: 12 finished runs,
+    one FAILED, one deleted. (tests/test_sources_real.py reads a tracking server.)"""
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install 'scalinglab[mlflow]')")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     root = tmp_path / "mlruns"
-    (root / "0").mkdir(parents=True)
-    (root / "0" / "meta.yaml").write_text("artifact_location: file:///mlruns/0\nexperiment_id: '0'\n"
-                                          "lifecycle_stage: active\nname: Default\n")
-    (root / "1").mkdir()
-    (root / "1" / "meta.yaml").write_text("artifact_location: file:///mlruns/1\nexperiment_id: '1'\n"
-                                          "lifecycle_stage: active\nname: ladder\n")
-    (root / ".trash").mkdir()
-    for i, run in ladder.iterrows():
-        _mlflow_run(root, "1", f"{i:032x}", f"ladder-{i}", {"n_params": int(run["params"]),
-                    "num_tokens": int(run["tokens"]), "seq_len": 1024},
-                    [run["loss"] + 0.5, run["loss"] + 0.2, run["loss"]])
-    _mlflow_run(root, "1", "f" * 32, "failed-run", {"n_params": 10 ** 8, "num_tokens": 10 ** 9}, [9.0], status=4)
-    _mlflow_run(root, "1", "e" * 32, "deleted-run", {"n_params": 10 ** 8, "num_tokens": 10 ** 9}, [9.0],
-                stage="deleted")
+    client = MlflowClient(tracking_uri=root.as_uri())
+    experiment = client.create_experiment("ladder")
+    runs = [(f"ladder-{i}", row, "FINISHED") for i, row in ladder.iloc[:12].iterrows()]
+    runs += [("failed-run", ladder.iloc[0], "FAILED"), ("deleted-run", ladder.iloc[1], "FINISHED")]
+    for name, row, status in runs:
+        run = client.create_run(experiment, run_name=name).info.run_id
+        client.log_param(run, "n_params", int(row["params"]))
+        client.log_param(run, "num_tokens", int(row["tokens"]))
+        for step, loss in ((200, row["loss"]), (0, row["loss"] + 5), (100, row["loss"] + 0.2)):
+            client.log_metric(run, "train/loss", loss, step=step)         # logged out of order: steps decide
+        client.set_terminated(run, status=status)
+        if name == "deleted-run":
+            client.delete_run(run)
     return root
 
 
 def test_mlflow_store_one_row_per_finished_run(ladder, mlruns):
-    runs = load_runs(mlruns, source_format="mlflow")
-    assert len(runs) == len(ladder)
+    runs = load_runs(mlruns, source_format="mlflow", drop_invalid=True)
+    assert len(runs) == 12
     order = runs.df["run_name"].str.extract(r"(\d+)")[0].astype(int).argsort()
     df = runs.df.iloc[order].reset_index(drop=True)
-    np.testing.assert_allclose(df["params"], ladder["params"].round())
-    np.testing.assert_allclose(df["loss"], ladder["loss"])
-    assert (df["lr"] == 0.003).all() and (df["step"] == 200).all()
-    reasons = dict(zip(runs.dropped["run_name"], runs.dropped["detail"]))
-    assert "FAILED" in reasons["failed-run"] and "deleted" in reasons["deleted-run"]
-    # one experiment, or one run, reads the same way
-    assert len(load_runs(mlruns / "1", source_format="mlflow")) == len(ladder)
-    assert len(load_runs(mlruns / "1" / f"{0:032x}", source_format="mlflow", flops_tolerance=None)) == 1
+    np.testing.assert_allclose(df["params"], ladder["params"].iloc[:12].round())
+    np.testing.assert_allclose(df["loss"], ladder["loss"].iloc[:12])
+    assert list(runs.dropped["run_name"]) == ["failed-run"] and "FAILED" in runs.dropped["detail"].iloc[0]
+    # one experiment's folder, or one run's folder, reads the same way
+    experiment = next(d for d in mlruns.iterdir() if d.is_dir() and d.name not in ("0", ".trash")
+                      and (d / "meta.yaml").is_file())
+    assert len(load_runs(experiment, source_format="mlflow", drop_invalid=True)) == 12
+    one = next(r for r in experiment.iterdir() if (r / "meta.yaml").is_file()
+               and "ladder-" in (r / "meta.yaml").read_text())
+    assert len(load_runs(one, source_format="mlflow", flops_tolerance=None)) == 1
 
 
 def test_mlflow_cli_fit_and_bad_store(mlruns, tmp_path):
-    result = invoke("fit", mlruns, "--from", "mlflow", "--json")
+    result = invoke("fit", mlruns, "--from", "mlflow", "--drop-invalid", "--json")
     assert result.exit_code == 0, result.output
     assert "failed-run" in result.output and "FAILED" in result.output
-    payload = json.loads(result.stdout)
-    assert "alpha" in payload
-    bad = mlruns / "1" / f"{3:032x}" / "metrics" / "train" / "loss"
-    bad.write_text("1714557600000 2.5 0\nnot a metric line\n")
+    assert "alpha" in json.loads(result.stdout)
     result = invoke("fit", mlruns, "--from", "mlflow")
-    assert result.exit_code == 2
-    assert "line 2" in result.output and "timestamp value step" in result.output
+    assert result.exit_code == 2 and "failed-run" in result.output and "--drop-invalid" in result.output
     result = invoke("fit", tmp_path / "nowhere", "--from", "mlflow")
     assert result.exit_code == 2 and "nowhere" in result.output
     empty = tmp_path / "empty_store"

@@ -34,7 +34,8 @@ def test_sigkill_mid_sweep_then_rerun_finishes_every_run_exactly_once(tmp_path):
     # tiny budgets: sizes that round to the same smallest shapes are planned once
     assert len(planned) >= 4
 
-    sweep = subprocess.Popen(CLI + ["sweep", "run", str(db), "--no-progress"], cwd=tmp_path,
+    # --jobs 1 (the default is auto, all the cores): one run in flight when it is killed
+    sweep = subprocess.Popen(CLI + ["sweep", "run", str(db), "--jobs", "1", "--no-progress"], cwd=tmp_path,
                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed_run = None
     deadline = time.monotonic() + 240

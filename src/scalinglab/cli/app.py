@@ -15,7 +15,8 @@ app = typer.Typer(
 )
 sweep_app = typer.Typer(cls=LanguageGroup, help="Plan, run and inspect IsoFLOP sweeps stored in a SQLite run store.",
                         no_args_is_help=True)
-data_app = typer.Typer(cls=LanguageGroup, help="Prepare token files for training.", no_args_is_help=True)
+data_app = typer.Typer(cls=LanguageGroup, help="Get public example ladders; prepare token files for "
+                       "training.", no_args_is_help=True)
 app.callback()(main_options)
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(data_app, name="data")

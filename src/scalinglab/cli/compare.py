@@ -2,6 +2,8 @@
 (a thin layer over ``scalinglab.studies.compare``)."""
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,9 +11,9 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.language import bootstrap_option
-from scalinglab.cli.core import (BinBudgetsOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, LastStepOpt, MapOpt,
-                                 OutlierOpt, RunOptions, SepOpt, SourceArg, WeightsOpt, WhereOpt, _check_output_file, _load,
-                                 _weights)
+from scalinglab.cli.core import FixOpt, SourceArg, WeightsOpt, _check_output_file, _load, _weights
+from scalinglab.cli.optionset import with_option_sets
+from scalinglab.cli.runopts import RunOptions
 from scalinglab.cli.lawopts import resolve_law
 from scalinglab.cli.metricopts import MetricOptions, XOpt, YKindOpt, YOpt, YRangeOpt, with_columns
 from scalinglab.cli.render import (RegistryHelpCommand, check_bootstrap, check_range, console, emit_json, fail,
@@ -19,10 +21,11 @@ from scalinglab.cli.render import (RegistryHelpCommand, check_bootstrap, check_r
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def compare(
     source: str = SourceArg,
     by: str = typer.Option("group", "--by", help="Column that labels each run's group (AdamW vs Muon, bf16 vs fp8, "
-                                                 "data mix A vs B)."),
+                                                 "data mix A vs B); --group COLUMN says the same."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="The reference group (default: the first)."),
     law: str = typer.Option("chinchilla", "--law", help="Law: {laws} (a registered law; a formula law, "
                             "whose variables are mapped to columns, is fitted with `scalinglab fit`)."),
@@ -47,15 +50,7 @@ def compare(
     weights: str = WeightsOpt,
     plot: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the figure of m(C) with its bands "
                                         "(.png, .pdf or .svg)."),
-    map: List[str] = MapOpt,
-    drop_top_loss: int = DropTopOpt,
-    where: Optional[str] = WhereOpt,
-    flops_tolerance: float = FlopsTolOpt,
-    drop_outliers: Optional[float] = OutlierOpt,
-    sep: Optional[str] = SepOpt,
-    bin_budgets: Optional[float] = BinBudgetsOpt,
-    from_: Optional[str] = FromOpt,
-    last_step: bool = LastStepOpt,
+    reading: RunOptions = RunOptions(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Which intervention buys compute: each group's effective compute multiplier over --baseline.
@@ -84,15 +79,17 @@ def compare(
                                      "e.g. -o compare.png")
         _check_output_file(plot, "-o")
         law_obj = with_columns(resolve_law(law, [], fix, [], []), MetricOptions(y, y_kind, y_range, x))
-        options = RunOptions(map, drop_top_loss, where, None if by == "group" else by, flops_tolerance,
-                             drop_outliers, sep, bin_budgets, from_, last_step=last_step)
+        if reading.group is not None and by not in ("group", reading.group):
+            raise typer.BadParameter(f"--by {by} and --group {reading.group} name two group columns; give one")
+        by = reading.group or by
+        options = dataclasses.replace(reading, group=None if by == "group" else by)
         if not law_obj.has_frontier:     # curves (an RL run, a learning curve): each group's parameters vs baseline
             from scalinglab.cli.rl import compare_curves
 
             _refuse_multiplier_options(law_obj, options, share=share, budgets=budgets, test_level=test_level,
                                        noise=noise, loss=loss, delta=delta, weights=weights)
             return compare_curves(source, law_obj, by=by, baseline=baseline, x=None, y=None, n_boot=bootstrap,
-                                  level=level, seed=seed, where=where, plot=plot, as_json=as_json)
+                                  level=level, seed=seed, where=reading.where, plot=plot, as_json=as_json)
         runs = _load(source, options, law_obj)
         from scalinglab.studies.compare import compare_groups
 
@@ -115,9 +112,8 @@ def compare(
 _MULTIPLIER_ONLY = (("share", "--share", "auto"), ("budgets", "--budgets", None), ("test_level", "--test-level", 0.05),
                     ("noise", "--noise", "auto"), ("loss", "--loss", "huber"), ("delta", "--delta", 1e-3),
                     ("weights", "--weights", "auto"))
-_READER_ONLY = (("mapping", "--map", []), ("drop_top_loss", "--drop-top-loss", 0),
-                ("flops_tolerance", "--flops-tolerance", 0.05), ("drop_outliers", "--drop-outliers", None),
-                ("sep", "--sep", None), ("bin_budgets", "--bin-budgets", None), ("source_format", "--from", None))
+_READER_ONLY = ("mapping", "drop_top_loss", "flops_tolerance", "drop_outliers", "sep", "bin_budgets", "source_format",
+                "last_step")
 
 
 def _refuse_multiplier_options(law_obj, options: RunOptions, **given) -> None:
@@ -129,11 +125,8 @@ def _refuse_multiplier_options(law_obj, options: RunOptions, **given) -> None:
                 f"{flag} applies to the effective compute multiplier, which needs a law with a compute frontier; "
                 f"law {law_obj.name!r} has none, so compare fits each group's curve (least squares on its "
                 f"{law_obj.target_transform} target) and compares its parameters: drop {flag}")
-    for key, flag, default in _READER_ONLY:
-        if _changed(getattr(options, key), default):
-            raise typer.BadParameter(
-                f"{flag} applies to a run table of losses; law {law_obj.name!r} has no compute frontier, so "
-                f"compare reads one curve per group as it is (select rows with --where): drop {flag}")
+    options.refuse(f"apply to a run table of losses; law {law_obj.name!r} has no compute frontier, so compare "
+                   "reads one curve per group as it is (select rows with --where): drop them", *_READER_ONLY)
 
 
 def _changed(value, default) -> bool:

@@ -5,7 +5,6 @@ Every command is a thin shell: parse options, call the public API, render the re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,10 +12,11 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.fileopts import AllowEditedOpt
+from scalinglab.cli.optionset import with_option_sets
+from scalinglab.cli.runopts import RunOptions
 from scalinglab.cli.levelopts import LevelOpt, checked_level, resolved_level
 from scalinglab.cli.language import bootstrap_option
-from scalinglab.cli.lawopts import (BOUND_HELP, FIX_HELP, LAW_HELP, LOGP_HELP, USER_LAW_HELP, VAR_HELP,
-                                    load_user_law, resolve_law)
+from scalinglab.cli.lawopts import FIX_HELP, USER_LAW_HELP, LawOptions, load_user_law
 from scalinglab.cli.metricopts import (XLabelOpt, XOpt, YKindOpt, YLabelOpt, YOpt, YRangeOpt, MetricOptions,
                                        is_metric, load_metric, metric_candidates, with_metric)
 from scalinglab.cli.render import (
@@ -30,44 +30,14 @@ from scalinglab.cli.render import (
     err_console,
     fail,
     option_given,
-    parse_mapping,
     print_frame,
     print_text_block,
     to_cli,
 )
 
-# {columns} and {laws} are filled in from the registries when help is shown (render.fill_help)
-MAP_HELP = ('Column mapping canonical=source, repeatable, e.g. --map params="Model Size" '
-            '--map flops="Training FLOP". Canonical names: {columns}.')
-SourceArg = typer.Argument(..., help="Runs: a .csv/.tsv, .parquet, .jsonl/.json file or a sweep store (.db); "
-                                          "with --from, a W&B export or an MLflow mlruns/ directory.")
-
-
-@dataclass
-class RunOptions:
-    """How a command reads its runs (the same options on every command that reads runs)."""
-
-    mapping: List[str]
-    drop_top_loss: int = 0
-    where: Optional[str] = None
-    group: Optional[str] = None
-    flops_tolerance: float = 0.05
-    drop_outliers: Optional[float] = None
-    sep: Optional[str] = None
-    bin_budgets: Optional[float] = None
-    source_format: Optional[str] = None
-    last_step: bool = False
-
-
-def _check_run_options(options: RunOptions) -> None:
-    """Refuse the reading options' impossible values up front, naming the option."""
-    check_range(options.drop_top_loss, "--drop-top-loss", low=0, integer=True, example="5")
-    check_range(options.flops_tolerance, "--flops-tolerance", low=0, low_open=True, example="0.05")
-    check_range(options.drop_outliers, "--drop-outliers", low=0, low_open=True, example="3.5")
-    check_range(options.bin_budgets, "--bin-budgets", low=0, low_open=True, example="0.25")
-    if options.source_format is not None and options.source_format.lower() not in SOURCE_FORMATS:
-        raise typer.BadParameter(f"--from {options.source_format!r}: choose one of {', '.join(SOURCE_FORMATS)} "
-                                 "(leave it out for a run file)")
+SourceArg = typer.Argument(None, help="Runs: a .csv/.tsv, .parquet, .jsonl/.json file or a sweep store (.db); "
+                                     "with --from, a W&B export, or an MLflow store (an mlruns/ folder, a SQLite "
+                                     "file or a server URL); none with --from wandb:ENTITY/PROJECT.", show_default=False)
 
 
 def _check_output_file(path: Optional[Path], option: str = "-o") -> None:
@@ -136,7 +106,6 @@ def _warned(text: str, warnings: list[str]) -> str:
     return "\n".join([text] + [f"WARNING: {to_cli(w)}" for w in warnings]) if warnings else text
 
 
-SOURCE_FORMATS = ("wandb", "mlflow")
 _LOAD_NOTE_PREFIXES = ("bin_budgets", "--from", "W&B", "MLflow")
 
 
@@ -162,14 +131,13 @@ def _dropped_row(row) -> str:
 def _load(source: str, options: RunOptions, law=None):
     from scalinglab.data.readers import load_runs
 
+    if source is None and not (options.source_format or "").lower().startswith(("wandb:", "mlflow")):
+        raise typer.BadParameter("no runs given: give a run file (SOURCE), or --from wandb:ENTITY/PROJECT (W&B's "
+                                 "API) or --from mlflow:EXPERIMENT (an MLflow tracking store)")
     if law is not None and is_metric(law):       # --y/--x: a metric table (data/metric.py)
         return load_metric(source, law, options)
-    _check_run_options(options)
-    runs = load_runs(source, mapping=parse_mapping(options.mapping), drop_top_loss=options.drop_top_loss,
-                     where=options.where, group=options.group, flops_tolerance=options.flops_tolerance,
-                     drop_outliers=options.drop_outliers, sep=options.sep, bin_budgets=options.bin_budgets,
-                     source_format=options.source_format.lower() if options.source_format else None,
-                     last_step=options.last_step)
+    options.check()
+    runs = load_runs(source, **options.as_kwargs())
     for note in runs.notes:
         if note.startswith(_LOAD_NOTE_PREFIXES):
             err_console.print(f"note: {to_cli(note)}", markup=False)
@@ -183,31 +151,6 @@ def _load(source: str, options: RunOptions, law=None):
     return runs
 
 
-MapOpt = typer.Option([], "--map", help=MAP_HELP)
-DropTopOpt = typer.Option(0, help="Drop the K highest-loss rows (each reported).")
-
-
-def where_help(example: str) -> str:
-    """The --where help of every command (the language of scalinglab.data.filters), with an example."""
-    return (f"Keep the rows this filter selects, e.g. \"{example}\". It may use column names (`backticks` around "
-            "names with spaces or symbols), numbers, 'text', == != < <= > >= (chained), in ('a', 'b') / not in, "
-            "and / or / not, + - * / ** and log10(), log(), abs(); it is read as data, never run as code.")
-
-
-WhereOpt = typer.Option(None, help=where_help("config == 'a' and params > 1e8"))
-GroupOpt = typer.Option(None, help="Column that names the experiment of each row (copied into `group`).")
-FlopsTolOpt = typer.Option(0.05, help="Allowed relative gap between flops and 6*params*tokens.")
-OutlierOpt = typer.Option(None, help="Drop rows more than Z robust z-scores above the trend (each reported).")
-SepOpt = typer.Option(None, "--sep", help="Separator of a delimited file: ',', ';' or tab (default: detected "
-                                          "from the header line).")
-BinBudgetsOpt = typer.Option(None, "--bin-budgets", help="Bin runs whose C lies on no grid into IsoFLOP budgets "
-                             "of this width in log10 C (e.g. 0.25); budget = each bin's geometric mean C.")
-FromOpt = typer.Option(None, "--from", help="Where the runs come from: wandb (a runs-table or history CSV "
-                       "export, or a folder of them) or mlflow (an mlruns/ directory); the usual column "
-                       "names need no --map, unfinished runs are dropped and reported.")
-LastStepOpt = typer.Option(False, "--last-step", help="Keep each run's last checkpoint (largest step per run_id): "
-                           "fit final losses from training curves, e.g. a W&B history of 1,000 runs x 1,000 steps.")
-LawOpt = typer.Option("chinchilla", help=LAW_HELP)
 ForceOpt = typer.Option(False, "--force", help="Go on despite pooled or degenerate input (two experiments in one "
                         "file, no loss variation, loss rising with compute, losses that are no nats/token) or a "
                         "degenerate fit, with a WARNING naming each problem.")
@@ -218,31 +161,16 @@ WeightsOpt = typer.Option("auto", help="Per-point weights of the objective: auto
 def _weights(name: str):
     """The CLI's weights option as the library takes it ("none" -> None)."""
     return None if name.lower() == "none" else name
-VarOpt = typer.Option([], "--var", help=VAR_HELP)
-FixOpt = typer.Option([], "--fix", help=FIX_HELP)
-BoundOpt = typer.Option([], "--bound", help=BOUND_HELP)
-LogParamOpt = typer.Option([], "--log-param", help=LOGP_HELP)
+FixOpt = typer.Option([], "--fix", help=FIX_HELP)       # compare's --fix (its --law takes registered laws only)
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def fit(
     source: str = SourceArg,
-    law: str = LawOpt,
-    var: List[str] = VarOpt,
-    fix: List[str] = FixOpt,
-    bound: List[str] = BoundOpt,
-    log_param: List[str] = LogParamOpt,
+    laws: LawOptions = LawOptions(),
     supervised_fit: Optional[Path] = typer.Option(None, "--supervised-fit", help="With --law distillation: the student's supervised law, a fit JSON (e.g. `fit runs.csv --law chinchilla -o sup.json`) or a JSON object of E, A, B, alpha, beta (gamma optional); default Hoffmann et al. 2022 eq. 10."),
-    map: List[str] = MapOpt,
-    drop_top_loss: int = DropTopOpt,
-    where: Optional[str] = WhereOpt,
-    group: Optional[str] = GroupOpt,
-    flops_tolerance: float = FlopsTolOpt,
-    drop_outliers: Optional[float] = OutlierOpt,
-    sep: Optional[str] = SepOpt,
-    bin_budgets: Optional[float] = BinBudgetsOpt,
-    from_: Optional[str] = FromOpt,
-    last_step: bool = LastStepOpt,
+    reading: RunOptions = RunOptions(),
     loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
@@ -295,16 +223,15 @@ def fit(
         _check_output_file(output)
         from scalinglab.cli.distill import law_with_supervised_fit
 
-        law_obj = with_metric(law_with_supervised_fit(resolve_law(law, var, fix, bound, log_param), supervised_fit,
+        law_obj = with_metric(law_with_supervised_fit(laws.resolve(), supervised_fit,
                                                       allow_edited=allow_edited),
-                              MetricOptions(y, y_kind, y_range, x), var)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_, last_step=last_step), law_obj)
+                              MetricOptions(y, y_kind, y_range, x), laws.var)
+        runs = _load(source, reading, law_obj)
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
         if by_group or shared_exponents:
-            _fit_by_group(runs, law_obj, group, fit_kwargs, shared=shared_exponents, as_json=as_json)
+            _fit_by_group(runs, law_obj, reading.group, fit_kwargs, shared=shared_exponents, as_json=as_json)
             return
-        _refuse_pooled(runs, group, "fit", by_group=True)
+        _refuse_pooled(runs, reading.group, "fit", by_group=True)
         data_problems = _check_runs(runs, "fit", force=force, law=law_obj)
         if bootstrap > 0:
             from scalinglab.fitting.bootstrap import bootstrap as run_bootstrap
@@ -375,17 +302,10 @@ def _fit_by_group(runs, law_obj, group: Optional[str], fit_kwargs: dict, *, shar
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def isoflop(
     source: str = SourceArg,
-    map: List[str] = MapOpt,
-    drop_top_loss: int = DropTopOpt,
-    where: Optional[str] = WhereOpt,
-    group: Optional[str] = GroupOpt,
-    flops_tolerance: float = FlopsTolOpt,
-    drop_outliers: Optional[float] = OutlierOpt,
-    sep: Optional[str] = SepOpt,
-    bin_budgets: Optional[float] = BinBudgetsOpt,
-    from_: Optional[str] = FromOpt,
+    reading: RunOptions = RunOptions(),
     approach: int = typer.Option(2, help="2: IsoFLOP valleys (final losses per budget); 1: lower envelope of training curves (rows sharing a run_id)."),
     method: str = typer.Option("parabola", "--valley", help="Approach 2: each budget's minimum by a parabola in log N, or akima."),
     bootstrap: int = bootstrap_option("exponent CIs"),
@@ -410,8 +330,10 @@ def isoflop(
             from scalinglab.data.store import curve_runs_frame
 
             source = curve_runs_frame(source)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_))
+        if approach == 1:
+            reading.refuse("approach 1 reads each run's whole training curve and --last-step keeps only its last "
+                           "checkpoint; leave it out, or use --approach 2 on final losses", "last_step")
+        runs = _load(source, reading)
         data_problems = _check_runs(runs, "isoflop", force=force)
         if approach == 2:
             result = isoflop_approach2(runs, method=method, n_bootstrap=bootstrap, level=level, seed=seed,
@@ -426,6 +348,7 @@ def isoflop(
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def plan(
     fit_json: Path = typer.Argument(..., help="A fit written by `scalinglab fit ... -o fit.json`."),
     budget: Optional[float] = typer.Option(None, help="Training compute budget in FLOPs, e.g. 1e23."),
@@ -434,10 +357,7 @@ def plan(
     mfu: float = typer.Option(0.4, help="Model FLOPs utilisation in (0, 1]."),
     gpus: int = typer.Option(1, help="Number of GPUs."),
     runs: Optional[str] = typer.Option(None, help="The fit's IsoFLOP ladder: approach 2's N* (and the rollout calibration, if the fit has none)."),
-    map: List[str] = MapOpt,
-    where: Optional[str] = WhereOpt,
-    group: Optional[str] = GroupOpt,
-    last_step: bool = LastStepOpt,
+    reading: RunOptions = RunOptions(),
     prefer: str = typer.Option("auto", help="N* source: auto (by the ladder's rollout evidence), approach2, approach3 or combined."),
     peak_flops: Optional[float] = typer.Option(None, help="Peak FLOP/s per device, instead of the --gpu table."),
     data_max_flops: Optional[float] = typer.Option(None, help="Largest compute in the fit's data (for the extrapolation check; read from the fit when it records it)."),
@@ -525,7 +445,9 @@ def plan(
         if any(v is not None for v in (teacher_loss, teacher_params, teacher_tokens, supervised)):
             raise typer.BadParameter("--teacher-loss, --teacher-params, --teacher-tokens and --supervised plan a "
                                      "distillation: give --student-params (the student's size) too")
-        ladder = _load(runs, RunOptions(map, where=where, group=group, last_step=last_step)) if runs else None
+        if not runs:
+            reading.refuse("these options read the fit's ladder; give it with --runs RUNS, or leave them out")
+        ladder = _load(runs, reading) if runs else None
         full = make_full_plan(fit_result, request, ladder)
         document = full.to_dict()
         if output is not None:
@@ -553,23 +475,11 @@ def _hyperparameter_laws(hparams_law: str, critical_batch: str, allow_edited: bo
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def validate(
     source: str = SourceArg,
-    law: str = LawOpt,
-    var: List[str] = VarOpt,
-    fix: List[str] = FixOpt,
-    bound: List[str] = BoundOpt,
-    log_param: List[str] = LogParamOpt,
-    map: List[str] = MapOpt,
-    drop_top_loss: int = DropTopOpt,
-    where: Optional[str] = WhereOpt,
-    group: Optional[str] = GroupOpt,
-    flops_tolerance: float = FlopsTolOpt,
-    drop_outliers: Optional[float] = OutlierOpt,
-    sep: Optional[str] = SepOpt,
-    bin_budgets: Optional[float] = BinBudgetsOpt,
-    from_: Optional[str] = FromOpt,
-    last_step: bool = LastStepOpt,
+    laws: LawOptions = LawOptions(),
+    reading: RunOptions = RunOptions(),
     holdout: str = typer.Option("largest", help="'largest': hold out the largest budget (or size)."),
     threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
     by: str = typer.Option("flops", help="Split by flops or params."),
@@ -608,8 +518,7 @@ def validate(
             if rollout:
                 raise typer.BadParameter("--select compares laws on one hold-out split; drop --rollout")
             candidates = metric_candidates(select, metric) if metric.active else select
-            runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                            bin_budgets, from_, last_step=last_step),
+            runs = _load(source, reading,
                              candidates[0] if metric.active else None)
             data_problems = [] if metric.active else _check_runs(runs, "validate", force=force)
             chosen = select_law(runs, candidates, threshold=threshold, by=by)
@@ -618,10 +527,9 @@ def validate(
             else:
                 print_text_block(_warned(chosen.summary(), data_problems), title=f"Law selection on {runs.source}")
             return
-        law_obj = with_metric(resolve_law(law, var, fix, bound, log_param), metric, var)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_, last_step=last_step), law_obj)
-        _refuse_pooled(runs, group, "validate")
+        law_obj = with_metric(laws.resolve(), metric, laws.var)
+        runs = _load(source, reading, law_obj)
+        _refuse_pooled(runs, reading.group, "validate")
         data_problems = _check_runs(runs, "validate", force=force, law=law_obj)
         if rollout:
             result = validate_rollout(runs, law_obj, by=by, n_steps=steps or None, level=level, prefer=prefer,
@@ -638,25 +546,13 @@ def validate(
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def plot(
     source: str = SourceArg,
     output: Path = typer.Option(Path("plots"), "-o", "--output", help="Directory for the PNG files."),
-    law: str = LawOpt,
-    var: List[str] = VarOpt,
-    fix: List[str] = FixOpt,
-    bound: List[str] = BoundOpt,
-    log_param: List[str] = LogParamOpt,
+    laws: LawOptions = LawOptions(),
     fit_json: Optional[Path] = typer.Option(None, "--fit", help="Use this fit instead of fitting again."),
-    map: List[str] = MapOpt,
-    drop_top_loss: int = DropTopOpt,
-    where: Optional[str] = WhereOpt,
-    group: Optional[str] = GroupOpt,
-    flops_tolerance: float = FlopsTolOpt,
-    drop_outliers: Optional[float] = OutlierOpt,
-    sep: Optional[str] = SepOpt,
-    bin_budgets: Optional[float] = BinBudgetsOpt,
-    from_: Optional[str] = FromOpt,
-    last_step: bool = LastStepOpt,
+    reading: RunOptions = RunOptions(),
     bootstrap: int = bootstrap_option("CI bands"),
     fmt: str = typer.Option("png", "--format", help="File format of the figures: png, svg or pdf."),
     dpi: int = typer.Option(120, help="Resolution of raster output, 50 to 1200."),
@@ -688,22 +584,22 @@ def plot(
             raise typer.BadParameter(f"--fit {fit_json}: " + ("is a directory; give the fit file written by "
                                      "`scalinglab fit ... -o fit.json`" if fit_json.is_dir() else
                                      "no such file; write one with `scalinglab fit RUNS -o fit.json`"))
-        law_obj = with_metric(resolve_law(law, var, fix, bound, log_param), MetricOptions(y, y_kind, y_range, x), var)
+        law_obj = with_metric(laws.resolve(), MetricOptions(y, y_kind, y_range, x), laws.var)
         fit_result = None
         if fit_json is not None:
             from scalinglab.fitting.result import FitResult
 
             fit_result = FitResult.from_json(fit_json, allow_edited=allow_edited)
             add_file_notes(fit_result)
-            if option_given("law") and law not in (fit_result.law, (fit_result.law_spec or {}).get("class")):
+            if option_given("law") and laws.law not in (fit_result.law, (fit_result.law_spec or {}).get("class")):
                 # the figures draw the fit's law: --law would be ignored
-                raise typer.BadParameter(f"--law {law} and --fit {fit_json} (a fit of law {fit_result.law!r}) "
-                                         f"disagree; leave out --law to plot the fit, or leave out --fit to fit {law}")
+                raise typer.BadParameter(f"--law {laws.law} and --fit {fit_json} (a fit of law {fit_result.law!r}) "
+                                         f"disagree; leave out --law to plot the fit, or leave out --fit to fit "
+                                         f"{laws.law}")
             if is_metric(fit_result.law_object) and not is_metric(law_obj):    # a saved metric fit
                 law_obj = fit_result.law_object
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_, last_step=last_step), law_obj)
-        _refuse_pooled(runs, group, "plot")
+        runs = _load(source, reading, law_obj)
+        _refuse_pooled(runs, reading.group, "plot")
         for problem in _check_runs(runs, "plot", force=force, law=law_obj):
             err_console.print(f"WARNING: {to_cli(problem)}", style="yellow", markup=False)
         if is_metric(law_obj):

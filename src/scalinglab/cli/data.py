@@ -66,3 +66,82 @@ def prepare(
     console.print(f"wrote {info.path}: {info.summary()}", markup=False)
     if info.n_duplicates:
         console.print(f"skipped {info.n_duplicates:,} duplicate document(s)", markup=False)
+
+
+# ---- public example ladders (scalinglab.data.datasets) -------------------------------------------
+
+def _copy_state(name: str) -> str:
+    """Where a checked copy of dataset ``name`` lies ('mirror', 'cache'), '-' when none does."""
+    from scalinglab.data.datasets import DatasetError, local_copy
+
+    try:
+        found = local_copy(name)
+    except DatasetError:
+        return "refused (SHA-256 differs)"
+    return found[1] if found else "-"
+
+
+@data_app.command("list")
+def list_datasets(
+    json_out: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
+) -> None:
+    """The public ladders `data fetch` gets: name, rows, what they hold, licence, local copy."""
+    from rich.table import Table
+
+    from scalinglab.data.datasets import DATASETS, MIRROR_ENV, cache_dir, mirror_dir
+
+    with fail():
+        entries = list(DATASETS.values())
+        states = [_copy_state(d.name) for d in entries]
+    if json_out:
+        emit_json([{**{k: v for k, v in d.__dict__.items() if k != "runs_options"},
+                    "cli_options": d.cli_options(), "copy": state} for d, state in zip(entries, states)])
+        return
+    table = Table(title="Public datasets (scalinglab data fetch NAME)", title_justify="left")
+    for column in ("name", "rows", "what", "licence", "copy"):
+        table.add_column(column, overflow="fold")
+    for entry, state in zip(entries, states):
+        table.add_row(entry.name, f"{entry.rows:,}", entry.title, entry.licence.split(" (")[0], state)
+    console.print(table)
+    mirror = mirror_dir()
+    console.print(f"cache: {cache_dir()}; mirror (${MIRROR_ENV}): {mirror if mirror else 'not set'}. "
+                  "A runs file argument may name one: scalinglab fit dataset:chinchilla_epoch", markup=False)
+
+
+@data_app.command("fetch")
+def fetch_dataset(
+    name: Optional[str] = typer.Argument(None, help="Dataset name (`scalinglab data list`)."),
+    all_: bool = typer.Option(False, "--all", help="Fetch every dataset."),
+    json_out: bool = typer.Option(False, "--json", help="Print where each file lies as JSON."),
+) -> None:
+    """Download a public dataset (or find it in the mirror or cache), check its SHA-256, and print
+    its path, source, licence and citation."""
+    from scalinglab.data.datasets import DATASETS, fetch, get
+
+    with fail():
+        if (name is None) == (not all_):
+            raise ValueError("give one dataset NAME or --all (the names: `scalinglab data list`)")
+        entries = list(DATASETS.values()) if all_ else [get(name)]
+    fetched, errors = [], []
+    for entry in entries:
+        try:
+            state = _copy_state(entry.name)
+            fetched.append((entry, fetch(entry.name), "downloaded" if state == "-" else state))
+        except ValueError as exc:       # one dataset that cannot be had does not hide the others
+            errors.append(exc)
+    if json_out:
+        emit_json([{"name": e.name, "path": str(p), "from": how, "url": e.url, "homepage": e.homepage,
+                    "licence": e.licence, "citation": e.citation, "sha256": e.sha256} for e, p, how in fetched])
+    else:
+        for entry, path, how in fetched:
+            console.print(f"{entry.name}: {path} ({how}, SHA-256 checked)\n"
+                          f"  source:  {entry.url or 'no public URL of these bytes: ' + entry.provenance} "
+                          f"({entry.homepage})\n"
+                          f"  licence: {entry.licence}\n  cite:    {entry.citation}"
+                          + (f"\n  runs:    scalinglab fit dataset:{entry.name}"
+                             + (f"  (reads it with {entry.cli_options()})" if entry.cli_options() else "")
+                             if entry.runs_options is not None else f"\n  holds:   {entry.kind}"),
+                          markup=False, soft_wrap=True)
+    if errors:
+        with fail(json_out):
+            raise type(errors[0])("; ".join(str(e) for e in errors)) if len(errors) > 1 else errors[0]

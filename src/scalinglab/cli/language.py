@@ -24,6 +24,7 @@ def bootstrap_option(what: str = "confidence intervals") -> typer.models.OptionI
 
 # ---- help panels ------------------------------------------------------------------------------
 RUNS = "Runs: what is read"
+RUNS_PRUNING = "Runs: checks and pruning"
 LAW = "Law"
 FIT = "Fit"
 CHECK = "Validation"
@@ -39,13 +40,14 @@ SWEEP = "Sweep design"
 EXECUTION = "Execution"
 SCHEDULE = "Schedule"
 CORPUS = "Corpus"
+DATASETS = "Datasets"
 INPUT_CHECKS = "Input checks"
 OUTPUT = "Output"
 
 _PANEL_OPTIONS: dict[str, tuple[str, ...]] = {
-    RUNS: ("--map", "--where", "--group", "--drop-top-loss", "--flops-tolerance", "--drop-outliers", "--sep",
-           "--bin-budgets", "--from", "--last-step", "--runs", "--drop-invalid", "--source", "--curves", "--last",
+    RUNS: ("--map", "--where", "--group", "--sep", "--from", "--tracking-uri", "--last-step", "--runs", "--drop-invalid", "--source", "--curves", "--last",
            "--group-by", "--run", "--loss-column", "--from-step", "--batch-unit", "--seq-len", "--min-x", "--by"),
+    RUNS_PRUNING: ("--drop-top-loss", "--flops-tolerance", "--drop-outliers", "--bin-budgets"),
     LAW: ("--law", "--var", "--fix", "--bound", "--log-param", "--y", "--y-kind", "--y-range", "--x",
           "--supervised-fit", "--fit", "--form", "--irreducible", "--decay", "--share", "--allow-unbent"),
     FIT: ("--prefer", "--loss", "--delta", "--method", "--weights", "--calibrate", "--by-group", "--shared-exponents",
@@ -70,6 +72,7 @@ _PANEL_OPTIONS: dict[str, tuple[str, ...]] = {
                 "--retry-failed", "--no-progress"),
     SCHEDULE: ("--peak-lr", "--warmup", "--cooldown", "--cooldown-shape", "--min-ratio"),
     CORPUS: ("--corpus", "--tokenizer", "--max-bytes", "--val-fraction"),
+    DATASETS: ("--all",),
     INPUT_CHECKS: ("--force", "--allow-edited"),
     OUTPUT: ("--output", "--json", "--plot", "--format", "--dpi", "--x-label", "--y-label"),
 }

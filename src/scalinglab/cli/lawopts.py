@@ -9,9 +9,12 @@ formula parameter in log space.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, List
 
 import typer
+
+from scalinglab.cli.optionset import option
 
 LAW_HELP = ("Law: {laws}; or a formula such as "
             "\"E + A/N**alpha + B/D**beta\" with --var N=params --var D=tokens; or your own law as "
@@ -105,3 +108,18 @@ def load_user_law(law: str | None) -> None:
         raise typer.BadParameter(f"--law {law}: here --law loads your own law for the fit file, as "
                                  f"package.module:Class (e.g. --law mylaws:MyLaw); the file names its law")
     load_law(law)
+
+
+@dataclass(frozen=True)
+class LawOptions:
+    """The law a command fits (fit, validate, plot, report): one option set, the same help on each
+    (``cli/optionset.py``); ``resolve()`` is the Law object."""
+
+    law: str = option("chinchilla", "--law", help=LAW_HELP)
+    var: List[str] = option([], "--var", help=VAR_HELP)
+    fix: List[str] = option([], "--fix", help=FIX_HELP)
+    bound: List[str] = option([], "--bound", help=BOUND_HELP)
+    log_param: List[str] = option([], "--log-param", help=LOGP_HELP)
+
+    def resolve(self):
+        return resolve_law(self.law, self.var, self.fix, self.bound, self.log_param)

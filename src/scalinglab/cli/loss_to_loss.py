@@ -9,7 +9,7 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.language import bootstrap_option
-from scalinglab.cli.core import where_help
+from scalinglab.cli.runopts import where_help
 from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.rowopts import DropInvalidOpt
 from scalinglab.cli.render import add_file_notes, check_bootstrap, check_range, emit_json, fail, parse_mapping, print_text_block

@@ -30,10 +30,7 @@ YLabelOpt = typer.Option(None, "--y-label", help="Label of the plot's y axis, un
                          "column's name).")
 
 # options of the loss run-table door that mean nothing for a metric table
-_RUN_TABLE_ONLY = ("drop_top_loss", "flops_tolerance", "drop_outliers", "bin_budgets", "source_format")
-_OPTION_NAMES = {"drop_top_loss": "--drop-top-loss", "flops_tolerance": "--flops-tolerance",
-                 "drop_outliers": "--drop-outliers", "bin_budgets": "--bin-budgets", "source_format": "--from"}
-_DEFAULTS = {"drop_top_loss": 0, "flops_tolerance": 0.05}
+_RUN_TABLE_ONLY = ("drop_top_loss", "flops_tolerance", "drop_outliers", "bin_budgets", "source_format", "last_step")
 
 
 @dataclass
@@ -118,16 +115,13 @@ def is_metric(law_obj) -> bool:
 
 
 def load_metric(source: str, law_obj, options):
-    """A metric table for ``law_obj`` with the reading options of ``cli.core.RunOptions``; the
+    """A metric table for ``law_obj`` with the reading options of ``cli.runopts.RunOptions``; the
     run-table-only options are refused by name."""
     from scalinglab.cli.render import parse_mapping
     from scalinglab.data.metric import load_metric_runs
 
-    for attr in _RUN_TABLE_ONLY:
-        value = getattr(options, attr, None)
-        if value is not None and value != _DEFAULTS.get(attr):
-            raise typer.BadParameter(f"{_OPTION_NAMES[attr]} applies to a run table of losses; with --y/--x the "
-                                     f"input is a metric table (select rows with --where)")
+    options.refuse("apply to a run table of losses; with --y/--x the input is a metric table (select rows with "
+                   "--where)", *_RUN_TABLE_ONLY)
     return load_metric_runs(source, law_obj, mapping=parse_mapping(options.mapping), where=options.where,
                             group=options.group, sep=options.sep)
 

@@ -2,16 +2,17 @@
 (a thin layer over ``scalinglab.fitting.noise``)."""
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.core import FromOpt, MapOpt, RunOptions, SepOpt, SourceArg, WhereOpt, _load
+from scalinglab.cli.core import SourceArg, _load
+from scalinglab.cli.optionset import with_option_sets
+from scalinglab.cli.runopts import RunOptions
 from scalinglab.cli.render import RegistryHelpCommand, check_range, emit_json, fail, print_text_block, to_cli
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def noise(
     source: str = SourceArg,
     noise_source: str = typer.Option("auto", "--source", help="seeds (rows that differ only in their seed), "
@@ -22,10 +23,7 @@ def noise(
                                 "(`sweep export --curves`, .csv/.parquet): use the late checkpoints of the runs' "
                                 "validation-loss curves."),
     level: float = typer.Option(0.9, help="Confidence level of the chi-square interval of the sd."),
-    map: List[str] = MapOpt,
-    where: Optional[str] = WhereOpt,
-    sep: Optional[str] = SepOpt,
-    from_: Optional[str] = FromOpt,
+    reading: RunOptions = RunOptions(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ):
     """Run-to-run noise: the sd of log loss between runs that differ only in their seed, with its
@@ -39,9 +37,11 @@ def noise(
         check_range(last, "--last", low=3, integer=True, example="5")
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
         if curves:
+            reading.refuse("--curves reads the store's (or its export's) validation-loss curves as they are; "
+                           "leave these out, or drop --curves to read a run table")
             runs, est = _from_curves(source, noise_source, last, level)
         else:
-            runs = _load(source, RunOptions(map, where=where, sep=sep, source_format=from_))
+            runs = _load(source, reading)
             est = estimate_noise(runs, source=noise_source, level=level, last=last)
         if est is None:
             raise ValueError(f"{runs.source}: no noise to measure: no design point is repeated with another seed "

@@ -24,6 +24,7 @@ API_OPTIONS = {  # API argument -> CLI option
     "inference_usd_per_gpu_hour": "--inference-usd-per-gpu-hour", "tokens_per_param": "--tokens-per-param",
     "source_format": "--from", "sep": "--sep", "bin_budgets": "--bin-budgets",
     "allow_edited": "--allow-edited", "drop_invalid": "--drop-invalid", "force": "--force",
+    "tracking_uri": "--tracking-uri",
     "last_step": "--last-step", "batch_unit": "--batch-unit", "restart": "--restart", "corpus": "--corpus",
     "allow_unbent": "--allow-unbent", "min_x": "--min-x",
     # API functions that a command runs: a message naming one names the command
@@ -38,6 +39,7 @@ API_OPTIONS = {  # API argument -> CLI option
 COMMAND_OPTIONS: dict[str, dict[str, str | None]] = {
     "sweep plan": {"budgets": "--budgets"},
     "data prepare": {"min_context": "--context"},
+    "data fetch": {"name": "NAME"},
     "isoflop": {"method": "--valley"},      # the valley fit; fit's --method is the fit's starts
     "plot": {"method": "--valley"},
     "report": {"method": "--valley"},

@@ -306,6 +306,43 @@ def option_given(name: str) -> bool:
     return source is not None and source.name != "DEFAULT"
 
 
+def typed_options() -> list[tuple[str, object]]:
+    """The running command's parameters that were typed (not left at their defaults), in the
+    command's order, as (spelling, value): an option by its long spelling, an argument as ""."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return []
+    out = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name == "DEFAULT" or param.name not in ctx.params:
+            continue
+        value = ctx.params[param.name]
+        spelling = "" if param.param_type_name == "argument" else max(param.opts, key=len)
+        if isinstance(value, bool) and getattr(param, "is_flag", False):
+            opts = param.opts if value else param.secondary_opts       # --no-x, when the flag has one
+            if not opts:
+                continue
+            spelling = max(opts, key=len)
+        out.append((spelling, value))
+    return out
+
+
+def command_line() -> str:
+    """The running command as a shell line that makes it again: ``scalinglab report runs.csv
+    --where 'params > 1e8' -o r.html`` (the typed options only, quoted for a POSIX shell)."""
+    import shlex
+
+    words = ["scalinglab", *(_command_name() or "").split()]
+    for spelling, value in typed_options():
+        if isinstance(value, bool):
+            words.append(spelling)
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            words += ([spelling] if spelling else []) + [str(v)]
+    return shlex.join(words)
+
+
 def _command_values() -> list:
     """The running command's parameter values (lists flattened), from click's context."""
     ctx = get_current_context(silent=True)

@@ -2,41 +2,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.core import (
-    BinBudgetsOpt, BoundOpt, DropTopOpt, FixOpt, FlopsTolOpt, FromOpt, GroupOpt, LastStepOpt, LawOpt, LogParamOpt,
-    MapOpt, OutlierOpt, RunOptions, SepOpt, SourceArg, VarOpt, WeightsOpt, WhereOpt, _load, _refuse_pooled, _weights,
+    SourceArg, WeightsOpt, _load, _refuse_pooled, _weights,
 )
-from scalinglab.cli.lawopts import resolve_law
+from scalinglab.cli.optionset import with_option_sets
+from scalinglab.cli.runopts import RunOptions
+from scalinglab.cli.lawopts import LawOptions
 from scalinglab.cli.levelopts import LevelOpt, resolved_level
 from scalinglab.cli.language import bootstrap_option
 from scalinglab.cli.metricopts import MetricOptions
-from scalinglab.cli.render import RegistryHelpCommand, check_bootstrap, check_range, console, err_console, fail, to_cli
+from scalinglab.cli.render import (
+    RegistryHelpCommand, check_bootstrap, check_range, command_line, console, err_console, fail, to_cli, typed_options,
+)
 
 
 @app.command(cls=RegistryHelpCommand)
+@with_option_sets
 def report(
     source: str = SourceArg,
     output: Path = typer.Option(Path("report.html"), "-o", "--output", help="The HTML file to write."),
-    law: str = LawOpt,
-    var: List[str] = VarOpt,
-    fix: List[str] = FixOpt,
-    bound: List[str] = BoundOpt,
-    log_param: List[str] = LogParamOpt,
-    map: List[str] = MapOpt,
-    drop_top_loss: int = DropTopOpt,
-    where: Optional[str] = WhereOpt,
-    group: Optional[str] = GroupOpt,
-    flops_tolerance: float = FlopsTolOpt,
-    drop_outliers: Optional[float] = OutlierOpt,
-    sep: Optional[str] = SepOpt,
-    bin_budgets: Optional[float] = BinBudgetsOpt,
-    from_: Optional[str] = FromOpt,
-    last_step: bool = LastStepOpt,
+    laws: LawOptions = LawOptions(),
+    reading: RunOptions = RunOptions(),
     budget: Optional[float] = typer.Option(None, help="The plan's compute in FLOPs (default: 100x the largest "
                                                       "compute in the data)."),
     bootstrap: int = bootstrap_option("confidence intervals"),
@@ -60,7 +51,7 @@ def report(
     from scalinglab.report.document import build_report
 
     with fail(as_json=False):
-        _refuse_metric(MetricOptions(y, y_kind, y_range, x), source, law)
+        _refuse_metric(MetricOptions(y, y_kind, y_range, x), source, laws.law)
         check_bootstrap(bootstrap, allow_zero=False)
         level = resolved_level(level)
         check_range(budget, "--budget", low=0, low_open=True, example="1e21")
@@ -75,18 +66,28 @@ def report(
                                      "e.g. -o report.html")
         if output.is_dir():
             raise typer.BadParameter(f"-o {output}: is a directory; give a file name, e.g. -o report.html")
-        law_obj = resolve_law(law, var, fix, bound, log_param)
-        runs = _load(source, RunOptions(map, drop_top_loss, where, group, flops_tolerance, drop_outliers, sep,
-                                        bin_budgets, from_, last_step=last_step))
-        _refuse_pooled(runs, group, "report")
+        law_obj = laws.resolve()
+        runs = _load(source, reading)
+        _refuse_pooled(runs, reading.group, "report")
         result = build_report(runs, law_obj, budget=budget, n_bootstrap=bootstrap, seed=seed, gpu=gpu, gpus=gpus,
                               mfu=mfu, method=method, weights=_weights(weights), progress=True,
-                              level=level)
+                              level=level, provenance=_provenance(source))
         path = result.write(output)
         for step, why in result.skipped:
             err_console.print(f"warning: {step} skipped: {to_cli(why)}", style="yellow", markup=False)
         console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {len(result.figures)} figures, "
                       f"{len(result.warnings)} warnings, {len(result.skipped)} skipped steps)")
+
+
+def _provenance(source: str) -> dict:
+    """How this report is made: the command line as typed, the input's digest and the reading
+    options given (``--where``, ``--map``, ``--group``, ...), spelt as typed."""
+    from scalinglab.cli.optionset import option_names
+    from scalinglab.report.provenance import made_by
+
+    reading = set(option_names(RunOptions).values())
+    return made_by(source, command=command_line(),
+                   reading={spelling: value for spelling, value in typed_options() if spelling in reading})
 
 
 def _refuse_metric(opts: MetricOptions, source: str, law: str) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.language import LanguageGroup, bootstrap_option
-from scalinglab.cli.core import where_help
+from scalinglab.cli.runopts import where_help
 from scalinglab.cli.lawopts import parse_fixed
 from scalinglab.cli.render import check_bootstrap, check_range, console, emit_json, fail, print_text_block
 from scalinglab.cli.rowopts import DropInvalidOpt

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -14,21 +15,15 @@ from rich.text import Text
 
 from scalinglab.cli.app import sweep_app
 from scalinglab.cli.fileopts import AllowEditedOpt
+from scalinglab.cli.language import EXECUTION
 from scalinglab.cli.render import (add_file_notes, check_range, console, emit_json, err_console, fail, file_notes,
                                    hang_lines, parse_budgets)
 from scalinglab.sweep.defaults import DEFAULT_THROUGHPUT, MAX_EPOCHS
+from scalinglab.util.formatting import fmt_duration, fmt_eta
+from scalinglab.util.progress import eta_at
 
 
-def _seconds(s: float) -> str:
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    if s < 2 * 86400:
-        return f"{s / 3600:.1f} h"
-    if s < 1000 * 86400:
-        return f"{s / 86400:.3g} d"
-    return f"{s / (365.25 * 86400):.3g} y"
+_seconds = fmt_duration
 
 
 def _short(n: float) -> str:
@@ -161,6 +156,19 @@ def plan_command(
         console.print(f"wrote {output}; train it with `scalinglab sweep run {output}`")
 
 
+def _jobs(text: str) -> int | str:
+    """--jobs as run_sweep takes it: "auto", or an integer (its range is checked there)."""
+    from scalinglab.sweep.executors import AUTO
+    word = text.strip().lower()
+    if word == AUTO:
+        return AUTO
+    try:
+        return int(word)
+    except ValueError:
+        raise ValueError(f"--jobs must be a positive integer (runs trained at once on CPU) or {AUTO} "
+                         f"(as many as the cores hold); got {text!r}") from None
+
+
 @sweep_app.command("run")
 def run_command(
     db: Path = typer.Argument(..., help="the sweep store (from `scalinglab sweep plan`)"),
@@ -173,8 +181,9 @@ def run_command(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run failed runs again"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available, else cpu), cpu, cuda or cuda:N"),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per run (at most cores // --jobs)"),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="CPU runs trained at once, each in its own process "
-                             "(on CUDA: one run per GPU)"),
+    jobs: str = typer.Option("auto", "--jobs", "-j", rich_help_panel=EXECUTION,
+                             help="CPU runs trained at once, each in its own process: a number, or auto "
+                             "(cores // --threads, at most one per pending run); on CUDA: one run per GPU"),
     restart: List[str] = typer.Option([], "--restart", metavar="RUN", help="train this run again from "
                                       "scratch: discard its checkpoints and anything it recorded (repeat "
                                       "for several runs); the way out when a run was started with "
@@ -187,7 +196,7 @@ def run_command(
         warnings.simplefilter("always", UserWarning)
         summary = run_sweep(db, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
                             progress=not no_progress, address=address, retry_failed=retry_failed,
-                            device=device, threads=threads, jobs=jobs, restart=restart)
+                            device=device, threads=threads, jobs=_jobs(jobs), restart=restart)
     for w in caught:
         if issubclass(w.category, UserWarning):
             err_console.print(Text.assemble(("warning: ", "yellow"), str(w.message)), soft_wrap=True)
@@ -238,6 +247,7 @@ def status_command(
             counts, runs = store.counts(), store.runs()
             interrupted = set(store.interrupted())
             losses = store.final_losses()
+            where, sweep_progress = store.progress()
     # a run marked running whose `sweep run` is gone (killed) is interrupted: the next run resumes it
     counts = {"pending": counts["pending"], "running": counts["running"] - len(interrupted),
               "interrupted": len(interrupted), "done": counts["done"], "failed": counts["failed"]}
@@ -248,12 +258,15 @@ def status_command(
     def log_of(r) -> str | None:
         return str(Path(r.workdir) / LOG_NAME) if r.workdir else None
 
+    progress = _running_progress(runs, shown, where, time.time())
+    sweep_eta = (eta_at(sweep_progress.get("eta_seconds"), sweep_progress.get("updated"), time.time())
+                 if counts["running"] else None)
     if as_json:
-        emit_json({"counts": counts, "runs": [
+        emit_json({"counts": counts, "eta_seconds": sweep_eta, "runs": [
             {"run_id": r.run_id, "budget": r.budget, "status": shown(r), "attempts": r.attempts,
              "params": r.config.get("plan", {}).get("params"), "tokens": r.config["train"]["tokens"],
              "loss": losses.get(r.run_id), "wall_seconds": r.wall_seconds,
-             "error": one_line_error(r.error) or None,
+             "error": one_line_error(r.error) or None, "progress": progress.get(r.run_id),
              "log": log_of(r) if r.status == "failed" else None} for r in runs]})
         return
     colour = {"done": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "pending": "white"}
@@ -274,9 +287,30 @@ def status_command(
             log = log_of(r)
             console.print(Text.assemble((f"{r.run_id} failed: ", "red"), one_line_error(r.error) or "no cause recorded",
                                         f" (log {log})" if log else ""), soft_wrap=True)
+    for run_id, p in progress.items():
+        loss = "–" if p["train_loss"] is None else f"{p['train_loss']:.4f}"
+        console.print(Text.assemble((f"{run_id} running: ", "cyan"), f"step {p['steps_done']:,}/{p['steps_total']:,}, "
+                                    f"loss {loss}, ETA {fmt_eta(p['eta_seconds'])}"), soft_wrap=True)
+    if counts["running"]:
+        rate = sweep_progress.get("flops_per_second")
+        console.print(f"sweep ETA {fmt_eta(sweep_eta)}" + (f" at {rate:.3g} FLOP/s measured" if rate else ""),
+                      soft_wrap=True)
     if interrupted:
         console.print(f"{len(interrupted)} run(s) interrupted: the `sweep run` that ran them was stopped (killed) "
                       f"mid-run; `scalinglab sweep run {db}` resumes them from their checkpoints", soft_wrap=True)
+
+
+def _running_progress(runs, shown, where: dict, now: float) -> dict[str, dict]:
+    """run_id -> {steps_done, steps_total, train_loss, eta_seconds (as of ``now``)} of each run
+    that is running now and has recorded where it is."""
+    out = {}
+    for r in runs:
+        p = where.get(r.run_id)
+        if shown(r) == "running" and p is not None:
+            out[r.run_id] = {"steps_done": p["steps_done"], "steps_total": p["steps_total"],
+                             "train_loss": p["train_loss"],
+                             "eta_seconds": eta_at(p["eta_seconds"], p["updated"], now)}
+    return out
 
 
 @sweep_app.command("export")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.data.filters import FilterError, select_rows
+from scalinglab.data.datasets import recorded_reading, resolve as resolve_dataset
 from scalinglab.data.schema import (
     CANONICAL_COLUMNS,
     DEFAULT_FLOPS_TOLERANCE,
@@ -100,13 +101,15 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
               flops_tolerance: float | None = DEFAULT_FLOPS_TOLERANCE,
               drop_outliers: float | None = None, sep: str | None = None,
               bin_budgets: float | None = None, source_format: str | None = None,
-              last_step: bool = False) -> RunTable:
+              last_step: bool = False, drop_invalid: bool = False, tracking_uri: str | None = None) -> RunTable:
     """Read, map, select, validate and (on request) prune runs.
 
     Parameters
     ----------
-    source : path (.csv .parquet .jsonl .json .db .sqlite), DataFrame, or RunTable (returned
-        as is when no option is given; otherwise options apply to its validated frame).
+    source : path (.csv .parquet .jsonl .json .db .sqlite), ``"dataset:NAME"`` (a public ladder of
+        :mod:`scalinglab.data.datasets`, read with its recorded mapping and group unless given),
+        DataFrame, or RunTable (returned as is when no option is given; otherwise options apply
+        to its validated frame).
     mapping : canonical name -> source column, e.g. ``{"params": "Model Size"}``. ``None`` as
         the source column ignores the file's column of that canonical name (it is kept as
         ``orig_<name>``), e.g. ``{"flops": None}`` to recompute C = 6·N·D. A nominal budget
@@ -133,6 +136,18 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     last_step : keep only each run's last checkpoint (largest ``step`` per ``run_id``): a
         final-loss ladder from training curves, e.g. a W&B history of 1,000 runs x 1,000 steps
         (:func:`scalinglab.data.scale.last_checkpoints`). Applied after ``where``, before the drops.
+    drop_invalid : leave out, instead of refusing the data, the rows with a missing or invalid cell
+        in a canonical number column (params, loss, tokens ...: missing, NaN, not a number, not
+        positive) and, with ``source_format``, the runs that did not finish; every such row is
+        listed in ``RunTable.dropped`` (reason "invalid" or "state") with why. Without it, such
+        rows are refused, each named.
+    tracking_uri : with ``source_format="mlflow"``, the MLflow tracking URI to read (a server
+        ``http://...``, ``sqlite:///mlflow.db``, ``file:///.../mlruns``); ``source`` may then be None.
+
+    ``source_format`` may also name a project or experiment, with ``source`` None:
+    ``"wandb:ENTITY/PROJECT"`` reads the project through W&B's API client (the ``wandb`` extra)
+    and ``"mlflow:EXPERIMENT"`` one experiment (a name or an id) of ``tracking_uri``, of ``source``
+    (a store's location) or of ``MLFLOW_TRACKING_URI``.
 
     Values outside the physical ranges (``scalinglab.data.schema.PHYSICAL_RANGES``) are refused;
     values that load but look like a unit slip are recorded in ``RunTable.warnings``.
@@ -157,11 +172,19 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         raw, name = source.copy(), str(source.attrs.get("source", "<DataFrame>"))
         label = row_label_for(name)
         exact_units = bool(source.attrs.get("exact_units", False))
+    elif source_format is not None and (source is None or ":" in str(source_format)):
+        raw, label, source_dropped, name = _read_remote(source, source_format, tracking_uri, drop_invalid, notes)
+        exact_units = False
     elif isinstance(source, (str, Path)):
         name = str(source)
+        source, dataset = resolve_dataset(source)     # dataset:NAME -> its checked local file
+        if dataset is not None:
+            mapping, group = recorded_reading(dataset, mapping, group)
+            notes.append(f"{name}: {dataset.file}, read with {dataset.cli_options() or 'its own column names'}")
         exact_units = source_format is None and Path(source).suffix.lower() in (".db", ".sqlite")
         if source_format is not None:
-            raw, label, source_dropped = _read_foreign(Path(source), source_format, sep, mapping, notes)
+            raw, label, source_dropped = _read_foreign(Path(source), source_format, sep, mapping, notes,
+                                                       drop_invalid, tracking_uri)
         else:
             raw, label = read_table(Path(source), text_columns=_text_sources(mapping), sep=sep)
     else:
@@ -190,8 +213,16 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         notes.append("no tokens or flops column: tokens = budget/(6·params) (IsoFLOP runs spend "
                      "their budget) and flops = 6·params·tokens")
     warnings: list[str] = []
-    df = validate_runs(frame, name, flops_tolerance=flops_tolerance, column_origins=origins,
-                       row_label=label, warnings=warnings, exact_units=exact_units)
+    invalid_rows: list = []
+    try:
+        df = validate_runs(frame, name, flops_tolerance=flops_tolerance, column_origins=origins, row_label=label,
+                           warnings=warnings, exact_units=exact_units,
+                           dropped=invalid_rows if drop_invalid else None)
+    except RunDataError as exc:         # a tracker's runs often miss a value: say how to leave such rows out
+        if source_format is None or drop_invalid or not getattr(exc, "errors", None):
+            raise
+        raise RunDataError(exc.args[0] + "\nHint: " + _DROP_HINT, *exc.args[1:]) from None
+    invalid = _invalid_rows(frame, invalid_rows)
     if last_step:
         df = _last_checkpoints(df, notes)
     dropped = _empty_dropped(df)
@@ -199,6 +230,8 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         source_dropped = apply_mapping(source_dropped, {k: v for k, v in (mapping or {}).items()
                                                         if v is None or v in source_dropped.columns}, name, [])[0]
         dropped = source_dropped.reset_index(drop=True)
+    if invalid is not None and len(invalid):
+        dropped = pd.concat([d for d in (dropped, invalid) if len(d)], ignore_index=True)
     table = RunTable(df=df, source=name, dropped=dropped, notes=notes, warnings=warnings)
     return _bin(_prune(table, drop_top_loss, drop_outliers), bin_budgets)
 
@@ -253,8 +286,10 @@ def read_table(path: Path, *, text_columns: tuple[str, ...] = (), sep: str | Non
     ``sep``: the separator of a .csv/.tsv file; None detects it (:func:`detect_separator`).
     """
     supported = ", ".join(SUPPORTED_SUFFIXES)
+    path = Path(resolve_dataset(str(path))[0])        # dataset:NAME -> its checked local file
     if not path.exists():
-        raise RunDataError(f"{path}: no such file; give a run file ({supported}) or a DataFrame")
+        raise RunDataError(f"{path}: no such file; give a run file ({supported}), dataset:NAME "
+                           "(`scalinglab data list`) or a DataFrame")
     if path.is_dir():
         raise RunDataError(f"{path}: is a directory; give a run file ({supported})")
     suffix = path.suffix.lower()
@@ -338,21 +373,63 @@ def read_delimited(path: Path, *, sep: str | None = None, text_columns: tuple[st
     return frame
 
 
-def _read_foreign(path: Path, fmt: str, sep, mapping, notes: list[str]):
-    """Raw frame, row labels and dropped rows of a W&B export or an MLflow store."""
-    from scalinglab.data.sources import SOURCE_FORMATS, read_mlflow, read_wandb
+_DROP_HINT = ParamText("to leave out the rows with a missing or invalid value, each listed, pass {drop_invalid}",
+                       drop_invalid=True)
 
-    if fmt not in SOURCE_FORMATS:
-        raise RunDataError(f"{path}: " + ParamText(f"{{source_format}} is not one of {', '.join(SOURCE_FORMATS)}",
-                                                   source_format=fmt))
+
+def _invalid_rows(frame: pd.DataFrame, rows: list) -> pd.DataFrame:
+    """The rows ``drop_invalid`` left out (``(source row, problems)`` from validate_runs), with
+    ``reason`` "invalid" and ``detail``."""
+    if not rows:
+        return frame.iloc[0:0]
+    detail = dict(rows)
+    out = frame[frame["source_row"].isin(detail)].copy()
+    out["reason"] = "invalid"
+    out["detail"] = [detail[r] for r in out["source_row"]]
+    return out
+
+
+def _read_remote(location, source_format: str, tracking_uri, drop_invalid: bool, notes: list[str]):
+    """Raw frame, row labels, dropped runs and source name of ``wandb:ENTITY/PROJECT`` (W&B's API)
+    or ``mlflow[:EXPERIMENT]`` (the MLflow client on a tracking URI)."""
+    from scalinglab.data.sources import mlflow_row_label, read_mlflow, read_wandb_api, split_source_format
+
+    fmt, target = split_source_format(source_format)
+    if fmt == "wandb":
+        if target is None:
+            raise RunDataError(ParamText("no runs given: give a W&B export file, or {source_format} "
+                                         "wandb:ENTITY/PROJECT to read the project through W&B's API",
+                                         "source_format"))
+        if location is not None:
+            raise RunDataError(ParamText(f"{{source_format}} {source_format} reads the project through W&B's API; "
+                                         f"leave out the file ({location}) or read the file with --from wandb",
+                                         source_format=source_format))
+        frame, dropped, found = read_wandb_api(target, drop_invalid=drop_invalid)
+        name = source_format
+        name_of = dict(zip(frame["source_row"], frame["Name"].astype(str)))
+        label = lambda n: f"W&B run {name_of.get(n, n)!r}"  # noqa: E731
+    else:
+        frame, dropped, found = read_mlflow(location, experiment=target, tracking_uri=tracking_uri,
+                                            drop_invalid=drop_invalid)
+        store = tracking_uri or (str(location) if location is not None else "MLFLOW_TRACKING_URI")
+        name = f"mlflow:{target} ({store})" if target else store
+        label = mlflow_row_label(frame)
+    notes.extend(found)
+    return frame.reset_index(drop=True), label, dropped, name
+
+
+def _read_foreign(path: Path, fmt: str, sep, mapping, notes: list[str], drop_invalid: bool = False,
+                  tracking_uri: str | None = None):
+    """Raw frame, row labels and dropped rows of a W&B export or an MLflow store."""
+    from scalinglab.data.sources import mlflow_row_label, read_mlflow, read_wandb, split_source_format
+
+    fmt = split_source_format(fmt)[0]
     if fmt == "mlflow":
         if sep is not None:
             raise RunDataError(f"{path}: " + ParamText("{sep} applies to delimited files, not to an MLflow store",
                                                        "sep"))
-        frame, dropped, found = read_mlflow(path)
-        frame.insert(len(frame.columns), "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
-        dirs = list(frame["mlflow_dir"])
-        label = lambda n: f"MLflow run {Path(dirs[n - 1]).name} ({dirs[n - 1]})"  # noqa: E731
+        frame, dropped, found = read_mlflow(path, tracking_uri=tracking_uri, drop_invalid=drop_invalid)
+        label = mlflow_row_label(frame)
     else:
         if not path.exists():
             raise RunDataError(f"{path}: no such file or directory; --from wandb reads a W&B runs-table or "
@@ -365,7 +442,7 @@ def _read_foreign(path: Path, fmt: str, sep, mapping, notes: list[str]):
             rows = pd.Series(np.arange(1, len(raw) + 1, dtype="int64"), index=raw.index, name="source_row")
             return pd.concat([raw, rows], axis=1)
 
-        frame, dropped, found = read_wandb(path, read_csv)
+        frame, dropped, found = read_wandb(path, read_csv, drop_invalid=drop_invalid)
         label = row_label_for(str(path)) if path.is_file() else (lambda n: f"run {n}")
     notes.extend(found)
     return frame.reset_index(drop=True), label, dropped

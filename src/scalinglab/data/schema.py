@@ -258,7 +258,8 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
                   flops_tolerance: float | None = DEFAULT_FLOPS_TOLERANCE,
                   column_origins: Mapping[str, str] | None = None,
                   row_label: Callable[[int], str] | None = None,
-                  warnings: list[str] | None = None, exact_units: bool = False) -> pd.DataFrame:
+                  warnings: list[str] | None = None, exact_units: bool = False,
+                  dropped: list | None = None) -> pd.DataFrame:
     """Check that every row of ``df`` can be a training run and return a NEW canonical frame.
 
     The result has ``params, tokens, flops, loss`` (float64), the optional canonical columns
@@ -295,6 +296,8 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
     ``warnings``: a list that receives the plausibility warnings (one message each, naming the
     source); with None they are issued as :class:`RunDataWarning`.
     Raises :class:`RunDataError` listing up to ``MAX_REPORTED_ERRORS`` problems at once.
+    ``dropped``: a list that, given, receives ``(source row, problems)`` for each row with an
+    invalid cell, which is left out instead (``drop_invalid``); all rows invalid is still refused.
     """
     if not isinstance(df, pd.DataFrame):
         raise RunDataError(f"{source}: expected a pandas DataFrame of runs, got {type(df).__name__}")
@@ -385,6 +388,13 @@ def validate_runs(df: pd.DataFrame, source: str = "<DataFrame>", *,
                      f"{COLUMN_HELP[column]} on every row (or leave the column out)")
         out[column] = text
 
+    if errors and dropped is not None and len({r for r, _ in errors}) < n:
+        bad = sorted({r for r, _ in errors})
+        for row in bad:
+            dropped.append((row, "; ".join(e.split(", ", 1)[-1] for r, e in errors if r == row)))
+        kept = df.assign(source_row=source_row)[~np.isin(source_row, bad)]
+        return validate_runs(kept, source, flops_tolerance=flops_tolerance, column_origins=column_origins,
+                             row_label=row_label, warnings=warnings, exact_units=exact_units, dropped=dropped)
     if errors:
         errors.sort(key=lambda pair: pair[0])      # stable: within a row, columns keep their order
         hints = ((FLOPS_HINT,) if problems["convention"] else ()) + ((UNIT_SLIP_HINT,) if problems["slip"] else ())

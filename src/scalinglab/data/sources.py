@@ -1,28 +1,35 @@
-"""Runs from where they live: W&B exports and MLflow's local tracking store, read from disk.
-
-Neither ``wandb`` nor ``mlflow`` is imported: both write plain files.
+"""Runs from where they live: W&B (an export, or W&B's own API client) and MLflow (its client).
 
 * W&B **runs table** (the project page's "Export CSV"): one row per run with ``Name``,
-  ``State``, summary metrics (``train/loss`` or ``loss``, ``_step``) and config columns
-  (``n_params``, ``tokens`` ...). Only ``State == finished`` rows are kept; every other row is
-  reported with its state.
+  ``State``, summary metrics (``eval/loss``, ``train/loss``, ``train/tokens_seen``, ``_step``) and
+  config columns (``n_params``, ``model.n_params`` ...).
 * W&B **history**, long form (``run.history()`` of several runs stacked): one row per (run,
   step) with a run column (``Name``, ``name``, ``run``, ``run_id``, ``run_name`` or ``ID``),
-  ``_step`` and a column per metric. Each run's last logged loss is taken (a final-loss ladder).
+  ``_step`` and a column per metric. It is reduced to ONE point per run, each run's last
+  logged loss (a final-loss ladder), and a note says so.
 * W&B **history**, wide form (a chart's "Export CSV"): ``Step`` and a column
   ``"<run> - <metric>"`` per run (``__MIN`` / ``__MAX`` columns are ignored). It carries no
   config, so its runs need ``params`` and tokens from elsewhere: put the runs table in the
   same directory and pass the directory.
 * A **directory** of W&B CSV files: the runs table(s) joined on the run name with the last
   logged loss of the history file(s).
-* **MLflow** file store (``mlruns/<experiment_id>/<run_id>/``): ``meta.yaml`` (status,
-  run name, lifecycle stage), ``metrics/<name>`` (lines ``timestamp value step``; names with
-  ``/`` are sub-directories) and ``params/<name>`` (one value). One row per FINISHED, active
-  run: each metric's value at its last step, each param's value. The path may be the store,
-  one experiment or one run.
+* **W&B's API** (``wandb:ENTITY/PROJECT``, the ``wandb`` extra): ``wandb.Api().runs(...)``, each
+  run's name, id, state, config (nested keys joined with ".") and summary: the same table as the
+  runs-table export, read the same way.
+* **MLflow** through its client (the ``mlflow`` extra), from any tracking URI: a local
+  ``mlruns/`` folder, a SQLite file, a tracking server (``http://...``); all experiments or one
+  (``mlflow:EXPERIMENT``, a name or an id). One row per run: its params, the latest value of each
+  metric, ``run_id``, ``run_name``, ``experiment``.
 
-:func:`preset_mapping` maps the usual names of either source onto canonical columns, so that
-``--from wandb`` / ``--from mlflow`` need no ``--map``; an explicit mapping wins.
+Runs that did not finish (W&B ``State`` crashed, failed, killed, running; MLflow ``status``
+FAILED, KILLED, RUNNING, SCHEDULED) have no final loss: they are refused, each named, unless
+``drop_invalid`` (CLI ``--drop-invalid``), which leaves them out and lists each in
+``RunTable.dropped``.
+
+:func:`preset_mapping` maps the usual names (:data:`PRESETS`, documented in docs/sources.md) onto
+canonical columns, so that ``--from wandb`` / ``--from mlflow`` need no ``--map``; an explicit
+mapping wins. Names compare case-insensitively, without a ``config.`` / ``summary.`` /
+``params.`` / ``metrics.`` prefix, with "." and "/" the same (``model.n_params`` = ``model/n_params``).
 """
 from __future__ import annotations
 
@@ -36,32 +43,52 @@ import pandas as pd
 from scalinglab.data.schema import CANONICAL_COLUMNS, RunDataError
 from scalinglab.util.errors import ParamText
 
-__all__ = ["SOURCE_FORMATS", "PRESETS", "preset_mapping", "read_wandb", "read_mlflow"]
+__all__ = ["SOURCE_FORMATS", "PRESETS", "LOSS_NAMES", "preset_mapping", "split_source_format", "read_wandb",
+           "read_wandb_api", "read_mlflow"]
 
 SOURCE_FORMATS = ("wandb", "mlflow")
 
-# canonical -> usual names, in order of preference (compared without a "config." / "summary."
-# prefix and case-insensitively). The canonical name itself always wins when present.
+# The loss a scaling law is fitted to: a held-out (eval / validation) loss when the runs log one,
+# else the training loss. First match wins.
+LOSS_NAMES = ("eval/loss", "eval_loss", "eval/lm_loss", "val/loss", "val_loss", "validation/loss",
+              "validation_loss", "valid/loss", "train/loss", "train_loss", "loss/train", "final_loss")
+
+# canonical -> usual names, in order of preference. The canonical name itself always wins when present.
 PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "wandb": {
-        "params": ("n_params", "num_params", "n_parameters", "num_parameters", "model_params",
-                   "parameters", "model/params", "model/n_params", "non_embedding_params"),
-        "tokens": ("num_tokens", "n_tokens", "train_tokens", "total_tokens", "tokens_seen",
-                   "train/tokens", "trainer/tokens"),
-        "flops": ("total_flops", "train_flops", "compute", "train/flops"),
-        "loss": ("train/loss", "train_loss", "loss/train", "final_loss"),
-        "run_id": ("ID", "id", "Name", "name", "run_name"),
-        "step": ("_step", "Step", "global_step", "trainer/global_step"),
-        "lr": ("learning_rate", "optimizer/lr", "train/lr", "max_lr"),
+        "params": ("n_params", "num_params", "n_parameters", "num_parameters", "model_params", "parameters",
+                   "model/params", "model/n_params", "model/num_params", "model/parameters",
+                   "non_embedding_params", "model/non_embedding_params"),
+        "tokens": ("num_tokens", "n_tokens", "train_tokens", "total_tokens", "tokens_seen", "train/tokens_seen",
+                   "train/tokens", "train/num_tokens", "trainer/tokens", "trainer/tokens_seen"),
+        "flops": ("total_flops", "train_flops", "compute", "train/flops", "train/total_flops"),
+        "loss": LOSS_NAMES,
+        "run_id": ("Name", "name", "run_name", "ID", "id"),
+        "step": ("_step", "Step", "global_step", "trainer/global_step", "train/step"),
+        "lr": ("learning_rate", "optimizer/lr", "train/lr", "max_lr", "optim/lr"),
+        "batch_size": ("batch_size_tokens", "tokens_per_batch", "train/batch_size_tokens"),
         "seed": ("random_seed",),
     },
 }
-PRESETS["mlflow"] = {**PRESETS["wandb"], "run_id": ("run_id",), "step": ("step", "_step")}
+PRESETS["mlflow"] = {**PRESETS["wandb"], "run_id": ("run_name", "run_id"), "step": ("step", "_step")}
 
 _WANDB_RUN_COLUMNS = ("Name", "name", "run", "run_name", "run_id", "ID", "id")
-_WANDB_LOSS_COLUMNS = ("train/loss", "loss", "train_loss", "loss/train")
 _WIDE_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
-_MLFLOW_STATUS = {"1": "RUNNING", "2": "SCHEDULED", "3": "FINISHED", "4": "FAILED", "5": "KILLED"}
+_UNFINISHED_HINT = ParamText("pass {drop_invalid} to leave them out, each listed", drop_invalid=True)
+
+
+def split_source_format(source_format: str) -> tuple[str, str | None]:
+    """``"wandb:team/ladder"`` -> ``("wandb", "team/ladder")``; ``"mlflow"`` -> ``("mlflow", None)``."""
+    fmt, _, where = str(source_format).partition(":")
+    fmt = fmt.strip().lower()
+    if fmt not in SOURCE_FORMATS:
+        raise RunDataError(ParamText(f"{{source_format}} is not one of {', '.join(SOURCE_FORMATS)} (or "
+                                     "wandb:ENTITY/PROJECT, mlflow:EXPERIMENT)", source_format=source_format))
+    where = where.strip() or None
+    if fmt == "wandb" and where is not None and where.count("/") != 1:
+        raise RunDataError(ParamText("{source_format}: a W&B project is ENTITY/PROJECT, e.g. wandb:my-team/ladder",
+                                     source_format=source_format))
+    return fmt, where
 
 
 def _bare(name: str) -> str:
@@ -71,6 +98,24 @@ def _bare(name: str) -> str:
     return name
 
 
+def _key(name: str) -> str:
+    return _bare(str(name)).lower().replace(".", "/")
+
+
+def _lookup(columns) -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for column in columns:
+        lookup.setdefault(str(column).lower(), column)
+        lookup.setdefault(_key(column), column)
+    return lookup
+
+
+def _first_of(columns, names) -> str | None:
+    """The first column of ``columns`` that one of ``names`` (in order) matches."""
+    lookup = _lookup(columns)
+    return next((lookup[_key(n)] for n in names if _key(n) in lookup), None)
+
+
 def preset_mapping(columns, fmt: str, user_mapping: dict | None = None) -> tuple[dict[str, str], list[str]]:
     """Canonical -> source column for the usual names of ``fmt`` ('wandb' or 'mlflow').
 
@@ -78,22 +123,17 @@ def preset_mapping(columns, fmt: str, user_mapping: dict | None = None) -> tuple
     a source column the user maps elsewhere are left alone. Returns the mapping and a note per
     column mapped.
     """
-    if fmt not in PRESETS:
-        raise RunDataError(ParamText(f"unknown {{source_format}}; choose one of {', '.join(SOURCE_FORMATS)}",
-                                     source_format=fmt))
+    fmt = split_source_format(fmt)[0]
     columns = [str(c) for c in columns]
     user_mapping = user_mapping or {}
     taken = {v for v in user_mapping.values() if v is not None}
-    lookup: dict[str, str] = {}
-    for column in columns:
-        lookup.setdefault(_bare(column).lower(), column)
-        lookup.setdefault(column.lower(), column)
+    lookup = _lookup(columns)
     mapping: dict[str, str] = {}
     for canonical, names in PRESETS[fmt].items():
         if canonical in columns or canonical in user_mapping:
             continue
         for name in (canonical,) + names:
-            column = lookup.get(name.lower())
+            column = lookup.get(name.lower()) or lookup.get(_key(name))
             if column is not None and column not in taken and column not in mapping.values() \
                     and column not in CANONICAL_COLUMNS:
                 mapping[canonical] = column
@@ -106,10 +146,11 @@ def preset_mapping(columns, fmt: str, user_mapping: dict | None = None) -> tuple
 # W&B
 # ----------------------------------------------------------------------------------------------
 
-def read_wandb(path: Path, read_csv) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def read_wandb(path: Path, read_csv, *, drop_invalid: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Runs of a W&B export: (kept rows, rows dropped for their state with ``reason``/``detail``, notes).
 
     ``read_csv(path)`` reads one delimited file (the caller's separator detection applies).
+    Unfinished runs are refused, each named, or with ``drop_invalid`` left out and returned.
     """
     notes: list[str] = []
     if path.is_dir():
@@ -125,21 +166,24 @@ def read_wandb(path: Path, read_csv) -> tuple[pd.DataFrame, pd.DataFrame, list[s
             raise RunDataError(f"{path}: none of {[f.name for f in files]} is a W&B runs table (columns Name "
                                "and State); the runs' config (params, tokens) lives there")
         runs = pd.concat([f for _, f in tables], ignore_index=True)
-        runs, dropped = _finished_only(runs, path, notes)
+        runs, dropped = _finished_only(runs, path, notes, drop_invalid)
         for file, frame in histories:
             last = _last_losses(_history_long(frame, file), file)
             runs = _join_history(runs, last, file, notes)
         return runs, dropped, notes
     frame = read_csv(path)
     if _is_runs_table(frame):
-        runs, dropped = _finished_only(frame, path, notes)
+        runs, dropped = _finished_only(frame, path, notes, drop_invalid)
         return runs, dropped, notes
     long = _history_long(frame, path)
     last = _last_losses(long, path)
     varying = last.attrs.get("varying", [])
-    notes.append(f"W&B history {path.name}: took the last logged {last.attrs['loss_column']!r} of each of "
-                 f"{len(last)} run(s) ({len(long)} history rows)"
-                 + (f"; per-step columns left out: {', '.join(map(str, varying))}" if varying else ""))
+    silent = last.attrs.get("no_loss", [])
+    notes.append(f"W&B history {path.name}: reduced to one point per run, the last logged "
+                 f"{last.attrs['loss_column']!r} of each of {len(last)} run(s) ({len(long)} history rows)"
+                 + (f"; per-step columns left out: {', '.join(map(str, varying))}" if varying else "")
+                 + (f"; {len(silent)} run(s) logged no {last.attrs['loss_column']!r} and are not read: "
+                    + ", ".join(map(str, silent)) if silent else ""))
     return last, _no_rows(), notes
 
 
@@ -151,20 +195,31 @@ def _no_rows() -> pd.DataFrame:
     return pd.DataFrame(columns=["reason", "detail"])
 
 
-def _finished_only(frame: pd.DataFrame, path: Path, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _finished_only(frame: pd.DataFrame, path, notes: list[str], drop_invalid: bool = False
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     state = frame["State"].astype("string").str.strip().str.lower()
     keep = (state == "finished").fillna(False).to_numpy(bool)
+    if (~keep).any() and keep.any() and not drop_invalid:
+        name = "Name" if "Name" in frame.columns else "ID"
+        listed = "; ".join(f"{_row_of(frame, i)}{frame[name].iloc[i]!r} (State {frame['State'].iloc[i]!r})"
+                           for i in np.flatnonzero(~keep))
+        raise RunDataError(f"{path}: {int((~keep).sum())} of the {len(frame)} runs did not finish and have no "
+                           f"final loss: {listed}; " + _UNFINISHED_HINT)
     dropped = frame[~keep].copy()
     dropped["reason"] = "state"
     dropped["detail"] = [f"W&B State {s!r}; only finished runs are read" for s in frame["State"][~keep]]
     if (~keep).any():
         counts = state[~keep].fillna("(empty)").value_counts()
-        notes.append(f"W&B runs table {path.name}: kept {int(keep.sum())} finished run(s), dropped "
+        notes.append(f"W&B runs table {getattr(path, 'name', path)}: kept {int(keep.sum())} finished run(s), dropped "
                      f"{int((~keep).sum())} (" + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")")
     if not keep.any():
         raise RunDataError(f"{path}: none of the {len(frame)} runs has State 'finished' (states: "
                            f"{sorted(set(map(str, frame['State'])))}); unfinished runs have no final loss")
     return frame[keep], dropped
+
+
+def _row_of(frame: pd.DataFrame, i: int) -> str:
+    return f"row {int(frame['source_row'].iloc[i])} " if "source_row" in frame.columns else ""
 
 
 def _history_long(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -195,9 +250,9 @@ def _history_long(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _last_losses(long: pd.DataFrame, path: Path) -> pd.DataFrame:
     """One row per run: its last logged loss and step, and the last logged value of every other column."""
-    loss = next((c for c in _WANDB_LOSS_COLUMNS if c in long.columns), None)
+    loss = _first_of([c for c in long.columns if c not in ("run", "_step")], ("loss",) + LOSS_NAMES)
     if loss is None:
-        raise RunDataError(f"{path}: the W&B history has no loss column (one of {list(_WANDB_LOSS_COLUMNS)}); "
+        raise RunDataError(f"{path}: the W&B history has no loss column (one of {['loss', *LOSS_NAMES]}); "
                            f"the columns are {[str(c) for c in long.columns]}; map another with --map loss=<column>")
     values = pd.to_numeric(long[loss], errors="coerce")
     steps = pd.to_numeric(long["_step"], errors="coerce")
@@ -221,6 +276,7 @@ def _last_losses(long: pd.DataFrame, path: Path) -> pd.DataFrame:
     out = out.rename(columns={"run": "Name"})
     out.attrs["loss_column"] = loss
     out.attrs["varying"] = varying
+    out.attrs["no_loss"] = [r for r in long["run"].unique() if r not in set(last.index)]
     return out
 
 
@@ -242,119 +298,200 @@ def _join_history(runs: pd.DataFrame, last: pd.DataFrame, path: Path, notes: lis
     return joined
 
 
+def read_wandb_api(project: str, *, api=None, drop_invalid: bool = False
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Runs of the W&B project ``ENTITY/PROJECT`` through W&B's public API client.
+
+    ``api``: an object with ``runs(path)`` like ``wandb.Api()`` (the default; needs the ``wandb``
+    extra and a W&B login). Each run gives its ``name``, ``id``, ``state``, ``config`` (nested keys
+    joined with ".") and ``summary`` (the last logged value of each metric): the runs-table export's
+    columns, read the same way (:func:`read_wandb`).
+    """
+    source = f"wandb:{project}"
+    if api is None:
+        try:
+            import wandb
+        except ImportError:
+            raise RunDataError(f"{source}: reading a W&B project needs the wandb package: pip install "
+                               "'scalinglab[wandb]' (or export the runs table as CSV and read it with --from wandb)"
+                               ) from None
+        api = wandb.Api()
+    try:
+        runs = list(api.runs(project))
+    except Exception as exc:      # the client's own errors (no login, no such project) name the cause
+        raise RunDataError(f"{source}: W&B's API could not list the runs ({type(exc).__name__}: {exc})") from None
+    if not runs:
+        raise RunDataError(f"{source}: the project has no runs")
+    records = []
+    for run in runs:
+        record = {"Name": run.name, "ID": run.id, "State": run.state}
+        record.update(_flat(dict(run.config or {})))
+        summary = getattr(run.summary, "_json_dict", None)
+        record.update({k: v for k, v in dict(summary if summary is not None else run.summary or {}).items()
+                       if _scalar(v) and k not in record})
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    frame.insert(len(frame.columns), "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
+    notes = [f"W&B project {project}: read {len(frame)} run(s) through W&B's API (config and summary of each)"]
+    kept, dropped = _finished_only(frame, source, notes, drop_invalid)
+    return kept, dropped, notes
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """``{"model": {"n_params": 1e8}}`` -> ``{"model.n_params": 1e8}``; W&B's ``{"value": x}`` wrappers unwrapped."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) <= {"value", "desc"} and "value" in value:
+            value = value["value"]
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        elif _scalar(value):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _scalar(value) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, np.integer, np.floating))
+
+
 # ----------------------------------------------------------------------------------------------
 # MLflow
 # ----------------------------------------------------------------------------------------------
 
-def read_mlflow(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Runs of an MLflow file store: (one row per FINISHED active run, dropped runs, notes)."""
-    if not path.exists():
-        raise RunDataError(f"{path}: no such directory; --from mlflow reads an MLflow file store (mlruns/), "
-                           "one experiment or one run directory")
-    if not path.is_dir():
-        raise RunDataError(f"{path}: is a file; --from mlflow reads a directory (mlruns/, "
-                           "mlruns/<experiment_id> or mlruns/<experiment_id>/<run_id>)")
-    run_dirs = _mlflow_run_dirs(path)
-    if not run_dirs:
-        raise RunDataError(f"{path}: no MLflow runs here (a run is a directory with meta.yaml and metrics/); "
-                           "give mlruns/, mlruns/<experiment_id> or a run directory")
-    records, dropped = [], []
-    for run_dir in run_dirs:
-        meta = _read_meta(run_dir / "meta.yaml")
-        record = {"run_id": meta.get("run_id") or meta.get("run_uuid") or run_dir.name,
-                  "experiment_id": meta.get("experiment_id") or run_dir.parent.name}
-        name = meta.get("run_name") or _read_value(run_dir / "tags" / "mlflow.runName")
-        if name:
-            record["run_name"] = name
-        record.update(_read_params(run_dir / "params"))
-        record.update(_read_metrics(run_dir / "metrics"))
-        record["mlflow_dir"] = str(run_dir)
-        status = _MLFLOW_STATUS.get(str(meta.get("status", "")).strip(), str(meta.get("status", "")).strip())
-        stage = str(meta.get("lifecycle_stage", "active")).strip()
-        if stage != "active":
-            dropped.append({**record, "reason": "lifecycle", "detail": f"MLflow lifecycle_stage {stage!r}"})
-        elif status.upper() != "FINISHED":
-            dropped.append({**record, "reason": "state",
-                            "detail": f"MLflow status {status or '(none)'!r}; only FINISHED runs are read"})
-        else:
-            records.append(record)
-    notes = [f"MLflow store {path}: read {len(records)} finished run(s)"
-             + (f", dropped {len(dropped)} (" + ", ".join(d["detail"].split(";")[0] for d in dropped) + ")"
-                if dropped else "")]
-    if not records:
-        raise RunDataError(f"{path}: none of the {len(run_dirs)} MLflow runs is FINISHED and active ("
-                           + "; ".join(f"{d['run_id']}: {d['detail']}" for d in dropped) + ")")
+_MLFLOW_RUN_COLUMNS = ("run_id", "run_name", "experiment", "experiment_id", "status")
+
+
+def read_mlflow(location=None, *, experiment: str | None = None, tracking_uri: str | None = None,
+                drop_invalid: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Runs of an MLflow tracking store through the MLflow client: (one row per run, dropped runs, notes).
+
+    ``tracking_uri``: any URI the client takes (``http://host:5000``, ``sqlite:///mlflow.db``,
+    ``file:///.../mlruns``); else ``location``: a server URL, a SQLite file (.db / .sqlite), an
+    ``mlruns/`` folder, one experiment's folder or one run's folder in it; else the environment's
+    ``MLFLOW_TRACKING_URI``. ``experiment``: a name or an id (default: every experiment).
+    Deleted runs are not read (MLflow's active view). A row holds the run's params, the latest
+    value of each metric (MLflow's latest: the value at the largest step), ``run_id``,
+    ``run_name``, ``experiment`` and ``status``.
+    """
+    uri, experiment, run_id = _tracking_target(location, experiment, tracking_uri)
+    try:
+        from mlflow.entities import ViewType
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise RunDataError(f"{uri}: reading MLflow runs needs the mlflow package: pip install 'scalinglab[mlflow]'"
+                           ) from None
+    if uri.startswith("file:"):     # MLflow 3 keeps its file store read-only "in maintenance": reading it is fine
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        experiments = _experiments(client, experiment, uri, ViewType)
+        runs = [client.get_run(run_id)] if run_id else _search(client, list(experiments), ViewType)
+    except RunDataError:
+        raise
+    except Exception as exc:       # the client's own errors (server down, bad URI) name the cause
+        raise RunDataError(f"{uri}: the MLflow client could not read the runs ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    where = f"{uri}" + (f", experiment {experiment!r}" if experiment else "")
+    if not runs:
+        raise RunDataError(f"{where}: no MLflow runs here")
+    records = []
+    for run in runs:
+        record = {"run_id": run.info.run_id, "run_name": run.info.run_name,
+                  "experiment": experiments.get(run.info.experiment_id, run.info.experiment_id),
+                  "experiment_id": run.info.experiment_id, "status": run.info.status}
+        record.update({k: v for k, v in run.data.params.items() if k not in record})
+        record.update({k: v for k, v in run.data.metrics.items() if k not in record})
+        records.append(record)
     frame = pd.DataFrame.from_records(records)
     for column in frame.columns:
-        if column in ("run_id", "experiment_id", "run_name", "mlflow_dir"):
+        if column in _MLFLOW_RUN_COLUMNS:
             continue
         numbers = pd.to_numeric(frame[column], errors="coerce")
         if numbers.notna().sum() == frame[column].notna().sum():
             frame[column] = numbers
-    return frame, (pd.DataFrame.from_records(dropped) if dropped else _no_rows()), notes
+    frame.insert(len(frame.columns), "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
+    finished = (frame["status"].astype(str).str.upper() == "FINISHED").to_numpy()
+    unfinished = frame[~finished]
+    notes = [f"MLflow {where}: read {int(finished.sum())} finished run(s) of {len(frame)}"]
+    if not finished.any():
+        raise RunDataError(f"{where}: none of the {len(frame)} MLflow runs is FINISHED ("
+                           + "; ".join(f"{r.run_name or r.run_id}: {r.status}" for r in unfinished.itertuples()) + ")")
+    if len(unfinished) and not drop_invalid:
+        listed = "; ".join(f"run {r.run_name or r.run_id!r} ({r.run_id}, status {r.status})"
+                           for r in unfinished.itertuples())
+        raise RunDataError(f"{where}: {len(unfinished)} of the {len(frame)} runs did not finish and have no final "
+                           f"loss: {listed}; " + _UNFINISHED_HINT)
+    dropped = unfinished.copy()
+    dropped["reason"] = "state"
+    dropped["detail"] = [f"MLflow status {s!r}; only FINISHED runs are read" for s in unfinished["status"]]
+    return frame[finished].reset_index(drop=True), dropped.reset_index(drop=True), notes
 
 
-def _mlflow_run_dirs(path: Path) -> list[Path]:
-    if (path / "meta.yaml").is_file() and (path / "metrics").is_dir():
-        return [path]
-    found = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("metrics", "params",
-                                                                                          "tags", "artifacts"))
-        here = Path(dirpath)
-        if "meta.yaml" in filenames and (here / "metrics").is_dir():
-            found.append(here)
-            dirnames[:] = []
-    return found
+def mlflow_row_label(frame: pd.DataFrame):
+    """Names a row of :func:`read_mlflow`'s frame in messages: its run name and id."""
+    names = dict(zip(frame["source_row"], zip(frame["run_name"].astype(str), frame["run_id"])))
+    return lambda n: "MLflow run {!r} ({})".format(*names.get(n, (str(n), "?")))
 
 
-def _read_meta(path: Path) -> dict[str, str]:
-    """Top-level ``key: value`` pairs of an MLflow meta.yaml (all MLflow writes there)."""
-    meta: dict[str, str] = {}
-    if not path.is_file():
-        return meta
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line or line[0].isspace() or ":" not in line or line.startswith("#"):
-            continue
-        key, value = line.split(":", 1)
-        value = value.strip().strip("'\"")
-        meta[key.strip()] = value
-    return meta
+def _tracking_target(location, experiment, tracking_uri) -> tuple[str, str | None, str | None]:
+    """(tracking URI, experiment, run id) from the arguments: an mlruns/ path may name one
+    experiment's folder (its id) or one run's folder."""
+    run_id = None
+    if tracking_uri:
+        return str(tracking_uri), experiment, None
+    if location is None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise RunDataError(ParamText("no MLflow store given: give its location (an mlruns/ folder, a SQLite "
+                                         "file or a server URL) or {tracking_uri}, or set MLFLOW_TRACKING_URI",
+                                         "tracking_uri"))
+        return uri, experiment, None
+    text = str(location)
+    if "://" in text:
+        return text, experiment, None
+    path = Path(text)
+    if not path.exists():
+        raise RunDataError(f"{path}: no such file or directory; --from mlflow reads an MLflow tracking store: an "
+                           "mlruns/ folder, a SQLite file (.db) or a server URL (http://...)")
+    if path.is_file():
+        if path.suffix.lower() not in (".db", ".sqlite"):
+            raise RunDataError(f"{path}: is a file; --from mlflow reads an mlruns/ folder, a SQLite file "
+                               "(.db / .sqlite) or a server URL (http://...)")
+        return f"sqlite:///{path.resolve()}", experiment, None
+    path = path.resolve()
+    if (path / "meta.yaml").is_file() and (path / "metrics").is_dir():       # one run's folder
+        return path.parent.parent.as_uri(), experiment, path.name
+    if (path / "meta.yaml").is_file() and experiment is None:                # one experiment's folder
+        return path.parent.as_uri(), path.name, None
+    if not any((child / "meta.yaml").is_file() for child in path.iterdir() if child.is_dir()):
+        raise RunDataError(f"{path}: no MLflow runs here (an mlruns/ folder holds one folder with a meta.yaml per "
+                           "experiment); give mlruns/, one experiment's folder, a SQLite file or a server URL")
+    return path.as_uri(), experiment, None
 
 
-def _read_value(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+def _experiments(client, experiment, uri, view_type) -> dict[str, str]:
+    """Experiment id -> name: the one named (by name or id), else every active experiment."""
+    if experiment is None:
+        return {e.experiment_id: e.name for e in client.search_experiments(view_type=view_type.ACTIVE_ONLY)}
+    found = client.get_experiment_by_name(experiment)
+    if found is None and str(experiment).isdigit():
+        try:
+            found = client.get_experiment(str(experiment))
+        except Exception:
+            found = None
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments(view_type=view_type.ACTIVE_ONLY))
+        raise RunDataError(f"{uri}: " + ParamText(f"no MLflow experiment {experiment!r} (from {{source_format}}); the "
+                                                  f"experiments are {names}", source_format=f"mlflow:{experiment}"))
+    return {found.experiment_id: found.name}
 
 
-def _files_under(root: Path) -> list[tuple[str, Path]]:
-    if not root.is_dir():
-        return []
-    return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
-
-
-def _read_params(root: Path) -> dict[str, str]:
-    return {name: p.read_text(encoding="utf-8").strip() for name, p in _files_under(root)}
-
-
-def _read_metrics(root: Path) -> dict[str, float]:
-    """Each metric's value at its last step (the last line among equal steps)."""
-    values: dict[str, float] = {}
-    for name, file in _files_under(root):
-        best = None
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            try:
-                timestamp, value = int(parts[0]), float(parts[1])
-                step = int(parts[2]) if len(parts) > 2 else 0
-            except (ValueError, IndexError):
-                raise RunDataError(f"{file}: line {number} ({line.strip()!r}) is not 'timestamp value step', "
-                                   "the MLflow metric file format") from None
-            if best is None or (step, timestamp) >= best[:2]:
-                best = (step, timestamp, value)
-        if best is not None:
-            values[name] = best[2]
-            if name in ("loss", "train/loss", "train_loss"):
-                values.setdefault("step", best[0])
-    return values
+def _search(client, experiment_ids: list[str], view_type) -> list:
+    runs, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, run_view_type=view_type.ACTIVE_ONLY, max_results=1000,
+                                  order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs

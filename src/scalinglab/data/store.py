@@ -10,8 +10,14 @@ Tables
           (the gradient noise scale's two unbiased estimates, |G|² and tr Σ per sequence, averaged
           since the previous curve row: ``train/noise_scale.py``; NULL where none was measured)
 
+  progress  run_id PK: steps_done, steps_total, train_loss, step_seconds (moving average), eta_seconds,
+          updated (a timestamp): where each running run is, written by the driver as it trains;
+          the sweep's own ETA and measured throughput are the meta key ``progress`` (JSON)
+
 Schema versions: 1 (no noise columns) is migrated to 2 when opened (two ALTER TABLE ADD COLUMN,
-one transaction); a store newer than this scalinglab is refused.
+one transaction); a store newer than this scalinglab is refused. The progress table is optional
+within version 2: a store written before it has none, reads as "no progress recorded" (read-only
+too), and gets the table at its first progress write.
 
 A run's inputs: when a run starts, the meta key ``inputs:<run_id>`` records the fingerprints of
 its corpus and config (``train/fingerprint.py``, JSON ``{"corpus", "config", "corpus_path"}``);
@@ -45,7 +51,7 @@ from scalinglab.util.storage import DISK_FULL, PERMISSION, READ_ONLY, media_prob
 __all__ = ["SCHEMA_VERSION", "StoreError", "RunRecord", "SweepStore", "create_store", "runs_frame",
            "curves_frame", "curve_runs_frame", "export", "STATUSES", "FINAL_BRANCH", "corrupted_message", "pid_alive",
            "one_line_error", "LOG_NAME",
-           "store_error_message", "INPUTS_KEY"]
+           "store_error_message", "INPUTS_KEY", "PROGRESS_KEY"]
 
 SCHEMA_VERSION = 2
 # version -> the statements that bring a store of that version to the next one
@@ -56,6 +62,10 @@ FINAL_BRANCH = -1
 LOG_NAME = "worker.log"          # a run's log (its worker's stderr, a crash's full traceback), in its workdir
 _SQLITE_HEADER = b"SQLite format 3\x00"
 INPUTS_KEY = "inputs:"           # meta key prefix: inputs:<run_id> -> the run's input fingerprints (JSON)
+PROGRESS_KEY = "progress"        # meta key: the sweep's ETA, throughput and when they were measured (JSON)
+_PROGRESS_TABLE = """CREATE TABLE IF NOT EXISTS progress (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id), steps_done INTEGER NOT NULL, steps_total INTEGER NOT NULL,
+    train_loss REAL, step_seconds REAL, eta_seconds REAL, updated REAL NOT NULL)"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,7 +82,7 @@ CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, branch INTEGER NOT NULL,
     tokens REAL NOT NULL, train_loss REAL, val_loss REAL, lr REAL, noise_g2 REAL, noise_trace REAL,
     UNIQUE (run_id, branch, step));
-"""
+""" + _PROGRESS_TABLE + ";\n"
 
 
 class StoreError(ValueError):
@@ -358,6 +368,23 @@ class SweepStore:
         return [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE status = 'running' "
                                                "ORDER BY position")]
 
+    def progress(self) -> tuple[dict[str, dict], dict]:
+        """Where the runs are, as last recorded: run_id -> {steps_done, steps_total, train_loss,
+        step_seconds, eta_seconds, updated}, and the sweep's {eta_seconds, flops_per_second, updated}
+        (empty where nothing was recorded; a store older than the progress table has none)."""
+        has_table = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'progress'").fetchone()
+        runs = {}
+        if has_table:
+            cur = self.con.execute("SELECT run_id, steps_done, steps_total, train_loss, step_seconds, eta_seconds, "
+                                   "updated FROM progress")
+            names = [d[0] for d in cur.description][1:]
+            runs = {row[0]: dict(zip(names, row[1:])) for row in cur}
+        try:
+            sweep = json.loads(self.get_meta(PROGRESS_KEY) or "{}")
+        except ValueError:
+            sweep = {}
+        return runs, sweep if isinstance(sweep, dict) else {}
+
     def final_losses(self) -> dict[str, float]:
         """Each finished run's final loss (its point on the main branch, ``FINAL_BRANCH``), by run_id."""
         return dict(self.con.execute("SELECT run_id, loss FROM points WHERE branch = ?", (FINAL_BRANCH,)).fetchall())
@@ -391,6 +418,24 @@ class SweepStore:
                 con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                             "value = excluded.value", (INPUTS_KEY + run_id, json.dumps(inputs)))
 
+    def record_progress(self, runs: dict[str, dict], sweep: dict | None = None) -> None:
+        """Where runs are (run_id -> {steps_done, steps_total, train_loss, step_seconds, eta_seconds})
+        and the sweep's ETA (meta ``progress``), now, in one transaction; creates the progress table
+        in a store written before it."""
+        now = time.time()
+        with self.transaction() as con:
+            con.execute(_PROGRESS_TABLE)
+            con.executemany(
+                "INSERT INTO progress(run_id, steps_done, steps_total, train_loss, step_seconds, eta_seconds, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET steps_done = excluded.steps_done, "
+                "steps_total = excluded.steps_total, train_loss = excluded.train_loss, "
+                "step_seconds = excluded.step_seconds, eta_seconds = excluded.eta_seconds, updated = excluded.updated",
+                [(r, int(p["steps_done"]), int(p["steps_total"]), p.get("train_loss"), p.get("step_seconds"),
+                  p.get("eta_seconds"), now) for r, p in runs.items()])
+            if sweep is not None:
+                con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                            "value = excluded.value", (PROGRESS_KEY, json.dumps(dict(sweep, updated=now))))
+
     def restart_run(self, run_id: str) -> str | None:
         """Forget everything a run recorded (points, curve, status, input fingerprints): it is
         pending, to be trained from scratch. Returns its last workdir (its checkpoints are there)."""
@@ -401,6 +446,8 @@ class SweepStore:
             con.execute("DELETE FROM points WHERE run_id = ?", (run_id,))
             con.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
             con.execute("DELETE FROM meta WHERE key = ?", (INPUTS_KEY + run_id,))
+            con.execute(_PROGRESS_TABLE)
+            con.execute("DELETE FROM progress WHERE run_id = ?", (run_id,))
             con.execute("UPDATE runs SET status = 'pending', error = NULL, finished = NULL, wall_seconds = NULL, "
                         "hardware = NULL WHERE run_id = ?", (run_id,))
         return row[0]

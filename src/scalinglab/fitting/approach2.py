@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from scalinglab.fitting.valleys import MIN_SIZES, find_budget_minima
+from scalinglab.fitting.valleys import MIN_SIZES, BudgetMinima, find_budget_minima
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamText
 
-__all__ = ["IsoflopResult", "PowerLaw", "isoflop_approach2", "loglog_regression"]
+__all__ = ["IsoflopResult", "PowerLaw", "isoflop_approach2", "approach2_from_minima", "loglog_regression"]
 
 _NAN_PAIR = (float("nan"), float("nan"))
 
@@ -195,6 +195,15 @@ def isoflop_approach2(runs, *, method: str = "parabola", n_bootstrap: int = 1000
     minima = find_budget_minima(
         runs, method=method, n_bootstrap=n_bootstrap, level=level, seed=seed, budget_column=budget_column,
         budget_rtol=budget_rtol, keep_edge=keep_edge, min_sizes=min_sizes)
+    return approach2_from_minima(minima, method=method, level=level, n_bootstrap=n_bootstrap)
+
+
+def approach2_from_minima(minima: BudgetMinima, *, method: str = "parabola", level: float = 0.9,
+                          n_bootstrap: int = 0) -> IsoflopResult:
+    """The power laws of approach 2 through budget minima found already (``find_budget_minima``
+    with the same ``method``, ``level`` and ``n_bootstrap``): what ``isoflop_approach2`` does after
+    locating the valleys.  The rollout calibration finds every budget's minimum once and fits the
+    power law of each step's lower budgets from that one table (``minima.restricted``)."""
     budgets, warnings = minima.table, list(minima.warnings)
     used = budgets[budgets["used"]]
     if len(used) < 2:

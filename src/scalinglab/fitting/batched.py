@@ -204,7 +204,8 @@ class _Rows:
 
     def evaluate(self, base, theta, idx):
         """At the thetas (k, p) of starts ``idx``: objective (k,), finite flag, J^T psi (k, p),
-        J^T Omega J (k, p, p), and with one chunk the residuals and Jacobian, else None."""
+        J^T Omega J (k, p, p), and with one chunk the residuals, Jacobian and curvatures Omega
+        (which the geodesic correction reuses), else None."""
         k, p = theta.shape
         f, fin = np.zeros(k), np.ones(k, dtype=bool)
         g, A = np.zeros((k, p)), np.zeros((k, p, p))
@@ -215,25 +216,25 @@ class _Rows:
             Wc = self.weights(idx, j)
             f += _value(base, r, Wc)
             fin &= np.isfinite(J.sum(axis=(1, 2)))
-            gc, Ac, _ = _normal(base, r, J, Wc)
+            gc, Ac, omega = _normal(base, r, J, Wc)
             g += gc
             A += Ac
             if self.single:
-                kept = (r, J)
+                kept = (r, J, omega)
         return f, np.isfinite(f) & fin, g, A, kept
 
     def geodesic_rhs(self, base, th, idx, probe, kept):
         """J^T (Omega r_vv) at the thetas ``th`` with r_vv from the probe point (see
-        ``_geodesic``), chunk by chunk (with one chunk from the kept residuals and Jacobian)."""
+        ``_geodesic``), chunk by chunk (with one chunk from the kept residuals, Jacobian and Omega)."""
         hv = probe - th
         rhs = np.zeros_like(th)
         for j, (Xc, logyc, cache) in enumerate(self.parts):
             if kept is not None:
-                r, J = kept
+                r, J, omega = kept
             else:
                 z, J = self.law.predict_z_and_jac_batch(th, Xc, cache)
                 r = z - logyc
-            _, omega = _psi_omega(base, r, self.weights(idx, j))
+                _, omega = _psi_omega(base, r, self.weights(idx, j))
             rp = self.law.predict_z(probe, Xc) - logyc
             jv = np.matmul(J, hv[:, :, None])[:, :, 0]
             rvv = (2.0 / _GEO_H ** 2) * (rp - r - jv)
@@ -273,7 +274,7 @@ def _lm(law, base, starts, rows: _Rows, maxiter, ftol, xtol, join, groups, geode
         message[i] = "objective or Jacobian not finite at the start"
     act = np.flatnonzero(ok)                      # the starts still moving
     ga, Aa = g0[act], A0[act]                     # their normal equations at the current point
-    ka = None if kept is None else (kept[0][act], kept[1][act])    # one chunk: residuals, Jacobian
+    ka = None if kept is None else tuple(a[act] for a in kept)    # one chunk: residuals, Jacobian, Omega
     diag = np.arange(p)
     for _ in range(maxiter):
         if act.size == 0:
@@ -309,7 +310,8 @@ def _lm(law, base, starts, rows: _Rows, maxiter, ftol, xtol, join, groups, geode
             f[ib] = ft[b]
             ga[b], Aa[b] = gt[b], At[b]
             if ka is not None:
-                ka[0][b], ka[1][b] = kt[0][b], kt[1][b]
+                for kept_a, trial_a in zip(ka, kt):
+                    kept_a[b] = trial_a[b]
             lam[ib] = np.maximum(la[b] * _DOWN, 1e-12)
             gain = f_old[b] - ft[b]
             # converged: a step that barely changes anything; or a start crawling (linear
@@ -354,7 +356,7 @@ def _lm(law, base, starts, rows: _Rows, maxiter, ftol, xtol, join, groups, geode
             keep = ~done
             act, ga, Aa = act[keep], ga[keep], Aa[keep]
             if ka is not None:
-                ka = (ka[0][keep], ka[1][keep])
+                ka = tuple(a[keep] for a in ka)
     return BatchResult(theta=theta, objective=f, converged=converged, nit=nit, nfev=nfev, message=message,
                        joined=joined)
 

@@ -132,7 +132,7 @@ def resample_keys(df, unit: str) -> np.ndarray:
 
 def alternative_optima(law, objective, theta_full: np.ndarray, X: np.ndarray, y: np.ndarray, *,
                        n_perturbed: int = 2, n_grid: int = 3, scale: float = 0.1, seed: int = 0,
-                       ptol: float = 1e-2, solver: str = "batched") -> np.ndarray:
+                       ptol: float = 1e-2, solver: str = "batched", start_grid=None) -> np.ndarray:
     """Local optima of the full-data objective other than the best one, (k, p).
 
     Found once, in the parent, by refining a few perturbed copies of the optimum and the
@@ -141,7 +141,8 @@ def alternative_optima(law, objective, theta_full: np.ndarray, X: np.ndarray, y:
     one another.  Each resample refines from the full-data optimum and additionally from
     every alternative that is competitive on *that* resample (see :func:`screen_starts`):
     a resample whose optimum moved basin still finds it, without refining seven starts
-    for each of a thousand resamples.
+    for each of a thousand resamples.  ``start_grid``: (grid, values), the law's start grid and
+    the objective on it, when the full-data fit evaluated them already (``FitResult.start_grid``).
     """
     from scalinglab.fitting.engine import refine
 
@@ -152,7 +153,7 @@ def alternative_optima(law, objective, theta_full: np.ndarray, X: np.ndarray, y:
     raw = [_clip_to_bounds(law, theta_full + step * rng.standard_normal(theta_full.size))
            for _ in range(n_perturbed)]
     if n_grid > 0:
-        raw.extend(_best_distinct_grid_points(law, objective, X, logy, n_grid))
+        raw.extend(_best_distinct_grid_points(law, objective, X, logy, n_grid, start_grid))
     if solver == "batched":                    # all at once (fitting/batched.py)
         from scalinglab.fitting.batched import refine_batch
 
@@ -185,11 +186,14 @@ def screen_starts(law, objective, theta_full: np.ndarray, alternatives: np.ndarr
     return np.vstack([theta_full, alternatives[keep]])
 
 
-def _best_distinct_grid_points(law, objective, X, logy, k: int) -> list[np.ndarray]:
+def _best_distinct_grid_points(law, objective, X, logy, k: int, start_grid=None) -> list[np.ndarray]:
     from scalinglab.fitting.engine import grid_objective
 
-    grid = np.asarray(law.initial_grid(X), dtype=float)
-    obj = grid_objective(law, objective, grid, X, logy)
+    if start_grid is not None:
+        grid, obj = (np.asarray(a, dtype=float) for a in start_grid)
+    else:
+        grid = np.asarray(law.initial_grid(X), dtype=float)
+        obj = grid_objective(law, objective, grid, X, logy)
     span = np.ptp(grid, axis=0)
     span[span == 0] = 1.0
     chosen: list[np.ndarray] = []
@@ -458,8 +462,11 @@ def bootstrap(runs, law="chinchilla", *, n: int = 1000, unit: str | None = None,
         theta_full = np.asarray(full.theta, dtype=float)
         objective_spec = (full.loss, full.delta, getattr(full, "asymmetry", None))
         objective = make_objective(*objective_spec, weights=weights)
+        # the full fit evaluated the start grid on these rows with this objective: reused, unless
+        # the fit was given (fitted elsewhere, perhaps on other rows or weights)
         alternatives = alternative_optima(law, objective, theta_full, X, y, n_perturbed=n_perturbed,
-                                          n_grid=n_grid, seed=seed, solver=fit_kwargs.get("solver", "batched"))
+                                          n_grid=n_grid, seed=seed, solver=fit_kwargs.get("solver", "batched"),
+                                          start_grid=full.start_grid if fit is None else None)
         clusters = ClusterIndex.from_keys(keys)
         state = {"law": law, "X": X, "y": y,
                  "clusters": clusters, "theta_full": theta_full, "alternatives": alternatives,

@@ -78,7 +78,9 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
         raise ValueError(f"the fit problem has {problem.n} rows but the runs have {len(df)}")
     problem = problem.with_weights(fit_kwargs.get("weights", DEFAULT_WEIGHTS))   # every step's spec
     loss_rows, nopt_rows, skipped = [], [], []
-    empirical = _empirical_minima(df, ids, isoflop_method) if with_n_opt else {}
+    # every budget's own minimum, found once: the targets' N* and each step's approach 2
+    minima = _ladder_minima(df, isoflop_method, budget_rtol) if with_n_opt else None
+    empirical = _empirical_minima(minima, level_c)
     steps = rollout_thresholds(ids, min_train)
     batched = _batched_rollout_fits(df, law, ids, level_c, steps, fit_kwargs, problem)
     for k in steps:
@@ -112,7 +114,7 @@ def rollout_records(df: pd.DataFrame, law, ids: np.ndarray, level_c: np.ndarray,
             c = np.array([level_c[j] for j in targets])
             emp = np.array([empirical[j] for j in targets])
             n3, _ = law_n_opt(res, c, _constraints(obj, test))
-            n2 = _approach2_n_opt(train, c, isoflop_method, budget_rtol)
+            n2 = _approach2_n_opt(minima.restricted(level_c[k]), c, isoflop_method)
             nopt_rows.append(pd.DataFrame({
                 "step": k, "train_max": level_c[k], "train_span": np.log10(level_c[k] / level_c[0]),
                 "target": c, "distance": np.log10(c / level_c[k]),
@@ -197,35 +199,40 @@ def own_minimum(part: pd.DataFrame, method: str = "parabola") -> float:
     return float("nan")
 
 
-def _empirical_minima(df, ids, method) -> dict[int, float]:
-    """Level id -> that budget's own minimum, for the budgets that have one (``own_minimum``)."""
-    out = {}
-    # own_minimum needs >= 3 sizes: count them for every level at once and skip the rest (a ladder
-    # with continuous compute, e.g. Epoch's Chinchilla points, has a level per run or two)
-    pairs = np.unique(np.column_stack([ids, df["params"].to_numpy(float)]), axis=0)
-    sizes = np.bincount(pairs[:, 0].astype(int), minlength=int(ids.max()) + 1)
-    for j in np.unique(ids):
-        if sizes[j] < 3:
-            continue
-        n = own_minimum(df[ids == j], method)
-        if np.isfinite(n):
-            out[int(j)] = n
-    return out
-
-
-def _approach2_n_opt(train, c, method, budget_rtol) -> np.ndarray:
-    from scalinglab.fitting.approach2 import isoflop_approach2
-
+def _ladder_minima(df, method, budget_rtol):
+    """Every budget's own IsoFLOP minimum (``valleys.find_budget_minima`` over the whole ladder,
+    budgets grouped as ``ladder_levels`` groups them), or None where the runs cannot be read as
+    valleys (e.g. several experiments): one pass over the rows, where a minimum per budget and an
+    approach 2 per rollout step each took their own pass (quadratic in a checkpoint table's budgets)."""
     from scalinglab.fitting.split import as_table
+    from scalinglab.fitting.valleys import find_budget_minima
 
-    try:   # the slice is validated already: as_table spares approach 2 validating it again
-        iso = isoflop_approach2(as_table(train, "<training part>"), method=method, n_bootstrap=0,
-                                budget_rtol=budget_rtol)
+    try:   # the frame is validated already: as_table spares validating it again
+        return find_budget_minima(as_table(df, "<runs>"), method=method, budget_rtol=budget_rtol)
     except ValueError:
-        return np.full(len(c), np.nan)
-    if int(iso.budgets["used"].sum()) < 3:
+        return None
+
+
+def _empirical_minima(minima, level_c) -> dict[int, float]:
+    """Level id -> that budget's own minimum, for the budgets that have one (an interior minimum of
+    >= 3 sizes, as ``own_minimum``); the minima table and the levels are both ordered by C."""
+    if minima is None:
+        return {}
+    table = minima.table
+    if len(table) != len(level_c):
+        raise ValueError(f"{len(table)} budgets in the minima table but {len(level_c)} ladder levels")
+    n_opt = table["n_opt"].to_numpy(float)
+    return {int(j): float(n_opt[j]) for j in np.flatnonzero(table["used"].to_numpy(bool)) if np.isfinite(n_opt[j])}
+
+
+def _approach2_n_opt(minima, c, method) -> np.ndarray:
+    """Approach 2's N* at the budgets ``c`` from the minima of a training part's budgets
+    (``BudgetMinima.restricted``); NaN where fewer than 3 budgets have an interior minimum."""
+    from scalinglab.fitting.approach2 import approach2_from_minima
+
+    if int(minima.table["used"].sum()) < 3:
         return np.full(len(c), np.nan)      # a line through 2 minima has no check: not evidence
-    return np.asarray(iso.predict_n_opt(c), dtype=float)
+    return np.asarray(approach2_from_minima(minima, method=method).predict_n_opt(c), dtype=float)
 
 
 def calibration_from_records(records: RolloutRecords, *, level: float, data_min: float, data_max: float,

@@ -259,6 +259,8 @@ def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetr
 
     result = _assemble(law, objective, X, y, refined, n_starts, method, basin_rtol, basin_ptol)
     result.diagnostics["solver"] = SOLVER_LABELS[solver]
+    if run_multistart and x0 is None and init_grid is None:
+        result.start_grid = (grid, values)
     return result
 
 

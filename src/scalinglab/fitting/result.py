@@ -82,6 +82,9 @@ class FitResult:
     # the FitProblem (fitting/problem.py) it was fitted on, when fitted from a run table: a
     # calibration or bootstrap of the same runs reuses it; not saved (runs stay with their file)
     problem: Any = field(default=None, repr=False, compare=False)
+    # (grid, values): the law's start grid and the objective at each point on the fitted rows, when
+    # the fit evaluated it; the bootstrap's search for other optima reuses it; not saved
+    start_grid: Any = field(default=None, repr=False, compare=False)
     _law: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ prediction
@@ -699,7 +702,13 @@ def _unloaded_law(name: str, spec, bad) -> ValueError:
     return ParamError("law", f"{where}names law {name!r}, a law this process has not loaded (not built in, not a "
                       f"formula, no entry point in group 'scalinglab.laws'). Load it first: {how}, "
                       f"scalinglab.laws.load_law or register_law from Python, or declare it under the entry-point "
-                      f"group 'scalinglab.laws' of its package", value=name)
+                      f"group 'scalinglab.laws' of its package. The built-in laws are {_built_in_names()}", value=name)
+
+
+def _built_in_names() -> str:
+    from scalinglab.laws import LAWS
+
+    return ", ".join(sorted(LAWS))
 
 
 def _public_params(values, law, bad) -> dict[str, float]:

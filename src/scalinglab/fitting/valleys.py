@@ -182,6 +182,16 @@ class BudgetMinima:
     boot_logn: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def restricted(self, max_flops: float) -> "BudgetMinima":
+        """The budgets up to ``max_flops``: the table ``find_budget_minima`` gives for only the runs
+        of those budgets (each budget's minimum depends on its own runs alone, and a lower part of
+        the budgets groups the same way), without the bootstrap or the warnings.  The rollout
+        calibration locates every budget's minimum once and restricts it per step."""
+        if self.boot_logn is not None:
+            raise ValueError("restricted() takes minima found without a bootstrap (n_bootstrap=0)")
+        keep = self.table["flops"].to_numpy(float) <= max_flops
+        return BudgetMinima(table=self.table[keep].reset_index(drop=True))
+
 
 def budget_minima(runs, *, method: str = "parabola", budget_column: str = "auto", budget_rtol: float = 0.02,
                   keep_edge: bool = False, min_sizes: int = MIN_SIZES, n_bootstrap: int = 0, level: float = 0.9,

@@ -18,6 +18,8 @@ import numpy as np
 from scalinglab.util.intervals import check_level
 
 DEFAULT_EXTRAPOLATION = 100.0   # plan at 100x the largest compute in the data unless told a budget
+SCATTERED_SHARE = 0.5           # more than this share of budgets too small for a valley: C lies on no grid
+SUGGESTED_BIN_WIDTH = 0.25      # log10 C: the width the report suggests for such runs (readers' example)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Report:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (step, why)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (step, warning)
     dropped: list[str] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)                 # report/provenance.py: made_by
 
     def to_html(self) -> str:
         from scalinglab.report.html import render_html
@@ -66,18 +69,35 @@ def data_summary(runs) -> dict:
     if ids is not None:
         counts = np.bincount(ids, minlength=len(cs))
         out["budgets"] = sorted((float(c), int(k)) for c, k in zip(cs, counts))
+        out["scattered"] = scattered_budgets(df, counts)
     if "run_id" in df:
         out["distinct_runs"] = int(df["run_id"].nunique())
     return out
 
 
+def scattered_budgets(df, counts: np.ndarray) -> dict | None:
+    """When most budgets hold fewer runs than a valley needs (C on no grid, as in Chinchilla's
+    runs): how many, and what binning by ``SUGGESTED_BIN_WIDTH`` decades of C would give; else None.
+    Runs already labelled with budgets (a ``budget`` column, binned or planned) are never scattered."""
+    from scalinglab.data.grouping import MIN_BIN_RUNS, log_flops_bins
+
+    small = int((counts < MIN_BIN_RUNS).sum())
+    if "budget" in df.columns or not len(counts) or small <= SCATTERED_SHARE * len(counts):
+        return None
+    bins = np.bincount(log_flops_bins(df["flops"].to_numpy(float), SUGGESTED_BIN_WIDTH))
+    return {"budgets": int(len(counts)), "small": small, "min_runs": MIN_BIN_RUNS, "bin_width": SUGGESTED_BIN_WIDTH,
+            "binned_budgets": int(len(bins)), "binned_min_runs": int(bins.min()) if len(bins) else 0}
+
+
 def build_report(runs, law="chinchilla", *, budget: float | None = None, n_bootstrap: int = 200,
                  seed: int = 0, gpu: str = "h100", gpus: int = 8, mfu: float = 0.4, method: str = "parabola",
-                 weights="auto", progress: bool = False, dpi: int = 110, level: float = 0.9) -> Report:
+                 weights="auto", progress: bool = False, dpi: int = 110, level: float = 0.9,
+                 provenance: dict | None = None) -> Report:
     """Fit, calibrate, run approach 2, validate, plan and draw, for one ladder.
 
     budget: the plan's compute in FLOPs (default: 100x the largest compute in the data, and the
-    report says so). level: the coverage of every interval in the report. A step that fails is listed in ``skipped`` with its reason; the others run.
+    report says so). level: the coverage of every interval in the report. provenance: how it was
+    made (``report.provenance.made_by``; default: made from Python on ``runs.source``). A step that fails is listed in ``skipped`` with its reason; the others run.
     """
     from scalinglab.fitting.approach2 import isoflop_approach2
     from scalinglab.fitting.bootstrap import bootstrap
@@ -86,6 +106,7 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
     from scalinglab.laws import get_law
     from scalinglab.planning.plan import plan as make_plan
     from scalinglab.report.plots import check_plot_options, figure_drawers
+    from scalinglab.report.provenance import made_by
 
     check_plot_options("png", dpi, method)
     level = check_level(level)
@@ -100,7 +121,8 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
                     options={"law": law_obj.name, "formula": getattr(law_obj, "formula", ""),
                              "budget": budget, "budget_note": budget_note, "bootstrap": n_bootstrap,
                              "seed": seed, "gpu": gpu, "gpus": gpus, "mfu": mfu, "method": method, "level": level,
-                             "weights": weights if weights is not None else "none"})
+                             "weights": weights if weights is not None else "none"},
+                    provenance=provenance or made_by(runs.source))
     report.warnings += [("data", w) for w in getattr(runs, "warnings", []) or []]
     if len(runs.dropped):
         for _, row in runs.dropped.iterrows():
@@ -140,7 +162,7 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
                 report.warnings += [("plan", w) for w in report.plan.warnings if not w.startswith("fit: ")]
     with tempfile.TemporaryDirectory(prefix="scalinglab-report-") as tmp:
         tmp = Path(tmp)
-        draw = figure_drawers(fit, iso, runs, tmp, fmt="png", dpi=dpi, seed=seed)
+        draw = figure_drawers(fit, iso, runs, tmp, fmt="png", dpi=dpi, seed=seed, plan=report.plan)
         possible = {"fit": fit is not None, "isoflop": iso is not None, "frontier": fit is not None or iso is not None}
         for key, make in draw.items():
             name = f"{key}.png"

@@ -9,6 +9,7 @@ a shaded, labelled extrapolation region.
 """
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from scalinglab.util.errors import ParamError  # noqa: E402
-from scalinglab.util.formatting import fmt_interval  # noqa: E402
+from scalinglab.util.formatting import fmt_interval, fmt_num  # noqa: E402
 from scalinglab.fitting.result import DEFAULT_LEVEL  # noqa: E402
 from scalinglab.util.intervals import percentile_band  # noqa: E402
 
@@ -203,10 +204,29 @@ def plot_fit(fit, runs, path: str | Path, *, dpi: int = 120, extrapolate: float 
     if axf is not None:
         _frontier_loss_panel(axf, fit, df, groups, level, extrapolate)
 
-    params = ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items())
+    params = _parameter_text(fit)
     fig.suptitle(f"{fit.law} fit to {len(df)} runs in {len(groups)} budgets", fontsize=12)
-    fig.text(0.5, 0.935, "\n".join(textwrap.wrap(params, 120)), ha="center", va="top", fontsize=8, color="0.25")
-    return _save(fig, path, dpi=dpi, top=0.89)
+    lines = textwrap.wrap(params, 105)
+    fig.text(0.5, 0.945, "\n".join(lines), ha="center", va="top", fontsize=10, color="0.1", family="monospace")
+    return _save(fig, path, dpi=dpi, top=0.90 - 0.03 * len(lines))
+
+
+def _parameter_text(fit) -> str:
+    """``E = 1.895 [1.78, 2.07]   A = 609 [541, 1008] ...``: each fitted parameter with its bootstrap
+    interval when there is one (``(fixed)`` for a fixed one), for the figure's header."""
+    boot = getattr(fit, "bootstrap", None)
+    ci = (getattr(boot, "ci", None) or {}) if boot is not None and boot.n_ok else {}
+    fixed = fit.fixed
+    parts = []
+    for name, value in fit.params.items():
+        text = f"{name} = {value:.4g}"
+        if name in fixed:
+            text += " (fixed)"
+        elif name in ci:
+            text += f" [{fmt_num(ci[name][0], 3)}, {fmt_num(ci[name][1], 3)}]"
+        parts.append(text.replace(" ", "\u00a0"))       # wrap between parameters, never inside one
+    pct = f"   ({100 * boot.level:g}% bootstrap CI)" if ci else ""
+    return "   ".join(parts) + pct
 
 
 def _clip_to_data(ax, y: np.ndarray, margin: float = 0.35) -> None:
@@ -314,9 +334,10 @@ def plot_isoflop(iso, runs, path: str | Path, *, dpi: int = 120) -> Path:
     ax.errorbar(budgets["n_opt"][used], budgets["loss_opt"][used], xerr=err[:, used], fmt="*",
                 color="crimson", ms=11, capsize=3, zorder=4,
                 label="N*(C), used" + (f", {pct}% bootstrap CI" if has_ci else " (no bootstrap: no CI)"))
-    if (~used).any():
+    found = used | np.isfinite(budgets["n_opt"].to_numpy(float))   # too few sizes: no minimum to mark
+    if (found & ~used).any():
         xs, ys = [], []
-        for row in budgets[~used].itertuples():
+        for row in budgets[found & ~used].itertuples():
             n = float(np.clip(row.n_opt if np.isfinite(row.n_opt) else row.n_min, row.n_min, row.n_max))
             # the budget's display curve at that size (the sampled range, so never extrapolated)
             logc = np.log(row.flops)
@@ -328,7 +349,9 @@ def plot_isoflop(iso, runs, path: str | Path, *, dpi: int = 120) -> Path:
             xs.append(n)
             ys.append(y)
         ax.scatter(xs, ys, marker="X", color="grey", edgecolor="k", s=60, zorder=4,
-                   label="minimum found, excluded (at the edge of the sizes / too few sizes)")
+                   label="minimum found, excluded (not bracketed by the sizes)")
+    if (~found).any():
+        ax.plot([], [], ls="", label=f"{int((~found).sum())} budgets with no minimum (too few sizes): runs only")
     ax.set_xscale("log")
     ax.set_xlabel("N (parameters)")
     ax.set_ylabel("loss (nats/token)")
@@ -365,9 +388,12 @@ def _approach2_band(iso, runs, c: np.ndarray, seed: int):
 
 
 def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] | None = None, *,
-                  runs=None, seed: int = 0, dpi: int = 120, kaplan: bool = True) -> Path:
+                  runs=None, seed: int = 0, dpi: int = 120, kaplan: bool = True, plan=None) -> Path:
     """N*(C): approach-2 minima and power law with its band, the law's N*(C) with its bootstrap
-    band, Kaplan et al. 2020's published N*(C) for reference; past the largest budget shaded."""
+    band, Kaplan et al. 2020's published N*(C) for reference; past the largest budget shaded.
+    plan: a Plan whose budget is marked and whose N* is drawn there with its interval (the
+    calibrated prediction interval when it has one); what was drawn is written into a PNG's
+    metadata under ``PLAN_KEY`` (JSON: budget, n_opt, n_opt_interval, interval, level)."""
     if iso is None and (fit is None or not _frontier_ok(fit.law_object)):
         raise ValueError("nothing to draw: approach 2 failed and the law has no unconstrained frontier")
     if iso is not None:
@@ -376,7 +402,8 @@ def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] |
     else:
         df = runs.df if hasattr(runs, "df") else runs
         c_min, c_max = float(df["flops"].min()), float(df["flops"].max())
-    lo, hi = flops_range or (c_min / 3, c_max * EXTRAPOLATION)
+    mark = _plan_mark(plan)
+    lo, hi = flops_range or (c_min / 3, max(c_max * EXTRAPOLATION, 1.5 * mark["budget"] if mark else 0))
     c = np.geomspace(lo, hi, 120)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     _shade_extrapolation(ax, c_max, hi)
@@ -421,20 +448,54 @@ def plot_frontier(iso, fit, path: str | Path, flops_range: tuple[float, float] |
     ax.set_xlim(lo, hi)
     ax.set_xlabel("C (training FLOPs)")
     ax.set_ylabel("N* (parameters)")
+    metadata = None
+    if mark is not None:
+        ax.axvline(mark["budget"], color="k", lw=1, ls=":", zorder=1)
+        lo_n, hi_n = mark["n_opt_interval"]
+        bars = ax.errorbar([mark["budget"]], [mark["n_opt"]], yerr=[[mark["n_opt"] - lo_n], [hi_n - mark["n_opt"]]],
+                           fmt="D", color="darkorange", mec="k", ms=8, capsize=5, lw=2, zorder=5,
+                           label=f"plan at C = {mark['budget']:.3g}: N* = {mark['n_opt']:.3g}, "
+                                 f"{100 * mark['level']:g}% {mark['interval']} [{lo_n:.3g}, {hi_n:.3g}]")
+        (x0, y0), (_, y1) = bars.lines[2][0].get_segments()[0]     # read back what was drawn
+        metadata = {PLAN_KEY: json.dumps({**mark, "budget": float(x0), "n_opt_interval": [float(y0), float(y1)]})}
     ax.set_title("Compute-optimal model size N*(C)", fontsize=11)
     ax.legend(fontsize=7, loc="upper left", framealpha=0.85)
-    return _save(fig, path, dpi=dpi)
+    return _save(fig, path, dpi=dpi, metadata=metadata)
+
+
+PLAN_KEY = "scalinglab:plan"    # the frontier PNG's metadata: the plan mark it shows
+
+
+def _plan_mark(plan) -> dict | None:
+    """The plan's budget, N* and N* interval to mark: its calibrated prediction interval when it
+    has one, else its confidence interval; None without a plan (or an N*)."""
+    if plan is None:
+        return None
+    d = plan.to_dict()
+    n_opt, budget = d.get("n_opt"), d.get("budget_flops")
+    if n_opt is None or budget is None or not (np.isfinite(n_opt) and np.isfinite(budget)):
+        return None
+    for key, name, level in (("n_opt_pi", "prediction interval (calibrated)", d.get("pi_level")),
+                             ("n_opt_ci", "confidence interval (bootstrap)", d.get("level"))):
+        if d.get(key) and all(v is not None and np.isfinite(v) for v in d[key]):
+            return {"budget": float(budget), "n_opt": float(n_opt), "n_opt_interval": [float(v) for v in d[key]],
+                    "interval": name, "level": float(level if level is not None else DEFAULT_LEVEL)}
+    return {"budget": float(budget), "n_opt": float(n_opt), "n_opt_interval": [float(n_opt)] * 2,
+            "interval": "no interval", "level": float(d.get("level") or DEFAULT_LEVEL)}
 
 
 # -------------------------------------------------------------------------------------- all
-def figure_drawers(fit, iso, runs, outdir: str | Path, *, fmt: str = "png", dpi: int = 120, seed: int = 0) -> dict:
+def figure_drawers(fit, iso, runs, outdir: str | Path, *, fmt: str = "png", dpi: int = 120, seed: int = 0,
+                   plan=None) -> dict:
     """The ladder's three figures as ``{"fit", "isoflop", "frontier"}`` -> draw(): each writes
     ``<name>.<fmt>`` into ``outdir`` and returns its path (``fit``: a FitResult, ``iso``: an
-    IsoFlopResult; the caller draws only those whose analysis it has, the frontier from either)."""
+    IsoFlopResult; the caller draws only those whose analysis it has, the frontier from either;
+    ``plan``: a Plan the frontier marks)."""
     outdir = Path(outdir)
     return {"fit": lambda: plot_fit(fit, runs, outdir / f"fit.{fmt}", dpi=dpi),
             "isoflop": lambda: plot_isoflop(iso, runs, outdir / f"isoflop.{fmt}", dpi=dpi),
-            "frontier": lambda: plot_frontier(iso, fit, outdir / f"frontier.{fmt}", runs=runs, seed=seed, dpi=dpi)}
+            "frontier": lambda: plot_frontier(iso, fit, outdir / f"frontier.{fmt}", runs=runs, seed=seed, dpi=dpi,
+                                              plan=plan)}
 
 
 def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=None, n_bootstrap: int = 200,
@@ -504,13 +565,14 @@ def make_all_plots(runs, outdir: str | Path, *, law: str = "chinchilla", fit=Non
     return out
 
 
-def _save(fig, path, *, dpi: int = 120, top: float | None = None) -> Path:
+def _save(fig, path, *, dpi: int = 120, top: float | None = None, metadata: dict | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     if top is not None:
         fig.subplots_adjust(top=top)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fig.savefig(path, dpi=dpi, format=fmt if fmt in FORMATS else None)
+    fig.savefig(path, dpi=dpi, format=fmt if fmt in FORMATS else None,
+                metadata=metadata if fmt == "png" else None)    # PNG text chunks; SVG/PDF take fixed keys
     plt.close(fig)
     return path

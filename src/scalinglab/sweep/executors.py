@@ -1,6 +1,6 @@
 """Where a sweep's runs are trained: local child processes, or one Ray task per run.
 
-A *job* is a plain dict: run_id, config (``TrainConfig`` keyword arguments, shape as a dict),
+A *job* is a plain dict: run_id, config (a ``arch.config.TrainConfig`` as JSON: ``TrainConfig.from_dict``),
 corpus, workdir, device, threads. Every executor turns jobs into *outcomes*, plain dicts:
 
     {"run_id", "status": "done" | "diverged" | "crashed" | "interrupted", "points", "curve",
@@ -17,8 +17,9 @@ travels in the outcome's ``traceback`` field, which the driver appends to the ru
 Local: each run is a child process ``python -m scalinglab.sweep.executors`` reading its job as
 JSON on stdin and writing events as JSON lines (prefixed ``@@scalinglab``) on stdout; its stderr
 goes to ``workdir/worker.log``. On CPU, ``jobs`` children at a time (``sweep run --jobs K``,
-default 1), each limited to ``threads`` torch threads (``OMP_NUM_THREADS`` and
-``torch.set_num_threads``; see ``cpu_threads``) so K runs share the cores instead of
+default auto: as many as the cores hold, ``resolve_jobs``), each limited to ``threads`` threads
+(``OMP_NUM_THREADS``, ``torch.set_num_threads`` and threadpoolctl for the BLAS and OpenMP pools;
+see ``cpu_threads``) so K runs share the cores instead of
 oversubscribing them; with several GPUs, one child per GPU (``CUDA_VISIBLE_DEVICES``). Children stay in
 the sweep's process group, so a kill of the group stops them too, and a child whose parent died
 exits at its next event instead of training on unobserved. The next run's child is started while
@@ -26,6 +27,7 @@ the current one trains (a warm spare), so its torch import is off the critical p
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -43,7 +45,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 __all__ = ["train_job", "LocalExecutor", "RayExecutor", "gpu_count", "worker_main", "EVENT_PREFIX",
-           "check_device", "DEVICES", "one_line", "cpu_count", "cpu_threads"]
+           "check_device", "DEVICES", "one_line", "cpu_count", "cpu_threads", "resolve_jobs", "AUTO"]
 
 EVENT_PREFIX = "@@scalinglab "
 _MAX_MESSAGE = 2000                 # characters of a one-line cause kept in the store
@@ -108,17 +110,18 @@ def train_job(job: dict, on_event: Callable[[dict], None] | None = None) -> dict
     try:
         import torch
         from dataclasses import asdict
-        from scalinglab.arch.counting import ModelShape
-        from scalinglab.train.trainer import TrainConfig, train
+        from scalinglab.arch.config import TrainConfig
+        from scalinglab.train.trainer import train
 
-        if job.get("threads") and not (job.get("device", "auto") != "cpu" and torch.cuda.is_available()):
+        on_cpu = job.get("threads") and not (job.get("device", "auto") != "cpu" and torch.cuda.is_available())
+        if on_cpu:
             torch.set_num_threads(int(job["threads"]))
-        kwargs = dict(job["config"])
-        kwargs["shape"] = ModelShape(**kwargs["shape"])
-        kwargs["wsd_branch_tokens"] = tuple(kwargs.get("wsd_branch_tokens", ()))
-        kwargs["device"] = job.get("device", "auto")
-        config = TrainConfig(**kwargs)
-        result = train(config, job["corpus"], workdir=job["workdir"], on_event=on_event)
+        # and every BLAS/OpenMP pool torch.set_num_threads does not reach (threadpoolctl)
+        from scalinglab.util.threads import limit_threads
+        limits = limit_threads(int(job["threads"])) if on_cpu else contextlib.nullcontext()
+        config = TrainConfig.from_dict({**job["config"], "device": job.get("device", "auto")})
+        with limits:
+            result = train(config, job["corpus"], workdir=job["workdir"], on_event=on_event)
         return {"run_id": job["run_id"], "status": result.status, "points": result.points,
                 "curve": result.curve, "wall_seconds": result.wall_seconds,
                 "hardware": result.hardware, "message": result.message,
@@ -203,6 +206,25 @@ def cpu_threads(jobs: int, threads: int | None = None, cores: int | None = None)
     of T threads each on fewer than K*T cores would spend their time preempting each other)."""
     share = max(1, (cores or cpu_count()) // max(1, jobs))
     return share if threads is None else max(1, min(int(threads), share))
+
+
+AUTO = "auto"
+
+
+def resolve_jobs(jobs: int | str, threads: int | None = None, *, runs: int | None = None,
+                 cores: int | None = None) -> tuple[int, int]:
+    """(runs trained at once, torch threads each) on CPU, with jobs × threads ≤ cores.
+
+    ``jobs="auto"`` fills the cores: ``cores // threads`` runs (``threads`` default 1: one thread is
+    fastest for these small models, and a run's losses then do not depend on how many runs train
+    beside it), never more than ``runs``, the runs there are to train. A number is kept as given,
+    and each run's threads are its share of the cores (``cpu_threads``)."""
+    cores = cores or cpu_count()
+    if jobs == AUTO:
+        jobs = max(1, cores // max(1, threads or 1))
+        if runs is not None:
+            jobs = max(1, min(jobs, runs))
+    return jobs, cpu_threads(jobs, threads or 1, cores)
 
 
 class _Child:

@@ -123,7 +123,9 @@ class PlannedRun:
         return self.batch_size * self.seq_len
 
     def train_config(self) -> dict:
-        """Keyword arguments of ``scalinglab.train.trainer.TrainConfig`` (shape as a dict)."""
+        """The run's ``scalinglab.arch.config.TrainConfig`` as the store keeps it (JSON, read back with
+        ``TrainConfig.from_dict``); only the settings the plan chooses, so the store's config
+        fingerprints stay those of earlier stores."""
         return {"shape": asdict(self.shape), "tokens": self.tokens, "batch_size": self.batch_size,
                 "seq_len": self.seq_len, "lr": self.lr, "schedule": self.schedule,
                 "wsd_branch_tokens": list(self.wsd_branch_tokens), "seed": self.seed,

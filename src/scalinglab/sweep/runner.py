@@ -22,18 +22,22 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from scalinglab.data.store import LOG_NAME, StoreError, SweepStore, pid_alive, store_error_message
+from scalinglab.util.formatting import fmt_eta
+from scalinglab.util.progress import RunProgress, SweepClock
 from scalinglab.util.storage import storage_problem
 from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["run_sweep", "SweepSummary", "sweep_dir", "default_corpus", "DEFAULT_CORPUS_BYTES"]
 
 DEFAULT_CORPUS_BYTES = 10_000_000
+PROGRESS_EVERY = 2.0          # seconds between the progress writes to the store (and always when a run ends)
 _EXECUTORS = ("local", "ray")
 
 
@@ -49,6 +53,8 @@ class SweepSummary:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)       # e.g. inputs recorded for runs of an older store
     restarted: list[str] = field(default_factory=list)   # discarded and pending again (``restart``)
+    jobs: int | None = None              # runs trained at once (``jobs="auto"`` resolved)
+    threads: int | None = None           # threads of each CPU run (None on CUDA)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -78,7 +84,7 @@ _pid_alive = pid_alive             # (moved to the store, which also needs it)
 def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Path | None = None,
               workdir: str | Path | None = None, max_runs: int | None = None, progress: bool = True,
               address: str | None = None, retry_failed: bool = False, device: str = "auto",
-              threads: int = 1, jobs: int = 1, restart: Iterable[str] = ()) -> SweepSummary:
+              threads: int = 1, jobs: int | str = "auto", restart: Iterable[str] = ()) -> SweepSummary:
     """Train every pending run of the sweep store ``db_path``; see the module docstring.
 
     executor: "local" (child processes) or "ray" (one task per run; ``address`` of a cluster, else
@@ -86,8 +92,12 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
     this many runs. retry_failed: put failed runs back to pending first. threads: torch CPU
     threads per run (1 is fastest for these small models), never more than the run's fair share
     of the cores, ``max(1, cores // jobs)`` (a warning says when it is lowered). jobs: CPU runs
-    trained at once by the local executor, each in its own worker process; runs on CUDA go one
-    per GPU whatever ``jobs`` says. KeyboardInterrupt stops cleanly: the runs in flight (all of
+    trained at once by the local executor, each in its own worker process; "auto" (the default):
+    as many as the cores hold at ``threads`` each, at most one per pending run
+    (``executors.resolve_jobs``); runs on CUDA go one per GPU whatever ``jobs`` says. While it
+    trains, each run's step, loss and ETA and the sweep's ETA are shown (``progress``) and written
+    to the store's progress table every ``PROGRESS_EVERY`` seconds (``sweep status`` shows them).
+    KeyboardInterrupt stops cleanly: the runs in flight (all of
     them) go back to pending and ``summary.interrupted`` is True. restart: run ids to train again
     from scratch (what they recorded and their checkpoints are discarded first). A read-only store or
     a full disk is refused as such (StoreError).
@@ -98,24 +108,24 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
         raise ValueError(f"--max-runs must be a positive integer; got {max_runs}")
     if threads < 1:
         raise ValueError(f"--threads must be a positive integer; got {threads}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs must be a positive integer (runs trained at once on CPU); got {jobs}")
-    if executor == "ray" and jobs > 1:
+    from scalinglab.sweep.executors import AUTO, check_device, cpu_count, gpu_count, resolve_jobs
+    if jobs != AUTO and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"--jobs must be a positive integer (runs trained at once on CPU) or {AUTO} "
+                         f"(as many as the cores hold); got {jobs}")
+    if executor == "ray" and jobs != AUTO and jobs > 1:
         raise ValueError("--jobs is for --executor local; with --executor ray the cluster's CPUs and GPUs "
                          "decide how many runs train at once")
-    parallel = jobs                        # (``jobs`` below is the list of job dicts)
-    from scalinglab.sweep.executors import check_device, cpu_count, cpu_threads, gpu_count
     device = check_device(device, executor=executor)    # before any run: not one failure per run
     on_cpu = device == "cpu" or (device == "auto" and gpu_count() == 0)
     run_warnings: list[str] = []
     if executor == "local" and on_cpu:
         cores, asked = cpu_count(), threads
-        threads = cpu_threads(jobs, threads, cores)
+        _, threads = resolve_jobs(jobs, threads, cores=cores)
         if threads < asked:
             run_warnings.append(f"--threads {asked} with --jobs {jobs} on {cores} core(s): each run gets "
                                 f"{threads} thread(s), its share of the cores, so the runs do not "
                                 "oversubscribe them")
-    elif executor == "local" and jobs > 1:
+    elif executor == "local" and jobs != AUTO and jobs > 1:
         run_warnings.append(f"--jobs {jobs} is for CPU runs; these runs train on CUDA, one per GPU")
     db_path = Path(db_path)
     restart = list(dict.fromkeys([restart] if isinstance(restart, str) else restart))
@@ -168,13 +178,23 @@ def _run(db_path: Path, *, executor, corpus, workdir, max_runs, progress, addres
         jobs = [{"run_id": r.run_id, "config": r.config["train"], "corpus": str(corpus_path.resolve()),
                  "workdir": str((runs_dir / r.run_id).resolve()), "device": device, "threads": threads}
                 for r in runs]
+        from scalinglab.sweep.executors import AUTO, resolve_jobs
+        if executor == "local":
+            summary.jobs = (resolve_jobs(parallel, threads, runs=len(runs))[0] if on_cpu
+                            else 1 if parallel == AUTO else parallel)      # (on CUDA: one run per GPU)
+            summary.threads = threads if on_cpu else None
         if executor == "ray":
             from scalinglab.sweep.executors import RayExecutor
             runner = RayExecutor(address)
         else:
             from scalinglab.sweep.executors import LocalExecutor
-            runner = LocalExecutor(threads=threads, jobs=parallel, cpu=on_cpu)
-        display = _Display(len(jobs), {j["run_id"]: j["config"]["tokens"] for j in jobs}, enabled=progress,
+            runner = LocalExecutor(threads=threads, jobs=summary.jobs, cpu=on_cpu)
+        # work: the planned FLOPs; timed from the first progress report (Ray tasks send none: from now)
+        clock = SweepClock({r.run_id: r.budget for r in runs}, start=time.monotonic() if executor == "ray" else None)
+        tracker = _Tracker(store, clock)
+        how = (f"{summary.jobs} at a time, {threads} thread(s) each" if executor == "local" and on_cpu
+               else "one per GPU" if executor == "local" else "on Ray")
+        display = _Display(len(jobs), f"runs ({how})", enabled=progress,
                            per_run=executor == "local")    # Ray tasks report only when they finish
 
         workdirs = {j["run_id"]: Path(j["workdir"]) for j in jobs}
@@ -182,6 +202,10 @@ def _run(db_path: Path, *, executor, corpus, workdir, max_runs, progress, addres
         def on_start(job):
             store.mark_running(job["run_id"], job["workdir"], inputs[job["run_id"]])
             display.start(job["run_id"])
+
+        def on_event(run_id, event):
+            if event.get("type") == "progress":
+                display.update(run_id, tracker.observe(run_id, event), clock.eta(time.monotonic()))
 
         def log_failure(run_id: str, outcome: dict) -> None:
             log = workdirs[run_id] / LOG_NAME
@@ -211,11 +235,12 @@ def _run(db_path: Path, *, executor, corpus, workdir, max_runs, progress, addres
                 store.record_failed(run_id, reason, wall_seconds=outcome["wall_seconds"],
                                     hardware=outcome["hardware"] or None)
                 summary.failed[run_id] = reason
-            display.finish(run_id, status)
+            tracker.finish(run_id, status)
+            display.finish(run_id, status, clock.eta(time.monotonic()))
 
         with display:
             try:
-                runner.run(jobs, on_start=on_start, on_event=display.event, on_outcome=on_outcome)
+                runner.run(jobs, on_start=on_start, on_event=on_event, on_outcome=on_outcome)
             except KeyboardInterrupt:
                 summary.interrupted = True
                 store.reset_running()
@@ -343,18 +368,58 @@ def _repetition_warnings(runs, corpus: Path) -> list[str]:
             "(Muennighoff et al. 2023); give a larger --corpus for data-unconstrained points"]
 
 
-class _Display:
-    """Rich progress: runs overall, plus tokens of each run in flight."""
+class _Tracker:
+    """The sweep's clock, fed by the runs' progress events, written to the store at most every
+    ``PROGRESS_EVERY`` seconds and whenever a run ends (so ``sweep status`` shows where it is)."""
 
-    def __init__(self, n_runs: int, tokens: dict[str, int], enabled: bool, per_run: bool = True):
-        self.enabled, self.tokens, self.tasks, self.per_run = enabled, tokens, {}, per_run
+    def __init__(self, store: SweepStore, clock: SweepClock, now=time.monotonic):
+        self.store, self.clock, self.now = store, clock, now
+        self.unsaved: dict[str, RunProgress] = {}
+        self.saved_at: float | None = None
+
+    def observe(self, run_id: str, event: dict) -> RunProgress:
+        now = self.now()
+        loss = event.get("train_loss")
+        progress = self.clock.observe(run_id, int(event["steps_done"]), int(event["steps_total"]), now,
+                                      None if loss is None else float(loss))
+        self.unsaved[run_id] = progress
+        if self.saved_at is None or now - self.saved_at >= PROGRESS_EVERY:
+            self.save(now)
+        return progress
+
+    def finish(self, run_id: str, status: str) -> None:
+        if status != "interrupted":
+            self.clock.finish(run_id, status == "done")
+        self.save(self.now())
+
+    def save(self, now: float) -> None:
+        runs = {r: {"steps_done": p.done, "steps_total": p.total, "train_loss": p.loss,
+                    "step_seconds": p.step_seconds, "eta_seconds": p.eta} for r, p in self.unsaved.items()}
+        self.store.record_progress(runs, {"eta_seconds": self.clock.eta(now),
+                                          "flops_per_second": self.clock.throughput(now)})
+        self.unsaved.clear()
+        self.saved_at = now
+
+
+def run_info(progress: RunProgress) -> str:
+    """A run's loss and ETA as the progress display shows them ("–" until measured)."""
+    loss = "–" if progress.loss is None else f"{progress.loss:.4f}"
+    return f"loss {loss}  ETA {fmt_eta(progress.eta)}"
+
+
+class _Display:
+    """Rich progress: the runs overall with the sweep's ETA, and each run in flight with its
+    step (of its steps), its loss and its ETA."""
+
+    def __init__(self, n_runs: int, description: str, enabled: bool, per_run: bool = True):
+        self.enabled, self.tasks, self.per_run = enabled, {}, per_run
         if not enabled:
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), transient=False)
-        self.overall = self.progress.add_task("runs", total=n_runs)
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False)
+        self.overall = self.progress.add_task(description, total=n_runs, info=f"ETA {fmt_eta(None)}")
 
     def __enter__(self):
         if self.enabled:
@@ -367,14 +432,18 @@ class _Display:
 
     def start(self, run_id: str) -> None:
         if self.enabled and self.per_run:
-            self.tasks[run_id] = self.progress.add_task(f"  {run_id} tokens", total=self.tokens[run_id])
+            self.tasks[run_id] = self.progress.add_task(f"  {run_id} step", total=None,
+                                                        info=f"loss –  ETA {fmt_eta(None)}")
 
-    def event(self, run_id: str, event: dict) -> None:
-        if self.enabled and event.get("type") == "curve" and event.get("branch") is None \
-                and run_id in self.tasks:
-            self.progress.update(self.tasks[run_id], completed=event["tokens"])
+    def update(self, run_id: str, progress: RunProgress, sweep_eta: float | None) -> None:
+        if not self.enabled:
+            return
+        if run_id in self.tasks:
+            self.progress.update(self.tasks[run_id], completed=progress.done, total=progress.total,
+                                 info=run_info(progress))
+        self.progress.update(self.overall, info=f"ETA {fmt_eta(sweep_eta)}")
 
-    def finish(self, run_id: str, status: str) -> None:
+    def finish(self, run_id: str, status: str, sweep_eta: float | None) -> None:
         if not self.enabled:
             return
         task = self.tasks.pop(run_id, None)
@@ -382,5 +451,6 @@ class _Display:
             self.progress.remove_task(task)
         if status != "interrupted":
             self.progress.advance(self.overall)
+            self.progress.update(self.overall, info=f"ETA {fmt_eta(sweep_eta)}")
             if status != "done":
                 self.progress.console.print(f"[red]{run_id}: {status}[/red]")

@@ -28,15 +28,15 @@ import platform
 import re
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from scalinglab.arch import schedules
 from scalinglab.train.corpus import TokenData
-from scalinglab.arch.counting import ModelShape, ParamCount, count_params, training_flops_per_token
+from scalinglab.arch.config import TrainConfig
+from scalinglab.arch.counting import ParamCount, count_params, training_flops_per_token
 from scalinglab.train.fingerprint import RESUME_MAY_CHANGE, config_fingerprint, corpus_fingerprint, short
 from scalinglab.train.model import Transformer
 from scalinglab.train.noise_scale import HalfBatchProbe, b_simple, unbiased_estimates
@@ -50,104 +50,6 @@ _STATUSES = ("running", "done", "diverged")
 
 class CheckpointRefused(ValueError):
     """A checkpoint that is not this run's or not plain data; the message says why."""
-
-
-@dataclass
-class TrainConfig:
-    shape: ModelShape
-    tokens: int                        # training tokens of the main run (rounded down to whole steps)
-    batch_size: int                    # sequences per step
-    seq_len: int
-    lr: float                          # peak learning rate
-    schedule: str = "cosine"           # "cosine" | "wsd"
-    warmup_tokens: int | None = None   # None: 2% of tokens (at least one step)
-    cooldown_fraction: float = 0.2     # WSD: share of each run's (or branch's) steps spent decaying
-    wsd_branch_tokens: tuple[int, ...] = ()   # extra token counts measured by cooldown branches
-    seed: int = 0
-    device: str = "auto"               # "auto" (cuda if available, else cpu) | "cpu" | "cuda[:i]"
-    compile: bool = False              # torch.compile the model
-    optimizer: str = "adamw"           # "adamw" | "muon" (Muon on hidden matrices, AdamW elsewhere)
-    weight_decay: float = 0.1
-    eval_every: int | None = None      # steps between validation evaluations; None: ~10 per run
-    eval_tokens: int = 65_536          # size of the fixed validation set (capped by the split)
-    # beyond the contract
-    min_lr_ratio: float = 0.1          # cosine: final lr / peak lr
-    cooldown_decay: str = "linear"     # WSD: "linear" | "1-sqrt"
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0             # max global grad norm (0: off)
-    loss_chunk: int | None = None      # positions per cross-entropy chunk; None: auto (on at vocab > 16384)
-    log_every: int | None = None       # steps between curve events; None: ~500 per run
-    checkpoint_every: int | None = None   # steps between checkpoints; None: at every evaluation
-    noise_every: int | None = None     # steps between gradient-noise-scale measurements (train/noise_scale.py;
-    #                                    each costs a half-batch backward); None: ~50 per run; 0: off
-
-    def __post_init__(self):
-        def need(cond, msg):
-            if not cond:
-                raise ValueError(f"TrainConfig: {msg}")
-        need(isinstance(self.shape, ModelShape), "shape must be a ModelShape")
-        for name in ("tokens", "batch_size", "seq_len"):
-            need(int(getattr(self, name)) > 0, f"{name} must be a positive integer")
-        need(self.seq_len <= self.shape.context_length,
-             f"seq_len ({self.seq_len}) must be <= shape.context_length ({self.shape.context_length})")
-        need(math.isfinite(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr}")
-        need(self.schedule in ("cosine", "wsd"), f"schedule must be 'cosine' or 'wsd', got {self.schedule!r}")
-        need(self.optimizer in ("adamw", "muon"),
-             f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
-        need(0 < self.cooldown_fraction <= 1, "cooldown_fraction must be in (0, 1]")
-        need(self.cooldown_decay in ("linear", "1-sqrt"), "cooldown_decay must be 'linear' or '1-sqrt'")
-        self.wsd_branch_tokens = tuple(sorted({int(t) for t in self.wsd_branch_tokens}))
-        need(not self.wsd_branch_tokens or self.schedule == "wsd",
-             "wsd_branch_tokens needs schedule='wsd'")
-        need(all(0 < t < self.tokens for t in self.wsd_branch_tokens),
-             f"wsd_branch_tokens must lie strictly between 0 and tokens ({self.tokens})")
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.seq_len
-
-    @property
-    def total_steps(self) -> int:
-        return max(1, self.tokens // self.tokens_per_step)
-
-    @property
-    def warmup_steps(self) -> int:
-        wt = 0.02 * self.tokens if self.warmup_tokens is None else self.warmup_tokens
-        return max(1, round(wt / self.tokens_per_step)) if wt > 0 else 0
-
-    def cooldown_steps(self, total_steps: int) -> int:
-        return max(1, round(self.cooldown_fraction * total_steps))
-
-    def branches(self) -> list[tuple[int, int]]:
-        """(start step, end step) of each WSD cooldown branch, in the order they are taken."""
-        out = []
-        for t in self.wsd_branch_tokens:
-            end = max(1, t // self.tokens_per_step)
-            start = end - self.cooldown_steps(end)
-            if end >= self.total_steps:
-                raise ValueError(f"TrainConfig: WSD branch at {t} tokens rounds to {end} steps, not "
-                                 f"fewer than the main run's {self.total_steps}")
-            if start < self.warmup_steps:
-                raise ValueError(f"TrainConfig: WSD branch at {t} tokens would start its cooldown at "
-                                 f"step {start}, inside the {self.warmup_steps}-step warmup; use "
-                                 "larger branch token counts or a shorter warmup")
-            out.append((start, end))
-        return sorted(out)
-
-    def lr_at(self, step: int, branch_end: int | None = None) -> float:
-        if self.schedule == "cosine":
-            mult = schedules.cosine(step, self.total_steps, self.warmup_steps, self.min_lr_ratio)
-        else:
-            total = self.total_steps if branch_end is None else branch_end
-            mult = schedules.wsd(step, total, self.warmup_steps, self.cooldown_steps(total),
-                                 self.cooldown_decay)
-        return self.lr * mult
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["wsd_branch_tokens"] = list(self.wsd_branch_tokens)
-        return d
 
 
 @dataclass
@@ -169,7 +71,9 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
 
     Events (``on_event``): {"type": "curve", "step", "tokens", "train_loss", "val_loss" (or None),
     "lr", "branch"} and {"type": "point", "tokens", "val_loss", "branch", ...} (branch: the WSD
-    branch index, None for the main run). A NaN/inf loss ends the run with status "diverged".
+    branch index, None for the main run); {"type": "progress", "steps_done", "steps_total",
+    "train_loss"} when training starts or resumes and after every curve event (steps of the main
+    run and its branches together: ``steps_done``). A NaN/inf loss ends the run with status "diverged".
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +156,12 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
             emit({"type": "point", **point})
             return val
 
+        def report(train_loss=None):
+            emit({"type": "progress", "steps_done": steps_done(st["step"], st["branches_done"], branches),
+                  "steps_total": total_work, "train_loss": train_loss})
+
+        total_work = steps_done(S, len(branches), branches)
+        report()                                            # where it starts (resumed: where it stopped)
         t0 = time.perf_counter() - st["wall"]
         while True:
             step, b = st["step"], st["branch"]
@@ -299,6 +209,7 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
                          "val_loss": val_loss, "lr": lr, "branch": b, **_take_noise(noise)}
                 st["curve"].append(event)
                 emit(event)
+                report(train_loss)
                 if not (math.isfinite(train_loss) and (val_loss is None or math.isfinite(val_loss))):
                     st["status"], st["message"] = "diverged", (
                         f"loss became {train_loss if not math.isfinite(train_loss) else val_loss} "
@@ -315,6 +226,13 @@ def train(config: TrainConfig, corpus: str | Path, *, workdir: str | Path,
 
 
 # ---------------------------------------------------------------- helpers
+
+def steps_done(step: int, branches_done: int, branches: list[tuple[int, int]]) -> int:
+    """Optimizer steps taken by a run at ``step`` with ``branches_done`` WSD branches behind it
+    (inside a branch, ``step`` counts on from the branch's start, so the branch's own steps are in
+    it already); with ``step`` = the main run's last and every branch done: the run's total."""
+    return step + sum(end - start for start, end in branches[:branches_done])
+
 
 def _to(a, device):
     t = torch.from_numpy(a)

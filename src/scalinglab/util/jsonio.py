@@ -33,6 +33,13 @@ def from_json_float(x) -> float:
 
 def to_jsonable(obj):
     """A plain JSON tree (dict, list, str, int, float, bool, None) from numpy-laden objects."""
+    kind = type(obj)                 # the plain leaves first: a fit's JSON holds ~10^4 of them
+    if kind is float:
+        return json_float(obj)
+    if kind is str or kind is int or kind is bool:
+        return obj
+    if kind is list:
+        return [to_jsonable(v) for v in obj]
     if obj is None or isinstance(obj, (str, bool, np.bool_)):
         return bool(obj) if isinstance(obj, np.bool_) else obj
     if hasattr(obj, "to_dict") and not isinstance(obj, dict):

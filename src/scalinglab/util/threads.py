@@ -41,3 +41,10 @@ def single_threaded_blas():
             yield
         finally:
             _depth -= 1
+
+
+def limit_threads(n: int):
+    """Cap every BLAS and OpenMP pool this process has loaded at ``n`` threads for the block
+    (``with limit_threads(n): ...``): a sweep worker's share of the cores, so that ``jobs`` runs of
+    ``n`` threads each never ask for more threads than there are cores."""
+    return _controller().limit(limits=int(n))
