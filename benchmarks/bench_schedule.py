@@ -39,8 +39,8 @@ def main() -> None:
             fit = fits[decay] = fit_schedule(curves, runs=[fit_on], n_boot=args.bootstrap, decay=decay)
             print(f"== fit on {fit_on}, decay={decay} ({time.time() - t0:.1f} s with {args.bootstrap} resamples)")
             print(fit.summary())
-            for smooth in (1, 25):
-                print(curve_error(fit, curves, predict, smooth=smooth).summary())
+            for smooth_steps in (0, 25):
+                print(curve_error(fit, curves, predict, smooth_steps=smooth_steps).summary())
         if fit_on == "wsd":
             target = curves[curves["run_id"] == "cosine"]
             preds = [predict_lr(f, target["lr"].to_numpy(),

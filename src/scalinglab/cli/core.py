@@ -482,7 +482,8 @@ def validate(
     reading: RunOptions = RunOptions(),
     holdout: str = typer.Option("largest", help="'largest': hold out the largest budget (or size)."),
     threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
-    by: str = typer.Option("flops", help="Split by flops or params."),
+    by: str = typer.Option("flops", help="Split by flops, params or tokens; the intervals widen with the "
+                           "decades of compute beyond the training part, whichever column splits it."),
     rollout: bool = typer.Option(False, help="Repeat over increasing thresholds and show how errors shrink."),
     steps: Optional[int] = typer.Option(10, help="Rollout: at most this many thresholds, spread over the feasible ones (0 = all)."),
     level: Optional[float] = LevelOpt,

@@ -11,7 +11,7 @@ from scalinglab.cli.app import app
 from scalinglab.cli.language import LanguageGroup, bootstrap_option
 from scalinglab.cli.runopts import where_help
 from scalinglab.cli.render import check_bootstrap, check_range, emit_json, err_console, fail, parse_mapping, \
-    print_text_block
+    print_text_block, to_cli
 from scalinglab.cli.rowopts import DropInvalidOpt, print_read_report
 
 hparams_app = typer.Typer(cls=LanguageGroup, help="Learning-rate and batch-size laws: presets, fits from LR × batch sweeps, "
@@ -27,6 +27,8 @@ WindowOpt = typer.Option(0.02, "--window", help="Near-optimal band of the smooth
                          "the runs within this relative loss of the smoothed minimum (at least terms + 2 runs)")
 GroupByOpt = typer.Option(None, "--group-by", help="Column(s) naming each model's runs, comma-separated (default: "
                           "runs of equal params and tokens); for sweeps whose tokens move with the batch size")
+DivergedRatioOpt = typer.Option(1.5, "--diverged-ratio", help="A run whose final loss is more than this multiple of "
+                                "its group's best diverged (kept logging): listed and left out (inf keeps all)")
 FormOpt = typer.Option("auto", "--form", help="Regressors of log lr* and log B*: auto, ND (log N and log D, Step "
                        "Law's form), C (log C, DeepSeek's), N or D")
 
@@ -87,6 +89,7 @@ def fit_command(
     bootstrap: int = bootstrap_option("intervals (runs resampled within each group)"),
     seed: int = typer.Option(0, "--seed"),
     keep_edge: bool = typer.Option(False, "--keep-edge", help="Keep groups whose optimum is on the sampled range's edge"),
+    diverged_ratio: float = DivergedRatioOpt,
     params: Optional[float] = typer.Option(None, "--params", help="Predict lr* and B* at this N (with --tokens)"),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="Predict at this D (with --params)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the fitted law (JSON) for "
@@ -108,7 +111,7 @@ def fit_command(
             raise typer.BadParameter(f"-o {output}: give a file in an existing directory, e.g. -o hp.json")
         runs = _read(sweep, mapping, where, sep, batch_unit, seq_len, drop_invalid)
         result = fit_hparams(runs, window=window, form=form, n_boot=bootstrap, seed=seed, keep_edge=keep_edge,
-                             group_by=_columns(group_by))
+                             group_by=_columns(group_by), diverged_ratio=diverged_ratio)
         target = None if params is None else {"params": params, "tokens": tokens}
         if output is not None:
             result.to_json(output)
@@ -118,7 +121,7 @@ def fit_command(
             payload["prediction"] = {"params": params, "tokens": tokens, **result.predict(**target)}
         emit_json(payload)
     else:
-        print_text_block(result.summary(target), title=f"lr/batch law fitted to {sweep}")
+        print_text_block(to_cli(result.summary(target)), title=f"lr/batch law fitted to {sweep}")
         if output is not None:
             print(f"law written to {output}; use it with `scalinglab plan FIT --hparams-law {output}`")
 
@@ -138,6 +141,7 @@ def validate_command(
     bootstrap: int = bootstrap_option("intervals"),
     seed: int = typer.Option(0, "--seed"),
     keep_edge: bool = typer.Option(False, "--keep-edge"),
+    diverged_ratio: float = DivergedRatioOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ):
     """Fit on every (N, D) group but the largest, predict its lr* and B*, and read its loss there vs its best run."""
@@ -149,11 +153,11 @@ def validate_command(
         _check_common(seed, seq_len)
         runs = _read(sweep, mapping, where, sep, batch_unit, seq_len, drop_invalid)
         result = validate_hparams(runs, window=window, form=form, n_boot=bootstrap, seed=seed, keep_edge=keep_edge,
-                                  group_by=_columns(group_by))
+                                  group_by=_columns(group_by), diverged_ratio=diverged_ratio)
     if as_json:
         emit_json(result.to_dict())
     else:
-        print_text_block(result.summary() + "\n\n" + result.fit.summary(), title=f"lr/batch hold-out on {sweep}")
+        print_text_block(to_cli(result.summary() + "\n\n" + result.fit.summary()), title=f"lr/batch hold-out on {sweep}")
 
 
 @hparams_app.command("critical-batch")

@@ -17,7 +17,8 @@ import typer
 from scalinglab.cli.optionset import option
 
 LAW_HELP = ("Law: {laws}; or a formula such as "
-            "\"E + A/N**alpha + B/D**beta\" with --var N=params --var D=tokens; or your own law as "
+            "\"E + A/N**alpha + B/D**beta\" with --var N=params --var D=tokens (functions exp log log10 sqrt "
+            "abs tanh softplus min max clip; named pieces before it: \"h = N**(-alpha); E + A*h\"); or your own law as "
             "package.module:Class (imports that module: docs/extending.md).")
 USER_LAW_HELP = ("The fit's law when it is your own, as package.module:Class: imports that module so that the fit "
                  "file can be read (docs/extending.md); built-in laws need nothing.")

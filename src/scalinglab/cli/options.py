@@ -9,7 +9,7 @@ from __future__ import annotations
 API_OPTIONS = {  # API argument -> CLI option
     "mapping": "--map", "where": "--where", "group": "--group", "flops_tolerance": "--flops-tolerance",
     "drop_top_loss": "--drop-top-loss", "drop_outliers": "--drop-outliers", "n_bootstrap": "--bootstrap",
-    "n_boot": "--bootstrap", "keep_edge": "--keep-edge", "weights": "--weights", "method": "--method",
+    "n_boot": "--bootstrap", "keep_edge": "--keep-edge", "diverged_ratio": "--diverged-ratio", "weights": "--weights", "method": "--method",
     "unit": "--unit", "level": "--level", "delta": "--delta", "by": "--by", "prefer": "--prefer",
     "holdout": "--holdout", "threshold": "--threshold", "n_steps": "--steps", "workers": "--jobs",
     "seed": "--seed", "law": "--law", "variables": "--var", "fixed": "--fix", "budget": "--budget",
@@ -26,7 +26,7 @@ API_OPTIONS = {  # API argument -> CLI option
     "allow_edited": "--allow-edited", "drop_invalid": "--drop-invalid", "force": "--force",
     "tracking_uri": "--tracking-uri",
     "last_step": "--last-step", "batch_unit": "--batch-unit", "restart": "--restart", "corpus": "--corpus",
-    "allow_unbent": "--allow-unbent", "min_x": "--min-x",
+    "allow_unbent": "--allow-unbent", "min_x": "--min-x", "smooth_steps": "--smooth-steps",
     # API functions that a command runs: a message naming one names the command
     "fit_groups": "--by-group", "isoflop_approach1": "`scalinglab isoflop --approach 1`",
     "isoflop_approach2": "`scalinglab isoflop --approach 2`",

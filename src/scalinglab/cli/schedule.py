@@ -103,6 +103,9 @@ def predict_command(
     compare: Optional[str] = typer.Option(None, "--compare", help="A recorded curve file to score the prediction "
                                           "on (its own lr sequence is used; pick the curve with --compare-run)"),
     compare_run: Optional[str] = typer.Option(None, "--compare-run", help="The curve of --compare to score"),
+    smooth_steps: int = typer.Option(0, "--smooth-steps", help="--compare: score each checkpoint on the mean "
+                                     "logged loss within a centred window of this many optimizer steps (default 0: "
+                                     "on its own loss)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a figure of the predicted curve (PNG)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the predicted curve (CSV)"),
     as_json: bool = JsonOpt,
@@ -122,11 +125,12 @@ def predict_command(
         _check_out(plot, "--plot", "curve.png")
         if compare_run and not compare:
             raise typer.BadParameter("--compare-run needs --compare (the file holding that curve)")
+        check_range(smooth_steps, "--smooth-steps", low=0, integer=True, example="256")
         result = ScheduleFit.from_json(fit, allow_edited=allow_edited)
         add_file_notes(result)
         curve = predict_schedule(result, schedule, steps, peak_lr=peak_lr, warmup=warmup, cooldown=cooldown,
                                  cooldown_shape=cooldown_shape, min_ratio=min_ratio)
-        scored = curve_error(result, compare, compare_run) if compare else None
+        scored = curve_error(result, compare, compare_run, smooth_steps=smooth_steps) if compare else None
         if output is not None:
             curve.frame.to_csv(output, index=False, float_format="%.6g")
         if plot is not None:

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scalinglab.fitting.objectives import Objective
+from scalinglab.util.threads import single_threaded_blas
 
 __all__ = ["BatchResult", "grid_objective", "refine_batch", "nnls_small_batch"]
 
@@ -114,6 +115,7 @@ def _psi_omega(base: Objective, r: np.ndarray, W, outside=_OUTSIDE) -> tuple[np.
     return psi, omega
 
 
+@single_threaded_blas()
 def grid_objective(law, objective: Objective, grid: np.ndarray, X: np.ndarray, logy: np.ndarray) -> np.ndarray:
     """Objective at every start, vectorised: (k,) from (k, n) residual blocks; non-finite
     predictions (overflow at extreme starts) give +inf, never an error."""
@@ -128,6 +130,7 @@ def grid_objective(law, objective: Objective, grid: np.ndarray, X: np.ndarray, l
     return out
 
 
+@single_threaded_blas()
 def refine_batch(law, objective: Objective, starts: np.ndarray, X: np.ndarray, logy: np.ndarray, *,
                  weights: np.ndarray | None = None, maxiter: int = 200, ftol: float = 1e-12,
                  xtol: float = 1e-8, cache=None, join: tuple[float, float] | None = None,

@@ -161,6 +161,7 @@ def ladder_warnings(law: Law, df) -> list[str]:
     return out
 
 
+@single_threaded_blas()       # results independent of the BLAS thread count (see util/threads.py)
 def fit_arrays(law, X, y_loss, *, fixed=None, loss="huber", delta=1e-3, asymmetry=None, init_grid=None,
                n_refine=32, method="auto", seed=0, x0=None, basin_rtol=1e-4, basin_ptol=1e-2,
                maxiter=1000, join_basins=True, workers=None, weights=None, solver="batched",

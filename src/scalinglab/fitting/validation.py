@@ -10,13 +10,13 @@ whether errors shrink as the ladder grows and whether the intervals hold at ever
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from scalinglab.data.readers import as_runtable
-from scalinglab.fitting.calibration import calibrate_runs, ladder_levels, own_minimum
+from scalinglab.fitting.calibration import calibrate_runs, ladder_levels, own_minimum, split_column
 from scalinglab.fitting.prediction import Calibration, choose_n_opt, uncalibrated
 from scalinglab.fitting.split import fit_part, law_n_opt, law_spec
 from scalinglab.util.jsonio import to_jsonable
@@ -312,13 +312,17 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
     train_problem = None if problem is None else problem.subset(train_mask)
     result = fit_part(train, law, fit_kwargs, what, problem=train_problem)
     notes: list[str] = []
-    data_max = float(level_c[ids[train_mask]].max())
+    # one distance: whichever column splits the runs, extrapolation is measured in the unit the
+    # calibration uses (decades of compute, or a metric law's scale column) beyond the training part
+    cal_by = split_column(result.law_object)
+    cal_ids, cal_c = (ids, level_c) if cal_by == by else ladder_levels(df, cal_by, options["level_rtol"])
     if options["calibrate"]:
-        cal = calibrate_runs(train, law, level=level, by=by, level_rtol=options["level_rtol"],
+        cal = calibrate_runs(train, law, level=level, by=cal_by, level_rtol=options["level_rtol"],
                              isoflop_method=options["isoflop_method"], fit_kwargs=fit_kwargs, problem=train_problem)
     else:
-        cal = uncalibrated(level, data_max, "calibration switched off (calibrate=False)",
-                           data_min=float(level_c[ids[train_mask]].min()))
+        train_c = cal_c[cal_ids[train_mask]]
+        cal = replace(uncalibrated(level, float(train_c.max()), "calibration switched off (calibrate=False)",
+                                   data_min=float(train_c.min())), by=cal_by)
     from scalinglab.fitting.noise import heldout_verdict, resolve_noise, with_noise_floor
 
     noise = resolve_noise(options.get("noise", "auto"), df, result.law_object)
@@ -328,7 +332,7 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
     pred = np.asarray(result.predict(test), dtype=float)
     obs = np.asarray(result.law_object.target_values(test), dtype=float)   # the law's target (loss, accuracy...)
     test_c = level_c[ids[~train_mask]]
-    distance = cal.distance(test_c) if by == "flops" else np.maximum(np.log10(test_c / data_max), 0.0)
+    distance = cal.distance(cal_c[cal_ids[~train_mask]])
     h = cal.loss.half_width(distance)
     z = result.law_object.transform.forward(pred)
     lo, hi = (result.law_object.transform.inverse(z - h), result.law_object.transform.inverse(z + h))
@@ -343,11 +347,9 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
         notes.append(f"law {result.law!r} has no compute-optimal N (no frontier); N* is not compared")
         compare_n_opt = False
     if compare_n_opt:
-        if by == "flops":
-            test_budget = test_c
-        else:   # the held-out runs' FLOP budgets, grouped by the same rule
-            b_ids, b_c = ladder_levels(df, "flops", options["level_rtol"])
-            test_budget = b_c[b_ids[~train_mask]]
+        # the held-out runs' FLOP budgets, grouped by the same rule
+        b_ids, b_c = (cal_ids, cal_c) if cal_by == "flops" else ladder_levels(df, "flops", options["level_rtol"])
+        test_budget = b_c[b_ids[~train_mask]]
         n_opt = _n_opt_table(result, train, test, test_budget, df, law, cal, options, notes, problem=problem)
     else:
         n_opt = pd.DataFrame(columns=N_OPT_COLUMNS)

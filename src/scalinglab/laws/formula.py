@@ -4,11 +4,26 @@
 Safety model.  User text is never evaluated: no ``eval``, ``exec`` or ``compile`` runs on it.
 It is read by ``ast.parse(text, mode="eval")`` and the syntax tree is walked with a whitelist:
 numbers, names, parentheses, unary + and -, binary + - * / ** (``^`` is read as ``**``), and
-calls of :data:`FUNCTIONS` with one positional argument.  Anything else (attribute access,
+calls of :data:`FUNCTIONS` with positional arguments: ``exp log log10 sqrt abs tanh softplus``
+of one (``softplus(x) = log(1 + exp(x))``), ``min`` and ``max`` of two or more, ``clip(x, lo,
+hi)`` (read as ``min(max(x, lo), hi)``, numpy's ``clip``).  Anything else (attribute access,
 subscripts, lambdas, comprehensions, strings, other calls, keywords...) raises ValueError
 naming the offending piece.  What survives becomes a small immutable tree of tuples
 (``("const", 2.0)``, ``("sym", "N")``, ``("neg", x)``, ``("add"|"sub"|"mul"|"div"|"pow", a, b)``,
-``("call", "exp", x)``), picklable, that only this module's numpy code walks.
+``("call", "exp", x)``, ``("call", "min", a, b)``), picklable, that only this module's numpy
+code walks.
+
+Named sub-expressions.  Definitions ``name = expression`` separated by ``;`` come before the
+formula, e.g. ``"h = N**(-alpha); E + A*h + B*D**(-beta)"``; each may use the ones before it.
+A name is replaced by its definition's tree where it is used, so the law is exactly the inlined
+formula (same parameters, same order, same fit).  A definition that is never used, defined
+twice, used before it is defined, or named like a function is refused, naming it.
+
+Zero features.  With ``positive_features=False`` a feature may be 0.  Where the formula is
+infinite at 0 (a feature raised to a negated or negative exponent,
+divided by, or under log) such a row is refused by :meth:`FormulaLaw.check_features`, naming
+the row, the column and the piece.  ``x**c`` with c fitted stays finite at x = 0 (c > 0), and
+its derivative in c there is the limit 0 (not 0 * log 0 = NaN).
 
 Symbols.  Names mapped in ``variables`` are features (canonical run columns); every other name
 is a parameter, in order of first appearance.  ``log_params`` are fitted as their logarithm
@@ -33,9 +48,11 @@ from scalinglab.util.expression import MAX_LENGTH, NODE_KINDS, ExpressionError, 
 from scalinglab.util.jsonio import canonical_text
 from scalinglab.util.errors import ParamError
 
-FUNCTIONS = ("exp", "log", "log10", "sqrt")
+UNARY = ("exp", "log", "log10", "sqrt", "abs", "tanh", "softplus")
+FUNCTIONS = UNARY + ("min", "max", "clip")
 ALLOWED = ("numbers, names, parentheses, unary + and -, binary + - * / ** (^ is read as **), "
-           "and the functions " + ", ".join(f"{f}(x)" for f in FUNCTIONS) + " of one argument")
+           "the functions " + ", ".join(f"{f}(x)" for f in UNARY) + ", min(a, b, ...), max(a, b, ...), "
+           "clip(x, lo, hi), and named sub-expressions before the formula ('h = N**(-alpha); E + A*h')")
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 _LN10 = math.log(10.0)
 
@@ -49,19 +66,51 @@ def parse_formula(text: str) -> tuple:
         raise ValueError(f"formula must be a non-empty string, e.g. 'E + A/N**alpha'; got {text!r}")
     if len(text) > MAX_LENGTH:
         raise ValueError(f"formula is {len(text)} characters long; at most {MAX_LENGTH} are accepted")
-    src = " ".join(text.split()).replace("^", "**")
-    m = re.fullmatch(r"([A-Za-z_]\w*)\s*=(?!=)(.*)", src)
-    src = m.group(2).strip() if m else src
-    try:
-        body = parse_expression(src)
-    except ExpressionError as exc:
-        raise ValueError(f"formula {text!r} {exc}; a formula may use {ALLOWED}") from None
-    return _convert(body, src, text)
+    pieces = " ".join(text.split()).replace("^", "**").rstrip("; ").split(";")
+    defs: dict[str, tuple] = {}
+    used: set[str] = set()
+    for k, part in enumerate(pieces):
+        last = k == len(pieces) - 1
+        m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=(?!=)(.*)", part)
+        src = (m.group(2) if m else part).strip()
+        if not src:
+            raise ValueError(f"formula {text!r}: piece {k + 1} ({part.strip()!r}) is empty; write definitions as "
+                             f"'name = expression' separated by ';', the formula last")
+        if not last and not m:
+            raise ValueError(f"formula {text!r}: piece {k + 1} ({part.strip()!r}) comes before the formula but is "
+                             f"not a definition 'name = expression'")
+        if not last:
+            name = m.group(1)
+            if name in FUNCTIONS or name in defs:
+                why = "the name of a function" if name in FUNCTIONS else "defined twice"
+                raise ValueError(f"formula {text!r}: definition {name!r} is {why}; choose another name")
+        try:
+            body = parse_expression(src)
+        except ExpressionError as exc:
+            raise ValueError(f"formula {text!r}: {src!r} {exc}; a formula may use {ALLOWED}") from None
+        tree = _convert(body, src, text, defs, used)
+        if not last:
+            defs[m.group(1)] = tree
+    unused = [d for d in defs if d not in used]
+    early = [d for d in defs if d in _symbols(tree)]
+    if unused:
+        raise ValueError(f"formula {text!r}: definition(s) {unused} are never used; use them or leave them out")
+    if early:
+        raise ValueError(f"formula {text!r}: name(s) {early} are used before (or inside) their own definition; "
+                         f"define a name before the pieces that use it")
+    return tree
 
 
-def _convert(node, src: str, text: str) -> tuple:
+def _convert(node, src: str, text: str, defs: Mapping[str, tuple] | None = None,
+             used: set | None = None) -> tuple:
+    defs = {} if defs is None else defs
+    used = set() if used is None else used
+
     def bad(why: str):
         return ValueError(f"formula {text!r}: {piece(src, node)!r} ({why}) is not allowed; a formula may use {ALLOWED}")
+
+    def sub(child):
+        return _convert(child, src, text, defs, used)
 
     if isinstance(node, ast.Constant):
         v = node.value
@@ -76,20 +125,32 @@ def _convert(node, src: str, text: str) -> tuple:
     if isinstance(node, ast.Name):
         if node.id in FUNCTIONS:
             raise bad(f"the function {node.id} used without an argument")
+        if node.id in defs:
+            used.add(node.id)
+            return defs[node.id]
         return ("sym", node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-        inner = _convert(node.operand, src, text)
+        inner = sub(node.operand)
         return inner if isinstance(node.op, ast.UAdd) else ("neg", inner)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        tree = (_BINOPS[type(node.op)], _convert(node.left, src, text), _convert(node.right, src, text))
-        return _fold(tree, bad)
+        return _fold((_BINOPS[type(node.op)], sub(node.left), sub(node.right)), bad)
     if isinstance(node, ast.Call):
         fname = node.func.id if isinstance(node.func, ast.Name) else None
         if fname not in FUNCTIONS:
             raise bad("a call of something other than " + ", ".join(FUNCTIONS))
-        if len(node.args) != 1 or node.keywords or isinstance(node.args[0], ast.Starred):
-            raise bad(f"{fname} takes exactly one positional argument")
-        return _fold(("call", fname, _convert(node.args[0], src, text)), bad)
+        n = len(node.args)
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args) or \
+                (fname in UNARY and n != 1) or (fname == "clip" and n != 3) or (fname in ("min", "max") and n < 2):
+            need = "exactly one" if fname in UNARY else "exactly three (x, lo, hi)" if fname == "clip" else \
+                "two or more"
+            raise bad(f"{fname} takes {need} positional argument(s)")
+        args = [sub(a) for a in node.args]
+        if fname == "clip":                       # numpy's clip: lo > hi gives hi, as min(max(x, lo), hi) does
+            return _fold(("call", "min", _fold(("call", "max", args[0], args[1]), bad), args[2]), bad)
+        tree = args[0]
+        for a in args[1:]:                        # min(a, b, c) = min(min(a, b), c)
+            tree = _fold(("call", fname, tree, a), bad)
+        return tree if fname in ("min", "max") else _fold(("call", fname, tree), bad)
     raise bad(NODE_KINDS.get(type(node), type(node).__name__))
 
 
@@ -183,16 +244,19 @@ def _forward(node: tuple, env: Mapping[str, tuple], logs: Mapping[str, Any]) -> 
     if op == "neg":
         v, g = _forward(node[1], env, logs)
         return -v, _scale(g, -1.0)
+    if op == "call" and node[1] in ("min", "max"):
+        a, ga = _forward(node[2], env, logs)
+        b, gb = _forward(node[3], env, logs)
+        v = np.minimum(a, b) if node[1] == "min" else np.maximum(a, b)
+        if not (ga or gb):
+            return v, {}
+        take_a = (a <= b if node[1] == "min" else a >= b).astype(float)   # a tie: a's (sub)gradient
+        return v, _merge(ga, take_a, gb, 1.0 - take_a)
     if op == "call":
         v, g = _forward(node[2], env, logs)
-        fname = node[1]
-        out = np.exp(v) if fname == "exp" else np.log(v) if fname == "log" else \
-            np.log10(v) if fname == "log10" else np.sqrt(v)
-        if not g:
-            return out, {}
-        d = out if fname == "exp" else 1.0 / v if fname == "log" else \
-            1.0 / (v * _LN10) if fname == "log10" else 0.5 / out
-        return out, _scale(g, d)
+        value, slope = _UNARY_OPS[node[1]]
+        out = value(v)
+        return (out, _scale(g, slope(v, out))) if g else (out, {})
     a, ga = _forward(node[1], env, logs)
     b, gb = _forward(node[2], env, logs)
     if op == "add":
@@ -208,7 +272,72 @@ def _forward(node: tuple, env: Mapping[str, tuple], logs: Mapping[str, Any]) -> 
     if not (ga or gb):
         return v, {}
     log_a = (logs[node[1][1]] if node[1][0] == "sym" and node[1][1] in logs else np.log(a)) if gb else 0.0
-    return v, _merge(ga, b * np.power(a, b - 1.0) if ga else 0.0, gb, v * log_a)
+    # d a**b / db = a**b log a, whose limit at a = 0 (b > 0) is 0, not 0 * -inf = NaN
+    db = np.where(v == 0.0, 0.0, v * log_a) if gb else 0.0
+    return v, _merge(ga, b * np.power(a, b - 1.0) if ga else 0.0, gb, db)
+
+
+# one-argument functions: (value(v), slope(v, value) = d value / d v)
+_UNARY_OPS = {
+    "exp": (np.exp, lambda v, out: out),
+    "log": (np.log, lambda v, out: 1.0 / v),
+    "log10": (np.log10, lambda v, out: 1.0 / (v * _LN10)),
+    "sqrt": (np.sqrt, lambda v, out: 0.5 / out),
+    "abs": (np.abs, lambda v, out: np.sign(v)),
+    "tanh": (np.tanh, lambda v, out: 1.0 - out * out),
+    "softplus": (lambda v: np.logaddexp(0.0, v), lambda v, out: 0.5 * (1.0 + np.tanh(0.5 * v))),  # sigmoid
+}
+
+
+def _negative(node: tuple) -> bool:
+    """Written as a negative exponent: ``-alpha``, ``-1.5``."""
+    return node[0] == "neg" or (node[0] == "const" and node[1] < 0)
+
+
+def _infinite_at_zero(node: tuple, features) -> list[tuple[str, tuple]]:
+    """(feature, piece) for each piece infinite when that feature is 0 (exponents as written):
+    ``x**(-a)``, ``A/x``, ``A/x**a`` (an exponent not written negative), ``log(x)``, ``log10(x)``."""
+    out = []
+
+    def feature(n):
+        return n[1] if n[0] == "sym" and n[1] in features else None
+
+    def walk(n):
+        op = n[0]
+        if op == "pow" and feature(n[1]) and _negative(n[2]):
+            out.append((feature(n[1]), n))
+        elif op == "div" and (feature(n[2]) or (n[2][0] == "pow" and feature(n[2][1]) and not _negative(n[2][2])
+                                                and not (n[2][2][0] == "const" and n[2][2][1] == 0))):
+            out.append((feature(n[2]) or feature(n[2][1]), n))
+        elif op == "call" and n[1] in ("log", "log10") and feature(n[2]):
+            out.append((feature(n[2]), n))
+        if op not in ("const", "sym"):
+            for child in n[1:]:
+                if isinstance(child, tuple):
+                    walk(child)
+
+    walk(node)
+    return out
+
+
+_OP_TEXT = {"add": " + ", "sub": " - ", "mul": "*", "div": "/", "pow": "**"}
+
+
+def _render(node: tuple) -> str:
+    """A tree as formula text (for messages), parenthesised wherever it is not a leaf or a call."""
+    def wrap(n):
+        return _render(n) if n[0] in ("sym", "call") or (n[0] == "const" and n[1] >= 0) else f"({_render(n)})"
+
+    op = node[0]
+    if op == "const":
+        return f"{node[1]:g}"
+    if op == "sym":
+        return node[1]
+    if op == "neg":
+        return f"-{wrap(node[1])}"
+    if op == "call":
+        return f"{node[1]}({', '.join(_render(c) for c in node[2:])})"
+    return f"{wrap(node[1])}{_OP_TEXT[op]}{wrap(node[2])}"
 
 
 class _Columns:
@@ -401,6 +530,22 @@ class FormulaLaw(Law):
             if self.target_transform == "logit":
                 return np.log(f) - np.log1p(-f), jac / (f * (1.0 - f))[..., None]
         return f.copy(), jac
+
+    def check_features(self, X) -> None:
+        """Law's checks, then with ``positive_features=False``: a row whose 0 makes a piece of the
+        formula infinite is refused, naming row, column and piece."""
+        super().check_features(X)
+        if self.positive_features:
+            return
+        column = {s: j for j, s in enumerate(self.symbol_map)}
+        for sym, node in _infinite_at_zero(self.tree, column):
+            zero = np.flatnonzero(np.asarray(X, dtype=float)[:, column[sym]] == 0.0)
+            if zero.size:
+                col = self.symbol_map[sym]
+                raise ValueError(f"row {zero[0] + 1}, column {col!r}: {sym} = 0 makes {_render(node)!r} of formula "
+                                 f"{self.formula!r} infinite ({zero.size} such rows); "
+                                 f"leave those rows out, or write the term so that it is finite at 0 "
+                                 f"(e.g. ({sym} + {sym}0)**(-alpha) with {sym}0 fitted)")
 
     def check_prediction(self, theta, X) -> None:
         """ValueError naming the rows (1-based) where the formula's value at ``theta`` is not a

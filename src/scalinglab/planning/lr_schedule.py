@@ -16,6 +16,7 @@ import pandas as pd
 from scalinglab.studies.lr_schedule import ScheduleFit, read_curves, warmup_steps
 from scalinglab.laws.lr_schedule import curve_areas, schedule_areas
 from scalinglab.arch import schedules as _sched
+from scalinglab.util.errors import ParamError
 from scalinglab.util.intervals import percentile_interval
 
 __all__ = ["SCHEDULES", "COOLDOWN_SHAPES", "schedule_lr", "ScheduleCurve", "predict_schedule", "predict_lr", "CurveError",
@@ -119,15 +120,22 @@ def predict_lr(fit: ScheduleFit, lr, label: str = "given lr sequence") -> Schedu
 
 @dataclass
 class CurveError:
-    """A prediction scored on a recorded curve after its warmup.  ``smooth``: the recorded loss
-    averaged over a centred window of that many steps first (per-step training loss carries
-    batch noise the law does not model).  Errors: mean / max absolute (nats) and relative;
-    ``final_observed`` / ``final_predicted``: the mean loss over the last ``smooth`` steps;
-    ``coverage``: the share of steps inside the prediction interval."""
+    """A prediction scored on a recorded curve, checkpoint by checkpoint (one logged row each),
+    after its warmup.  Each checkpoint's predicted loss is compared with its own logged loss, or,
+    with ``smooth_steps`` > 0, with the mean of the logged losses within a centred window of that
+    many optimizer steps (never rows: a curve logged every 128 steps has 128 steps per row).
+    Errors: mean / max absolute (nats) and relative over the checkpoints; ``final_observed`` /
+    ``final_predicted``: at the last checkpoint (smoothing: the mean over the checkpoints of the
+    last ``smooth_steps`` steps); ``coverage``: the share of checkpoints whose logged loss lies
+    inside the prediction interval.  ``first_step`` / ``last_step``: the optimizer steps of the
+    first and last checkpoint scored; ``step_interval``: the median steps between checkpoints."""
 
     run_id: str
-    n_steps: int
-    smooth: int
+    n_checkpoints: int
+    first_step: int
+    last_step: int
+    step_interval: float
+    smooth_steps: int
     mean_abs: float
     max_abs: float
     mean_rel: float
@@ -138,38 +146,66 @@ class CurveError:
     frame: pd.DataFrame = field(repr=False)
 
     def summary(self) -> str:
-        return (f"curve {self.run_id!r}: {self.n_steps} steps after warmup, loss smoothed over {self.smooth} steps: "
-                f"mean |error| {self.mean_abs:.4f} nats ({self.mean_rel:.2%}), max {self.max_abs:.4f} "
-                f"({self.max_rel:.2%}); final loss (mean of the last {self.smooth} steps) observed "
-                f"{self.final_observed:.4f}, predicted {self.final_predicted:.4f}; {self.coverage:.0%} of steps inside "
-                f"the prediction interval")
+        every = ("" if not np.isfinite(self.step_interval) else ", one every step" if self.step_interval == 1 else
+                 f", one every {self.step_interval:g} steps")
+        how = ("each scored on its own logged loss" if self.smooth_steps == 0 else
+               f"each scored on the mean logged loss within a centred {self.smooth_steps}-step window")
+        final = (f"at step {self.last_step}" if self.smooth_steps == 0 else
+                 f"mean over the last {self.smooth_steps} steps")
+        return (f"curve {self.run_id!r}: {self.n_checkpoints} checkpoints after warmup (steps {self.first_step}-"
+                f"{self.last_step}{every}), {how}: mean |error| {self.mean_abs:.4f} nats ({self.mean_rel:.2%}), "
+                f"max {self.max_abs:.4f} ({self.max_rel:.2%}); final loss ({final}) observed "
+                f"{self.final_observed:.4f}, predicted {self.final_predicted:.4f}; {self.coverage:.0%} of checkpoints "
+                f"inside the prediction interval")
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("run_id", "n_steps", "smooth", "mean_abs", "max_abs", "mean_rel",
-                                              "max_rel", "final_observed", "final_predicted", "coverage")}
+        return {k: getattr(self, k) for k in ("run_id", "n_checkpoints", "first_step", "last_step", "step_interval",
+                                              "smooth_steps", "mean_abs", "max_abs", "mean_rel", "max_rel",
+                                              "final_observed", "final_predicted", "coverage")}
 
 
-def curve_error(fit: ScheduleFit, curves, run: str | None = None, *, smooth: int = 25) -> CurveError:
-    """Predict a recorded curve from its own lr sequence and score the prediction after its warmup."""
+def window_mean(steps, values, window_steps: int) -> np.ndarray:
+    """Per checkpoint, the mean of ``values`` over the checkpoints within ``window_steps`` / 2
+    optimizer steps either side of it (``steps`` increasing); 0: the values themselves."""
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if window_steps == 0:
+        return values
+    lo = np.searchsorted(steps, steps - window_steps / 2, side="left")
+    hi = np.searchsorted(steps, steps + window_steps / 2, side="right")
+    total = np.r_[0.0, np.cumsum(values)]
+    return (total[hi] - total[lo]) / (hi - lo)
+
+
+def curve_error(fit: ScheduleFit, curves, run: str | None = None, *, smooth_steps: int = 0) -> CurveError:
+    """Predict a recorded curve from its own lr sequence and score the prediction at each of its
+    checkpoints after the warmup (``smooth_steps``: see ``CurveError``)."""
+    if isinstance(smooth_steps, bool) or not isinstance(smooth_steps, (int, np.integer)) or smooth_steps < 0:
+        raise ParamError("smooth_steps", f"{{smooth_steps}} must be a whole number of optimizer steps >= 0 "
+                                         f"(0: score each checkpoint on its own loss), got {smooth_steps!r}")
+    smooth_steps = int(smooth_steps)
     df = read_curves(curves, runs=[run] if run else None)
     run = run or str(df["run_id"].iloc[0])
     part = df[df["run_id"] == run].reset_index(drop=True)
-    X = curve_areas(part["step"], part["lr"], fit.decay, f"curve {run!r}")
+    steps = part["step"].to_numpy()
+    X = curve_areas(steps, part["lr"], fit.decay, f"curve {run!r}")
     pred = fit.predict(X)
-    obs = part["loss"].rolling(max(1, int(smooth)), center=True, min_periods=1).mean().to_numpy()
-    after = part["step"].to_numpy() > warmup_steps(part["step"], part["lr"])
+    logged = part["loss"].to_numpy(dtype=float)
+    scored = window_mean(steps, logged, smooth_steps)
+    after = steps > warmup_steps(steps, part["lr"])
     if not after.any():
         raise ValueError(f"curve {run!r} has no steps after its warmup to score")
-    err = pred["loss"].to_numpy() - obs
-    frame = pd.DataFrame({"step": part["step"], "lr": part["lr"], "observed": part["loss"], "smoothed": obs,
+    frame = pd.DataFrame({"step": part["step"], "lr": part["lr"], "observed": logged, "scored": scored,
                           **{k: pred[k] for k in pred.columns}})[after].reset_index(drop=True)
-    e, o = err[after], obs[after]
-    inside = (part["loss"].to_numpy() >= pred["pi_lo"].to_numpy()) & (part["loss"].to_numpy() <= pred["pi_hi"].to_numpy())
-    tail = slice(-max(1, int(smooth)), None)
-    return CurveError(run, int(after.sum()), int(smooth), float(np.mean(np.abs(e))), float(np.max(np.abs(e))),
-                      float(np.mean(np.abs(e) / o)), float(np.max(np.abs(e) / o)),
-                      float(part["loss"].to_numpy()[tail].mean()), float(pred["loss"].to_numpy()[tail].mean()),
-                      float(inside[after].mean()), frame)
+    e = np.abs(frame["loss"].to_numpy() - frame["scored"].to_numpy())
+    rel = e / frame["scored"].to_numpy()
+    inside = (frame["observed"] >= frame["pi_lo"]) & (frame["observed"] <= frame["pi_hi"])
+    last = steps[-1]
+    tail = (steps > last - smooth_steps) if smooth_steps else (steps == last)
+    interval = float(np.median(np.diff(steps))) if len(steps) > 1 else float("nan")
+    return CurveError(run, int(after.sum()), int(steps[after][0]), int(last), interval, smooth_steps,
+                      float(e.mean()), float(e.max()), float(rel.mean()), float(rel.max()),
+                      float(logged[tail].mean()), float(pred["loss"].to_numpy()[tail].mean()),
+                      float(inside.mean()), frame)
 
 
 # ------------------------------------------------------------------------------------------ cooldown

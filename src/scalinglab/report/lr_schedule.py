@@ -18,7 +18,7 @@ __all__ = ["plot_schedule_curves", "plot_cooldown_scan"]
 def plot_schedule_curves(fit, curves: Sequence, path, *, observed: Sequence = (), fitted: Sequence = (),
                          title: str | None = None, dpi: int = 120) -> Path:
     """Loss vs step: each predicted ``curve`` (a ``ScheduleCurve``) with its prediction interval,
-    each recorded curve in ``observed`` (``CurveError``s: raw and smoothed loss) and each
+    each recorded curve in ``observed`` (``CurveError``s: the logged loss, and its step-window mean when smoothed) and each
     ``fitted`` one (``CurveError``s of the curves the law was fitted on); the lr schedules below."""
     fig, (ax, axl) = plt.subplots(2, 1, figsize=(8, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -30,9 +30,11 @@ def plot_schedule_curves(fit, curves: Sequence, path, *, observed: Sequence = ()
         k += 1
     for err in observed:                          # underneath: the per-step noise would hide the lines
         f = err.frame
-        ax.plot(f["step"], f["observed"], color="0.6", lw=0.4, zorder=1, label=f"observed {err.run_id} (per step)")
-        ax.plot(f["step"], f["smoothed"], color="k", lw=1.0, zorder=2,
-                label=f"observed {err.run_id} ({err.smooth}-step mean)")
+        ax.plot(f["step"], f["observed"], color="0.6", lw=0.4, zorder=1,
+                label=f"observed {err.run_id} (per checkpoint)")
+        if err.smooth_steps:
+            ax.plot(f["step"], f["scored"], color="k", lw=1.0, zorder=2,
+                    label=f"observed {err.run_id} ({err.smooth_steps}-step mean)")
     for i, curve in enumerate(curves):
         f = curve.frame
         c = colors[k % len(colors)]
@@ -42,7 +44,7 @@ def plot_schedule_curves(fit, curves: Sequence, path, *, observed: Sequence = ()
         ax.plot(f["step"], f["loss"], color=c, lw=2.0, ls="--", zorder=4, label=f"predicted: {curve.label}")
         axl.plot(f["step"], f["lr"], color=c, lw=1.2, ls="--")
         k += 1
-    lows = [c.frame["pi_lo"].min() for c in curves] + [e.frame["smoothed"].min() for e in (*observed, *fitted)]
+    lows = [c.frame["pi_lo"].min() for c in curves] + [e.frame["scored"].min() for e in (*observed, *fitted)]
     highs = [c.frame["loss"].iloc[len(c.frame) // 10] for c in curves]
     if lows and highs:
         ax.set_ylim(min(lows) - 0.03, max(highs) + 0.05)

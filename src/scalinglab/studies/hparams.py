@@ -3,7 +3,8 @@
 The sweep: runs at several model sizes N and token counts D (the *groups*), each group trained
 at a grid of peak learning rates and batch sizes, one final loss per run (columns ``params``,
 ``tokens``, ``lr``, ``batch_size``, ``loss``; a run whose loss is missing or not finite diverged:
-it is listed, and left out of the smoothing).
+it is listed, and left out of the smoothing; so is a run that diverged but kept logging a finite
+loss: more than ``diverged_ratio`` (default 1.5) times its group's best, see ``DIVERGED_RATIO``).
 
 1. Smooth. Per group, a quadratic in (log lr, log B) is fitted by least squares to the group's
    near-optimal runs: those whose loss lies within ``window`` (relative, default 2%) of the
@@ -13,8 +14,9 @@ it is listed, and left out of the smoothing).
    (divergence on the high-lr side); that is why the far runs are left out.
 2. Optimum. The minimum of the smoothed surface over the box the group sampled (the stationary
    point when it is a minimum inside the box, else the best point of the box). An optimum on the
-   box's edge in lr (or B) may lie beyond the sampled range: the group is flagged and left out of
-   the lr (or B) regression unless ``keep_edge``.
+   box's edge in lr (or B) may lie beyond the sampled range, and the other setting's optimum is then
+   read on the box's boundary, not at the group's minimum: the group is named in the notes and left
+   out of both regressions unless ``keep_edge``; a law with fewer than 2 groups left is refused.
 3. Regress. log lr* and log B* on log N and log D (Step Law's form), or on log C when N and D move
    together in the sweep (DeepSeek's form; ``form`` chooses), by least squares in log space.
 4. Bootstrap. Resample each group's runs with replacement, redo 1-3: percentile intervals on the
@@ -41,7 +43,7 @@ from scalinglab.data.law_files import get_hparam_law
 from scalinglab.laws.hparams import BATCH_UNITS, HPARAM_LAWS, HparamLaw, PowerRule, design
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import checked_dumps
-from scalinglab.util.errors import ParamText
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["HparamFit", "HparamValidation", "fit_hparams", "validate_hparams", "load_hparam_runs", "synthetic_hparam_sweep",
            "smooth_group", "FORMS", "TARGETS"]
@@ -51,6 +53,13 @@ _COLUMN = {"lr": "lr", "batch": "batch_size"}
 FORMS = {"auto": None, "ND": ("params", "tokens"), "C": ("flops",), "N": ("params",), "D": ("tokens",)}
 GROUP_RTOL = 0.10                          # runs of one group: N within 1%, D within 10% (whole-step rounding)
 EDGE_SHARE = 0.02                          # an optimum within 2% of the box's width of its edge is on the edge
+# A finished run whose final loss is more than 1.5x its group's best diverged and kept logging. Why 1.5:
+# such runs sit near the unigram entropy (6-7 nats on published grids) while the group's trained runs are
+# at 2-3.5 nats, a ratio of 2 or more; the converged runs of an lr x batch grid land within tens of percent
+# of the group's best (the synthetic surface below: within 20% over 8x either side of lr*). The smoothing
+# only ever uses runs within ``window`` (2%) of the minimum, so no near-optimal run is lost at 1.5, but a
+# diverged run left in steers the first quadratic (fitted to all runs) and the bootstrap's resamples.
+DIVERGED_RATIO = 1.5
 
 
 # ----------------------------------------------------------------------------------------------
@@ -377,9 +386,9 @@ class HparamFit:
                 ci = f"  [{pct} CI {e['ci'][0]:.3g} – {e['ci'][1]:.3g}]" if "ci" in e else ""
                 pi = f"  [{pct} PI {e['pi'][0]:.3g} – {e['pi'][1]:.3g}]" if "pi" in e else ""
                 lines.append(f"    {'lr*' if t == 'lr' else 'B*':4} {e['value']:.3g}{unit}{ci}{pi}")
-        lines += [f"  note: {n}" for n in self.notes]
-        lines += [f"  WARNING: {w}" for w in self.warnings]
-        return "\n".join(lines)
+        lines += ["  note: " + n for n in self.notes]          # concatenated: a ParamText stays one
+        lines += ["  WARNING: " + w for w in self.warnings]
+        return ParamText.join("\n", lines)
 
     def to_dict(self) -> dict:
         return {"kind": "hparam_fit", "law": self.law.to_dict(), "source": self.source, "n_runs": self.n_runs,
@@ -387,7 +396,9 @@ class HparamFit:
                 "variables": {k: list(v) for k, v in self.variables.items()},
                 "exponent_ci": {t: {k: list(v) for k, v in d.items()} for t, d in self.exponent_ci.items()},
                 "groups": json.loads(self.groups.to_json(orient="records")),
-                "diverged": int(len(self.diverged)), "notes": self.notes, "warnings": self.warnings}
+                "diverged": int(len(self.diverged)),
+                "diverged_runs": [str(r) for r in self.diverged.get("reason", pd.Series(dtype=str))],
+                "notes": self.notes, "warnings": self.warnings}
 
     def to_json(self, path=None) -> str:
         """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
@@ -456,6 +467,35 @@ def _check_columns(df: pd.DataFrame, source: str) -> None:
                                          drop_invalid=True))
 
 
+def split_far_above(df: pd.DataFrame, diverged: pd.DataFrame, source: str, *, ratio: float = DIVERGED_RATIO,
+                    group_by=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept runs, diverged rows): the finished runs whose loss is more than ``ratio`` times their
+    group's best (diverged runs that kept logging, see ``DIVERGED_RATIO``) move to the diverged rows,
+    each with its reason; ``ratio`` inf keeps every run."""
+    if not (ratio > 1):
+        raise ParamError("diverged_ratio", "{diverged_ratio} must be > 1 (a multiple of each group's best loss, "
+                         f"e.g. 1.5); got {ratio!r}", value=ratio)
+    if not len(df) or math.isinf(ratio):
+        return df, diverged
+    from scalinglab.data.schema import row_label_for
+
+    loss = df["loss"].to_numpy(float)
+    best = pd.Series(loss).groupby(_group_ids(df, group_by)).transform("min").to_numpy()
+    far = loss > ratio * best
+    if not far.any():
+        return df, diverged
+    label = row_label_for(source)
+    rows = df["source_row"].to_numpy() if "source_row" in df else np.flatnonzero(far) + 1
+    out = df[far].copy()
+    if "source_row" not in out:
+        out["source_row"] = rows
+    out["reason"] = [f"{label(int(r))}: loss {v:.4g} is {v / b:.2f}x its group's best ({b:.4g} at N={n:.3g}, "
+                     f"D={d:.3g}), more than {ratio:g}x: diverged; left out of the smoothing"
+                     for r, v, b, n, d in zip(out["source_row"], loss[far], best[far], out["params"], out["tokens"])]
+    merged = pd.concat([diverged, out], ignore_index=True) if len(diverged) else out.reset_index(drop=True)
+    return df[~far].reset_index(drop=True), merged
+
+
 def _optima(df: pd.DataFrame, groups: list[_Group], dims, window, rows_override=None):
     """Per group: smoothing result or the reason it failed."""
     out = []
@@ -504,14 +544,16 @@ def _regress(X: np.ndarray, y: np.ndarray):
 
 
 def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int = 200, level: float = 0.9,
-                seed: int = 0, keep_edge: bool = False, name: str = "fitted", group_by=None) -> HparamFit:
+                seed: int = 0, keep_edge: bool = False, name: str = "fitted", group_by=None,
+                diverged_ratio: float = DIVERGED_RATIO) -> HparamFit:
     """Fit lr* and B* power laws from an LR × batch sweep (see the module docstring).
 
     runs: a RunTable / DataFrame with params, tokens, lr, batch_size, loss (the output of
     ``load_hparam_runs``, or a path); window: the near-optimal band of the smoothing (relative);
     form: "auto", "ND", "C", "N" or "D" (the regression's variables); n_boot: bootstrap resamples
     (runs within each group); keep_edge: keep groups whose optimum lies on the sampled box's edge;
-    group_by: columns that name the groups (default: runs of equal N and D)."""
+    group_by: columns that name the groups (default: runs of equal N and D); diverged_ratio: a run
+    whose loss is more than this multiple of its group's best diverged (inf keeps every run)."""
     df, source, diverged, unit = _as_frame(runs)
     check_fit_rows(len(df), what="an lr x batch fit", source=source,
                    remedy=ParamText("give one row per run (its final loss), or select groups with {where}", "where"))
@@ -522,6 +564,7 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
     if not (isinstance(n_boot, int) and n_boot >= 0):
         raise ValueError(f"--bootstrap {n_boot!r}: give a number of resamples >= 0, e.g. 200")
     _check_columns(df, source)
+    df, diverged = split_far_above(df, diverged, source, ratio=diverged_ratio, group_by=group_by)
     ids = _group_ids(df, group_by)
     dims = _swept_dims(df, [np.flatnonzero(ids == g) for g in np.unique(ids)])
     if not dims:
@@ -534,7 +577,7 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
         notes.append(f"only {dims[0]} is swept (3+ values in a group): the law has no "
                      f"{'batch' if dims[0] == 'lr' else 'lr'} rule")
 
-    rows = []
+    rows, edge_groups = [], []
     usable: dict[str, list[int]] = {t: [] for t in dims}
     div_by_group = _diverged_per_group(diverged, groups)
     for gi, (g, sm) in enumerate(zip(groups, optima)):
@@ -549,16 +592,21 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
         else:
             row["used"] = int(sm["used"].sum())
             row["smoothed_loss"] = sm["loss_opt"]
-            edges = []
+            edges = [t for j, t in enumerate(dims) if sm["edge"][j]]
             for j, t in enumerate(dims):
                 row[f"{t}_opt"] = float(np.exp(sm["opt"][j]))
-                if sm["edge"][j]:
-                    edges.append(t)
-                if not sm["edge"][j] or keep_edge:
+                # an optimum on the box's edge in either setting is not located: out of both regressions
+                if not edges or keep_edge:
                     usable[t].append(gi)
             if edges:
                 row["note"] = (f"optimum at the edge of the sampled {' and '.join(edges)}"
-                               + ("" if keep_edge else ": left out of that regression (keep_edge keeps it)"))
+                               + (" (kept)" if keep_edge else ": left out of the regressions"))
+                edge_groups.append(ParamText(
+                    f"N={g.params:.3g} D={g.tokens:.3g}: optimum at the edge of its sampled "
+                    f"{' and '.join(edges)} (" + ", ".join(f"{t} {np.exp(sm['opt'][j]):.3g}" for j, t in
+                                                          enumerate(dims)) + ")"
+                    + (", kept ({keep_edge})" if keep_edge else ", left out of the regressions ({keep_edge} keeps it)"),
+                    keep_edge=keep_edge))
         rows.append(row)
     table = pd.DataFrame(rows)
 
@@ -570,12 +618,11 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
     fitted, refused = [], []
     for t in dims:
         idx = usable[t]
-        if len(idx) < 2 and len(smoothed) >= 2 and not keep_edge:
-            warnings.append(f"{t}: only {len(idx)} group(s) have an interior {t} optimum, so the edge optima of the "
-                            f"others are used: they pull the law toward the sampled range (widen the sweep's {t} range)")
-            idx = usable[t] = list(smoothed)
         if len(idx) < 2:
-            refused.append(f"{len(idx)} group(s) have an interior {t} optimum; a law of scale needs at least 2")
+            refused.append(ParamText(f"{len(idx)} group(s) have an interior {t} optimum; a law of scale needs at least 2"
+                                     + (f" ({len(edge_groups)} on the edge of the sampled range, named below: widen the "
+                                        "sweep's range, or {keep_edge} keeps them)" if edge_groups else ""),
+                                     keep_edge=True))
             continue
         vars_t, why = _choose_variables(P[idx], D[idx], form)
         if len(idx) < len(vars_t) + 1:
@@ -598,11 +645,11 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
                           "samples": []}
         fitted.append(t)
     if not fitted:
-        raise ValueError(f"{source}: " + "; ".join(refused) + " (groups: " + "; ".join(
+        raise ValueError(f"{source}: " + ParamText.join("; ", refused) + " (groups: " + "; ".join(
             f"N={r['params']:.3g} D={r['tokens']:.3g}: {r['note'] or 'ok'}" for r in rows)
             + "). Sweep more model sizes, or widen the swept range")
     if refused:
-        warnings += [f"no law: {r}" for r in refused]
+        warnings += ["no law: " + r for r in refused]
     dims_all, dims = dims, tuple(fitted)
 
     # bootstrap: resample each group's runs, redo smoothing and regression
@@ -631,9 +678,18 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
         if n_boot and n_ok[t] < 0.8 * n_boot:
             warnings.append(f"{t}: only {n_ok[t]} of {n_boot} bootstrap resamples could be smoothed in every group "
                             "(groups with few distinct settings)")
-    if len(diverged):
-        notes.append(f"{len(diverged)} run(s) with no finite loss (diverged or unfinished) were left out of the "
-                     f"smoothing: {_row_ranges(diverged)}")
+    finite = (np.isfinite(pd.to_numeric(diverged["loss"], errors="coerce").to_numpy(float))
+              if len(diverged) and "loss" in diverged else np.zeros(len(diverged), bool))
+    if (~finite).any():
+        notes.append(f"{int((~finite).sum())} run(s) with no finite loss (diverged or unfinished) were left out of the "
+                     f"smoothing: {_row_ranges(diverged[~finite])}")
+    if finite.any():
+        far = diverged[finite]
+        notes.append(f"{len(far)} run(s) diverged with a finite loss (more than {diverged_ratio:g}x their group's "
+                     f"best) and were left out of the smoothing: {_row_ranges(far)} (" + "; ".join(
+                         f"{k} at N={n:.3g} D={d:.3g}" for (n, d), k in far.groupby(["params", "tokens"]).size().items())
+                     + ")")
+    notes += edge_groups
     uncertainty["data_range"] = {"params": [float(P.min()), float(P.max())], "tokens": [float(D.min()), float(D.max())]}
     law = HparamLaw(name=name, lr=rules.get("lr"), batch=rules.get("batch"),
                     citation=f"fitted to {source} ({len(df)} runs, {len(groups)} groups)",
@@ -730,6 +786,8 @@ def validate_hparams(runs, *, presets=tuple(HPARAM_LAWS), **fit_kwargs) -> Hpara
                    remedy=ParamText("give one row per run (its final loss), or select groups with {where}", "where"))
     _check_columns(df, source)
     group_by = fit_kwargs.get("group_by")
+    df, diverged = split_far_above(df, diverged, source, ratio=fit_kwargs.get("diverged_ratio", DIVERGED_RATIO),
+                                   group_by=group_by)
     ids = _group_ids(df, group_by)
     dims = _swept_dims(df, [np.flatnonzero(ids == g) for g in np.unique(ids)])
     if not dims:

@@ -4,7 +4,11 @@ Why: scipy's L-BFGS-B calls BLAS on 5-vectors every iteration, and a fit is a fe
 multi-threaded OpenBLAS then spends its time waking and spinning threads (measured 200 us per
 call with one thread vs 9 ms with the default on a loaded 2-core machine).  threadpoolctl sets
 the count through the loaded libraries themselves (environment variables come too late once
-numpy is imported) and restores it on exit.
+numpy is imported) and restores it on exit.  And determinism: a threaded BLAS may split a
+reduction (J^T J over the rows) differently per thread count, and a multistart fit amplifies
+the last-bit difference into another optimum; the engine's entry points (``fit_arrays``,
+``grid_objective``, ``refine_batch``) run under one thread, so a fit gives the same bits
+whatever ``OPENBLAS_NUM_THREADS`` says.  Also a decorator: ``@single_threaded_blas()``.
 """
 from __future__ import annotations
 
