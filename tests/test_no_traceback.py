@@ -137,6 +137,7 @@ ZERO_IS_VALID = {
     ("schedule predict", "--min-ratio"),        # cosine down to lr 0
     ("schedule cooldown", "--tolerance"),       # only the best fraction
     ("validate", "--steps"),                    # 0: every threshold of the rollout
+    ("schedule predict", "--smooth-steps"),     # 0: score each checkpoint as logged
     ("data prepare", "--val-fraction"),         # no validation split (warned about)
     ("plan", "--inference-tokens"),             # a model never served
     ("fit", "--flops-tolerance"), ("isoflop", "--flops-tolerance"), ("validate", "--flops-tolerance"),
@@ -172,9 +173,16 @@ NUMERIC_OPTIONS = _numeric_options()
 def test_the_sweep_finds_the_numeric_options():
     # the walk is not vacuous: it reaches options of top-level commands and of sub-apps
     ids = {p.id for p in NUMERIC_OPTIONS}
-    assert {"plan --unique-tokens -1", "hparams fit --params nan", "sweep run --jobs -1",
+    assert {"plan --unique-tokens -1", "hparams fit --params nan", "sweep run --threads -1",
             "schedule predict --peak-lr 1e400"} <= ids
     assert len({(p.values[0], p.values[1]) for p in NUMERIC_OPTIONS}) > 100
+
+
+@pytest.mark.parametrize("bad", ["-1", "0", "1.5", "abc"])
+def test_sweep_jobs_takes_auto_or_a_positive_count(tmp_path, bad):
+    # --jobs is text (``auto`` or a count), so the numeric walk above does not reach it
+    text = refused("sweep", "run", tmp_path / "none.db", "--jobs", bad)
+    assert "--jobs" in text, text
 
 
 @pytest.mark.parametrize("command, option, bad", NUMERIC_OPTIONS)

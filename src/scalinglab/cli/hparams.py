@@ -28,7 +28,7 @@ WindowOpt = typer.Option(0.02, "--window", help="Near-optimal band of the smooth
 GroupByOpt = typer.Option(None, "--group-by", help="Column(s) naming each model's runs, comma-separated (default: "
                           "runs of equal params and tokens); for sweeps whose tokens move with the batch size")
 DivergedRatioOpt = typer.Option(1.5, "--diverged-ratio", help="A run whose final loss is more than this multiple of "
-                                "its group's best diverged (kept logging): listed and left out (inf keeps all)")
+                                "its group's best diverged (kept logging): listed and left out (1e9 keeps all)")
 FormOpt = typer.Option("auto", "--form", help="Regressors of log lr* and log B*: auto, ND (log N and log D, Step "
                        "Law's form), C (log C, DeepSeek's), N or D")
 

@@ -471,11 +471,11 @@ def split_far_above(df: pd.DataFrame, diverged: pd.DataFrame, source: str, *, ra
                     group_by=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(kept runs, diverged rows): the finished runs whose loss is more than ``ratio`` times their
     group's best (diverged runs that kept logging, see ``DIVERGED_RATIO``) move to the diverged rows,
-    each with its reason; ``ratio`` inf keeps every run."""
-    if not (ratio > 1):
-        raise ParamError("diverged_ratio", "{diverged_ratio} must be > 1 (a multiple of each group's best loss, "
-                         f"e.g. 1.5); got {ratio!r}", value=ratio)
-    if not len(df) or math.isinf(ratio):
+    each with its reason (a large ``ratio``, 1e9, keeps every run)."""
+    if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio > 1):
+        raise ParamError("diverged_ratio", "{diverged_ratio} must be a finite number > 1 (a multiple of each group's "
+                         f"best loss, e.g. 1.5); got {ratio!r}", value=ratio)
+    if not len(df):
         return df, diverged
     from scalinglab.data.schema import row_label_for
 
@@ -553,7 +553,7 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
     form: "auto", "ND", "C", "N" or "D" (the regression's variables); n_boot: bootstrap resamples
     (runs within each group); keep_edge: keep groups whose optimum lies on the sampled box's edge;
     group_by: columns that name the groups (default: runs of equal N and D); diverged_ratio: a run
-    whose loss is more than this multiple of its group's best diverged (inf keeps every run)."""
+    whose loss is more than this multiple of its group's best diverged (1e9 keeps every run)."""
     df, source, diverged, unit = _as_frame(runs)
     check_fit_rows(len(df), what="an lr x batch fit", source=source,
                    remedy=ParamText("give one row per run (its final loss), or select groups with {where}", "where"))
