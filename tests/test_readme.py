@@ -1,9 +1,11 @@
 """The README and every page of the documentation site run top to bottom.
 
 Page by page (README.md, then each Markdown file under docs/), every ```bash and ```python block
-is run in order, in one temporary directory per page that has ``../shared/data`` beside it (as
-the examples assume), and the numbers each example shows are compared with the numbers it prints
-now:
+is run in order, in one temporary directory per page, and the numbers each example shows are
+compared with the numbers it prints now. The examples name their data as datasets (``dataset:NAME``,
+``datasets.load(NAME)``, ``scalinglab data fetch NAME``), so they run from a clone; a page runs
+when every dataset it names has a checked local copy (conftest points ``$SCALINGLAB_DATA_MIRROR``
+at ``../shared/data`` when it is there), and skips, naming them, when one has none:
 
 - a ```bash block is a list of commands (``\\`` continues a line, ``#`` starts a comment); ``pip
   install`` steps and the test-suite line itself are not run (the suite is what runs this test);
@@ -37,7 +39,8 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 # SCALINGLAB_README runs another Markdown file the same way (a section being written, before it joins)
 EXTRA = os.environ.get("SCALINGLAB_README")
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# a dataset an example names: dataset:NAME, datasets.load("NAME") / load_runs("NAME"), data fetch NAME
+DATASET_NAMED = re.compile(r"""dataset:(\w+)|datasets\.load(?:_runs)?\(\s*["'](\w+)["']|scalinglab data fetch (\w+)""")
 FENCE = re.compile(r"^```(\w*)\s*$")
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s+(.+?)\s*-->")
 # a number with a decimal point or an exponent: 2.3476, 2.49e+09, 0.502, 1e+21, 96.3%
@@ -55,6 +58,19 @@ def pages() -> list[Path]:
 
 def runnable(page: Path) -> list[dict]:
     return [b for b in blocks(page.read_text(encoding="utf-8")) if b["lang"] in ("bash", "python")]
+
+
+def datasets_named(page: Path) -> set[str]:
+    """The datasets the page's runnable (not skipped) blocks name."""
+    return {next(g for g in m.groups() if g) for b in runnable(page) if not b["skip"]
+            for m in DATASET_NAMED.finditer(b["body"])}
+
+
+def without_local_copy(names: set[str]) -> list[str]:
+    """Those of ``names`` with no checked local copy (mirror or cache): the tests never download."""
+    from scalinglab.data import datasets
+
+    return sorted(n for n in names if datasets.local_copy(n) is None)
 
 
 def _page_id(page: Path) -> str:
@@ -175,13 +191,31 @@ def test_examples_kept_their_pages():
     assert sum(len(runnable(p)) for p in docs) >= 80, "the docs pages lost their examples"
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (the examples read it)")
+def test_datasets_named_reads_each_spelling(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```bash\nscalinglab data fetch porian_isoflops\nscalinglab fit dataset:chinchilla_epoch\n```\n"
+                    "```python\ndf = datasets.load(\"obsscaling\")\nr = datasets.load_runs('gemstones_hot')\n```\n"
+                    "<!-- readme-test: skip not run -->\n```bash\nscalinglab fit dataset:datablations\n```\n",
+                    encoding="utf-8")
+    assert datasets_named(page) == {"porian_isoflops", "chinchilla_epoch", "obsscaling", "gemstones_hot"}
+
+
+@pytest.mark.parametrize("page", [p for p in pages() if runnable(p)], ids=_page_id)
+def test_examples_name_datasets_not_paths(page):
+    """An example reads public data by its dataset name, never from a path beside the clone."""
+    stale = [b["line"] for b in runnable(page) if "shared/data" in b["body"]]
+    assert not stale, (f"{_page_id(page)} lines {stale} read ../shared/data: name the data as dataset:NAME "
+                       "(see `scalinglab data list`)")
+
+
 @pytest.mark.parametrize("page", [p for p in pages() if runnable(p)], ids=_page_id)
 def test_page_runs_top_to_bottom(tmp_path, page):
+    missing = without_local_copy(datasets_named(page))
+    if missing:
+        pytest.skip(f"datasets {', '.join(missing)} have no local copy (set $SCALINGLAB_DATA_MIRROR to a "
+                    "directory holding them, or run `scalinglab data fetch NAME`)")
     work = tmp_path / "work"
     work.mkdir()
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "data").symlink_to(SHARED_DATA)
     for shipped in ("examples", "benchmarks"):       # the README's examples read these in place
         (work / shipped).symlink_to(ROOT / shipped)
     items = blocks(page.read_text(encoding="utf-8"))

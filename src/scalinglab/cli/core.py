@@ -503,7 +503,11 @@ def validate(
     force: bool = ForceOpt,
 ):
     """Fit on the small runs, predict the large ones with calibrated prediction intervals, and
-    report the loss errors, the intervals' coverage and the N* the plan would use."""
+    report the loss errors, the intervals' coverage and the N* the plan would use.
+
+    There is no --fit: a saved fit has seen the runs it would be tested on,
+    so validate refits on purpose, on the part of the data it keeps,
+    and predicts the part it holds out."""
     from scalinglab.fitting.validation import validate_holdout, validate_rollout
 
     with fail(as_json=as_json):

@@ -24,6 +24,7 @@ API_OPTIONS = {  # API argument -> CLI option
     "inference_usd_per_gpu_hour": "--inference-usd-per-gpu-hour", "tokens_per_param": "--tokens-per-param",
     "source_format": "--from", "sep": "--sep", "bin_budgets": "--bin-budgets",
     "allow_edited": "--allow-edited", "drop_invalid": "--drop-invalid", "force": "--force",
+    "fit": "--fit",
     "tracking_uri": "--tracking-uri",
     "last_step": "--last-step", "batch_unit": "--batch-unit", "restart": "--restart", "corpus": "--corpus",
     "allow_unbent": "--allow-unbent", "min_x": "--min-x", "smooth_steps": "--smooth-steps",

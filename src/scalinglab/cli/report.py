@@ -10,6 +10,7 @@ from scalinglab.cli.app import app
 from scalinglab.cli.core import (
     SourceArg, WeightsOpt, _load, _refuse_pooled, _weights,
 )
+from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.optionset import with_option_sets
 from scalinglab.cli.runopts import RunOptions
 from scalinglab.cli.lawopts import LawOptions
@@ -17,7 +18,8 @@ from scalinglab.cli.levelopts import LevelOpt, resolved_level
 from scalinglab.cli.language import bootstrap_option
 from scalinglab.cli.metricopts import MetricOptions
 from scalinglab.cli.render import (
-    RegistryHelpCommand, check_bootstrap, check_range, command_line, console, err_console, fail, to_cli, typed_options,
+    RegistryHelpCommand, check_bootstrap, check_range, command_line, console, err_console, fail, option_given, to_cli,
+    typed_options,
 )
 
 
@@ -27,6 +29,10 @@ def report(
     source: str = SourceArg,
     output: Path = typer.Option(Path("report.html"), "-o", "--output", help="The HTML file to write."),
     laws: LawOptions = LawOptions(),
+    fit_json: Optional[Path] = typer.Option(None, "--fit", help="Report this fit (`scalinglab fit RUNS -o fit.json`) "
+                                            "instead of fitting again: its fit, calibration, frontier and plan; the "
+                                            "runs still give the data, IsoFLOP and validation sections."),
+    allow_edited: bool = AllowEditedOpt,
     reading: RunOptions = RunOptions(),
     budget: Optional[float] = typer.Option(None, help="The plan's compute in FLOPs (default: 100x the largest "
                                                       "compute in the data)."),
@@ -66,17 +72,30 @@ def report(
                                      "e.g. -o report.html")
         if output.is_dir():
             raise typer.BadParameter(f"-o {output}: is a directory; give a file name, e.g. -o report.html")
-        law_obj = laws.resolve()
+        law_obj = _law_beside_fit(laws) if fit_json is not None else laws.resolve()
         runs = _load(source, reading)
         _refuse_pooled(runs, reading.group, "report")
         result = build_report(runs, law_obj, budget=budget, n_bootstrap=bootstrap, seed=seed, gpu=gpu, gpus=gpus,
                               mfu=mfu, method=method, weights=_weights(weights), progress=True,
-                              level=level, provenance=_provenance(source))
+                              level=level, provenance=_provenance(source), fit=fit_json, allow_edited=allow_edited)
         path = result.write(output)
+        for step, note in result.warnings:      # the fit file's notes (edited, other data) said here too
+            if step == "fit file":
+                err_console.print(to_cli(note), style="yellow", markup=False)
         for step, why in result.skipped:
             err_console.print(f"warning: {step} skipped: {to_cli(why)}", style="yellow", markup=False)
         console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {len(result.figures)} figures, "
                       f"{len(result.warnings)} warnings, {len(result.skipped)} skipped steps)")
+
+
+def _law_beside_fit(laws: LawOptions):
+    """With --fit the report shows the file's law: --law only names it (refused when it is another
+    law, by ``build_report``); --var/--fix/--bound/--log-param would change a law already fitted."""
+    shaping = [f"--{name.replace('_', '-')}" for name in ("var", "fix", "bound", "log_param") if getattr(laws, name)]
+    if shaping:
+        raise typer.BadParameter(f"{'/'.join(shaping)} and --fit: the fit file's law was shaped when it was fitted; "
+                                 "leave these out to report the fit, or leave out --fit to fit again with them")
+    return laws.resolve() if option_given("law") else None
 
 
 def _provenance(source: str) -> dict:

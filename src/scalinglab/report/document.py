@@ -89,11 +89,18 @@ def scattered_budgets(df, counts: np.ndarray) -> dict | None:
             "binned_budgets": int(len(bins)), "binned_min_runs": int(bins.min()) if len(bins) else 0}
 
 
-def build_report(runs, law="chinchilla", *, budget: float | None = None, n_bootstrap: int = 200,
+def build_report(runs, law=None, *, budget: float | None = None, n_bootstrap: int = 200,
                  seed: int = 0, gpu: str = "h100", gpus: int = 8, mfu: float = 0.4, method: str = "parabola",
                  weights="auto", progress: bool = False, dpi: int = 110, level: float = 0.9,
-                 provenance: dict | None = None) -> Report:
+                 provenance: dict | None = None, fit=None, allow_edited: bool = False) -> Report:
     """Fit, calibrate, run approach 2, validate, plan and draw, for one ladder.
+
+    law: the law to fit (default chinchilla). fit: a fit to reuse instead of fitting again, a
+    ``FitResult`` or the path of a fit file (read by ``FitResult.from_json``, checksum checked
+    unless ``allow_edited``): the fit, calibration, frontier and plan come from it, at ``level``,
+    and ``n_bootstrap`` is its own; ``runs`` still give the data, the IsoFLOP valleys and the
+    hold-out validation (which refits on purpose, on the runs it keeps). A ``law`` that is not
+    the fit's is refused.
 
     budget: the plan's compute in FLOPs (default: 100x the largest compute in the data, and the
     report says so). level: the coverage of every interval in the report. provenance: how it was
@@ -110,7 +117,13 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
 
     check_plot_options("png", dpi, method)
     level = check_level(level)
-    law_obj = get_law(law)
+    fit_source = None
+    if fit is not None:
+        fit, fit_source = reused_fit(fit, law, level, allow_edited)
+        law_obj = fit.law_object
+        n_bootstrap = fit.bootstrap.n_requested if fit.bootstrap is not None else 0
+    else:
+        law_obj = get_law("chinchilla" if law is None else law)
     data = data_summary(runs)
     if budget is None and "flops" in data:
         budget = DEFAULT_EXTRAPOLATION * data["flops"][1]
@@ -121,7 +134,8 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
                     options={"law": law_obj.name, "formula": getattr(law_obj, "formula", ""),
                              "budget": budget, "budget_note": budget_note, "bootstrap": n_bootstrap,
                              "seed": seed, "gpu": gpu, "gpus": gpus, "mfu": mfu, "method": method, "level": level,
-                             "weights": weights if weights is not None else "none"},
+                             "weights": weights if weights is not None else "none",
+                             **({"fit": fit_source} if fit_source else {})},
                     provenance=provenance or made_by(runs.source))
     report.warnings += [("data", w) for w in getattr(runs, "warnings", []) or []]
     if len(runs.dropped):
@@ -135,11 +149,22 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
             report.skipped.append((name, f"{exc}".strip() or type(exc).__name__))
             return None
 
-    fit = step("fit", lambda: bootstrap(runs, law_obj, n=n_bootstrap, seed=seed, progress=progress,
-                                        budgets=(budget,) if budget else None, weights=weights, level=level,
-                                        calibrate=False))       # calibrated as a step of its own, below
+    if fit_source is not None:
+        report.warnings += [("fit file", note) for note in fit.file_notes]
+        if fit.n_points != len(runs):
+            report.warnings.append(("fit file", f"{fit_source} was fitted on {fit.n_points} points and "
+                                                f"{runs.source} holds {len(runs)} runs: its fit, frontier and plan "
+                                                "describe other data than the data, IsoFLOP and validation sections"))
+        if fit.calibration is None:
+            report.skipped.append(("calibration", f"{fit_source} holds no calibration (fitted with --no-calibrate): "
+                                                  "the plan uses the stated fallback rule"))
+    else:
+        fit = step("fit", lambda: bootstrap(runs, law_obj, n=n_bootstrap, seed=seed, progress=progress,
+                                            budgets=(budget,) if budget else None, weights=weights, level=level,
+                                            calibrate=False))       # calibrated as a step of its own, below
+        if fit is not None:
+            fit.calibration = step("calibration", lambda: calibrate_fit(fit, runs, level=level, progress=progress))
     if fit is not None:
-        fit.calibration = step("calibration", lambda: calibrate_fit(fit, runs, level=level, progress=progress))
         report.fit = fit
         report.warnings += [("fit", w) for w in fit.warnings]
     iso = step("isoflop", lambda: isoflop_approach2(runs, method=method, n_bootstrap=max(n_bootstrap, 100),
@@ -173,3 +198,24 @@ def build_report(runs, law="chinchilla", *, budget: float | None = None, n_boots
             if path is not None:
                 report.figures[name] = Path(path).read_bytes()
     return report
+
+
+def reused_fit(fit, law, level: float, allow_edited: bool = False):
+    """``(fit at level, its source)`` for ``build_report(fit=...)``: a path is read by the one
+    checked reader (``FitResult.from_json``); a ``law`` other than the fit's is refused, since
+    every section drawn from the fit shows the fit's law."""
+    from scalinglab.fitting.result import FitResult
+    from scalinglab.laws import get_law
+    from scalinglab.util.errors import ParamError
+
+    if isinstance(fit, (str, Path)):
+        source, fit = str(fit), FitResult.from_json(Path(fit), allow_edited=allow_edited)
+    else:
+        source = "a FitResult given in Python"
+    if law is not None:
+        name = get_law(law).name
+        if name not in (fit.law, (fit.law_spec or {}).get("class")):
+            raise ParamError("law", f"{{law}} {name} and {{fit}} {source} (a fit of law {fit.law!r}) disagree; "
+                                    f"leave out {{law}} to report the fit, or leave out {{fit}} to fit {name}",
+                             value=name, also=("fit",))
+    return fit.at_level(level), source
