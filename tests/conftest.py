@@ -21,3 +21,15 @@ def ladder_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("ladder") / "ladder.csv"
     synthetic_ladder(seed=3).to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models train fastest on one thread, and a shared CI box is not oversubscribed (the
+    trainer and store tests ask for it with ``pytestmark``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,28 +12,13 @@ import pytest
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
 from scalinglab.data.store import SweepStore
-from sweep_helpers import run_cli
+from sweep_helpers import corpus, planned, run_cli  # noqa: F401 (fixtures)
 
 
 
 def _statuses(db):
     with SweepStore(db) as store:
         return {r.run_id: r.status for r in store.runs()}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from scalinglab.train.corpus import synthetic_corpus
-    path = tmp_path_factory.mktemp("corpus") / "c.bin"
-    synthetic_corpus(path, n_tokens=200_000, vocab_size=64)
-    return path
-
-
-@pytest.fixture
-def planned(tmp_path, corpus):
-    db = tmp_path / "s.db"
-    write_plan(plan_sweep([3e9], sizes_per_budget=2, corpus=corpus), db).close()
-    return db
 
 
 # ---------------------------------------------------------------------- devices

@@ -14,7 +14,7 @@ from scalinglab.sweep import executors
 from scalinglab.sweep.executors import resolve_jobs
 from scalinglab.util.formatting import NOT_YET, fmt_eta
 from scalinglab.util.progress import RunProgress, SweepClock, eta_at, observe, run_eta, sweep_eta
-from sweep_helpers import query, run_cli
+from sweep_helpers import corpus, planned, query, run_cli  # noqa: F401 (fixtures)
 
 
 # ---------------------------------------------------------------------- the arithmetic, on a fake clock
@@ -130,23 +130,6 @@ def test_jobs_auto_is_the_default_and_a_bad_word_is_refused(tmp_path, planned):
 
 # ---------------------------------------------------------------------- sweep status of a running run
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    pytest.importorskip("torch")
-    from scalinglab.train.corpus import synthetic_corpus
-    path = tmp_path_factory.mktemp("corpus") / "c.bin"
-    synthetic_corpus(path, n_tokens=200_000, vocab_size=64)
-    return path
-
-
-@pytest.fixture
-def planned(tmp_path, corpus):
-    from scalinglab.sweep.plan import plan_sweep, write_plan
-    db = tmp_path / "s.db"
-    write_plan(plan_sweep([3e9], sizes_per_budget=2, corpus=corpus), db).close()
-    return db
-
-
 def _running(db, run_id, *, driver_pid):
     with SweepStore(db) as store:
         store.mark_running(run_id, str(db.parent / run_id))
@@ -210,6 +193,7 @@ def test_a_store_without_the_progress_table_reads_and_gets_it_at_its_first_write
 # ---------------------------------------------------------------------- one tiny real sweep
 
 def test_a_real_sweep_records_where_its_runs_are(planned, monkeypatch):
+    pytest.importorskip("torch")                                       # it trains the two runs
     from scalinglab.sweep.runner import run_sweep
     monkeypatch.setattr(executors, "cpu_count", lambda: 2)
     summary = run_sweep(planned, device="cpu", progress=False)       # --jobs auto

@@ -36,12 +36,7 @@ def corpora(tmp_path_factory):
     return root / "a.bin", root / "b.bin"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")     # conftest.py
 
 
 def tiny(**kw):

@@ -13,13 +13,7 @@ SHAPE = ModelShape(n_layers=2, d_model=32, n_heads=2, ffn_hidden=64, vocab_size=
 TPS = 8 * 32   # tokens per step
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models run fastest on one thread, and a shared CI box is not oversubscribed
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")     # conftest.py
 
 
 @pytest.fixture(scope="module")

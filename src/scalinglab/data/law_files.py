@@ -30,10 +30,7 @@ def get_hparam_law(name_or_path, *, allow_edited: bool = False) -> HparamLaw:
         if not path.is_file():
             raise ValueError(f"--hparams-law {key}: no such file; give a preset ({', '.join(HPARAM_LAWS)}) or a "
                              "fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`)")
-        doc, notes = read_checked_json_file(path, f"--hparams-law {key}", allow_edited=allow_edited)
-        law = HparamLaw.from_dict(doc, source=str(path))
-        law.file_notes = notes
-        return law
+        return _read_law_file(HparamLaw, path, f"--hparams-law {key}", allow_edited)
     raise ValueError(f"--hparams-law {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) or a fitted "
                      "law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)")
 
@@ -49,8 +46,13 @@ def get_critical_batch_law(name_or_path, *, allow_edited: bool = False) -> Criti
     if not path.is_file():
         raise ValueError(f"--critical-batch {key}: neither the preset '{KAPLAN_CRITICAL_BATCH.name}' nor a file; "
                          "fit one with `scalinglab hparams critical-batch curves.csv --target-loss ... -o cb.json`")
-    doc, notes = read_checked_json_file(path, f"--critical-batch {key}", allow_edited=allow_edited)
-    law = CriticalBatchLaw.from_dict(doc, source=str(path))
+    return _read_law_file(CriticalBatchLaw, path, f"--critical-batch {key}", allow_edited)
+
+
+def _read_law_file(law_class, path: Path, label: str, allow_edited: bool):
+    """``law_class`` built from the verified document at ``path``, carrying what the check has to tell."""
+    doc, notes = read_checked_json_file(path, label, allow_edited=allow_edited)
+    law = law_class.from_dict(doc, source=str(path))
     law.file_notes = notes
     return law
 
