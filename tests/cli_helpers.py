@@ -11,3 +11,13 @@ runner = CliRunner()
 def invoke(*args):
     """``scalinglab ARGS...`` in-process (arguments str()-ed), exceptions raised rather than caught."""
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def run_as_user(*args):
+    """``scalinglab ARGS...`` as a user meets it: whatever goes wrong is a message, never a traceback,
+    an uncaught exception or "this is a bug"."""
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    assert "this is a bug" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result

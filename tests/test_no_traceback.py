@@ -16,6 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cli_helpers import run_as_user
 from scalinglab.cli import app
 from scalinglab.data.builtin import synthetic_ladder
 
@@ -23,12 +24,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
 
 
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    assert "this is a bug" not in result.output, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
+run = run_as_user
 
 
 def refused(*args, needles=()):
