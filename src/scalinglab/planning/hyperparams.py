@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from scalinglab.data.law_files import get_critical_batch_law, get_hparam_law
-from scalinglab.laws.critical_batch import KAPLAN_CRITICAL_BATCH, OWN_CRITICAL_BATCH, tradeoff_table
+from scalinglab.laws.critical_batch import (KAPLAN_CRITICAL_BATCH, OWN_CRITICAL_BATCH, find_critical_batch_law,
+                                            tradeoff_table)
 
 __all__ = ["hparam_advice", "critical_batch_advice", "advice_lines", "trade_table_lines"]
 
@@ -61,9 +62,8 @@ def critical_batch_advice(law_spec, loss: float, tokens: float, batch_tokens: fl
     laws/critical_batch.BatchSizeLaw) gives B_crit unless a B_crit(L) law file was named, and a
     batch size the plan was made at (``constraints["batch_size"]``) is the trade's baseline."""
     own = (derived or {}).get(OWN_CRITICAL_BATCH)
-    # the default (Kaplan's, by name or as the law object the CLI resolved) yields to the fit's own
-    default = law_spec is KAPLAN_CRITICAL_BATCH or str(law_spec).lower() == KAPLAN_CRITICAL_BATCH.name
-    if own is not None and default:
+    # the default (Kaplan's preset, by name or as the law object the CLI resolved) yields to the fit's own
+    if own is not None and find_critical_batch_law(law_spec) is KAPLAN_CRITICAL_BATCH:
         ci = (derived_ci or {}).get(OWN_CRITICAL_BATCH)
         out = {"law": f"the fit ({fit_law})", "citation": "the fitted law's own Bcrit (McCandlish et al. 2018 eq. 2.11)",
                "b_crit": float(own), "unit": "tokens", "b_crit_ci": None if ci is None else tuple(ci),
