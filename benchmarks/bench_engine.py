@@ -20,7 +20,7 @@ a shared box are noisy; the ratios are what to read):
 
 Run by hand:  python benchmarks/bench_engine.py [--quick] [--skip-scaling]
 Whole processes only (issue 25 part 8):  python benchmarks/bench_engine.py --process-only [--compare-src OLD/src]
-(Epoch's procedure, then `python -c pass` and the `fit` cases of ``PROCESS_CASES``, interleaved).
+(Epoch's procedure, then `python -c pass`, the CLI's import and the `fit` cases of ``PROCESS_CASES``, interleaved).
 """
 from __future__ import annotations
 
@@ -156,11 +156,15 @@ def cli_seconds(src: Path | None, repeats: int, python: str | None = None, extra
     return float(np.median(times))
 
 
-# the whole-process cases of section 3, as issue 25 part 8 measures them: the floor, the fit as a user
-# runs it (its default bootstrap and calibration), without the bootstrap, and without either
-PROCESS_CASES = (("python -c pass", None), ("fit (default: bootstrap + calibration)", ()),
-                 ("fit --bootstrap 0", ("--bootstrap", "0")),
-                 ("fit --bootstrap 0 --no-calibrate", ("--bootstrap", "0", "--no-calibrate")))
+# the whole-process cases of section 3, as issue 25 part 8 measures them: the floor, the CLI's import,
+# the fit as a user runs it (its default bootstrap and calibration), uncalibrated, without the
+# bootstrap, and without either; each is the interpreter's arguments (None: the same in every tree)
+_FIT = ("-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS)
+PROCESS_CASES = (("python -c pass", None), ('python -c "import scalinglab.cli"', ("-c", "import scalinglab.cli")),
+                 ("fit (default: bootstrap + calibration)", _FIT),
+                 ("fit --no-calibrate", (*_FIT, "--no-calibrate")),
+                 ("fit --bootstrap 0", (*_FIT, "--bootstrap", "0")),
+                 ("fit --bootstrap 0 --no-calibrate", (*_FIT, "--bootstrap", "0", "--no-calibrate")))
 
 
 def process_times(repeats: int, trees: dict[str, Path | None]) -> dict[tuple[str, str], tuple[float, float]]:
@@ -173,14 +177,13 @@ def process_times(repeats: int, trees: dict[str, Path | None]) -> dict[tuple[str
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for round_ in range(repeats + 1):                # round 0 warms up (bytecode caches), unrecorded
         for label, src in trees.items():
-            for case, extra in PROCESS_CASES:
-                if extra is None and label != next(iter(trees)):
+            for case, argv in PROCESS_CASES:
+                if argv is None and label != next(iter(trees)):
                     continue                                  # one floor per round
                 env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
                 if src is not None:
                     env["PYTHONPATH"] = str(src)
-                cmd = ([sys.executable, "-c", "pass"] if extra is None else
-                       [sys.executable, "-c", "from scalinglab.cli import main; main()", "fit", *CLI_ARGS, *extra])
+                cmd = [sys.executable, *(("-c", "pass") if argv is None else argv)]
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
                 subprocess.run(cmd, env=env, capture_output=True, check=True)
@@ -201,7 +204,7 @@ def print_process_times(repeats: int, trees: dict[str, Path | None], nb_seconds:
     print(f"    whole processes, median of {repeats} interleaved rounds (load average {loads[0]:.1f} at the start, "
           f"{loads[1]:.1f} at the end); CPU = user + system of the process and its workers")
     for (label, case), (wall, cpu) in times.items():
-        vs_nb = f"; Epoch's procedure / this = {nb_seconds / wall:.0f}x" if nb_seconds and wall > floor else ""
+        vs_nb = f"; Epoch's procedure / this = {nb_seconds / wall:.0f}x" if nb_seconds and case.startswith("fit") else ""
         print(f"    [{label}] {case:40s} wall {wall:6.2f} s ({wall / floor:5.1f}x pass)  CPU {cpu:6.2f} s{vs_nb}")
 
 

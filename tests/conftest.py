@@ -14,6 +14,11 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if SHARED_DATA.is_dir():
     os.environ.setdefault("SCALINGLAB_DATA_MIRROR", str(SHARED_DATA))
 
+# A pytest-xdist worker starts with COLUMNS=80 in its environment, and rich's console fixes its width
+# from COLUMNS when it is built (at import): a test's own env={"COLUMNS": ...} would then be ignored.
+# Without it, each run, serial or parallel, gets the width its test asks for (80 when none does).
+os.environ.pop("COLUMNS", None)
+
 
 @pytest.fixture(scope="module")
 def ladder_csv(tmp_path_factory):

@@ -21,8 +21,8 @@ from scalinglab.cli.optionset import option_names, with_option_sets
 from scalinglab.cli.runopts import RunOptions
 
 runner = CliRunner()
-RUN_READERS = {"fit", "validate", "isoflop", "plot", "report", "compare", "noise", "plan"}
-LAW_READERS = {"fit", "validate", "plot", "report"}
+RUN_READERS = {"fit", "validate", "isoflop", "plot", "report", "compare", "noise", "plan", "design suggest"}
+LAW_READERS = {"fit", "validate", "plot", "report", "design suggest", "design score"}
 # spellings no other table's reader uses (--map, --where, --group, --sep are also the hparams',
 # schedule's... options, with their own help)
 RUN_ONLY = ("--drop-top-loss", "--flops-tolerance", "--drop-outliers", "--bin-budgets", "--last-step")

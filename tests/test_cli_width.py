@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import scalinglab as sl
+from cli_helpers import squeezed
 from scalinglab.cli import app
 
 runner = CliRunner()
@@ -70,7 +71,7 @@ def test_fit_isoflop_plan_validate_fit_in_80_columns(width80, ladder_files, tmp_
     # the content is still there: wrapped under its column, not cut
     assert "Model shape" in outputs[2] and "tensor parallel 8" in outputs[3]
     # a panel title longer than the border (this tmp path) is printed whole above it, not cut off
-    assert f"chinchilla fit to {ladder_files} (45 runs)" in " ".join(outputs[0].split())
+    assert squeezed(f"chinchilla fit to {ladder_files} (45 runs)") in squeezed(outputs[0])
     # `laws` is a two-column text (an 18-wide name column): a long line continues under its own
     # column, never at the panel's edge where the names are
     from scalinglab.laws import LAWS

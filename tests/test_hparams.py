@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.util.errors import ParamError
+
 from scalinglab.studies.hparams import (fit_hparams, load_hparam_runs, smooth_group, synthetic_hparam_sweep,
                                         validate_hparams)
 from scalinglab.data.law_files import get_hparam_law
@@ -312,7 +314,10 @@ def test_a_law_file_that_is_not_json_is_refused_naming_its_option(tmp_path):
 
     bad = tmp_path / "law.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match=r"--hparams-law .*law\.json: not readable JSON"):
+    # the library speaks the API's words (the CLI spells them --hparams-law / --critical-batch)
+    with pytest.raises(ParamError, match=r"^hparams_law .*law\.json: not readable JSON") as hp:
         get_hparam_law(str(bad))
-    with pytest.raises(ValueError, match=r"--critical-batch .*law\.json: not readable JSON"):
+    assert hp.value.param == "hparams_law"
+    with pytest.raises(ParamError, match=r"^critical_batch .*law\.json: not readable JSON") as cb:
         get_critical_batch_law(str(bad))
+    assert cb.value.param == "critical_batch"

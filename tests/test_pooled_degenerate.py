@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import invoke
+from cli_helpers import invoke, unwrapped
 from scalinglab.data.builtin import synthetic_ladder
 from scalinglab.data.grouping import find_pooled
 from scalinglab.data.readers import load_runs
@@ -113,7 +113,7 @@ def test_isoflop_force_goes_on_with_a_warning_in_its_panel(tmp_path):
     path = write(tmp_path, "pooled.csv", pooled())
     result = invoke("isoflop", path, "--bootstrap", "20", "--force")
     assert result.exit_code == 0, result.output
-    assert "WARNING:" in result.output and "two families" in " ".join(result.output.split())
+    assert "WARNING:" in result.output and "two families" in unwrapped(result.output)
     as_json = invoke("isoflop", path, "--bootstrap", "20", "--force", "--json")
     assert as_json.exit_code == 0 and "two families" in json.loads(as_json.stdout)["data_problems"][0]
 
@@ -127,7 +127,7 @@ def test_a_forced_fit_carries_its_problems_into_the_plan(tmp_path):
     refused("plan", fit_json, "--budget", "1e21", needles=("two families", "--force"))
     planned = invoke("plan", fit_json, "--budget", "1e21", "--force")
     assert planned.exit_code == 0, planned.output
-    assert "two families" in " ".join(planned.output.split()) and "WARNING" in planned.output
+    assert "two families" in unwrapped(planned.output) and "WARNING" in planned.output
 
 
 # -------------------------------------------------------------------------------- degenerate
@@ -144,7 +144,7 @@ def test_flat_losses_force_into_validate_with_a_warning(tmp_path):
     path = write(tmp_path, "flat.csv", ladder().assign(loss=3.0))
     result = invoke("validate", path, "--force")
     if result.exit_code == 0:               # a fit to flat losses may also fail on its own, named
-        assert "WARNING: " in result.output and "no loss variation" in " ".join(result.output.split())
+        assert "WARNING: " in result.output and "no loss variation" in unwrapped(result.output)
     else:
         assert result.exit_code == 2 and "Traceback" not in result.output
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cli_helpers import squeezed
 from scalinglab.cli import app
 from scalinglab.arch.shape import (ShapeRules, TensorParallelError, allowed_head_counts, default_aspect_ratio,
                                        head_granularity, search_shape)
@@ -191,7 +192,7 @@ def test_plan_cli_tensor_parallel_and_output_file(fit_json, tmp_path):
     table = runner.invoke(app, ["plan", str(fit_json), "--budget", "1e23", "--tensor-parallel", "8", "-o",
                                 str(tmp_path / "again.json")])
     assert table.exit_code == 0 and "Model shape" in table.stdout and "tensor parallel 8" in table.stdout
-    assert f"plan written to {tmp_path / 'again.json'}" in " ".join(table.stdout.split())
+    assert squeezed(f"plan written to {tmp_path / 'again.json'}") in squeezed(table.stdout)
     assert json.loads((tmp_path / "again.json").read_text())["shape"] == printed["shape"]
 
 

@@ -86,11 +86,11 @@ def command_section(path: list[str], cmd) -> list[str]:
     if is_group(cmd):
         return out
     args = [p for p in cmd.params if p.param_type_name == "argument"]
-    usage = " ".join([*path, "[OPTIONS]", *(a.name.upper() for a in args)])
+    usage = " ".join([*path, "[OPTIONS]", *(a.get_usage_pieces(None)[0] for a in args)])  # as --help shows it
     out += ["```", usage, "```", ""]
     if args:
         out += ["| argument | type | description |", "| --- | --- | --- |"]
-        out += [f"| `{a.name.upper()}` | {type_name(a)} | {cell(getattr(a, 'help', '') or '')}"
+        out += [f"| `{a.metavar or a.name.upper()}` | {type_name(a)} | {cell(getattr(a, 'help', '') or '')}"
                 f"{' (required)' if a.required else ''} |" for a in args]
         out.append("")
     panels: dict[str, list] = {}

@@ -9,7 +9,7 @@ import importlib
 from scalinglab.cli.app import app
 
 # modules that register commands; each is owned by one area of the package
-_COMMAND_MODULES = ("core", "sweep", "data", "report", "compare", "hparams", "test_time", "rl", "loss_to_loss", "noise", "schedule")
+_COMMAND_MODULES = ("core", "sweep", "data", "report", "compare", "hparams", "test_time", "rl", "loss_to_loss", "noise", "schedule", "design", "monitor")
 
 for _name in _COMMAND_MODULES:
     try:

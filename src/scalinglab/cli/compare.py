@@ -38,6 +38,11 @@ def compare(
     level: float = typer.Option(0.9, help="Confidence level of the intervals."),
     test_level: float = typer.Option(0.05, "--test-level", help="Significance level of the sharing test."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
+    speedup: Optional[float] = typer.Option(None, "--speedup", help="FLOPs at which to report each group's "
+                                            "effective speedup over --baseline (the compute the baseline needs "
+                                            "for the loss it reaches there, over the group's), with a bootstrap "
+                                            "confidence interval of the fitted curves; a law of compute alone "
+                                            "(--law asymptote) on column flops."),
     y: Optional[str] = YOpt,
     y_kind: Optional[str] = YKindOpt,
     y_range: Optional[str] = YRangeOpt,
@@ -62,7 +67,9 @@ def compare(
     A law without a frontier (rl_sigmoid: RL recipes; a learning curve) has no multiplier: each
     group's curve is fitted on its own and its parameters (asymptote, efficiency...) are compared
     with the baseline's, with intervals; --x/--y name the curve's columns (--y-kind/--y-range: a
-    metric, as for fit).  Options of the multiplier (--budgets, --share...) are refused there."""
+    metric, as for fit).  Options of the multiplier (--budgets, --share...) are refused there.
+    With a law of compute alone (--law asymptote), --speedup C adds each group's effective speedup
+    over the baseline at C FLOPs."""
     with fail(as_json=as_json):
         check_bootstrap(bootstrap)
         check_range(level, "--level", low=0, high=1, low_open=True, high_open=True, example="0.9")
@@ -83,13 +90,18 @@ def compare(
             raise typer.BadParameter(f"--by {by} and --group {reading.group} name two group columns; give one")
         by = reading.group or by
         options = dataclasses.replace(reading, group=None if by == "group" else by)
+        if speedup is not None and law_obj.has_frontier:
+            raise typer.BadParameter(f"--speedup applies to a law of compute alone (--law asymptote); law "
+                                     f"{law_obj.name!r} has a compute frontier, and its multiplier m(C) (without "
+                                     f"--speedup) is that speedup on the frontier: drop --speedup")
         if not law_obj.has_frontier:     # curves (an RL run, a learning curve): each group's parameters vs baseline
             from scalinglab.cli.rl import compare_curves
 
             _refuse_multiplier_options(law_obj, options, share=share, budgets=budgets, test_level=test_level,
                                        noise=noise, loss=loss, delta=delta, weights=weights)
             return compare_curves(source, law_obj, by=by, baseline=baseline, x=None, y=None, n_boot=bootstrap,
-                                  level=level, seed=seed, where=reading.where, plot=plot, as_json=as_json)
+                                  level=level, seed=seed, where=reading.where, plot=plot, as_json=as_json,
+                                  speedup_at=speedup)
         runs = _load(source, options, law_obj)
         from scalinglab.studies.compare import compare_groups
 
@@ -113,7 +125,7 @@ _MULTIPLIER_ONLY = (("share", "--share", "auto"), ("budgets", "--budgets", None)
                     ("noise", "--noise", "auto"), ("loss", "--loss", "huber"), ("delta", "--delta", 1e-3),
                     ("weights", "--weights", "auto"))
 _READER_ONLY = ("mapping", "drop_top_loss", "flops_tolerance", "drop_outliers", "sep", "bin_budgets", "source_format",
-                "last_step")
+                "last_step", "history_point")
 
 
 def _refuse_multiplier_options(law_obj, options: RunOptions, **given) -> None:

@@ -171,8 +171,12 @@ def fit(
     laws: LawOptions = LawOptions(),
     supervised_fit: Optional[Path] = typer.Option(None, "--supervised-fit", help="With --law distillation: the student's supervised law, a fit JSON (e.g. `fit runs.csv --law chinchilla -o sup.json`) or a JSON object of E, A, B, alpha, beta (gamma optional); default Hoffmann et al. 2022 eq. 10."),
     reading: RunOptions = RunOptions(),
-    loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric."),
+    loss: str = typer.Option("huber", help="Objective on log-loss residuals: huber (summed), mse, asymmetric "
+                             "(= asymmetric_huber: Huber with --asymmetry times the weight where the law predicts "
+                             "a higher loss than observed)."),
     delta: float = typer.Option(1e-3, help="Huber delta on log-loss residuals."),
+    asymmetry: Optional[float] = typer.Option(None, "--asymmetry", help="With --loss asymmetric: the weight on "
+                                              "over-predicted points (> 0; default 10; 1 is Huber)."),
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
     weights: str = WeightsOpt,
     bootstrap: int = bootstrap_option("confidence intervals and the derived quantities; 0 = none"),
@@ -228,6 +232,8 @@ def fit(
                               MetricOptions(y, y_kind, y_range, x), laws.var)
         runs = _load(source, reading, law_obj)
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
+        if asymmetry is not None:
+            fit_kwargs["asymmetry"] = asymmetry
         if by_group or shared_exponents:
             _fit_by_group(runs, law_obj, reading.group, fit_kwargs, shared=shared_exponents, as_json=as_json)
             return
@@ -379,6 +385,8 @@ def plan(
     precision: Optional[str] = typer.Option(None, "--precision", help="Training precisions to compare at equal GPU-hours, e.g. bf16,fp8,fp4 (a fit of --law precision; faster dtypes buy more FLOPs, from the --gpu table); the plan itself uses the first."),
     serve_bits: Optional[str] = typer.Option(None, "--serve-bits", help="Quantise the planned model(s) to this precision after training (bits or a name, e.g. 4 or int4): adds the law's post-training-quantisation loss."),
     batch_size: Optional[float] = typer.Option(None, "--batch-size", help="Tokens per step of the planned run, for a law that plans at a batch size (--law critical_batch)."),
+    sparsity: Optional[float] = typer.Option(None, "--sparsity", help="Fraction of weights pruned in the planned model, in [0, 1), for a law of sparsity (--law sparsity; N is then the non-zero parameters)."),
+    vocab_params: Optional[float] = typer.Option(None, "--vocab-params", help="Vocabulary (embedding) parameters of the planned model, for a law of them (--law vocabulary; N is then the total)."),
     experts: Optional[float] = typer.Option(None, "--experts", help="Number of experts of the planned model, for a law of experts (--law moe; 1 = dense)."),
     max_total_params: Optional[float] = typer.Option(None, "--max-total-params", help="Memory limit on the model's TOTAL parameters (--law moe): chooses the number of experts and the active size of least loss for --budget."),
     hparams_law: str = typer.Option("stepLaw", "--hparams-law", help="Law for the run's learning rate and batch size: stepLaw, deepseek or a fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`); none to leave them out."),
@@ -415,15 +423,17 @@ def plan(
                 (tokens_per_param, "--tokens-per-param", 0, True, None, "200"),
                 (data_max_flops, "--data-max-flops", 0, True, None, "1e21"),
                 (unique_tokens, "--unique-tokens", 0, True, None, "1e10"),
-                (batch_size, "--batch-size", 0, True, None, "4e6")):
+                (batch_size, "--batch-size", 0, True, None, "4e6"),
+                (vocab_params, "--vocab-params", 0, True, None, "5e7")):
             check_range(value, option, low=low, low_open=low_open, high=high, example=example)
+        check_range(sparsity, "--sparsity", low=0, high=1, high_open=True, example="0.5")
         request = PlanRequest(
             budget=budget, target_loss=target_loss, budget_usd=budget_usd, usd_per_gpu_hour=usd_per_gpu_hour,
             gpu=gpu, peak_flops=peak_flops, mfu=mfu, gpus=gpus, prefer=prefer, data_max_flops=data_max_flops,
             vocab_size=vocab_size, context_length=context_length, head_dim=head_dim, aspect_ratio=aspect_ratio,
             tensor_parallel=tensor_parallel, unique_tokens=unique_tokens, precision=precision, serve_bits=serve_bits,
             batch_size=batch_size, experts=experts, max_total_params=max_total_params,
-            inference_tokens=inference_tokens, inference_gpu=inference_gpu, inference_dtype=inference_dtype,
+            sparsity=sparsity, vocab_params=vocab_params, inference_tokens=inference_tokens, inference_gpu=inference_gpu, inference_dtype=inference_dtype,
             inference_mfu=inference_mfu, inference_usd_per_gpu_hour=inference_usd_per_gpu_hour,
             tokens_per_param=tokens_per_param, allow_degenerate=force, progress=not as_json, level=level)
         request.check()

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalinglab.cli.app import data_app
 from scalinglab.cli.render import check_range, console, emit_json, err_console, fail
@@ -36,6 +35,8 @@ def prepare(
     json_out: bool = typer.Option(False, "--json", help="Print the corpus info as JSON."),
 ) -> None:
     """Tokenize documents into a flat token file with a by-document train/validation split."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from scalinglab.train.corpus import prepare_corpus
 
     with fail():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 BOOTSTRAP_DEFAULT = 200
 
@@ -38,6 +38,7 @@ DISTILL = "Distillation"
 HPARAMS = "Learning rate and batch"
 SWEEP = "Sweep design"
 EXECUTION = "Execution"
+ADAPTIVE = "Adaptive ladder"
 SCHEDULE = "Schedule"
 CORPUS = "Corpus"
 DATASETS = "Datasets"
@@ -45,32 +46,34 @@ INPUT_CHECKS = "Input checks"
 OUTPUT = "Output"
 
 _PANEL_OPTIONS: dict[str, tuple[str, ...]] = {
-    RUNS: ("--map", "--where", "--group", "--sep", "--from", "--tracking-uri", "--last-step", "--runs", "--drop-invalid", "--source", "--curves", "--last",
+    RUNS: ("--map", "--where", "--group", "--sep", "--from", "--tracking-uri", "--history-point", "--last-step", "--runs", "--drop-invalid", "--source", "--curves", "--last",
            "--group-by", "--run", "--loss-column", "--from-step", "--batch-unit", "--seq-len", "--min-x", "--by"),
     RUNS_PRUNING: ("--drop-top-loss", "--flops-tolerance", "--drop-outliers", "--bin-budgets"),
     LAW: ("--law", "--var", "--fix", "--bound", "--log-param", "--y", "--y-kind", "--y-range", "--x",
           "--supervised-fit", "--fit", "--form", "--irreducible", "--decay", "--share", "--allow-unbent"),
-    FIT: ("--prefer", "--loss", "--delta", "--method", "--weights", "--calibrate", "--by-group", "--shared-exponents",
+    FIT: ("--prefer", "--loss", "--delta", "--asymmetry", "--method", "--weights", "--calibrate", "--by-group", "--shared-exponents",
           "--approach", "--valley", "--keep-edge", "--window", "--baseline", "--diverged-ratio"),
-    CHECK: ("--select", "--holdout", "--threshold", "--rollout", "--steps", "--compare",
-            "--compare-run", "--smooth-steps"),
+    CHECK: ("--select", "--holdout", "--threshold", "--rollout", "--steps", "--compare", "--speedup",
+            "--compare-run", "--smooth-steps", "--spike-checkpoints"),
     INTERVALS: ("--bootstrap", "--unit", "--level", "--test-level", "--noise", "--seed", "--jobs", "--block"),
     PREDICT: ("--predict", "--params", "--tokens", "--flops", "--k", "--tokens-per-sample", "--fractions",
               "--tolerance"),
-    BUDGET: ("--budget", "--target-loss", "--budget-usd", "--gpu", "--gpus", "--mfu", "--peak-flops", "--usd-per-gpu-hour", "--throughput"),
+    BUDGET: ("--budget", "--target-loss", "--budget-usd", "--gpu", "--gpus", "--mfu", "--peak-flops", "--usd-per-gpu-hour", "--throughput",
+             "--target-budget", "--budget-left"),
     SHAPE: ("--vocab-size", "--context", "--head-dim", "--aspect-ratio", "--tensor-parallel"),
     CONSTRAINTS: ("--unique-tokens", "--batch-size", "--experts", "--max-total-params", "--precision",
-                  "--serve-bits", "--tokens-per-param", "--data-max-flops"),
+                  "--serve-bits", "--tokens-per-param", "--data-max-flops", "--sparsity", "--vocab-params"),
     SERVING: ("--inference-tokens", "--inference-gpu", "--inference-dtype", "--inference-mfu",
               "--inference-usd-per-gpu-hour"),
     DISTILL: ("--student-params", "--teacher-loss", "--teacher-params", "--teacher-tokens", "--teacher-cost",
               "--students", "--supervised", "--optimal-teacher"),
     HPARAMS: ("--hparams-law", "--critical-batch", "--hparams", "--lr-factors", "--batch-factors"),
-    SWEEP: ("--budgets", "--min-params", "--max-params", "--sizes-per-budget", "--spread", "--seeds",
+    SWEEP: ("--pool", "-k", "--simulations", "--budgets", "--min-params", "--max-params", "--sizes-per-budget", "--spread", "--seeds",
             "--max-epochs", "--schedule", "--dry-run", "--overwrite"),
+    ADAPTIVE: ("--adaptive", "--ladder-budget", "--target-budget", "--stop-width", "--batch"),
     EXECUTION: ("--executor", "--address", "--device", "--threads", "--workdir", "--max-runs", "--restart",
-                "--retry-failed", "--no-progress"),
-    SCHEDULE: ("--peak-lr", "--warmup", "--cooldown", "--cooldown-shape", "--min-ratio"),
+                "--retry-failed", "--no-progress", "--watch", "--interval", "--max-polls"),
+    SCHEDULE: ("--total-steps", "--peak-lr", "--warmup", "--cooldown", "--cooldown-shape", "--min-ratio"),
     CORPUS: ("--corpus", "--tokenizer", "--max-bytes", "--val-fraction"),
     DATASETS: ("--all",),
     INPUT_CHECKS: ("--force", "--allow-edited"),
@@ -86,6 +89,37 @@ def panel_of(param) -> Optional[str]:
     if own:
         return own
     return next((PANELS[o] for o in (*param.opts, *param.secondary_opts) if o in PANELS), None)
+
+
+# ---- positional arguments ----------------------------------------------------------------------
+# The name a positional argument has in the usage line and the help (typer shows the Python
+# parameter's name, in braces when required: "plan [OPTIONS] {fit_json}"). Others: NAME upper-cased.
+ARGUMENT_METAVARS: dict[str, str] = {
+    "fit_json": "FIT.json", "fit": "FIT.json", "source": "RUNS", "runs": "RUNS", "db": "SWEEP.db",
+    "samples": "SAMPLES", "sweep": "SWEEP", "curves": "CURVES", "ladder": "LADDER", "files": "FILES",
+    "name": "NAME",
+}
+
+
+def argument_metavar(name: str) -> str:
+    """The usage name of the positional argument ``name`` (``fit_json`` -> ``FIT.json``)."""
+    return ARGUMENT_METAVARS.get(name, name.upper())
+
+
+class UsageArgument(TyperArgument):
+    """A positional argument shown as click shows one: ``FIT.json`` when required, ``[RUNS]`` when not."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+
+def _name_arguments(command) -> None:
+    for param in getattr(command, "params", ()):
+        if isinstance(param, TyperArgument):
+            if param.metavar is None:
+                param.metavar = argument_metavar(param.name)
+            param.__class__ = UsageArgument
 
 
 # ---- deprecated spellings (kept for one release) ----------------------------------------------
@@ -141,6 +175,7 @@ class LanguageGroup(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for command in self.commands.values():
+            _name_arguments(command)
             for param in getattr(command, "params", ()):
                 if getattr(param, "param_type_name", "") == "option" and hasattr(param, "rich_help_panel"):
                     param.rich_help_panel = panel_of(param)

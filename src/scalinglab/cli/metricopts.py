@@ -30,7 +30,8 @@ YLabelOpt = typer.Option(None, "--y-label", help="Label of the plot's y axis, un
                          "column's name).")
 
 # options of the loss run-table door that mean nothing for a metric table
-_RUN_TABLE_ONLY = ("drop_top_loss", "flops_tolerance", "drop_outliers", "bin_budgets", "source_format", "last_step")
+_RUN_TABLE_ONLY = ("drop_top_loss", "flops_tolerance", "drop_outliers", "bin_budgets", "source_format", "last_step",
+                   "history_point")
 
 
 @dataclass

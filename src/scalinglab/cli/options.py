@@ -10,7 +10,7 @@ API_OPTIONS = {  # API argument -> CLI option
     "mapping": "--map", "where": "--where", "group": "--group", "flops_tolerance": "--flops-tolerance",
     "drop_top_loss": "--drop-top-loss", "drop_outliers": "--drop-outliers", "n_bootstrap": "--bootstrap",
     "n_boot": "--bootstrap", "keep_edge": "--keep-edge", "diverged_ratio": "--diverged-ratio", "weights": "--weights", "method": "--method",
-    "unit": "--unit", "level": "--level", "delta": "--delta", "by": "--by", "prefer": "--prefer",
+    "unit": "--unit", "level": "--level", "delta": "--delta", "asymmetry": "--asymmetry", "loss": "--loss", "by": "--by", "prefer": "--prefer",
     "holdout": "--holdout", "threshold": "--threshold", "n_steps": "--steps", "workers": "--jobs",
     "seed": "--seed", "law": "--law", "variables": "--var", "fixed": "--fix", "budget": "--budget",
     "budgets": "--budget", "target_loss": "--target-loss", "target": "--target-loss", "mfu": "--mfu",
@@ -25,9 +25,15 @@ API_OPTIONS = {  # API argument -> CLI option
     "source_format": "--from", "sep": "--sep", "bin_budgets": "--bin-budgets",
     "allow_edited": "--allow-edited", "drop_invalid": "--drop-invalid", "force": "--force",
     "fit": "--fit",
-    "tracking_uri": "--tracking-uri",
+    "tracking_uri": "--tracking-uri", "history_point": "--history-point",
+    "hparams_law": "--hparams-law", "critical_batch": "--critical-batch", "window": "--window",
+    "calibrate": "--calibrate",
     "last_step": "--last-step", "batch_unit": "--batch-unit", "restart": "--restart", "corpus": "--corpus",
+    "ladder_budget": "--ladder-budget", "target_budget": "--target-budget", "stop_width": "--stop-width",
+    "batch": "--batch",
     "allow_unbent": "--allow-unbent", "min_x": "--min-x", "smooth_steps": "--smooth-steps",
+    "speedup_at": "--speedup", "sparsity": "--sparsity", "vocab_params": "--vocab-params",
+    "at_compute": None, "at_loss": None, "fit_a": None, "fit_b": None,   # studies/speedup.py (API only)
     # API functions that a command runs: a message naming one names the command
     "fit_groups": "--by-group", "isoflop_approach1": "`scalinglab isoflop --approach 1`",
     "isoflop_approach2": "`scalinglab isoflop --approach 2`",
@@ -50,6 +56,13 @@ COMMAND_OPTIONS: dict[str, dict[str, str | None]] = {
     "hparams fit": {"params": "--params", "tokens": "--tokens", "seq_len": "--seq-len"},
     "schedule predict": {"peak_lr": "--peak-lr", "warmup": "--warmup", "steps": "--steps"},
     "schedule cooldown": {"peak_lr": "--peak-lr", "warmup": "--warmup", "steps": "--steps"},
+    "monitor": {"curve": "CURVE", "peak_lr": "--peak-lr", "warmup": "--warmup", "total_steps": "--total-steps",
+                "spike_checkpoints": "--spike-checkpoints", "run": "--run", "loss_column": "--loss-column",
+                "schedule": "--schedule", "cooldown": "--cooldown", "min_ratio": "--min-ratio"},
+    "design suggest": {"target": "--target-budget", "budget_left": "--budget-left", "pool": "--pool", "k": "-k",
+                       "budgets": "--budgets", "n_draws": None},
+    "design score": {"target": "--target-budget", "ladder": "LADDER", "reference": "--fit",
+                     "n_sim": "--simulations", "noise": None},
 }
 
 

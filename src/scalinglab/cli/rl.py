@@ -88,14 +88,15 @@ def _compute_values(text: str, x: str) -> list[float]:
     return values
 
 
-def compare_curves(source, law, *, by, baseline, x, y, n_boot, level, seed, where, plot, as_json) -> None:
+def compare_curves(source, law, *, by, baseline, x, y, n_boot, level, seed, where, plot, as_json,
+                   speedup_at=None) -> None:
     """`scalinglab compare` for a law without a compute frontier: each group's fitted parameters
     against the baseline's (``studies.compare_params``), printed or as JSON."""
     from scalinglab.cli.render import to_cli
     from scalinglab.studies.compare_params import compare_parameters
 
     result = compare_parameters(source, law=law, by=by, baseline=baseline, x=x, y=y, n_boot=n_boot, level=level,
-                                seed=seed, where=where)
+                                seed=seed, where=where, speedup_at=speedup_at)
     if plot is not None:
         result.plot(plot)
     if as_json:

@@ -61,6 +61,9 @@ class RunOptions:
     drop_invalid: bool = option(False, "--drop-invalid", help="Leave out the rows with a missing or invalid value "
                                 "(NaN loss, empty params ...) and, with --from, the runs that did not finish "
                                 "(crashed, failed, killed, running), instead of refusing them; each is listed.")
+    history_point: str = option("final", "--history-point", help="With --from wandb and a history export: the one "
+                                "point read from each run, final (its last logged loss) or best (its lowest logged "
+                                "loss, with that step's tokens); the notes say which point each run gave.")
     tracking_uri: Optional[str] = option(None, "--tracking-uri", help="With --from mlflow: the MLflow tracking URI "
                                          "(http://127.0.0.1:5000, sqlite:///mlflow.db, file:///path/mlruns); "
                                          "default: SOURCE, else MLFLOW_TRACKING_URI.")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 import warnings
 from pathlib import Path
@@ -10,12 +9,12 @@ from typing import List, Optional
 
 import typer
 from rich import box
-from rich.table import Table
 from rich.text import Text
 
 from scalinglab.cli.app import sweep_app
 from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.language import EXECUTION
+from scalinglab.cli.levelopts import LevelOpt, resolved_level
 from scalinglab.cli.render import (add_file_notes, check_range, console, emit_json, err_console, fail, file_notes,
                                    hang_lines, parse_budgets)
 from scalinglab.sweep.defaults import DEFAULT_THROUGHPUT, MAX_EPOCHS
@@ -44,6 +43,8 @@ def _lr(lr: float) -> str:
 def _store_errors(db: Path):
     """SQLite errors met after a store opened cleanly: damage the open-time check did not see,
     read-only media, a full disk (each named as what it is)."""
+    import sqlite3          # here, not at import: `scalinglab fit` should not load it
+
     try:
         yield
     except sqlite3.DatabaseError as exc:
@@ -103,10 +104,27 @@ def plan_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing store"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
     allow_edited: bool = AllowEditedOpt,
+    adaptive: bool = typer.Option(False, "--adaptive", help="do not run this grid: keep it as the candidate pool "
+                                  "of a ladder that designs itself; `sweep run` trains --batch runs at a time, "
+                                  "each round the ones expected to narrow the target's interval most per FLOP"),
+    ladder_budget: Optional[float] = typer.Option(None, "--ladder-budget", help="with --adaptive: FLOPs the "
+                                                  "whole ladder may spend (exact count), e.g. 3e11"),
+    target_budget: Optional[float] = typer.Option(None, "--target-budget", help="with --adaptive: the big "
+                                                  "run's compute C whose planned loss the ladder is for, e.g. 1e15"),
+    stop_width: Optional[float] = typer.Option(None, "--stop-width", help="with --adaptive: stop once the "
+                                               "planned loss's interval at --target-budget is at most this "
+                                               "wide (nats/token) [default: spend the ladder budget]"),
+    batch: int = typer.Option(4, "--batch", help="with --adaptive: runs suggested and trained per round"),
+    law: str = typer.Option("chinchilla", "--law", help="with --adaptive: the law refitted each round: {laws} "
+                            "(a registered law with a compute-optimal frontier)"),
+    level: Optional[float] = LevelOpt,
 ) -> None:
-    """Plan an IsoFLOP ladder: sizes around the rough optimum of each budget, tokens from the exact FLOP count."""
+    """Plan an IsoFLOP ladder: sizes around the rough optimum of each budget, tokens from the exact FLOP count;
+    with --adaptive, a ladder that picks its runs from that grid round by round."""
     from scalinglab.sweep.plan import plan_sweep, write_plan
     with fail():
+        settings = _adaptive_settings(adaptive, ladder_budget, target_budget, stop_width, batch, law,
+                                      resolved_level(level), seed)
         if output is None and not dry_run:
             raise ValueError("-o/--output: give the sweep store to write, e.g. -o ladder.db (or --dry-run)")
         check_range(spread, "--spread", low=0, low_open=True, high=3, example="0.5")
@@ -122,14 +140,22 @@ def plan_command(
                           batch_factors=_factors(batch_factors, "--batch-factors"), tensor_parallel=tensor_parallel,
                           seeds=seeds)
         if not dry_run:
-            write_plan(plan, output, overwrite=overwrite).close()
+            write_plan(plan, output, overwrite=overwrite, adaptive=settings).close()
+        elif settings is not None:
+            from scalinglab.sweep.adaptive import check_settings
+            check_settings(settings, min(r.flops for r in plan.runs))
     if as_json:
-        emit_json(dict(plan.to_dict(), written=None if dry_run else str(output)))
+        emit_json(dict(plan.to_dict(), written=None if dry_run else str(output),
+                       adaptive=None if settings is None else settings.to_dict()))
         return
     # fits 80 columns: compact numbers, the shared sequence length in the title, and a run id that
     # folds rather than pushing the other columns out (tests/test_cli_width.py)
     seq_lens = sorted({r.seq_len for r in plan.runs})
-    table = Table(title=f"IsoFLOP sweep: {len(plan.runs)} runs, each within half a step of C (exact FLOP count; "
+    what = (f"Candidate pool of an adaptive ladder: {len(plan.runs)} runs" if settings is not None
+            else f"IsoFLOP sweep: {len(plan.runs)} runs")
+    from rich.table import Table
+
+    table = Table(title=f"{what}, each within half a step of C (exact FLOP count; "
                   f"6ND and more with --json); batch in sequences of {'/'.join(map(str, seq_lens))} tokens",
                   title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for col in ("run id", "C", "N", "L×d/h", "D", "D/N", "batch", "lr", "epochs", "time"):
@@ -150,10 +176,35 @@ def plan_command(
         err_console.print(f"[yellow]warning:[/yellow] {w}")
     for note in file_notes():                   # the --hparams-law file: edited, or an earlier release's
         err_console.print(note, style="yellow", markup=False)
+    if settings is not None:
+        console.print(f"adaptive: rounds of {settings.batch} runs from this pool until {settings.ladder_budget:.3g} "
+                      f"FLOPs are spent" + (f" or the planned loss's {100 * settings.level:g}% interval at "
+                                            f"{settings.target_budget:.3g} FLOPs is at most {settings.stop_width:g} wide"
+                                            if settings.stop_width else f" (target {settings.target_budget:.3g} FLOPs)"),
+                      soft_wrap=True)
     if dry_run:
         console.print("dry run: nothing written")
     else:
         console.print(f"wrote {output}; train it with `scalinglab sweep run {output}`")
+
+
+def _adaptive_settings(adaptive: bool, ladder_budget, target_budget, stop_width, batch: int, law: str,
+                       level: float, seed: int):
+    """--adaptive's settings (None without it); its options without --adaptive are refused."""
+    if not adaptive:
+        given = [o for o, v in (("--ladder-budget", ladder_budget), ("--target-budget", target_budget),
+                                ("--stop-width", stop_width)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for an adaptive ladder; add --adaptive, or leave "
+                             f"{'it' if len(given) == 1 else 'them'} out to plan the whole grid")
+        return None
+    missing = [o for o, v in (("--ladder-budget", ladder_budget), ("--target-budget", target_budget)) if v is None]
+    if missing:
+        raise ValueError(f"--adaptive needs {' and '.join(missing)}: the FLOPs the ladder may spend and the big "
+                         "run's compute it is for, e.g. --ladder-budget 3e11 --target-budget 1e15")
+    from scalinglab.sweep.adaptive import AdaptiveSettings
+    return AdaptiveSettings(ladder_budget=ladder_budget, target_budget=target_budget, stop_width=stop_width,
+                            batch=batch, law=law, level=level, seed=seed)
 
 
 def _jobs(text: str) -> int | str:
@@ -212,6 +263,9 @@ def run_command(
     c = summary.counts
     console.print(f"{len(summary.done)} run(s) finished now; store: {c['done']} done, {c['failed']} failed, "
                   f"{c['pending']} pending")
+    if summary.adaptive:
+        console.print(f"adaptive: stopped after round {summary.adaptive['rounds']}, {summary.adaptive['stop']}; "
+                      f"`scalinglab sweep status {db}` shows every round", soft_wrap=True)
     if summary.interrupted:
         err_console.print("interrupted: runs in flight are pending again; `scalinglab sweep run` resumes them")
         raise typer.Exit(code=130)
@@ -248,6 +302,7 @@ def status_command(
             interrupted = set(store.interrupted())
             losses = store.final_losses()
             where, sweep_progress = store.progress()
+            decisions, stop = store.decisions(), _adaptive_stop(store)
     # a run marked running whose `sweep run` is gone (killed) is interrupted: the next run resumes it
     counts = {"pending": counts["pending"], "running": counts["running"] - len(interrupted),
               "interrupted": len(interrupted), "done": counts["done"], "failed": counts["failed"]}
@@ -267,9 +322,12 @@ def status_command(
              "params": r.config.get("plan", {}).get("params"), "tokens": r.config["train"]["tokens"],
              "loss": losses.get(r.run_id), "wall_seconds": r.wall_seconds,
              "error": one_line_error(r.error) or None, "progress": progress.get(r.run_id),
-             "log": log_of(r) if r.status == "failed" else None} for r in runs]})
+             "log": log_of(r) if r.status == "failed" else None} for r in runs],
+            **({"decisions": decisions, "adaptive_stop": stop} if decisions or stop else {})})
         return
     colour = {"done": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "pending": "white"}
+    from rich.table import Table
+
     table = Table(title=f"{db}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "interrupted"),
                   title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for col in ("run id", "C", "N", "D", "status", "tries", "loss", "wall"):
@@ -295,9 +353,48 @@ def status_command(
         rate = sweep_progress.get("flops_per_second")
         console.print(f"sweep ETA {fmt_eta(sweep_eta)}" + (f" at {rate:.3g} FLOP/s measured" if rate else ""),
                       soft_wrap=True)
+    if decisions or stop:
+        print_decisions(decisions, stop)
     if interrupted:
         console.print(f"{len(interrupted)} run(s) interrupted: the `sweep run` that ran them was stopped (killed) "
                       f"mid-run; `scalinglab sweep run {db}` resumes them from their checkpoints", soft_wrap=True)
+
+
+def _adaptive_stop(store) -> dict | None:
+    """Why an adaptive sweep stopped ({"reason", "round"}), None while it goes on or for a grid."""
+    import json
+    from scalinglab.sweep.adaptive import STOP_KEY
+    try:
+        stop = json.loads(store.get_meta(STOP_KEY) or "null")
+    except ValueError:
+        return None
+    return stop if isinstance(stop, dict) else None
+
+
+def _interval_text(interval: dict | None) -> str:
+    return "–" if not interval else f"[{interval['low']:.4g}, {interval['high']:.4g}]"
+
+
+def print_decisions(decisions: list[dict], stop: dict | None) -> None:
+    """An adaptive sweep's rounds: the runs each chose, the planned loss's interval at the target
+    budget before it, expected after it and measured after it; each round's reasons below."""
+    from rich.table import Table
+
+    table = Table(title="adaptive rounds: the planned loss's interval at the target budget",
+                  title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ("round", "runs", "before", "expected after", "after", "FLOPs so far"):
+        table.add_column(col, overflow="fold")
+    for d in decisions:
+        table.add_row(str(d["round"]), ", ".join(d["run_ids"]), _interval_text(d["before"]),
+                      _interval_text(d["expected"]), _interval_text(d["actual"]), f"{d['committed_flops']:.3g}")
+    console.print(table)
+    for d in decisions:
+        console.print(Text.assemble((f"round {d['round']} why: ", "cyan"), d["why"]), soft_wrap=True)
+    if stop:
+        console.print(Text.assemble(("stopped: ", "green"), f"after round {stop['round']}, {stop['reason']}"),
+                      soft_wrap=True)
+    else:
+        console.print("not finished: `scalinglab sweep run` goes on with the next round", soft_wrap=True)
 
 
 def _running_progress(runs, shown, where: dict, now: float) -> dict[str, dict]:

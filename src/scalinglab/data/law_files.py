@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scalinglab.laws.critical_batch import KAPLAN_CRITICAL_BATCH, CriticalBatchLaw, find_critical_batch_law
 from scalinglab.laws.hparams import HPARAM_LAWS, HparamLaw, find_hparam_law
+from scalinglab.util.errors import ParamError, ParamText
 from scalinglab.util.jsonio import read_checked_json_file
 
 __all__ = ["get_hparam_law", "get_critical_batch_law", "write_law_file"]
@@ -28,11 +29,12 @@ def get_hparam_law(name_or_path, *, allow_edited: bool = False) -> HparamLaw:
     path = Path(key)
     if path.suffix.lower() == ".json" or path.exists():
         if not path.is_file():
-            raise ValueError(f"--hparams-law {key}: no such file; give a preset ({', '.join(HPARAM_LAWS)}) or a "
-                             "fitted law's JSON (`scalinglab hparams fit sweep.csv -o hp.json`)")
-        return _read_law_file(HparamLaw, path, f"--hparams-law {key}", allow_edited)
-    raise ValueError(f"--hparams-law {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) or a fitted "
-                     "law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)")
+            raise ParamError("hparams_law", f"{{hparams_law}} {key}: no such file; give a preset "
+                             f"({', '.join(HPARAM_LAWS)}) or a fitted law's JSON (`scalinglab hparams fit sweep.csv "
+                             "-o hp.json`)", value=key)
+        return _read_law_file(HparamLaw, path, "hparams_law", allow_edited)
+    raise ParamError("hparams_law", f"{{hparams_law}} {key!r}: unknown; give a preset ({', '.join(HPARAM_LAWS)}) "
+                     "or a fitted law's JSON file (`scalinglab hparams fit sweep.csv -o hp.json`)", value=key)
 
 
 def get_critical_batch_law(name_or_path, *, allow_edited: bool = False) -> CriticalBatchLaw:
@@ -44,14 +46,22 @@ def get_critical_batch_law(name_or_path, *, allow_edited: bool = False) -> Criti
     key = str(name_or_path)
     path = Path(key)
     if not path.is_file():
-        raise ValueError(f"--critical-batch {key}: neither the preset '{KAPLAN_CRITICAL_BATCH.name}' nor a file; "
-                         "fit one with `scalinglab hparams critical-batch curves.csv --target-loss ... -o cb.json`")
-    return _read_law_file(CriticalBatchLaw, path, f"--critical-batch {key}", allow_edited)
+        raise ParamError("critical_batch", f"{{critical_batch}} {key}: neither the preset "
+                         f"'{KAPLAN_CRITICAL_BATCH.name}' nor a file; fit one with `scalinglab hparams critical-batch "
+                         "curves.csv --target-loss ... -o cb.json`", value=key)
+    return _read_law_file(CriticalBatchLaw, path, "critical_batch", allow_edited)
 
 
-def _read_law_file(law_class, path: Path, label: str, allow_edited: bool):
-    """``law_class`` built from the verified document at ``path``, carrying what the check has to tell."""
-    doc, notes = read_checked_json_file(path, label, allow_edited=allow_edited)
+def _read_law_file(law_class, path: Path, param: str, allow_edited: bool):
+    """``law_class`` built from the verified document at ``path``, carrying what the check has to tell;
+    a file refused is a ParamError of ``param``, the parameter that named it."""
+    try:
+        doc, notes = read_checked_json_file(path, str(path), allow_edited=allow_edited)
+    except ParamError as exc:            # keeps the parameters it names (an edited file: allow_edited)
+        raise ParamError(param, ParamText("{" + param + "} ", param) + exc.text, value=str(path),
+                         also=exc.params) from None
+    except ValueError as exc:
+        raise ParamError(param, ParamText("{" + param + "} ", param) + str(exc), value=str(path)) from None
     law = law_class.from_dict(doc, source=str(path))
     law.file_notes = notes
     return law

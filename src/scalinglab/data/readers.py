@@ -41,7 +41,7 @@ from scalinglab.data.schema import (
     row_label_for,
     validate_runs,
 )
-from scalinglab.util.errors import ParamText
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["RunTable", "as_runtable", "load_runs", "read_table", "detect_separator", "SUPPORTED_SUFFIXES",
            "ORIGINAL_PREFIX"]
@@ -101,7 +101,8 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
               flops_tolerance: float | None = DEFAULT_FLOPS_TOLERANCE,
               drop_outliers: float | None = None, sep: str | None = None,
               bin_budgets: float | None = None, source_format: str | None = None,
-              last_step: bool = False, drop_invalid: bool = False, tracking_uri: str | None = None) -> RunTable:
+              last_step: bool = False, drop_invalid: bool = False, tracking_uri: str | None = None,
+              history_point: str = "final") -> RunTable:
     """Read, map, select, validate and (on request) prune runs.
 
     Parameters
@@ -143,6 +144,9 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         rows are refused, each named.
     tracking_uri : with ``source_format="mlflow"``, the MLflow tracking URI to read (a server
         ``http://...``, ``sqlite:///mlflow.db``, ``file:///.../mlruns``); ``source`` may then be None.
+    history_point : with ``source_format="wandb"`` and a history export, the one point read per run:
+        ``"final"`` (default: its last logged loss) or ``"best"`` (its lowest logged loss, with that
+        row's step and tokens, not the final ones); a note says which point each run gave.
 
     ``source_format`` may also name a project or experiment, with ``source`` None:
     ``"wandb:ENTITY/PROJECT"`` reads the project through W&B's API client (the ``wandb`` extra)
@@ -153,6 +157,7 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
     values that load but look like a unit slip are recorded in ``RunTable.warnings``.
     """
     _check_bin_width(bin_budgets, str(source) if isinstance(source, (str, Path)) else "<runs>")
+    _check_history_point(history_point, source, source_format)
     if isinstance(source, RunTable):
         if source_format is not None or sep is not None:
             raise RunDataError(f"{source.source}: " + ParamText("{source_format} / {sep} apply when reading a file; "
@@ -184,7 +189,7 @@ def load_runs(source, *, mapping: dict[str, str | None] | None = None, drop_top_
         exact_units = source_format is None and Path(source).suffix.lower() in (".db", ".sqlite")
         if source_format is not None:
             raw, label, source_dropped = _read_foreign(Path(source), source_format, sep, mapping, notes,
-                                                       drop_invalid, tracking_uri)
+                                                       drop_invalid, tracking_uri, history_point)
         else:
             raw, label = read_table(Path(source), text_columns=_text_sources(mapping), sep=sep)
     else:
@@ -242,6 +247,17 @@ def _last_checkpoints(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     last = last_checkpoints(df).reset_index(drop=True)
     notes.append(f"last_step: each run's last checkpoint, {len(last):,} of {len(df):,} rows")
     return last
+
+
+def _check_history_point(history_point, source, source_format) -> None:
+    """A history point other than the final one applies to a W&B history export only: refused elsewhere."""
+    from scalinglab.data.sources import check_history_point
+
+    check_history_point(history_point)
+    if history_point != "final" and (str(source_format or "").lower() != "wandb" or not isinstance(source, (str, Path))):
+        raise ParamError("history_point", f"{{history_point}} {history_point!r} chooses the point read from each "
+                         "run of a W&B history export; it needs a W&B export file or folder with "
+                         "{source_format} 'wandb'", value=history_point, also=("source_format",))
 
 
 def _check_bin_width(width, name: str) -> None:
@@ -419,7 +435,7 @@ def _read_remote(location, source_format: str, tracking_uri, drop_invalid: bool,
 
 
 def _read_foreign(path: Path, fmt: str, sep, mapping, notes: list[str], drop_invalid: bool = False,
-                  tracking_uri: str | None = None):
+                  tracking_uri: str | None = None, history_point: str = "final"):
     """Raw frame, row labels and dropped rows of a W&B export or an MLflow store."""
     from scalinglab.data.sources import mlflow_row_label, read_mlflow, read_wandb, split_source_format
 
@@ -442,7 +458,7 @@ def _read_foreign(path: Path, fmt: str, sep, mapping, notes: list[str], drop_inv
             rows = pd.Series(np.arange(1, len(raw) + 1, dtype="int64"), index=raw.index, name="source_row")
             return pd.concat([raw, rows], axis=1)
 
-        frame, dropped, found = read_wandb(path, read_csv, drop_invalid=drop_invalid)
+        frame, dropped, found = read_wandb(path, read_csv, drop_invalid=drop_invalid, history_point=history_point)
         label = row_label_for(str(path)) if path.is_file() else (lambda n: f"run {n}")
     notes.extend(found)
     return frame.reset_index(drop=True), label, dropped

@@ -168,7 +168,8 @@ UNIT_SLIP_FACTOR = 2.0
 # ``seed`` is one: rows that differ only in their seed are replicates (approach 2 averages them,
 # the noise estimate uses them), not one run entered twice.
 _COORDINATE_COLUMNS = ("params", "tokens", "seed", "group", "unique_tokens", "epochs", "lr",
-                       "batch_size", "precision_bits", "params_kind", "experts")   # experts: laws/moe.py
+                       "batch_size", "precision_bits", "params_kind", "experts",   # experts: laws/moe.py
+                       "sparsity", "parallel", "vocab_params")   # laws/sparsity.py, parallel.py, vocabulary.py
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 _NUMBER_WITH_SUFFIX = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([kKmMbBgGtT]?)$")

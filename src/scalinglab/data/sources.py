@@ -5,8 +5,9 @@
   config columns (``n_params``, ``model.n_params`` ...).
 * W&B **history**, long form (``run.history()`` of several runs stacked): one row per (run,
   step) with a run column (``Name``, ``name``, ``run``, ``run_id``, ``run_name`` or ``ID``),
-  ``_step`` and a column per metric. It is reduced to ONE point per run, each run's last
-  logged loss (a final-loss ladder), and a note says so.
+  ``_step`` and a column per metric. It is reduced to ONE point per run, each run's final
+  logged point (a final-loss ladder) or, with ``history_point="best"``, its lowest logged loss
+  with that row's step and tokens; a note says which.
 * W&B **history**, wide form (a chart's "Export CSV"): ``Step`` and a column
   ``"<run> - <metric>"`` per run (``__MIN`` / ``__MAX`` columns are ignored). It carries no
   config, so its runs need ``params`` and tokens from elsewhere: put the runs table in the
@@ -41,10 +42,10 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.data.schema import CANONICAL_COLUMNS, RunDataError
-from scalinglab.util.errors import ParamText
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["SOURCE_FORMATS", "PRESETS", "LOSS_NAMES", "preset_mapping", "split_source_format", "read_wandb",
-           "read_wandb_api", "read_mlflow"]
+           "read_wandb_api", "read_mlflow", "HISTORY_POINTS", "check_history_point"]
 
 SOURCE_FORMATS = ("wandb", "mlflow")
 
@@ -74,6 +75,7 @@ PRESETS["mlflow"] = {**PRESETS["wandb"], "run_id": ("run_name", "run_id"), "step
 
 _WANDB_RUN_COLUMNS = ("Name", "name", "run", "run_name", "run_id", "ID", "id")
 _WIDE_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
+HISTORY_POINTS = ("final", "best")
 _UNFINISHED_HINT = ParamText("pass {drop_invalid} to leave them out, each listed", drop_invalid=True)
 
 
@@ -146,12 +148,16 @@ def preset_mapping(columns, fmt: str, user_mapping: dict | None = None) -> tuple
 # W&B
 # ----------------------------------------------------------------------------------------------
 
-def read_wandb(path: Path, read_csv, *, drop_invalid: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def read_wandb(path: Path, read_csv, *, drop_invalid: bool = False, history_point: str = "final"
+               ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Runs of a W&B export: (kept rows, rows dropped for their state with ``reason``/``detail``, notes).
 
     ``read_csv(path)`` reads one delimited file (the caller's separator detection applies).
     Unfinished runs are refused, each named, or with ``drop_invalid`` left out and returned.
+    ``history_point``: the point of a history read per run, ``"final"`` (its last logged loss) or
+    ``"best"`` (its lowest logged loss, with that row's step and tokens); a note says which.
     """
+    check_history_point(history_point)
     notes: list[str] = []
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".tsv"))
@@ -167,24 +173,41 @@ def read_wandb(path: Path, read_csv, *, drop_invalid: bool = False) -> tuple[pd.
                                "and State); the runs' config (params, tokens) lives there")
         runs = pd.concat([f for _, f in tables], ignore_index=True)
         runs, dropped = _finished_only(runs, path, notes, drop_invalid)
+        _refuse_best_without_history(history_point, histories, path)
         for file, frame in histories:
-            last = _last_losses(_history_long(frame, file), file)
-            runs = _join_history(runs, last, file, notes)
+            points = _history_points(_history_long(frame, file), file, history_point)
+            runs = _join_history(runs, points, file, notes)
         return runs, dropped, notes
     frame = read_csv(path)
     if _is_runs_table(frame):
+        _refuse_best_without_history(history_point, (), path)
         runs, dropped = _finished_only(frame, path, notes, drop_invalid)
         return runs, dropped, notes
     long = _history_long(frame, path)
-    last = _last_losses(long, path)
+    last = _history_points(long, path, history_point)
     varying = last.attrs.get("varying", [])
     silent = last.attrs.get("no_loss", [])
-    notes.append(f"W&B history {path.name}: reduced to one point per run, the last logged "
-                 f"{last.attrs['loss_column']!r} of each of {len(last)} run(s) ({len(long)} history rows)"
+    notes.append(f"W&B history {path.name}: reduced to one point per run, {len(last)} run(s) ({len(long)} history "
+                 "rows); " + _point_note(last)
                  + (f"; per-step columns left out: {', '.join(map(str, varying))}" if varying else "")
                  + (f"; {len(silent)} run(s) logged no {last.attrs['loss_column']!r} and are not read: "
                     + ", ".join(map(str, silent)) if silent else ""))
     return last, _no_rows(), notes
+
+
+def check_history_point(history_point) -> None:
+    """Refuse a ``history_point`` other than "final" or "best", naming it."""
+    if history_point not in HISTORY_POINTS:
+        raise ParamError("history_point", "{history_point} must be one of " + ", ".join(HISTORY_POINTS)
+                         + f"; got {history_point!r}", value=history_point)
+
+
+def _refuse_best_without_history(history_point: str, histories, path) -> None:
+    if history_point == "best" and not histories:
+        raise RunDataError(f"{path}: " + ParamText(
+            "{history_point} reads each run's lowest logged loss from a history export, but this is a runs "
+            "table, whose summary holds one (the last) value per run; export the runs' history too (a folder "
+            "of both), or leave out {history_point}", history_point="best"))
 
 
 def _is_runs_table(frame: pd.DataFrame) -> bool:
@@ -248,8 +271,9 @@ def _history_long(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     return long.reset_index().rename_axis(columns=None)
 
 
-def _last_losses(long: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """One row per run: its last logged loss and step, and the last logged value of every other column."""
+def _history_points(long: pd.DataFrame, path: Path, history_point: str = "final") -> pd.DataFrame:
+    """One row per run: its final logged point, or with ``history_point="best"`` its lowest logged
+    loss, with that row's step and tokens/flops, and the value of every column constant in the run."""
     loss = _first_of([c for c in long.columns if c not in ("run", "_step")], ("loss",) + LOSS_NAMES)
     if loss is None:
         raise RunDataError(f"{path}: the W&B history has no loss column (one of {['loss', *LOSS_NAMES]}); "
@@ -261,40 +285,76 @@ def _last_losses(long: pd.DataFrame, path: Path) -> pd.DataFrame:
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
         raise RunDataError(f"{path}: data row {row}, column _step: {long['_step'].iloc[row - 1]!r} is not a step "
                            "number")
-    logged = long[values.notna()].assign(_step=steps[values.notna()])
+    logged = long[values.notna()].assign(**{"_step": steps[values.notna()], loss: values[values.notna()]})
     if logged.empty:
         raise RunDataError(f"{path}: column {loss!r} holds no numbers; nothing was logged")
-    logged = logged.sort_values(["run", "_step"], kind="stable")
-    last = logged.groupby("run", sort=False)[[loss, "_step", *(["source_row"] if "source_row" in long else [])]].last()
-    # Columns constant within each run are its config (n_params, tokens); per-step columns
-    # (lr under a schedule, _runtime) have no one value per run and are left out.
+    logged = logged.sort_values(["run", "_step"], kind="stable").reset_index(drop=True)
+    final = logged.groupby("run", sort=False).tail(1).set_index("run")
+    chosen = logged.loc[logged.groupby("run", sort=False)[loss].idxmin()].set_index("run") \
+        if history_point == "best" else final
+    # Tokens and FLOPs counters are read at the chosen row; other columns constant within each
+    # run are its config (n_params); other per-step columns (lr under a schedule, _runtime) have
+    # no one value per run and are left out.
     others = [c for c in long.columns if c not in (loss, "_step", "run", "source_row")]
+    counters = [c for c in others if _first_of([c], PRESETS["wandb"]["tokens"] + PRESETS["wandb"]["flops"]
+                                               + ("tokens", "flops")) is not None]
     grouped = long.groupby("run", sort=False)
-    constant = [c for c in others if (grouped[c].nunique(dropna=True) <= 1).all()]
-    varying = [c for c in others if c not in constant]
-    out = grouped[constant].first().join(last, how="inner").reset_index() if constant else last.reset_index()
+    constant = [c for c in others if c not in counters and (grouped[c].nunique(dropna=True) <= 1).all()]
+    varying = [c for c in others if c not in constant and c not in counters]
+    earlier = chosen["_step"] < final.loc[chosen.index, "_step"]
+    if earlier.any():
+        fixed = [c for c in counters if (grouped[c].nunique(dropna=True) <= 1).all()]
+        if not counters or len(fixed) == len(counters):
+            raise RunDataError(f"{path}: " + ParamText(
+                "{history_point} takes each run's tokens at its lowest-loss step, but the history logs "
+                + (f"tokens only as a per-run constant ({', '.join(map(str, fixed))})" if counters else
+                   "no tokens or flops column") + f"; {int(earlier.sum())} run(s) reach their lowest loss before "
+                "their final step (e.g. " + ", ".join(f"{r!r} at step {int(s):,}" for r, s in
+                                                      chosen.loc[earlier, "_step"].head(3).items())
+                + "); use the final point instead", history_point="best"))
+    keep = [loss, "_step", *counters, *(["source_row"] if "source_row" in long else [])]
+    point = chosen[keep]
+    out = grouped[constant].first().join(point, how="inner").reset_index() if constant else point.reset_index()
     out = out.rename(columns={"run": "Name"})
     out.attrs["loss_column"] = loss
     out.attrs["varying"] = varying
-    out.attrs["no_loss"] = [r for r in long["run"].unique() if r not in set(last.index)]
+    out.attrs["no_loss"] = [r for r in long["run"].unique() if r not in set(chosen.index)]
+    out.attrs["history_point"] = history_point
+    out.attrs["counters"] = counters
+    out.attrs["earlier"] = {r: (int(s), int(final.loc[r, "_step"])) for r, s in chosen.loc[earlier, "_step"].items()}
     return out
 
 
-def _join_history(runs: pd.DataFrame, last: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
-    loss = last.attrs.get("loss_column", "loss")
+def _point_note(points: pd.DataFrame) -> ParamText:
+    """Which point of each run's history was read: "final logged point" or "lowest logged loss, at step S"."""
+    loss = points.attrs["loss_column"]
+    if points.attrs.get("history_point", "final") != "best":
+        return ParamText("{history_point}: each run's final logged point, the last logged "
+                         f"{loss!r}", history_point="final")
+    earlier = points.attrs.get("earlier", {})
+    listed = ", ".join(f"{r!r} at step {s:,} (final step {f:,})" for r, (s, f) in list(earlier.items())[:20])
+    more = f" and {len(earlier) - 20} more" if len(earlier) > 20 else ""
+    return ParamText("{history_point}: each run's lowest logged " + f"{loss!r}, at the step it was logged, with "
+                     "that step's tokens; " + (f"{len(earlier)} run(s) before their final step: {listed}{more}"
+                                                if earlier else "every run's lowest loss is its final logged point"),
+                     history_point="best")
+
+
+def _join_history(runs: pd.DataFrame, points: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
+    """The runs table with each run's history point (loss, step, tokens/flops counters) joined on its name."""
+    loss = points.attrs.get("loss_column", "loss")
     key = "Name" if "Name" in runs.columns else "ID"
-    extra = last[["Name", loss, "_step"]].rename(columns={"Name": key, loss: f"{loss} (history)",
-                                                         "_step": "_step (history)"})
+    taken = [loss, "_step", *points.attrs.get("counters", [])]
+    extra = points[["Name", *taken]].rename(columns={"Name": key, **{c: f"{c} (history)" for c in taken}})
     joined = runs.merge(extra, on=key, how="left")
     missing = joined[f"{loss} (history)"].isna()
-    joined[loss] = joined[f"{loss} (history)"].where(~missing, joined.get(loss))
-    if "_step" in joined.columns:
-        joined["_step"] = joined["_step (history)"].where(~missing, joined["_step"])
-    else:
-        joined["_step"] = joined["_step (history)"]
-    joined = joined.drop(columns=[f"{loss} (history)", "_step (history)"])
-    notes.append(f"W&B history {path.name}: last logged {loss!r} of {int((~missing).sum())} run(s) joined on {key}"
-                 + (f"; {int(missing.sum())} run(s) not in it keep the runs table's value" if missing.any() else ""))
+    for column in taken:
+        mine = joined[f"{column} (history)"]
+        joined[column] = mine.where(~missing, joined[column]) if column in runs.columns else mine
+    joined = joined.drop(columns=[f"{c} (history)" for c in taken])
+    notes.append(f"W&B history {path.name}: " + _point_note(points) + f", of {int((~missing).sum())} run(s) joined "
+                 f"on {key}" + (f"; {int(missing.sum())} run(s) not in it keep the runs table's value"
+                                if missing.any() else ""))
     return joined
 
 

@@ -13,6 +13,9 @@ Tables
   progress  run_id PK: steps_done, steps_total, train_loss, step_seconds (moving average), eta_seconds,
           updated (a timestamp): where each running run is, written by the driver as it trains;
           the sweep's own ETA and measured throughput are the meta key ``progress`` (JSON)
+  decisions  round PK: run_ids JSON, why, before/expected/actual (the target interval, JSON), committed_flops,
+          detail (the design's suggestion, JSON): an adaptive sweep's rounds (``sweep/adaptive.py``), each
+          written with its runs in one transaction (``add_round``); created at the first round
 
 Schema versions: 1 (no noise columns) is migrated to 2 when opened (two ALTER TABLE ADD COLUMN,
 one transaction); a store newer than this scalinglab is refused. The progress table is optional
@@ -66,6 +69,12 @@ PROGRESS_KEY = "progress"        # meta key: the sweep's ETA, throughput and whe
 _PROGRESS_TABLE = """CREATE TABLE IF NOT EXISTS progress (
     run_id TEXT PRIMARY KEY REFERENCES runs(run_id), steps_done INTEGER NOT NULL, steps_total INTEGER NOT NULL,
     train_loss REAL, step_seconds REAL, eta_seconds REAL, updated REAL NOT NULL)"""
+
+# an adaptive sweep's rounds (``sweep/adaptive.py``): what each round suggested, why, and the target
+# interval before it, expected after it and measured after it (JSON {"low", "high", "width"} or NULL)
+_DECISIONS_TABLE = """CREATE TABLE IF NOT EXISTS decisions (
+    round INTEGER PRIMARY KEY, run_ids TEXT NOT NULL, why TEXT NOT NULL, before TEXT, expected TEXT,
+    actual TEXT, committed_flops REAL NOT NULL, detail TEXT, created REAL NOT NULL)"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -389,7 +398,46 @@ class SweepStore:
         """Each finished run's final loss (its point on the main branch, ``FINAL_BRANCH``), by run_id."""
         return dict(self.con.execute("SELECT run_id, loss FROM points WHERE branch = ?", (FINAL_BRANCH,)).fetchall())
 
+    def decisions(self) -> list[dict]:
+        """An adaptive sweep's rounds, in order (``add_round``); [] for any other store."""
+        if not self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'").fetchone():
+            return []
+        cur = self.con.execute("SELECT round, run_ids, why, before, expected, actual, committed_flops, detail "
+                               "FROM decisions ORDER BY round")
+        out = []
+        for rnd, ids, why, before, expected, actual, committed, detail in cur:
+            out.append({"round": rnd, "run_ids": json.loads(ids), "why": why,
+                        "before": json.loads(before) if before else None,
+                        "expected": json.loads(expected) if expected else None,
+                        "actual": json.loads(actual) if actual else None,
+                        "committed_flops": committed, "detail": json.loads(detail) if detail else None})
+        return out
+
     # ------------------------------------------------------------------ writing
+
+    def add_round(self, decision: dict, runs: Iterable[dict]) -> None:
+        """An adaptive sweep's round: its decision (round, run_ids, why, before, expected,
+        committed_flops, detail) and its runs (dicts with run_id, budget, config; pending) in ONE
+        transaction, so a round is either decided with all its runs or not at all."""
+        runs = list(runs)
+        now = time.time()
+        with self.transaction() as con:
+            con.execute(_DECISIONS_TABLE)
+            start = con.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM runs").fetchone()[0]
+            con.executemany("INSERT INTO runs(run_id, budget, config, created, position) VALUES (?, ?, ?, ?, ?)",
+                            [(r["run_id"], float(r["budget"]), json.dumps(r["config"]), now, start + i)
+                             for i, r in enumerate(runs)])
+            con.execute("INSERT INTO decisions(round, run_ids, why, before, expected, actual, committed_flops, "
+                        "detail, created) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                        (int(decision["round"]), json.dumps(list(decision["run_ids"])), str(decision["why"]),
+                         _json_or_null(decision.get("before")), _json_or_null(decision.get("expected")),
+                         float(decision["committed_flops"]), _json_or_null(decision.get("detail")), now))
+
+    def set_round_actual(self, round_: int, actual: dict | None) -> None:
+        """The target interval measured once a round's runs are in (the next refit's)."""
+        with self.transaction() as con:
+            con.execute("UPDATE decisions SET actual = ? WHERE round = ?", (_json_or_null(actual), int(round_)))
+
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as con:
@@ -489,6 +537,10 @@ class SweepStore:
             con.execute("UPDATE runs SET status = 'done', error = NULL, finished = ?, wall_seconds = ?, "
                         "hardware = ? WHERE run_id = ?",
                         (time.time(), wall_seconds, json.dumps(hardware), run_id))
+
+
+def _json_or_null(value) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _branch(branch) -> int:

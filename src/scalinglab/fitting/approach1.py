@@ -129,12 +129,12 @@ def isoflop_approach1(runs, *, n_bins: int = 30, min_runs: int = 3, n_bootstrap:
         raise ValueError(f"n_bins must be >= 2, got {n_bins}")
     df = as_runtable(runs).df
     if "run_id" not in df.columns or df["run_id"].isna().all():
-        raise ValueError("isoflop_approach1 needs training curves: a run_id column with several rows "
-                         "(points along training) per run; these runs have no run_id")
+        raise ValueError(ParamText("{isoflop_approach1} needs training curves: a run_id column with several rows "
+                                   "(points along training) per run; these runs have no run_id", "isoflop_approach1"))
     if df["run_id"].isna().any():
         i = int(np.flatnonzero(df["run_id"].isna().to_numpy())[0])
-        raise ValueError(f"isoflop_approach1: row {row_label(df, i)} has no run_id; every point of a "
-                         "training curve needs the run it belongs to")
+        raise ValueError(ParamText(f"{{isoflop_approach1}}: row {row_label(df, i)} has no run_id; every point of a "
+                                   "training curve needs the run it belongs to", "isoflop_approach1"))
     check_single_experiment(df, ParamText("{isoflop_approach1}", "isoflop_approach1"))
     per_run = df.groupby("run_id").size()
     if per_run.max() < 2:
@@ -150,8 +150,8 @@ def isoflop_approach1(runs, *, n_bins: int = 30, min_runs: int = 3, n_bootstrap:
     grid = np.linspace(logc_all.min(), logc_all.max(), n_bins)
     run_ids, params, L = _curve_matrix(df, grid)
     if len(np.unique(params)) < min_runs:
-        raise ValueError(f"isoflop_approach1: {len(np.unique(params))} distinct model sizes; "
-                         f"the envelope needs at least {min_runs}")
+        raise ValueError(ParamText(f"{{isoflop_approach1}}: {len(np.unique(params))} distinct model sizes; "
+                                   f"the envelope needs at least {min_runs}", "isoflop_approach1"))
     all_present = np.ones((1, len(run_ids)), dtype=bool)
     win, n_cover, edge = (v[0] for v in _envelope_winners(L, params, all_present, min_runs))
     excluded = np.where(n_cover < min_runs, f"fewer than {min_runs} curves cover this C",
@@ -165,9 +165,10 @@ def isoflop_approach1(runs, *, n_bins: int = 30, min_runs: int = 3, n_bootstrap:
         "excluded": excluded,
     })
     if used.sum() < 2 or len(np.unique(params[win[used]])) < 2:
-        raise ValueError(f"isoflop_approach1: {int(used.sum())} usable C bins with "
-                         f"{len(np.unique(params[win[used]]))} distinct winning sizes; the power law needs "
-                         "at least 2 of each (more runs, wider size range, or keep_edge=True)")
+        raise ValueError(ParamText(f"{{isoflop_approach1}}: {int(used.sum())} usable C bins with "
+                                   f"{len(np.unique(params[win[used]]))} distinct winning sizes; the power law needs "
+                                   "at least 2 of each (more runs, wider size range, or {keep_edge})",
+                                   "isoflop_approach1", keep_edge=True))
     a, ia = (float(v) for v in loglog_regression(grid[used], np.log(params[win[used]])))
     law = PowerLaw(a, float(np.exp(ia)), n_points=int(used.sum()))
     if n_bootstrap > 0:

@@ -208,8 +208,8 @@ def approach2_from_minima(minima: BudgetMinima, *, method: str = "parabola", lev
     used = budgets[budgets["used"]]
     if len(used) < 2:
         table = "\n".join(f"  C={r.flops:.3g}: {r.excluded or 'used'}" for r in budgets.itertuples())
-        raise ValueError(f"isoflop_approach2: need at least 2 budgets with an interior minimum for the "
-                         f"power law, have {len(used)} of {len(budgets)}:\n{table}")
+        raise ValueError(ParamText(f"{{isoflop_approach2}}: need at least 2 budgets with an interior minimum for "
+                                   f"the power law, have {len(used)} of {len(budgets)}:\n", "isoflop_approach2") + table)
     logc = np.log(used["flops"].to_numpy(float))
     logn = np.log(used["n_opt"].to_numpy(float))
     logd = np.log(used["d_opt"].to_numpy(float))

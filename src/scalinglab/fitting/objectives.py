@@ -7,11 +7,19 @@ Besiroglu et al. 2024) minimise the sum, and the value must be comparable to the
   ``scipy.special.huber(delta, r)``.  delta = 1e-3 on log-loss makes almost every point an
   L1 term, so a few bad runs cannot pull the fit.
 - ``mse``: rho(r) = r^2 (plain sum of squares).
-- ``asymmetric``: Huber with weight ``asymmetry`` (> 1, default 10) on positive residuals,
-  i.e. where the law predicts a HIGHER loss than observed.  Over-prediction is expensive,
-  so the curve is pushed below the cloud of points and fits its lower envelope - what one
-  wants when the ladder mixes well- and badly-tuned runs and the law should describe the
-  best achievable loss.  asymmetry = 1 is plain Huber.
+- ``asymmetric`` (also spelt ``asymmetric_huber``; both name one objective, recorded as
+  ``asymmetric``): Huber with weight ``asymmetry`` (> 0, default 10) on positive residuals,
+  i.e. where the law predicts a HIGHER loss than observed: rho(r) = asymmetry * huber(r) for
+  r > 0, huber(r) otherwise.  rho is continuous at 0 (both sides are 0) and so is rho'
+  (both 0); at +-delta rho' is asymmetry * delta and -delta from either side, so the
+  Huber pieces join smoothly.  Over-prediction is expensive, so the curve is pushed below the
+  cloud of points and fits its lower envelope - what one wants when the ladder mixes well- and
+  badly-tuned runs and the law should describe the best achievable loss (the argument of the
+  ``chinchilla`` package's "Changes from Original Chinchilla", which replaces the symmetric
+  log-Huber by an asymmetric one because the excess loss of an imperfect run is one-sided; the
+  over-estimate penalty of OLMo's ladder fits rests on the same argument).  asymmetry = 1 is
+  plain Huber.  Whether it should be the DEFAULT was decided by rollout on the public ladders:
+  ``benchmarks/bench_objectives.py`` and benchmarks/RESULTS.md, "Over-estimate penalty".
 
 Every objective is vectorised: ``value`` takes residuals (n,) or (k, n) and sums over the
 last axis; ``derivative`` is d value / d r_i elementwise (the engine chains it with the law's
@@ -32,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 LOSSES = ("huber", "mse", "asymmetric")
+LOSS_ALIASES = {"asymmetric_huber": "asymmetric"}     # another spelling -> the recorded name
 DEFAULT_ASYMMETRY = 10.0
 
 
@@ -91,8 +100,10 @@ def make_objective(loss: str = "huber", delta: float = 1e-3, asymmetry: float | 
 
     ``weights``: None or an array (n,) of positive finite numbers (``n``, when given, is the
     number of points it must match)."""
+    loss = LOSS_ALIASES.get(loss, loss) if isinstance(loss, str) else loss
     if loss not in LOSSES:
-        raise ValueError(f"loss={loss!r} is not a known objective; valid: {', '.join(LOSSES)}")
+        raise ParamError("loss", f"{{loss}}={loss!r} is not a known objective; valid: "
+                                 f"{', '.join(LOSSES + tuple(LOSS_ALIASES))}")
     try:
         delta = float(delta)
     except (TypeError, ValueError):
@@ -101,12 +112,16 @@ def make_objective(loss: str = "huber", delta: float = 1e-3, asymmetry: float | 
     if not (np.isfinite(delta) and delta > 0):
         raise ParamError("delta", f"{{delta}}={delta!r} must be a positive finite number (Huber threshold on log-loss)")
     if loss == "asymmetric":
-        asymmetry = DEFAULT_ASYMMETRY if asymmetry is None else float(asymmetry)
+        try:
+            asymmetry = DEFAULT_ASYMMETRY if asymmetry is None else float(asymmetry)
+        except (TypeError, ValueError):
+            asymmetry = float("nan")
         if not (np.isfinite(asymmetry) and asymmetry > 0):
-            raise ValueError(f"asymmetry={asymmetry!r} must be a positive finite weight "
-                             f"(> 1 fits the lower envelope)")
+            raise ParamError("asymmetry", f"{{asymmetry}}={asymmetry!r} must be a positive finite weight on "
+                                          f"over-predicted points (> 1 fits the lower envelope; 1 is Huber)")
     elif asymmetry is not None:
-        raise ValueError(f"asymmetry={asymmetry!r} only applies to loss='asymmetric' (got loss={loss!r})")
+        raise ParamError("asymmetry", f"{{asymmetry}}={asymmetry!r} only applies to loss='asymmetric' "
+                                      f"(or 'asymmetric_huber'); got loss={loss!r}")
     return Objective(loss=loss, delta=delta, asymmetry=asymmetry, weights=check_weights(weights, n))
 
 
@@ -231,8 +246,8 @@ def is_isoflop_ladder(df) -> bool:
 
     if not {"params", "loss"} <= set(df.columns) or len(df) == 0:
         return False
-    ids = budget_ids(df)
-    sizes = np.array([np.unique(np.asarray(df["params"])[ids == b]).size for b in range(ids.max() + 1)])
+    ids, params = budget_ids(df), np.asarray(df["params"])
+    sizes = np.array([np.unique(params[ids == b]).size for b in range(ids.max() + 1)])
     valley = sizes >= 3
     return int(valley.sum()) >= 2 and float(np.mean(valley[ids])) >= ISOFLOP_SHARE
 

@@ -23,12 +23,16 @@ from scalinglab.laws.test_time import COVERAGE_POWER
 from scalinglab.laws.rl_compute import RL_SIGMOID
 from scalinglab.laws.moe import MOE
 from scalinglab.laws.lr_schedule import LR_SCHEDULE
+from scalinglab.laws.asymptote import ASYMPTOTE
+from scalinglab.laws.parallel import PARALLEL
+from scalinglab.laws.sparsity import SPARSITY
+from scalinglab.laws.vocabulary import VOCABULARY
 from scalinglab.util.errors import ParamText
 
 _BUILTIN: tuple[Law, ...] = (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA, DATA_CONSTRAINED, OVERTRAINING,
                           PRECISION, BATCH_SIZE_LAW, DOWNSTREAM_ERROR, BENCHMARK_SIGMOID,
                           BNSL1, BNSL2, M4, COVERAGE_POWER, RL_SIGMOID, DISTILLATION, LOSS_TO_LOSS, MOE,
-                          LR_SCHEDULE)
+                          LR_SCHEDULE, PARALLEL, SPARSITY, ASYMPTOTE, VOCABULARY)
 LAWS: dict[str, Law] = {law.name: law for law in _BUILTIN}
 ENTRY_POINT_GROUP = "scalinglab.laws"
 _entry_points_loaded = False

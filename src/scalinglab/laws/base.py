@@ -226,8 +226,14 @@ class Law:
     # ladder from them and checks that the fit recovers them
     reference: tuple[tuple[str, float], ...] = ()
     reference_source: str = ""
+    # where no published constants are given: plausible values (NOT published) that the conformance
+    # suite generates its ladder from instead
+    example_constants: tuple[tuple[str, float], ...] = ()
     start_grid: Mapping[str, Any] | None = None
     capabilities: frozenset[str] = frozenset()   # names from CAPABILITIES this law implements
+    # the target is a loss in nats per token (what a B_crit(L) law such as laws/critical_batch.py is
+    # calibrated on); False for a law of another quantity (a unigram-normalised loss, a metric)
+    nats_per_token: bool = True
     metric: Any = None        # laws/metric.py: the bounded metric a MetricLaw fits (None: the law's own target)
     x: str | None = None      # laws/metric.py: the run column a MetricLaw reads its one variable from
 
@@ -577,7 +583,7 @@ class FixedLaw(Law):
                                for p in base.params])
         # a frozen-looking instance: copy the base's declarations
         for attr in ("name", "formula", "variables", "target", "target_transform", "resample_unit", "budget",
-                     "positive_features", "row_features", "description", "capabilities"):
+                     "positive_features", "row_features", "description", "capabilities", "nats_per_token"):
             setattr(self, attr, getattr(base, attr))
         self.params = tuple(p for p in base.params if p.name not in self._fixed)
         self.varpro_names = ()

@@ -73,6 +73,11 @@ def example_runs(budgets=BUDGETS, sizes: int = 9) -> dict[str, np.ndarray]:
                 "teacher_loss": _hoffmann_loss(n, d) * [0.5, 0.7, 1.0, 1.4, 2.0][len(rows) % 5],
                 # a loss curve's areas (laws/lr_schedule.py): summed lr of d/batch steps at 3e-4, anneals of 0-0.3
                 "lr_area": 3e-4 * d / batch, "anneal_area": [0.0, 0.05, 0.1, 0.2, 0.3][k % 5],
+                # parallel streams (laws/parallel.py), pruned fraction (laws/sparsity.py), embedding
+                # parameters within N (laws/vocabulary.py)
+                "parallel": [1.0, 2.0, 4.0, 8.0][(len(rows) // 2) % 4],
+                "sparsity": [0.0, 0.5, 0.75, 0.875][(len(rows) // 3) % 4],
+                "vocab_params": n * [0.05, 0.1, 0.2, 0.3][(len(rows) // 5) % 4],
                 "loss": _hoffmann_loss(n, d)})
     return {key: np.array([r[key] for r in rows]) for key in rows[0]}
 

@@ -188,6 +188,7 @@ class MetricLaw(Law):
         # baseline, a serving penalty, a memory optimum) do not carry over; a law of one variable
         # can be put on another column, by the metric law's own x
         self.capabilities = frozenset({"on"}) if len(base.variables) == 1 else frozenset()
+        self.nats_per_token = False             # a metric, not a loss per token
 
     # ------------------------------------------------------------ the metric
     @property

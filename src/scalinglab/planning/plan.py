@@ -449,6 +449,10 @@ def plan(fit_or_path, budget: float | None = None, *, target_loss: float | None 
     # lr and batch (laws/hparams.py: a preset, or a law fitted from a sweep) and the critical batch
     hp = None if hparams_law is None else hparam_advice(hparams_law, float(n_opt), float(d_opt),
                                                         constraints=model.constraints)
+    if critical_batch is not None and not model.obj.nats_per_token:
+        notes.append(f"no critical-batch advice: law {model.law!r} predicts {model.obj.target!r}, not a loss in "
+                     f"nats per token, and a B_crit(L) law reads only such a loss")
+        critical_batch = None
     cb = None if critical_batch is None else critical_batch_advice(
         critical_batch, float(loss), float(d_opt), None if hp is None or hp.get("batch_unit") != "tokens"
         else hp.get("batch"), seconds=float(seconds), gpus=int(gpus), derived=derived, derived_ci=derived_ci,

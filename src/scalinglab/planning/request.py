@@ -24,7 +24,11 @@ from scalinglab.util.errors import ParamError
 LADDER_BOOTSTRAP = 400
 
 # frontier inputs a request can set (the law's others are planned from Python: plan(constraints=...))
-REQUEST_CONSTRAINTS = ("unique_tokens", "batch_size", "precision_bits", "experts")
+# a law's feature the plan holds at the value asked for (laws/sparsity.py, laws/vocabulary.py): request
+# field -> (its example, what it is)
+HELD_FEATURES = {"sparsity": ("0.5", "the fraction of weights pruned, in [0, 1)"),
+                 "vocab_params": ("5e7", "the vocabulary (embedding) parameters")}
+REQUEST_CONSTRAINTS = ("unique_tokens", "batch_size", "precision_bits", "experts", *HELD_FEATURES)
 # the serving options, which price the model's inference: they need inference_tokens
 SERVING = ("inference_gpu", "inference_mfu", "inference_usd_per_gpu_hour", "inference_dtype")
 
@@ -67,6 +71,8 @@ class PlanRequest:
     serve_bits: Any = None
     batch_size: float | None = None
     experts: float | None = None
+    sparsity: float | None = None
+    vocab_params: float | None = None
     max_total_params: float | None = None
     inference_tokens: float | None = None
     inference_gpu: str | None = None
@@ -167,6 +173,16 @@ def plan_constraints_for(fit, request: PlanRequest, budget: float | None):
             raise ParamError("batch_size", f"law {fit.law!r} plans at a batch size: give {{batch_size}} (tokens per "
                              f"step, e.g. 4e6)")
         constraints = {**(constraints or {}), "batch_size": float(request.batch_size)}
+    for name, (example, what) in HELD_FEATURES.items():
+        value = getattr(request, name)
+        if name in needs and value is None:
+            raise ParamError(name, f"law {fit.law!r} plans at a given {name} ({what}): give {{{name}}} (e.g. "
+                             f"{example})")
+        if name not in needs and value is not None:
+            raise ParamError(name, f"{{{name}}}: law {fit.law!r} has no {name} to plan at (its features are "
+                             f"{list(law.variables)}); leave it out", value=value)
+        if value is not None:
+            constraints = {**(constraints or {}), name: float(value)}
     return moe_constraints(fit, needs, constraints, budget=budget, experts=request.experts,
                            max_total_params=request.max_total_params)
 

@@ -41,7 +41,7 @@ import pandas as pd
 
 from scalinglab.laws.base import check_budget
 from scalinglab.laws.test_time import COVERAGE_POWER
-from scalinglab.util.errors import ParamError
+from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["pass_at_k", "SampleOutcomes", "read_sample_outcomes", "coverage_curve", "CoverageFit",
            "fit_coverage", "beta_binomial_fit", "beta_pass_at_k", "InferencePlan", "infer_plan"]
@@ -406,8 +406,8 @@ def fit_coverage(outcomes: SampleOutcomes, *, level: float = 0.9, n_boot: int = 
         if ok.sum() >= MIN_CURVE_POINTS:
             thetas.append(_fit_curve(ks[ok], yb[ok], x0=fit.theta).theta)
     if not n_boot:
-        notes.append("no bootstrap (n_boot=0): no CI, and the prediction interval holds only the curve's rollout "
-                     "error, not the spread from which problems were drawn")
+        notes.append(ParamText("no bootstrap ({n_boot}): no CI, and the prediction interval holds only the curve's "
+                               "rollout error, not the spread from which problems were drawn", n_boot=0))
     if n_boot and len(thetas) < n_boot:
         notes.append(f"{n_boot - len(thetas)} of {n_boot} resamples left fewer than {MIN_CURVE_POINTS} usable k")
     rule = rollout_rule(ks, y, level)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalinglab.util.errors import ParamText
 from scalinglab.util.intervals import check_level
 
 DEFAULT_EXTRAPOLATION = 100.0   # plan at 100x the largest compute in the data unless told a budget
@@ -39,6 +40,7 @@ class Report:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (step, warning)
     dropped: list[str] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)                 # report/provenance.py: made_by
+    decisions: list[dict] = field(default_factory=list)            # an adaptive sweep store's rounds
 
     def to_html(self) -> str:
         from scalinglab.report.html import render_html
@@ -149,6 +151,7 @@ def build_report(runs, law=None, *, budget: float | None = None, n_bootstrap: in
             report.skipped.append((name, f"{exc}".strip() or type(exc).__name__))
             return None
 
+    report.decisions = step("decisions", lambda: store_decisions(runs.source)) or []
     if fit_source is not None:
         report.warnings += [("fit file", note) for note in fit.file_notes]
         if fit.n_points != len(runs):
@@ -156,8 +159,9 @@ def build_report(runs, law=None, *, budget: float | None = None, n_bootstrap: in
                                                 f"{runs.source} holds {len(runs)} runs: its fit, frontier and plan "
                                                 "describe other data than the data, IsoFLOP and validation sections"))
         if fit.calibration is None:
-            report.skipped.append(("calibration", f"{fit_source} holds no calibration (fitted with --no-calibrate): "
-                                                  "the plan uses the stated fallback rule"))
+            report.skipped.append(("calibration", ParamText(f"{fit_source} holds no calibration (fitted with "
+                                                             "{calibrate}): the plan uses the stated fallback rule",
+                                                             calibrate=False)))
     else:
         fit = step("fit", lambda: bootstrap(runs, law_obj, n=n_bootstrap, seed=seed, progress=progress,
                                             budgets=(budget,) if budget else None, weights=weights, level=level,
@@ -198,6 +202,18 @@ def build_report(runs, law=None, *, budget: float | None = None, n_bootstrap: in
             if path is not None:
                 report.figures[name] = Path(path).read_bytes()
     return report
+
+
+def store_decisions(source) -> list[dict]:
+    """The rounds of an adaptive sweep store read as the runs (``SweepStore.decisions``); [] for
+    any other source."""
+    from scalinglab.data.store import SweepStore
+
+    path = Path(str(source))
+    if path.suffix.lower() not in (".db", ".sqlite") or not path.is_file():
+        return []
+    with SweepStore(path, readonly=True) as store:
+        return store.decisions()
 
 
 def reused_fit(fit, law, level: float, allow_edited: bool = False):

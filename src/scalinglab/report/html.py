@@ -148,7 +148,22 @@ def _data(report) -> str:
         html += _table(("C (FLOPs)", "runs"), [(fmt_num(c), k) for c, k in d["budgets"]])
     if report.dropped:
         html += "<p>Rows dropped on request:</p><ul>" + "".join(f"<li>{escape(x)}</li>" for x in report.dropped) + "</ul>"
+    if report.decisions:
+        html += _decisions(report.decisions)
     return html
+
+
+def _decisions(decisions: list[dict]) -> str:
+    """An adaptive sweep's rounds (``sweep/adaptive.py``): what each chose and why, and the planned
+    loss's interval at its target budget before, expected after and measured after."""
+    def span(i):
+        return NONE if not i else f"[{fmt_num(i['low'])}, {fmt_num(i['high'])}]"
+    rows = [(d["round"], ", ".join(d["run_ids"]), d["why"], span(d["before"]), span(d["expected"]),
+             span(d["actual"]), fmt_num(d["committed_flops"])) for d in decisions]
+    return ("<p>This ladder chose its own runs, round by round (an adaptive sweep): each round's runs, why, and "
+            "the planned loss's interval at the target budget before it, expected after it and measured after "
+            "it.</p>" + _table(("round", "runs", "why", "before", "expected after", "after", "FLOPs so far"), rows,
+                               cls="text"))
 
 
 def _scattered_note(report, sc: dict) -> str:

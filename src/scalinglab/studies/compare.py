@@ -208,8 +208,8 @@ class Comparison:
             lines.append(f"[[Noise]] {self.noise.describe()}")
         if self.warnings:
             lines.append("[[Warnings]]")
-            lines += [f"    - {w}" for w in self.warnings]
-        return "\n".join(lines)
+            lines += ["    - " + w for w in self.warnings]      # a ParamText stays one (CLI spelling)
+        return ParamText.join("\n", lines)
 
     def __str__(self) -> str:
         return self.summary()
@@ -646,7 +646,7 @@ def compare_groups(runs, *, baseline=None, law="chinchilla", by: str = "group", 
                                          slope_ci=(float(s_ci[0]), float(s_ci[1])), trend=trend,
                                          unreachable_share=unreachable)
     if n_boot == 0:
-        warnings.append("no bootstrap (n_boot=0): no intervals, and no trend can be claimed")
+        warnings.append(ParamText("no bootstrap ({n_boot}): no intervals, and no trend can be claimed", n_boot=0))
     measured = measured_multipliers(sub.df, fitted, baseline)
     gaps = {g: frontier_loss_gaps(base_law, params[baseline], params[g], grid, constraints) for g in others}
     gap_ci = {g: tuple(np.array([percentile_interval(S[:, j], level, keep_inf=True) for j in range(grid.size)]).T)

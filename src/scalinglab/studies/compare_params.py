@@ -17,6 +17,7 @@ a group's resamples is reported as not identified by that group's data.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class ParameterComparison:
     by: str
     source: str = ""
     warnings: list = field(default_factory=list)
+    speedups: dict = field(default_factory=dict)     # group -> studies.speedup.Speedup over the baseline
 
     def summary(self) -> str:
         lines = [f"law {self.law}, each {self.by} fitted on its own; {100 * self.level:g}% intervals from a "
@@ -93,6 +95,8 @@ class ParameterComparison:
                 differs = "yes" if r["differs"] else "no"
             lines.append(f"{str(r['group']):<{width}} {r['param']:<6} {fmt_num(r['value']):>9}  "
                          f"{fmt_interval((r['ci_low'], r['ci_high'])):<20} {vs:>10}  {iv:<19} {differs}")
+        for g, s in self.speedups.items():
+            lines.append(f"{self.by} {g} over {self.baseline}: {s}")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
@@ -105,6 +109,9 @@ class ParameterComparison:
                             "level": self.level, "source": self.source,
                             "parameters": self.table.to_dict(orient="records"),
                             "fits": {str(g): f.to_dict() for g, f in self.fits.items()},
+                            "speedup": {str(g): {**dataclasses.asdict(s), "interval": "bootstrap confidence "
+                                                 "interval of the fitted curves (not a prediction interval)"}
+                                        for g, s in self.speedups.items()},
                             "warnings": self.warnings})
 
     def plot(self, path) -> Path:
@@ -135,13 +142,15 @@ class ParameterComparison:
 def compare_parameters(data, *, law, by: str = "group", baseline=None, x: str | None = None, y: str | None = None,
                        fixed=None, n_boot: int = 200, level: float = 0.9, seed: int = 0, block: int | None = None,
                        min_x: float | None = None, where: str | None = None, loss: str = "mse",
-                       delta: float = 1e-3) -> ParameterComparison:
+                       delta: float = 1e-3, speedup_at: float | None = None) -> ParameterComparison:
     """Each group's fitted parameters, with intervals, against the baseline's (module docstring).
 
     data: a path or DataFrame with a column ``by`` labelling each curve (recipe), and the law's
     variable and target (or columns ``x`` and ``y``).  baseline: a label (default: the first
     curve in the file).  The rest as for ``studies.curves.fit_curve`` (least squares on the
-    law's transformed target by default).
+    law's transformed target by default).  speedup_at: FLOPs at which each group's effective
+    speedup over the baseline is reported (``studies/speedup.curve_speedup``: the compute the
+    baseline needs for the loss it reaches there over the group's; a law of ``flops`` alone).
     """
     from scalinglab.studies.curves import curve_law, fit_curve, read_curve
     from scalinglab.laws import get_law
@@ -149,6 +158,12 @@ def compare_parameters(data, *, law, by: str = "group", baseline=None, x: str | 
     law = curve_law(get_law(law, fixed=fixed), x, y)
     if not 0 < level < 1:
         raise ParamError("level", f"{{level}}={level!r} must lie strictly between 0 and 1 (e.g. 0.9)")
+    if speedup_at is not None and tuple(law.variables) != ("flops",):
+        raise ParamError("speedup_at", f"{{speedup_at}}: the effective speedup needs a law of compute alone on column "
+                         f"'flops' (e.g. 'asymptote'); law {law.name!r} reads {list(law.variables)}")
+    if speedup_at is not None and not (math.isfinite(float(speedup_at)) and float(speedup_at) > 0):
+        raise ParamError("speedup_at", "{speedup_at} must be a positive, finite number of FLOPs, e.g. 1e21",
+                         value=speedup_at)
     df, name = read_curve(data, law.variables[0], law.target, by=by, domain=law.transform, where=where)
     labels = list(pd.unique(df[by]))
     if len(labels) < 2:
@@ -181,8 +196,13 @@ def compare_parameters(data, *, law, by: str = "group", baseline=None, x: str | 
     if len(groups) < 2:
         raise ValueError(f"{name}: only the baseline could be fitted; nothing to compare it with")
     table = _parameter_table(law, fits, groups, baseline, level)
+    speedups = {}
+    if speedup_at is not None:
+        from scalinglab.studies.speedup import curve_speedup
+
+        speedups = {g: curve_speedup(fits[baseline], fits[g], at_compute=speedup_at) for g in groups[1:]}
     return ParameterComparison(law=law.name, baseline=baseline, groups=groups, fits=fits, table=table,
-                               level=float(level), by=by, source=name, warnings=warnings)
+                               level=float(level), by=by, source=name, warnings=warnings, speedups=speedups)
 
 
 def _parameter_table(law, fits, groups, baseline, level) -> pd.DataFrame:

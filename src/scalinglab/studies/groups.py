@@ -235,6 +235,7 @@ class SharedExponentsLaw(Law):
         self.variables = (*base.variables, "group_index")
         self.target = base.target
         self.target_transform = base.target_transform
+        self.nats_per_token = base.nats_per_token
         self.budget = None
         self.varpro_names = ()
         self.positive_features = False          # the group index column is 0 for the first group

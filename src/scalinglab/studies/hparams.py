@@ -558,11 +558,12 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
     check_fit_rows(len(df), what="an lr x batch fit", source=source,
                    remedy=ParamText("give one row per run (its final loss), or select groups with {where}", "where"))
     if not (0 < window < 1):
-        raise ValueError(f"--window {window!r}: the near-optimal band is a relative loss, e.g. 0.02 (2%)")
+        raise ParamError("window", f"{{window}} {window!r}: the near-optimal band is a relative loss, e.g. 0.02 (2%)",
+                         value=window)
     if not (0 < level < 1):
         raise ValueError(f"level {level!r} must be in (0, 1)")
     if not (isinstance(n_boot, int) and n_boot >= 0):
-        raise ValueError(f"--bootstrap {n_boot!r}: give a number of resamples >= 0, e.g. 200")
+        raise ParamError("n_boot", f"{{n_boot}} {n_boot!r}: give a number of resamples >= 0, e.g. 200", value=n_boot)
     _check_columns(df, source)
     df, diverged = split_far_above(df, diverged, source, ratio=diverged_ratio, group_by=group_by)
     ids = _group_ids(df, group_by)

@@ -12,6 +12,7 @@ _EXPORTS = {
     "SweepStore": "store", "runs_frame": "store", "curves_frame": "store", "export": "store",
     "SCHEMA_VERSION": "store", "StoreError": "store",
     "run_sweep": "runner", "SweepSummary": "runner",
+    "run_adaptive": "adaptive", "AdaptiveSettings": "adaptive",
 }
 __all__ = list(_EXPORTS)
 

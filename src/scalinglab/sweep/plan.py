@@ -458,11 +458,20 @@ def _plan_run(budget: float, n_target: float, shape: ModelShape, schedule: str,
                       epochs=tokens / corpus_tokens if corpus_tokens else None)
 
 
-def write_plan(plan: SweepPlan, path: str | Path, *, overwrite: bool = False):
-    """Store ``plan`` as a new sweep store at ``path`` (every run pending); returns the SweepStore."""
+def write_plan(plan: SweepPlan, path: str | Path, *, overwrite: bool = False, adaptive=None):
+    """Store ``plan`` as a new sweep store at ``path`` (every run pending); returns the SweepStore.
+
+    adaptive: a ``sweep.adaptive.AdaptiveSettings``: the plan's runs are the candidate pool of an
+    adaptive sweep instead, and the store starts with no runs (``sweep/adaptive.py``)."""
     from scalinglab.data.store import create_store
     runs = [{"run_id": r.run_id, "budget": r.budget,
              "config": {"train": r.train_config(), "plan": r.to_dict()}} for r in plan.runs]
     sweep = {"settings": plan.settings, "rules": plan.rules, "warnings": plan.warnings,
              "throughput_flops_per_second": plan.throughput}
+    if adaptive is not None:
+        from scalinglab.sweep.adaptive import ADAPTIVE_RULE, check_settings
+        check_settings(adaptive, min(r.flops for r in plan.runs))
+        sweep["rules"] = dict(plan.rules, adaptive=ADAPTIVE_RULE)
+        sweep["adaptive"] = {"settings": adaptive.to_dict(), "pool": runs}
+        runs = []
     return create_store(path, runs, sweep, overwrite=overwrite)

@@ -17,6 +17,9 @@ config (``train/fingerprint.py``). A later ``run_sweep`` whose corpus (or a run'
 from what any run of the store was started with is refused before anything trains, naming both
 fingerprints and the ways out: the original corpus, ``restart=[run ids]`` (those runs forget what
 they recorded and their checkpoints, and train again from scratch), or a new store.
+
+An adaptive store (``sweep plan --adaptive``) is driven round by round by ``sweep/adaptive.py``:
+each round's runs are trained by the same code, one ``_run`` per round.
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ class SweepSummary:
     restarted: list[str] = field(default_factory=list)   # discarded and pending again (``restart``)
     jobs: int | None = None              # runs trained at once (``jobs="auto"`` resolved)
     threads: int | None = None           # threads of each CPU run (None on CUDA)
+    adaptive: dict | None = None         # an adaptive sweep's end: {"rounds", "stop"} (sweep/adaptive.py)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -130,9 +134,15 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
     db_path = Path(db_path)
     restart = list(dict.fromkeys([restart] if isinstance(restart, str) else restart))
     try:
-        return _run(db_path, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
-                    progress=progress, address=address, retry_failed=retry_failed, device=device,
-                    threads=threads, parallel=jobs, on_cpu=on_cpu, run_warnings=run_warnings, restart=restart)
+        def train() -> SweepSummary:
+            return _run(db_path, executor=executor, corpus=corpus, workdir=workdir, max_runs=max_runs,
+                        progress=progress, address=address, retry_failed=retry_failed, device=device,
+                        threads=threads, parallel=jobs, on_cpu=on_cpu, run_warnings=run_warnings, restart=restart)
+
+        if _is_adaptive(db_path):         # suggest, train, refit, ... (sweep/adaptive.py)
+            from scalinglab.sweep.adaptive import run_adaptive
+            return run_adaptive(db_path, train, SweepSummary())
+        return train()
     except sqlite3.DatabaseError as exc:
         raise StoreError(store_error_message(db_path, exc)) from None
     except OSError as exc:
@@ -143,6 +153,12 @@ def run_sweep(db_path: str | Path, *, executor: str = "local", corpus: str | Pat
                          f"checkpoints and logs beside the store ({sweep_dir(db_path)}, or --workdir): "
                          + ("free space there and run it again; finished runs stay recorded" if kind == "disk full"
                             else "run it where that is writable")) from None
+
+
+def _is_adaptive(db_path: Path) -> bool:
+    from scalinglab.sweep.adaptive import adaptive_settings
+    with SweepStore(db_path, readonly=True) as store:
+        return adaptive_settings(store) is not None
 
 
 def _run(db_path: Path, *, executor, corpus, workdir, max_runs, progress, address, retry_failed, device,
@@ -189,8 +205,10 @@ def _run(db_path: Path, *, executor, corpus, workdir, max_runs, progress, addres
         else:
             from scalinglab.sweep.executors import LocalExecutor
             runner = LocalExecutor(threads=threads, jobs=summary.jobs, cpu=on_cpu)
-        # work: the planned FLOPs; timed from the first progress report (Ray tasks send none: from now)
-        clock = SweepClock({r.run_id: r.budget for r in runs}, start=time.monotonic() if executor == "ray" else None)
+        # work: the planned FLOPs, in launch order; timed from the first progress report (Ray tasks send
+        # none: from now, and the ETA is the work left at the sweep's throughput, its workers unknown)
+        clock = SweepClock({r.run_id: r.budget for r in runs}, start=time.monotonic() if executor == "ray" else None,
+                           workers=summary.jobs if executor == "local" else None)
         tracker = _Tracker(store, clock)
         how = (f"{summary.jobs} at a time, {threads} thread(s) each" if executor == "local" and on_cpu
                else "one per GPU" if executor == "local" else "on Ray")
