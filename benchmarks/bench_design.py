@@ -10,7 +10,7 @@ runs; they are fitted with ``scalinglab.fit`` (chinchilla, the project's default
 prediction intervals calibrated on the picks' own rollout when they span >= 4 budgets, else
 the stated fallback rule) and scored on the held-out target:
 
-* ``design``: ``scalinglab.design.suggest`` from no runs (its space-filling start), target = the
+* ``design``: ``scalinglab.design.suggest`` from no runs (its pilot grid first), target = the
   held-out runs' settings (their losses), k = 4 per call; the chosen runs' losses are revealed,
   call again, until the fraction's budget cannot buy another candidate;
 * ``design-C``: the same with target = the held-out budget C (loss at the optimum and N*(C));
@@ -316,9 +316,6 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=3, help="random-choice seeds (median reported)")
     ap.add_argument("--only", choices=["synthetic", "chinchilla", "porian", "gemstones"], default=None)
     args = ap.parse_args(argv)
-    # suggest's parameter draws overflow exp() on some Porian pools (reported in RESULTS.md); the
-    # draws are clipped to the law's bounds and the results stay finite, so keep the log readable
-    warnings.filterwarnings("ignore", message="overflow encountered", category=RuntimeWarning)
     ladders = []
     if args.only in (None, "synthetic"):
         kinds = ("known",) if args.quick else ("known", "extra-term", "repeated-data")

@@ -52,8 +52,8 @@ def test_design_picks_stay_in_budget_and_never_repeat(bench, ladder):
     assert pool["cost"].to_numpy()[picks].sum() <= budget
 
 
-def test_space_filling_summary_says_no_fit_yet(ladder):
+def test_pilot_summary_says_no_fit_yet(ladder):
     s = suggest(None, "chinchilla", ladder[["params", "tokens"]], 1e20, budget_left=1e19, k=3)
     text = s.summary()
-    assert s.method == "space-filling"
-    assert "no fit yet (space-filling start)" in text and "nan" not in text
+    assert s.method == "pilot"
+    assert "no fit yet (pilot start)" in text and "nan" not in text

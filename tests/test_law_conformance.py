@@ -91,6 +91,7 @@ def test_law_goes_through_every_command_and_recovers_its_constants(case, tmp_pat
                         "teacher_loss": [0.85 * _hoffmann_loss(n_far, 1e21 / (6 * n_far))],
                         "lr_area": [3e-4 * 1e21 / (6 * n_far) / 2.0 ** 21], "anneal_area": [0.3],
                         "parallel": [4.0], "sparsity": [0.5], "vocab_params": [0.1 * n_far],
+                        "mix_web": [0.3], "mix_code": [0.3], "mix_books": [0.4], "output": [1.0],
                         "loss": [_hoffmann_loss(n_far, 1e21 / (6 * n_far))]})
     true_far = law.predict(law.from_public(truth), law.features(far))
     assert fit.predict(far) == pytest.approx(true_far, rel=0.01)

@@ -9,6 +9,7 @@ import zlib
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalinglab.data.store import SweepStore
@@ -66,6 +67,11 @@ def standin_suggest(runs, law, pool, target, *, budget_left, k=4, seed=0, level=
                            to_dict=lambda: {"k": k, "seed": seed, "chosen": chosen.to_dict(orient="records")})
 
 
+def standin_interval(runs, law, target, level=0.9):
+    """The stand-in's interval now, as studies.design.target_interval gives it: {quantity: (low, high)}."""
+    return standin_suggest(runs, law, pd.DataFrame(columns=["run_id", "cost"]), target, budget_left=0.0).current
+
+
 @pytest.fixture(scope="module")
 def pool_plan():
     """The candidate pool: the IsoFLOP grid `sweep plan` makes for three budgets (built-in corpus): 9 runs."""
@@ -91,7 +97,7 @@ def test_the_loop_stops_when_the_ladder_budget_is_spent(tmp_path, pool_plan):
     ladder = 2.5e10
     db = _adaptive_store(tmp_path, pool_plan, ladder_budget=ladder, target_budget=1e15, batch=2)
     trained = []
-    summary = run_adaptive(db, fake_trainer(db, trained), SweepSummary(), suggest=standin_suggest)
+    summary = run_adaptive(db, fake_trainer(db, trained), SweepSummary(), suggest=standin_suggest, interval=standin_interval)
     with SweepStore(db, readonly=True) as store:
         decisions, runs = store.decisions(), store.runs()
         stop = store.get_meta(STOP_KEY)
@@ -118,7 +124,7 @@ def test_the_loop_stops_at_the_stop_width(tmp_path, pool_plan):
     # round 2 (6 runs), so a stop width of 0.5 stops the loop after round 2, with pool to spare
     assert len(pool_plan.runs) > 6
     db = _adaptive_store(tmp_path, pool_plan, ladder_budget=1e12, target_budget=1e15, batch=3, stop_width=0.5)
-    summary = run_adaptive(db, fake_trainer(db, []), SweepSummary(), suggest=standin_suggest)
+    summary = run_adaptive(db, fake_trainer(db, []), SweepSummary(), suggest=standin_suggest, interval=standin_interval)
     with SweepStore(db, readonly=True) as store:
         decisions = store.decisions()
     assert len(decisions) == 2 and summary.adaptive["rounds"] == 2
@@ -143,7 +149,7 @@ def test_a_killed_round_is_resumed_not_re_decided(tmp_path, pool_plan):
         return real()
 
     with pytest.raises(Killed):
-        run_adaptive(db, dies_in_round_2, SweepSummary(), suggest=standin_suggest)
+        run_adaptive(db, dies_in_round_2, SweepSummary(), suggest=standin_suggest, interval=standin_interval)
     with SweepStore(db, readonly=True) as store:
         before_kill = store.decisions()
         pending = [r.run_id for r in store.runs("pending")]
@@ -155,7 +161,7 @@ def test_a_killed_round_is_resumed_not_re_decided(tmp_path, pool_plan):
         asked.append(kwargs["seed"])
         return standin_suggest(*args, **kwargs)
 
-    run_adaptive(db, real, SweepSummary(), suggest=counting_suggest)
+    run_adaptive(db, real, SweepSummary(), suggest=counting_suggest, interval=standin_interval)
     with SweepStore(db, readonly=True) as store:
         after = store.decisions()
         runs = store.runs()
@@ -183,7 +189,7 @@ def test_status_and_report_show_every_round(tmp_path, pool_plan):
     from scalinglab.report.document import store_decisions
     from scalinglab.report.html import _decisions
     db = _adaptive_store(tmp_path, pool_plan, ladder_budget=2.5e10, target_budget=1e15, batch=2)
-    run_adaptive(db, fake_trainer(db, []), SweepSummary(), suggest=standin_suggest)
+    run_adaptive(db, fake_trainer(db, []), SweepSummary(), suggest=standin_suggest, interval=standin_interval)
     with SweepStore(db, readonly=True) as store:
         decisions = store.decisions()
     code, out = run_cli("sweep", "status", db, "--json", cwd=tmp_path)

@@ -18,7 +18,8 @@ from scalinglab.cli.levelopts import LevelOpt, checked_level, resolved_level
 from scalinglab.cli.language import bootstrap_option
 from scalinglab.cli.lawopts import FIX_HELP, USER_LAW_HELP, LawOptions, load_user_law
 from scalinglab.cli.metricopts import (XLabelOpt, XOpt, YKindOpt, YLabelOpt, YOpt, YRangeOpt, MetricOptions,
-                                       is_metric, load_metric, metric_candidates, with_metric)
+                                       is_metric, load_metric, metric_candidates, reads_own_columns,
+                                       with_metric)
 from scalinglab.cli.render import (
     RegistryHelpCommand,
     add_file_notes,
@@ -134,7 +135,7 @@ def _load(source: str, options: RunOptions, law=None):
     if source is None and not (options.source_format or "").lower().startswith(("wandb:", "mlflow")):
         raise typer.BadParameter("no runs given: give a run file (SOURCE), or --from wandb:ENTITY/PROJECT (W&B's "
                                  "API) or --from mlflow:EXPERIMENT (an MLflow tracking store)")
-    if law is not None and is_metric(law):       # --y/--x: a metric table (data/metric.py)
+    if law is not None and (is_metric(law) or reads_own_columns(law)):   # --y/--x: a metric table (data/metric.py)
         return load_metric(source, law, options)
     options.check()
     runs = load_runs(source, **options.as_kwargs())
@@ -161,7 +162,11 @@ WeightsOpt = typer.Option("auto", help="Per-point weights of the objective: auto
 def _weights(name: str):
     """The CLI's weights option as the library takes it ("none" -> None)."""
     return None if name.lower() == "none" else name
-FixOpt = typer.Option([], "--fix", help=FIX_HELP)       # compare's --fix (its --law takes registered laws only)
+FixOpt = typer.Option([], "--fix", help=FIX_HELP)
+ByOpt = typer.Option(None, "--by", help="Column the runs are split along (the calibration's rollout, a hold-out): "
+                     "flops, params, tokens or any cost or scale column the law reads; the intervals widen with "
+                     "the decades beyond the fitted data along it. Default: flops for a law of params, tokens "
+                     "or flops; --x for a metric; else the formula's first --var.")       # compare's --fix (its --law takes registered laws only)
 
 
 @app.command(cls=RegistryHelpCommand)
@@ -189,6 +194,7 @@ def fit(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
     calibrate: bool = typer.Option(True, help="Calibrate prediction intervals on the ladder's rollout (refits below each budget)."),
+    by: Optional[str] = ByOpt,
     by_group: bool = typer.Option(False, "--by-group", help="Runs of several experiments (--group): fit one law "
                                   "per group and print them side by side (no bootstrap, calibration or fit file)."),
     shared_exponents: bool = typer.Option(False, "--shared-exponents", help="Runs of several experiments "
@@ -252,7 +258,7 @@ def fit(
         if calibrate:       # what scalinglab.fit(calibrate=True) does, with a progress bar
             from scalinglab.fitting.calibration import calibrate_result
 
-            calibrate_result(result, runs, level, progress=not as_json)
+            calibrate_result(result, runs, level, progress=not as_json, by=by)
         if data_problems:               # travels with the fit: a plan from it warns (or refuses) too
             result.diagnostics["data_problems"] = data_problems
         if output:
@@ -492,8 +498,7 @@ def validate(
     reading: RunOptions = RunOptions(),
     holdout: str = typer.Option("largest", help="'largest': hold out the largest budget (or size)."),
     threshold: Optional[float] = typer.Option(None, help="Fit on runs with BY <= threshold, predict the rest."),
-    by: str = typer.Option("flops", help="Split by flops, params or tokens; the intervals widen with the "
-                           "decades of compute beyond the training part, whichever column splits it."),
+    by: Optional[str] = ByOpt,
     rollout: bool = typer.Option(False, help="Repeat over increasing thresholds and show how errors shrink."),
     steps: Optional[int] = typer.Option(10, help="Rollout: at most this many thresholds, spread over the feasible ones (0 = all)."),
     level: Optional[float] = LevelOpt,
@@ -518,6 +523,7 @@ def validate(
     There is no --fit: a saved fit has seen the runs it would be tested on,
     so validate refits on purpose, on the part of the data it keeps,
     and predicts the part it holds out."""
+    from scalinglab.fitting.calibration import split_column
     from scalinglab.fitting.validation import validate_holdout, validate_rollout
 
     with fail(as_json=as_json):
@@ -525,8 +531,6 @@ def validate(
         check_range(threshold, "--threshold", low=0, low_open=True, example="1e19")
         check_range(steps, "--steps", low=0, integer=True, example="10")
         metric = MetricOptions(y, y_kind, y_range, x)
-        if metric.x is not None and by == "flops":      # a metric table splits along its scale column
-            by = metric.x
         if select is not None:
             from scalinglab.fitting.select import select_law
 
@@ -536,13 +540,15 @@ def validate(
             runs = _load(source, reading,
                              candidates[0] if metric.active else None)
             data_problems = [] if metric.active else _check_runs(runs, "validate", force=force)
-            chosen = select_law(runs, candidates, threshold=threshold, by=by)
+            chosen = select_law(runs, candidates, threshold=threshold, 
+                                by=by or (split_column(candidates[0]) if metric.active else "flops"))
             if as_json:
                 emit_json({**chosen.to_dict(), **({"data_problems": data_problems} if data_problems else {})})
             else:
                 print_text_block(_warned(chosen.summary(), data_problems), title=f"Law selection on {runs.source}")
             return
         law_obj = with_metric(laws.resolve(), metric, laws.var)
+        by = by or split_column(law_obj)
         runs = _load(source, reading, law_obj)
         _refuse_pooled(runs, reading.group, "validate")
         data_problems = _check_runs(runs, "validate", force=force, law=law_obj)

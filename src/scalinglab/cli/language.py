@@ -49,7 +49,7 @@ _PANEL_OPTIONS: dict[str, tuple[str, ...]] = {
     RUNS: ("--map", "--where", "--group", "--sep", "--from", "--tracking-uri", "--history-point", "--last-step", "--runs", "--drop-invalid", "--source", "--curves", "--last",
            "--group-by", "--run", "--loss-column", "--from-step", "--batch-unit", "--seq-len", "--min-x", "--by"),
     RUNS_PRUNING: ("--drop-top-loss", "--flops-tolerance", "--drop-outliers", "--bin-budgets"),
-    LAW: ("--law", "--var", "--fix", "--bound", "--log-param", "--y", "--y-kind", "--y-range", "--x",
+    LAW: ("--law", "--var", "--fix", "--bound", "--log-param", "--target-transform", "--zero-features", "--y", "--y-kind", "--y-range", "--x",
           "--supervised-fit", "--fit", "--form", "--irreducible", "--decay", "--share", "--allow-unbent"),
     FIT: ("--prefer", "--loss", "--delta", "--asymmetry", "--method", "--weights", "--calibrate", "--by-group", "--shared-exponents",
           "--approach", "--valley", "--keep-edge", "--window", "--baseline", "--diverged-ratio"),
@@ -77,7 +77,7 @@ _PANEL_OPTIONS: dict[str, tuple[str, ...]] = {
     CORPUS: ("--corpus", "--tokenizer", "--max-bytes", "--val-fraction"),
     DATASETS: ("--all",),
     INPUT_CHECKS: ("--force", "--allow-edited"),
-    OUTPUT: ("--output", "--json", "--plot", "--format", "--dpi", "--x-label", "--y-label"),
+    OUTPUT: ("--output", "--json", "--plot", "--format", "--dpi", "--x-label", "--y-label", "--report"),
 }
 PANELS: dict[str, str] = {option: panel for panel, options in _PANEL_OPTIONS.items()
                           for option in options}

@@ -10,11 +10,12 @@ formula parameter in log space.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import typer
 
 from scalinglab.cli.optionset import option
+from scalinglab.util.errors import ParamError
 
 LAW_HELP = ("Law: {laws}; or a formula such as "
             "\"E + A/N**alpha + B/D**beta\" with --var N=params --var D=tokens (functions exp log log10 sqrt "
@@ -26,6 +27,11 @@ VAR_HELP = "Formula variable -> run column, repeatable: --var N=params --var D=t
 FIX_HELP = "Hold a parameter at a value, repeatable: --fix E=1.69."
 BOUND_HELP = "Bounds of a formula parameter, repeatable: --bound alpha=0:5 (either side may be empty)."
 LOGP_HELP = "Fit a positive formula parameter in log space, repeatable: --log-param A."
+TARGET_TRANSFORM_HELP = ("Space a formula law fits its target in: log (a positive loss; the default), identity "
+                         "(any finite value, negative ones included: a log-likelihood, a reward, a difference), "
+                         "logit (a rate strictly between 0 and 1).")
+ZERO_FEATURES_HELP = ("Let a formula's --var columns be 0 (default: > 0); a row whose 0 makes a term infinite "
+                      "(x**(-a), A/x, log(x)) is refused, naming the row, column and term.")
 
 
 def _pairs(items: Iterable[str], option: str, example: str) -> dict[str, str]:
@@ -61,14 +67,15 @@ def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float | None, float | 
 
 
 def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[str] = (),
-                log_param: List[str] = ()):
+                log_param: List[str] = (), target_transform: str | None = None, zero_features: bool = False):
     """The Law object the options describe; errors name the option."""
     from scalinglab.laws import LAWS, get_law, is_law_import_path, load_law
 
     fixed = parse_fixed(fix)
     if is_law_import_path(law):              # a user's law: its module is imported (your code)
-        if var or bound or log_param:
-            raise typer.BadParameter(f"--var/--bound/--log-param apply to a formula law; {law!r} is a law class "
+        if var or bound or log_param or target_transform or zero_features:
+            raise typer.BadParameter(f"--var/--bound/--log-param/--target-transform/--zero-features apply to a "
+                                     f"formula law; {law!r} is a law class "
                                      f"(give its bounds in its Param records)")
         user_law = load_law(law)
         return user_law.fix(fixed) if fixed else user_law
@@ -81,8 +88,9 @@ def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[
                                          f"(e.g. --var x=flops); got {list(var)}")
             one = on(pairs["x"])
             return one.fix(fixed) if fixed else one
-        if var or bound or log_param:
-            raise typer.BadParameter(f"--var/--bound/--log-param apply to a formula law; {law!r} is a registered "
+        if var or bound or log_param or target_transform or zero_features:
+            raise typer.BadParameter(f"--var/--bound/--log-param/--target-transform/--zero-features apply to a "
+                                     f"formula law; {law!r} is a registered "
                                      f"law (or write it as a formula)")
         try:
             return get_law(law, fixed=fixed)
@@ -92,8 +100,11 @@ def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[
 
     try:
         formula = FormulaLaw(law, parse_variable_map(list(var)), bounds=parse_bounds(bound),
-                             log_params=tuple(log_param))
+                             log_params=tuple(log_param), target_transform=target_transform or "log",
+                             positive_features=not zero_features)
         return formula.fix(fixed) if fixed else formula
+    except ParamError:                        # names its parameter; the CLI spells it as the option
+        raise
     except ValueError as err:
         raise typer.BadParameter(f"--law {law!r}: {err}") from None
 
@@ -121,6 +132,9 @@ class LawOptions:
     fix: List[str] = option([], "--fix", help=FIX_HELP)
     bound: List[str] = option([], "--bound", help=BOUND_HELP)
     log_param: List[str] = option([], "--log-param", help=LOGP_HELP)
+    target_transform: Optional[str] = option(None, "--target-transform", help=TARGET_TRANSFORM_HELP)
+    zero_features: bool = option(False, "--zero-features", help=ZERO_FEATURES_HELP)
 
     def resolve(self):
-        return resolve_law(self.law, self.var, self.fix, self.bound, self.log_param)
+        return resolve_law(self.law, self.var, self.fix, self.bound, self.log_param, self.target_transform,
+                           self.zero_features)

@@ -69,9 +69,15 @@ def parse_range(text: Optional[str]) -> tuple[float | None, float | None] | None
 
 def with_metric(law_obj, opts: MetricOptions, var=()):
     """The law the options describe: ``law_obj`` put on the metric, or ``law_obj`` unchanged when
-    no metric option was given."""
+    no metric option was given.  A formula over columns of its own with only ``--y``: the formula
+    fits that column, in its own target space (``--target-transform``)."""
     if not opts.active:
         return law_obj
+    if opts.y is not None and opts.y_kind is None and opts.y_range is None and opts.x is None \
+            and reads_own_columns(law_obj) and hasattr(law_obj, "spec"):
+        from scalinglab.laws.formula import FormulaLaw
+
+        return FormulaLaw.from_spec({**law_obj.spec(), "target": opts.y})
     from scalinglab.laws.metric import MetricLaw, MetricTarget
 
     if opts.x is not None and var:
@@ -109,6 +115,13 @@ def with_columns(law_obj, opts: MetricOptions, var=()):
         return curve_law(law_obj, opts.x, opts.y)
     except ValueError as err:
         raise typer.BadParameter(f"--x/--y: {err}") from None
+
+
+def reads_own_columns(law_obj) -> bool:
+    """A formula law that reads none of params, tokens, flops: it reads only the columns it names
+    (its ``--var`` columns and its target), checked by the law itself (``data.metric``)."""
+    variables = set(getattr(law_obj, "symbol_map", {}).values())
+    return bool(variables) and not variables & {"params", "tokens", "flops"}
 
 
 def is_metric(law_obj) -> bool:

@@ -13,17 +13,19 @@ from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.levelopts import LevelOpt, resolved_level
 from scalinglab.cli.rowopts import DropInvalidOpt
 from scalinglab.cli.render import add_file_notes, check_range, emit_json, fail, print_text_block
+from scalinglab.cli.runopts import TrackingUriOpt
 from scalinglab.cli.schedule import JsonOpt, ShapeOpt, _check_out
 
 ALARM_EXIT = 3     # the observed curve left its band (2 stays "bad input")
 
 
-def _report(curve: str, run, loss_column, drop_invalid, fit_result, **schedule):
+def _report(curve: str, run, loss_column, drop_invalid, fit_result, tracking_uri=None, **schedule):
     from scalinglab.data.loss_curve import read_loss_curve
     from scalinglab.data.tables import dropped_note
     from scalinglab.planning.monitor import monitor
 
-    frame = read_loss_curve(curve, run=run, loss_column=loss_column, drop_invalid=drop_invalid)
+    frame = read_loss_curve(curve, run=run, loss_column=loss_column, drop_invalid=drop_invalid,
+                            tracking_uri=tracking_uri)
     report = monitor(frame, fit=fit_result, **schedule)
     if frame.attrs["dropped"]:
         report.notes.append(dropped_note(frame.attrs["source"], frame.attrs["dropped"]))
@@ -41,7 +43,8 @@ def _line(row, report) -> str:
 @app.command("monitor")
 def monitor_command(
     curve: str = typer.Argument(..., help="The big run's loss curve so far: a CSV/TSV/JSONL/Parquet file with step "
-                                "and loss (and run), a W&B history export, or a sweep store .db"),
+                                "and loss (and run), a W&B history export, a sweep store .db, or mlflow:RUN_ID (an MLflow "
+                                "run's history, from --tracking-uri)"),
     run: Optional[str] = typer.Option(None, "--run", help="The run to watch when CURVE holds several"),
     loss_column: Optional[str] = typer.Option(None, "--loss-column", help="Column of the loss (default: loss, "
                                               "train_loss, train/loss, val_loss, eval/loss, the first found)"),
@@ -61,6 +64,9 @@ def monitor_command(
                                                     "1% of the run, at least 3)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the figure (PNG): observed, "
                                           "forecast, band, alarm"),
+    html_report: Optional[Path] = typer.Option(None, "--report", help="Write a standalone HTML page (OUT.html): "
+                                               "status, final-loss band, the figure and each checkpoint against "
+                                               "its band"),
     watch: bool = typer.Option(False, "--watch", help="Re-read CURVE as it grows: a line per new checkpoint, "
                                "stop on an alarm (exit 3) or when the run reaches --total-steps (exit 0)"),
     interval: float = typer.Option(60.0, "--interval", help="--watch: seconds between reads"),
@@ -69,6 +75,7 @@ def monitor_command(
     drop_invalid: bool = DropInvalidOpt,
     as_json: bool = JsonOpt,
     allow_edited: bool = AllowEditedOpt,
+    tracking_uri: Optional[str] = TrackingUriOpt,
 ):
     """Forecast the rest of a run and its final loss with a calibrated band; exit 3 when the run leaves it.
 
@@ -96,6 +103,7 @@ def monitor_command(
         if (max_polls is not None or not interval == 60.0) and not watch:
             raise typer.BadParameter("--interval and --max-polls go with --watch")
         _check_out(output, "-o", "monitor.png")
+        _check_out(html_report, "--report", "monitor.html")
         fit_result = None
         if fit is not None:
             from scalinglab.studies.lr_schedule import ScheduleFit
@@ -104,7 +112,7 @@ def monitor_command(
             add_file_notes(fit_result)
         options = dict(schedule=schedule, total_steps=total_steps, peak_lr=peak_lr, warmup=warmup,
                        cooldown=cooldown, cooldown_shape=cooldown_shape, min_ratio=min_ratio,
-                       level=resolved_level(level), spike_checkpoints=spike_checkpoints)
+                       level=resolved_level(level), spike_checkpoints=spike_checkpoints, tracking_uri=tracking_uri)
         if watch:
             report = _watch(curve, run, loss_column, drop_invalid, fit_result, options, interval, max_polls)
         else:
@@ -113,12 +121,18 @@ def monitor_command(
             from scalinglab.report.monitor import plot_monitor
 
             plot_monitor(report, output)
+        if html_report is not None:
+            from scalinglab.report.monitor import write_monitor_html
+
+            write_monitor_html(report, html_report, source=curve)
     if as_json:
         emit_json(report.to_dict())
     elif not watch:
         print_text_block(report.summary(), title=f"monitor {curve}")
     if output is not None and not as_json:
         print(f"figure written to {output}")
+    if html_report is not None and not as_json:
+        print(f"report written to {html_report}")
     raise typer.Exit(code=0 if report.on_track else ALARM_EXIT)
 
 

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from scalinglab.cli.optionset import option, option_names
+from scalinglab.cli.optionset import option, option_fields, option_names
 from scalinglab.cli.rowopts import DropInvalidOpt
 
 SOURCE_FORMATS = ("wandb", "mlflow")
@@ -102,3 +102,7 @@ class RunOptions:
         given = self.given(*fields)
         if given:
             raise typer.BadParameter(f"{', '.join(given)}: {why}")
+
+
+# The one --tracking-uri, for commands that take it without the whole run-reading set (monitor's mlflow:RUN_ID).
+TrackingUriOpt = next(info for _, name, _, info in option_fields(RunOptions) if name == "tracking_uri")

@@ -4,7 +4,8 @@ Sources: a CSV / TSV / JSONL / Parquet file with a step column (``step``, ``_ste
 ``global_step``) and a loss column (``loss``, ``train_loss``, ``train/loss``, ``val_loss``,
 ``eval/loss``; or the one named by ``loss_column``); a W&B history export (long form with a run
 column, or a chart's wide "Export CSV", read by ``data/sources.py``); a sweep store ``.db`` (its
-runs' main-branch training curves).  A file of several runs needs ``run`` to pick one.
+runs' main-branch training curves); ``mlflow:RUN_ID``, an MLflow run's metric history read through
+the MLflow client (``data/sources.read_mlflow_history``).  A file of several runs needs ``run`` to pick one.
 
 Every row is checked once, here: the step must be a whole number >= 1 and strictly increasing,
 the loss a positive finite number; a bad row is an error naming the file, row and column
@@ -22,17 +23,26 @@ from scalinglab.util.errors import ParamError
 __all__ = ["read_loss_curve", "LOSS_CURVE_HELP"]
 
 LOSS_CURVE_HELP = ("a CSV/TSV/JSONL/Parquet file with columns step and loss (and run when it holds several runs), a "
-                   "W&B history export, or a sweep store .db")
+                   "W&B history export, a sweep store .db, or mlflow:RUN_ID (an MLflow run's history; the store "
+                   "from --tracking-uri)")
+MLFLOW_PREFIX = "mlflow:"
 STEP_COLUMNS = ("step", "_step", "Step", "global_step")
 LOSS_COLUMNS = ("loss", "train_loss", "train/loss", "val_loss", "eval/loss", "validation/loss")
 RUN_COLUMNS = ("run", "run_id", "run_name", "Name", "name")
 _STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
-def _raw_frame(source) -> tuple[pd.DataFrame, str]:
-    """(frame with source_row, source name); a store's curves or a W&B export in long form."""
+def _raw_frame(source, tracking_uri=None, loss_column=None) -> tuple[pd.DataFrame, str]:
+    """(frame with source_row, source name); a store's curves, a W&B export in long form or an
+    MLflow run's history (``mlflow:RUN_ID``)."""
     from scalinglab.data.tables import read_frame
 
+    if isinstance(source, str) and source.startswith(MLFLOW_PREFIX):
+        from scalinglab.data.sources import read_mlflow_history
+
+        frame = read_mlflow_history(source[len(MLFLOW_PREFIX):], tracking_uri=tracking_uri, metric=loss_column)
+        frame["source_row"] = np.arange(1, len(frame) + 1)
+        return frame, source
     if not isinstance(source, pd.DataFrame):
         path = Path(source)
         if not path.exists():
@@ -56,14 +66,15 @@ def _raw_frame(source) -> tuple[pd.DataFrame, str]:
 
 
 def read_loss_curve(source, *, run: str | None = None, loss_column: str | None = None,
-                    drop_invalid: bool = False) -> pd.DataFrame:
+                    drop_invalid: bool = False, tracking_uri: str | None = None) -> pd.DataFrame:
     """One curve as a frame (step, loss, source_row) sorted as logged, ``attrs["source"]`` its
     file, ``attrs["run"]`` its run name (None for a file of one run) and ``attrs["dropped"]`` the
-    rows ``drop_invalid`` left out (a step or loss that is not valid), one line each."""
+    rows ``drop_invalid`` left out (a step or loss that is not valid), one line each.
+    ``tracking_uri``: the MLflow store of a ``mlflow:RUN_ID`` source (default: MLFLOW_TRACKING_URI)."""
     from scalinglab.data.schema import row_label_for
     from scalinglab.data.tables import Cell, check_cells
 
-    frame, where = _raw_frame(source)
+    frame, where = _raw_frame(source, tracking_uri, loss_column)
     columns = [str(c) for c in frame.columns if c != "source_row"]
     step = next((c for c in STEP_COLUMNS if c in columns), None)
     loss = loss_column or next((c for c in LOSS_COLUMNS if c in columns), None)

@@ -14,6 +14,7 @@ file's own columns, so the engine, the bootstrap, the calibration and the plots 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -112,6 +113,9 @@ def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = 
     df = raw.reset_index(drop=True)
     if "flops" in law.variables and "flops" not in df:          # C = 6·N·D, as the run-table door does
         df["flops"] = 6.0 * df["params"] * df["tokens"]
+    if getattr(law, "metric", None) is None:    # a formula over columns of its own: the law's own checks
+        _check_by_law(df, law, name, [row(int(r)) for r in rows])
+        return RunTable(df, name, notes=notes)
     for j, c in enumerate(law.variables):
         x = law.features(df)[:, j]
         ok = np.isfinite(x) & (x > 0)
@@ -126,6 +130,19 @@ def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = 
         raise RunDataError(str(exc)) from None
     _check_direction(df, law, name)
     return RunTable(df, name, notes=notes)
+
+
+def _check_by_law(df: pd.DataFrame, law, name: str, rows: list[str]) -> None:
+    """The rows of a law that reads columns of its own (a formula's ``variables``), checked by the
+    law (``check_features``, ``check_target``: positive or finite features, its target's domain);
+    the error names the file's row."""
+    try:
+        law.check_features(law.features(df))
+        law.check_target(law.target_values(df))
+    except ValueError as exc:
+        text = str(exc)
+        m = re.match(r"row (\d+)", text)
+        raise RunDataError(f"{name}: " + (rows[int(m.group(1)) - 1] + text[m.end():] if m else text)) from None
 
 
 def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

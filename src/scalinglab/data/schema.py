@@ -744,6 +744,8 @@ def _duplicates(df: pd.DataFrame, label) -> list[str]:
         key = ["run_id"] + (["seed"] if "seed" in df.columns else []) + ["step" if "step" in df.columns else "tokens"]
     else:
         key = [c for c in _COORDINATE_COLUMNS if c in df.columns]
+    if "output" in df.columns:          # a multi-output long table: one row per run x output (data/outputs.py)
+        key.append("output")
     dup = df.duplicated(key, keep=False)
     if not dup.any():
         return []

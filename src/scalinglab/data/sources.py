@@ -45,7 +45,7 @@ from scalinglab.data.schema import CANONICAL_COLUMNS, RunDataError
 from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["SOURCE_FORMATS", "PRESETS", "LOSS_NAMES", "preset_mapping", "split_source_format", "read_wandb",
-           "read_wandb_api", "read_mlflow", "HISTORY_POINTS", "check_history_point"]
+           "read_wandb_api", "read_mlflow", "read_mlflow_history", "HISTORY_POINTS", "check_history_point"]
 
 SOURCE_FORMATS = ("wandb", "mlflow")
 
@@ -485,6 +485,37 @@ def read_mlflow(location=None, *, experiment: str | None = None, tracking_uri: s
     dropped["reason"] = "state"
     dropped["detail"] = [f"MLflow status {s!r}; only FINISHED runs are read" for s in unfinished["status"]]
     return frame[finished].reset_index(drop=True), dropped.reset_index(drop=True), notes
+
+
+def read_mlflow_history(run_id: str, *, tracking_uri: str | None = None, metric: str | None = None) -> pd.DataFrame:
+    """One MLflow run's logged history of a loss metric, through the MLflow client: a frame
+    (step, ``metric``) in step order.  ``tracking_uri`` as for :func:`read_mlflow` (default:
+    ``MLFLOW_TRACKING_URI``); ``metric``: the metric's name (default: the first of the run's
+    metrics named loss, train_loss, train/loss, val_loss, eval/loss)."""
+    uri, _, _ = _tracking_target(None, None, tracking_uri)
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise RunDataError(f"{uri}: reading MLflow runs needs the mlflow package: pip install 'scalinglab[mlflow]'"
+                           ) from None
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    names = ("loss", "train_loss", "train/loss", "val_loss", "eval/loss", "validation/loss")
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        logged = list(client.get_run(run_id).data.metrics)
+        name = metric or next((n for n in names if n in logged), None)
+        if name is None or name not in logged:
+            raise RunDataError(ParamText(f"{uri}: MLflow run {run_id} has no metric {name or 'named like a loss'!r}; "
+                                         f"its metrics are {logged}; name one with {{loss_column}}", "loss_column"))
+        history = client.get_metric_history(run_id, name)
+    except RunDataError:
+        raise
+    except Exception as exc:
+        raise RunDataError(f"{uri}: the MLflow client could not read run {run_id} ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    frame = pd.DataFrame({"step": [m.step for m in history], name: [m.value for m in history]})
+    return frame.sort_values("step", kind="stable").reset_index(drop=True)
 
 
 def mlflow_row_label(frame: pd.DataFrame):

@@ -243,7 +243,16 @@ def calibration_from_records(records: RolloutRecords, *, level: float, data_min:
     def rule(part: pd.DataFrame, errors, kind: str):
         if not len(part):
             return fallback_rule(kind, level)
-        return conformal_rule(part["distance"], errors, level, targets=_pairs(part), kind=kind)
+        if kind != "n_opt":
+            return conformal_rule(part["distance"], errors, level, targets=_pairs(part), kind=kind)
+        # N*: a rollout fit's errors at all its held-out budgets share its slope error (one draw),
+        # so its step is the exchangeable unit; and they drift with the curvature of N*(C) across
+        # budgets, which grows with the span fitted (prediction.conformal_rule's clusters, spans)
+        return conformal_rule(part["distance"], errors, level, targets=_pairs(part), kind=kind,
+                              clusters=part["step"].to_numpy(), spans=part["train_span"].to_numpy(float),
+                              span=span)
+
+    span = float(np.log10(data_max / data_min)) if data_min > 0 else 0.0
 
     L = records.loss
     loss_rule = rule(L, L["residual"], "loss")
@@ -297,6 +306,20 @@ def _calibrate_runs(df, law, *, level, by, level_rtol, isoflop_method, fit_kwarg
     from scalinglab.fitting.noise import ladder_noise, with_noise_floor
 
     fit_kwargs = dict(fit_kwargs or {})
+    if by != "flops" and by not in df:
+        from scalinglab.util.errors import ParamError
+
+        raise ParamError("by", f"{{by}}={by!r} is not a column of the runs; the calibration splits the ladder "
+                               f"along 'flops' or a cost or scale column: one of {list(df.columns)}", value=by)
+    if by != "flops":
+        values = df[by].to_numpy(float)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            from scalinglab.util.errors import ParamError
+
+            raise ParamError("by", f"{{by}}={by!r}: row {bad[0] + 1} has {by} = {values[bad[0]]:g} ({bad.size} such "
+                                   f"rows); the intervals widen with the decades beyond the fitted {by}, which needs "
+                                   f"every value > 0: split along another column, or turn {{calibrate}} off", value=by, also=("calibrate",))
     ids, c = ladder_levels(df, by, level_rtol)
     data_min, data_max = float(c.min()), float(c.max())
     noise = ladder_noise(df, _law_object(law, fit_kwargs))   # seed repeats: a floor under the loss rule
@@ -330,7 +353,7 @@ def calibrate(runs, law="chinchilla", *, level: float = 0.9, by: str = "flops", 
 
 
 
-def calibrate_result(result, runs, level: float = 0.9, progress: bool = False) -> None:
+def calibrate_result(result, runs, level: float = 0.9, progress: bool = False, by: str | None = None) -> None:
     """Give ``result`` the calibration of its prediction intervals at ``level``, from the rollout
     of ``runs`` (the runs it was fitted to) split along its law's scale column: what
     ``scalinglab.fit`` and `scalinglab fit` do by default.  A fit whose per-point weights are an
@@ -341,14 +364,20 @@ def calibrate_result(result, runs, level: float = 0.9, progress: bool = False) -
                                "of the runs; give weights as a name (e.g. 'valley') or a callable f(df) -> array "
                                "to calibrate (or calibrate=False to say so); a plan uses the stated fallback rule")
         return
-    result.calibration = calibrate_fit(result, runs, level=level, by=split_column(result.law_object),
+    result.calibration = calibrate_fit(result, runs, level=level, by=by or split_column(result.law_object),
                                        progress=progress)
 
 
 def split_column(law) -> str:
     """The column a calibration or a hold-out splits the runs along: a metric law's scale column
-    (``laws/metric.py``), else compute."""
-    return law.x or "flops"
+    (``laws/metric.py``); else compute when the law reads any of params, tokens, flops; else the
+    first column the law reads (a formula over columns of its own: its first ``--var``)."""
+    if law.x:
+        return law.x
+    variables = tuple(getattr(law, "variables", ()) or ())
+    if not variables or {"params", "tokens", "flops"} & set(variables):
+        return "flops"
+    return variables[0]
 
 
 def calibrate_fit(fit_result, runs, *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,

@@ -33,7 +33,7 @@ import numpy as np
 
 from scalinglab.fitting.batched import grid_objective  # noqa: F401  (part of the engine API)
 from scalinglab.fitting.objectives import DEFAULT_WEIGHTS, Objective, describe_weights, make_objective
-from scalinglab.fitting.influence import influence_warnings
+from scalinglab.fitting.influence import exploding_fit, influence_warnings
 from scalinglab.fitting.goodness import structure_warnings
 from scalinglab.fitting.problem import FitProblem
 from scalinglab.fitting.result import FitResult
@@ -100,10 +100,12 @@ def fit(runs, law="chinchilla", *, fixed=None, loss="huber", delta=1e-3, asymmet
 
 
 def fit_problem(problem: FitProblem, *, loss="huber", delta=1e-3, asymmetry=None, init_grid=None, n_refine=32,
-                method="auto", seed=0, x0=None, diagnose=True, **options) -> FitResult:
+                method="auto", seed=0, x0=None, diagnose=True, force=False, **options) -> FitResult:
     """``fit`` on a problem already built (``fitting/problem.py``): its law, features, target
     and weights; the result keeps the problem (``result.problem``) so that a calibration or a
-    bootstrap of the same runs reuses it.  Options as ``fit``."""
+    bootstrap of the same runs reuses it.  Options as ``fit``.  A fit whose training residuals
+    explode (``influence.exploding_fit``: a term diverging on a few rows) is refused with a
+    ParamError naming the rows, the law and its parameters, unless ``force`` (then a warning)."""
     law, X, y, w = problem.law, problem.X, problem.y, problem.weights
     table, df = problem.table, problem.df
     result = fit_arrays(law, X, y, loss=loss, delta=delta, asymmetry=asymmetry, init_grid=init_grid,
@@ -117,6 +119,13 @@ def fit_problem(problem: FitProblem, *, loss="huber", delta=1e-3, asymmetry=None
     degenerate = not result.converged or any(
         key in w for w in result.warnings for key in ("at its lower bound", "at its upper bound", "has vanished",
                                                       "did not report convergence"))
+    exploded = exploding_fit(law, result.theta, X, y, df)
+    if exploded and not force:
+        raise ParamError("law", f"{exploded}; bound the law's parameters so that the term stays finite over the "
+                                f"runs (a formula's {{bounds}}), or leave those rows out; {{force}} keeps the fit",
+                         also=("bounds", "force"))
+    if exploded:
+        result.warnings.append(exploded)
     result.warnings.extend(influence_warnings(law, result.theta, X, y, df, degenerate))
     result.warnings.extend(structure_warnings(law, result.theta, X, y, df, problem.weights))
     result.warnings.extend(ladder_warnings(law, df))

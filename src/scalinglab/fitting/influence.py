@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["influence_table", "influence_warnings", "OUTLIER_Z"]
+__all__ = ["influence_table", "influence_warnings", "exploding_fit", "OUTLIER_Z"]
 
 # a residual this many robust standard deviations out is named even when the fit looks fine
 OUTLIER_Z = 10.0
 TOP = 3
+# an exploding fit: its RMSE this many times the noise (1.4826 MAD of the residuals) ...
+EXPLODE_RATIO = 10.0
+# ... with at most this fraction of the rows carrying this share of the squared error ...
+EXPLODE_ROWS, EXPLODE_SHARE = 0.1, 0.9
+# ... and the worst miss larger than the whole spread of the observed targets (the law's value
+# leaves the data's range there: a term that diverges, not a noisy row)
 
 
 def influence_table(law, theta, X, y):
@@ -36,9 +42,9 @@ def influence_table(law, theta, X, y):
     return zr, h, cook
 
 
-def _row(df, i: int) -> str:
+def _row(df, i: int, columns=("params", "tokens", "loss")) -> str:
     label = str(int(df["source_row"].iloc[i])) if "source_row" in df.columns else str(i + 1)
-    cols = [c for c in ("params", "tokens", "loss") if c in df.columns]
+    cols = [c for c in dict.fromkeys(columns) if c in df.columns]
     return f"row {label} (" + ", ".join(f"{c}={float(df[c].iloc[i]):.4g}" for c in cols) + ")"
 
 
@@ -57,3 +63,34 @@ def influence_warnings(law, theta, X, y, df, degenerate: bool) -> list[str]:
         out.append("the rows with the most influence on the fit (Cook's distance) are " + "; ".join(
             f"{_row(df, i)}: {cook[i]:.3g}" for i in top))
     return out
+
+
+def exploding_fit(law, theta, X, y, df) -> str | None:
+    """Why the fit at ``theta`` explodes (a term diverging on a few rows), or None.  Exploding:
+    train RMSE over ``EXPLODE_RATIO`` times the noise estimate (1.4826 MAD of the residuals), at
+    most ``EXPLODE_ROWS`` of the rows carrying ``EXPLODE_SHARE`` of the squared error, and the
+    worst residual wider than the observed targets' whole range (in the law's transform)."""
+    z_obs = law.transform.forward(np.asarray(y, dtype=float))
+    with np.errstate(all="ignore"):
+        r = z_obs - np.asarray(law.predict_z(np.asarray(theta, dtype=float), X), dtype=float)
+    n = r.size
+    if n < 5:
+        return None
+    sq = np.where(np.isfinite(r), r * r, np.inf)
+    order = np.argsort(-sq)
+    total = float(np.sum(sq))
+    k = max(1, int(EXPLODE_ROWS * n))
+    noise = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 1e-12)
+    rmse = float(np.sqrt(np.mean(sq)))
+    spread = float(np.ptp(z_obs))
+    share = 1.0 if not np.isfinite(total) else float(np.sum(sq[order[:k]]) / max(total, 1e-300))
+    if not (rmse > EXPLODE_RATIO * noise and share >= EXPLODE_SHARE and np.sqrt(sq[order[0]]) > spread):
+        return None
+    worst = [i for i in order[:k]]
+    params = ", ".join(f"{name}={value:.4g}" for name, value in law.to_public(theta).items())
+    return (f"the fit of law {law.name!r} ({law.formula or 'its formula'}) explodes: training RMSE "
+            f"{rmse:.3g} is {rmse / noise:.0f}x the noise estimate {noise:.3g} ({law.transform.residual_label}), "
+            f"and {len(worst)} of {n} rows carry {share:.0%} of the squared error, the worst missing by more than "
+            f"the targets' whole range ({spread:.3g}): " + "; ".join(
+                f"{_row(df, i, (*law.variables, law.target))}: residual {r[i]:+.3g}" for i in worst[:TOP])
+            + f". A term diverges on these rows at {params}")

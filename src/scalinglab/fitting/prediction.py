@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from scalinglab.util.intervals import check_level, conformal_quantile, normal_quantile
+from scalinglab.util.intervals import check_level, conformal_quantile, finite_sample_quantile, normal_quantile
 from scalinglab.util.jsonio import from_json_float, loaded_level, loaded_nonnegative, to_jsonable
 from scalinglab.util.errors import ParamError
 
@@ -66,6 +66,15 @@ class IntervalRule:
     # from them (``at_level``); empty for a fallback rule, or one read from a file written before
     # scalinglab kept them
     scores: tuple[float, ...] = field(default=(), repr=False)
+    # True: ``scores`` hold one score per cluster (a rollout step: its errors share one fit's slope
+    # error, so they are one draw) and any level's q is ``finite_sample_quantile`` of them
+    clustered: bool = False
+    # the drift model of a rule whose errors grow with the curvature across budgets (N*): the
+    # score is |e| / sqrt(a + b·g²), g = ``curvature_lever(d, span)`` (``span``: decades the fit
+    # that the rule serves spans), and the half-width q·sqrt(a + b·g(d, span)²); all 0: none
+    drift_a: float = 0.0
+    drift_b: float = 0.0
+    span: float = 0.0
 
     def at_level(self, level: float, kind: str = "loss") -> "IntervalRule":
         """This rule at coverage ``level``: a rollout rule re-takes its conformal quantile of the
@@ -83,15 +92,22 @@ class IntervalRule:
                              f"before scalinglab kept the calibration's scores, so no other level can be derived "
                              f"from it: ask for {{level}}={self.level:g}, or refit and calibrate (`scalinglab fit RUNS "
                              f"-o fit.json`) to derive any level")
-        q = conformal_quantile(self.scores, level)
+        q = (finite_sample_quantile if self.clustered else conformal_quantile)(self.scores, level)
         if q is None:
             noise = {"noise_sd": self.noise_sd, "noise_detail": self.noise_detail}
             return replace(fallback_rule(kind, level), **noise)
         return replace(self, level=level, q=q)
 
+    @property
+    def has_drift(self) -> bool:
+        return self.drift_a > 0 or self.drift_b > 0
+
     def half_width(self, distance) -> np.ndarray:
         d = np.maximum(np.asarray(distance, dtype=float), 0.0)
-        h = self.q * (self.floor + d)
+        if self.has_drift:
+            h = self.q * np.sqrt(self.drift_a + self.drift_b * curvature_lever(d, self.span) ** 2)
+        else:
+            h = self.q * (self.floor + d)
         if self.noise_sd > 0:
             # the rollout's held-out errors already hold one run's noise: it is a floor there; a
             # fallback rule never saw this ladder's noise, so it is added in quadrature
@@ -100,13 +116,18 @@ class IntervalRule:
         return h
 
     def _shape(self) -> str:
+        if self.has_drift:
+            return (f"half-width {self.q:.3g} × sqrt({self.drift_a:.3g} + {self.drift_b:.3g}·g²), g = d² + S·d + S²/6 "
+                    f"with d the decades beyond the data and S = {self.span:.2f} the decades fitted (the drift of "
+                    f"a curve across budgets)")
         return f"half-width {self.q:.3g} × ({self.floor:g} + decades beyond the data)"
 
     def describe(self) -> str:
         if self.source == "rollout":
+            unit = f", the largest score of each of {len(self.scores)} rollout fits" if self.clustered else ""
             text = (f"{100 * self.level:g}% split-conformal on this ladder's rollout ({self.n_errors} held-out "
-                    f"errors from {self.n_targets} fit/budget pairs, up to {self.max_distance:.2g} decades out): "
-                    + self._shape())
+                    f"errors from {self.n_targets} fit/budget pairs{unit}, up to {self.max_distance:.2g} decades "
+                    f"out): " + self._shape())
         else:
             text = f"{100 * self.level:g}% conservative fallback ({self.detail}): " + self._shape()
         return text + self._noise_text()
@@ -149,23 +170,65 @@ def fallback_rule(kind: str, level: float) -> IntervalRule:
     return IntervalRule(level=level, q=f["q"] * z, source="fallback", detail=f["detail"])
 
 
+def curvature_lever(distance, span) -> np.ndarray:
+    """g = d² + S·d + S²/6: the error, over κ/2, at d decades beyond the data of a straight line
+    least-squares fitted over S decades to a curve of constant curvature κ (the line through
+    κx²/2 on [0, S] is κ(S·x/2 − S²/12); at x = S + d the gap is κ/2·(d² + S·d + S²/6)).  It
+    grows with the fit's span too: a longer ladder's last fit drifts more than its first."""
+    d = np.maximum(np.asarray(distance, dtype=float), 0.0)
+    s = np.asarray(span, dtype=float)
+    return d * d + s * d + s * s / 6.0
+
+
 def conformal_rule(distance, error, level: float, targets=None, floor: float = DISTANCE_FLOOR_DEX,
-                   kind: str = "loss") -> IntervalRule:
+                   kind: str = "loss", clusters=None, spans=None, span: float | None = None) -> IntervalRule:
     """Split-conformal rule from realised errors at their distances (decades beyond each fit's
     data). ``targets`` labels the (rollout step, held-out budget) pair of each error; fewer
-    than ``MIN_CALIBRATION_PAIRS`` pairs, or too few errors for the level, give the fallback."""
+    than ``MIN_CALIBRATION_PAIRS`` pairs, or too few errors for the level, give the fallback.
+
+    ``clusters`` labels errors that are one draw, not many (the N* errors of one rollout fit at
+    all its held-out budgets share that fit's slope error): each cluster gives one score, its
+    largest, so that a new cluster's score (the plan's fit at the plan's budget) is exchangeable
+    with them, and q is ``finite_sample_quantile`` of those scores, valid however few they are.
+
+    ``spans`` (decades each error's fit spanned) and ``span`` (decades the served fit spans)
+    switch on the drift model: e² ≈ a + b·g² by least squares (g = ``curvature_lever``), the
+    scores |e| / sqrt(a + b·g²), so a fit spanning more budgets, or predicting farther, of a
+    ladder whose errors grew with g gets a wider band; a and b are this ladder's own, and both
+    must come out > 0, else the scores stay |e| / (floor + d)."""
     d = np.asarray(distance, dtype=float)
     e = np.abs(np.asarray(error, dtype=float))
     ok = np.isfinite(d) & np.isfinite(e)
     d, e = d[ok], e[ok]
     t = np.asarray(targets)[ok] if targets is not None else np.arange(len(d))
     n, n_targets = len(e), len(np.unique(t))
-    scores = np.sort(e / (floor + np.maximum(d, 0.0)))
-    q = conformal_quantile(scores, level)
+    drift = {}
+    if spans is not None and span is not None and n:
+        g = curvature_lever(d, np.asarray(spans, dtype=float)[ok])
+        coef, *_ = np.linalg.lstsq(np.column_stack([np.ones_like(g), g ** 4]), e * e, rcond=None)
+        # only a ladder whose errors both start above zero (the valleys' own noise) and grow with g:
+        # a = 0 would make the scores of short early fits explode, b = 0 a band that never widens
+        if coef[0] > 0 and coef[1] > 0:
+            drift = {"drift_a": float(coef[0]), "drift_b": float(coef[1]), "span": float(span)}
+    if drift:
+        scale = np.sqrt(drift["drift_a"] + drift["drift_b"] * g * g)
+        scores = np.where(scale > 0, e / np.where(scale > 0, scale, 1.0), np.where(e > 0, np.inf, 0.0))
+    else:
+        scores = e / (floor + np.maximum(d, 0.0))
+    if clusters is not None:
+        _, which = np.unique(np.asarray(clusters)[ok], return_inverse=True)
+        per_cluster = np.zeros(int(which.max()) + 1 if n else 0)
+        np.maximum.at(per_cluster, which.reshape(-1), scores)
+        scores = np.sort(per_cluster)
+        q = finite_sample_quantile(scores, level)
+    else:
+        scores = np.sort(scores)
+        q = conformal_quantile(scores, level)
     if n_targets < MIN_CALIBRATION_PAIRS or q is None:
         return fallback_rule(kind, level)
     return IntervalRule(level=level, q=q, floor=floor, source="rollout", n_errors=n, n_targets=n_targets,
-                        max_distance=float(d.max()), scores=tuple(float(x) for x in scores))
+                        max_distance=float(d.max()), scores=tuple(float(x) for x in scores),
+                        clustered=clusters is not None, **drift)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -151,9 +151,10 @@ class FitResult:
         a fit without one uses the stated fallback rule of ``fitting.prediction.FALLBACK`` (wider,
         never the bootstrap CI)."""
         frame = getattr(runs, "df", runs)
-        flops = _flops_of(frame)
+        rules = self.calibration_or_fallback(level)
+        scale = _scale_of(frame, getattr(rules, "by", "flops"))
         pred = np.asarray(self.predict(runs), dtype=float)
-        lo, hi = self.calibration_or_fallback(level).loss_interval(self.law_object, pred, flops)
+        lo, hi = rules.loss_interval(self.law_object, pred, scale)
         return pred, np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
 
     def calibration_or_fallback(self, level: float | None = None):
@@ -763,6 +764,17 @@ def _calibration_from_dict(d):
     from scalinglab.fitting.prediction import Calibration
 
     return Calibration.from_dict(d)
+
+
+def _scale_of(frame, by: str = "flops") -> np.ndarray:
+    """The column the calibration split the ladder along (``Calibration.by``): compute by
+    default, else the cost or scale column it was calibrated over (``calibrate_fit(by=...)``)."""
+    if by == "flops":
+        return _flops_of(frame)
+    if by not in frame:
+        raise ValueError(f"a prediction interval of this fit needs each run's {by!r}: its intervals were "
+                         f"calibrated over that column and widen with the distance beyond the fitted {by}")
+    return np.asarray(frame[by], dtype=float)
 
 
 def _flops_of(frame) -> np.ndarray:

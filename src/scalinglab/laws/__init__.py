@@ -27,12 +27,13 @@ from scalinglab.laws.asymptote import ASYMPTOTE
 from scalinglab.laws.parallel import PARALLEL
 from scalinglab.laws.sparsity import SPARSITY
 from scalinglab.laws.vocabulary import VOCABULARY
+from scalinglab.laws.mixture import MIXTURE
 from scalinglab.util.errors import ParamText
 
 _BUILTIN: tuple[Law, ...] = (POWER_N, POWER_D, POWER_C, KAPLAN, CHINCHILLA, DATA_CONSTRAINED, OVERTRAINING,
                           PRECISION, BATCH_SIZE_LAW, DOWNSTREAM_ERROR, BENCHMARK_SIGMOID,
                           BNSL1, BNSL2, M4, COVERAGE_POWER, RL_SIGMOID, DISTILLATION, LOSS_TO_LOSS, MOE,
-                          LR_SCHEDULE, PARALLEL, SPARSITY, ASYMPTOTE, VOCABULARY)
+                          LR_SCHEDULE, PARALLEL, SPARSITY, ASYMPTOTE, VOCABULARY, MIXTURE)
 LAWS: dict[str, Law] = {law.name: law for law in _BUILTIN}
 ENTRY_POINT_GROUP = "scalinglab.laws"
 _entry_points_loaded = False
@@ -148,7 +149,12 @@ def law_from_spec(spec: Mapping) -> Law:
         from scalinglab.laws.metric import law_with_metric
 
         return law_with_metric(law_from_spec({**spec, **({"fixed": fixed} if fixed else {})}), metric)
-    if "formula" in spec:
+    if "outputs" in spec:                        # a multi-output law (laws/multi_output.py)
+        from scalinglab.laws.multi_output import MultiOutputLaw
+
+        # a registered one (the mixture law) is rebuilt over these outputs; else from its base law
+        law = MultiOutputLaw.from_spec(spec) if "base" in spec else type(get_law(spec["name"]))(spec["outputs"])
+    elif "formula" in spec:
         from scalinglab.laws.formula import FormulaLaw
 
         law = FormulaLaw.from_spec(spec)

@@ -49,12 +49,22 @@ def _hoffmann_loss(n, d):
     return 1.69 + 406.4 / n ** 0.34 + 410.7 / d ** 0.28
 
 
+# training mixtures (web, code, books) that vary each proportion from 0.1 to 0.7 (laws/mixture.py)
+_MIXES = ((0.6, 0.3, 0.1), (0.2, 0.2, 0.6), (0.3, 0.6, 0.1), (0.1, 0.2, 0.7), (0.45, 0.1, 0.45), (0.7, 0.15, 0.15),
+          (0.15, 0.7, 0.15), (0.34, 0.33, 0.33), (0.25, 0.45, 0.3), (0.5, 0.4, 0.1), (0.1, 0.5, 0.4))
+
+
+def _mixture(i: int) -> dict[str, float]:
+    web, code, books = _MIXES[i % len(_MIXES)]
+    return {"mix_web": web, "mix_code": code, "mix_books": books, "output": float(i % 3)}
+
+
 def example_runs(budgets=BUDGETS, sizes: int = 9) -> dict[str, np.ndarray]:
     """An IsoFLOP ladder with every canonical input a law may read: N around sqrt(C/120),
     D = C/(6N), unique tokens that repeat the data 1-16 times across runs, training
     precisions of 3-16 bits, batch sizes of 2^19-2^23 tokens, 1-8/32 experts, 1-256 samples
     per problem ``k``, RL compute of ``gpu_hours`` = D / 1e6, a teacher's loss, a loss curve's
-    learning-rate areas, and a ``loss`` from Hoffmann et al.'s eq. 10 (noise-free)."""
+    learning-rate areas, three-domain training mixtures with the domain a loss is measured on, and a ``loss`` from Hoffmann et al.'s eq. 10 (noise-free)."""
     rows = []
     for c in budgets:
         centre = np.sqrt(c / 120.0)
@@ -78,6 +88,8 @@ def example_runs(budgets=BUDGETS, sizes: int = 9) -> dict[str, np.ndarray]:
                 "parallel": [1.0, 2.0, 4.0, 8.0][(len(rows) // 2) % 4],
                 "sparsity": [0.0, 0.5, 0.75, 0.875][(len(rows) // 3) % 4],
                 "vocab_params": n * [0.05, 0.1, 0.2, 0.3][(len(rows) // 5) % 4],
+                # a training mixture of three domains and the domain a loss was measured on (laws/mixture.py)
+                **_mixture(len(rows)),
                 "loss": _hoffmann_loss(n, d)})
     return {key: np.array([r[key] for r in rows]) for key in rows[0]}
 

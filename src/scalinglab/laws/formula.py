@@ -428,7 +428,8 @@ class FormulaLaw(Law):
         self._bounds = {alias[k]: self._clean_bounds(k, v) for k, v in (bounds or {}).items()}
         self._starts = {alias[k]: self._clean_starts(k, v) for k, v in (starts or {}).items()}
         if target_transform not in TRANSFORMS:
-            raise ValueError(f"target_transform={target_transform!r} is not one of {list(TRANSFORMS)}")
+            raise ParamError("target_transform", f"{{target_transform}}={target_transform!r} is not one of "
+                                                 f"{list(TRANSFORMS)}", value=target_transform)
         if not _identifier(target):
             raise ParamError("target", f"{{target}}={target!r} must be a run column name, e.g. 'loss'")
         if budget == "auto":

@@ -31,7 +31,10 @@ only from checkpoints logged well before it, so a spike cannot hide in its own f
 * drift: the median log residual of the checkpoints of the last 2% of the run (at least 5; a
   median, so that one bad checkpoint is not a drift), against the forecast made ``DRIFT_LAG`` of
   the run earlier, exceeds 2 * noise / sqrt(m) + per_step(ALARM_LEVEL) * d (noise averages over
-  m checkpoints, the extrapolation error does not).
+  m checkpoints, the extrapolation error does not); or Page's CUSUM of the same residuals,
+  checkpoint by checkpoint, less that extrapolation error, in noise standard deviations (each
+  clipped at ``CUSUM_CLIP``), above ``CUSUM_LIMIT``: it adds up a slow drift the median has not
+  yet seen.
 Both use the extrapolation term at ``ALARM_LEVEL`` (99%), not the band's level: a systematic
 error is the same at every check, so a 90% edge would raise a false alarm on one clean run in
 ten; and no alarm comes from a forecast fitted on less than ``ALARM_FROM`` of the run.
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -65,6 +69,11 @@ DRIFT_NOISE_FACTOR = 2.0   # ... above twice the band's noise term for a mean of
 ALARM_LEVEL = 0.99       # the alarms' quantile of the extrapolation error (a systematic error does not average out)
 ALARM_FROM = 0.2         # no alarm from forecasts fitted on less than this fraction of the run
 ANCHOR_EVERY = 0.01      # the replay refits its forecasts every this fraction of the run
+CUSUM_SLACK = 0.5        # drift CUSUM: S = max(0, S + z - 0.5), z the residual above the alarm's extrapolation
+CUSUM_LIMIT = 5.0        # error in noise standard deviations; alarm at S > 5: with independent Gaussian noise
+                         # and no drift, one false alarm per ~930 checkpoints (Page's CUSUM, k = 0.5, h = 5)
+CUSUM_CLIP = 2.0         # each z is clipped at 2: one or two bad checkpoints that recover are not a drift (the
+                         # spike rule judges jumps), at least 4 in a row are needed
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,7 @@ class _Forecaster:
 
     def __init__(self, law, steps, X, y, level, min_rows):
         self.law, self.steps, self.X, self.y, self.level, self.min_rows = law, steps, X, y, level, min_rows
+        self.needs_anneal = "C" in law.public_names     # C fitted: a prefix before any anneal cannot pin it
         self._fits: dict[int, np.ndarray] = {}
         self._bands: dict[int, Band | None] = {}
         self._last = None
@@ -229,9 +239,13 @@ class _Forecaster:
     def predict(self, n: int, X) -> np.ndarray:
         return np.asarray(self.law.predict(self.theta(n), X), dtype=float)
 
+    def fits(self, n: int) -> bool:
+        """Whether the first n checkpoints identify the law: C needs an annealed checkpoint unless it is held."""
+        return n >= self.min_rows and (not self.needs_anneal or bool(np.any(self.X[:n, 1] > 0)))
+
     def cuts(self, n: int) -> list[int]:
         """Checkpoint counts of the calibration fits of the fit on the first n."""
-        return sorted({m for m in (int(round(c * n)) for c in CALIBRATION_CUTS) if self.min_rows <= m < n})
+        return sorted({m for m in (int(round(c * n)) for c in CALIBRATION_CUTS) if m < n and self.fits(m)})
 
     def spread(self, n: int, X) -> np.ndarray:
         """Largest |log ratio| of a calibration fit's forecast to the fit on the first n, at X:
@@ -250,6 +264,9 @@ class _Forecaster:
         """The band of the fit on the first n checkpoints, calibrated on fits ending before n."""
         if n in self._bands:
             return self._bands[n]
+        if not self.fits(n):
+            self._bands[n] = None
+            return None
         noise = conformal_quantile(np.abs(np.log(self.y[:n] / self.predict(n, self.X[:n]))), self.level)
         scores = []
         for m in self.cuts(n):
@@ -280,8 +297,8 @@ class _NotAnnealedLaw(LRScheduleLaw):
 def _law(fit, observed_anneal: bool, schedule_anneals: bool):
     """(law to fit, anchored): the ladder's alpha and C held when ``fit`` is given."""
     decay = fit.decay if fit is not None else DEFAULT_DECAY
-    base = replace(LR_SCHEDULE, decay=decay) if observed_anneal else _NotAnnealedLaw(decay=decay)
-    if fit is not None:
+    base = replace(LR_SCHEDULE, decay=decay) if observed_anneal and fit is None else _NotAnnealedLaw(decay=decay)
+    if fit is not None:           # C held: prefixes before the anneal (the replay's early forecasts) fit too
         return base.fix(alpha=fit.params["alpha"], C=fit.params["C"]), True
     if not observed_anneal:
         if schedule_anneals:
@@ -370,7 +387,7 @@ def _replay(fc: _Forecaster, st, y, total_steps: int, k: int, m: int, spacing: f
         a = math.floor(before / grid) * grid
         return int(np.searchsorted(st, a, side="right"))
 
-    rows, streak, alarm = [], 0, None
+    rows, streak, alarm, cusum = [], 0, None, 0.0
     for j in range(st.size):
         n = anchor(st[j] - spike_lag)
         b = fc.band(n) if n >= 2 * fc.min_rows and st[n - 1] >= start else None
@@ -389,10 +406,20 @@ def _replay(fc: _Forecaster, st, y, total_steps: int, k: int, m: int, spacing: f
                                                 f"{r:+.2%} above the forecast (band {h:.2%})")
             continue
         nd = anchor(st[j] - drift_lag)
-        if j + 1 < m or nd < 2 * fc.min_rows or st[nd - 1] < start or st[j - m + 1] <= st[nd - 1]:
-            continue
-        bd = fc.band(nd)
+        bd = fc.band(nd) if nd >= 2 * fc.min_rows and st[nd - 1] >= start else None
         if bd is None:
+            continue
+        if CUSUM_LIMIT is not None and bd.noise > 0:       # CUSUM of standardized excess residuals
+            rj = math.log(y[j] / float(fc.predict(nd, fc.X[j:j + 1])[0]))
+            excess = rj - bd.alarm_per_step * float(st[j] - st[nd - 1])
+            sigma = bd.noise / NormalDist().inv_cdf(0.5 + bd.level / 2)
+            cusum = max(0.0, cusum + min(excess / sigma, CUSUM_CLIP) - CUSUM_SLACK)
+            if cusum > CUSUM_LIMIT:
+                alarm = Alarm(int(st[j]), "drift", f"the residuals above the forecast made {DRIFT_LAG:.0%} of the run "
+                                                    f"earlier add up to {cusum:.1f} noise standard deviations (CUSUM, "
+                                                    f"limit {CUSUM_LIMIT:g}); the last {rj:+.2%}")
+                continue
+        if j + 1 < m or st[j - m + 1] <= st[nd - 1]:
             continue
         window = slice(j - m + 1, j + 1)
         rd = np.log(y[window] / fc.predict(nd, fc.X[window]))

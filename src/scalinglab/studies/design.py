@@ -12,12 +12,28 @@ in closed form, and it keeps a call near 0.1 s for a 200-row pool (a bootstrap c
 Parameter draws from N(θ, Σ) (``n_draws``, seeded) give the target's current interval and the
 expected interval after the picks, so the nonlinearity of N*(C) in θ is kept in the intervals.
 
-Picks are greedy: the best gain per unit cost, the covariance updated after each, within the
-remaining budget, never a candidate twice nor one already run.  With fewer runs than the law
-has free parameters there is no fit to linearise: the start is space-filling
-(``design_pool.space_filling``).  The target is a compute budget C (quantities: the planned loss
-at the compute-optimal allocation and log10 N*(C)) or a table of target settings (their
-predicted losses).  ``score`` (``design_score.py``) simulates a whole ladder before it is run.
+Three choices make the design beat random and grid ladders on extrapolation (benchmarks/RESULTS.md,
+"Experiment design"; the first version, without them, lost to both at 5-10% of the cost):
+
+* **A pilot identifies the law cheaply** (``design_pool.pilot_design``): before anything else, a
+  small IsoFLOP grid at the 3 cheapest budgets of the pool, 3 sizes each at the valley's centre
+  (the law's reference constants) and ±0.4 dex, at most 15% of the whole budget once it can be
+  fitted.  The earlier space-filling start spent 46-83% of the budget on 4 pool corners, where a
+  law is least trusted on real data.  (``space_filling`` remains the start for a pool with no
+  size axis.)
+* **The target's variance includes misspecification** (``design_extrapolation``): the drift of
+  the calibrated prediction interval, σ_m = (q/z)(d0 + d) at d decades between the largest run and
+  the target, is added to the parameter variance, and a candidate that raises the largest compute
+  removes part of it.  Parameter variance alone is local to a θ fitted on small runs and piled
+  runs at the cheapest budgets; a misspecified law's bias at the target was never reduced.
+* **Valleys are bracketed**: at each budget, candidates are taken within ±(0.4 dex + 2 sd) of the
+  current N*(C) estimate (at most ±0.8), then within twice that, the walls' far ends last.
+
+Picks are greedy: the best gain per unit cost, the covariance (and the largest compute) updated
+after each, within the remaining budget, never a candidate twice nor one already run.  The target
+is a compute budget C (quantities: the planned loss at the compute-optimal allocation and log10
+N*(C)) or a table of target settings (their predicted losses).  ``target_interval`` gives the
+current interval alone; ``score`` (``design_score.py``) simulates a whole ladder before it is run.
 """
 from __future__ import annotations
 
@@ -28,11 +44,14 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.laws.base import Law
-from scalinglab.studies.design_pool import already_run, checked_pool, space_filling
+from scalinglab.studies.design_extrapolation import distance_dex, drift_sd, frame_compute, valley_excess
+from scalinglab.studies.design_pool import (PILOT_SHARE, already_run, budget_levels, checked_pool, pilot_design,
+                                            space_filling)
 from scalinglab.util.errors import ParamError
 from scalinglab.util.intervals import check_level, percentile_interval
 
-__all__ = ["Suggestion", "suggest", "target_function", "quantity_gradients", "gauss_newton_cov", "DEFAULT_NOISE"]
+__all__ = ["Suggestion", "suggest", "target_interval", "target_function", "quantity_gradients", "gauss_newton_cov",
+           "DEFAULT_NOISE"]
 
 DEFAULT_NOISE = 0.01       # sd of log loss when the runs cannot estimate it: ~1% seed-to-seed (data.builtin)
 MIN_DOF_FOR_NOISE = 3      # residual degrees of freedom needed to estimate sigma from the fit
@@ -127,7 +146,7 @@ class Suggestion:
         for q in self.quantities:
             (a, b), (c, d) = self.current[q], self.after[q]
             if not all(math.isfinite(v) for v in (a, b, c, d)):
-                lines.append(f"  {q}: no fit yet ({self.method} start)" if self.method == "space-filling"
+                lines.append(f"  {q}: no fit yet ({self.method} start)" if self.method in ("pilot", "space-filling")
                              else f"  {q}: no interval (the fit gave none)")
                 continue
             lines.append(f"  {q}: {100 * self.level:g}% interval now [{a:.4g}, {b:.4g}], expected after "
@@ -160,24 +179,34 @@ def _check_inputs(k, budget_left, n_draws):
     return left
 
 
+def _check_drift(drift) -> None:
+    if drift is not None and (isinstance(drift, bool) or not isinstance(drift, (int, float, np.floating))
+                              or not (math.isfinite(drift) and drift >= 0)):
+        raise ParamError("drift", f"{{drift}} must be a finite q >= 0 (half-width of log loss per decade of "
+                         f"extrapolation) or None for the default; got {drift!r}", value=drift)
+
+
 def _intervals(names, values, level) -> dict:
     return {q: percentile_interval(values[:, j], level) for j, q in enumerate(names)}
 
 
 def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 400, seed: int = 0,
-            level: float = 0.9) -> Suggestion:
+            level: float = 0.9, drift: float | None = None) -> Suggestion:
     """The next ``k`` runs of ``pool`` that most narrow the ``target`` quantities' interval per
     unit cost, within ``budget_left``; a pure function of its inputs (``seed`` seeds the draws).
 
     runs : the runs so far (a DataFrame or RunTable with the law's variables and target), or None.
     law : a registered name or Law.  pool : DataFrame of candidates (the law's variables, optional
     ``cost``, default 6·params·tokens).  target : a budget C or a DataFrame of target settings.
+    drift : the misspecification rule's q (90% half-width of log loss per decade of extrapolation,
+    ``design_extrapolation.DRIFT_Q``'s default when None; 0 scores parameter variance alone).
     Cost: one fit of ``runs`` (unweighted, as the Gauss–Newton information is) plus linear algebra
     on the pool: about 0.1–0.3 s for a 200-row pool.  See the module docstring for the criterion."""
     from scalinglab.laws import get_law
 
     level = check_level(level)
     left = _check_inputs(k, budget_left, n_draws)
+    _check_drift(drift)
     law = get_law(law)
     frame, Xc, cost = checked_pool(law, pool)
     names, f = target_function(law, target)
@@ -194,60 +223,175 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
                          f"run ({cheapest:.3g}); raise it or add cheaper candidates to the pool", value=left)
     p = len(law.params)
     nan = {q: (math.nan, math.nan) for q in names}
+    run_c = frame_compute(df)
+    spent_before = float(np.nansum(run_c)) if run_c is not None else 0.0
+    min_runs = p + MIN_DOF_FOR_NOISE
+    pilot = []
+    design = _pilot_candidates(law, frame, cost, eligible, df, run_c, left + spent_before, min_runs)
+    if n_runs < design[1]:                       # the pilot is not complete yet: its next runs first
+        pilot = _affordable_prefix(design[0], cost, left, int(k))
     if n_runs < p:
+        if pilot:
+            reason = (f"pilot: IsoFLOP grid at the cheapest budgets around the valley ({n_runs} run(s), the law "
+                      f"has {p} parameters; at most {100 * PILOT_SHARE:g}% of the budget once it can be fitted)")
+            return Suggestion(_chosen(frame, cost, pilot, [math.nan] * len(pilot), [reason] * len(pilot)), names,
+                              nan, dict(nan), float(cost[pilot].sum()), left, "pilot", DEFAULT_NOISE, n_runs, level)
         picks = space_filling(law, Xc, cost, X_runs, eligible, int(k), left)
         reason = f"space-filling start: {n_runs} run(s), fewer than the law's {p} parameters"
         chosen = _chosen(frame, cost, picks, [math.nan] * len(picks), [reason] * len(picks))
         return Suggestion(chosen, names, nan, dict(nan), float(cost[picks].sum()), left, "space-filling",
                           DEFAULT_NOISE, n_runs, level)
+    state = _fit_state(runs, law, X_runs, seed)
+    theta, sigma, cov0 = state["theta"], state["sigma"], state["cov"]
+    _, J_c = law.predict_z_and_jac(theta, Xc)
+    G = np.nan_to_num(quantity_gradients(f, theta[None])[0])        # (m, p)
+    target_c, s = _target_compute(target, names), drift_sd(names, drift)   # (m, 1), (m,)
+    cand_c = frame_compute(frame, cost)
+    largest = state["largest"]
+    d_now = distance_dex(target_c, largest)[:, 0]
+    d_start = d_now.copy()
+    var0 = np.maximum(np.einsum("mi,ij,mj->m", G, cov0, G) + (s * d_now) ** 2, 1e-300)
+    excess = np.zeros(len(cost))
+    if "params" in frame:
+        excess = valley_excess(law, theta, cov0, frame["params"].to_numpy(dtype=float), cand_c, budget_levels(cost),
+                               quantity_gradients)
+    cov, picks, gains, reasons, spent = cov0.copy(), [], [], [], 0.0
+    free = eligible.copy()
+    for step in range(int(k)):
+        SJ = cov @ J_c.T                                            # (p, M)
+        denom = sigma ** 2 + np.einsum("mp,pm->m", J_c, SJ)
+        red = (G @ SJ) ** 2 / denom                                 # (m, M) parameter variance removed
+        d_new = distance_dex(target_c, np.fmax(largest, cand_c)[None, :])
+        red_mis = (s ** 2)[:, None] * (d_now[:, None] ** 2 - d_new ** 2)   # (m, M) drift variance removed
+        gain = ((red + red_mis) / var0[:, None]).sum(axis=0)
+        affordable = free & (cost <= left - spent)
+        if not affordable.any():
+            break
+        if step < len(pilot):                                       # the pilot's remaining runs first
+            i, why = pilot[step], "pilot: IsoFLOP grid at the cheapest budgets around the valley; "
+        else:
+            # inside the valley's bracket; once it is used up, within twice it; a wall's far end last
+            ok = next(m for m in (affordable & (excess <= 1), affordable & (excess <= 2), affordable) if m.any())
+            i, why = int(np.argmax(np.where(ok, gain / cost, -np.inf))), ""
+        var_now = np.einsum("mi,ij,mj->m", G, cov, G) + (s * d_now) ** 2
+        share = (red[:, i] + red_mis[:, i]) / var_now.clip(1e-300)
+        picks.append(i)
+        gains.append(float(gain[i]))
+        reasons.append(why + "cuts " + ", ".join(f"var({q}) by {100 * v:.0f}%" for q, v in zip(names, share))
+                       + f" for {cost[i]:.3g}")
+        cov = cov - np.outer(SJ[:, i], SJ[:, i]) / denom[i]
+        d_now = d_new[:, i]
+        largest = float(np.fmax(largest, cand_c[i]))
+        free[i] = False
+        spent += cost[i]
+    z = np.random.default_rng(seed).standard_normal((int(n_draws), p + 1))
+    current = _intervals(names, _quantity_draws(law, f, theta, cov0, z, s * d_start, names), level)
+    after = _intervals(names, _quantity_draws(law, f, theta, cov, z, s * d_now, names), level)
+    notes = [] if state["dof"] >= MIN_DOF_FOR_NOISE else [
+        f"noise sd {DEFAULT_NOISE:g} assumed: {state['dof']} residual degrees of freedom are too few to estimate it"]
+    method = "pilot" if picks and all(i in pilot for i in picks) else "gauss-newton"
+    return Suggestion(_chosen(frame, cost, picks, gains, reasons), names, current, after, float(spent), left,
+                      method, sigma, n_runs, level, notes)
+
+
+def target_interval(runs, law, target, level: float = 0.9, *, n_draws: int = 400, seed: int = 0,
+                    drift: float | None = None) -> dict:
+    """The ``level`` interval of each target quantity now, from ``runs`` alone (no pool, nothing
+    suggested): the fit's Gauss–Newton parameter draws plus the misspecification drift at the
+    target's distance from the largest run, as ``suggest``'s ``current``.  {quantity: (low, high)};
+    NaN bounds with fewer runs than the law has parameters."""
+    from scalinglab.laws import get_law
+
+    level = check_level(level)
+    _check_inputs(1, 1.0, n_draws)
+    _check_drift(drift)
+    law = get_law(law)
+    names, f = target_function(law, target)
+    df = None if runs is None else getattr(runs, "df", runs)
+    if df is None or len(df) < len(law.params):
+        return {q: (math.nan, math.nan) for q in names}
+    state = _fit_state(runs, law, law.features(df), seed)
+    z = np.random.default_rng(seed).standard_normal((int(n_draws), len(law.params) + 1))
+    mis = drift_sd(names, drift) * distance_dex(_target_compute(target, names), state["largest"])[:, 0]
+    return _intervals(names, _quantity_draws(law, f, state["theta"], state["cov"], z, mis, names), level)
+
+
+def _fit_state(runs, law: Law, X_runs: np.ndarray, seed: int) -> dict:
+    """The fit of ``runs`` and its Gauss–Newton covariance: theta, sigma, cov, dof, largest compute."""
     from scalinglab.fitting.engine import fit
 
+    df = getattr(runs, "df", runs)
     result = fit(runs, law, weights=None, diagnose=False, seed=seed)
     theta = np.asarray(result.theta, dtype=float)
-    dof = n_runs - p
+    dof = len(df) - len(law.params)
     r = np.asarray(result.residuals, dtype=float)
     sigma = float(np.sqrt(np.sum(r ** 2) / dof)) if dof >= MIN_DOF_FOR_NOISE else DEFAULT_NOISE
     _, J_runs = law.predict_z_and_jac(theta, X_runs)
-    _, J_c = law.predict_z_and_jac(theta, Xc)
-    cov = gauss_newton_cov(J_runs, sigma)
-    G = quantity_gradients(f, theta[None])[0]                       # (m, p)
-    var0 = np.maximum(np.einsum("mi,ij,mj->m", G, cov, G), 1e-300)
-    picks, gains, reasons, spent = [], [], [], 0.0
-    free = eligible.copy()
-    for _ in range(int(k)):
-        SJ = cov @ J_c.T                                            # (p, M)
-        denom = sigma ** 2 + np.einsum("mp,pm->m", J_c, SJ)
-        red = (G @ SJ) ** 2 / denom                                 # (m, M) variance removed
-        gain = (red / var0[:, None]).sum(axis=0)
-        ok = free & (cost <= left - spent)
-        if not ok.any():
+    run_c = frame_compute(df)
+    largest = float(np.nanmax(run_c)) if run_c is not None and np.isfinite(run_c).any() else math.nan
+    return {"theta": theta, "sigma": sigma, "cov": gauss_newton_cov(J_runs, sigma), "dof": dof, "largest": largest}
+
+
+def _pilot_candidates(law, frame, cost, eligible, df, run_c, total: float, min_runs: int) -> tuple[list[int], int]:
+    """(the pilot's candidates still to run, in order; the pilot's size), the pilot laid out over the
+    untried candidates and the runs made so far together, so that a run already made (whether or
+    not the pool still lists it) fills its place in the grid instead of displacing it."""
+    keep = np.flatnonzero(eligible)
+    sizes, costs = frame[["params"]].iloc[keep] if "params" in frame else frame.iloc[keep], cost[keep]
+    if df is not None and len(df) and run_c is not None and "params" in frame and "params" in df:
+        sizes = pd.concat([sizes, df[["params"]]], ignore_index=True)
+        costs = np.concatenate([costs, run_c])
+    design = pilot_design(law, sizes.reset_index(drop=True), costs, total, min_runs)
+    return [int(keep[i]) for i in design if i < len(keep)], len(design)
+
+
+def _target_compute(target, names) -> np.ndarray:
+    """(m, 1) compute of each target quantity: the budget C, or each target setting's (NaN if unknown)."""
+    if isinstance(target, pd.DataFrame):
+        c = frame_compute(target.reset_index(drop=True))
+        return (np.full(len(names), math.nan) if c is None else c)[:, None]
+    return np.full((len(names), 1), float(target))
+
+
+def _affordable_prefix(order, cost: np.ndarray, left: float, k: int) -> list[int]:
+    """The first ``k`` of ``order`` that fit, in turn, in the budget ``left``."""
+    picks, spent = [], 0.0
+    for i in order:
+        if len(picks) == k:
             break
-        i = int(np.argmax(np.where(ok, gain / cost, -np.inf)))
-        share = red[:, i] / np.einsum("mi,ij,mj->m", G, cov, G).clip(1e-300)
-        picks.append(i)
-        gains.append(float(gain[i]))
-        reasons.append("cuts " + ", ".join(f"var({q}) by {100 * s:.0f}%" for q, s in zip(names, share))
-                       + f" for {cost[i]:.3g}")
-        cov = cov - np.outer(SJ[:, i], SJ[:, i]) / denom[i]
-        free[i] = False
-        spent += cost[i]
-    cov_before = gauss_newton_cov(J_runs, sigma)
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((int(n_draws), p))
-    current = _intervals(names, f(_draws(law, theta, cov_before, z)), level)
-    after = _intervals(names, f(_draws(law, theta, cov, z)), level)
-    notes = [] if dof >= MIN_DOF_FOR_NOISE else [f"noise sd {DEFAULT_NOISE:g} assumed: {dof} residual degrees "
-                                                   f"of freedom are too few to estimate it"]
-    return Suggestion(_chosen(frame, cost, picks, gains, reasons), names, current, after, float(spent), left,
-                      "gauss-newton", sigma, n_runs, level, notes)
+        if spent + cost[i] <= left:
+            picks.append(int(i))
+            spent += cost[i]
+    return picks
+
+
+# Directions the runs do not inform get a huge variance from gauss_newton_cov (1e12 times the
+# best-informed one's); a draw along them is meaningless and overflowed exp() in a law's predict.
+# Their sd is capped at MAX_DRAW_SD internal units (a factor e^5 ~ 150 on a log-scale parameter):
+# the target's interval stays very wide there, and finite.
+MAX_DRAW_SD = 5.0
 
 
 def _draws(law: Law, theta: np.ndarray, cov: np.ndarray, z: np.ndarray) -> np.ndarray:
     """theta + z·Σ^½ (symmetric root, so the same z give comparable draws for two Σ), in bounds."""
     w, V = np.linalg.eigh((cov + cov.T) / 2)
-    root = (V * np.sqrt(np.maximum(w, 0.0))) @ V.T
+    root = (V * np.minimum(np.sqrt(np.maximum(w, 0.0)), MAX_DRAW_SD)) @ V.T
     lo, hi = law.bounds_arrays()
     return np.clip(theta + z @ root, lo, hi)
+
+
+def _quantity_draws(law: Law, f, theta, cov, z, mis_sd, names) -> np.ndarray:
+    """(B, m) draws of the target quantities: parameter draws (z[:, :-1]) through f, plus the
+    misspecification drift (sd ``mis_sd`` per quantity, one common draw z[:, -1]) added in the
+    transformed target (log loss) or in log10 N*."""
+    values = np.array(f(_draws(law, theta, cov, z[:, :-1])), dtype=float)
+    shift = z[:, -1:] * np.asarray(mis_sd, dtype=float)[None, :]
+    for j, q in enumerate(names):
+        if q.startswith("log10_N_opt"):
+            values[:, j] += shift[:, j]
+        else:
+            values[:, j] = law.transform.inverse(law.transform.forward(values[:, j]) + shift[:, j])
+    return values
 
 
 def _chosen(frame: pd.DataFrame, cost: np.ndarray, picks, gains, reasons) -> pd.DataFrame:

@@ -13,7 +13,20 @@ import pandas as pd
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law
 from scalinglab.util.errors import ParamError
 
-__all__ = ["candidate_pool", "checked_pool", "pool_costs", "space_filling", "already_run"]
+__all__ = ["candidate_pool", "checked_pool", "pool_costs", "space_filling", "already_run", "budget_levels",
+           "pilot_design", "PILOT_SHARE", "PILOT_BUDGETS", "PILOT_SPREAD_DEX", "LEVEL_WIDTH_DEX"]
+
+# A budget level: candidates whose costs fall in the same LEVEL_WIDTH_DEX-wide bin of log10 cost,
+# counted from the cheapest (the width the benchmark bins real ladders' budgets at: runs of one
+# IsoFLOP curve differ by a few percent in exact cost, neighbouring curves by >= 0.25 dex).
+LEVEL_WIDTH_DEX = 0.25
+# The pilot: an IsoFLOP grid at the PILOT_BUDGETS cheapest levels, sizes at the valley's centre and
+# PILOT_SPREAD_DEX either side (a parabola through three points needs them on both walls of the
+# valley; +-0.4 dex keeps them within the flat-bottomed region where the law is trusted, unlike
+# the pool's corners), costing at most PILOT_SHARE of the whole ladder budget once a fit is possible.
+PILOT_SHARE = 0.15
+PILOT_BUDGETS = 3
+PILOT_SPREAD_DEX = 0.4
 
 
 def candidate_pool(budgets, sizes_per_budget: int = 7, spread_decades: float = 1.0) -> pd.DataFrame:
@@ -116,3 +129,58 @@ def space_filling(law: Law, X_pool: np.ndarray, cost: np.ndarray, X_runs, eligib
         free[i] = False
         left -= cost[i]
     return picks
+
+
+def budget_levels(cost: np.ndarray) -> np.ndarray:
+    """(M,) integer budget level of each candidate: its LEVEL_WIDTH_DEX bin of log10 cost from the cheapest."""
+    logc = np.log10(np.asarray(cost, dtype=float))
+    return np.floor((logc - logc.min()) / LEVEL_WIDTH_DEX + 1e-9).astype(int)
+
+
+def _valley_centre(law: Law, budget: float, log_n: np.ndarray) -> float:
+    """log10 N* at ``budget`` by the law's reference constants where it has them and a frontier,
+    else the middle of the level's sizes (``log_n``)."""
+    if law.reference and law.has_frontier:
+        from scalinglab.laws.frontier import allocate
+
+        theta = law.from_public(dict(law.reference))
+        n, _, _ = allocate(law, law.public_arrays(theta[None]), float(budget))
+        n = float(np.atleast_1d(n)[0])
+        if np.isfinite(n) and n > 0:
+            return float(np.log10(n))
+    return float(np.median(log_n))
+
+
+def pilot_design(law: Law, frame: pd.DataFrame, cost: np.ndarray, total_budget: float, min_runs: int) -> list[int]:
+    """The pilot's candidates, in the order to run them: at the PILOT_BUDGETS cheapest budget levels
+    (more where needed for ``min_runs``), the candidates nearest log10 N* and +-PILOT_SPREAD_DEX
+    around it (the valley's centre: ``_valley_centre``), distinct, never a pool corner unless the
+    level holds nothing else.  Its prefix costing at most PILOT_SHARE of ``total_budget`` is the
+    pilot, extended to ``min_runs`` candidates when that prefix is too short to fit the law."""
+    levels = budget_levels(cost)
+    log_n = np.log10(frame["params"].to_numpy(dtype=float)) if "params" in frame else None
+    per_level = max(3, -(-int(min_runs) // PILOT_BUDGETS))           # ceil: PILOT_BUDGETS levels fit the law
+    order: list[int] = []
+    for j, lev in enumerate(np.unique(levels)):
+        rows = np.flatnonzero(levels == lev)
+        if log_n is None:                                             # no size axis: cheapest first
+            picks = list(rows[np.argsort(cost[rows], kind="stable")][:per_level])
+        else:
+            centre = _valley_centre(law, float(np.median(cost[rows])), log_n[rows])
+            offsets = np.linspace(-PILOT_SPREAD_DEX, PILOT_SPREAD_DEX, per_level) if per_level > 3 \
+                else np.array([0.0, -PILOT_SPREAD_DEX, PILOT_SPREAD_DEX])
+            picks = []
+            for off in sorted(offsets, key=abs):                       # the centre first
+                free = [r for r in rows if r not in picks]
+                if free:
+                    picks.append(int(min(free, key=lambda r: (abs(log_n[r] - centre - off), r))))
+        order += picks
+        if j + 1 >= PILOT_BUDGETS and len(order) >= min_runs:
+            break
+    spent, pilot = 0.0, []
+    for i in order:
+        if spent + cost[i] > PILOT_SHARE * total_budget and len(pilot) >= min_runs:
+            break
+        pilot.append(i)
+        spent += cost[i]
+    return pilot

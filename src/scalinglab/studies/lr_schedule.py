@@ -10,11 +10,17 @@ Uncertainty:
 * confidence interval of the fitted curve: a circular-block bootstrap over each curve's steps
   (neighbouring steps share their noise, so single points are not independent); blocks of
   ~1/20 of a curve, every resample refitted from the full-data optimum;
-* prediction interval of a new curve's loss at a step: the bootstrap interval widened by the
-  equal-tailed quantiles of the fit's own log residuals (step-to-step noise and misfit).
-  There is no ladder of budgets to calibrate a rollout on (``fitting/calibration.py`` needs
-  one), so the interval does not grow with the distance from the fitted schedule; the
-  benchmark (``benchmarks/bench_schedule.py``) checks how often a held-out curve falls inside.
+* prediction interval of a new curve's loss at a step: the wider of (a) the bootstrap interval
+  widened by the equal-tailed quantiles of the fit's own log residuals and (b) a split-conformal
+  band calibrated on the curves given (``calibrate=True``): the law is refitted with each curve
+  left out (when there are several) and on the first 40%, 55% and 70% of every curve's steps,
+  each refit predicts the checkpoints it did not see, and the held-out log errors become
+  ``fitting/prediction.conformal_rule``'s rule, half-width q * (1 + d) with d the decades of
+  summed lr (S1) beyond the refit's data, the rule the ladders use; a prediction's d is its S1's
+  distance in decades from the fit's largest S1, either way (a shorter run's compressed anneal
+  lies below it).  The residual band alone
+  covered 7-11% of the checkpoints of shorter real runs (issue 27); ``benchmarks/
+  bench_schedule.py`` measures both directions.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.data.scale import check_fit_rows
+from scalinglab.fitting.prediction import IntervalRule, conformal_rule
 from scalinglab.laws.lr_schedule import DEFAULT_DECAY, LR_SCHEDULE, LRScheduleLaw
 from scalinglab.util.intervals import percentile_band, percentile_interval
 from scalinglab.util.jsonio import checked_dumps, float_array, from_jsonable, loaded_level, verify_document
@@ -36,8 +43,14 @@ __all__ = ["ScheduleFit", "read_curves", "fit_schedule", "CURVE_FILE_HELP"]
 CURVE_FILE_HELP = ("a loss curve: a CSV/Parquet/JSONL file with columns step, lr, loss (and run or run_id when it "
                    "holds several curves), or a sweep store .db")
 _STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-# lambda values profiled by decay="fit" (a drop's effect lasts ~1/(1 - lambda) steps: 10 ... 2000)
-DECAY_GRID = (0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995)
+# lambda values profiled by decay="fit" (a drop's effect lasts ~1/(1 - lambda) steps: 1 ... 2000).
+# 0, 0.5 and 0.8 (an anneal credited within 1-5 steps) were added for issue 27: on cosine-to-0.1x
+# curves made by the multi-power law (Luo et al. 2025), the profile of the longest curve stopped at
+# the old edge 0.9 and lambda = 0 removed the +0.4 ... +0.6% bias on the shorter runs
+# (benchmarks/RESULTS.md, "Loss curves in both directions").
+DECAY_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995)
+# share of each curve's post-warmup steps the calibration refits keep; they predict the rest
+HOLDOUT_FRACTIONS = (0.4, 0.55, 0.7)
 
 
 # ------------------------------------------------------------------------------------------ input
@@ -164,6 +177,8 @@ class ScheduleFit:
     source: str = ""
     decay_profile: list = field(default_factory=list)   # [(lambda, objective)] when decay="fit"
     notes: list[str] = field(default_factory=list)       # what reading did: rows dropped (each listed), left out
+    interval_rule: IntervalRule | None = None    # calibrated on held-out checkpoints; None: residual band only
+    s1_max: float = float("nan")                 # the largest summed lr fitted (distance d is measured from it)
     file_notes: list[str] = field(default_factory=list, repr=False, compare=False)  # from_json: what to tell
 
     @property
@@ -196,8 +211,13 @@ class ScheduleFit:
         else:
             ci_lo = ci_hi = loss
         lo, hi = self.residual_band
-        return pd.DataFrame({"loss": loss, "ci_lo": ci_lo, "ci_hi": ci_hi,
-                             "pi_lo": ci_lo * np.exp(lo), "pi_hi": ci_hi * np.exp(hi)})
+        pi_lo, pi_hi = ci_lo * np.exp(lo), ci_hi * np.exp(hi)
+        if self.interval_rule is not None:
+            # distance either way: a shorter run's anneal is compressed into fewer steps than any the
+            # fit saw (long -> short: its last checkpoints erred most, benchmarks/bench_schedule_bias.py)
+            h = self.interval_rule.at_level(self.level).half_width(np.abs(np.log10(X[:, 0] / self.s1_max)))
+            pi_lo, pi_hi = np.minimum(pi_lo, loss * np.exp(-h)), np.maximum(pi_hi, loss * np.exp(h))
+        return pd.DataFrame({"loss": loss, "ci_lo": ci_lo, "ci_hi": ci_hi, "pi_lo": pi_lo, "pi_hi": pi_hi})
 
     def predict_samples(self, X) -> np.ndarray:
         """(B, n) bootstrap predictions at areas X (the full-data fit alone when B = 0)."""
@@ -222,6 +242,8 @@ class ScheduleFit:
             lines.append(f"    {name:<8}{self.params[name]:>14.6g}{lo:>14.6g}{hi:>14.6g}")
         lines.append(f"[[Prediction interval]] bootstrap CI x exp(log-residual quantiles "
                      f"[{self.residual_band[0]:+.4f}, {self.residual_band[1]:+.4f}])")
+        if self.interval_rule is not None:
+            lines.append(f"    or, where wider, {self.interval_rule.describe()} (d: decades of summed lr)")
         if self.decay_profile:
             lines.append("[[lambda profile]] objective of the fit at each lambda (the lowest is kept)")
             lines += [f"    {lam:<8g}{obj:>14.7g}" for lam, obj in self.decay_profile]
@@ -237,7 +259,8 @@ class ScheduleFit:
                 "warmup": self.warmup, "curves": self.curves, "n_points": self.n_points,
                 "rmse_log": self.rmse_log, "converged": self.converged, "warnings": self.warnings,
                 "source": self.source, "decay_profile": [list(p) for p in self.decay_profile],
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "s1_max": self.s1_max,
+                "interval_rule": None if self.interval_rule is None else self.interval_rule.to_dict()}
 
     def to_json(self, path=None) -> str:
         """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
@@ -280,7 +303,8 @@ class ScheduleFit:
                    n_points=int(d["n_points"]), rmse_log=float(d["rmse_log"]), converged=bool(d["converged"]),
                    warnings=list(d.get("warnings", [])), source=str(d.get("source", "")),
                    decay_profile=[tuple(float(v) for v in p) for p in d.get("decay_profile", [])],
-                   notes=[str(n) for n in d.get("notes", [])])
+                   notes=[str(n) for n in d.get("notes", [])], s1_max=float(d.get("s1_max", float("nan"))),
+                   interval_rule=(IntervalRule.from_dict(d["interval_rule"]) if d.get("interval_rule") else None))
 
 
 def _loaded_samples(rows, width: int, label: str) -> tuple[np.ndarray, list[str]]:
@@ -333,9 +357,45 @@ def _block_indices(groups: list[np.ndarray], rng: np.random.Generator, blocks: i
     return np.concatenate(out)
 
 
+def holdout_rule(law, X: np.ndarray, y: np.ndarray, runs: np.ndarray, level: float) -> IntervalRule | None:
+    """The split-conformal prediction-interval rule of the law on fitted rows X, y (``runs``: each
+    row's curve): refit without each curve (two curves or more) and on the first
+    ``HOLDOUT_FRACTIONS`` of each curve's rows, score every held-out row's log error at its
+    distance, the decades of S1 beyond the refit's largest S1 (``fitting/prediction.conformal_rule``).
+    None when fewer than three refits could be scored (e.g. one WSD curve: its first 70% never
+    anneals, so C is not identified there): the ladders' fallback rule does not fit curves."""
+    from scalinglab.fitting.engine import fit_arrays
+
+    names = list(dict.fromkeys(runs))
+    splits = [(f"without {r}", runs != r) for r in names] if len(names) > 1 else []
+    for f in HOLDOUT_FRACTIONS:
+        train = np.zeros(len(y), dtype=bool)
+        for r in names:
+            rows = np.flatnonzero(runs == r)
+            train[rows[: max(len(law.params) + 1, int(f * rows.size))]] = True
+        splits.append((f"first {f:.0%}", train))
+    distance, error, target = [], [], []
+    for label, train in splits:
+        test = ~train
+        if not test.any() or train.sum() <= len(law.params):
+            continue
+        try:
+            r = fit_arrays(law, X[train], y[train], n_refine=4)
+        except ValueError:                        # the kept rows never anneal: C is not identified
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            error.append(np.log(y[test] / law.predict(r.theta, X[test])))
+            distance.append(np.log10(X[test, 0] / X[train, 0].max()))
+        target += [f"{label}: {k}" for k in runs[test]]
+    if not error:
+        return None
+    rule = conformal_rule(np.concatenate(distance), np.concatenate(error), level, np.array(target))
+    return rule if rule.source == "rollout" else None
+
+
 def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: float | str = DEFAULT_DECAY,
                  from_step: int | None = None, n_boot: int = 200, level: float = 0.9, blocks: int = 20,
-                 seed: int = 0, drop_invalid: bool = False) -> ScheduleFit:
+                 seed: int = 0, drop_invalid: bool = False, calibrate: bool = True) -> ScheduleFit:
     """Fit L = L0 + A*S1^-alpha - C*S2 to one or more curves (``read_curves`` input).
 
     ``decay``: lambda of the annealing momentum, or "fit": the lambda of ``DECAY_GRID`` whose fit
@@ -343,7 +403,8 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
     the first step fitted (default: the step after each curve's warmup, where the law starts to
     hold).  ``drop_invalid``: leave out rows with an invalid cell, each listed in ``notes``, instead
     of refusing the curves (``read_curves``).  ``n_boot``: circular-block
-    resamples (``blocks`` blocks per curve) for the intervals; 0 skips the bootstrap.
+    resamples (``blocks`` blocks per curve) for the intervals; 0 skips the bootstrap.  ``calibrate``:
+    widen the prediction interval by the rule held-out checkpoints calibrate (``holdout_rule``).
     Raises ValueError naming the problem when the curves cannot identify the law: fewer rows than
     parameters, or no annealing (S2 = 0 everywhere: C is not identified)."""
     from scalinglab.data.tables import dropped_note
@@ -404,6 +465,11 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
                            "peak_lr": float(part["lr"].max()),
                            "rmse_log": float(np.sqrt(np.mean(resid[rows] ** 2)))})
     first = df[df["run_id"] == curve_info[0]["run_id"]]
+    rule = holdout_rule(law, X, y, kept["run_id"].to_numpy(), level) if calibrate else None
+    if calibrate and rule is None:
+        warnings.append("the prediction interval is the residual band alone: too few held-out refits could be "
+                        "scored to calibrate it (each needs an annealed stretch in its first 40-70% of the "
+                        "steps, or another curve); fit two or more curves to calibrate it")
     return ScheduleFit(params={k: float(v) for k, v in law.to_public(result.theta).items()},
                        theta=np.asarray(result.theta, dtype=float),
                        samples=np.array(samples).reshape(-1, len(law.params)), level=level,
@@ -413,4 +479,5 @@ def fit_schedule(curves, *, runs=None, loss_column: str | None = None, decay: fl
                        converged=bool(result.converged), warnings=warnings, source=df.attrs["source"],
                        decay_profile=profile if profiled else [],
                        notes=([dropped_note(df.attrs["source"], df.attrs["dropped"])] if df.attrs["dropped"] else [])
-                       + list(df.attrs["notes"]))
+                       + list(df.attrs["notes"]), s1_max=float(X[:, 0].max()),
+                       interval_rule=rule)

@@ -133,15 +133,18 @@ def _suggestion_intervals(suggestion) -> tuple[dict | None, dict | None]:
 
 
 def next_step(finished, pool, decided: set[str], committed: float, settings: AdaptiveSettings,
-              round_: int, *, suggest: Callable | None = None) -> Step:
+              round_: int, *, suggest: Callable | None = None, interval: Callable | None = None) -> Step:
     """The next round, or why to stop; pure (seeded by ``settings.seed`` and the round).
 
     finished: the finished runs (canonical columns; None or empty before any), pool: ``pool_frame``,
     decided: run ids already in a round, committed: exact FLOPs of every decided run. The target
-    interval is that of the planned loss at ``settings.target_budget`` (``suggest``'s first quantity).
+    interval is that of the planned loss at ``settings.target_budget`` (``suggest``'s first quantity;
+    ``interval``, default ``studies.design.target_interval``, gives it once no candidate is left).
     """
     if suggest is None:
         from scalinglab.studies.design import suggest
+    if interval is None:
+        from scalinglab.studies.design import target_interval as interval
     left = settings.ladder_budget - committed
     untried = pool[~pool["run_id"].isin(sorted(decided))].reset_index(drop=True)
     affordable = untried[untried["cost"] <= left].reset_index(drop=True)
@@ -152,10 +155,9 @@ def next_step(finished, pool, decided: set[str], committed: float, settings: Ada
                        k=int(settings.batch), seed=int(settings.seed) + int(round_), level=settings.level)
 
     if not len(affordable):
-        # nothing the budget affords: ask about the untried candidates anyway, for the interval now
-        # (the last round's actual); with every candidate run, suggest has nothing to score
-        now = _suggestion_intervals(ask(untried, float(untried["cost"].max())))[0] \
-            if runs is not None and len(untried) else None
+        # nothing the budget affords: the interval now (the last round's actual), without suggesting
+        now = _interval(next(iter(interval(runs, settings.law, settings.target_budget,
+                                           level=settings.level).values()))) if runs is not None else None
         return Step(None, f"ladder budget spent: {committed:.3g} of {settings.ladder_budget:.3g} FLOPs committed; "
                           f"no untried candidate costs at most the {max(left, 0):.3g} left", now)
     suggestion = ask(affordable, left)
@@ -205,7 +207,8 @@ def _finished_runs(db: Path):
     return frame[frame["branch"] == FINAL_BRANCH].reset_index(drop=True)
 
 
-def run_adaptive(db: str | Path, train: Callable[[], object], total, *, suggest: Callable | None = None):
+def run_adaptive(db: str | Path, train: Callable[[], object], total, *, suggest: Callable | None = None,
+                 interval: Callable | None = None):
     """Drive an adaptive store to its end (module docstring). ``train()`` trains the store's pending
     runs and returns a ``SweepSummary`` (``run_sweep`` passes its executors; tests a fake trainer);
     ``total``: an empty ``SweepSummary`` that gathers them, with ``adaptive``: {"rounds", "stop"}
@@ -229,7 +232,7 @@ def run_adaptive(db: str | Path, train: Callable[[], object], total, *, suggest:
         committed = float(pool.loc[pool["run_id"].isin(sorted(decided)), "cost"].sum())
         round_ = decisions[-1]["round"] + 1 if decisions else 1
         step = next_step(_finished_runs(db) if done else None, pool, decided, committed, settings, round_,
-                         suggest=suggest)
+                         suggest=suggest, interval=interval)
         with SweepStore(db) as store:
             if decisions and decisions[-1]["actual"] is None and step.interval_now is not None:
                 store.set_round_actual(decisions[-1]["round"], step.interval_now)

@@ -2,7 +2,8 @@
 
 ``percentile_interval`` (one equal-tailed interval of a sample), ``percentile_band`` (one per
 column, for curves drawn from bootstrap resamples), ``conformal_quantile`` (the split-conformal
-⌈(n+1)·level⌉-th smallest score) and ``normal_quantile``; every ``level`` is checked by
+⌈(n+1)·level⌉-th smallest score), ``finite_sample_quantile`` (the same, with a stated rule for
+samples too small to reach the level) and ``normal_quantile``; every ``level`` is checked by
 ``check_level``, so a result can derive its intervals at any level it is asked for."""
 from __future__ import annotations
 
@@ -79,6 +80,29 @@ def conformal_quantile(scores, level: float) -> float | None:
     if k > s.size:
         return None
     return float(s[k - 1])
+
+
+def finite_sample_quantile(scores, level: float) -> float | None:
+    """A bound that a new score, exchangeable with ``scores``, stays under with probability at
+    least ``level``, for any n >= 1 (non-finite scores ignored; None without scores).
+
+    Where n reaches the level (⌈(n+1)·level⌉ <= n, i.e. n >= level / (1 − level), 9 at 90%) it is
+    ``conformal_quantile``: distribution-free.  Below that no order statistic is a valid bound
+    (the largest of n scores is exceeded with probability 1/(n+1) > 1 − level), so the rule
+    assumes what a small sample cannot check, scores |e| of centred normal errors: then
+    e_new / sqrt(mean(e²)) has Student's t distribution with n degrees of freedom, and
+    t_{n, (1+level)/2} · sqrt(mean(s²)) is an exact ``level`` bound; never below the largest score."""
+    level = check_level(level)
+    s = np.asarray(scores, dtype=float).ravel()
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return None
+    q = conformal_quantile(s, level)
+    if q is not None:
+        return q
+    from scipy.stats import t
+
+    return float(max(t.ppf(0.5 + level / 2, s.size) * math.sqrt(np.mean(s * s)), s.max()))
 
 
 def normal_quantile(p: float) -> float:
