@@ -64,3 +64,16 @@ def test_no_false_positive_on_real_ladders(source):
     fit = engine_fit(runs, "chinchilla", **FAST)           # refused would raise
     p = fit.problem
     assert exploding_fit(p.law, fit.theta, p.X, p.y, p.df) is None
+
+
+def test_the_cli_refuses_an_exploding_fit_and_force_keeps_it(tmp_path):
+    from cli_helpers import run_as_user
+
+    runs, _ = _exploding_case()
+    path = tmp_path / "reward.csv"
+    runs.df[["x", "reward"]].to_csv(path, index=False)
+    args = ["fit", path, "--y", "reward", "--law", "a + 0.001*X**6", "--var", "X=x", "--target-transform", "identity"]
+    res = run_as_user(*args)
+    assert res.exit_code == 2 and "explodes" in res.output and "--force" in res.output and "--bound" in res.output
+    res = run_as_user(*args, "--force", "--bootstrap", "10")
+    assert res.exit_code == 0 and "explodes" in res.output

@@ -133,3 +133,24 @@ def test_a_mixture_law_over_other_domains_round_trips():
     law = MixtureLaw(("a", "b"))
     assert law_from_spec(json.loads(json.dumps(law.spec()))).domains == ("a", "b")
     assert "t_a[b]" in law.all_public_names and "t_b[a]" not in law.all_public_names
+
+
+# ------------------------------------------------------------------------------ from the command line
+
+def test_the_cli_fits_several_target_columns_and_names_per_output_parameters(tmp_path):
+    from cli_helpers import run_as_user
+
+    path = tmp_path / "two_losses.csv"
+    _wide_ladder().drop(columns="run_id").to_csv(path, index=False)
+    out = tmp_path / "two.json"
+    law = ["--law", FORMULA, "--var", "N=params", "--log-param", "E", "--log-param", "A", "--bound", "alpha=0:3"]
+    res = run_as_user("fit", path, "--y", "loss_web,loss_code", *law, "--bootstrap", "20", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert "E[loss_web]" in res.output and "resamples by run (10 clusters)" in res.output
+    saved = json.loads(out.read_text())
+    assert "E[loss_code]" in json.dumps(saved)
+    # a per-output mark without several columns, and several columns without a formula, are refused
+    res = run_as_user("fit", path, *law)
+    assert res.exit_code == 2 and "--y" in res.output
+    res = run_as_user("fit", path, "--y", "loss_web,loss_code")
+    assert res.exit_code == 2 and "E_{y}" in res.output

@@ -66,6 +66,7 @@ import numpy as np
 
 from scalinglab.arch.counting import ModelShape, count_params
 from scalinglab.util.errors import ParamError, ParamText
+from scalinglab.util.records import Record
 
 __all__ = ["ShapeRules", "ShapeSearch", "TensorParallelError", "allowed_head_counts", "default_aspect_ratio",
            "head_granularity", "search_shape", "shape_for_params"]
@@ -106,7 +107,7 @@ def allowed_head_counts(tensor_parallel: int = 1, up_to: int = 64) -> list[int]:
 
 
 @dataclass(frozen=True)
-class ShapeRules:
+class ShapeRules(Record):
     """The knobs of the shape search; ``describe()`` is what the plan prints."""
 
     vocab_size: int = 32768
@@ -168,9 +169,6 @@ class ShapeRules:
                 f"{aspect}, within a factor {self.aspect_tolerance:g}; among shapes whose exact "
                 f"non-embedding count is within {100 * self.count_tolerance:g}% of N*, the nominal MLP width, "
                 f"then the aspect ratio closest to target wins (else the closest count)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class TensorParallelError(ValueError):

@@ -185,7 +185,8 @@ def fit(
     method: str = typer.Option("auto", help="multistart, varpro (chinchilla only) or auto (both, compared)."),
     weights: str = WeightsOpt,
     bootstrap: int = bootstrap_option("confidence intervals and the derived quantities; 0 = none"),
-    unit: str = typer.Option("point", help="Bootstrap resampling unit: point, run or size."),
+    unit: Optional[str] = typer.Option(None, help="Bootstrap resampling unit: point, run or size (default: the "
+                                       "law's own: point; run for a multi-output law, a run's outputs together)."),
     level: Optional[float] = LevelOpt,
     budget: List[float] = typer.Option([], help="FLOP budget(s) at which to report N*, D*, loss with CIs."),
     workers: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes of the bootstrap (default: "
@@ -233,13 +234,15 @@ def fit(
         _check_output_file(output)
         from scalinglab.cli.distill import law_with_supervised_fit
 
-        law_obj = with_metric(law_with_supervised_fit(laws.resolve(), supervised_fit,
+        law_obj = with_metric(law_with_supervised_fit(laws.resolve(y), supervised_fit,
                                                       allow_edited=allow_edited),
                               MetricOptions(y, y_kind, y_range, x), laws.var)
         runs = _load(source, reading, law_obj)
         fit_kwargs = dict(loss=loss, delta=delta, method=method, weights=_weights(weights))
         if asymmetry is not None:
             fit_kwargs["asymmetry"] = asymmetry
+        if force:                   # also keeps a fit whose residuals explode (a warning, not a refusal)
+            fit_kwargs["force"] = True
         if by_group or shared_exponents:
             _fit_by_group(runs, law_obj, reading.group, fit_kwargs, shared=shared_exponents, as_json=as_json)
             return
@@ -547,7 +550,7 @@ def validate(
             else:
                 print_text_block(_warned(chosen.summary(), data_problems), title=f"Law selection on {runs.source}")
             return
-        law_obj = with_metric(laws.resolve(), metric, laws.var)
+        law_obj = with_metric(laws.resolve(y), metric, laws.var)
         by = by or split_column(law_obj)
         runs = _load(source, reading, law_obj)
         _refuse_pooled(runs, reading.group, "validate")
@@ -605,7 +608,7 @@ def plot(
             raise typer.BadParameter(f"--fit {fit_json}: " + ("is a directory; give the fit file written by "
                                      "`scalinglab fit ... -o fit.json`" if fit_json.is_dir() else
                                      "no such file; write one with `scalinglab fit RUNS -o fit.json`"))
-        law_obj = with_metric(laws.resolve(), MetricOptions(y, y_kind, y_range, x), laws.var)
+        law_obj = with_metric(laws.resolve(y), MetricOptions(y, y_kind, y_range, x), laws.var)
         fit_result = None
         if fit_json is not None:
             from scalinglab.fitting.result import FitResult

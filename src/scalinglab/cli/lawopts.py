@@ -67,8 +67,10 @@ def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float | None, float | 
 
 
 def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[str] = (),
-                log_param: List[str] = (), target_transform: str | None = None, zero_features: bool = False):
-    """The Law object the options describe; errors name the option."""
+                log_param: List[str] = (), target_transform: str | None = None, zero_features: bool = False,
+                outputs: List[str] | None = None):
+    """The Law object the options describe; errors name the option.  ``outputs`` (``--y a,b``): a
+    formula fitted jointly to those columns, ``E_{y}`` marking a parameter as one per output."""
     from scalinglab.laws import LAWS, get_law, is_law_import_path, load_law
 
     fixed = parse_fixed(fix)
@@ -97,11 +99,18 @@ def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[
         except ValueError as err:
             raise typer.BadParameter(f"--law {law}: {err}") from None
     from scalinglab.laws.formula import FormulaLaw, parse_variable_map
+    from scalinglab.laws.multi_output import MultiOutputLaw, per_output_names
 
+    plain, per_output = per_output_names(law)
+    if per_output and not outputs:
+        raise typer.BadParameter(f"--law {law!r}: {', '.join(p + '_{y}' for p in per_output)} marks a parameter as "
+                                 f"one per target column; give two or more with --y, e.g. --y loss_web,loss_code")
     try:
-        formula = FormulaLaw(law, parse_variable_map(list(var)), bounds=parse_bounds(bound),
+        formula = FormulaLaw(plain, parse_variable_map(list(var)), bounds=parse_bounds(bound),
                              log_params=tuple(log_param), target_transform=target_transform or "log",
                              positive_features=not zero_features)
+        if outputs:
+            formula = MultiOutputLaw(formula, outputs, per_output)
         return formula.fix(fixed) if fixed else formula
     except ParamError:                        # names its parameter; the CLI spells it as the option
         raise
@@ -135,6 +144,10 @@ class LawOptions:
     target_transform: Optional[str] = option(None, "--target-transform", help=TARGET_TRANSFORM_HELP)
     zero_features: bool = option(False, "--zero-features", help=ZERO_FEATURES_HELP)
 
-    def resolve(self):
+    def resolve(self, y: Optional[str] = None):
+        """The law; ``y``: the command's ``--y``, whose two or more columns (``--y a,b``) make a formula
+        a multi-output law."""
+        from scalinglab.cli.metricopts import split_targets
+
         return resolve_law(self.law, self.var, self.fix, self.bound, self.log_param, self.target_transform,
-                           self.zero_features)
+                           self.zero_features, split_targets(y))

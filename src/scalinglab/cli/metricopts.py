@@ -18,7 +18,9 @@ import typer
 from scalinglab.laws.metric import KIND_HELP, KINDS
 
 YOpt = typer.Option(None, "--y", help="Metric column the law fits (error, accuracy, FID, BLEU, reward...); default "
-                    "the law's own target (loss). Turns the input into a metric table: only --x/--y are checked.")
+                    "the law's own target (loss). Turns the input into a metric table: only --x/--y are checked. "
+                    "Several, comma-separated (--y loss_web,loss_code): one formula fitted to all, E_{y} marking "
+                    "a parameter as one per column.")
 YKindOpt = typer.Option(None, "--y-kind", help="Direction of the metric: " + KIND_HELP + ". Default lower-better.")
 YRangeOpt = typer.Option(None, "--y-range", help="Values the metric can take, LO,HI (either side may be empty), "
                          "e.g. 0,1 for a rate, 0,100 for a percentage; rows outside are refused.")
@@ -73,6 +75,14 @@ def with_metric(law_obj, opts: MetricOptions, var=()):
     fits that column, in its own target space (``--target-transform``)."""
     if not opts.active:
         return law_obj
+    if law_outputs(law_obj):                  # --y a,b: the multi-output law fits the stacked columns
+        if opts.y_kind is not None or opts.y_range is not None or opts.x is not None:
+            raise typer.BadParameter(f"--y {opts.y}: several target columns take a formula law; --y-kind, "
+                                     f"--y-range and --x apply to one metric")
+        return law_obj
+    if split_targets(opts.y):
+        raise typer.BadParameter(f"--y {opts.y}: several target columns are fitted by a formula law, e.g. --law "
+                                 f"\"E_{{y}} + A*N**(-alpha)\" (E_{{y}}: one E per column, the rest shared)")
     if opts.y is not None and opts.y_kind is None and opts.y_range is None and opts.x is None \
             and reads_own_columns(law_obj) and hasattr(law_obj, "spec"):
         from scalinglab.laws.formula import FormulaLaw
@@ -117,9 +127,29 @@ def with_columns(law_obj, opts: MetricOptions, var=()):
         raise typer.BadParameter(f"--x/--y: {err}") from None
 
 
+def law_outputs(law_obj) -> tuple[str, ...] | None:
+    """The target columns of a multi-output law (``laws/multi_output.py``; held values included),
+    or None."""
+    while law_obj is not None:
+        if getattr(law_obj, "outputs", None):
+            return tuple(law_obj.outputs)
+        law_obj = getattr(law_obj, "base", None)
+    return None
+
+
+def split_targets(y: Optional[str]) -> list[str] | None:
+    """``--y loss_web,loss_code`` -> its columns (two or more), else None."""
+    if y is None or "," not in y:
+        return None
+    return [c.strip() for c in y.split(",")]
+
+
 def reads_own_columns(law_obj) -> bool:
     """A formula law that reads none of params, tokens, flops: it reads only the columns it names
-    (its ``--var`` columns and its target), checked by the law itself (``data.metric``)."""
+    (its ``--var`` columns and its target), checked by the law itself (``data.metric``); and a
+    multi-output law, whose target columns that door stacks."""
+    if law_outputs(law_obj):
+        return True
     variables = set(getattr(law_obj, "symbol_map", {}).values())
     return bool(variables) and not variables & {"params", "tokens", "flops"}
 
@@ -137,7 +167,7 @@ def load_metric(source: str, law_obj, options):
     options.refuse("apply to a run table of losses; with --y/--x the input is a metric table (select rows with "
                    "--where)", *_RUN_TABLE_ONLY)
     return load_metric_runs(source, law_obj, mapping=parse_mapping(options.mapping), where=options.where,
-                            group=options.group, sep=options.sep)
+                            group=options.group, sep=options.sep, targets=law_outputs(law_obj))
 
 
 def metric_candidates(select: str, opts: MetricOptions):

@@ -189,7 +189,7 @@ MAX_LEVELS = 20           # a column with more levels names runs or models, not 
 MAX_PAIR_ROWS = 3000      # larger tables are checked on an even subsample (pairs grow as rows squared)
 # Columns that place a run in the design besides N and D: rows are only compared at equal values.
 _DESIGN_EXTRA = ("unique_tokens", "epochs", "lr", "batch_size", "precision_bits", "experts", "params_kind",
-                 "group")
+                 "group", "output")          # output: the target column of a multi-output law's long table
 
 
 def trend_design(df: pd.DataFrame) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 from scalinglab.laws.critical_batch import KAPLAN_CRITICAL_BATCH, CriticalBatchLaw, find_critical_batch_law
 from scalinglab.laws.hparams import HPARAM_LAWS, HparamLaw, find_hparam_law
 from scalinglab.util.errors import ParamError, ParamText
-from scalinglab.util.jsonio import read_checked_json_file
+from scalinglab.util.jsonio import EditedFileError, read_checked_json_file
 
 __all__ = ["get_hparam_law", "get_critical_batch_law", "write_law_file"]
 
@@ -57,6 +57,8 @@ def _read_law_file(law_class, path: Path, param: str, allow_edited: bool):
     a file refused is a ParamError of ``param``, the parameter that named it."""
     try:
         doc, notes = read_checked_json_file(path, str(path), allow_edited=allow_edited)
+    except EditedFileError as exc:       # still an edited file, now named by the parameter that read it
+        raise EditedFileError(ParamText("{" + param + "} ", param) + exc.text, param, value=str(path)) from None
     except ParamError as exc:            # keeps the parameters it names (an edited file: allow_edited)
         raise ParamError(param, ParamText("{" + param + "} ", param) + exc.text, value=str(path),
                          also=exc.params) from None

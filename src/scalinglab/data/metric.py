@@ -54,13 +54,15 @@ def _read(path: Path, sep: str | None) -> tuple[pd.DataFrame, int]:
 
 
 def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = None, where: str | None = None,
-                     group: str | None = None, sep: str | None = None) -> RunTable:
+                     group: str | None = None, sep: str | None = None, targets=None) -> RunTable:
     """The rows of ``source`` (a path or a DataFrame) that ``law`` (a ``MetricLaw``) can fit.
 
     ``mapping``: new name -> file column (as ``load_runs``), applied first, so ``--y``/``--x`` can
     use either name.  ``where``: a row filter on the renamed columns
     (:mod:`scalinglab.data.filters`).  ``group``: a column copied
-    into ``group``.  Raises :class:`RunDataError` naming the file, row and column."""
+    into ``group``.  ``targets``: two or more target columns stacked into one long table for a
+    multi-output law (``data.outputs.stack_outputs``; rows keep their file row).  Raises
+    :class:`RunDataError` naming the file, row and column."""
     if isinstance(source, pd.DataFrame):
         raw, name, skipped = source.copy(), str(source.attrs.get("source", "<DataFrame>")), 0
     else:
@@ -95,6 +97,14 @@ def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = 
         if group not in raw:
             raise RunDataError(f"{name}: --group {group!r} is not a column; its columns are {list(raw.columns)}")
         raw["group"] = raw[group].astype(str)
+    if targets:
+        from scalinglab.data.outputs import stack_outputs
+
+        try:
+            raw = stack_outputs(raw, targets, law.target, name)
+        except ValueError as exc:
+            raise RunDataError(str(exc)) from None
+        notes.append(f"stacked {len(targets)} outputs {list(targets)}: {len(raw)} rows")
     needed = [c for c in (*law.variables, law.target) if not (c == "flops" and "params" in raw and "tokens" in raw)]
     missing = [c for c in needed if c not in raw]
     if missing:
@@ -111,7 +121,8 @@ def load_metric_runs(source, law, *, mapping: Mapping[str, str | None] | None = 
             raise RunDataError(f"{name}: {row(int(rows[i]))}, column {c!r}: {raw[c].iloc[i]!r} is not a number")
         raw[c] = values
     df = raw.reset_index(drop=True)
-    if "flops" in law.variables and "flops" not in df:          # C = 6·N·D, as the run-table door does
+    # C = 6·N·D, as the run-table door does (a multi-output law's calibration splits runs by compute)
+    if ("flops" in law.variables or (targets and {"params", "tokens"} <= set(df.columns))) and "flops" not in df:
         df["flops"] = 6.0 * df["params"] * df["tokens"]
     if getattr(law, "metric", None) is None:    # a formula over columns of its own: the law's own checks
         _check_by_law(df, law, name, [row(int(r)) for r in rows])

@@ -18,6 +18,7 @@ from scalinglab.fitting.valleys import MIN_SIZES, BudgetMinima, find_budget_mini
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamText
+from scalinglab.util.records import Record
 
 __all__ = ["IsoflopResult", "PowerLaw", "isoflop_approach2", "approach2_from_minima", "loglog_regression"]
 
@@ -29,7 +30,7 @@ _NAN_PAIR = (float("nan"), float("nan"))
 # ----------------------------------------------------------------------------------------------
 
 @dataclass
-class PowerLaw:
+class PowerLaw(Record):
     """y = coef · x^exponent, fitted by linear regression of log y on log x, with bootstrap CIs."""
 
     exponent: float
@@ -40,10 +41,6 @@ class PowerLaw:
 
     def __call__(self, x):
         return self.coef * np.asarray(x, dtype=float) ** self.exponent
-
-    def to_dict(self) -> dict:
-        return to_jsonable({"exponent": self.exponent, "coef": self.coef, "exponent_ci": self.exponent_ci,
-                            "coef_ci": self.coef_ci, "n_points": self.n_points})
 
 
 def loglog_regression(logx: np.ndarray, logy: np.ndarray, weights: np.ndarray | None = None):

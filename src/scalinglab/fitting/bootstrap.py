@@ -520,7 +520,8 @@ def _resample_kwargs(fit_kwargs: dict) -> dict:
     """Engine options for resample refits: the user's objective, but the cheaper
     multi-start method (warm starts replace the grid), unless a method was asked for."""
     # weights: resolved once on the full table; each resample passes its rows' share
-    kw = {k: v for k, v in fit_kwargs.items() if k not in ("init_grid", "seed", "x0", "weights")}
+    # force: the full fit's leave to keep an exploding fit (engine.fit_problem); resamples run no diagnostics
+    kw = {k: v for k, v in fit_kwargs.items() if k not in ("init_grid", "seed", "x0", "weights", "force")}
     # "auto" compares two methods on the full data (a diagnostic); a resample needs one.
     if kw.get("method", "auto") == "auto":
         kw["method"] = "multistart"

@@ -89,7 +89,8 @@ def exploding_fit(law, theta, X, y, df) -> str | None:
     worst = [i for i in order[:k]]
     params = ", ".join(f"{name}={value:.4g}" for name, value in law.to_public(theta).items())
     return (f"the fit of law {law.name!r} ({law.formula or 'its formula'}) explodes: training RMSE "
-            f"{rmse:.3g} is {rmse / noise:.0f}x the noise estimate {noise:.3g} ({law.transform.residual_label}), "
+            f"{rmse:.3g} is {rmse / noise:.0f}x the noise estimate {noise:.3g} "
+            f"(residuals in {law.transform.residual_label} space), "
             f"and {len(worst)} of {n} rows carry {share:.0%} of the squared error, the worst missing by more than "
             f"the targets' whole range ({spread:.3g}): " + "; ".join(
                 f"{_row(df, i, (*law.variables, law.target))}: residual {r[i]:+.3g}" for i in worst[:TOP])

@@ -43,7 +43,8 @@ WITHIN_NOISE_SDS = 2.0
 # the last checkpoints of a run the late-checkpoint estimate uses (>= 3: a trend takes 2)
 LAST_CHECKPOINTS = 5
 # design coordinates that place a run, without the ones that differ between its replicates
-_DESIGN = tuple(c for c in _COORDINATE_COLUMNS if c != "seed")
+# output: the target column of a multi-output law's long table, whose rows of one run are not replicates
+_DESIGN = tuple(c for c in _COORDINATE_COLUMNS if c != "seed") + ("output",)
 
 
 @dataclass(frozen=True)

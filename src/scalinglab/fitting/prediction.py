@@ -105,7 +105,11 @@ class IntervalRule:
     def half_width(self, distance) -> np.ndarray:
         d = np.maximum(np.asarray(distance, dtype=float), 0.0)
         if self.has_drift:
-            h = self.q * np.sqrt(self.drift_a + self.drift_b * curvature_lever(d, self.span) ** 2)
+            # g is quadratic in d only as far as the rollout calibrated it; beyond, its tangent
+            dm = self.max_distance
+            g = np.where(d <= dm, curvature_lever(d, self.span),
+                         curvature_lever(dm, self.span) + (2 * dm + self.span) * (d - dm))
+            h = self.q * np.sqrt(self.drift_a + self.drift_b * g ** 2)
         else:
             h = self.q * (self.floor + d)
         if self.noise_sd > 0:
@@ -119,7 +123,7 @@ class IntervalRule:
         if self.has_drift:
             return (f"half-width {self.q:.3g} × sqrt({self.drift_a:.3g} + {self.drift_b:.3g}·g²), g = d² + S·d + S²/6 "
                     f"with d the decades beyond the data and S = {self.span:.2f} the decades fitted (the drift of "
-                    f"a curve across budgets)")
+                    f"a curve across budgets; linear in d beyond the {self.max_distance:.2g} decades calibrated)")
         return f"half-width {self.q:.3g} × ({self.floor:g} + decades beyond the data)"
 
     def describe(self) -> str:
@@ -189,7 +193,8 @@ def conformal_rule(distance, error, level: float, targets=None, floor: float = D
     ``clusters`` labels errors that are one draw, not many (the N* errors of one rollout fit at
     all its held-out budgets share that fit's slope error): each cluster gives one score, its
     largest, so that a new cluster's score (the plan's fit at the plan's budget) is exchangeable
-    with them, and q is ``finite_sample_quantile`` of those scores, valid however few they are.
+    with them, and q is ``finite_sample_quantile`` of those scores, valid however few they are
+    (fewer than ``MIN_CALIBRATION_PAIRS`` clusters: the fallback).
 
     ``spans`` (decades each error's fit spanned) and ``span`` (decades the served fit spans)
     switch on the drift model: e² ≈ a + b·g² by least squares (g = ``curvature_lever``), the
@@ -203,9 +208,11 @@ def conformal_rule(distance, error, level: float, targets=None, floor: float = D
     t = np.asarray(targets)[ok] if targets is not None else np.arange(len(d))
     n, n_targets = len(e), len(np.unique(t))
     drift = {}
-    if spans is not None and span is not None and n:
+    # the drift's two parameters need at least 3 independent draws (fits), as a line through two has no check
+    n_draws = n if clusters is None else len(np.unique(np.asarray(clusters)[ok]))
+    if spans is not None and span is not None and n_draws >= MIN_CALIBRATION_PAIRS:
         g = curvature_lever(d, np.asarray(spans, dtype=float)[ok])
-        coef, *_ = np.linalg.lstsq(np.column_stack([np.ones_like(g), g ** 4]), e * e, rcond=None)
+        coef, *_ = np.linalg.lstsq(np.column_stack([np.ones_like(g), g * g]), e * e, rcond=None)
         # only a ladder whose errors both start above zero (the valleys' own noise) and grow with g:
         # a = 0 would make the scores of short early fits explode, b = 0 a band that never widens
         if coef[0] > 0 and coef[1] > 0:
@@ -224,7 +231,8 @@ def conformal_rule(distance, error, level: float, targets=None, floor: float = D
     else:
         scores = np.sort(scores)
         q = conformal_quantile(scores, level)
-    if n_targets < MIN_CALIBRATION_PAIRS or q is None:
+    # fewer than MIN_CALIBRATION_PAIRS pairs, or (clustered) independent fits: the stated fallback
+    if min(n_targets, n_draws) < MIN_CALIBRATION_PAIRS or q is None:
         return fallback_rule(kind, level)
     return IntervalRule(level=level, q=q, floor=floor, source="rollout", n_errors=n, n_targets=n_targets,
                         max_distance=float(d.max()), scores=tuple(float(x) for x in scores),

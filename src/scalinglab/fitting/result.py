@@ -13,15 +13,16 @@ import numpy as np
 
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import check_level, percentile_interval
-from scalinglab.util.jsonio import (checked_dumps, float_array, from_json_float, from_jsonable, loaded_level,
+from scalinglab.util.jsonio import (float_array, from_json_float, from_jsonable, loaded_level,
                                     to_jsonable, verify_document)
+from scalinglab.util.records import Record
 
 
 DEFAULT_LEVEL = 0.9      # the level of a fit's intervals when nobody asked for another
 
 
 @dataclass
-class FitResult:
+class FitResult(Record):
     """Result of ``fit`` / ``fit_arrays``.
 
     Attributes
@@ -244,9 +245,6 @@ class FitResult:
             lines += [f"    - {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.summary()
-
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
         """A plain JSON-able dict (``util/jsonio``: NaN -> null, inf -> "Infinity")."""
@@ -338,14 +336,6 @@ class FitResult:
             weights=d.get("weights"),
             file_notes=boot_notes,
         )
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``); also
-        written to ``path`` when given."""
-        text = checked_dumps(self.to_dict())
-        if path is not None:
-            Path(path).write_text(text)
-        return text
 
     @classmethod
     def from_json(cls, path_or_str: str | Path, *, allow_edited: bool = False) -> "FitResult":

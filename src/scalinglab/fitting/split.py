@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.outputs import OUTPUT_COLUMN
 from scalinglab.fitting.problem import as_table  # noqa: F401  (part of this module's API)
 
 __all__ = ["as_table", "check_fittable", "fit_part", "law_n_opt", "law_spec"]
@@ -32,6 +33,8 @@ def check_fittable(train: pd.DataFrame, law_name: str, variables: tuple[str, ...
     for v in variables:
         if v not in train.columns:
             continue                            # a derived feature: the law checks it when fitting
+        if v == OUTPUT_COLUMN:
+            continue                            # a multi-output law's output index: a label, not a scale
         k = train[v].nunique()
         if k < 3:
             raise ValueError(f"{what}: the training part has {k} distinct {v} values; law {law_name!r} "

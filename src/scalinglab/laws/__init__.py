@@ -153,7 +153,9 @@ def law_from_spec(spec: Mapping) -> Law:
         from scalinglab.laws.multi_output import MultiOutputLaw
 
         # a registered one (the mixture law) is rebuilt over these outputs; else from its base law
-        law = MultiOutputLaw.from_spec(spec) if "base" in spec else type(get_law(spec["name"]))(spec["outputs"])
+        law = MultiOutputLaw(law_from_spec(spec["base"]), spec["outputs"], spec.get("per_output", ()),
+                             name=spec.get("name"), description=spec.get("description", "")) if "base" in spec \
+            else type(get_law(spec["name"]))(spec["outputs"])
     elif "formula" in spec:
         from scalinglab.laws.formula import FormulaLaw
 

@@ -139,13 +139,6 @@ class MultiOutputLaw(Law):
         return {"name": self.name, "outputs": list(self.outputs), "per_output": list(self.per_output),
                 "base": self.base.spec(), "description": self.description}
 
-    @classmethod
-    def from_spec(cls, spec: Mapping) -> "MultiOutputLaw":
-        from scalinglab.laws import law_from_spec
-
-        return cls(law_from_spec(spec["base"]), spec["outputs"], spec.get("per_output", ()),
-                   name=spec.get("name"), description=spec.get("description", ""))
-
     def __reduce__(self):
         return (MultiOutputLaw, (self.base, self.outputs, self.per_output),
                 {"name": self.name, "description": self.description})

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from scalinglab.planning.hardware import gpu_spec, peak_flops_for_dtype, resolve_peak_flops
-from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamError, ParamText
+from scalinglab.util.records import Record
 
 __all__ = ["resolve_price", "usd_per_flop", "budget_from_usd", "usd_for_flops", "inference_weight", "CostEstimate",
            "plan_cost"]
@@ -106,7 +106,7 @@ def usd_for_flops(C, gpu: str | None = "h100", mfu: float = 0.4, *, usd_per_gpu_
 
 
 @dataclass
-class CostEstimate:
+class CostEstimate(Record):
     """What a plan's compute costs in dollars, at a stated price per device-hour."""
 
     usd: float
@@ -138,11 +138,9 @@ class CostEstimate:
         lines.append(f"  at {self.price_source}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: to_jsonable(v) for k, v in self.__dict__.items()}
-        out["units"] = {"usd": "US dollars", "usd_per_gpu_hour": "US dollars per device-hour",
-                        "gpu_hours": "device-hours", "flops": "FLOPs (C = 6·N·D)"}
-        return out
+    def _dict_extra(self) -> dict[str, Any]:
+        return {"units": {"usd": "US dollars", "usd_per_gpu_hour": "US dollars per device-hour",
+                          "gpu_hours": "device-hours", "flops": "FLOPs (C = 6·N·D)"}}
 
 
 def _fmt_usd(value: float) -> str:

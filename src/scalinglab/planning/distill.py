@@ -36,7 +36,7 @@ from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, check_budget
 from scalinglab.laws.distillation import TEACHER_LOSS
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
-from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.records import Record
 
 __all__ = ["DistillOption", "DistillDecision", "Teacher", "distill_or_train", "TEACHER_COSTS", "distillation_tokens"]
 
@@ -46,7 +46,7 @@ CROSSOVER_GRID = np.geomspace(1e15, 1e28, 261)   # budgets searched for a change
 
 
 @dataclass
-class DistillOption:
+class DistillOption(Record):
     """One way to train the student."""
 
     name: str                                    # "supervised" or "distillation"
@@ -60,7 +60,7 @@ class DistillOption:
 
 
 @dataclass
-class DistillDecision:
+class DistillDecision(Record):
     """The answer of :func:`distill_or_train`.
 
     ``margin`` is supervised loss minus distilled loss: positive when distillation wins.
@@ -82,11 +82,6 @@ class DistillDecision:
     crossovers: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     students: int = 1                            # students sharing the teacher's training
-
-    def to_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return to_jsonable(asdict(self))
 
     def summary(self) -> str:
         pct = f"{100 * self.level:.0f}%"

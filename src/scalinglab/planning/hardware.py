@@ -21,6 +21,7 @@ Two further columns serve money and inference (``planning/cost.py``, ``planning/
 """
 from __future__ import annotations
 from scalinglab.util.errors import ParamError
+from scalinglab.util.records import Record
 
 from dataclasses import dataclass, field, replace
 
@@ -33,7 +34,7 @@ DTYPES = ("bf16", "fp16", "fp8", "int8", "fp4")
 
 
 @dataclass(frozen=True)
-class GpuSpec:
+class GpuSpec(Record):
     """One accelerator: its peak dense BF16 FLOP/s and where that number comes from."""
 
     name: str
@@ -42,11 +43,6 @@ class GpuSpec:
     usd_per_hour: float | None = None          # typical on-demand cloud price per device-hour (an assumption)
     price_source: str = ""                     # where and when that price was read
     dtype_speedup: dict = field(default_factory=lambda: {"bf16": 1.0, "fp16": 1.0}, hash=False)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "peak_bf16_flops": self.peak_bf16_flops, "source": self.source,
-                "usd_per_hour": self.usd_per_hour, "price_source": self.price_source,
-                "dtype_speedup": dict(self.dtype_speedup)}
 
 
 _TABLE = [

@@ -40,8 +40,8 @@ import numpy as np
 from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law, check_budget
 from scalinglab.laws.frontier import N_MIN, allocate, check_frontier, compute_for_target
 from scalinglab.util.intervals import percentile_interval
-from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamError
+from scalinglab.util.records import Record
 
 __all__ = ["lifetime_cost", "tokens_for_target", "min_cost_for_target", "best_loss_for_lifetime_budget",
            "InferencePlan", "plan_inference", "MultiplierPlan", "plan_at_multiplier", "PlanExtras", "extend_plan"]
@@ -232,7 +232,7 @@ def _samples(fit):
 
 
 @dataclass
-class InferencePlan:
+class InferencePlan(Record):
     """The inference-aware optimum next to the compute-optimal point of the same loss.
 
     Costs are in training-FLOP equivalents (``lifetime_cost``); ``usd_per_flop`` (dollars per
@@ -293,10 +293,8 @@ class InferencePlan:
     def saving_share(self) -> float:
         return self.saving / self.chinchilla_lifetime_cost
 
-    def to_dict(self) -> dict:
-        out = {k: to_jsonable(v) for k, v in self.__dict__.items()}
-        for k in ("tokens_per_param", "n_ratio", "d_ratio", "saving", "saving_share"):
-            out[k] = to_jsonable(getattr(self, k))
+    def _dict_extra(self) -> dict:
+        out = {k: getattr(self, k) for k in ("tokens_per_param", "n_ratio", "d_ratio", "saving", "saving_share")}
         if self.usd_per_flop is not None:
             out["lifetime_usd"] = self.lifetime_cost * self.usd_per_flop
             out["chinchilla_lifetime_usd"] = self.chinchilla_lifetime_cost * self.usd_per_flop
@@ -462,7 +460,7 @@ def plan_inference(fit, inference_tokens: float, *, target_loss: float | None = 
 # ----------------------------------------------------------------------------------------------
 
 @dataclass
-class MultiplierPlan:
+class MultiplierPlan(Record):
     """A run at a fixed token multiplier next to the compute-optimal run of the same compute."""
 
     law: str
@@ -494,13 +492,11 @@ class MultiplierPlan:
         """Compute the frontier needs for this loss over the compute spent (≤ 1)."""
         return self.compute_equivalent / self.budget_flops
 
-    def to_dict(self) -> dict:
-        out = {k: to_jsonable(v) for k, v in self.__dict__.items()}
-        out["loss_excess"] = to_jsonable(self.loss_excess)
-        out["compute_efficiency"] = to_jsonable(self.compute_efficiency)
-        out["units"] = {"budget_flops": "FLOPs", "n": "parameters", "d": "tokens", "loss": "nats/token",
-                        "compute_equivalent": "FLOPs", "compute_efficiency": "compute-optimal FLOPs per FLOP spent"}
-        return out
+    def _dict_extra(self) -> dict:
+        return {"loss_excess": self.loss_excess, "compute_efficiency": self.compute_efficiency,
+                "units": {"budget_flops": "FLOPs", "n": "parameters", "d": "tokens", "loss": "nats/token",
+                          "compute_equivalent": "FLOPs",
+                          "compute_efficiency": "compute-optimal FLOPs per FLOP spent"}}
 
     def summary(self) -> str:
         pct = f"{100 * self.level:g}% CI" if self.level is not None else None

@@ -18,6 +18,7 @@ from scalinglab.laws.lr_schedule import curve_areas, schedule_areas
 from scalinglab.arch import schedules as _sched
 from scalinglab.util.errors import ParamError
 from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.records import Record
 
 __all__ = ["SCHEDULES", "COOLDOWN_SHAPES", "schedule_lr", "ScheduleCurve", "predict_schedule", "predict_lr", "CurveError",
            "curve_error", "CooldownScan", "recommend_cooldown"]
@@ -119,7 +120,7 @@ def predict_lr(fit: ScheduleFit, lr, label: str = "given lr sequence") -> Schedu
 
 
 @dataclass
-class CurveError:
+class CurveError(Record):
     """A prediction scored on a recorded curve, checkpoint by checkpoint (one logged row each),
     after its warmup.  Each checkpoint's predicted loss is compared with its own logged loss, or,
     with ``smooth_steps`` > 0, with the mean of the logged losses within a centred window of that
@@ -145,6 +146,8 @@ class CurveError:
     coverage: float
     frame: pd.DataFrame = field(repr=False)
 
+    _dict_exclude = ("frame",)
+
     def summary(self) -> str:
         every = ("" if not np.isfinite(self.step_interval) else ", one every step" if self.step_interval == 1 else
                  f", one every {self.step_interval:g} steps")
@@ -158,10 +161,6 @@ class CurveError:
                 f"{self.final_observed:.4f}, predicted {self.final_predicted:.4f}; {self.coverage:.0%} of checkpoints "
                 f"inside the prediction interval")
 
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("run_id", "n_checkpoints", "first_step", "last_step", "step_interval",
-                                              "smooth_steps", "mean_abs", "max_abs", "mean_rel", "max_rel",
-                                              "final_observed", "final_predicted", "coverage")}
 
 
 def window_mean(steps, values, window_steps: int) -> np.ndarray:

@@ -71,7 +71,8 @@ ALARM_FROM = 0.2         # no alarm from forecasts fitted on less than this frac
 ANCHOR_EVERY = 0.01      # the replay refits its forecasts every this fraction of the run
 CUSUM_SLACK = 0.5        # drift CUSUM: S = max(0, S + z - 0.5), z the residual above the alarm's extrapolation
 CUSUM_LIMIT = 5.0        # error in noise standard deviations; alarm at S > 5: with independent Gaussian noise
-                         # and no drift, one false alarm per ~930 checkpoints (Page's CUSUM, k = 0.5, h = 5)
+                         # and no drift, at most one false alarm per ~930 checkpoints (Page's CUSUM, k = 0.5,
+                         # h = 5; the clip below only lowers the rate)
 CUSUM_CLIP = 2.0         # each z is clipped at 2: one or two bad checkpoints that recover are not a drift (the
                          # spike rule judges jumps), at least 4 in a row are needed
 
@@ -409,7 +410,7 @@ def _replay(fc: _Forecaster, st, y, total_steps: int, k: int, m: int, spacing: f
         bd = fc.band(nd) if nd >= 2 * fc.min_rows and st[nd - 1] >= start else None
         if bd is None:
             continue
-        if CUSUM_LIMIT is not None and bd.noise > 0:       # CUSUM of standardized excess residuals
+        if bd.noise > 0:                                   # CUSUM of standardized excess residuals
             rj = math.log(y[j] / float(fc.predict(nd, fc.X[j:j + 1])[0]))
             excess = rj - bd.alarm_per_step * float(st[j] - st[nd - 1])
             sigma = bd.noise / NormalDist().inv_cdf(0.5 + bd.level / 2)

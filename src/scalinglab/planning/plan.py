@@ -37,6 +37,7 @@ from scalinglab.util.errors import ParamError, ParamText
 from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
+from scalinglab.util.records import Record
 
 __all__ = ["Plan", "Approach2Comparison", "plan", "degenerate_fit_problems", "refuse_degenerate_fit"]
 
@@ -74,7 +75,7 @@ _NOT_CONVERGED = ("abnormal", "not converged", "did not report convergence", "di
 # ----------------------------------------------------------------------------------------------
 
 @dataclass
-class Approach2Comparison:
+class Approach2Comparison(Record):
     """N*(C) from the IsoFLOP power law (approach 2) next to the law's (approach 3)."""
 
     n_opt_approach2: float
@@ -90,9 +91,6 @@ class Approach2Comparison:
     used: str  # "approach2" | "approach3" | "combined"
     reason: str = ""
     n_opt_combined: float | None = None
-
-    def to_dict(self) -> dict:
-        return {k: _json(v) for k, v in self.__dict__.items()}
 
 
 @dataclass

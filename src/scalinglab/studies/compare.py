@@ -42,6 +42,7 @@ from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamError, ParamText
+from scalinglab.util.records import Record
 
 __all__ = ["compare_groups", "Comparison", "GroupMultiplier", "SharingTest", "multiplier_curve", "measured_multipliers",
            "SHARE_CHOICES"]
@@ -108,7 +109,7 @@ class GroupMultiplier:
 
 
 @dataclass
-class Comparison:
+class Comparison(Record):
     """What :func:`compare_groups` found.
 
     Attributes
@@ -210,9 +211,6 @@ class Comparison:
             lines.append("[[Warnings]]")
             lines += ["    - " + w for w in self.warnings]      # a ParamText stays one (CLI spelling)
         return ParamText.join("\n", lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def to_dict(self) -> dict:
         return to_jsonable({

@@ -30,6 +30,7 @@ from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamError
+from scalinglab.util.records import Record
 
 __all__ = ["compare_parameters", "ParameterComparison", "NOT_IDENTIFIED_SHARE", "refuse_multiplier_arguments"]
 
@@ -59,7 +60,7 @@ def refuse_multiplier_arguments(law, **given) -> None:
 
 
 @dataclass
-class ParameterComparison:
+class ParameterComparison(Record):
     """What :func:`compare_parameters` found.
 
     law : the law's registry name; baseline; groups (baseline first); fits : group -> CurveFit.
@@ -100,9 +101,6 @@ class ParameterComparison:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def to_dict(self) -> dict:
         return to_jsonable({"law": self.law, "baseline": self.baseline, "groups": self.groups, "by": self.by,

@@ -21,6 +21,7 @@ from scalinglab.laws.base import Law
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamError, ParamText
+from scalinglab.util.records import Record
 
 __all__ = ["group_labels", "require_single_group", "fit_groups", "GroupFits", "fit_shared_exponents",
            "SharedExponentFit", "SharedExponentsLaw"]
@@ -63,7 +64,7 @@ def require_single_group(runs, what: str = "fit") -> None:
 
 
 @dataclass
-class GroupFits:
+class GroupFits(Record):
     """One fit per group of runs (:func:`fit_groups`).
 
     Attributes
@@ -140,9 +141,6 @@ class GroupFits:
             spread = ", ".join(f"{k} {fmt_num(table[k].min(), 3)}-{fmt_num(table[k].max(), 3)}" for k in exponents)
             lines.append(f"[[Spread across groups]] {spread}")
         return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def to_dict(self) -> dict:
         """Plain JSON: the law, the table's rows, each group's full fit, and the skipped groups."""
@@ -308,7 +306,7 @@ class SharedExponentsLaw(Law):
 
 
 @dataclass
-class SharedExponentFit:
+class SharedExponentFit(Record):
     """One law fitted to several groups with shared exponents (:func:`fit_shared_exponents`).
 
     Attributes
@@ -368,9 +366,6 @@ class SharedExponentFit:
             lines.append("[[Warnings]]")
             lines += [f"    - {w}" for w in notes]
         return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def to_dict(self) -> dict:
         return to_jsonable({

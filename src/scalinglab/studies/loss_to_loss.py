@@ -33,6 +33,7 @@ from scalinglab.laws.loss_to_loss import LOSS_TO_LOSS, X_FLOOR, Y_FLOOR, check_x
 from scalinglab.util.formatting import fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.errors import ParamError, ParamText
+from scalinglab.util.records import Record
 
 MIN_PAIRS = 6            # four parameters (two with E fixed) and a residual to spare
 MIN_BUDGETS = 3          # a compute law E + A C^-alpha has three parameters
@@ -187,7 +188,7 @@ def compute_reaching(fit_result, loss: float, c_lo: float) -> float:
 
 
 @dataclass
-class LossToLossPrediction:
+class LossToLossPrediction(Record):
     """The y loss predicted from an x loss, with both intervals (labelled)."""
 
     x_loss: float
@@ -198,13 +199,9 @@ class LossToLossPrediction:
     pi: tuple[float, float]           # prediction interval of a new run at ``flops``
     level: float
 
-    def to_dict(self) -> dict:
-        return {"x_loss": self.x_loss, "flops": self.flops, "flops_source": self.flops_source,
-                "y_loss": self.y_loss, "ci": list(self.ci), "pi": list(self.pi), "level": self.level}
-
 
 @dataclass
-class LossToLossFit:
+class LossToLossFit(Record):
     """A fitted loss-to-loss law between two loss columns.
 
     fit : the FitResult (law ``loss_to_loss`` with E_x, E_y fixed unless ``irreducible`` is
@@ -284,17 +281,6 @@ class LossToLossFit:
         return {"kind": "loss_to_loss_fit", "x": self.x, "y": self.y, "irreducible": self.irreducible,
                 "n_pairs": self.n_pairs, "data_max_flops": self.data_max_flops, "fit": self.fit.to_dict(),
                 "compute_laws": {k: v.to_dict() for k, v in self.compute_laws.items()}}
-
-    def to_json(self, path=None) -> str:
-        """JSON text with its schema version and checksum (``util/jsonio.checked_dumps``)."""
-        from scalinglab.util.jsonio import checked_dumps
-
-        text = checked_dumps(self.to_dict())
-        if path is not None:
-            from pathlib import Path
-
-            Path(path).write_text(text)
-        return text
 
     @classmethod
     def from_json(cls, path_or_text, *, allow_edited: bool = False) -> "LossToLossFit":

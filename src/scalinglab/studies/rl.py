@@ -35,6 +35,7 @@ from scalinglab.util.formatting import fmt_interval, fmt_num
 from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamText
+from scalinglab.util.records import Record
 
 __all__ = ["fit_rl_curve", "RLCurveFit", "BendCheck", "CurveNotBentError", "check_bend", "BOUND_SHARE",
            "MIN_GAIN_REACHED"]
@@ -48,7 +49,7 @@ class CurveNotBentError(ValueError):
 
 
 @dataclass
-class BendCheck:
+class BendCheck(Record):
     """Whether the data identify the asymptote.
 
     gain_reached : share of the fitted gain R(inf) - R(0) made by the largest x in the data;
@@ -67,9 +68,6 @@ class BendCheck:
     bent: bool
     reasons: list
     message: str = ""
-
-    def to_dict(self) -> dict:
-        return to_jsonable(self.__dict__)
 
 
 def _role(law, role: str):

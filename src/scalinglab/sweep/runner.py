@@ -36,6 +36,7 @@ from scalinglab.util.formatting import fmt_eta
 from scalinglab.util.progress import RunProgress, SweepClock
 from scalinglab.util.storage import storage_problem
 from scalinglab.util.errors import ParamError, ParamText
+from scalinglab.util.records import Record
 
 __all__ = ["run_sweep", "SweepSummary", "sweep_dir", "default_corpus", "DEFAULT_CORPUS_BYTES"]
 
@@ -45,7 +46,7 @@ _EXECUTORS = ("local", "ray")
 
 
 @dataclass
-class SweepSummary:
+class SweepSummary(Record):
     done: list[str] = field(default_factory=list)       # finished in this call
     failed: dict[str, str] = field(default_factory=dict)   # run_id -> reason, in this call
     logs: dict[str, str] = field(default_factory=dict)     # run_id -> its log file, for failed runs
@@ -59,9 +60,6 @@ class SweepSummary:
     jobs: int | None = None              # runs trained at once (``jobs="auto"`` resolved)
     threads: int | None = None           # threads of each CPU run (None on CUDA)
     adaptive: dict | None = None         # an adaptive sweep's end: {"rounds", "stop"} (sweep/adaptive.py)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def sweep_dir(db_path: str | Path) -> Path:

@@ -135,10 +135,12 @@ _EXACT_INT = 2 ** 53
 
 class EditedFileError(ParamError):
     """A checked JSON file whose content no longer matches its checksum (edited after writing);
-    the parameter that would load it anyway is ``allow_edited``."""
+    the parameter that would load it anyway is ``allow_edited``; a reader that names the file by
+    another parameter (``critical_batch``) passes it as ``param``, keeping ``allow_edited`` named."""
 
-    def __init__(self, template: str):
-        super().__init__("allow_edited", template)
+    def __init__(self, template, param: str = "allow_edited", *, value=None):
+        also = ("allow_edited",) if param != "allow_edited" else ()
+        super().__init__(param, template, value=value, also=also)
 
 
 def canonical_text(obj, digests: dict | None = None, path: tuple = ()) -> str:
