@@ -97,8 +97,8 @@ def train_hand(work: Path) -> tuple[Path, float | None]:
     return db, None
 
 
-def plan_adaptive(work: Path, name: str, budget: float) -> Path:
-    sl(work, "sweep", "plan", "--adaptive", *POOL, "--corpus", "corpus.bin", "--ladder-budget", f"{budget:.6g}",
+def plan_adaptive(work: Path, name: str, budget: float, pool: list[str] = POOL) -> Path:
+    sl(work, "sweep", "plan", "--adaptive", *pool, "--corpus", "corpus.bin", "--ladder-budget", f"{budget:.6g}",
        "--target-budget", f"{TARGET:g}", "--batch", "3", "--level", str(LEVEL), "-o", name, "--overwrite")
     return work / name
 
@@ -165,6 +165,8 @@ def main() -> None:
     ap.add_argument("--hand-store", type=Path, help="a finished store of the docs' hand-made ladder to reuse")
     ap.add_argument("--corpus", type=Path, help="a prepared built-in corpus (data prepare --max-bytes 10000000)")
     ap.add_argument("--half", action="store_true", help="also run the adaptive arm at half the compute")
+    ap.add_argument("--pool-budgets", default="1e11,3e11,1e12",
+                    help="the adaptive pool's budgets (e.g. 3e11,1e12: no pilot below the ladder's budgets)")
     ap.add_argument("--settle", type=float, default=8.0, help="seconds of training before the kill -9")
     args = ap.parse_args()
     work = args.work.resolve()
@@ -193,7 +195,8 @@ def main() -> None:
         db = work / f"adaptive_{share:g}.db"
         killed, elapsed = None, None
         if not (db.exists() and store_facts(db)["stop"]):     # a finished arm of an earlier run is reused
-            plan_adaptive(work, db.name, share * hand_facts["flops"])
+            plan_adaptive(work, db.name, share * hand_facts["flops"],
+                          ["--budgets", args.pool_budgets, *POOL[2:]])
             t0 = time.perf_counter()
             if share == 1.0:
                 killed = kill_after_round_one(work, db, args.settle)
@@ -213,7 +216,7 @@ def main() -> None:
                   f"{b['width'] if b else float('nan'):.4f}, expected {d['expected']['width'] if d['expected'] else float('nan'):.4f}, "
                   f"actual {a['width'] if a else float('nan'):.4f}; {d['why'][:160]}")
         print(f"  stop: {facts['stop']}")
-        rows.append(fmt_row(f"{name} (B={share * hand_facts['flops']:.3g})", facts, measure(work, db, db.stem), elapsed))
+        rows.append(fmt_row(f"{name} (B={share * hand_facts['flops']:.3g}, pool {args.pool_budgets})", facts, measure(work, db, db.stem), elapsed))
         print(rows[-1], flush=True)
 
     print("\n| ladder | FLOPs (exact) | runs | planned loss @1e13 | 90% CI width [CI] | 90% PI width [PI] "

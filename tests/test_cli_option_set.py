@@ -63,7 +63,7 @@ def test_every_command_that_reads_runs_offers_the_same_run_options():
 
 def test_every_command_that_fits_a_law_offers_the_same_law_options():
     spellings = set(option_names(LawOptions).values())
-    assert spellings == {"--law", "--var", "--fix", "--bound", "--log-param"}
+    assert spellings == {"--law", "--var", "--fix", "--bound", "--log-param", "--target-transform", "--zero-features"}
     reference = _offered(LawOptions)
     holders = {name for name, c in COMMANDS.items() if {"--var", "--bound", "--log-param"} <= set(_options(c))}
     assert holders == LAW_READERS

@@ -205,3 +205,15 @@ LR_SCHEDULE = LRScheduleLaw(
     reference_source=("illustrative: L0 = 1.69 (Hoffmann et al. 2022 eq. 10), alpha = 0.5, A = 0.5, C = 0.2; "
                       "chosen, not published (Tissue et al. 2024 fit per model and lr scale), so that the "
                       "conformance ladder exercises every parameter"))
+
+
+def hold_curve_shape(law, params: dict):
+    """``law`` with the shape a ladder's curves fixed (the exponent alpha and the anneal's gain C,
+    taken from a schedule fit's ``params``), leaving the level L0 and scale A to one run's curve:
+    how a run too short to anneal yet is forecast from its ladder."""
+    return law.fix(alpha=params["alpha"], C=params["C"])
+
+
+def anneal_is_fitted(law) -> bool:
+    """Whether ``law`` still fits the anneal's gain C: a curve that has not annealed cannot pin it."""
+    return "C" in law.public_names

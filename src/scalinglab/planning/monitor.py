@@ -51,7 +51,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from scalinglab.laws.lr_schedule import DEFAULT_DECAY, LR_SCHEDULE, LRScheduleLaw, schedule_areas
+from scalinglab.laws.lr_schedule import (DEFAULT_DECAY, LR_SCHEDULE, LRScheduleLaw, anneal_is_fitted, hold_curve_shape,
+                                         schedule_areas)
 from scalinglab.planning.lr_schedule import schedule_lr
 from scalinglab.util.errors import ParamError
 from scalinglab.util.intervals import check_level, conformal_quantile
@@ -219,7 +220,7 @@ class _Forecaster:
 
     def __init__(self, law, steps, X, y, level, min_rows):
         self.law, self.steps, self.X, self.y, self.level, self.min_rows = law, steps, X, y, level, min_rows
-        self.needs_anneal = "C" in law.public_names     # C fitted: a prefix before any anneal cannot pin it
+        self.needs_anneal = anneal_is_fitted(law)      # a prefix before any anneal cannot pin C
         self._fits: dict[int, np.ndarray] = {}
         self._bands: dict[int, Band | None] = {}
         self._last = None
@@ -300,7 +301,7 @@ def _law(fit, observed_anneal: bool, schedule_anneals: bool):
     decay = fit.decay if fit is not None else DEFAULT_DECAY
     base = replace(LR_SCHEDULE, decay=decay) if observed_anneal and fit is None else _NotAnnealedLaw(decay=decay)
     if fit is not None:           # C held: prefixes before the anneal (the replay's early forecasts) fit too
-        return base.fix(alpha=fit.params["alpha"], C=fit.params["C"]), True
+        return hold_curve_shape(base, fit.params), True
     if not observed_anneal:
         if schedule_anneals:
             raise ParamError("fit", "the observed part of the run has not annealed yet (its learning rate has not "
