@@ -21,7 +21,10 @@ and ``studies.design.target_interval`` (the interval the adaptive loop itself na
 Gauss-Newton draws plus the misspecification drift). FLOPs: the exact training FLOPs of the done
 runs; wall: the sum of the runs' wall times and (for arms trained here) the elapsed time.
 
-    python benchmarks/bench_adaptive_ladder.py [--work DIR] [--hand-store ladder.db] [--half]
+    python benchmarks/bench_adaptive_ladder.py [--work DIR] [--hand-store ladder.db] [--corpus corpus.bin]
+        [--half] [--pool-budgets 3e11,1e12]
+
+Results (2-core AMD EPYC, shared): benchmarks/RESULTS.md, "Adaptive ladder on CPU (issue 28 part 3)".
 """
 from __future__ import annotations
 
@@ -70,7 +73,6 @@ def store_facts(db: Path) -> dict:
 def measure(work: Path, db: Path, tag: str) -> dict:
     """The target quantities of one store: planned loss (CI, PI) and N* at TARGET, and the design's
     own target interval."""
-    import pandas as pd  # noqa: F401  (runs_frame)
     from scalinglab.data.store import FINAL_BRANCH, runs_frame
     from scalinglab.studies.design import target_interval
 

@@ -21,13 +21,20 @@ def _X(law, n=25, seed=0):
     cols["gpu_hours"] = 10 ** rng.uniform(2, 5, n)                            # RL compute (laws/rl_compute.py)
     cols["lr_area"] = 10 ** rng.uniform(-2, 2, n)                             # summed lr of a curve (laws/lr_schedule.py)
     cols["anneal_area"] = rng.uniform(0.0, 0.3, n)                            # its annealing area
+    # the rest (parallel streams, sparsity, vocabulary parameters, mixtures and the output a loss is
+    # of) as laws/check.example_runs lays them out, the first n of its rows
+    from scalinglab.laws.check import example_runs
+
+    for name, values in example_runs().items():
+        cols.setdefault(name, np.asarray(values)[np.arange(n) % len(values)])
     return law.features(cols)
 
 
 def _theta(law, seed=0):
-    """A realistic interior point: the law's published reference constants, jittered by 5%."""
+    """A realistic interior point: the law's published reference constants (or, for a law whose
+    paper gives none, its declared plausible ones), jittered by 5%."""
     rng = np.random.default_rng(seed)
-    base = law.from_public(dict(law.reference))
+    base = law.from_public(dict(law.reference or law.example_constants))
     return base * (1 + 0.05 * rng.standard_normal(base.size))
 
 

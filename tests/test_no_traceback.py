@@ -68,6 +68,9 @@ def files(tmp_path_factory):
     assert run("schedule", "fit", EXAMPLES / "schedule_curves.csv", "--bootstrap", "0",
                "-o", d / "sched.json").exit_code == 0
     assert run("sweep", "plan", "--budgets", "1e11", "--sizes-per-budget", "2", "-o", d / "store.db").exit_code == 0
+    # a big run's curve so far: 40% of a 3000-step cosine run, checkpoints every 30 steps
+    at = np.arange(30, 1201, 30)
+    pd.DataFrame({"step": at, "loss": 2.5 + 3.0 / np.sqrt(at)}).to_csv(d / "run.csv", index=False)
     (d / "doc.txt").write_text("def f(x):\n    return x + 1\n" * 200)
     return d
 
@@ -102,6 +105,11 @@ def _base_args(d: Path) -> dict[str, list]:
         "schedule fit": ["schedule", "fit", EXAMPLES / "schedule_curves.csv", "--bootstrap", "0"],
         "schedule predict": ["schedule", "predict", d / "sched.json", "--schedule", "cosine", "--steps", "3000"],
         "schedule cooldown": ["schedule", "cooldown", d / "sched.json", "--steps", "3000"],
+        "design suggest": ["design", "suggest", d / "ladder.csv", "--budgets", "1e17,1e18", "--target-budget", "1e21",
+                           "--budget-left", "1e19"],
+        "design score": ["design", "score", d / "ladder.csv", "--target-budget", "1e21", "--simulations", "20"],
+        "monitor": ["monitor", d / "run.csv", "--schedule", "cosine", "--total-steps", "3000", "--warmup", "60",
+                    "--peak-lr", "3e-3"],
     }
 
 
@@ -115,6 +123,7 @@ COMPANIONS = {
     ("plan", "--inference-usd-per-gpu-hour"): ["--inference-tokens", "1e12"],
     ("plan", "--teacher-loss"): ["--student-params", "1e8"], ("plan", "--teacher-params"): ["--student-params", "1e8"],
     ("plan", "--teacher-tokens"): ["--student-params", "1e8"], ("plan", "--students"): ["--student-params", "1e8"],
+    ("sweep plan", "--batch"): ["--adaptive", "--ladder-budget", "1e12", "--target-budget", "1e13"],
 }
 # Options where a negative number is legitimate: none. Every numeric option of the CLI is a count,
 # a size, a rate, a level, a price, a loss or a seed (numpy refuses negative seeds), so -1 is
@@ -130,7 +139,8 @@ ZERO_IS_VALID = {
     ("hparams validate", "--bootstrap"), ("hparams critical-batch", "--bootstrap"), ("rl fit", "--bootstrap"),
     ("schedule fit", "--bootstrap"), ("plot", "--bootstrap"),
     ("schedule predict", "--warmup"), ("schedule cooldown", "--warmup"),      # no warmup
-    ("schedule predict", "--min-ratio"),        # cosine down to lr 0
+    ("schedule predict", "--min-ratio"), ("monitor", "--min-ratio"),      # cosine down to lr 0
+    ("monitor", "--warmup"),                    # no warmup
     ("schedule cooldown", "--tolerance"),       # only the best fraction
     ("validate", "--steps"),                    # 0: every threshold of the rollout
     ("schedule predict", "--smooth-steps"),     # 0: score each checkpoint as logged

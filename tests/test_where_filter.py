@@ -58,6 +58,8 @@ def where_commands() -> dict[str, list[str]]:
         "hparams fit": ["hparams", "fit", "wide.csv"],
         "hparams validate": ["hparams", "validate", "wide.csv"],
         "rl fit": ["rl", "fit", "wide.csv", "--x", "gpu_hours", "--y", "pass_rate"],
+        "design suggest": ["design", "suggest", "wide.csv", "--budgets", "1e17,1e18", "--target-budget", "1e21",
+                           "--budget-left", "1e19"],
         # a metric law reads its runs through load_metric_runs
         "fit (metric)": ["fit", "wide.csv", "--law", "power_n", "--y", "pass_rate", "--x", "flops"],
     }

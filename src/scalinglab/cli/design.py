@@ -14,7 +14,7 @@ from scalinglab.cli.language import LanguageGroup
 from scalinglab.cli.lawopts import LawOptions
 from scalinglab.cli.levelopts import LevelOpt, resolved_level
 from scalinglab.cli.optionset import with_option_sets
-from scalinglab.cli.render import emit_json, fail, parse_budgets, print_text_block, to_cli
+from scalinglab.cli.render import RegistryHelpCommand, check_range, emit_json, fail, parse_budgets, print_text_block, to_cli
 from scalinglab.cli.runopts import RunOptions
 
 design_app = typer.Typer(cls=LanguageGroup, help="Design the ladder: suggest the next runs, score a ladder before "
@@ -35,7 +35,7 @@ def _read_table(path: Path, option: str):
     return pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
 
 
-@design_app.command("suggest")
+@design_app.command("suggest", cls=RegistryHelpCommand)
 @with_option_sets
 def suggest_command(
     source: str = SourceArg,
@@ -62,6 +62,7 @@ def suggest_command(
     from scalinglab.design import candidate_pool, suggest
 
     with fail(as_json=as_json):
+        check_range(seed, "--seed", low=0, integer=True, example="0")
         law = laws.resolve()
         runs = None if source is None else _load(source, reading)
         if pool is not None:
@@ -83,7 +84,7 @@ def suggest_command(
     print_text_block(to_cli(result.summary()), title="design suggest")
 
 
-@design_app.command("score")
+@design_app.command("score", cls=RegistryHelpCommand)
 @with_option_sets
 def score_command(
     ladder: Path = typer.Argument(..., help="The ladder to score (.csv/.parquet): the law's variables (params, "
@@ -105,6 +106,7 @@ def score_command(
     from scalinglab.fitting.result import FitResult
 
     with fail(as_json=as_json):
+        check_range(seed, "--seed", low=0, integer=True, example="0")
         reference = None if fit is None else FitResult.from_json(fit)
         law = laws.resolve() if reference is None else None
         ladders = [ladder] + ([compare] if compare is not None else [])

@@ -12,7 +12,7 @@ from scalinglab.cli.app import app
 from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.levelopts import LevelOpt, resolved_level
 from scalinglab.cli.rowopts import DropInvalidOpt
-from scalinglab.cli.render import add_file_notes, check_range, emit_json, fail, print_text_block
+from scalinglab.cli.render import RegistryHelpCommand, add_file_notes, check_range, emit_json, fail, print_text_block
 from scalinglab.cli.runopts import TrackingUriOpt
 from scalinglab.cli.schedule import JsonOpt, ShapeOpt, _check_out
 
@@ -40,7 +40,7 @@ def _line(row, report) -> str:
             f"[{row.lo:.4f}, {row.hi:.4f}]  {state}")
 
 
-@app.command("monitor")
+@app.command("monitor", cls=RegistryHelpCommand)
 def monitor_command(
     curve: str = typer.Argument(..., help="The big run's loss curve so far: a CSV/TSV/JSONL/Parquet file with step "
                                 "and loss (and run), a W&B history export, a sweep store .db, or mlflow:RUN_ID (an MLflow "

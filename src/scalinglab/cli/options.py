@@ -60,7 +60,7 @@ COMMAND_OPTIONS: dict[str, dict[str, str | None]] = {
     "monitor": {"curve": "CURVE", "peak_lr": "--peak-lr", "warmup": "--warmup", "total_steps": "--total-steps",
                 "spike_checkpoints": "--spike-checkpoints", "run": "--run", "loss_column": "--loss-column",
                 "schedule": "--schedule", "cooldown": "--cooldown", "min_ratio": "--min-ratio"},
-    "design suggest": {"target": "--target-budget", "budget_left": "--budget-left", "pool": "--pool", "k": "-k",
+    "design suggest": {"target": "--target-budget", "budget_left": "--budget-left", "pool": "--pool", "k": "--k",
                        "budgets": "--budgets", "n_draws": None, "drift": None},
     "design score": {"target": "--target-budget", "ladder": "LADDER", "reference": "--fit",
                      "n_sim": "--simulations", "noise": None},

@@ -15,7 +15,7 @@ from scalinglab.cli.app import sweep_app
 from scalinglab.cli.fileopts import AllowEditedOpt
 from scalinglab.cli.language import EXECUTION
 from scalinglab.cli.levelopts import LevelOpt, resolved_level
-from scalinglab.cli.render import (add_file_notes, check_range, console, emit_json, err_console, fail, file_notes,
+from scalinglab.cli.render import (RegistryHelpCommand, add_file_notes, check_range, console, emit_json, err_console, fail, file_notes,
                                    hang_lines, parse_budgets)
 from scalinglab.sweep.defaults import DEFAULT_THROUGHPUT, MAX_EPOCHS
 from scalinglab.util.formatting import fmt_duration, fmt_eta
@@ -68,7 +68,7 @@ def _hparams_law(name_or_path: str, allow_edited: bool):
     return law
 
 
-@sweep_app.command("plan")
+@sweep_app.command("plan", cls=RegistryHelpCommand)
 def plan_command(
     budgets: str = typer.Option(..., "--budgets", help="FLOP budgets, comma-separated, e.g. 1e15,3e15,1e16"),
     sizes_per_budget: int = typer.Option(5, "--sizes-per-budget", help="model sizes per budget (IsoFLOP profile)"),

@@ -370,12 +370,15 @@ def calibrate_result(result, runs, level: float = 0.9, progress: bool = False, b
 
 def split_column(law) -> str:
     """The column a calibration or a hold-out splits the runs along: a metric law's scale column
-    (``laws/metric.py``); else compute when the law reads any of params, tokens, flops; else the
-    first column the law reads (a formula over columns of its own: its first ``--var``)."""
+    (``laws/metric.py``); else compute when the law reads any canonical run column (params, tokens,
+    flops, or a metric law's validation loss: runs that have a compute); else the first column the
+    law reads (a formula over columns of its own only: its first ``--var``)."""
+    from scalinglab.data.schema import CANONICAL_COLUMNS
+
     if law.x:
         return law.x
     variables = tuple(getattr(law, "variables", ()) or ())
-    if not variables or {"params", "tokens", "flops"} & set(variables):
+    if not variables or set(CANONICAL_COLUMNS) & set(variables):
         return "flops"
     return variables[0]
 

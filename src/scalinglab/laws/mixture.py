@@ -88,7 +88,7 @@ class DomainMixingLaw(Law):
 
     def initial_grid(self, X=None):
         m = len(self.domains) - 1
-        rows = [[np.log(c), np.log(k)] + [t] * m for c in (0.5, 1.0, 2.0, 3.0) for k in (0.1, 0.5, 2.0)
+        rows = [[np.log(c), np.log(k)] + [t] * m for c in (0.5, 1.0, 2.0, 3.0) for k in (0.1, 0.3, 1.0, 3.0, 10.0)
                 for t in (-2.0, -0.5, 0.0, 0.5, 2.0)]
         return np.array(rows)
 
