@@ -15,18 +15,7 @@ from scalinglab.sweep.executors import LocalExecutor, cpu_threads
 from scalinglab.sweep.plan import plan_sweep, write_plan
 from scalinglab.sweep.runner import run_sweep
 from scalinglab.data.store import SweepStore
-from sweep_helpers import CLI, live_members, query, run_cli
-
-
-
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from scalinglab.train.corpus import synthetic_corpus
-    path = tmp_path_factory.mktemp("corpus") / "c.bin"
-    synthetic_corpus(path, n_tokens=200_000, vocab_size=64)
-    return path
+from sweep_helpers import CLI, corpus, live_members, query, run_cli  # noqa: F401 (corpus: a fixture)
 
 
 @pytest.fixture
@@ -168,10 +157,13 @@ def test_kill_9_with_two_jobs_then_rerun_resumes_both(tmp_path):
                              cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
-        killed = _wait_for_two_running(db, sweep, need_ckpt=True)
         # the one-driver rule holds with workers in flight
+        assert _wait_for_two_running(db, sweep, need_ckpt=False), "never saw two runs in flight"
         code, out = run_cli("sweep", "run", db, "--jobs", "2", "--no-progress", cwd=tmp_path)
         assert code == 2 and f"being run by process {sweep.pid}" in out, out
+        # then kill the moment both have a checkpoint (the check above takes seconds on a loaded
+        # machine: killing after it let a small run finish first, and only one was left to resume)
+        killed = _wait_for_two_running(db, sweep, need_ckpt=True)
     finally:
         os.killpg(sweep.pid, signal.SIGKILL)             # driver and both workers
         sweep.wait()
