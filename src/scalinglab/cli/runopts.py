@@ -15,7 +15,6 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.optionset import option, option_fields, option_names
-from scalinglab.cli.rowopts import DropInvalidOpt
 
 SOURCE_FORMATS = ("wandb", "mlflow")
 
@@ -56,8 +55,6 @@ class RunOptions:
                                           "column names need no --map (docs/sources.md).")
     last_step: bool = option(False, "--last-step", help="Keep each run's last checkpoint (largest step per run_id): "
                              "fit final losses from training curves, e.g. a W&B history of 1,000 runs x 1,000 steps.")
-    drop_invalid: bool = option(False, "--drop-invalid", help=DropInvalidOpt.help)
-
     drop_invalid: bool = option(False, "--drop-invalid", help="Leave out the rows with a missing or invalid value "
                                 "(NaN loss, empty params ...) and, with --from, the runs that did not finish "
                                 "(crashed, failed, killed, running), instead of refusing them; each is listed.")
