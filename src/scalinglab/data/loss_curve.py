@@ -1,4 +1,4 @@
-"""One run's loss curve (step, loss) from where it is logged, for ``studies/monitor.py``.
+"""One run's loss curve (step, loss) from where it is logged, for ``planning/monitor.py``.
 
 Sources: a CSV / TSV / JSONL / Parquet file with a step column (``step``, ``_step``, ``Step``,
 ``global_step``) and a loss column (``loss``, ``train_loss``, ``train/loss``, ``val_loss``,
