@@ -142,6 +142,9 @@ def validate_command(
     seed: int = typer.Option(0, "--seed"),
     keep_edge: bool = typer.Option(False, "--keep-edge"),
     diverged_ratio: float = DivergedRatioOpt,
+    procedure_band: float = typer.Option(0.0025, "--procedure-band", help="The published procedure scored beside "
+                                         "the fit (DeepSeek LLM sec. 3.1, Step Law): per group the runs within this "
+                                         "relative loss of its best, pooled and regressed (DeepSeek's 0.25%)"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ):
     """Fit on every (N, D) group but the largest, predict its lr* and B*, and read its loss there vs its best run."""
@@ -153,7 +156,8 @@ def validate_command(
         _check_common(seed, seq_len)
         runs = _read(sweep, mapping, where, sep, batch_unit, seq_len, drop_invalid)
         result = validate_hparams(runs, window=window, form=form, n_boot=bootstrap, seed=seed, keep_edge=keep_edge,
-                                  group_by=_columns(group_by), diverged_ratio=diverged_ratio)
+                                  group_by=_columns(group_by), diverged_ratio=diverged_ratio,
+                                  procedure_band=procedure_band)
     if as_json:
         emit_json(result.to_dict())
     else:

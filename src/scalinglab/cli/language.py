@@ -52,7 +52,7 @@ _PANEL_OPTIONS: dict[str, tuple[str, ...]] = {
     LAW: ("--law", "--var", "--fix", "--bound", "--log-param", "--target-transform", "--zero-features", "--y", "--y-kind", "--y-range", "--x",
           "--supervised-fit", "--fit", "--form", "--irreducible", "--decay", "--share", "--allow-unbent"),
     FIT: ("--prefer", "--loss", "--delta", "--asymmetry", "--method", "--weights", "--calibrate", "--by-group", "--shared-exponents",
-          "--approach", "--valley", "--keep-edge", "--window", "--baseline", "--diverged-ratio"),
+          "--approach", "--valley", "--keep-edge", "--window", "--baseline", "--diverged-ratio", "--procedure-band"),
     CHECK: ("--select", "--holdout", "--threshold", "--rollout", "--steps", "--compare", "--speedup",
             "--compare-run", "--smooth-steps", "--spike-checkpoints"),
     INTERVALS: ("--bootstrap", "--unit", "--level", "--test-level", "--noise", "--seed", "--jobs", "--block"),
@@ -68,7 +68,7 @@ _PANEL_OPTIONS: dict[str, tuple[str, ...]] = {
     DISTILL: ("--student-params", "--teacher-loss", "--teacher-params", "--teacher-tokens", "--teacher-cost",
               "--students", "--supervised", "--optimal-teacher"),
     HPARAMS: ("--hparams-law", "--critical-batch", "--hparams", "--lr-factors", "--batch-factors"),
-    SWEEP: ("--pool", "-k", "--simulations", "--budgets", "--min-params", "--max-params", "--sizes-per-budget", "--spread", "--seeds",
+    SWEEP: ("--pool", "--simulations", "--budgets", "--min-params", "--max-params", "--sizes-per-budget", "--spread", "--seeds",
             "--max-epochs", "--schedule", "--dry-run", "--overwrite"),
     ADAPTIVE: ("--adaptive", "--ladder-budget", "--target-budget", "--stop-width", "--batch"),
     EXECUTION: ("--executor", "--address", "--device", "--threads", "--workdir", "--max-runs", "--restart",
@@ -133,6 +133,7 @@ DEPRECATED: dict[str, dict[str, str]] = {
     "compare": {"--plot": "--output"},
     "rl fit": {"--plot": "--output"},
     "data prepare": {"--out": "--output"},
+    "design suggest": {"-k": "--batch", "--k": "--batch"},     # --k is test-time's pass@k
 }
 
 

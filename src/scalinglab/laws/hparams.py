@@ -33,11 +33,11 @@ from typing import Mapping
 
 import numpy as np
 
-from scalinglab.util.intervals import percentile_interval
+from scalinglab.util.intervals import finite_sample_quantile, percentile_interval
 from scalinglab.util.jsonio import loaded_nonnegative
 
 __all__ = ["PowerRule", "HparamLaw", "HPARAM_LAWS", "HPARAM_VARIABLES", "BATCH_UNITS", "STEP_LAW",
-           "DEEPSEEK", "find_hparam_law", "register_hparam_law", "DEFAULT_HPARAM_LAW"]
+           "DEEPSEEK", "find_hparam_law", "register_hparam_law", "DEFAULT_HPARAM_LAW", "rollout_band"]
 
 HPARAM_VARIABLES = ("params", "tokens", "flops")
 BATCH_UNITS = ("tokens", "sequences")
@@ -177,7 +177,9 @@ class HparamLaw:
     def interval(self, params=None, tokens=None, flops=None, level: float = 0.9) -> dict[str, dict]:
         """For a fitted law, per target: ``ci`` (bootstrap percentile interval of the prediction)
         and ``pi`` (prediction interval of a new sweep's optimum: the regression's residual
-        scatter in log space, t-quantile, never narrower than the CI). Empty for a preset."""
+        scatter in log space, t-quantile, never narrower than the CI), widened to the band
+        calibrated on the sweep's rollout where the fit has one (``rollout_band``); ``pi_rule`` says
+        which of the two gave it. Empty for a preset."""
         from scipy import stats
 
         x = self.inputs(params, tokens, flops)
@@ -202,6 +204,17 @@ class HparamLaw:
                 if "ci" in entry:
                     pi = (min(pi[0], entry["ci"][0]), max(pi[1], entry["ci"][1]))
                 entry["pi"] = pi
+                entry["pi_rule"] = "bootstrap"
+            band = rollout_band(u.get("rollout"), float(rule.log_predict(x)[0]), x, level)
+            if band is not None and "pi" in entry:
+                lo, hi = entry["pi"]
+                entry["pi"] = (min(lo, band[0]), max(hi, band[1]))
+                n = len(u["rollout"]["scores"])
+                entry["pi_rule"] = (f"rollout ({n} scores; wider than the bootstrap's)" if band[1] / band[0] > hi / lo
+                                    else f"bootstrap (wider than the rollout's, {n} scores)")
+            elif "pi" in entry and u.get("rollout") is not None:
+                entry["pi_rule"] = (f"bootstrap (the rollout gave {len(u['rollout'].get('scores', []))} score(s); "
+                                    "a calibrated band needs 2)")
             if entry:
                 entry["level"] = level
                 out[key] = entry
@@ -242,6 +255,27 @@ class HparamLaw:
                    batch_unit=str(d.get("batch_unit", "tokens")), fitted=bool(d.get("fitted", False)),
                    uncertainty=_uncertainty(d.get("uncertainty") or {}, source), source=source,
                    domain=_domain(d.get("domain") or {}, source), domain_source=str(d.get("domain_source", "")))
+
+
+def rollout_band(rollout: Mapping | None, centre: float, inputs: Mapping, level: float):
+    """The prediction band of a fitted rule calibrated on its sweep's rollout, or None (fewer
+    than 2 scores). ``rollout``: ``scores`` (one per rollout step: the largest |log error| of the
+    fit on the first k groups by compute at the later groups, each over 1 + d, d the decades of
+    compute beyond the fit's largest group) and ``max_flops`` (the largest group the full law was
+    fitted on). Half-width q·(1 + d) in log space at the target's distance d, q the
+    ``finite_sample_quantile`` of the scores at ``level`` (Student-t bound below 9 scores at 90%)."""
+    if not rollout or len(rollout.get("scores") or ()) < 2:
+        return None
+    q = finite_sample_quantile(rollout["scores"], level)
+    if q is None:
+        return None
+    try:
+        log_flops = float(design(inputs, ("flops",))[0, 1])      # ln C (6·N·D when C is not given)
+    except ValueError:                                           # N or D alone: no compute to measure from
+        return None
+    d = max(0.0, (log_flops - math.log(float(rollout["max_flops"]))) / math.log(10))
+    half = q * (1.0 + d)
+    return math.exp(centre - half), math.exp(centre + half)
 
 
 def _uncertainty(d: Mapping, source: str) -> dict:

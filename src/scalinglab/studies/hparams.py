@@ -21,11 +21,13 @@ loss: more than ``diverged_ratio`` (default 1.5) times its group's best, see ``D
    together in the sweep (DeepSeek's form; ``form`` chooses), by least squares in log space.
 4. Bootstrap. Resample each group's runs with replacement, redo 1-3: percentile intervals on the
    exponents and on the predicted lr* and B* at any target; the regression's residual scatter
-   adds the prediction interval of a new scale's optimum.
+   adds the prediction interval of a new scale's optimum, widened to the band calibrated on the
+   sweep's own rollout (``rollout_scores``: fit the first k groups by compute, predict the later ones).
 
 ``validate_hparams`` holds out the largest group (by compute), fits the rest, predicts the held
 out optimum and reads the held-out group's own smoothed loss at the predicted setting: how far
-above its best measured loss a run at the prediction would land.
+above its best measured loss a run at the prediction would land; beside it the presets and the
+published procedure refitted on the same groups (``pooled_procedure``).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ from scalinglab.util.intervals import percentile_interval
 from scalinglab.util.jsonio import checked_dumps
 from scalinglab.util.errors import ParamError, ParamText
 
-__all__ = ["HparamFit", "HparamValidation", "fit_hparams", "validate_hparams", "load_hparam_runs", "synthetic_hparam_sweep",
+__all__ = ["HparamFit", "HparamValidation", "fit_hparams", "validate_hparams", "pooled_procedure", "rollout_scores", "load_hparam_runs", "synthetic_hparam_sweep",
            "smooth_group", "FORMS", "TARGETS"]
 
 TARGETS = ("lr", "batch")                 # the fitted settings, and their run columns
@@ -60,6 +62,9 @@ EDGE_SHARE = 0.02                          # an optimum within 2% of the box's w
 # only ever uses runs within ``window`` (2%) of the minimum, so no near-optimal run is lost at 1.5, but a
 # diverged run left in steers the first quadratic (fitted to all runs) and the bootstrap's resamples.
 DIVERGED_RATIO = 1.5
+# DeepSeek LLM (arXiv:2401.02954, sec. 3.1): the near-optimal runs are those within 0.25% of the best
+# generalization error of their compute budget
+PROCEDURE_BAND = 0.0025
 
 
 # ----------------------------------------------------------------------------------------------
@@ -543,6 +548,47 @@ def _regress(X: np.ndarray, y: np.ndarray):
     return coef, sd, dof, xtx_inv
 
 
+def rollout_scores(X: np.ndarray, y: np.ndarray, flops: np.ndarray) -> list[float]:
+    """One score per rollout step of a regression y ~ X over groups in increasing compute ``flops``:
+    for each k (from coefficients + 1 to n - 1), fit the first k groups and predict the later ones;
+    the step's score is its largest |log error| / (1 + d), d the decades of compute each later group
+    lies beyond the k-th (as ``fitting/prediction.conformal_rule`` scores N*: the errors of one fit
+    share its slope error, so the fit gives one score). A step whose first k groups cannot carry the
+    regression (rank deficient) gives none."""
+    n, p = X.shape
+    scores = []
+    for k in range(p + 1, n):
+        if np.linalg.matrix_rank(X[:k]) < p:
+            continue
+        coef, *_ = np.linalg.lstsq(X[:k], y[:k], rcond=None)
+        d = np.maximum(np.log10(flops[k:] / flops[:k].max()), 0.0)
+        scores.append(float(np.max(np.abs(X[k:] @ coef - y[k:]) / (1.0 + d))))
+    return scores
+
+
+def pooled_procedure(df: pd.DataFrame, variables: dict[str, tuple[str, ...]], *, band: float = PROCEDURE_BAND,
+                     group_by=None, name: str = "published procedure, refitted") -> HparamLaw:
+    """The published procedure (DeepSeek-AI 2024 sec. 3.1; Li et al. 2025, Step Law), refitted: per
+    group, the runs whose loss is within ``band`` (relative; DeepSeek's 0.25%) of the group's best
+    are near-optimal; their (lr, B) points, pooled over all groups at each run's own N and D, are
+    regressed in log space on ``variables[t]`` (per target "lr", "batch"). No smoothing, no
+    diverged or edge check: the baseline the smoothed fit is scored against."""
+    if not (isinstance(band, (int, float)) and 0 <= band < 1):
+        raise ParamError("band", f"{{band}} {band!r}: a relative loss band in [0, 1), e.g. 0.0025", value=band)
+    loss = df["loss"].to_numpy(float)
+    best = pd.Series(loss).groupby(_group_ids(df, group_by)).transform("min").to_numpy()
+    near = df[loss <= best * (1.0 + band)]
+    inputs = {"params": near["params"].to_numpy(float), "tokens": near["tokens"].to_numpy(float)}
+    rules = {}
+    for t, vars_t in variables.items():
+        X = design(inputs, vars_t)
+        coef, *_ = np.linalg.lstsq(X, np.log(near[_COLUMN[t]].to_numpy(float)), rcond=None)
+        rules[t] = PowerRule(float(math.exp(coef[0])), tuple((v, float(c)) for v, c in zip(vars_t, coef[1:])))
+    return HparamLaw(name=name, lr=rules.get("lr"), batch=rules.get("batch"), fitted=True,
+                     citation=f"DeepSeek-AI 2024 sec. 3.1 / Li et al. 2025: runs within {100 * band:g}% of each "
+                              f"group's best, pooled ({len(near)} of {len(df)} runs), regressed in log space")
+
+
 def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int = 200, level: float = 0.9,
                 seed: int = 0, keep_edge: bool = False, name: str = "fitted", group_by=None,
                 diverged_ratio: float = DIVERGED_RATIO) -> HparamFit:
@@ -642,8 +688,18 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
             warnings.append(f"{t}: as many groups as coefficients, so no residual scatter to build a prediction "
                             "interval from (the CI is the bootstrap's alone)")
         rules[t] = PowerRule(float(math.exp(coef[0])), tuple((v, float(c)) for v, c in zip(vars_t, coef[1:])))
+        flops = 6.0 * P[idx] * D[idx]
+        scores = rollout_scores(X, y, flops)
         uncertainty[t] = {"residual_sd": sd, "dof": dof, "xtx_inv": None if xtx_inv is None else xtx_inv.tolist(),
-                          "samples": []}
+                          "samples": [], "rollout": {"scores": scores, "max_flops": float(flops.max())}}
+        if len(scores) >= 2:
+            notes.append(f"{t}: prediction interval the wider of the bootstrap's and the band calibrated on the "
+                         f"sweep's rollout ({len(scores)} steps: fit the first k groups by compute, predict the "
+                         "later ones; widening with the decades of compute beyond the largest group)")
+        else:
+            notes.append(f"{t}: prediction interval from the bootstrap and the regression's scatter alone: the "
+                         f"rollout gave {len(scores)} score(s) ({len(idx)} usable groups, {X.shape[1]} "
+                         "coefficients), a calibrated band needs 2")
         fitted.append(t)
     if not fitted:
         raise ValueError(f"{source}: " + ParamText.join("; ", refused) + " (groups: " + "; ".join(
@@ -747,6 +803,8 @@ class HparamValidation:
     presets: dict                   # preset name -> {"lr", "batch", "loss", "gap"}
     clamped: list[str]              # settings the prediction put outside the held-out sampled range
     notes: list[str] = field(default_factory=list)
+    # the published procedure refitted on the same groups (``pooled_procedure``): lr, batch, loss, gap, ...
+    procedure: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         h, p = self.heldout, self.predicted
@@ -766,6 +824,14 @@ class HparamValidation:
         for name, e in self.presets.items():
             lines.append(f"  preset {name}: lr {e['lr']:.3g}, batch {e['batch']:.3g} -> loss {e['loss']:.4f}, "
                          f"{100 * e['gap']:+.2f}% vs best" + (" (outside the sampled range: clamped)" if e["clamped"] else ""))
+        if self.procedure:
+            e = self.procedure
+            lines.append(f"  published procedure, refitted (runs within {100 * e['band']:g}% of each group's best, pooled, "
+                         f"regressed): lr {e['lr']:.3g}, batch {e['batch']:.3g} -> loss {e['loss']:.4f}, "
+                         f"{100 * e['gap']:+.2f}% vs best" + (" (outside the sampled range: clamped)" if e["clamped"] else ""))
+        for t, e in self.predicted.items():
+            if "pi_rule" in e:
+                lines.append(f"  {t} PI: {e['pi_rule']}")
         if self.clamped:
             lines.append(f"  note: the prediction lies outside the held-out group's sampled {', '.join(self.clamped)}; "
                          "its loss there is read at the nearest edge of the smoothed surface")
@@ -775,13 +841,19 @@ class HparamValidation:
     def to_dict(self) -> dict:
         return {"kind": "hparam_validation", "heldout": self.heldout, "predicted": self.predicted,
                 "loss_at_prediction": self.loss_at_prediction, "gap": self.gap, "nearest": self.nearest,
-                "presets": self.presets, "clamped": self.clamped, "notes": self.notes, "fit": self.fit.to_dict()}
+                "presets": self.presets, "procedure": self.procedure, "clamped": self.clamped, "notes": self.notes,
+                "fit": self.fit.to_dict()}
 
 
-def validate_hparams(runs, *, presets=tuple(HPARAM_LAWS), **fit_kwargs) -> HparamValidation:
+def validate_hparams(runs, *, presets=tuple(HPARAM_LAWS), procedure_band: float = PROCEDURE_BAND,
+                     **fit_kwargs) -> HparamValidation:
     """Hold out the largest group by compute (6ND), fit the rest, and measure the held-out loss at
     the predicted lr and batch against its best measured run. ``presets``: published laws to score
-    the same way (batch in tokens; skipped when the sweep's batch is in sequences)."""
+    the same way (batch in tokens; skipped when the sweep's batch is in sequences); beside them the
+    published procedure refitted on the same groups (``pooled_procedure`` with ``procedure_band``)."""
+    if not (isinstance(procedure_band, (int, float)) and 0 <= procedure_band < 1):
+        raise ParamError("procedure_band", f"{{procedure_band}} {procedure_band!r}: a relative loss band in [0, 1), "
+                         "e.g. 0.0025 (DeepSeek's 0.25%)", value=procedure_band)
     df, source, diverged, unit = _as_frame(runs)
     check_fit_rows(len(df), what="an lr x batch fit", source=source,
                    remedy=ParamText("give one row per run (its final loss), or select groups with {where}", "where"))
@@ -834,22 +906,27 @@ def validate_hparams(runs, *, presets=tuple(HPARAM_LAWS), **fit_kwargs) -> Hpara
     near = sub.iloc[k]
     nearest = {"lr": float(near["lr"]), "batch": float(near["batch_size"]), "loss": float(near["loss"]),
                "gap": float(near["loss"]) / heldout["best_loss"] - 1}
-    scored = {}
-    if unit == "tokens" and set(dims) == {"lr", "batch"}:
-        for name in presets:
-            law = get_hparam_law(name)
-            pr = law.predict(params=held.params, tokens=held.tokens)
-            pt = np.log([[float(pr["lr"][0]), float(pr["batch"][0])]])
-            loss_p = float(surface_loss(sm, pt)[0])
-            scored[name] = {"lr": float(pr["lr"][0]), "batch": float(pr["batch"][0]), "loss": loss_p,
-                            "gap": loss_p / heldout["best_loss"] - 1,
-                            "clamped": bool(np.any((pt[0] < lo - 1e-9) | (pt[0] > hi + 1e-9)))}
+    def score(law):
+        pr = law.predict(params=held.params, tokens=held.tokens)
+        pt = np.log([[float(pr["lr"][0]), float(pr["batch"][0])]])
+        loss_p = float(surface_loss(sm, pt)[0])
+        return {"lr": float(pr["lr"][0]), "batch": float(pr["batch"][0]), "loss": loss_p,
+                "gap": loss_p / heldout["best_loss"] - 1,
+                "clamped": bool(np.any((pt[0] < lo - 1e-9) | (pt[0] > hi + 1e-9)))}
+
+    scored, procedure = {}, {}
+    if set(dims) == {"lr", "batch"}:
+        if unit == "tokens":
+            scored = {name: score(get_hparam_law(name)) for name in presets}
+        if set(fit.variables) == {"lr", "batch"}:
+            refit = pooled_procedure(train, fit.variables, band=procedure_band, group_by=group_by)
+            procedure = {**score(refit), "band": procedure_band, "formula": refit.formula(), "citation": refit.citation}
     missing = [t for t in dims if t not in predicted]
     if missing:
         notes.append(f"the law has no {missing[0]} rule: the loss is read at the held-out runs' median {missing[0]}")
     return HparamValidation(fit=fit, heldout=heldout, predicted=predicted, loss_at_prediction=loss_pred,
                             gap=loss_pred / heldout["best_loss"] - 1, nearest=nearest, presets=scored,
-                            clamped=clamped, notes=notes)
+                            clamped=clamped, notes=notes, procedure=procedure)
 
 
 @dataclass
