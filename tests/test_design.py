@@ -111,7 +111,7 @@ def test_cli_matches_api(tmp_path, runs, pool):
     runs.to_csv(tmp_path / "runs.csv", index=False)
     pool.to_csv(tmp_path / "pool.csv", index=False)
     res = CliRunner().invoke(app, ["design", "suggest", str(tmp_path / "runs.csv"), "--pool", str(tmp_path / "pool.csv"),
-                                   "--target-budget", "1e21", "--budget-left", "3e18", "-k", "3", "--json"])
+                                   "--target-budget", "1e21", "--budget-left", "3e18", "--batch", "3", "--json"])
     assert res.exit_code == 0, res.output
     got = json.loads(res.output)
     api = suggest(runs, "chinchilla", pool, TARGET, budget_left=3e18, k=3)

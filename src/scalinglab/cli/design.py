@@ -50,7 +50,8 @@ def suggest_command(
     target_budget: float = TargetBudgetOpt,
     budget_left: float = typer.Option(..., "--budget-left", help="Compute the suggested runs may spend together "
                                       "(same unit as the pool's cost)."),
-    k: int = typer.Option(4, "-k", "--k", help="How many runs to suggest."),
+    batch: int = typer.Option(4, "--batch", help="How many runs to suggest (the batch the next round trains), "
+                              "as `sweep plan --adaptive --batch`."),
     seed: int = SeedOpt,
     level: Optional[float] = LevelOpt,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the suggested runs to this CSV."),
@@ -74,7 +75,7 @@ def suggest_command(
         else:
             raise typer.BadParameter("give the candidate runs: --pool POOL.csv, or --budgets 1e17,1e18 for an "
                                      "IsoFLOP grid of candidates")
-        result = suggest(runs, law, table, target_budget, budget_left=budget_left, k=k, seed=seed,
+        result = suggest(runs, law, table, target_budget, budget_left=budget_left, k=batch, seed=seed,
                          level=resolved_level(level))
         if output is not None:
             result.chosen.to_csv(output, index=False)

@@ -14,7 +14,19 @@ alternates, round by round:
    them (the next refit's) as the round's ``actual``;
 
 until the ladder budget is spent (no untried candidate costs what is left) or the target interval
-is at most ``stop_width`` wide; the reason is kept in the meta key ``adaptive_stop``. Killed
+is at most ``stop_width`` wide; the reason is kept in the meta key ``adaptive_stop``.
+
+A degenerate refit (the fit fails, e.g. every start non-finite, or its target interval is not
+finite or absurd: a loss at or below 0, or above the worst loss of the ladder although the target
+budget is more compute than any run) never drives a suggestion.  Early in the ladder (under
+``LATE_SHARE`` of its budget committed) it is expected: a handful of cheap runs can leave the law
+unidentified, and spreading runs out is what cures it, so the round falls back to ``suggest``'s
+start rule (the pilot or space-filling design, which needs no fit) and its ``why`` says so.  Past
+that share, more runs chosen by a broken fit would waste the rest of the budget on a law that does
+not describe these runs: the loop stops, the reason ("degenerate refit: ...") in ``adaptive_stop``.
+
+Each round's ``why`` names, for every run, the rule ``suggest`` picked it by (the ``RULE`` of its
+"RULE: detail" reason: pilot, space-filling start, variance per cost in the N* bracket, ...). Killed
 anywhere, the next ``sweep run`` first trains the runs of a round already decided (a decided round
 is never suggested again), then goes on.
 
@@ -32,9 +44,12 @@ from typing import Callable
 from scalinglab.util.errors import ParamError
 
 __all__ = ["AdaptiveSettings", "Step", "check_settings", "pool_frame", "next_step", "run_adaptive",
-           "adaptive_settings", "STOP_KEY", "ADAPTIVE_RULE"]
+           "adaptive_settings", "STOP_KEY", "ADAPTIVE_RULE", "LATE_SHARE", "DEGENERATE", "degenerate_refit",
+           "round_why"]
 
 STOP_KEY = "adaptive_stop"          # meta key: why the loop stopped (JSON {"reason", "round"})
+LATE_SHARE = 0.5                    # share of the ladder budget committed past which a degenerate refit stops it
+DEGENERATE = "degenerate refit"     # how a decision's why and the stop reason name one
 ADAPTIVE_RULE = ("adaptive: the runs are not planned up front; each round refits on the finished runs and "
                  "trains the `batch` candidates of this grid (the pool) that studies.design.suggest expects to "
                  "shrink the target's interval most per FLOP, until the ladder budget is spent or the interval "
@@ -150,19 +165,28 @@ def next_step(finished, pool, decided: set[str], committed: float, settings: Ada
     affordable = untried[untried["cost"] <= left].reset_index(drop=True)
     runs = finished if finished is not None and len(finished) else None
 
-    def ask(candidates, budget_left):
-        return suggest(runs, settings.law, candidates, settings.target_budget, budget_left=budget_left,
+    def ask(fitted, candidates, budget_left):
+        return suggest(fitted, settings.law, candidates, settings.target_budget, budget_left=budget_left,
                        k=int(settings.batch), seed=int(settings.seed) + int(round_), level=settings.level)
 
+    # the refit on the runs so far, and what is wrong with it (None: a sound fit, or too few runs for one)
+    now, problem = _refit(runs, settings, interval)
     if not len(affordable):
         # nothing the budget affords: the interval now (the last round's actual), without suggesting
-        now = _interval(next(iter(interval(runs, settings.law, settings.target_budget,
-                                           level=settings.level).values()))) if runs is not None else None
         return Step(None, f"ladder budget spent: {committed:.3g} of {settings.ladder_budget:.3g} FLOPs committed; "
-                          f"no untried candidate costs at most the {max(left, 0):.3g} left", now)
-    suggestion = ask(affordable, left)
-    now, expected = _suggestion_intervals(suggestion)
-    if runs is not None and settings.stop_width is not None and now is not None \
+                          f"no untried candidate costs at most the {max(left, 0):.3g} left"
+                          + (f"; the last refit is a {DEGENERATE}: {problem}" if problem else ""), now)
+    suggestion = None if problem else ask(runs, affordable, left)
+    if suggestion is not None:
+        now, expected = _suggestion_intervals(suggestion)
+        problem = degenerate_refit(now, runs, settings)          # suggest's own refit (its seed), checked alike
+    if problem:
+        if committed >= LATE_SHARE * settings.ladder_budget:
+            return Step(None, f"{DEGENERATE}: {problem}; with {committed / settings.ladder_budget:.0%} of the "
+                              f"ladder budget committed (at least {LATE_SHARE:.0%}), more runs chosen from this fit "
+                              f"would not mend it: the law does not describe these runs, or they need checking", now)
+        suggestion, expected = ask(None, affordable, left), None   # the start rule: pilot / space-filling, no fit
+    if runs is not None and not problem and settings.stop_width is not None and now is not None \
             and now["width"] <= settings.stop_width:
         return Step(None, f"target interval {now['width']:.4g} wide, at most the stop width "
                           f"{settings.stop_width:g}", now)
@@ -174,14 +198,65 @@ def next_step(finished, pool, decided: set[str], committed: float, settings: Ada
         spend += float(row.cost)
     if not chosen:
         return Step(None, f"ladder budget spent: no suggested run costs at most the {left:.3g} FLOPs left", now)
-    by_reason: dict[str, list[str]] = {}
-    for r in chosen:
-        by_reason.setdefault(str(r.reason), []).append(r.run_id)
-    why = "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in by_reason.items())
+    why = round_why(chosen)
+    if problem:
+        why = (f"{DEGENERATE} on {len(runs)} run(s): {problem}; with {committed / settings.ladder_budget:.0%} of "
+               f"the ladder budget committed (under {LATE_SHARE:.0%}) more spread-out runs may identify the law, so "
+               f"this round falls back to the start rule, which needs no fit. " + why)
     detail = json.loads(json.dumps(suggestion.to_dict(), default=_plain, allow_nan=True))
     decision = {"round": int(round_), "run_ids": [r.run_id for r in chosen], "why": why, "before": now,
                 "expected": expected, "committed_flops": committed + spend, "detail": detail}
     return Step(decision, None, now)
+
+
+def round_why(chosen) -> str:
+    """A round's why: its runs grouped by the rule that picked them (the RULE of each pick's
+    "RULE: detail" reason from ``suggest``), each run with its detail; runs sharing a detail share it:
+    "pilot - a, b (IsoFLOP grid ...) | variance per cost in the N* bracket - c (cuts ...)"."""
+    rules: dict[str, dict[str, list[str]]] = {}
+    for r in chosen:
+        rule, _, detail = str(r.reason).partition(": ")
+        rules.setdefault(rule, {}).setdefault(detail, []).append(str(r.run_id))
+    return " | ".join(f"{rule} - " + ", ".join(f"{', '.join(ids)} ({detail})" if detail else ", ".join(ids)
+                                              for detail, ids in details.items())
+                     for rule, details in rules.items())
+
+
+def _refit(runs, settings: AdaptiveSettings, interval: Callable) -> tuple[dict | None, str | None]:
+    """(the target interval on ``runs``, why the refit is degenerate or None); (None, None) with no runs."""
+    if runs is None:
+        return None, None
+    try:
+        now = _interval(next(iter(interval(runs, settings.law, settings.target_budget,
+                                           level=settings.level).values())))
+    except (ValueError, RuntimeError, ArithmeticError) as err:    # ParamError is a ValueError
+        return None, f"the fit of the {len(runs)} run(s) failed: {err}"
+    return now, degenerate_refit(now, runs, settings)
+
+
+def degenerate_refit(now: dict | None, runs, settings: AdaptiveSettings) -> str | None:
+    """Why the target interval ``now`` (the planned loss at the target budget, refitted on ``runs``)
+    cannot guide a design, or None.  No interval is fine before the law can be fitted (fewer runs
+    than it has parameters), degenerate after; an interval is absurd when it reaches a loss <= 0, or
+    above the ladder's worst loss although the target budget exceeds every run's compute (along the
+    compute-optimal frontier, loss falls as compute grows)."""
+    if runs is None:
+        return None
+    from scalinglab.laws import LAWS
+    if now is None:
+        if len(runs) < len(LAWS[settings.law].params):
+            return None
+        return f"the target interval on {len(runs)} run(s) is not finite"
+    span = f"the planned loss's interval [{now['low']:.4g}, {now['high']:.4g}] at the target budget"
+    if now["low"] <= 0:
+        return f"{span} reaches a loss <= 0"
+    loss = runs["loss"].to_numpy(dtype=float) if "loss" in runs else None
+    flops = runs["flops"].to_numpy(dtype=float) if "flops" in runs else None
+    if loss is not None and flops is not None and len(loss) and settings.target_budget >= max(flops) \
+            and now["high"] > max(loss):
+        return (f"{span} reaches above the worst loss of the ladder ({max(loss):.4g}), though the target budget "
+                f"{settings.target_budget:.3g} is more compute than any run (at most {max(flops):.3g} FLOPs)")
+    return None
 
 
 def _plain(value):
