@@ -18,8 +18,8 @@ import pytest
 import scalinglab as sl
 from scalinglab.laws import LAWS, check_law
 from scalinglab.laws.check import example_runs
-from scalinglab.laws.frontier import allocate
-from scalinglab.studies.speedup import compute_at_loss, effective_speedup
+from scalinglab.laws.frontier import allocate, compute_for_target
+from scalinglab.studies.speedup import effective_speedup
 from scalinglab.util.errors import ParamError
 
 NEW = ("parallel", "sparsity", "asymptote", "vocabulary")
@@ -114,12 +114,15 @@ def test_effective_speedup_recovers_a_known_multiplier_and_covers_it(recipes):
     assert effective_speedup(a, a, at_compute=1e20).speedup == pytest.approx(1.0)
 
 
-def test_compute_at_loss_inverts_the_law():
+def test_compute_for_target_inverts_a_law_of_compute_alone():
     law = LAWS["asymptote"]
-    theta = law.from_public({"L_inf": 1.8, "A": 2e3, "alpha": 0.15})
-    C = compute_at_loss(law, theta, 2.2)[0]
+    public = {"L_inf": 1.8, "A": 2e3, "alpha": 0.15}
+    theta = law.from_public(public)
+    C = compute_for_target(law, public, 2.2)
     assert law.predict(theta, np.array([[C]]))[0] == pytest.approx(2.2, rel=1e-9)
-    assert compute_at_loss(law, theta, 1.7)[0] == np.inf       # below the floor: never reached
+    # the closed form of the inverse: C = (A / (L - L_inf))^(1/alpha)
+    assert C == pytest.approx((2e3 / 0.4) ** (1 / 0.15), rel=1e-9)
+    assert compute_for_target(law, public, 1.7) == np.inf       # below the floor: never reached
 
 
 def test_effective_speedup_refuses_what_it_cannot_do(recipes):

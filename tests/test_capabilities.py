@@ -120,6 +120,8 @@ EXAMPLES = {
     "with_supervised": lambda law, ref: law.with_supervised(dict(BUSBRIDGE_SUPERVISED)).supervised_loss(1e8, 2e9),
     "memory_optimal": lambda law, ref: law.memory_optimal(ref, 1e22, 3e10)["loss"],
     "serving_penalty": lambda law, ref: law.serving_penalty(ref, 7e9, 1.4e11, 16.0, 4.0),
+    # the mixture law over its own domains' loss columns (the last is the reference domain)
+    "over_targets": lambda law, ref: law.over_targets(["loss_web", "loss_code", "loss_books"]).variables,
 }
 
 

@@ -40,9 +40,11 @@ def compare(
     seed: int = typer.Option(0, help="Random seed for the bootstrap."),
     speedup: Optional[float] = typer.Option(None, "--speedup", help="FLOPs at which to report each group's "
                                             "effective speedup over --baseline (the compute the baseline needs "
-                                            "for the loss it reaches there, over the group's), with a bootstrap "
-                                            "confidence interval of the fitted curves; a law of compute alone "
-                                            "(--law asymptote) on column flops."),
+                                            "for the loss it reaches there, over the group's), with its "
+                                            "calibrated prediction interval (the headline: each curve's rollout "
+                                            "error carried to compute) and the bootstrap confidence interval of "
+                                            "the fitted curves; a law of compute alone (--law asymptote) on "
+                                            "column flops."),
     y: Optional[str] = YOpt,
     y_kind: Optional[str] = YKindOpt,
     y_range: Optional[str] = YRangeOpt,

@@ -90,6 +90,17 @@ def resolve_law(law: str, var: List[str] = (), fix: List[str] = (), bound: List[
                                          f"(e.g. --var x=flops); got {list(var)}")
             one = on(pairs["x"])
             return one.fix(fixed) if fixed else one
+        if outputs and law in LAWS:          # --y a,b: a registered multi-output law over those columns
+            over = LAWS[law].capability("over_targets")
+            if over is None:
+                raise typer.BadParameter(f"--y {','.join(outputs)}: law {law!r} fits one target column; two or "
+                                         f"more columns need a multi-output law (mixture, or a formula whose "
+                                         f"per-column parameters are marked E_{{y}})")
+            if var or bound or log_param or target_transform or zero_features:
+                raise typer.BadParameter(f"--var/--bound/--log-param/--target-transform/--zero-features apply to a "
+                                         f"formula law; {law!r} is a registered law (or write it as a formula)")
+            multi = over(outputs)
+            return multi.fix(fixed) if fixed else multi
         if var or bound or log_param or target_transform or zero_features:
             raise typer.BadParameter(f"--var/--bound/--log-param/--target-transform/--zero-features apply to a "
                                      f"formula law; {law!r} is a registered "

@@ -132,7 +132,7 @@ def law_outputs(law_obj) -> tuple[str, ...] | None:
     or None."""
     while law_obj is not None:
         if getattr(law_obj, "outputs", None):
-            return tuple(law_obj.outputs)
+            return tuple(law_obj.target_columns)
         law_obj = getattr(law_obj, "base", None)
     return None
 

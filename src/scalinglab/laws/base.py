@@ -188,6 +188,7 @@ CAPABILITIES: dict[str, str] = {
     "with_supervised": "the same law with its supervised baseline set to given constants",
     "memory_optimal": "the number of experts of least loss under a limit on total parameters",
     "serving_penalty": "the loss added by quantising a trained model for serving",
+    "over_targets": "the same multi-output law over other target columns (one loss per domain)",
 }
 
 
@@ -505,6 +506,10 @@ class Law:
         return MissingCapability(f"law {self.name!r} cannot give {CAPABILITIES[name]} (capability {name!r}); "
                                  f"its capabilities are {sorted(self.capabilities) or 'none'}")
 
+    def over_targets(self, columns) -> "Law":
+        """Capability ``over_targets``: the same multi-output law fitted to target ``columns``."""
+        raise self._missing("over_targets")
+
     def on(self, column: str) -> "Law":
         """Capability ``on``: the same law reading its one variable from run column ``column``."""
         raise self._missing("on")
@@ -653,6 +658,9 @@ class FixedLaw(Law):
 
     def on(self, column):
         return FixedLaw(self.base.on(column), self._fixed)
+
+    def over_targets(self, columns):
+        return FixedLaw(self.base.over_targets(columns), self._fixed)
 
     def supervised_loss(self, n, d):
         return self.base.supervised_loss(n, d)

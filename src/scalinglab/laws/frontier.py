@@ -119,37 +119,57 @@ def _numeric_minimum(law: Law, thetas: np.ndarray, C: float, constraints: dict, 
     return n_opt, loss
 
 
-def compute_for_target(law: Law, public: Mapping[str, object], target: float,
+def compute_for_target(law: Law, public: Mapping[str, object], target,
                        constraints: Mapping[str, float] | None = None, *, c_range=(1e6, 1e35)):
     """The least compute whose frontier reaches ``target`` (+inf where no compute in
-    ``c_range`` does).  Scalars in, float out; (B,) arrays in, (B,) out."""
-    constraints = check_frontier(law, constraints)
-    target = float(target)
-    if not math.isfinite(target):
+    ``c_range`` does; ``c_range[0]`` where it is reached there already).  Scalars in, float out;
+    (B,) arrays in, (B,) out; ``target`` a scalar or one per parameter vector.
+
+    A law of compute alone (its one variable ``flops``: ``laws/asymptote.py``) has no budget to
+    split, so its frontier is its curve: the compute at which the curve itself reaches ``target``
+    (what ``studies/speedup.py`` inverts)."""
+    target_arr = np.asarray(target, dtype=float)
+    if not np.all(np.isfinite(target_arr)):
         raise ParamError("target", f"{{target}} must be a finite value of {law.target}; got {target!r}")
-    closed = law.closed_form_compute_for_target(public, target, constraints)
-    if closed is not None:
-        return closed
     arrays, scalar = _as_arrays(public)
-    thetas = np.atleast_2d(law.from_public(arrays))
-    lo = np.full(thetas.shape[0], math.log(c_range[0]))
-    hi = np.full(thetas.shape[0], math.log(c_range[1]))
+    if tuple(law.variables) == ("flops",):
+        thetas = np.atleast_2d(law.from_public(arrays))
 
-    def frontier(logc):
-        out = np.empty(thetas.shape[0])
-        for i, (t, lc) in enumerate(zip(thetas, logc)):
-            _, l = _numeric_minimum(law, t[None, :], math.exp(lc), constraints, polish=False)
-            out[i] = l[0]
-        return out
+        def loss_at(logc):
+            with np.errstate(all="ignore"):    # (k, k): row i at column i is theta_i at C_i
+                z = law.predict_z(thetas, np.exp(logc)[:, None])
+            return law.transform.inverse(np.diagonal(np.atleast_2d(z)))
+    else:
+        constraints = check_frontier(law, constraints)
+        if target_arr.ndim == 0:
+            closed = law.closed_form_compute_for_target(public, float(target_arr), constraints)
+            if closed is not None:
+                return closed
+        thetas = np.atleast_2d(law.from_public(arrays))
 
-    reached_hi = frontier(hi) <= target
-    for _ in range(50):                                  # bisection in log C, ~1e-15 relative
+        def loss_at(logc):
+            out = np.empty(thetas.shape[0])
+            for i, (t, lc) in enumerate(zip(thetas, logc)):
+                _, l = _numeric_minimum(law, t[None, :], math.exp(lc), constraints, polish=False)
+                out[i] = l[0]
+            return out
+    out = _bisect_log_compute(loss_at, np.broadcast_to(target_arr, (thetas.shape[0],)), c_range)
+    return float(out[0]) if scalar and target_arr.ndim == 0 else out
+
+
+def _bisect_log_compute(loss_at, target: np.ndarray, c_range) -> np.ndarray:
+    """(k,) least compute in ``c_range`` at which ``loss_at(log C)`` ((k,) -> (k,), decreasing in
+    C) is at or below ``target``: bisection in log C, 50 halvings (~1e-13 relative at 1e6-1e35)."""
+    lo = np.full(target.shape, math.log(c_range[0]))
+    hi = np.full(target.shape, math.log(c_range[1]))
+    reached_hi = loss_at(hi) <= target
+    reached_lo = loss_at(lo) <= target
+    for _ in range(50):
         mid = 0.5 * (lo + hi)
-        ok = frontier(mid) <= target
+        ok = loss_at(mid) <= target
         hi = np.where(ok, mid, hi)
         lo = np.where(ok, lo, mid)
-    out = np.where(reached_hi, np.exp(hi), np.inf)
-    return float(out[0]) if scalar else out
+    return np.where(reached_lo, float(c_range[0]), np.where(reached_hi, np.exp(hi), np.inf))
 
 
 def frontier_quantities(law: Law, public: Mapping[str, object], budgets=DEFAULT_BUDGETS,

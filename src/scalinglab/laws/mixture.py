@@ -29,8 +29,9 @@ import numpy as np
 
 from scalinglab.laws.base import Law, Param, as_theta_2d, lse_and_weights
 from scalinglab.laws.multi_output import MultiOutputLaw
+from scalinglab.util.errors import ParamError
 
-__all__ = ["MixtureLaw", "MIXTURE", "DEFAULT_DOMAINS", "mixture_column"]
+__all__ = ["MixtureLaw", "MIXTURE", "DEFAULT_DOMAINS", "mixture_column", "loss_column"]
 
 DEFAULT_DOMAINS = ("web", "code", "books")
 
@@ -38,6 +39,14 @@ DEFAULT_DOMAINS = ("web", "code", "books")
 def mixture_column(domain: str) -> str:
     """The column holding a domain's proportion in the training mixture."""
     return f"mix_{domain}"
+
+
+LOSS_PREFIX = "loss_"
+
+
+def loss_column(domain: str) -> str:
+    """The column of a wide table holding the loss measured on a domain."""
+    return f"{LOSS_PREFIX}{domain}"
 
 
 class DomainMixingLaw(Law):
@@ -98,7 +107,11 @@ class DomainMixingLaw(Law):
 
 class MixtureLaw(MultiOutputLaw):
     """Ye et al. 2024's data mixing law over ``domains``: one loss per domain, every parameter per
-    domain (``c[code]``, ``t_web[code]``...); see the module docstring."""
+    domain (``c[code]``, ``t_web[code]``...); see the module docstring.  Its target columns are
+    ``loss_<domain>``; ``over_targets`` (``fit --law mixture --y loss_web,loss_code``) reads the
+    domains from them."""
+
+    capabilities = frozenset({"over_targets"})                          # laws/base.py: CAPABILITIES
 
     def __init__(self, outputs: Sequence[str] = DEFAULT_DOMAINS):
         base = DomainMixingLaw(outputs)
@@ -115,6 +128,22 @@ class MixtureLaw(MultiOutputLaw):
     @property
     def domains(self) -> tuple[str, ...]:
         return self.outputs
+
+    @property
+    def target_columns(self) -> tuple[str, ...]:
+        return tuple(loss_column(d) for d in self.outputs)
+
+    def over_targets(self, columns) -> "MixtureLaw":
+        """The law over the domains whose losses are ``columns`` (each ``loss_<domain>``, beside its
+        proportion ``mix_<domain>``)."""
+        columns = [str(c) for c in columns]
+        bad = [c for c in columns if not c.startswith(LOSS_PREFIX) or c == LOSS_PREFIX]
+        if bad:
+            raise ParamError("outputs", f"{{outputs}}: the mixture law reads one loss column per domain, named "
+                                        f"{LOSS_PREFIX}<domain> beside the domain's proportion mix_<domain>; "
+                                        f"{bad} are not so named (e.g. loss_web,loss_code; rename a column "
+                                        f"with --map)", value=columns)
+        return MixtureLaw(tuple(c[len(LOSS_PREFIX):] for c in columns))
 
     def spec(self) -> dict:
         return {"name": self.name, "outputs": list(self.outputs)}

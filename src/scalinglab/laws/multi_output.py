@@ -80,6 +80,11 @@ class MultiOutputLaw(Law):
         base_pos = {p.name: j for j, p in enumerate(base.params)}
         self._src = np.array([base_pos[p.name.split("[")[0]] for p in self.params])
 
+    @property
+    def target_columns(self) -> tuple[str, ...]:
+        """The wide table's column of each output, in output order (``data.outputs.stack_outputs``)."""
+        return self.outputs
+
     # ---------------------------------------------------------------- features
     def features(self, df) -> np.ndarray:
         X = self.base.features(df)

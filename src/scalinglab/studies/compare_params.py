@@ -107,8 +107,9 @@ class ParameterComparison(Record):
                             "level": self.level, "source": self.source,
                             "parameters": self.table.to_dict(orient="records"),
                             "fits": {str(g): f.to_dict() for g, f in self.fits.items()},
-                            "speedup": {str(g): {**dataclasses.asdict(s), "interval": "bootstrap confidence "
-                                                 "interval of the fitted curves (not a prediction interval)"}
+                            "speedup": {str(g): {**dataclasses.asdict(s), "interval": "lo, hi: bootstrap "
+                                                 "confidence interval of the fitted curves; pi_lo, pi_hi: calibrated "
+                                                 "prediction interval (the headline)"}
                                         for g, s in self.speedups.items()},
                             "warnings": self.warnings})
 
