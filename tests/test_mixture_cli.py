@@ -60,10 +60,10 @@ def test_the_y_columns_must_name_domains_and_a_one_target_law_refuses_two(tmp_pa
 def test_the_outputs_of_one_run_are_not_seed_repeats(tmp_path):
     """The stacked table has one row per mixture per domain and no seed repeats: the fit reports no
     seed-group noise (it floored the interval at ±0.29 from '2 seed groups' before). Given two seeds
-    per mixture, the replicate noise pools one (mixture, domain) pair per group and recovers the
-    NOISE the losses were drawn with (its 99% chi-square interval, 24 dof)."""
+    per mixture, each (mixture, domain) pair is one seed group: the pooled sd is exactly that of the
+    drawn log-noise pairs, sqrt(sum (e1 - e2)^2 / 2 / pairs), with one dof per pair."""
     from scalinglab.data.outputs import stack_outputs
-    from scalinglab.fitting.noise import noise_from_replicates, sd_interval
+    from scalinglab.fitting.noise import noise_from_replicates
 
     path = tmp_path / "mixtures.csv"
     _wide(path)
@@ -73,16 +73,15 @@ def test_the_outputs_of_one_run_are_not_seed_repeats(tmp_path):
     law = MixtureLaw(("a", "b"))
     wide = pd.read_csv(path)
     assert noise_from_replicates(stack_outputs(wide, ["loss_a", "loss_b"]), law) is None
-    # two seeds of each mixture: the second seed's losses redrawn about the law with the same noise
-    second = wide[["mix_a", "mix_b"]].copy()
-    rng = np.random.default_rng(1)
     theta = law.from_public(dict(law.example_constants))
-    for k, d in enumerate(law.domains):
-        second[f"loss_{d}"] = law.predict(theta, law.features(second.assign(output=k))) * np.exp(
-            rng.normal(0, NOISE, len(second)))
-    both = pd.concat([wide.assign(seed=0, run_id=[f"m{i}s0" for i in range(len(wide))]),
-                      second.assign(seed=1, run_id=[f"m{i}s1" for i in range(len(second))])], ignore_index=True)
-    est = noise_from_replicates(stack_outputs(both, ["loss_a", "loss_b"]), law)
-    assert est is not None and est.n_groups == 2 * len(wide) and est.dof == 2 * len(wide)
-    lo, hi = sd_interval(est.sd, est.dof, 0.99)
-    assert lo <= NOISE <= hi, (est.sd, lo, hi)
+    noise = np.random.default_rng(1).normal(0, NOISE, (2, 2, len(wide)))      # seed x domain x mixture
+    seeds = []
+    for s in range(2):
+        run = wide[["mix_a", "mix_b"]].assign(seed=s, run_id=[f"m{i}s{s}" for i in range(len(wide))])
+        for k, d in enumerate(law.domains):
+            run[f"loss_{d}"] = law.predict(theta, law.features(run.assign(output=k))) * np.exp(noise[s, k])
+        seeds.append(run)
+    est = noise_from_replicates(stack_outputs(pd.concat(seeds, ignore_index=True), ["loss_a", "loss_b"]), law)
+    pairs = 2 * len(wide)
+    assert est is not None and est.n_groups == pairs and est.dof == pairs
+    assert est.sd == pytest.approx(np.sqrt(np.sum((noise[0] - noise[1]) ** 2) / 2 / pairs), rel=1e-6)

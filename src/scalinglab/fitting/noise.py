@@ -135,11 +135,21 @@ def _group_ids(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return key.groupby(columns, dropna=False, sort=True).ngroup().to_numpy()
 
 
-def replicate_groups(df: pd.DataFrame) -> np.ndarray:
-    """Row-level seed groups: rows equal in every design coordinate present (tokens included)
-    but the seed and run id; a group of several rows holds replicates of one point.  Rows with no
-    design coordinate at all (a metric table, ``data/metric.py``) are each their own point."""
-    columns = [c for c in _DESIGN if c in df.columns]
+def _design_columns(df: pd.DataFrame, features=()) -> list[str]:
+    """The columns present that place a run: the design coordinates and the law's ``features``
+    (a mixture's proportions), and ``output`` beside them, never alone: it tells the outputs of one
+    run apart, it places no run. Empty when nothing places one."""
+    columns = [c for c in _DESIGN if c in df.columns and c != "output"]
+    columns += [c for c in features if c in df.columns and c not in columns and c != "output"]
+    return columns + ["output"] if columns and "output" in df.columns else columns
+
+
+def replicate_groups(df: pd.DataFrame, features=()) -> np.ndarray:
+    """Row-level seed groups: rows equal in every design coordinate present (tokens included) and
+    in the law's ``features`` but the seed and run id; a group of several rows holds replicates of
+    one point.  Rows with nothing that places them (a metric table, ``data/metric.py``, or a
+    multi-output law's long table with only ``output``) are each their own point."""
+    columns = _design_columns(df, features)
     return _group_ids(df, columns) if columns else np.arange(len(df))
 
 
@@ -153,10 +163,10 @@ def seed_groups(df: pd.DataFrame) -> np.ndarray:
         return replicate_groups(df)
     run = df["run_id"].astype(str)
     final = df.groupby(run)["tokens"].transform("max") if "tokens" in df.columns else None
-    design = df[[c for c in _DESIGN if c in df.columns and c != "tokens"]].copy()
+    design = df[[c for c in _design_columns(df) if c != "tokens"]].copy()
     if final is not None:
         design["final_tokens"] = final.to_numpy()
-    if design.shape[1] == 0:            # nothing places a run (a metric table): each run is its own unit
+    if list(design.columns) in ([], ["output"]):   # nothing places a run (a metric table): each its own unit
         design = pd.DataFrame({"run_id": run.to_numpy()})
     return _group_ids(design, list(design.columns))
 
@@ -182,6 +192,13 @@ def _target(df: pd.DataFrame, law, column: str = "loss") -> tuple[np.ndarray, st
     return np.asarray(obj.transform.forward(obj.target_values(df)), dtype=float), obj.target_transform
 
 
+def _law_features(law) -> tuple[str, ...]:
+    """The columns the law reads as features (rows that differ in one are not replicates)."""
+    from scalinglab.laws import get_law
+
+    return tuple(str(v) for v in getattr(get_law(law), "variables", ()))
+
+
 def _label_row(columns: list, row: int) -> str:
     """``_label`` of one row from the columns' arrays (no per-row DataFrame access)."""
     parts = []
@@ -194,8 +211,8 @@ def _label_row(columns: list, row: int) -> str:
 
 def noise_from_replicates(df: pd.DataFrame, law=None, *, level: float = 0.9) -> NoiseEstimate | None:
     """Pooled within-seed-group sd of the (transformed) target; None when no point is repeated."""
-    ids = replicate_groups(df)
     z, space = _target(df, law)
+    ids = replicate_groups(df, () if law is None else _law_features(law))
     ok = np.isfinite(z)
     ids, z = ids[ok], z[ok]
     counts = np.bincount(ids)

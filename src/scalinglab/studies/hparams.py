@@ -4,7 +4,8 @@ The sweep: runs at several model sizes N and token counts D (the *groups*), each
 at a grid of peak learning rates and batch sizes, one final loss per run (columns ``params``,
 ``tokens``, ``lr``, ``batch_size``, ``loss``; a run whose loss is missing or not finite diverged:
 it is listed, and left out of the smoothing; so is a run that diverged but kept logging a finite
-loss: more than ``diverged_ratio`` (default 1.5) times its group's best, see ``DIVERGED_RATIO``).
+loss: more than ``diverged_ratio`` (default 1.5) times its group's best, see ``DIVERGED_RATIO``, or,
+in a sweep store, whose evaluated loss rose through training, see ``RISE_MARGIN`` and ``rising_runs``).
 
 1. Smooth. Per group, a quadratic in (log lr, log B) is fitted by least squares to the group's
    near-optimal runs: those whose loss lies within ``window`` (relative, default 2%) of the
@@ -48,6 +49,7 @@ from scalinglab.util.jsonio import checked_dumps
 from scalinglab.util.errors import ParamError, ParamText
 
 __all__ = ["HparamFit", "HparamValidation", "fit_hparams", "validate_hparams", "pooled_procedure", "rollout_scores", "load_hparam_runs", "synthetic_hparam_sweep",
+           "rising_runs", "RISE_MARGIN",
            "smooth_group", "FORMS", "TARGETS"]
 
 TARGETS = ("lr", "batch")                 # the fitted settings, and their run columns
@@ -62,6 +64,15 @@ EDGE_SHARE = 0.02                          # an optimum within 2% of the box's w
 # only ever uses runs within ``window`` (2%) of the minimum, so no near-optimal run is lost at 1.5, but a
 # diverged run left in steers the first quadratic (fitted to all runs) and the bootstrap's resamples.
 DIVERGED_RATIO = 1.5
+# A run of a sweep store whose loss ROSE through training: its final evaluation more than 5% above its own
+# running minimum (the evaluated val_loss, the loss the store records as the run's final; the per-step
+# train loss of one batch is far noisier: on the CPU grid of benchmarks/hparams_cpu_grid its last step sat
+# 42% above its minimum on average in healthy runs, so it is not used). Why 5%: 2.5x the near-optimal
+# window (2%), so a run that rose by it no longer tells where its setting's optimum lies, and 5 sds of a
+# 1% run-to-run noise (the synthetic sweeps use 0.1-0.3%), so a converged run's last evaluations never
+# cross it (none of that grid's 47 runs rose at all); far below DIVERGED_RATIO, so it names the runs that
+# blew up late and ended within 1.5x of their group's best. A CSV has no histories: nothing is checked.
+RISE_MARGIN = 0.05
 # DeepSeek LLM (arXiv:2401.02954, sec. 3.1): the near-optimal runs are those within 0.25% of the best
 # generalization error of their compute budget
 PROCEDURE_BAND = 0.0025
@@ -94,14 +105,16 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
         raise ValueError("--seq-len converts a batch size in sequences: give it with --batch-unit sequences")
     mapping = dict(mapping or {})
     if isinstance(source, pd.DataFrame):
-        raw, name = source.copy(), "<DataFrame>"
+        raw, name, rose = source.copy(), "<DataFrame>", None
     elif Path(source).suffix.lower() in (".db", ".sqlite"):
-        from scalinglab.data.store import runs_frame
+        from scalinglab.data.store import main_branch_curves, runs_frame
 
         name = str(source)
         raw = runs_frame(source)                   # lr and batch_size (tokens) from each run's config
         raw = raw[raw["branch"] == -1].drop(columns=["budget", "run_budget"]).reset_index(drop=True)
+        rose = rising_runs(main_branch_curves(source))
     else:
+        rose = None                                # a table has no histories: no run is checked for a rise
         raw, name, _ = read_frame(Path(source), sep=sep, expected="params, tokens (or flops), lr, batch_size, loss "
                                   "(one row per run of the LR × batch sweep)")
     label = row_label_for(name)
@@ -119,6 +132,14 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
     diverged["reason"] = [f"{label(int(r))}: loss {v!r} is missing or not finite (diverged or unfinished); "
                           "left out of the smoothing" for r, v in zip(diverged["source_row"],
                                                                        raw.loc[bad, mapping.get("loss", "loss")])]
+    if rose is not None and len(rose):
+        up = raw["run_id"].isin(rose.index).to_numpy() & ~bad
+        risen = raw[up].copy()
+        risen["rose"] = True
+        risen = risen.join(rose[["min_loss", "min_step", "final_step"]], on="run_id")
+        risen["reason"] = [_rise_reason(label(int(r)), rid, rose.loc[rid]) for r, rid in
+                           zip(risen["source_row"], risen["run_id"])]
+        diverged, bad = pd.concat([diverged, risen], ignore_index=True), bad | up
     finished, dropped = raw[~bad].reset_index(drop=True), []
     if drop_invalid:
         used = [c for c in ("params", "tokens", "flops", "lr", "batch_size", "loss")
@@ -146,6 +167,28 @@ def load_hparam_runs(source, *, mapping: dict | None = None, where: str | None =
     runs.batch_unit = batch_unit
     runs.invalid_dropped = dropped
     return runs, diverged.reset_index(drop=True)
+
+
+def rising_runs(curves: pd.DataFrame, *, margin: float = RISE_MARGIN) -> pd.DataFrame:
+    """The runs whose loss rose through training (see ``RISE_MARGIN``), indexed by run_id, with the
+    minimum of their evaluated loss (``min_loss`` at ``min_step``) and the last (``final_loss`` at
+    ``final_step``), from a store's main-branch curves (``data.store.main_branch_curves``). A run
+    with fewer than 2 evaluations cannot rise and is not listed."""
+    cols = ["min_loss", "min_step", "final_loss", "final_step"]
+    val = curves[np.isfinite(pd.to_numeric(curves["val_loss"], errors="coerce").to_numpy(float))]
+    rows = {}
+    for run, part in val.sort_values("step").groupby("run_id", sort=False):
+        loss, step = part["val_loss"].to_numpy(float), part["step"].to_numpy()
+        i = int(np.argmin(loss))
+        if len(loss) >= 2 and loss[-1] > (1 + margin) * loss[i]:
+            rows[run] = (float(loss[i]), int(step[i]), float(loss[-1]), int(step[-1]))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
+
+
+def _rise_reason(row: str, run_id, r) -> str:
+    return (f"{row} (run {run_id}): loss rose through training, from its minimum {r.min_loss:.4g} at step "
+            f"{r.min_step} to {r.final_loss:.4g} at step {r.final_step} (+{100 * (r.final_loss / r.min_loss - 1):.1f}%, "
+            f"more than {100 * RISE_MARGIN:g}%): diverged; left out of the smoothing")
 
 
 def _apply_mapping_and_where(frame: pd.DataFrame, mapping: dict, where: str | None) -> pd.DataFrame:
@@ -740,6 +783,15 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
     if (~finite).any():
         notes.append(f"{int((~finite).sum())} run(s) with no finite loss (diverged or unfinished) were left out of the "
                      f"smoothing: {_row_ranges(diverged[~finite])}")
+    rose = (diverged["rose"].eq(True).to_numpy() if len(diverged) and "rose" in diverged
+            else np.zeros(len(diverged), bool))
+    if rose.any():
+        notes.append(f"{int(rose.sum())} run(s) whose loss rose through training (final evaluation more than "
+                     f"{100 * RISE_MARGIN:g}% above the run's own minimum) were left out of the smoothing: "
+                     + ", ".join(f"{r.run_id} ({r.min_loss:.4g} at step {r.min_step:.0f} -> {r.loss:.4g} at step "
+                                 f"{r.final_step:.0f})" for r in diverged[rose].head(8).itertuples())
+                     + (", ..." if rose.sum() > 8 else ""))
+    finite &= ~rose
     if finite.any():
         far = diverged[finite]
         notes.append(f"{len(far)} run(s) diverged with a finite loss (more than {diverged_ratio:g}x their group's "
