@@ -13,7 +13,7 @@ from scalinglab.planning.monitor import monitor
 from scalinglab.studies.lr_schedule import fit_schedule
 from scalinglab.util.errors import ParamError
 
-T, WARMUP, PEAK, EVERY, NOISE = 3000, 60, 3e-3, 20, 0.004
+T, WARMUP, PEAK, EVERY, NOISE = 3000, 60, 3e-3, 30, 0.004     # 100 checkpoints: each replay refits ~90 times
 TRUE = {"L0": 2.0, "A": 0.08, "alpha": 0.5, "C": 0.3}          # the big run's law
 STEPS = np.arange(EVERY, T + 1, EVERY)
 RUN = dict(schedule="cosine", total_steps=T, warmup=WARMUP, peak_lr=PEAK)
@@ -117,8 +117,8 @@ def test_bad_curves_are_named():
     y = noisy(0)
     with pytest.raises(ParamError, match="step 60 comes after step 100"):
         monitor(pd.DataFrame({"step": [20, 40, 100, 60], "loss": y[:4]}), **RUN)
-    bad = frame(y).assign(loss=lambda f: f["loss"].where(f["step"] != 200, np.nan))
-    with pytest.raises(ParamError, match="checkpoint 10 .step 200.: loss nan is not a positive"):
+    bad = frame(y).assign(loss=lambda f: f["loss"].where(f["step"] != 300, np.nan))
+    with pytest.raises(ParamError, match="checkpoint 10 .step 300.: loss nan is not a positive"):
         monitor(bad, **RUN)
     with pytest.raises(ParamError, match="past total_steps=1000") as err:
         monitor(frame(y, 1200), schedule="cosine", total_steps=1000, warmup=WARMUP)

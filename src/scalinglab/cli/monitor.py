@@ -61,7 +61,8 @@ def monitor_command(
     level: Optional[float] = LevelOpt,
     spike_checkpoints: Optional[int] = typer.Option(None, "--spike-checkpoints", help="Consecutive checkpoints "
                                                     "above the band that raise a spike alarm (default: those in "
-                                                    "1% of the run, at least 3)"),
+                                                    "1% of the run, at least 3); the band's edge for them is raised to hold a "
+                                                    "clean run's chance of any false alarm to 1%"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the figure (PNG): observed, "
                                           "forecast, band, alarm"),
     html_report: Optional[Path] = typer.Option(None, "--report", help="Write a standalone HTML page (OUT.html): "

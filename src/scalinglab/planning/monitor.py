@@ -26,16 +26,23 @@ stated in ``Band.basis``.
 The alarm replays the curve checkpoint by checkpoint, each against a forecast (and band) made
 only from checkpoints logged well before it, so a spike cannot hide in its own forecast:
 
-* spike: ``spike_checkpoints`` consecutive checkpoints above the upper band (default: those
-  in 1% of the run, at least 3), forecast from checkpoints at least that many spacings older;
+* spike: ``spike_checkpoints`` consecutive checkpoints (default: those in 1% of the run, at least
+  3) above the spike edge (the band's noise term raised to z noise standard deviations where the
+  false-alarm rate asks for it, plus the extrapolation term), forecast from checkpoints at least
+  that many spacings older;
 * drift: the median log residual of the checkpoints of the last 2% of the run (at least 5; a
   median, so that one bad checkpoint is not a drift), against the forecast made ``DRIFT_LAG`` of
-  the run earlier, exceeds 2 * noise / sqrt(m) + per_step(ALARM_LEVEL) * d (noise averages over
-  m checkpoints, the extrapolation error does not); or Page's CUSUM of the same residuals,
+  the run earlier, exceeds t noise standard deviations + per_step(ALARM_LEVEL) * d (noise averages
+  over m checkpoints, the extrapolation error does not); or Page's CUSUM of the same residuals,
   checkpoint by checkpoint, less that extrapolation error, in noise standard deviations (each
-  clipped at ``CUSUM_CLIP``), above ``CUSUM_LIMIT``: it adds up a slow drift the median has not
-  yet seen.
-Both use the extrapolation term at ``ALARM_LEVEL`` (99%), not the band's level: a systematic
+  clipped at ``CUSUM_CLIP``), above h: it adds up a slow drift the median has not yet seen.
+The thresholds (z, t, h: ``alarm_thresholds``) hold the chance of any alarm on a clean run to
+``RUN_FALSE_ALARM`` over the whole run, not per checkpoint: with a checkpoint every 0.4% of a run,
+a per-checkpoint rule at a 90% band fires on almost every clean run.  Each rule gets a third of the
+rate, spread over the run's checked checkpoints (a union bound, so the rate is an upper bound),
+under the band's model of a clean run: independent Gaussian noise whose ``level`` quantile of |r|
+is the band's noise term.  The thresholds grow with the log of the number of checkpoints.
+Both rules use the extrapolation term at ``ALARM_LEVEL`` (99%), not the band's level: a systematic
 error is the same at every check, so a 90% edge would raise a false alarm on one clean run in
 ten; and no alarm comes from a forecast fitted on less than ``ALARM_FROM`` of the run.
 
@@ -45,7 +52,7 @@ hundred small fits.  ``monitor`` is a pure function of its inputs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -57,25 +64,83 @@ from scalinglab.planning.lr_schedule import schedule_lr
 from scalinglab.util.errors import ParamError
 from scalinglab.util.intervals import check_level, conformal_quantile
 
-__all__ = ["monitor", "MonitorReport", "Band", "Alarm", "CALIBRATION_CUTS", "DRIFT_LAG", "DRIFT_WINDOW",
+__all__ = ["monitor", "MonitorReport", "Band", "Alarm", "AlarmThresholds", "alarm_thresholds", "CALIBRATION_CUTS",
+           "DRIFT_LAG", "DRIFT_WINDOW",
            "SPIKE_WINDOW", "ANCHOR_EVERY"]
 
 CALIBRATION_CUTS = (0.4, 0.5, 0.6, 0.7, 0.8)   # calibration fits end at these fractions of the observed checkpoints
 SPIKE_WINDOW = 0.01      # a spike alarm needs the checkpoints of this fraction of the run above the band ...
-MIN_SPIKE_CHECKPOINTS = 3  # ... and at least 3: with independent noise ((1 - level) / 2)^3 = 1.25e-4 per window at 90%
-DRIFT_WINDOW = 0.02      # a drift alarm averages the residuals of this fraction of the run (>= 5 checkpoints) ...
+MIN_SPIKE_CHECKPOINTS = 3  # ... and at least 3 (its edge then from RUN_FALSE_ALARM: alarm_thresholds)
+DRIFT_WINDOW = 0.02      # a drift alarm takes the median residual of this fraction of the run (>= 5 checkpoints) ...
 MIN_DRIFT_CHECKPOINTS = 5
-DRIFT_LAG = 0.05         # ... against the forecast made this fraction of the run earlier ...
-DRIFT_NOISE_FACTOR = 2.0   # ... above twice the band's noise term for a mean of m (~3.3 standard errors at 90%)
+DRIFT_LAG = 0.05         # ... against the forecast made this fraction of the run earlier
 ALARM_LEVEL = 0.99       # the alarms' quantile of the extrapolation error (a systematic error does not average out)
 ALARM_FROM = 0.2         # no alarm from forecasts fitted on less than this fraction of the run
 ANCHOR_EVERY = 0.01      # the replay refits its forecasts every this fraction of the run
+RUN_FALSE_ALARM = 0.01   # the chance that a clean run (independent noise) raises any alarm over its whole length,
+                         # a third to each rule (spike, median drift, CUSUM drift): ``alarm_thresholds``
 CUSUM_SLACK = 0.5        # drift CUSUM: S = max(0, S + z - 0.5), z the residual above the alarm's extrapolation
-CUSUM_LIMIT = 5.0        # error in noise standard deviations; alarm at S > 5: with independent Gaussian noise
-                         # and no drift, at most one false alarm per ~930 checkpoints (Page's CUSUM, k = 0.5,
-                         # h = 5; the clip below only lowers the rate)
+                         # error in noise standard deviations; its limit h from RUN_FALSE_ALARM (Siegmund)
 CUSUM_CLIP = 2.0         # each z is clipped at 2: one or two bad checkpoints that recover are not a drift (the
-                         # spike rule judges jumps), at least 4 in a row are needed
+                         # spike rule judges jumps); the clip only lowers the false-alarm rate
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """The alarm rules' thresholds for a run whose replay checks ``checks`` checkpoints, each rule
+    allowed ``rate`` (a third of the run-wise false-alarm rate) over the whole run, under the band's
+    model of a clean run: independent Gaussian noise in log(loss) whose ``level`` quantile of |r| is
+    the band's noise term (so a checkpoint lies above the upper edge with probability <= (1 - level) / 2)."""
+
+    checks: int
+    rate: float
+    spike_checkpoints: int      # k in a row above the spike edge ...
+    spike_sigmas: float         # ... at this many sigma (at least the band's): P <= checks * P(N > z)^k <= rate
+    median_sigmas: float        # the median of m residuals above this many sigma: P <= rate / checks per check
+    cusum_limit: float          # Page's CUSUM (slack 0.5) limit h: Siegmund's in-control ARL >= checks / rate
+
+
+def _binomial_tail(m: int, q: float, need: int) -> float:
+    """P(Binomial(m, q) >= need)."""
+    return sum(math.comb(m, i) * q ** i * (1.0 - q) ** (m - i) for i in range(need, m + 1))
+
+
+def _median_sigmas(m: int, p: float) -> float:
+    """The t (in sigma) with P(median of m independent N(0, 1) > t) = p: the median exceeds t only
+    when at least ceil(m / 2) of the m do, a binomial tail in q = P(N(0, 1) > t); solved for q by bisection."""
+    lo, hi = 0.0, 0.5
+    for _ in range(100):
+        q = (lo + hi) / 2
+        lo, hi = (q, hi) if _binomial_tail(m, q, math.ceil(m / 2)) < p else (lo, q)
+    return NormalDist().inv_cdf(1.0 - lo)
+
+
+def _cusum_limit(arl: float, slack: float = CUSUM_SLACK) -> float:
+    """The h whose in-control average run length is ``arl`` checkpoints for Page's CUSUM with
+    reference ``slack`` on N(0, 1) increments, by Siegmund's approximation
+    ARL0 = (exp(2 k b) - 2 k b - 1) / (2 k^2), b = h + 1.166 (increasing in h: bisection)."""
+    def arl0(h):
+        kb = 2.0 * slack * (h + 1.166)
+        return (math.exp(kb) - kb - 1.0) / (2.0 * slack ** 2)
+    lo, hi = 0.0, 100.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if arl0(mid) < arl else (lo, mid)
+    return hi
+
+
+def alarm_thresholds(checks: int, level: float, drift_checkpoints: int, spike_checkpoints: int,
+                     rate: float = RUN_FALSE_ALARM) -> AlarmThresholds:
+    """Thresholds that hold the chance of any false alarm on a clean run of ``checks`` checked
+    checkpoints to ``rate`` (a union bound: a third to each rule, each rule's checks counted as
+    independent chances).  With hundreds of checkpoints, one outside a 90% band is a certainty and
+    three in a row a few percent, so every threshold grows (slowly) with the run's number of
+    checkpoints; the spike rule keeps its k (its delay) and raises its edge instead."""
+    checks, per_rule = max(int(checks), 1), rate / 3.0
+    band_sigmas = NormalDist().inv_cdf(0.5 + level / 2)
+    spike_sigmas = max(band_sigmas, NormalDist().inv_cdf(1.0 - (per_rule / checks) ** (1.0 / spike_checkpoints)))
+    return AlarmThresholds(checks, per_rule, int(spike_checkpoints), spike_sigmas,
+                           _median_sigmas(int(drift_checkpoints), per_rule / checks), _cusum_limit(checks / per_rule))
 
 
 @dataclass(frozen=True)
@@ -91,9 +156,16 @@ class Band:
     def half_width(self, distance) -> np.ndarray:
         return self.noise + self.per_step * np.maximum(np.asarray(distance, dtype=float), 0.0)
 
-    def alarm_half_width(self, distance) -> np.ndarray:
-        """The alarm's edge: the noise at ``level``, the extrapolation error at ALARM_LEVEL."""
-        return self.noise + self.alarm_per_step * np.maximum(np.asarray(distance, dtype=float), 0.0)
+    def alarm_half_width(self, distance, sigmas: float | None = None) -> np.ndarray:
+        """The alarm's edge: the noise at ``level`` (or at ``sigmas`` noise standard deviations),
+        the extrapolation error at ALARM_LEVEL."""
+        noise = self.noise if sigmas is None else sigmas * self.sigma
+        return noise + self.alarm_per_step * np.maximum(np.asarray(distance, dtype=float), 0.0)
+
+    @property
+    def sigma(self) -> float:
+        """The noise's standard deviation, if Gaussian: the noise term is the ``level`` quantile of |r|."""
+        return self.noise / NormalDist().inv_cdf(0.5 + self.level / 2)
 
     @property
     def basis(self) -> str:
@@ -137,6 +209,7 @@ class MonitorReport:
     drift_checkpoints: int
     spacing: float
     notes: list[str] = field(default_factory=list)
+    rules: AlarmThresholds | None = None
 
     @property
     def on_track(self) -> bool:
@@ -155,9 +228,15 @@ class MonitorReport:
                  f"forecast final loss {self.final['loss']:.4f}, {self.level:.0%} band "
                  f"[{self.final['lo']:.4f}, {self.final['hi']:.4f}] ({how})",
                  f"band: {self.band.basis}",
-                 f"alarm rules: spike = {self.spike_checkpoints} consecutive checkpoints above the band (checkpoints "
+                 f"alarm rules: spike = {self.spike_checkpoints} consecutive checkpoints above the band"
+                 + ("" if self.rules is None else f" at {self.rules.spike_sigmas:.2f} noise sd")
+                 + f" (checkpoints "
                  f"every {self.spacing:g} steps); drift = median residual of the last {self.drift_checkpoints} "
-                 f"checkpoints above the forecast made {DRIFT_LAG:.0%} of the run earlier"]
+                 f"checkpoints above the forecast made {DRIFT_LAG:.0%} of the run earlier"
+                 + ("" if self.rules is None else
+                    f" by {self.rules.median_sigmas:.2f} noise sd, or their CUSUM above {self.rules.cusum_limit:.1f}; "
+                    f"thresholds for a {3 * self.rules.rate:.0%} chance of any false alarm over the run's "
+                    f"{self.rules.checks} checked checkpoints")]
         if self.alarm is None:
             lines.append("status: ON TRACK (no alarm)")
         else:
@@ -174,6 +253,7 @@ class MonitorReport:
                                                           "detail": self.alarm.detail},
                 "params": self.params, "anchored": self.anchored, "spike_checkpoints": self.spike_checkpoints,
                 "drift_checkpoints": self.drift_checkpoints, "spacing": self.spacing, "notes": list(self.notes),
+                "rules": None if self.rules is None else asdict(self.rules),
                 "observed": self.observed.to_dict(orient="list"), "forecast": self.forecast.to_dict(orient="list")}
 
 
@@ -326,7 +406,8 @@ def monitor(curve, *, schedule: str, total_steps: int, peak_lr: float | None = N
     warmup default to ``fit``'s, else 1.0 and 0: without a fit only the schedule's shape
     matters).  ``fit``: an optional ``ScheduleFit`` of the ladder's curves (its alpha and C are
     kept).  ``level``: the band's coverage.  ``spike_checkpoints``: consecutive checkpoints above
-    the band that make a spike (default: those in 1% of the run, at least 2).
+    the band that make a spike (default: those in 1% of the run, at least 3; the spike edge is set
+    for them so that a clean run's chance of a false alarm stays ``RUN_FALSE_ALARM``).
     See the module's docstring for the band and the alarm rules."""
     level = check_level(level)
     if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 2:
@@ -362,23 +443,25 @@ def monitor(curve, *, schedule: str, total_steps: int, peak_lr: float | None = N
     forecast = pd.DataFrame({"step": ahead, "lr": lr[ahead - 1], "loss": pred, "lo": pred * np.exp(-half),
                              "hi": pred * np.exp(half)})
     final = {k: float(forecast[k].iloc[-1]) for k in ("loss", "lo", "hi")}
+    m = max(MIN_DRIFT_CHECKPOINTS, math.ceil(DRIFT_WINDOW * total_steps / spacing))
     k = (spike_checkpoints if spike_checkpoints is not None else
          max(MIN_SPIKE_CHECKPOINTS, math.ceil(SPIKE_WINDOW * total_steps / spacing)))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ParamError("spike_checkpoints", f"{{spike_checkpoints}} must be a whole number >= 1; got {k!r}")
-    m = max(MIN_DRIFT_CHECKPOINTS, math.ceil(DRIFT_WINDOW * total_steps / spacing))
-    observed, alarm = _replay(fc, st, y, total_steps, int(k), m, spacing)
+    rules = alarm_thresholds(math.ceil((1.0 - ALARM_FROM) * total_steps / spacing), level, m, int(k))
+    observed, alarm = _replay(fc, st, y, total_steps, rules, m, spacing)
     full = pd.DataFrame({"step": steps, "loss": loss}).merge(observed, on=["step", "loss"], how="left")
     notes = []
     if alarm is not None:
         notes.append("the forecast is fitted on every observed checkpoint, those after the alarm included")
     params = {k_: float(v) for k_, v in law.to_public(fc.theta(n)).items()}
     return MonitorReport(schedule, total_steps, level, full, forecast, final, band, params, anchored, alarm,
-                         int(k), int(m), spacing, notes)
+                         int(k), int(m), spacing, notes, rules)
 
 
-def _replay(fc: _Forecaster, st, y, total_steps: int, k: int, m: int, spacing: float):
+def _replay(fc: _Forecaster, st, y, total_steps: int, rules: AlarmThresholds, m: int, spacing: float):
     """Each checkpoint against the forecast of the last anchor well before it; the first alarm."""
+    k = rules.spike_checkpoints
     grid = ANCHOR_EVERY * total_steps
     spike_lag = (k + 1) * spacing
     drift_lag = max(DRIFT_LAG * total_steps, spike_lag)
@@ -397,7 +480,7 @@ def _replay(fc: _Forecaster, st, y, total_steps: int, k: int, m: int, spacing: f
             rows.append((st[j], y[j], np.nan, np.nan, np.nan, np.nan))
             continue
         p = float(fc.predict(n, fc.X[j:j + 1])[0])
-        h = float(b.alarm_half_width(st[j] - st[n - 1]))
+        h = float(b.alarm_half_width(st[j] - st[n - 1], rules.spike_sigmas))
         r = math.log(y[j] / p)
         rows.append((st[j], y[j], p, p * math.exp(-h), p * math.exp(h), r))
         if alarm is not None:
@@ -411,22 +494,22 @@ def _replay(fc: _Forecaster, st, y, total_steps: int, k: int, m: int, spacing: f
         bd = fc.band(nd) if nd >= 2 * fc.min_rows and st[nd - 1] >= start else None
         if bd is None:
             continue
+        sigma = bd.sigma
         if bd.noise > 0:                                   # CUSUM of standardized excess residuals
             rj = math.log(y[j] / float(fc.predict(nd, fc.X[j:j + 1])[0]))
             excess = rj - bd.alarm_per_step * float(st[j] - st[nd - 1])
-            sigma = bd.noise / NormalDist().inv_cdf(0.5 + bd.level / 2)
             cusum = max(0.0, cusum + min(excess / sigma, CUSUM_CLIP) - CUSUM_SLACK)
-            if cusum > CUSUM_LIMIT:
+            if cusum > rules.cusum_limit:
                 alarm = Alarm(int(st[j]), "drift", f"the residuals above the forecast made {DRIFT_LAG:.0%} of the run "
                                                     f"earlier add up to {cusum:.1f} noise standard deviations (CUSUM, "
-                                                    f"limit {CUSUM_LIMIT:g}); the last {rj:+.2%}")
+                                                    f"limit {rules.cusum_limit:.1f}); the last {rj:+.2%}")
                 continue
         if j + 1 < m or st[j - m + 1] <= st[nd - 1]:
             continue
         window = slice(j - m + 1, j + 1)
         rd = np.log(y[window] / fc.predict(nd, fc.X[window]))
         d = st[window] - st[nd - 1]
-        limit = DRIFT_NOISE_FACTOR * bd.noise / math.sqrt(m) + bd.alarm_per_step * float(d.mean())
+        limit = rules.median_sigmas * sigma + bd.alarm_per_step * float(d.mean())
         if np.median(rd) > limit:
             alarm = Alarm(int(st[j]), "drift", f"the last {m} checkpoints lie a median {np.median(rd):+.2%} above the forecast "
                                                 f"made at step {int(st[nd - 1])} (limit {limit:.2%})")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalinglab.data.loss_curve import CURVE_FILE_HELP, read_curves
 from scalinglab.data.scale import check_fit_rows
 from scalinglab.fitting.prediction import IntervalRule, conformal_rule
 from scalinglab.laws.lr_schedule import DEFAULT_DECAY, LR_SCHEDULE, LRScheduleLaw
@@ -40,9 +41,6 @@ from scalinglab.util.errors import ParamError
 
 __all__ = ["ScheduleFit", "read_curves", "fit_schedule", "CURVE_FILE_HELP"]
 
-CURVE_FILE_HELP = ("a loss curve: a CSV/Parquet/JSONL file with columns step, lr, loss (and run or run_id when it "
-                   "holds several curves), or a sweep store .db")
-_STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 # lambda values profiled by decay="fit" (a drop's effect lasts ~1/(1 - lambda) steps: 1 ... 2000).
 # 0, 0.5 and 0.8 (an anneal credited within 1-5 steps) were added for issue 27: on cosine-to-0.1x
 # curves made by the multi-power law (Luo et al. 2025), the profile of the longest curve stopped at
@@ -51,92 +49,6 @@ _STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 DECAY_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995)
 # share of each curve's post-warmup steps the calibration refits keep; they predict the rest
 HOLDOUT_FRACTIONS = (0.4, 0.55, 0.7)
-
-
-# ------------------------------------------------------------------------------------------ input
-
-
-def _read_table(source, expected: str) -> tuple[pd.DataFrame, str, object, bool]:
-    """(raw frame with source_row, source name, row label, from a sweep store)."""
-    from scalinglab.data.schema import row_label_for
-    from scalinglab.data.tables import read_frame
-
-    if isinstance(source, pd.DataFrame):
-        frame = source.copy()
-        frame.attrs.setdefault("source", "the curve frame")
-        return (*read_frame(frame, expected=expected), False)
-    path = Path(source)
-    if not path.exists():
-        raise ValueError(f"curve file {path} does not exist; give {CURVE_FILE_HELP}")
-    suffix = path.suffix.lower()
-    if suffix in _STORE_SUFFIXES:
-        from scalinglab.data.store import FINAL_BRANCH, curves_frame
-
-        df = curves_frame(path)
-        df = df[df["branch"] == FINAL_BRANCH].reset_index(drop=True)
-        df["source_row"] = np.arange(1, len(df) + 1)
-        return df.rename(columns={"train_loss": "loss"}), str(path), row_label_for(str(path)), True
-    if suffix not in (".parquet", ".jsonl", ".json", ".csv", ".tsv", ".txt"):
-        raise ValueError(f"curve file {path}: unknown type {suffix!r}; give {CURVE_FILE_HELP}")
-    return (*read_frame(path, expected=expected, text_columns=("run", "run_id")), False)
-
-
-def read_curves(source, *, runs=None, loss_column: str | None = None, drop_invalid: bool = False) -> pd.DataFrame:
-    """Curves as a frame (run_id, step, lr, loss, source_row), sorted by run and step.
-
-    ``runs``: keep only these run names (in this order).  ``loss_column``: the column holding
-    the loss (default ``loss``, else ``train_loss``; ``val_loss`` for a store's validation
-    loss).  Every row of the curves used is checked (``data/tables.check_cells``): a step, lr or
-    loss that is not a number, not finite, missing or out of range is an error naming the file,
-    row, curve and column, or, with ``drop_invalid``, the row is left out and listed in
-    ``attrs["dropped"]``.  A sweep store's rows without a validation loss (between evaluations)
-    are left out and counted in ``attrs["notes"]``.  ``attrs["warnings"]``: a curve whose peak lr
-    lies far outside its siblings' (``data/tables.setting_outliers``)."""
-    from scalinglab.data.tables import Cell, check_cells, setting_outliers
-
-    df, where, label, from_store = _read_table(source, "step, lr, loss (and run or run_id for several curves)")
-    found = [c for c in df.columns if c != "source_row"]
-    if "run_id" not in df.columns:
-        df["run_id"] = df["run"] if "run" in df.columns else "curve"
-    if loss_column is None:
-        loss_column = "loss" if "loss" in df.columns else "train_loss"
-    missing = [c for c in ("step", "lr", loss_column) if c not in df.columns]
-    if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; {CURVE_FILE_HELP} (columns found: {found})")
-    df = df[["run_id", "step", "lr", loss_column, "source_row"]].rename(columns={loss_column: "loss"})
-    notes = []
-    if from_store:
-        unevaluated = df["loss"].isna().to_numpy()
-        if unevaluated.any():
-            notes.append(f"{where}: {int(unevaluated.sum())} logged step(s) without a {loss_column} (between "
-                         "evaluations) left out")
-        df = df[~unevaluated]
-    if df["run_id"].isna().any():
-        i = int(np.argmax(df["run_id"].isna().to_numpy()))
-        raise ValueError(f"{where}: {label(int(df['source_row'].iloc[i]))}, column 'run': no curve name; every row "
-                         "of a file of several curves needs its curve's name")
-    df["run_id"] = df["run_id"].astype(str)
-    if runs:
-        runs = [str(r) for r in runs]
-        unknown = [r for r in runs if r not in set(df["run_id"])]
-        if unknown:
-            raise ValueError(f"{where}: no curve named {unknown}; its curves are {sorted(set(df['run_id']))}")
-        df = pd.concat([df[df["run_id"] == r] for r in runs])
-    if df.empty:
-        raise ValueError(f"{where}: no rows with a loss; {CURVE_FILE_HELP}")
-    cells = [Cell("step", "a whole number of steps >= 1", whole=True),
-             Cell("lr", "a learning rate >= 0", low_closed=True),
-             Cell("loss", "a positive loss in nats/token", shown=loss_column)]
-    checked = check_cells(df, cells, source=where, label=label, drop_invalid=drop_invalid, run_column="run_id",
-                          run_word="curve")
-    df = checked.frame
-    order = list(dict.fromkeys(df["run_id"]))              # curves in the order they come
-    df["_order"] = df["run_id"].map({r: i for i, r in enumerate(order)})
-    df = df.sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(drop=True)
-    df.attrs.update(source=where, dropped=checked.dropped, notes=notes,
-                    warnings=setting_outliers(df, "lr", "run_id", source=where, label=label, what="peak lr",
-                                              reduce="max", run_word="curve"))
-    return df
 
 
 def warmup_steps(steps, lr) -> int:
