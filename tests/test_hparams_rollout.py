@@ -89,7 +89,7 @@ def test_the_calibrated_interval_holds_the_held_out_optimum_on_a_known_rule():
     assert max(widths) <= 2.0, widths                            # the goal: hi/lo <= 2x
 
 
-def test_the_calibrated_interval_is_narrower_than_the_raw_bootstrap_with_diverged_runs():
+def test_diverged_runs_left_out_do_not_widen_the_interval_and_kept_in_they_do():
     # a published grid's density (13 lr x 9 batch a group); one group's runs above 2 lr* log 6.5 nats
     sweep = synthetic_hparam_sweep(lr_factors=tuple(2.0 ** (k / 2) for k in range(-6, 7)),
                                    batch_factors=tuple(2.0 ** (k / 2) for k in range(-4, 5)), seed=0)
@@ -97,13 +97,14 @@ def test_the_calibrated_interval_is_narrower_than_the_raw_bootstrap_with_diverge
     bad = sweep.copy()
     bad.loc[hit, "loss"] = DIVERGED_LOSS
     target = {"params": 1e9, "tokens": 2e10}
-    raw_law = fit_hparams(bad, n_boot=NBOOT, diverged_ratio=1e9).law     # kept in, bootstrap PI alone
-    raw_law.uncertainty = {t: {k: v for k, v in u.items() if k != "rollout"} for t, u in raw_law.uncertainty.items()}
-    raw_pi = raw_law.interval(**target)
-    ours = fit_hparams(bad, n_boot=NBOOT).predict(**target)
+    width = lambda e: e["pi"][1] / e["pi"][0]                                  # noqa: E731
+    clean = fit_hparams(sweep, n_boot=NBOOT).predict(**target)
+    ours = fit_hparams(bad, n_boot=NBOOT).predict(**target)                    # the diverged runs named, left out
+    kept = fit_hparams(bad, n_boot=NBOOT, diverged_ratio=1e9).predict(**target)  # 1e9: every run kept
     for t in ("lr", "batch"):
-        assert "scores" in ours[t]["pi_rule"] and raw_pi[t]["pi_rule"] == "bootstrap"
-        assert ours[t]["pi"][1] / ours[t]["pi"][0] < raw_pi[t]["pi"][1] / raw_pi[t]["pi"][0], t
+        assert "scores" in ours[t]["pi_rule"]                                  # the rollout band was computed
+        assert width(ours[t]) == pytest.approx(width(clean[t]), rel=0.02), t  # as if the runs were never there
+    assert width(kept["lr"]) > width(ours["lr"])        # kept in, the 6.5-nat runs steer the smoothing
 
 
 def test_validate_prints_and_writes_the_refitted_procedure(tmp_path):
@@ -124,3 +125,21 @@ def test_validate_prints_and_writes_the_refitted_procedure(tmp_path):
     assert "rollout" in payload["predicted"]["lr"]["pi_rule"]
     bad = runner.invoke(app, ["hparams", "validate", str(path), "--procedure-band", "1.5"])
     assert bad.exit_code == 2 and "--procedure-band" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_group_whose_smoothed_surface_is_a_saddle_takes_its_best_run_as_optimum():
+    from scalinglab.studies.hparams import smooth_group
+
+    # loss = 2 + 0.05 (x² - y²) + 0.01 y on a 5 x 5 grid in (log lr, log B): a saddle; its least run is
+    # (0, -2), on the batch edge, and the optimum is that run, flagged as on the edge
+    x, y = np.meshgrid(np.linspace(-2, 2, 5), np.linspace(-2, 2, 5), indexing="ij")
+    logs = np.column_stack([x.ravel(), y.ravel()])
+    loss = 2.0 + 0.05 * (x.ravel() ** 2 - y.ravel() ** 2) + 0.01 * y.ravel()
+    sm = smooth_group(logs, loss, window=0.5)                # every run in the window: the quadratic is exact
+    assert not sm["valley"]
+    best = int(np.argmin(loss))
+    assert np.allclose(sm["opt"], logs[best]) and np.allclose(logs[best], [0.0, -2.0]) and sm["loss_opt"] == loss[best]
+    assert list(sm["edge"]) == [False, True]
+    # a valley (the same grid, + y²) keeps the quadratic's own minimum, at the origin
+    sm = smooth_group(logs, 2.0 + 0.05 * (x.ravel() ** 2 + y.ravel() ** 2), window=0.5)
+    assert sm["valley"] and np.allclose(sm["opt"], 0.0, atol=1e-9)

@@ -306,11 +306,24 @@ def smooth_group(logs: np.ndarray, loss: np.ndarray, *, window: float = 0.02) ->
             break
         mask = new
     coef = fit(mask)
-    u_opt = _box_minimum(coef, k)
-    loss_opt = float((_quad_terms(u_opt[None, :]) @ coef)[0])
+    _, H = _quad_parts(coef, k)
+    if active.all():
+        valley = bool(np.all(np.linalg.eigvalsh(H) > 1e-12))
+    else:                       # the separable quadratic: each setting's own curvature
+        valley = bool(np.all(np.diag(H) > 1e-12))
+    if valley:
+        u_opt = _box_minimum(coef, k)
+        loss_opt = float((_quad_terms(u_opt[None, :]) @ coef)[0])
+    else:
+        # a quadratic that is not a valley (a saddle or a ridge: the runs' noise above the settings'
+        # effect) has its minimum in a corner of the box wherever the noise tips it, not where the runs
+        # are best (a CPU grid: lr* = 0.04 in the grid's corner, 0.36 nats above the best run at 0.01):
+        # the best run's setting is the optimum then, on the edge where that run is
+        u_opt = u[order[0]].copy()
+        loss_opt = float(loss[order[0]])
     edge = np.abs(u_opt) >= 1.0 - 2 * EDGE_SHARE
     return {"opt": centre + half * u_opt, "loss_opt": loss_opt, "used": mask, "edge": edge,
-            "centre": centre, "half": half, "coef": coef}
+            "centre": centre, "half": half, "coef": coef, "valley": valley}
 
 
 def surface_loss(sm: dict, logs: np.ndarray) -> np.ndarray:
@@ -682,6 +695,8 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
         else:
             row["used"] = int(sm["used"].sum())
             row["smoothed_loss"] = sm["loss_opt"]
+            if not sm["valley"]:
+                row["note"] = "smoothed surface not a valley (noise above the settings' effect): optimum at the best run"
             edges = [t for j, t in enumerate(dims) if sm["edge"][j]]
             for j, t in enumerate(dims):
                 row[f"{t}_opt"] = float(np.exp(sm["opt"][j]))
@@ -689,7 +704,7 @@ def fit_hparams(runs, *, window: float = 0.02, form: str = "auto", n_boot: int =
                 if not edges or keep_edge:
                     usable[t].append(gi)
             if edges:
-                row["note"] = (f"optimum at the edge of the sampled {' and '.join(edges)}"
+                row["note"] = (row["note"] + "; " if row["note"] else "") + (f"optimum at the edge of the sampled {' and '.join(edges)}"
                                + (" (kept)" if keep_edge else ": left out of the regressions"))
                 edge_groups.append(ParamText(
                     f"N={g.params:.3g} D={g.tokens:.3g}: optimum at the edge of its sampled "
@@ -941,6 +956,10 @@ def validate_hparams(runs, *, presets=tuple(HPARAM_LAWS), procedure_band: float 
     cols = [_COLUMN[t] for t in dims]
     logs = np.log(sub[cols].to_numpy(float))
     sm = smooth_group(logs, sub["loss"].to_numpy(float), window=fit.window)
+    if not sm["valley"]:
+        notes.append("the held-out group's smoothed surface is not a valley (its runs' noise is above the settings' "
+                     "effect): a loss read off it at a predicted setting is unreliable; the nearest measured run "
+                     "is the better guide")
     best = sub.loc[sub["loss"].idxmin()]
     heldout = {"params": held.params, "tokens": held.tokens, "runs": int(len(held.rows)),
                "best_loss": float(best["loss"]), "best_lr": float(best["lr"]), "best_batch": float(best["batch_size"]),
