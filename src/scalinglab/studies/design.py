@@ -22,14 +22,19 @@ Three choices make the design beat random and grid ladders on extrapolation (ben
   law is least trusted on real data.  (``space_filling`` remains the start for a pool with no
   size axis.)
 * **The target's variance includes misspecification** (``design_extrapolation``): the drift of
-  the calibrated prediction interval, σ_m = (q/z)(d0 + d) at d decades between the largest run and
-  the target, is added to the parameter variance, and a candidate that raises the largest compute
-  removes part of it.  Parameter variance alone is local to a θ fitted on small runs and piled
-  runs at the cheapest budgets; a misspecified law's bias at the target was never reduced.
+  the calibrated prediction interval, σ_m = (q/z)(d0 + d), is added to the parameter variance,
+  d the log distance from each target setting to the nearest run in compute beyond it and in
+  tokens per parameter D/N (``setting_distance``: a law's error at a setting depends on where it
+  sits, not on its compute alone; for a budget C the setting is the planned D*/N*), and a
+  candidate that comes nearer removes part of it.  q is calibrated on the runs' own rollout
+  once they span 5 budgets (``rollout_drift``), else the stated default.  Parameter variance
+  alone is local to a θ fitted on small runs and piled runs at the cheapest budgets; a
+  misspecified law's bias at the target was never reduced.
 * **Valleys are bracketed**: at each budget, candidates are taken within ±(0.4 dex + 2 sd) of the
-  current N*(C) estimate (at most ±0.8), then within twice that, the walls' far ends last.
+  current N*(C) estimate (at most ±0.8) or, for a table of targets, within the targets' D/N
+  range, then within twice the bracket, the walls' far ends last.
 
-Picks are greedy: the best gain per unit cost, the covariance (and the largest compute) updated
+Picks are greedy: the best gain per unit cost, the covariance (and the nearest run) updated
 after each, within the remaining budget, never a candidate twice nor one already run.  The target
 is a compute budget C (quantities: the planned loss at the compute-optimal allocation and log10
 N*(C)) or a table of target settings (their predicted losses).  ``target_interval`` gives the
@@ -43,8 +48,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from scalinglab.fitting.prediction import DISTANCE_FLOOR_DEX
 from scalinglab.laws.base import Law
-from scalinglab.studies.design_extrapolation import distance_dex, drift_sd, frame_compute, valley_excess
+from scalinglab.studies.design_extrapolation import (DRIFT_Q, MIN_ROLLOUT_LEVELS, drift_sd, frame_compute, log_ratio,
+                                                     rollout_drift, setting_distance, valley_excess)
 from scalinglab.studies.design_pool import (PILOT_SHARE, already_run, budget_levels, checked_pool, pilot_design,
                                             space_filling)
 from scalinglab.util.errors import ParamError
@@ -55,6 +62,9 @@ __all__ = ["Suggestion", "suggest", "target_interval", "target_function", "quant
 
 DEFAULT_NOISE = 0.01       # sd of log loss when the runs cannot estimate it: ~1% seed-to-seed (data.builtin)
 MIN_DOF_FOR_NOISE = 3      # residual degrees of freedom needed to estimate sigma from the fit
+# the rule that picked a candidate past the pilot, as its reason names it ("RULE: detail")
+BRACKET_RULES = ("variance per cost in the N* bracket", "variance per cost in twice the N* bracket",
+                 "variance per cost outside the N* bracket")
 
 
 def target_function(law: Law, target):
@@ -122,7 +132,8 @@ class Suggestion:
     """What ``suggest`` returns.
 
     chosen : the picked rows of the pool (its columns) with ``cost``, ``expected_gain`` (the share
-        of the target's current variance the pick removes, summed over the quantities) and ``reason``.
+        of the target's current variance the pick removes, summed over the quantities) and ``reason``
+        ("RULE: detail"; RULE: "pilot", "space-filling start", "variance per cost" or a BRACKET_RULES one).
     quantities : names of the target quantities.  current / after : their ``level`` intervals now
         and expected after the picks (NaN without a fit).  total_cost : the picks' summed cost.
     method : "gauss-newton" or "space-filling".  noise : σ (sd of the transformed target) used.
@@ -198,10 +209,12 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
     runs : the runs so far (a DataFrame or RunTable with the law's variables and target), or None.
     law : a registered name or Law.  pool : DataFrame of candidates (the law's variables, optional
     ``cost``, default 6·params·tokens).  target : a budget C or a DataFrame of target settings.
-    drift : the misspecification rule's q (90% half-width of log loss per decade of extrapolation,
-    ``design_extrapolation.DRIFT_Q``'s default when None; 0 scores parameter variance alone).
+    drift : the misspecification rule's q (90% half-width of log loss per decade of extrapolation);
+    None: calibrated on the runs' own rollout once they span ``MIN_ROLLOUT_LEVELS`` budgets, else
+    ``design_extrapolation.DRIFT_Q``'s default (a note says which); 0 scores parameter variance alone.
     Cost: one fit of ``runs`` (unweighted, as the Gauss–Newton information is) plus linear algebra
-    on the pool: about 0.1–0.3 s for a 200-row pool.  See the module docstring for the criterion."""
+    on the pool, about 0.1–0.2 s for a 200-row pool; with the rollout's batched fits 0.35–0.6 s
+    (100 runs on 8 budgets, 2 shared cores).  See the module docstring for the criterion."""
     from scalinglab.laws import get_law
 
     level = check_level(level)
@@ -245,23 +258,30 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
     theta, sigma, cov0 = state["theta"], state["sigma"], state["cov"]
     _, J_c = law.predict_z_and_jac(theta, Xc)
     G = np.nan_to_num(quantity_gradients(f, theta[None])[0])        # (m, p)
-    target_c, s = _target_compute(target, names), drift_sd(names, drift)   # (m, 1), (m,)
-    cand_c = frame_compute(frame, cost)
-    largest = state["largest"]
-    d_now = distance_dex(target_c, largest)[:, 0]
+    target_c, target_r = _target_setting(law, target, names, theta)      # (m,), (m,)
+    q, q_note = _drift_q(df, law, drift)
+    s = drift_sd(names, q)                                              # (m,)
+    cand_c, cand_r = frame_compute(frame, cost), _log_ratio(frame)
+    d_now = _nearest_distance(target_c, target_r, df)                   # (m,)
+    d_cand = setting_distance(target_c, target_r, cand_c, cand_r)       # (m, M)
     d_start = d_now.copy()
     var0 = np.maximum(np.einsum("mi,ij,mj->m", G, cov0, G) + (s * d_now) ** 2, 1e-300)
     excess = np.zeros(len(cost))
     if "params" in frame:
         excess = valley_excess(law, theta, cov0, frame["params"].to_numpy(dtype=float), cand_c, budget_levels(cost),
                                quantity_gradients)
+        if isinstance(target, pd.DataFrame) and np.isfinite(target_r).any():
+            # a table of targets: their own D/N range is in the bracket too, so sizes at a budget
+            # spread over the settings to predict rather than bracket N* only
+            inside = (cand_r >= np.nanmin(target_r)) & (cand_r <= np.nanmax(target_r))
+            excess = np.where(inside, np.minimum(excess, 1.0), excess)
     cov, picks, gains, reasons, spent = cov0.copy(), [], [], [], 0.0
     free = eligible.copy()
     for step in range(int(k)):
         SJ = cov @ J_c.T                                            # (p, M)
         denom = sigma ** 2 + np.einsum("mp,pm->m", J_c, SJ)
         red = (G @ SJ) ** 2 / denom                                 # (m, M) parameter variance removed
-        d_new = distance_dex(target_c, np.fmax(largest, cand_c)[None, :])
+        d_new = np.minimum(d_now[:, None], d_cand)                  # (m, M) nearest run after each pick
         red_mis = (s ** 2)[:, None] * (d_now[:, None] ** 2 - d_new ** 2)   # (m, M) drift variance removed
         gain = ((red + red_mis) / var0[:, None]).sum(axis=0)
         affordable = free & (cost <= left - spent)
@@ -271,8 +291,10 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
             i, why = pilot[step], "pilot: IsoFLOP grid at the cheapest budgets around the valley; "
         else:
             # inside the valley's bracket; once it is used up, within twice it; a wall's far end last
-            ok = next(m for m in (affordable & (excess <= 1), affordable & (excess <= 2), affordable) if m.any())
-            i, why = int(np.argmax(np.where(ok, gain / cost, -np.inf))), ""
+            ok, why = next((m, w) for m, w in ((affordable & (excess <= 1), BRACKET_RULES[0] if "params" in frame
+                                                else "variance per cost"), (affordable & (excess <= 2), BRACKET_RULES[1]),
+                                               (affordable, BRACKET_RULES[2])) if m.any())
+            i, why = int(np.argmax(np.where(ok, gain / cost, -np.inf))), why + ": "
         var_now = np.einsum("mi,ij,mj->m", G, cov, G) + (s * d_now) ** 2
         share = (red[:, i] + red_mis[:, i]) / var_now.clip(1e-300)
         picks.append(i)
@@ -281,14 +303,14 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
                        + f" for {cost[i]:.3g}")
         cov = cov - np.outer(SJ[:, i], SJ[:, i]) / denom[i]
         d_now = d_new[:, i]
-        largest = float(np.fmax(largest, cand_c[i]))
         free[i] = False
         spent += cost[i]
     z = np.random.default_rng(seed).standard_normal((int(n_draws), p + 1))
     current = _intervals(names, _quantity_draws(law, f, theta, cov0, z, s * d_start, names), level)
     after = _intervals(names, _quantity_draws(law, f, theta, cov, z, s * d_now, names), level)
-    notes = [] if state["dof"] >= MIN_DOF_FOR_NOISE else [
+    notes = ([] if state["dof"] >= MIN_DOF_FOR_NOISE else [
         f"noise sd {DEFAULT_NOISE:g} assumed: {state['dof']} residual degrees of freedom are too few to estimate it"]
+             ) + [q_note]
     method = "pilot" if picks and all(i in pilot for i in picks) else "gauss-newton"
     return Suggestion(_chosen(frame, cost, picks, gains, reasons), names, current, after, float(spent), left,
                       method, sigma, n_runs, level, notes)
@@ -298,8 +320,8 @@ def target_interval(runs, law, target, level: float = 0.9, *, n_draws: int = 400
                     drift: float | None = None) -> dict:
     """The ``level`` interval of each target quantity now, from ``runs`` alone (no pool, nothing
     suggested): the fit's Gauss–Newton parameter draws plus the misspecification drift at the
-    target's distance from the largest run, as ``suggest``'s ``current``.  {quantity: (low, high)};
-    NaN bounds with fewer runs than the law has parameters."""
+    target's distance from the nearest run (``_drift_q``'s q), as ``suggest``'s ``current``.
+    {quantity: (low, high)}; NaN bounds with fewer runs than the law has parameters."""
     from scalinglab.laws import get_law
 
     level = check_level(level)
@@ -312,12 +334,13 @@ def target_interval(runs, law, target, level: float = 0.9, *, n_draws: int = 400
         return {q: (math.nan, math.nan) for q in names}
     state = _fit_state(runs, law, law.features(df), seed)
     z = np.random.default_rng(seed).standard_normal((int(n_draws), len(law.params) + 1))
-    mis = drift_sd(names, drift) * distance_dex(_target_compute(target, names), state["largest"])[:, 0]
+    target_c, target_r = _target_setting(law, target, names, state["theta"])
+    mis = drift_sd(names, _drift_q(df, law, drift)[0]) * _nearest_distance(target_c, target_r, df)
     return _intervals(names, _quantity_draws(law, f, state["theta"], state["cov"], z, mis, names), level)
 
 
 def _fit_state(runs, law: Law, X_runs: np.ndarray, seed: int) -> dict:
-    """The fit of ``runs`` and its Gauss–Newton covariance: theta, sigma, cov, dof, largest compute."""
+    """The fit of ``runs`` and its Gauss–Newton covariance: theta, sigma, cov, dof."""
     from scalinglab.fitting.engine import fit
 
     df = getattr(runs, "df", runs)
@@ -327,9 +350,7 @@ def _fit_state(runs, law: Law, X_runs: np.ndarray, seed: int) -> dict:
     r = np.asarray(result.residuals, dtype=float)
     sigma = float(np.sqrt(np.sum(r ** 2) / dof)) if dof >= MIN_DOF_FOR_NOISE else DEFAULT_NOISE
     _, J_runs = law.predict_z_and_jac(theta, X_runs)
-    run_c = frame_compute(df)
-    largest = float(np.nanmax(run_c)) if run_c is not None and np.isfinite(run_c).any() else math.nan
-    return {"theta": theta, "sigma": sigma, "cov": gauss_newton_cov(J_runs, sigma), "dof": dof, "largest": largest}
+    return {"theta": theta, "sigma": sigma, "cov": gauss_newton_cov(J_runs, sigma), "dof": dof}
 
 
 def _pilot_candidates(law, frame, cost, eligible, df, run_c, total: float, min_runs: int) -> tuple[list[int], int]:
@@ -345,12 +366,47 @@ def _pilot_candidates(law, frame, cost, eligible, df, run_c, total: float, min_r
     return [int(keep[i]) for i in design if i < len(keep)], len(design)
 
 
-def _target_compute(target, names) -> np.ndarray:
-    """(m, 1) compute of each target quantity: the budget C, or each target setting's (NaN if unknown)."""
+def _log_ratio(frame) -> np.ndarray:
+    """(n,) log10 D/N of each row (``log_ratio``), NaN where the frame has no sizes."""
+    r = log_ratio(frame)
+    return np.full(len(frame), math.nan) if r is None else r
+
+
+def _target_setting(law: Law, target, names, theta) -> tuple[np.ndarray, np.ndarray]:
+    """((m,) compute, (m,) log10 D/N) of each target quantity: each target setting's own (NaN if
+    unknown), or for a budget C, C and the compute-optimal D*/N* the fit ``theta`` plans there."""
     if isinstance(target, pd.DataFrame):
-        c = frame_compute(target.reset_index(drop=True))
-        return (np.full(len(names), math.nan) if c is None else c)[:, None]
-    return np.full((len(names), 1), float(target))
+        frame = target.reset_index(drop=True)
+        c = frame_compute(frame)
+        return (np.full(len(names), math.nan) if c is None else c), _log_ratio(frame)
+    from scalinglab.laws.frontier import allocate
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n, d, _ = allocate(law, law.public_arrays(np.atleast_2d(theta)), float(target))
+        r = float(np.log10(np.atleast_1d(d)[0] / np.atleast_1d(n)[0]))
+    return np.full(len(names), float(target)), np.full(len(names), r if math.isfinite(r) else math.nan)
+
+
+def _nearest_distance(target_c, target_r, df) -> np.ndarray:
+    """(m,) ``setting_distance`` from each target setting to the nearest run of ``df`` (runs of
+    unknown compute are left out: they cannot say how far the target lies)."""
+    c = frame_compute(df)
+    ok = np.isfinite(c) & (c > 0)
+    if not ok.any():
+        return np.full(len(target_c), DISTANCE_FLOOR_DEX)
+    return setting_distance(target_c, target_r, c[ok], _log_ratio(df)[ok]).min(axis=1)
+
+
+def _drift_q(df, law: Law, drift) -> tuple[float | None, str]:
+    """(q, how): ``drift`` where given; else the runs' own rollout q once they span
+    MIN_ROLLOUT_LEVELS budget levels (``rollout_drift``); else None (drift_sd's stated default)."""
+    if drift is not None:
+        return float(drift), f"drift q = {float(drift):.3g}/decade (given)"
+    q = rollout_drift(df, law)
+    if q is None:
+        return None, (f"drift q = {DRIFT_Q['loss']:g}/decade (the stated default: the runs span too few budgets, "
+                      f"fewer than {MIN_ROLLOUT_LEVELS} levels, for their own rollout)")
+    return q, f"drift q = {q:.3g}/decade, calibrated on the runs' own rollout"
 
 
 def _affordable_prefix(order, cost: np.ndarray, left: float, k: int) -> list[int]:

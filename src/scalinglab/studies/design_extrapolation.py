@@ -24,7 +24,8 @@ from scalinglab.laws.base import FLOPS_PER_PARAM_TOKEN, Law
 from scalinglab.studies.design_pool import PILOT_SPREAD_DEX
 from scalinglab.util.intervals import normal_quantile
 
-__all__ = ["DRIFT_Q", "drift_sd", "distance_dex", "frame_compute", "valley_excess", "BRACKET_DEX"]
+__all__ = ["DRIFT_Q", "drift_sd", "frame_compute", "valley_excess", "BRACKET_DEX", "log_ratio",
+           "setting_distance", "rollout_drift"]
 
 DRIFT_Q = {"loss": 0.027, "n_opt": 0.027 * FALLBACK["n_opt"]["q"] / FALLBACK["loss"]["q"]}
 # the half-width (dex) of sizes allowed around the current N*(C) estimate: the pilot's spread (both
@@ -53,12 +54,77 @@ def frame_compute(frame, fallback=None) -> np.ndarray | None:
     return fallback
 
 
-def distance_dex(target_c: np.ndarray, largest) -> np.ndarray:
-    """d0 + decades from the largest run's compute to each target (d0 = DISTANCE_FLOOR_DEX); the
-    floor alone where either is unknown.  Broadcasts target_c (m, 1) against largest (M,)."""
+def log_ratio(frame) -> np.ndarray | None:
+    """(n,) log10 of each row's tokens per parameter D/N; None without both columns."""
+    if frame is None or "params" not in frame or "tokens" not in frame:
+        return None
     with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.log10(np.asarray(target_c, dtype=float) / np.asarray(largest, dtype=float))
-    return DISTANCE_FLOOR_DEX + np.where(np.isfinite(d), np.maximum(d, 0.0), 0.0)
+        return np.log10(frame["tokens"].to_numpy(dtype=float) / frame["params"].to_numpy(dtype=float))
+
+
+def setting_distance(target_c, target_r, c, r) -> np.ndarray:
+    """(m, n) d0 + the log distance from each target setting (compute ``target_c``, log10 D/N
+    ``target_r``, (m,)) to each run (``c``, ``r``, (n,)): sqrt(dC² + dR²), dC the decades of compute
+    the target lies beyond the run (0 below it), dR the decades of D/N between them.
+
+    Why both: a law fitted on small runs errs at a setting by how far it extrapolates, and its
+    misspecification depends on where a setting sits in (N, D), not on its compute alone (an
+    off-valley setting, far from the ratios the law was fitted at, errs more).  Euclidean distance
+    in (log N, log D) is the metric that prefers no direction of the law's own variables; one
+    decade of compute at fixed D/N and one decade of D/N at fixed compute are equally long in it
+    (both move (±½, ½) in (log10 N, log10 D)), so dC and dR weigh alike and the rule reduces to
+    d0 + the decades of compute beyond the run where the ratios match (the calibrated rule's own
+    d).  An unknown compute or ratio contributes 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dc = np.log10(np.asarray(target_c, dtype=float).reshape(-1, 1) / np.asarray(c, dtype=float).reshape(1, -1))
+        dr = np.asarray(target_r, dtype=float).reshape(-1, 1) - np.asarray(r, dtype=float).reshape(1, -1)
+    dc = np.where(np.isfinite(dc), np.maximum(dc, 0.0), 0.0)
+    dr = np.where(np.isfinite(dr), dr, 0.0)
+    return DISTANCE_FLOOR_DEX + np.hypot(dc, dr)
+
+
+# The runs must span this many budget levels (design_pool.budget_levels) before the drift is
+# calibrated on their own rollout: fits on the 3 smallest and 4 smallest levels (the rollout's
+# minimum, calibration.MIN_TRAIN_BUDGETS) predicting 2 and 1 levels above give 3 (fit, budget)
+# pairs, the fewest a rollout rule accepts (prediction.MIN_CALIBRATION_PAIRS).
+MIN_ROLLOUT_LEVELS = 5
+# The rollout's fits keep the project's loss and weights but refine only the 4 best starts of the
+# law's grid (the engine refines 32), by variable projection alone where the law allows it (the
+# engine's "auto" adds a multistart): the drift's q needs each fit's prediction, not its last digit
+# (the same q to 3 digits on the benchmark's ladders), and it halves the rollout's time (0.38 s
+# against 0.73 s for 100 runs on 8 budgets, 2 loaded cores; benchmarks/RESULTS.md, "Experiment design")
+ROLLOUT_FIT = {"n_refine": 4}
+
+
+def rollout_drift(df: pd.DataFrame, law: Law) -> float | None:
+    """The loss rule's q (90% half-width of log loss per decade beyond the data, floor d0), calibrated
+    on the runs' own rollout: the batched engine fits the runs below each budget level and predicts
+    the levels above (``fitting.calibration.rollout_records``, loss only: no IsoFLOP minima, no N*),
+    and the split-conformal rule of those errors (``calibration_from_records``, as a fit's own
+    calibration takes it) gives q.  None where the runs span fewer than MIN_ROLLOUT_LEVELS levels or
+    the rollout gives too few (fit, budget) pairs: the caller keeps the stated default."""
+    from scalinglab.fitting.calibration import calibration_from_records, rollout_records
+    from scalinglab.studies.design_pool import budget_levels
+
+    c = frame_compute(df)
+    if c is None or len(c) == 0 or not np.all(np.isfinite(c) & (c > 0)):
+        return None
+    _, ids = np.unique(budget_levels(c), return_inverse=True)
+    ids = ids.reshape(-1)
+    if ids.max() + 1 < MIN_ROLLOUT_LEVELS:
+        return None
+    level_c = np.exp(np.bincount(ids, np.log(c)) / np.bincount(ids))
+    frame = df.reset_index(drop=True)
+    from scalinglab.fitting.varpro import supports_varpro
+
+    fit_kwargs = dict(ROLLOUT_FIT, method="varpro" if supports_varpro(law) else "auto")
+    try:
+        records = rollout_records(frame, law, ids, level_c, fit_kwargs=fit_kwargs, with_n_opt=False)
+    except (ValueError, RuntimeError):
+        return None
+    cal = calibration_from_records(records, level=0.9, data_min=float(c.min()), data_max=float(c.max()),
+                                   n_budgets=int(ids.max() + 1))
+    return float(cal.loss.q) if cal.loss.source == "rollout" else None
 
 
 def valley_excess(law: Law, theta: np.ndarray, cov: np.ndarray, params: np.ndarray, compute: np.ndarray,
