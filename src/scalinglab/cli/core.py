@@ -99,7 +99,8 @@ def _check_runs(runs, what: str, *, force: bool, law=None) -> list[str]:
 
     if law is not None and is_metric(law):          # a metric table keeps its own [0, 1] checks
         return []
-    return check_runs(runs, what=what, target=getattr(law, "target", "loss"), force=force)
+    return check_runs(runs, what=what, target=getattr(law, "target", "loss"), force=force,
+                      features=tuple(getattr(law, "variables", ())))
 
 
 def _warned(text: str, warnings: list[str]) -> str:

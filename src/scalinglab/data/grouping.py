@@ -77,6 +77,9 @@ def group_budgets(df: pd.DataFrame, budget_column: str = "auto",
     otherwise C is the geometric mean of the budget's flops.
     """
     budget_column = resolve_budget_column(df, budget_column)
+    if budget_column == "flops" and "flops" not in df.columns and {"params", "tokens"} <= set(df.columns):
+        # a table read as it is (a formula's --y) keeps its columns: its compute is C = 6·N·D
+        df = df.assign(flops=6.0 * df["params"].to_numpy(float) * df["tokens"].to_numpy(float))
     if budget_column not in df.columns:
         raise ValueError(f"budget_column {budget_column!r} is not a column of the runs; "
                          f"valid: 'flops' (cluster by C within budget_rtol) or one of {list(df.columns)}")

@@ -42,8 +42,20 @@ def ladder_levels(df: pd.DataFrame, by: str = "flops", level_rtol: float = 0.02)
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         return rank[ids], np.asarray(c, dtype=float)[order]
-    ids = cluster_levels(df[by].to_numpy(float), level_rtol)
     values = df[by].to_numpy(float)
+    bad = np.flatnonzero(~(values > 0))
+    if bad.size:
+        # distances beyond the data are decades (log10 ratios): a log-scale column (log10 FLOPs)
+        # or a signed one has none; refusing beats NaN levels that land in the held-out part
+        from scalinglab.data.grouping import row_label
+        from scalinglab.util.errors import ParamError
+
+        raise ParamError("by", f"{{by}}={by!r} must be a positive cost or scale column (distances beyond the data "
+                               f"are measured in decades of it), but row {row_label(df, int(bad[0]))} holds "
+                               f"{values[bad[0]]:g} ({bad.size} such rows); a column already in log units "
+                               f"(e.g. log10 FLOPs) goes in as its power: add C = 10**{by} and write the law "
+                               f"with log10(C)")
+    ids = cluster_levels(values, level_rtol)
     c = np.exp(np.bincount(ids, np.log(values)) / np.bincount(ids))
     return ids, c
 
@@ -368,17 +380,20 @@ def calibrate_result(result, runs, level: float = 0.9, progress: bool = False, b
                                        progress=progress)
 
 
+# the run columns that carry a compute (C = 6·N·D, a budget): a law reading one is split along C
+COMPUTE_COLUMNS = ("params", "tokens", "flops", "budget", "loss")
+
+
 def split_column(law) -> str:
     """The column a calibration or a hold-out splits the runs along: a metric law's scale column
-    (``laws/metric.py``); else compute when the law reads any canonical run column (params, tokens,
-    flops, or a metric law's validation loss: runs that have a compute); else the first column the
-    law reads (a formula over columns of its own only: its first ``--var``)."""
-    from scalinglab.data.schema import CANONICAL_COLUMNS
-
+    (``laws/metric.py``); else compute when the law reads a run column that has one (params, tokens,
+    flops, budget, or a metric law's validation loss); else the first column the law reads (a
+    formula over columns of its own, or over lr / unique_tokens without params or tokens: its
+    first ``--var``)."""
     if law.x:
         return law.x
     variables = tuple(getattr(law, "variables", ()) or ())
-    if not variables or set(CANONICAL_COLUMNS) & set(variables):
+    if not variables or set(COMPUTE_COLUMNS) & set(variables):
         return "flops"
     return variables[0]
 

@@ -65,10 +65,12 @@ def _frame(runs) -> tuple[pd.DataFrame, str]:
     return table.df.reset_index(drop=True), table.source
 
 
-def _replicate_sd(df: pd.DataFrame) -> float | None:
+def _replicate_sd(df: pd.DataFrame, features=()) -> float | None:
+    """Seed-repeat sd of log loss; rows that differ in one of the law's ``features`` (a formula's
+    --var columns: parallel_size beside num_params) are different points, not repeats."""
     from scalinglab.fitting.noise import noise_from_replicates
 
-    est = noise_from_replicates(df)
+    est = noise_from_replicates(df, features=features)
     return est.sd if est is not None and est.dof >= 2 else None
 
 
@@ -147,9 +149,10 @@ def _rising_problem(df: pd.DataFrame) -> str | None:
             "and that the budgets, params and tokens belong to these losses")
 
 
-def ladder_problems(runs, *, target: str = "loss") -> list[str]:
+def ladder_problems(runs, *, target: str = "loss", features=()) -> list[str]:
     """What makes ``runs`` degenerate for a scaling fit of ``target`` (see the module doc):
-    implausible losses, no loss variation, loss rising with compute. Empty for other targets."""
+    implausible losses, no loss variation, loss rising with compute. Empty for other targets.
+    ``features``: the columns the law reads (rows differing in one are no seed repeats)."""
     if target != "loss":
         return []
     df, _ = _frame(runs)
@@ -158,20 +161,22 @@ def ladder_problems(runs, *, target: str = "loss") -> list[str]:
     scale = loss_scale_problems(df["loss"].to_numpy(float), where="the loss column", df=df)
     if scale:
         return scale                 # the other checks would only restate a wrong unit
-    problems = [_flat_problem(df, _replicate_sd(df))]
+    problems = [_flat_problem(df, _replicate_sd(df, features))]
     if problems[0] is None and {"params", "tokens", "flops"} <= set(df.columns):
         problems.append(_rising_problem(df))
     return [p for p in problems if p]
 
 
-def check_runs(runs, *, what: str, target: str = "loss", force: bool = False, pooled: bool = True) -> list[str]:
+def check_runs(runs, *, what: str, target: str = "loss", force: bool = False, pooled: bool = True,
+               features=()) -> list[str]:
     """Refuse runs that are pooled (``pooled``) or degenerate for ``what`` (e.g. "isoflop"): a
     :class:`DegenerateRunsError` naming each problem and the way out, unless ``force`` (then the
-    problems are returned, for the caller to print as WARNINGs)."""
+    problems are returned, for the caller to print as WARNINGs). ``features``: the columns the
+    law reads."""
     problems = []
     if pooled:
         problems.append(pooled_problem(runs))
-    problems.extend(ladder_problems(runs, target=target))
+    problems.extend(ladder_problems(runs, target=target, features=features))
     problems = [p for p in problems if p]
     if problems and not force:
         raise DegenerateRunsError(f"{what}: " + ParamText.join("; ", problems)

@@ -209,10 +209,11 @@ def _label_row(columns: list, row: int) -> str:
     return ", ".join(parts) or f"row {row}"
 
 
-def noise_from_replicates(df: pd.DataFrame, law=None, *, level: float = 0.9) -> NoiseEstimate | None:
-    """Pooled within-seed-group sd of the (transformed) target; None when no point is repeated."""
+def noise_from_replicates(df: pd.DataFrame, law=None, *, level: float = 0.9, features=()) -> NoiseEstimate | None:
+    """Pooled within-seed-group sd of the (transformed) target; None when no point is repeated.
+    ``features``: the columns the law reads (default: ``law``'s), rows differing in one are no repeats."""
     z, space = _target(df, law)
-    ids = replicate_groups(df, () if law is None else _law_features(law))
+    ids = replicate_groups(df, tuple(features) or (() if law is None else _law_features(law)))
     ok = np.isfinite(z)
     ids, z = ids[ok], z[ok]
     counts = np.bincount(ids)
