@@ -144,6 +144,7 @@ ZERO_IS_VALID = {
     ("schedule cooldown", "--tolerance"),       # only the best fraction
     ("validate", "--steps"),                    # 0: every threshold of the rollout
     ("schedule predict", "--smooth-steps"),     # 0: score each checkpoint as logged
+    ("hparams validate", "--procedure-band"),   # 0: each group's best run alone (Step Law's argmin)
     ("data prepare", "--val-fraction"),         # no validation split (warned about)
     ("plan", "--inference-tokens"),             # a model never served
     ("fit", "--flops-tolerance"), ("isoflop", "--flops-tolerance"), ("validate", "--flops-tolerance"),

@@ -106,3 +106,72 @@ def test_a_split_column_in_log_units_is_refused_naming_the_row_and_the_way_out(t
     assert out.exit_code == 2
     assert "--by='log_flops' must be a positive" in out.output and "-0.9" in out.output
     assert "10**log_flops" in out.output and "Traceback" not in out.output
+
+
+def test_a_parameter_that_shifts_a_log_is_started_where_the_data_put_that_log():
+    """``c*(log(lr) - l0)**2``: l0 is where log(lr) sits, -8 to -4 for learning rates; the
+    'other' role's candidates (-1 ... 1000) never start there.  The parser finds such shifts and
+    the sign and base that place them (the sum vanishes at l0 = log(lr); at m = -log10(x))."""
+    import math
+
+    from scalinglab.laws.formula import FormulaLaw
+
+    law = FormulaLaw("E + c*(log(lr) - l0)**2 + d*(log10(x) + m)**2 + f*log(x)", {"lr": "lr", "x": "tokens"})
+    assert law._log_locations == {"l0": ("lr", 1.0, 1.0), "m": ("x", 1.0 / math.log(10.0), -1.0)}
+    X = np.column_stack([np.geomspace(1e-4, 1e-2, 6), np.geomspace(1e9, 1e11, 6)])
+    grid = law.initial_grid(X)
+    l0, m = grid[:, law.param_names.index("l0")], grid[:, law.param_names.index("m")]
+    for v in np.linspace(np.log(1e-4), np.log(1e-2), 5):
+        assert np.isclose(l0, v).any()
+    for v in np.linspace(-9.0, -11.0, 5):
+        assert np.isclose(m, v).any()
+    assert FormulaLaw("E + A*N**(-alpha)", {"N": "params"})._log_locations == {}
+
+
+def test_an_lr_batch_law_is_recovered_from_its_own_exact_values():
+    """SLDBench's lr_bsz agent form (Chinchilla plus valleys in log lr and log batch): fitted to
+    its own noise-free values, the default fit must land on the true parameters.  Before the
+    log-shift starts its grid never put l0 near log(4e-4) = -7.8 and b0 near log(256) = 5.5 in one
+    start, and it stopped at objective 2e-3 with b0 = -30 (a 'valley' turned into a slope)."""
+    from scalinglab.fitting.engine import fit_arrays
+    from scalinglab.laws.formula import FormulaLaw
+
+    true = dict(E=1.8, A=400.0, alpha=0.34, B=1500.0, beta=0.3, c1=0.04, l0=np.log(4e-4), c2=0.02, b0=np.log(256))
+    g = np.meshgrid([6e7, 1.5e8, 4.3e8], [2e9, 2e10, 1e11], np.geomspace(2.44e-4, 2.21e-2, 6), [16, 64, 256, 1024],
+                    indexing="ij")
+    N, D, lr, b = (a.ravel() for a in g)
+    law = FormulaLaw("E + A/N**alpha + B/D**beta + c1*(log(lr) - l0)**2 + c2*(log(b) - b0)**2",
+                     {"N": "params", "D": "tokens", "lr": "lr", "b": "batch_size"}, log_params=("A", "B"))
+    X = np.column_stack([N, D, lr, b])
+    result = fit_arrays(law, X, law.predict(law.from_public(true), X))
+    for name, value in law.to_public(result.theta).items():
+        assert value == pytest.approx(true[name], rel=1e-4), name
+
+
+def test_a_formula_held_out_along_a_column_it_reads_is_calibrated_along_that_column(tmp_path):
+    """SLDBench's lr_bsz task held out along N: the intervals were calibrated on a rollout along
+    lr (the first --var), whose distance is 0 for a held-out size at the same learning rates, and
+    covered 81%.  The rollout now runs along the column the hold-out splits (when the law reads it;
+    a law of params or tokens still calibrates along compute), and a held-out size is beyond it."""
+    from scalinglab.fitting.calibration import split_column
+    from scalinglab.laws.formula import FormulaLaw
+
+    formula = "E + A/N**alpha + c*(log(lr) - l0)**2"
+    law = FormulaLaw(formula, {"lr": "lr", "N": "size"})
+    assert split_column(law, prefer="size") == "size" and split_column(law, prefer="other") == "lr"
+    assert split_column(FormulaLaw("E + A/N**alpha", {"N": "params"}), prefer="params") == "flops"
+    rng = np.random.default_rng(3)
+    n = np.repeat(np.geomspace(3e7, 1e9, 7), 4)
+    lr = np.tile(np.geomspace(1e-3, 1e-2, 4), 7)
+    loss = 1.8 + 300 / n ** 0.3 + 0.05 * (np.log(lr) - np.log(3e-3)) ** 2
+    path = tmp_path / "lr.csv"
+    pd.DataFrame({"lr": lr, "size": n, "lm_loss": loss * np.exp(rng.normal(0, 0.002, n.size))}).to_csv(path,
+                                                                                                    index=False)
+    out = _cli("validate", path, "--law", formula, "--var", "lr=lr", "--var", "N=size", "--y", "lm_loss",
+               "--by", "size", "--threshold", 6e8, "--log-param", "A", "--json")
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.output)
+    assert res["calibration"]["by"] == "size" and res["calibration"]["loss"]["source"] == "rollout"
+    # the held-out size 1e9 lies log10(1e9 / 5.6e8) = 0.25 decades beyond the largest fitted one
+    beyond = np.log10(1e9 / np.geomspace(3e7, 1e9, 7)[-2])
+    assert [h["distance"] for h in res["heldout"]] == pytest.approx([beyond] * 4, rel=1e-6)

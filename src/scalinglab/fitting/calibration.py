@@ -384,18 +384,20 @@ def calibrate_result(result, runs, level: float = 0.9, progress: bool = False, b
 COMPUTE_COLUMNS = ("params", "tokens", "flops", "budget", "loss")
 
 
-def split_column(law) -> str:
+def split_column(law, prefer: str | None = None) -> str:
     """The column a calibration or a hold-out splits the runs along: a metric law's scale column
     (``laws/metric.py``); else compute when the law reads a run column that has one (params, tokens,
-    flops, budget, or a metric law's validation loss); else the first column the law reads (a
-    formula over columns of its own, or over lr / unique_tokens without params or tokens: its
-    first ``--var``)."""
+    flops, budget, or a metric law's validation loss); else ``prefer`` when the law reads it (the
+    column a hold-out was split along), else the first column the law reads (a formula over columns
+    of its own, or over lr / unique_tokens without params or tokens: its first ``--var``).  A
+    formula ``c*(log(lr) - l0)**2 + ... N ...`` held out along N is calibrated along N, not along
+    lr: a rollout along lr extrapolates the valley, an error no hold-out along N makes."""
     if law.x:
         return law.x
     variables = tuple(getattr(law, "variables", ()) or ())
     if not variables or set(COMPUTE_COLUMNS) & set(variables):
         return "flops"
-    return variables[0]
+    return prefer if prefer in variables else variables[0]
 
 
 def calibrate_fit(fit_result, runs, *, level: float = 0.9, by: str = "flops", level_rtol: float = 0.02,

@@ -314,7 +314,7 @@ def _validate_split(df, ids, level_c, train_mask, law, by, *, what, options, com
     notes: list[str] = []
     # one distance: whichever column splits the runs, extrapolation is measured in the unit the
     # calibration uses (decades of compute, or a metric law's scale column) beyond the training part
-    cal_by = split_column(result.law_object)
+    cal_by = split_column(result.law_object, prefer=by)
     cal_ids, cal_c = (ids, level_c) if cal_by == by else ladder_levels(df, cal_by, options["level_rtol"])
     if options["calibrate"]:
         cal = calibrate_runs(train, law, level=level, by=cal_by, level_rtol=options["level_rtol"],

@@ -219,6 +219,43 @@ def _infer_roles(tree: tuple, params: Sequence[str]) -> dict[str, str]:
     return roles
 
 
+_LOG_CALLS = {"log": 1.0, "log10": 1.0 / math.log(10.0)}
+
+
+def _log_locations(tree: tuple, params: Sequence[str], variables: Sequence[str]) -> dict[str, tuple]:
+    """Parameters that shift a variable's logarithm: ``p`` beside ``log(x)`` (or ``log10(x)``) in
+    one sum, as the lr optimum ``l0`` in ``c*(log(lr) - l0)**2``.  Each maps to ``(x, factor,
+    sign)``: the sum vanishes where ``p = sign * factor * ln(x)``, so the data's own range of
+    ln(x) gives its starts (``FormulaLaw.initial_grid``); a role's fixed candidates miss an
+    optimum at log(lr) = -8."""
+    found: dict[str, tuple] = {}
+
+    def terms(n, sign):
+        if n[0] in ("add", "sub"):
+            return terms(n[1], sign) + terms(n[2], -sign if n[0] == "sub" else sign)
+        return terms(n[1], -sign) if n[0] == "neg" else [(n, sign)]
+
+    def walk(n, in_sum=False):
+        if not isinstance(n, tuple) or n[0] in ("sym", "const"):
+            return
+        if n[0] in ("add", "sub", "neg") and not in_sum:
+            chain = terms(n, 1.0)
+            logs = [(t[2][1], _LOG_CALLS[t[1]], sg) for t, sg in chain
+                    if t[0] == "call" and t[1] in _LOG_CALLS and t[2][0] == "sym" and t[2][1] in variables]
+            for t, sg in chain:
+                if logs and t[0] == "sym" and t[1] in params:
+                    x, factor, log_sign = logs[0]
+                    found.setdefault(t[1], (x, factor, -sg * log_sign))
+            for t, _ in chain:
+                walk(t)
+            return
+        for child in n[1:]:
+            walk(child)
+
+    walk(tree)
+    return found
+
+
 # ------------------------------------------------------------------------------ evaluation
 
 
@@ -437,6 +474,7 @@ class FormulaLaw(Law):
         elif budget not in ("6ND", None):
             raise ParamError("budget", f"{{budget}}={budget!r} must be 'auto', '6ND' or None")
         roles = _infer_roles(self.tree, names)
+        self._log_locations = _log_locations(self.tree, names, list(vmap))
         self.symbol_map = vmap
         self.variables = tuple(vmap.values())
         self.log_params = logs
@@ -561,9 +599,18 @@ class FormulaLaw(Law):
                              f"{self.transform.domain}")
 
     # ---------------------------------------------------------------- starts
-    def _candidates(self, p: Param) -> np.ndarray:
+    def _candidates(self, p: Param, X=None) -> np.ndarray:
         if p.name in self._starts:
             return np.array(self._starts[p.name])
+        if p.name in self._log_locations and X is not None and p.transform != "log":
+            # a shift of log(x): where the data put log(x), besides the role's own candidates
+            x, factor, sign = self._log_locations[p.name]
+            col = np.asarray(X, dtype=float).reshape(len(X), -1)[:, list(self.symbol_map).index(x)]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = np.log(col[col > 0]) * factor
+            if logs.size:
+                own = np.array(_ROLE_CANDIDATES[p.role])
+                return np.unique(np.concatenate([own, sign * np.linspace(logs.min(), logs.max(), 5)]))
         if p.transform == "log" and p.role in ("scale", "other"):
             return np.array(_LOG_SCALE_CANDIDATES)
         vals = np.array(_ROLE_CANDIDATES[p.role])
@@ -576,8 +623,9 @@ class FormulaLaw(Law):
         logs of the positive values).  The full product when it has at most ``GRID_SIZE`` rows,
         else ``GRID_SIZE`` rows where every parameter cycles through its candidates in a
         fixed-seed shuffled order (each candidate equally often).  Clipped to bounds.  ``X`` is
-        not used."""
-        cands = [self._candidates(p) for p in self.params]
+        used only by a parameter that shifts a variable's logarithm (``c*(log(lr) - l0)**2``): its
+        candidates add 5 points spanning the rows' log(lr) (``_log_locations``)."""
+        cands = [self._candidates(p, X) for p in self.params]
         if math.prod(len(c) for c in cands) <= GRID_SIZE:
             grid = np.stack(np.meshgrid(*cands, indexing="ij"), axis=-1).reshape(-1, len(cands))
         else:
