@@ -22,7 +22,7 @@ Gauss-Newton draws plus the misspecification drift). FLOPs: the exact training F
 runs; wall: the sum of the runs' wall times and (for arms trained here) the elapsed time.
 
     python benchmarks/bench_adaptive_ladder.py [--work DIR] [--hand-store ladder.db] [--corpus corpus.bin]
-        [--half] [--pool-budgets 3e11,1e12]
+        [--half] [--pool-budgets 3e11,5e11,7e11,1e12] [--sizes-per-budget 5] [--shares 1,0.6] [--jobs 2]
 
 Results (2-core AMD EPYC, shared): benchmarks/RESULTS.md, "Adaptive ladder on CPU (issue 28 part 3)".
 """
@@ -80,7 +80,9 @@ def measure(work: Path, db: Path, tag: str) -> dict:
     cmd = ["plan", f"{tag}_fit.json", "--budget", f"{TARGET:g}", "--runs", str(db), *SHAPE, "--json"]
     out, forced = sl(work, *cmd, check=False), False
     if out is None:                                  # a degenerate fit: plan refuses; --force shows it
-        out, forced = sl(work, *cmd, "--force"), True
+        out, forced = sl(work, *cmd, "--force", check=False), True
+    if out is None:                                  # too few budgets for plan's IsoFLOP cross-check of --runs
+        out, forced = sl(work, *[a for a in cmd if a not in ("--runs", str(db))], "--force"), "no --runs"
     frame = runs_frame(db)
     frame = frame[frame["branch"] == FINAL_BRANCH].reset_index(drop=True)
     design = next(iter(target_interval(frame, "chinchilla", TARGET, level=LEVEL).values()))
@@ -105,11 +107,11 @@ def plan_adaptive(work: Path, name: str, budget: float, pool: list[str] = POOL) 
     return work / name
 
 
-def kill_after_round_one(work: Path, db: Path, settle: float) -> dict:
+def kill_after_round_one(work: Path, db: Path, settle: float, jobs: list[str]) -> dict:
     """Start `sweep run`, kill -9 its process group ``settle`` s after round 1 is decided and one of
     its runs is running; the store as the kill left it."""
     from scalinglab.data.store import SweepStore
-    proc = subprocess.Popen(["scalinglab", "sweep", "run", db.name, "--jobs", "2"], cwd=work,
+    proc = subprocess.Popen(["scalinglab", "sweep", "run", db.name, *jobs], cwd=work,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     seen = None
     while proc.poll() is None:
@@ -155,7 +157,8 @@ def fmt_row(name: str, facts: dict, m: dict, elapsed: float | None) -> str:
     plo, phi = m["loss_pi"]
     dlo, dhi = m["design_interval"]
     el = f"{elapsed:.0f} s" if elapsed is not None else "(reused)"
-    name += " (fit degenerate: plan --force)" if m["forced"] else ""
+    name += {False: "", True: " (fit degenerate: plan --force)",
+             "no --runs": " (fit degenerate: plan --force, without --runs: too few budgets for its IsoFLOP check)"}[m["forced"]]
     return (f"| {name} | {facts['flops']:.3g} | {facts['runs']} | {m['loss']:.4f} | {hi - lo:.4f} [{lo:.4f}, {hi:.4f}] "
             f"| {phi - plo:.4f} [{plo:.4f}, {phi:.4f}] | {dhi - dlo:.4f} [{dlo:.4f}, {dhi:.4f}] "
             f"| {m['n_opt']:.3g} [{m['n_opt_ci'][0]:.3g}, {m['n_opt_ci'][1]:.3g}] | {facts['run_wall']:.0f} s | {el} |")
@@ -169,6 +172,10 @@ def main() -> None:
     ap.add_argument("--half", action="store_true", help="also run the adaptive arm at half the compute")
     ap.add_argument("--pool-budgets", default="1e11,3e11,1e12",
                     help="the adaptive pool's budgets (e.g. 3e11,1e12: no pilot below the ladder's budgets)")
+    ap.add_argument("--sizes-per-budget", type=int, default=5, help="the adaptive pool's sizes per budget")
+    ap.add_argument("--shares", default="1",
+                    help="ladder budgets of the adaptive arms as shares of the hand-made ladder's FLOPs (e.g. 1,0.6)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
     ap.add_argument("--settle", type=float, default=8.0, help="seconds of training before the kill -9")
     args = ap.parse_args()
     work = args.work.resolve()
@@ -192,17 +199,19 @@ def main() -> None:
     rows.append(fmt_row("hand-made (docs)", hand_facts, measure(work, hand, "hand"), hand_elapsed))
     print(rows[-1], flush=True)
 
-    arms = [("adaptive, same compute", 1.0)] + ([("adaptive, half compute", 0.5)] if args.half else [])
+    shares = [float(s) for s in args.shares.split(",")] + ([0.5] if args.half else [])
+    arms = [("adaptive, same compute" if share == 1.0 else f"adaptive, {share:g}x compute", share) for share in shares]
+    pool = ["--budgets", args.pool_budgets, "--sizes-per-budget", str(args.sizes_per_budget), *POOL[4:]]
+    jobs = ["--jobs", str(args.jobs), "--threads", "1"]
     for name, share in arms:
         db = work / f"adaptive_{share:g}.db"
         killed, elapsed = None, None
         if not (db.exists() and store_facts(db)["stop"]):     # a finished arm of an earlier run is reused
-            plan_adaptive(work, db.name, share * hand_facts["flops"],
-                          ["--budgets", args.pool_budgets, *POOL[2:]])
+            plan_adaptive(work, db.name, share * hand_facts["flops"], pool)
             t0 = time.perf_counter()
             if share == 1.0:
-                killed = kill_after_round_one(work, db, args.settle)
-            sl(work, "sweep", "run", db.name, "--jobs", "2")
+                killed = kill_after_round_one(work, db, args.settle, jobs)
+            sl(work, "sweep", "run", db.name, *jobs)
             elapsed = time.perf_counter() - t0
         facts = store_facts(db)
         if killed is not None:
@@ -218,7 +227,7 @@ def main() -> None:
                   f"{b['width'] if b else float('nan'):.4f}, expected {d['expected']['width'] if d['expected'] else float('nan'):.4f}, "
                   f"actual {a['width'] if a else float('nan'):.4f}; {d['why'][:160]}")
         print(f"  stop: {facts['stop']}")
-        rows.append(fmt_row(f"{name} (B={share * hand_facts['flops']:.3g}, pool {args.pool_budgets})", facts, measure(work, db, db.stem), elapsed))
+        rows.append(fmt_row(f"{name} (B={share * hand_facts['flops']:.3g}, pool {args.pool_budgets} x {args.sizes_per_budget})", facts, measure(work, db, db.stem), elapsed))
         print(rows[-1], flush=True)
 
     print("\n| ladder | FLOPs (exact) | runs | planned loss @1e13 | 90% CI width [CI] | 90% PI width [PI] "
