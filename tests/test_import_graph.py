@@ -4,6 +4,7 @@ the CLI starts without the heavy libraries (checked in a fresh interpreter)."""
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -17,6 +18,7 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@cache        # three tests read it: parse the package once per process (callers do not mutate it)
 def import_graph() -> dict[str, set[str]]:
     """module -> the scalinglab modules it imports (a ``from pkg import name`` points at the
     submodule ``pkg.name`` when one exists, else at ``pkg``)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 API_OPTIONS = {  # API argument -> CLI option
     "mapping": "--map", "where": "--where", "group": "--group", "flops_tolerance": "--flops-tolerance",
     "drop_top_loss": "--drop-top-loss", "drop_outliers": "--drop-outliers", "n_bootstrap": "--bootstrap",
-    "n_boot": "--bootstrap", "keep_edge": "--keep-edge", "diverged_ratio": "--diverged-ratio", "procedure_band": "--procedure-band", "weights": "--weights", "method": "--method",
+    "n_boot": "--bootstrap", "keep_edge": "--keep-edge", "diverged_ratio": "--diverged-ratio", "procedure_band": "--procedure-band", "band": "--procedure-band", "weights": "--weights", "method": "--method",
     "unit": "--unit", "level": "--level", "delta": "--delta", "asymmetry": "--asymmetry", "loss": "--loss", "by": "--by", "prefer": "--prefer",
     "holdout": "--holdout", "threshold": "--threshold", "n_steps": "--steps", "workers": "--jobs",
     "seed": "--seed", "law": "--law", "variables": "--var", "fixed": "--fix", "budget": "--budget",
