@@ -13,7 +13,10 @@ import pytest
 import scalinglab as sl
 from scalinglab.design import candidate_pool, suggest
 from scalinglab.laws import get_law
-from scalinglab.studies.design_extrapolation import MIN_ROLLOUT_LEVELS, rollout_drift, setting_distance
+from scalinglab.laws.frontier import allocate
+from scalinglab.studies.design import quantity_gradients
+from scalinglab.studies.design_extrapolation import (MIN_ROLLOUT_LEVELS, rollout_drift, setting_distance, target_path,
+                                                     valley_excess)
 
 REF = dict(get_law("chinchilla").reference)        # Epoch AI's refit: the known part of the truth
 POOL_BUDGETS = 10.0 ** np.arange(17, 20.6, 0.5)   # 1e17 ... 3.2e20, 8 levels: the pool
@@ -150,3 +153,48 @@ def test_rollout_drift_needs_enough_budgets_and_sees_the_missing_term(ladder):
                               ** REF["beta"]) * np.exp(0.01 * rng.standard_normal(len(pool))))
     q_missing, q_exact = rollout_drift(pool, get_law("chinchilla")), rollout_drift(exact, get_law("chinchilla"))
     assert q_exact is not None and q_missing > q_exact
+
+
+def test_target_path_admits_the_targets_ratios_only_near_their_budget():
+    # the path from the valley at the cheapest level (1e17) to the targets at 1e21 (ratios 0 ... 4):
+    # at a level w of the way in log compute, the ratios from the valley's D*/N* (here 1.3) moved w
+    # of the way toward [0, 4] count; at the cheapest level the valley alone, at the targets' budget
+    # their whole range, and at 1e19 (w = 1/2) the range [0.65, 2.65]
+    ratios = np.array([0.0, 0.6, 0.7, 1.3, 2.6, 2.7, 4.0])
+    target_r = np.array([0.0, 4.0])
+
+    def inside(level_c, end_c=1e21):
+        c = np.full(len(ratios), level_c)
+        return target_path(c, ratios, c, np.full(len(ratios), 1.3), 1e17, end_c, target_r).tolist()
+
+    assert inside(1e17) == [False, False, False, True, False, False, False]
+    assert inside(1e19) == [False, False, True, True, True, False, False]
+    assert inside(1e21) == [True] * len(ratios)
+    # a budget that reaches only 1e19: the path ends there, so the whole range counts at 1e19
+    assert inside(1e19, end_c=1e19) == [True] * len(ratios)
+    # no finite target setting: nothing beyond the valley's own bracket counts
+    assert not target_path(np.full(2, 1e19), np.array([1.3, 2.0]), np.full(2, 1e19), np.full(2, 1.3), 1e17,
+                           1e21, np.full(2, np.nan)).any()
+
+
+def test_valley_excess_admits_a_far_ratio_at_the_top_level_only():
+    # two levels, 1e17 and 3.2e20, each with a size at the valley's N* and one whose D/N is the
+    # targets' (a table of targets at 1e21 at 3 decades of D/N above the valley's, sizes 1.5 dex
+    # below N*): at the top level (w = 7/8 of the way) the far ratio counts as inside the bracket
+    # (excess <= 1); at the cheapest level (w = 0) it stays outside, as without targets
+    law = get_law("chinchilla")
+    theta = law.from_public(REF)
+    levels_c = np.array([1e17, 10 ** 20.5])
+    n_star = np.array([float(np.atleast_1d(allocate(law, law.public_arrays(theta[None]), c)[0])[0])
+                       for c in levels_c])
+    params = np.concatenate([n_star, n_star / 10 ** 1.5])
+    compute = np.concatenate([levels_c, levels_c])
+    levels = np.log10(compute)
+    valley_r = np.log10(levels_c / 6 / n_star ** 2)
+    toward = (1e21, np.array([valley_r.min() - 0.5, valley_r.max() + 3.5]))
+    cov = np.zeros((len(theta), len(theta)))                  # sd 0: the bracket is the pilot's ±0.4 dex
+    plain = valley_excess(law, theta, cov, params, compute, levels, quantity_gradients)
+    aimed = valley_excess(law, theta, cov, params, compute, levels, quantity_gradients, toward)
+    assert (plain[2:] > 1).all() and (plain[:2] <= 1).all()
+    assert aimed[3] <= 1 < aimed[2]
+    np.testing.assert_allclose(aimed[:2], plain[:2])

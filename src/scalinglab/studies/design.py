@@ -31,8 +31,10 @@ Three choices make the design beat random and grid ladders on extrapolation (ben
   alone is local to a θ fitted on small runs and piled runs at the cheapest budgets; a
   misspecified law's bias at the target was never reduced.
 * **Valleys are bracketed**: at each budget, candidates are taken within ±(0.4 dex + 2 sd) of the
-  current N*(C) estimate (at most ±0.8) or, for a table of targets, within the targets' D/N
-  range, then within twice the bracket, the walls' far ends last.
+  current N*(C) estimate (at most ±0.8) or, for a table of targets, on the path from the valley
+  toward the targets' D/N range (``design_extrapolation.target_path``: the whole range only at the
+  nearest budget the design can reach, the valley alone at the cheapest), then within twice the
+  bracket, the walls' far ends last.
 
 Picks are greedy: the best gain per unit cost, the covariance (and the nearest run) updated
 after each, within the remaining budget, never a candidate twice nor one already run.  The target
@@ -268,13 +270,16 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
     var0 = np.maximum(np.einsum("mi,ij,mj->m", G, cov0, G) + (s * d_now) ** 2, 1e-300)
     excess = np.zeros(len(cost))
     if "params" in frame:
+        # a table of targets: the ratios on the path toward their D/N range count as inside too,
+        # the path ending at the targets' compute or the largest run the budget left can buy
+        toward = None
+        if isinstance(target, pd.DataFrame):
+            known = np.isfinite(target_c) & (target_c > 0)
+            reach = cand_c[eligible & (cost <= left)]
+            end = float(np.exp(np.mean(np.log(target_c[known])))) if known.any() else math.inf
+            toward = (min(end, float(np.nanmax(reach))) if len(reach) else end, target_r)
         excess = valley_excess(law, theta, cov0, frame["params"].to_numpy(dtype=float), cand_c, budget_levels(cost),
-                               quantity_gradients)
-        if isinstance(target, pd.DataFrame) and np.isfinite(target_r).any():
-            # a table of targets: their own D/N range is in the bracket too, so sizes at a budget
-            # spread over the settings to predict rather than bracket N* only
-            inside = (cand_r >= np.nanmin(target_r)) & (cand_r <= np.nanmax(target_r))
-            excess = np.where(inside, np.minimum(excess, 1.0), excess)
+                               quantity_gradients, toward)
     cov, picks, gains, reasons, spent = cov0.copy(), [], [], [], 0.0
     free = eligible.copy()
     for step in range(int(k)):

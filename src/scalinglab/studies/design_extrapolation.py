@@ -25,7 +25,7 @@ from scalinglab.studies.design_pool import PILOT_SPREAD_DEX
 from scalinglab.util.intervals import normal_quantile
 
 __all__ = ["DRIFT_Q", "drift_sd", "frame_compute", "valley_excess", "BRACKET_DEX", "log_ratio",
-           "setting_distance", "rollout_drift"]
+           "setting_distance", "rollout_drift", "target_path"]
 
 DRIFT_Q = {"loss": 0.027, "n_opt": 0.027 * FALLBACK["n_opt"]["q"] / FALLBACK["loss"]["q"]}
 # the half-width (dex) of sizes allowed around the current N*(C) estimate: the pilot's spread (both
@@ -128,12 +128,13 @@ def rollout_drift(df: pd.DataFrame, law: Law) -> float | None:
 
 
 def valley_excess(law: Law, theta: np.ndarray, cov: np.ndarray, params: np.ndarray, compute: np.ndarray,
-                  levels: np.ndarray, gradients) -> np.ndarray:
+                  levels: np.ndarray, gradients, toward=None) -> np.ndarray:
     """(M,) how far each candidate lies from the current N*(C) estimate at its budget level, in units
     of the bracket's half-width min(BRACKET_DEX[0] + 2·sd, BRACKET_DEX[1]) (sd by the delta method
     under ``cov``, ``gradients`` as ``design.quantity_gradients``): <= 1 inside the bracket; a
     level's nearest candidate counts as inside.  All 0 for a law without a frontier or where N* has
-    no estimate."""
+    no estimate.  ``toward``: (end compute, (m,) log10 D/N) of a table of target settings, whose
+    ratios also count as inside along the path to them (``target_path``)."""
     if not law.has_frontier:
         return np.zeros(len(params))
     from scalinglab.laws.frontier import allocate
@@ -157,4 +158,40 @@ def valley_excess(law: Law, theta: np.ndarray, cov: np.ndarray, params: np.ndarr
         if np.isfinite(centre[j]):
             excess[rows] = np.abs(log_n[rows] - centre[j]) / half[j]
             excess[rows[np.argmin(excess[rows])]] = min(excess[rows].min(), 1.0)
+    if toward is not None:
+        valley_r = np.log10(budgets / FLOPS_PER_PARAM_TOKEN) - 2 * centre         # log10 D*/N* per level
+        row_level = np.searchsorted(lev, levels)
+        inside = target_path(compute, np.log10(compute / FLOPS_PER_PARAM_TOKEN) - 2 * log_n, budgets[row_level],
+                             valley_r[row_level], budgets.min(), *toward)
+        excess = np.where(inside, np.minimum(excess, 1.0), excess)
     return excess
+
+
+def target_path(compute, ratio, level_c, valley_r, start_c, end_c, target_r) -> np.ndarray:
+    """(M,) whether each candidate (``compute``, log10 D/N ``ratio``; its budget level's compute
+    ``level_c`` and compute-optimal log10 D*/N* ``valley_r``) lies on the path from the ladder's
+    start to a table of target settings (log10 D/N ``target_r``, (m,)): at a level a fraction w of
+    the way in log compute from the cheapest level ``start_c`` to ``end_c`` (the nearest the design
+    can come to the targets: their compute, or the largest candidate the budget left can buy), the
+    ratios from the valley's D*/N* moved w of the way toward the targets' D/N range count as inside.
+
+    Why a path and not the whole range at every budget: a run at a target's D/N removes drift in
+    proportion to how near the target it is (``setting_distance``: matching the ratio shortens the
+    distance from hypot(dC, dR) to dC, a saving that vanishes as the compute gap dC grows), while an
+    off-valley run far below the target costs the valley's identification where the law is least
+    trusted, and buys cheap runs in place of the climb.  Linear in log compute is the straight line
+    between the two points the design knows, the valley it starts from and the nearest it can come
+    to the region it must predict; it takes no constant.  At the cheapest level only the valley
+    counts, at ``end_c`` and above the targets' whole range."""
+    target_r = np.asarray(target_r, dtype=float)
+    ok = np.isfinite(target_r)
+    if not ok.any() or not np.isfinite(end_c):
+        return np.zeros(len(compute), dtype=bool)
+    span = np.log(end_c / start_c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = (np.clip(np.log(np.asarray(level_c, dtype=float) / start_c) / span, 0.0, 1.0) if span > 0
+             else np.ones(len(compute)))
+    lo = valley_r + w * (target_r[ok].min() - valley_r)
+    hi = valley_r + w * (target_r[ok].max() - valley_r)
+    ratio = np.asarray(ratio, dtype=float)
+    return np.isfinite(valley_r) & (ratio >= np.minimum(lo, hi)) & (ratio <= np.maximum(lo, hi))
