@@ -32,6 +32,7 @@ import pandas as pd
 from scalinglab.data.schema import _COORDINATE_COLUMNS
 from scalinglab.util.jsonio import from_json_float, to_jsonable
 from scalinglab.util.errors import ParamError
+from scalinglab.util.intervals import chi2_quantile, normal_quantile
 
 __all__ = ["NoiseEstimate", "estimate_noise", "noise_from_replicates", "noise_from_checkpoints", "seed_groups",
            "replicate_groups", "has_replicates", "sd_interval", "WITHIN_NOISE_SDS", "NOISE_SOURCES"]
@@ -73,9 +74,7 @@ class NoiseEstimate:
 
     def floor(self, level: float) -> float:
         """Half-width (transformed space) of a two-sided ``level`` interval of one new run's noise."""
-        from scipy.stats import norm
-
-        return float(norm.ppf(0.5 + level / 2) * self.sd)
+        return float(normal_quantile(0.5 + level / 2) * self.sd)
 
     def within(self, difference, sds: float = WITHIN_NOISE_SDS) -> np.ndarray:
         """Whether |difference| (transformed space) is below ``sds`` noise sds."""
@@ -111,14 +110,12 @@ class NoiseEstimate:
 
 def sd_interval(sd: float, dof: int, level: float = 0.9) -> tuple[float, float]:
     """Chi-square ``level`` interval for σ from a sample sd with ``dof`` degrees of freedom."""
-    from scipy.stats import chi2
-
     if not 0 < level < 1:
         raise ParamError("level", f"{{level}} must lie strictly between 0 and 1, e.g. 0.9; got {level!r}")
     if dof < 1 or not np.isfinite(sd):
         return (math.nan, math.nan)
     a = (1 - level) / 2
-    return (float(sd * math.sqrt(dof / chi2.ppf(1 - a, dof))), float(sd * math.sqrt(dof / chi2.ppf(a, dof))))
+    return (float(sd * math.sqrt(dof / chi2_quantile(1 - a, dof))), float(sd * math.sqrt(dof / chi2_quantile(a, dof))))
 
 
 # ----------------------------------------------------------------------------------------------

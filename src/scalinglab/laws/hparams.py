@@ -33,7 +33,7 @@ from typing import Mapping
 
 import numpy as np
 
-from scalinglab.util.intervals import finite_sample_quantile, percentile_interval
+from scalinglab.util.intervals import finite_sample_quantile, percentile_interval, t_quantile
 from scalinglab.util.jsonio import loaded_nonnegative
 
 __all__ = ["PowerRule", "HparamLaw", "HPARAM_LAWS", "HPARAM_VARIABLES", "BATCH_UNITS", "STEP_LAW",
@@ -180,8 +180,6 @@ class HparamLaw:
         scatter in log space, t-quantile, never narrower than the CI), widened to the band
         calibrated on the sweep's rollout where the fit has one (``rollout_band``); ``pi_rule`` says
         which of the two gave it. Empty for a preset."""
-        from scipy import stats
-
         x = self.inputs(params, tokens, flops)
         out: dict[str, dict] = {}
         for key, rule in self.rules().items():
@@ -198,7 +196,7 @@ class HparamLaw:
             if s is not None and dof and xtx_inv is not None:
                 X0 = design(x, rule.variables)[0]
                 var = float(s) ** 2 * (1.0 + float(X0 @ np.asarray(xtx_inv, dtype=float) @ X0))
-                half = float(stats.t.ppf((1 + level) / 2, int(dof))) * math.sqrt(max(var, 0.0))
+                half = t_quantile((1 + level) / 2, int(dof)) * math.sqrt(max(var, 0.0))
                 centre = float(rule.log_predict(x)[0])
                 pi = (math.exp(centre - half), math.exp(centre + half))
                 if "ci" in entry:
