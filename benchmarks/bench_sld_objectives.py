@@ -78,30 +78,8 @@ def _huber(r, d):
 
 
 def plain_theta(task, law, train, rng):
-    from scipy.optimize import minimize
-
-    from scalinglab.laws.formula import FormulaLaw
-
-    f = FormulaLaw(law.formula, law.variables, target_transform="identity", positive_features=False)
-    names = list(f.public_names)
-    x0 = np.array([law.start[n] for n in names], dtype=float)
-    X, y = train[list(law.variables.values())].to_numpy(float), train[task.y].to_numpy(float)
-
-    def mse(t):
-        with np.errstate(all="ignore"):
-            v = float(np.mean((f.predict(t, X) - y) ** 2))
-        return v if np.isfinite(v) else 1e30
-
-    best = None
-    for k in range(5):
-        start = x0 if k == 0 else x0 * np.exp(rng.normal(0, 0.3, x0.size)) + rng.normal(0, 0.01, x0.size)
-        try:
-            res = minimize(mse, start, method="BFGS")
-        except (ValueError, FloatingPointError):
-            continue
-        if best is None or res.fun < best.fun:
-            best = res
-    return dict(zip(names, best.x)), f, X
+    """The benchmark's plain fitter (``bench_sld_shapes.plain_theta``): BFGS on raw MSE."""
+    return sld.plain_theta(task, law, train, rng)
 
 
 def main(argv=None) -> int:

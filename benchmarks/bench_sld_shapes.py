@@ -237,9 +237,10 @@ def cli_validate(task: Task, law: LawForm, group: str, path: Path) -> dict:
     return out
 
 
-def plain_fit(task: Task, law: LawForm, train: pd.DataFrame, test: pd.DataFrame, rng) -> np.ndarray:
+def plain_theta(task: Task, law: LawForm, train: pd.DataFrame, rng):
     """BFGS on the MSE of the raw target from the hand start and 4 jittered copies; the formula's
-    values come from the formula tree (identity target, no log parameters): the same function."""
+    values come from the formula tree (identity target, no log parameters): the same function.
+    Returns ({parameter: value}, the FormulaLaw, the training features)."""
     from scipy.optimize import minimize
 
     from scalinglab.laws.formula import FormulaLaw
@@ -248,7 +249,6 @@ def plain_fit(task: Task, law: LawForm, train: pd.DataFrame, test: pd.DataFrame,
     names = list(f.public_names)
     x0 = np.array([law.start[n] for n in names], dtype=float)
     Xtr, ytr = train[list(law.variables.values())].to_numpy(float), train[task.y].to_numpy(float)
-    Xte = test[list(law.variables.values())].to_numpy(float)
 
     def mse(theta):
         with np.errstate(all="ignore"):
@@ -265,8 +265,15 @@ def plain_fit(task: Task, law: LawForm, train: pd.DataFrame, test: pd.DataFrame,
             continue
         if best is None or res.fun < best.fun:
             best = res
+    return dict(zip(names, best.x)), f, Xtr
+
+
+def plain_fit(task: Task, law: LawForm, train: pd.DataFrame, test: pd.DataFrame, rng) -> np.ndarray:
+    """The plain fitter's (``plain_theta``) predictions on the test rows."""
+    theta, f, _ = plain_theta(task, law, train, rng)
+    Xte = test[list(law.variables.values())].to_numpy(float)
     with np.errstate(all="ignore"):
-        return f.predict(best.x, Xte)
+        return f.predict(np.array(list(theta.values())), Xte)
 
 
 def r2(pred, obs) -> float:
