@@ -11,7 +11,8 @@ import pytest
 from scalinglab.design import candidate_pool, suggest
 from scalinglab.laws import get_law
 from scalinglab.studies.design import target_interval
-from scalinglab.studies.design_pool import PILOT_SHARE, PILOT_SPREAD_DEX
+from scalinglab.studies.design import PILOT_EXTRA_RUNS
+from scalinglab.studies.design_pool import PILOT_BUDGETS, PILOT_SHARE, PILOT_SPREAD_DEX
 
 REF = dict(get_law("chinchilla").reference)        # Epoch AI's refit: the truth of these ladders
 BUDGETS = 10.0 ** np.arange(17, 21, 0.5)          # 1e17 ... 3.2e20: the pool; the target is 1e21
@@ -57,11 +58,11 @@ def test_the_pilot_is_a_small_valley_grid_at_the_cheapest_budgets(pool):
     assert calls[0][0] == "pilot" and calls[0][1] <= PILOT_SHARE * budget
     assert pilot["cost"].sum() <= PILOT_SHARE * budget
     p = len(get_law("chinchilla").params)
-    assert len(pilot) >= p + 3                                      # enough to fit and estimate the noise
-    assert set(pilot["flops"]) == set(BUDGETS[:3])                  # the three cheapest budgets
+    assert len(pilot) == p + PILOT_EXTRA_RUNS == p + 1              # the fewest runs that fit the law
+    assert set(pilot["flops"]) == set(BUDGETS[:PILOT_BUDGETS])      # the two cheapest budgets
     # sizes around the reference valley (the pool's sizes are N*·10^±1 in 7 steps of 1/3 dex):
     # never farther than the pilot's spread plus half a step, so never a corner
-    n_opt = {c: float(np.median(pool.loc[pool["flops"] == c, "params"])) for c in BUDGETS[:3]}
+    n_opt = {c: float(np.median(pool.loc[pool["flops"] == c, "params"])) for c in BUDGETS[:PILOT_BUDGETS]}
     off = np.abs(np.log10(pilot["params"] / pilot["flops"].map(n_opt)))
     assert off.max() <= PILOT_SPREAD_DEX + 1 / 6 + 1e-9 and off.max() < 1.0
     for c, part in pilot.groupby("flops"):                          # both walls of each valley

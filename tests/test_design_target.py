@@ -198,3 +198,69 @@ def test_valley_excess_admits_a_far_ratio_at_the_top_level_only():
     assert (plain[2:] > 1).all() and (plain[:2] <= 1).all()
     assert aimed[3] <= 1 < aimed[2]
     np.testing.assert_allclose(aimed[:2], plain[:2])
+
+
+# ---- spending a fixed budget: the set that leaves the least variance (studies/design_spend) ----
+
+def _spend_case():
+    """A fitted ladder (IsoFLOP 1e17-1e19, 5 sizes each, 1% seeded noise on the reference law),
+    target 1e21, and a pool of one run at 1e20 (the valley's N*) and 6 new sizes at 1e19; the
+    budget left, 1e20, buys either the 1e20 run alone or any subset of the 1e19 runs."""
+    runs = candidate_pool([1e17, 1e18, 1e19], sizes_per_budget=5, spread_decades=0.6)
+    runs["loss"] = (REF["E"] + REF["A"] / runs["params"] ** REF["alpha"] + REF["B"] / runs["tokens"] ** REF["beta"]) \
+        * np.exp(0.01 * np.random.default_rng(0).standard_normal(len(runs)))
+    cheap = candidate_pool([1e19], sizes_per_budget=9, spread_decades=0.4)
+    cheap = cheap[~np.isclose(cheap["params"].to_numpy()[:, None], runs["params"].to_numpy()[None]).any(axis=1)]
+    pool = pd.concat([candidate_pool([1e20], sizes_per_budget=1, spread_decades=0.0), cheap], ignore_index=True)
+    return runs[["params", "tokens", "flops", "loss"]], pool[["params", "tokens", "cost"]], 1e21, 1e20
+
+
+def _exact_remaining(runs, pool, target):
+    """Each subset's remaining variance (summed share of the variance now) from the stacked
+    information σ²(JᵀJ)⁻¹ of the runs plus the subset — not the rank-one updates suggest uses."""
+    from scalinglab.fitting.engine import fit
+    from scalinglab.studies.design import gauss_newton_cov, target_function
+
+    law = get_law("chinchilla")
+    theta = np.asarray(fit(runs, law, weights=None, diagnose=False, seed=0).theta, dtype=float)
+    _, f = target_function(law, target)
+    G = quantity_gradients(f, theta[None])[0]
+    _, J_runs = law.predict_z_and_jac(theta, law.features(runs))
+    _, J_pool = law.predict_z_and_jac(theta, law.features(pool))
+
+    def var(subset):
+        cov = gauss_newton_cov(np.vstack([J_runs, J_pool[list(subset)]]), 1.0)   # σ cancels in the shares
+        return np.einsum("mi,ij,mj->m", G, cov, G)
+    v0 = var([])
+    return lambda subset: float((var(subset) / v0).sum())
+
+
+def test_a_fixed_budget_buys_the_set_with_the_least_variance_not_the_best_ratio():
+    import itertools
+
+    runs, pool, target, budget = _spend_case()
+    remaining = _exact_remaining(runs, pool, target)
+    cost = pool["cost"].to_numpy()
+    feasible = [s for r in range(1, len(pool) + 1) for s in itertools.combinations(range(len(pool)), r)
+                if cost[list(s)].sum() <= budget]
+    best = min(feasible, key=remaining)
+    # the exact variance prefers the one 1e20 run to every affordable set of 1e19 runs ...
+    assert best == (0,)
+    assert remaining((0,)) < remaining(tuple(range(1, len(pool))))
+    # ... although a 1e19 run removes more variance per FLOP (the old rule would start with it)
+    removed = [remaining(()) - remaining((i,)) for i in range(len(pool))]          # remaining(()) = 2 quantities
+    per_flop = np.asarray(removed) / cost
+    assert int(np.argmax(per_flop)) != 0
+    s = suggest(runs, "chinchilla", pool, target, budget_left=budget, k=len(pool), drift=0.0, n_draws=50)
+    key = {(p, t): i for i, (p, t) in enumerate(zip(pool["params"], pool["tokens"]))}
+    assert tuple(sorted(key[(p, t)] for p, t in zip(s.chosen["params"], s.chosen["tokens"]))) == best
+    assert any("budget plan" in n for n in s.notes)
+
+
+def test_a_budget_that_buys_every_candidate_keeps_the_gain_per_cost_order():
+    runs, pool, target, _ = _spend_case()
+    s = suggest(runs, "chinchilla", pool, target, budget_left=float(pool["cost"].sum()), k=len(pool), drift=0.0,
+                n_draws=50)
+    assert len(s.chosen) == len(pool) and not any("budget plan" in n for n in s.notes)
+    gains = s.chosen["expected_gain"].to_numpy() / s.chosen["cost"].to_numpy()
+    assert gains[0] == pytest.approx(gains.max())            # the first pick: the best marginal gain per cost

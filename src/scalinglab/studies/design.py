@@ -16,11 +16,12 @@ Three choices make the design beat random and grid ladders on extrapolation (ben
 "Experiment design"; the first version, without them, lost to both at 5-10% of the cost):
 
 * **A pilot identifies the law cheaply** (``design_pool.pilot_design``): before anything else, a
-  small IsoFLOP grid at the 3 cheapest budgets of the pool, 3 sizes each at the valley's centre
-  (the law's reference constants) and ±0.4 dex, at most 15% of the whole budget once it can be
-  fitted.  The earlier space-filling start spent 46-83% of the budget on 4 pool corners, where a
-  law is least trusted on real data.  (``space_filling`` remains the start for a pool with no
-  size axis.)
+  small IsoFLOP grid at the 2 cheapest budgets of the pool, 3 sizes each at the valley's centre
+  (the law's reference constants) and ±0.4 dex, the fewest runs that fit the law (p + 1), at most
+  15% of the whole budget once it can be fitted (p + 3 runs over 3 levels took 44-97% of a CPU
+  ladder's budget before the design could choose).  The earlier space-filling start spent 46-83%
+  of the budget on 4 pool corners, where a law is least trusted on real data.  (``space_filling``
+  remains the start for a pool with no size axis.)
 * **The target's variance includes misspecification** (``design_extrapolation``): the drift of
   the calibrated prediction interval, σ_m = (q/z)(d0 + d), is added to the parameter variance,
   d the log distance from each target setting to the nearest run in compute beyond it and in
@@ -36,8 +37,10 @@ Three choices make the design beat random and grid ladders on extrapolation (ben
   nearest budget the design can reach, the valley alone at the cheapest), then within twice the
   bracket, the walls' far ends last.
 
-Picks are greedy: the best gain per unit cost, the covariance (and the nearest run) updated
-after each, within the remaining budget, never a candidate twice nor one already run.  The target
+Picks spend the budget left as a whole (``design_spend``): three greedy plans (gain per cost, gain,
+the best single run then gain per cost), the covariance (and the nearest run) updated after each
+pick, each plan's whole set scored jointly, the plan leaving the least target variance kept and its
+first k runs returned; never a candidate twice nor one already run.  The target
 is a compute budget C (quantities: the planned loss at the compute-optimal allocation and log10
 N*(C)) or a table of target settings (their predicted losses).  ``target_interval`` gives the
 current interval alone; ``score`` (``design_score.py``) simulates a whole ladder before it is run.
@@ -56,17 +59,19 @@ from scalinglab.studies.design_extrapolation import (DRIFT_Q, MIN_ROLLOUT_LEVELS
                                                      rollout_drift, setting_distance, valley_excess)
 from scalinglab.studies.design_pool import (PILOT_SHARE, already_run, budget_levels, checked_pool, pilot_design,
                                             space_filling)
+from scalinglab.studies.design_spend import BRACKET_RULES, Scorer, spend_plan
 from scalinglab.util.errors import ParamError
 from scalinglab.util.intervals import check_level, percentile_interval
 
 __all__ = ["Suggestion", "suggest", "target_interval", "target_function", "quantity_gradients", "gauss_newton_cov",
-           "DEFAULT_NOISE"]
+           "DEFAULT_NOISE", "BRACKET_RULES"]
 
 DEFAULT_NOISE = 0.01       # sd of log loss when the runs cannot estimate it: ~1% seed-to-seed (data.builtin)
 MIN_DOF_FOR_NOISE = 3      # residual degrees of freedom needed to estimate sigma from the fit
-# the rule that picked a candidate past the pilot, as its reason names it ("RULE: detail")
-BRACKET_RULES = ("variance per cost in the N* bracket", "variance per cost in twice the N* bracket",
-                 "variance per cost outside the N* bracket")
+# the pilot's runs beyond the law's parameters: the fewest that fit it with a residual (the noise is
+# DEFAULT_NOISE until MIN_DOF_FOR_NOISE); the variance rule places every run after them (issue 28:
+# p + 3 runs over 3 levels took 44-97% of a CPU ladder's budget before the design could choose)
+PILOT_EXTRA_RUNS = 1
 
 
 def target_function(law: Law, target):
@@ -240,7 +245,7 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
     nan = {q: (math.nan, math.nan) for q in names}
     run_c = frame_compute(df)
     spent_before = float(np.nansum(run_c)) if run_c is not None else 0.0
-    min_runs = p + MIN_DOF_FOR_NOISE
+    min_runs = p + PILOT_EXTRA_RUNS
     pilot = []
     design = _pilot_candidates(law, frame, cost, eligible, df, run_c, left + spent_before, min_runs)
     if n_runs < design[1]:                       # the pilot is not complete yet: its next runs first
@@ -280,42 +285,17 @@ def suggest(runs, law, pool, target, *, budget_left, k: int = 4, n_draws: int = 
             toward = (min(end, float(np.nanmax(reach))) if len(reach) else end, target_r)
         excess = valley_excess(law, theta, cov0, frame["params"].to_numpy(dtype=float), cand_c, budget_levels(cost),
                                quantity_gradients, toward)
-    cov, picks, gains, reasons, spent = cov0.copy(), [], [], [], 0.0
-    free = eligible.copy()
-    for step in range(int(k)):
-        SJ = cov @ J_c.T                                            # (p, M)
-        denom = sigma ** 2 + np.einsum("mp,pm->m", J_c, SJ)
-        red = (G @ SJ) ** 2 / denom                                 # (m, M) parameter variance removed
-        d_new = np.minimum(d_now[:, None], d_cand)                  # (m, M) nearest run after each pick
-        red_mis = (s ** 2)[:, None] * (d_now[:, None] ** 2 - d_new ** 2)   # (m, M) drift variance removed
-        gain = ((red + red_mis) / var0[:, None]).sum(axis=0)
-        affordable = free & (cost <= left - spent)
-        if not affordable.any():
-            break
-        if step < len(pilot):                                       # the pilot's remaining runs first
-            i, why = pilot[step], "pilot: IsoFLOP grid at the cheapest budgets around the valley; "
-        else:
-            # inside the valley's bracket; once it is used up, within twice it; a wall's far end last
-            ok, why = next((m, w) for m, w in ((affordable & (excess <= 1), BRACKET_RULES[0] if "params" in frame
-                                                else "variance per cost"), (affordable & (excess <= 2), BRACKET_RULES[1]),
-                                               (affordable, BRACKET_RULES[2])) if m.any())
-            i, why = int(np.argmax(np.where(ok, gain / cost, -np.inf))), why + ": "
-        var_now = np.einsum("mi,ij,mj->m", G, cov, G) + (s * d_now) ** 2
-        share = (red[:, i] + red_mis[:, i]) / var_now.clip(1e-300)
-        picks.append(i)
-        gains.append(float(gain[i]))
-        reasons.append(why + "cuts " + ", ".join(f"var({q}) by {100 * v:.0f}%" for q, v in zip(names, share))
-                       + f" for {cost[i]:.3g}")
-        cov = cov - np.outer(SJ[:, i], SJ[:, i]) / denom[i]
-        d_now = d_new[:, i]
-        free[i] = False
-        spent += cost[i]
+    scorer = Scorer(J_c, G, sigma, s, d_cand, var0, excess, "params" in frame)
+    plan, spend_note = spend_plan(scorer, cov0, d_now, eligible, cost, left, pilot, names)
+    picks, gains, reasons = plan.picks[:int(k)], plan.gains[:int(k)], plan.reasons[:int(k)]
+    cov, d_now, _ = scorer.after(cov0, d_start, picks)
+    spent = float(cost[picks].sum()) if picks else 0.0
     z = np.random.default_rng(seed).standard_normal((int(n_draws), p + 1))
     current = _intervals(names, _quantity_draws(law, f, theta, cov0, z, s * d_start, names), level)
     after = _intervals(names, _quantity_draws(law, f, theta, cov, z, s * d_now, names), level)
     notes = ([] if state["dof"] >= MIN_DOF_FOR_NOISE else [
         f"noise sd {DEFAULT_NOISE:g} assumed: {state['dof']} residual degrees of freedom are too few to estimate it"]
-             ) + [q_note]
+             ) + [q_note] + ([spend_note] if spend_note else [])
     method = "pilot" if picks and all(i in pilot for i in picks) else "gauss-newton"
     return Suggestion(_chosen(frame, cost, picks, gains, reasons), names, current, after, float(spent), left,
                       method, sigma, n_runs, level, notes)

@@ -20,12 +20,15 @@ __all__ = ["candidate_pool", "checked_pool", "pool_costs", "space_filling", "alr
 # counted from the cheapest (the width the benchmark bins real ladders' budgets at: runs of one
 # IsoFLOP curve differ by a few percent in exact cost, neighbouring curves by >= 0.25 dex).
 LEVEL_WIDTH_DEX = 0.25
-# The pilot: an IsoFLOP grid at the PILOT_BUDGETS cheapest levels, sizes at the valley's centre and
+# The pilot: an IsoFLOP grid at the PILOT_BUDGETS cheapest levels (2: the fewest that identify a law
+# with separate N and D terms, which one IsoFLOP curve confounds, D being C/6N along it; the pilot
+# stops at the fewest runs that fit the law, parameters + 1, and the variance rule places the rest),
+# sizes at the valley's centre and
 # PILOT_SPREAD_DEX either side (a parabola through three points needs them on both walls of the
 # valley; +-0.4 dex keeps them within the flat-bottomed region where the law is trusted, unlike
 # the pool's corners), costing at most PILOT_SHARE of the whole ladder budget once a fit is possible.
 PILOT_SHARE = 0.15
-PILOT_BUDGETS = 3
+PILOT_BUDGETS = 2
 PILOT_SPREAD_DEX = 0.4
 
 
