@@ -45,11 +45,20 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 __all__ = ["train_job", "LocalExecutor", "RayExecutor", "gpu_count", "worker_main", "EVENT_PREFIX",
-           "check_device", "DEVICES", "one_line", "cpu_count", "cpu_threads", "resolve_jobs", "AUTO"]
+           "check_device", "DEVICES", "one_line", "cpu_count", "cpu_threads", "resolve_jobs", "AUTO",
+           "worker_env", "MALLOC_TUNING"]
 
 EVENT_PREFIX = "@@scalinglab "
 _MAX_MESSAGE = 2000                 # characters of a one-line cause kept in the store
 DEVICES = "auto (CUDA when available, else cpu), cpu, cuda or cuda:N"
+# glibc malloc in a worker: keep freed memory for the next step. A small model's step allocates and
+# frees the same few MB of activations and gradients; by default glibc hands them back to the OS
+# (mmap/munmap, heap trimming) and page-faults them in again each step: ~80% of a tiny CPU run's
+# page faults and most of its system time (benchmarks/RESULTS.md, "Trainer overhead on tiny
+# models"). Where memory comes from changes no arithmetic: the losses are the same bits (measured
+# there, with the curves and noise columns). 32 MiB is glibc's largest
+# mmap threshold; other C libraries ignore these variables, and a value the user set is kept.
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
 def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
@@ -147,6 +156,7 @@ def worker_main() -> None:
 
     torch is imported BEFORE the job is read, so a spare child started while another run trains
     pays its import (seconds on a loaded CPU) in parallel; EOF without a job exits quietly.
+    It leaves through ``_leave`` (no interpreter teardown).
     """
     parent = os.getppid()
     out = sys.stdout
@@ -159,7 +169,7 @@ def worker_main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     if not text.strip():
-        sys.exit(0)
+        _leave(0)
     job = json.loads(text)
 
     def send(message: dict) -> None:
@@ -173,7 +183,18 @@ def worker_main() -> None:
 
     outcome = train_job(job, on_event)       # a crash's traceback travels in the outcome, to the log
     send({"kind": "outcome", **outcome})
-    sys.exit(130 if outcome["status"] == "interrupted" else 0)
+    _leave(130 if outcome["status"] == "interrupted" else 0)
+
+
+def _leave(code: int) -> None:
+    """End a worker without the interpreter's teardown, which with torch and torch._dynamo loaded
+    costs about a second of CPU per run (benchmarks/RESULTS.md, "Trainer overhead on tiny
+    models"). Nothing is left to clean up: the events and outcome are flushed (here too, with the
+    log on stderr), the checkpoint is closed and renamed into place, the driver writes the store."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 # ---------------------------------------------------------------------- local executor
@@ -227,20 +248,27 @@ def resolve_jobs(jobs: int | str, threads: int | None = None, *, runs: int | Non
     return jobs, cpu_threads(jobs, threads or 1, cores)
 
 
+def worker_env(base: dict, slot: int | None, threads: int) -> dict:
+    """The environment of a worker process: ``base`` with its GPU (``slot``), its share of the
+    cores (``threads``, also for the OpenMP/MKL pools ``torch.set_num_threads`` misses) and
+    ``MALLOC_TUNING`` (unless ``base`` sets those variables itself)."""
+    env = {**MALLOC_TUNING, **base}
+    if slot is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
 class _Child:
     """One worker process; started (and importing torch) before it is given its job."""
 
     def __init__(self, slot: int | None, threads: int):
-        env = dict(os.environ)
-        if slot is not None:
-            env["CUDA_VISIBLE_DEVICES"] = str(slot)
-        # the run's share of the cores, also for OpenMP/MKL pools torch.set_num_threads misses
-        env["OMP_NUM_THREADS"] = str(threads)
-        env["MKL_NUM_THREADS"] = str(threads)
         self.slot = slot
         self.proc = subprocess.Popen([sys.executable, "-m", "scalinglab.sweep.executors"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, text=True)
+                                     stderr=subprocess.PIPE, env=worker_env(os.environ, slot, threads),
+                                     text=True)
         self.stderr: deque[str] = deque(maxlen=200)
         self.err_thread = threading.Thread(target=self._read_err, daemon=True)
         self.err_thread.start()
