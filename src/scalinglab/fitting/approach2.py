@@ -20,7 +20,8 @@ from scalinglab.util.jsonio import to_jsonable
 from scalinglab.util.errors import ParamText
 from scalinglab.util.records import Record
 
-__all__ = ["IsoflopResult", "PowerLaw", "isoflop_approach2", "approach2_from_minima", "loglog_regression"]
+__all__ = ["IsoflopResult", "PowerLaw", "isoflop_approach2", "approach2_from_minima", "loglog_regression",
+           "TooFewValleys"]
 
 _NAN_PAIR = (float("nan"), float("nan"))
 
@@ -28,6 +29,10 @@ _NAN_PAIR = (float("nan"), float("nan"))
 # ----------------------------------------------------------------------------------------------
 # power laws y = k x^a by least squares in log space, vectorised over resamples
 # ----------------------------------------------------------------------------------------------
+
+class TooFewValleys(ValueError):
+    """Fewer than 2 budgets with an interior minimum: no power law of N*(C) through the valleys."""
+
 
 @dataclass
 class PowerLaw(Record):
@@ -205,7 +210,7 @@ def approach2_from_minima(minima: BudgetMinima, *, method: str = "parabola", lev
     used = budgets[budgets["used"]]
     if len(used) < 2:
         table = "\n".join(f"  C={r.flops:.3g}: {r.excluded or 'used'}" for r in budgets.itertuples())
-        raise ValueError(ParamText(f"{{isoflop_approach2}}: need at least 2 budgets with an interior minimum for "
+        raise TooFewValleys(ParamText(f"{{isoflop_approach2}}: need at least 2 budgets with an interior minimum for "
                                    f"the power law, have {len(used)} of {len(budgets)}:\n", "isoflop_approach2") + table)
     logc = np.log(used["flops"].to_numpy(float))
     logn = np.log(used["n_opt"].to_numpy(float))

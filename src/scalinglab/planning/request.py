@@ -213,13 +213,20 @@ def make_full_plan(fit, request: PlanRequest, ladder=None) -> FullPlan:
     budget = request.budget_flops()
     data_problems = check_plannable(fit, request.allow_degenerate)     # before the ladder's rollout, which is slow
     constraints, experts_plan = plan_constraints_for(fit, request, budget)
-    iso = None
+    iso, iso_warnings = None, []
     if ladder is not None:
-        from scalinglab.fitting.approach2 import isoflop_approach2
+        from scalinglab.fitting.approach2 import TooFewValleys, isoflop_approach2
 
         data_problems += [p for p in check_runs(ladder, what="plan, the fit's ladder", force=request.allow_degenerate)
                           if p not in data_problems]
-        iso = isoflop_approach2(ladder, n_bootstrap=request.n_bootstrap, level=level)
+        try:
+            iso = isoflop_approach2(ladder, n_bootstrap=request.n_bootstrap, level=level)
+        except TooFewValleys as err:
+            # a ladder too thin for IsoFLOP valleys (fewer than 2 budgets with an interior minimum) still
+            # calibrates the plan; approach 2 is only a cross-check of N* unless it was asked for
+            if request.prefer in ("approach2", "combined"):
+                raise
+            iso_warnings.append(f"no approach 2 cross-check of N*: {err}; N* comes from the law alone")
         if fit.calibration is None:
             from scalinglab.fitting.calibration import calibrate_fit
 
@@ -232,6 +239,7 @@ def make_full_plan(fit, request: PlanRequest, ladder=None) -> FullPlan:
                        allow_degenerate=request.allow_degenerate, constraints=constraints, level=level,
                        hparams_law=request.hparams_law, critical_batch=request.critical_batch)
     result.warnings.extend(f"data, planned anyway as insisted: {p}" for p in data_problems)
+    result.warnings.extend(iso_warnings)
     extras = extend_plan(fit, result, inference_tokens=request.inference_tokens, inference_gpu=request.inference_gpu,
                          inference_dtype=request.inference_dtype, inference_mfu=request.inference_mfu,
                          inference_usd_per_gpu_hour=request.inference_usd_per_gpu_hour,
