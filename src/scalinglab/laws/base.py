@@ -349,15 +349,21 @@ class Law:
             raise ValueError(f"law {self.name!r} fits column {self.target!r}, which the runs lack")
         return np.asarray(df[self.target], dtype=float)
 
+    def feature_domain(self, name: str):
+        """(a test of a column's values, what they must be, in words) for the variable ``name``: a
+        positive finite number when ``positive_features``, else a finite one. A law whose variables
+        have other domains (a fraction in [0, 1)) overrides it."""
+        if self.positive_features:
+            return (lambda v: np.isfinite(v) & (v > 0)), "a positive finite number"
+        return np.isfinite, "a finite number"
+
     def check_features(self, X: np.ndarray) -> None:
         """Raise ValueError naming the first bad row (1-based) and column."""
         for j, name in enumerate(self.variables):
-            ok = np.isfinite(X[:, j])
-            if self.positive_features:
-                ok &= X[:, j] > 0
+            test, need = self.feature_domain(name)
+            ok = test(X[:, j])
             if not ok.all():
                 i = int(np.argmax(~ok))
-                need = "a positive finite number" if self.positive_features else "a finite number"
                 raise ValueError(f"row {i + 1}, column {name!r}: {X[i, j]!r} is not {need} "
                                  f"({int((~ok).sum())} such rows); law {self.name!r} needs {name} to be {need}")
 
